@@ -1,0 +1,98 @@
+"""YAML with line numbers, so every error in a rulebook or catalog points at `file:line`.
+
+PyYAML's composed node tree knows where each node starts; we keep a map from the path of every
+value (keys and list indexes) to its line, and translate pydantic's error locations through it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Key = str | int
+M = TypeVar("M", bound=BaseModel)
+
+
+class LocatedError(ValueError):
+    """A user-facing error that already says where: `file:line: message` (one or more lines)."""
+
+
+class Where:
+    """Lines of every value in one YAML document, by path."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[Key, ...], int] = {}
+
+    def add(self, path: tuple[Key, ...], line: int) -> None:
+        self._lines[path] = line
+
+    def line(self, path: tuple[Key, ...]) -> int:
+        """The line of the deepest known prefix of `path` (1-based)."""
+        for n in range(len(path), -1, -1):
+            if path[:n] in self._lines:
+                return self._lines[path[:n]]
+        return 1
+
+
+def _build(node: yaml.Node, path: tuple[Key, ...], where: Where) -> Any:
+    where.add(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for k, v in node.value:
+            key = _scalar(k)
+            if key in out:
+                raise LocatedError(f"line {k.start_mark.line + 1}: duplicate key {key!r}")
+            out[key] = _build(v, (*path, str(key)), where)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(v, (*path, i), where) for i, v in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+
+
+def parse_yaml_located(text: str, name: str) -> tuple[Any, Where]:
+    where = Where()
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise LocatedError(f"{name}:{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if node is None:
+        return None, where
+    try:
+        return _build(node, (), where), where
+    except LocatedError as e:
+        raise LocatedError(f"{name}:{str(e).removeprefix('line ')}") from None
+
+
+def load_yaml_located(path: Path) -> tuple[Any, Where]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise LocatedError(f"{path}: cannot read: {e.strerror}") from None
+    return parse_yaml_located(text, str(path))
+
+
+def validate_located(model: type[M], raw: Any, name: Path | str, where: Where, prefix: tuple[Key, ...] = ()) -> M:
+    """Validate with pydantic, re-raising every problem as `file:line: field: message`."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise LocatedError("\n".join(_located(e, name, where, prefix))) from None
+
+
+def _located(e: ValidationError, name: Path | str, where: Where, prefix: tuple[Key, ...]) -> list[str]:
+    out = []
+    for err in e.errors():
+        loc = tuple(x for x in err["loc"] if isinstance(x, (str, int)))
+        field = ".".join(str(x) for x in loc) or "(document)"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{name}:{where.line((*prefix, *loc))}: {field}: {msg}")
+    return out
