@@ -59,7 +59,7 @@ def _scalar(node: yaml.Node) -> Any:
 def parse_yaml_located(text: str, name: str) -> tuple[Any, Where]:
     where = Where()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else 1

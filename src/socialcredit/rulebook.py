@@ -1,0 +1,466 @@
+"""Rulebooks: typed, versioned, inheriting layers of rules, checked against the catalog.
+
+A *layer* is one YAML file: one jurisdiction's rules as of one `effective_from` date. A jurisdiction
+`extends` its parent (national → province → city) and may override any inherited rule, cap, list or
+memory by id, or remove it. The *resolved* rulebook for a city at a time stacks the layers in force
+then; its version is the chain of layer versions (e.g. `rongcheng@2+national@1`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from sqlglot import exp
+
+from socialcredit.catalog import Catalog, default_catalog
+from socialcredit.conditions import ConditionError, parse_condition
+from socialcredit.yamlio import LocatedError, Where, parse_yaml_located, validate_located
+
+DURATION = r"^[1-9][0-9]*[dmy]$"
+SOURCE = r"^(seed|illustrative|reported: .+)$"
+Period = Literal["month", "quarter", "year"]
+Assessment = Literal["month"]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    _at: str = PrivateAttr(default="")
+
+    @property
+    def at(self) -> str:
+        """`file:line` where this item was written."""
+        return self._at
+
+
+class Rule(_M):
+    id: str = Field(pattern=r"^[a-z0-9_.:-]+$")
+    behaviour: str | None = None
+    characteristic: str | None = None
+    when: str | None = Field(None, description="condition on the behaviour's or characteristic's attributes")
+    points: int
+    valid_for: str | None = Field(None, pattern=DURATION, description="points expire after this; null = never")
+    label: str = ""
+    source: str = Field(pattern=SOURCE)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Rule:
+        if (self.behaviour is None) == (self.characteristic is None):
+            raise ValueError("a rule names exactly one of behaviour or characteristic")
+        return self
+
+
+class Cap(_M):
+    id: str
+    behaviour: str
+    per: Period = "year"
+    max: int | None = Field(None, description="at most this many points gained per period")
+    min: int | None = Field(None, description="at most this many points lost per period (a negative number)")
+    source: str = Field(pattern=SOURCE)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Cap:
+        if self.max is None and self.min is None:
+            raise ValueError("a cap needs max or min")
+        return self
+
+
+class Trigger(_M):
+    behaviour: str | None = None
+    characteristic: str | None = None
+    when: str | None = None
+    duration: str | None = Field(None, pattern=DURATION, description="stay on the list this long from the record")
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Trigger:
+        if (self.behaviour is None) == (self.characteristic is None):
+            raise ValueError("a trigger names exactly one of behaviour or characteristic")
+        if self.behaviour is not None and self.duration is None:
+            raise ValueError("a behaviour trigger needs a duration")
+        return self
+
+
+class ListMeasure(_M):
+    measure: str
+    for_: str | None = Field(None, alias="for", pattern=DURATION, description="only this long from entry")
+
+
+class ListDef(_M):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    kind: Literal["blacklist", "whitelist"]
+    label: str
+    grades: list[str] = Field([], description="enter at an assessment when the grade is one of these")
+    triggers: list[Trigger] = []
+    min_stay: str | None = Field(None, pattern=DURATION, description="a grade entry lasts at least this long")
+    measures: list[ListMeasure | str] = []
+    public: bool = Field(True, description="shown on public pages where disclosure allows")
+    source: str = Field(pattern=SOURCE)
+
+    def list_measures(self) -> list[ListMeasure]:
+        return [ListMeasure(measure=m) if isinstance(m, str) else m for m in self.measures]
+
+
+class Memory(_M):
+    id: str
+    after: str = Field(description="a list id: any stay on it, ever, leaves this mark")
+    never_lists: list[str] = Field([], description="lists the citizen may never enter again")
+    measures: list[str] = Field([], description="measures that apply for good from the first stay")
+    source: str = Field(pattern=SOURCE)
+
+
+class Scale(_M):
+    base: int
+    min: int
+    max: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if not self.min <= self.base <= self.max:
+            raise ValueError("scale needs min <= base <= max")
+        return self
+
+
+class Grade(_M):
+    grade: str
+    min: int
+
+
+class Disclosure(_M):
+    publish_scores: bool = False
+    billboard: bool = False
+    station_monitor: bool = False
+    notify_citizens: bool = True
+
+
+class Remove(_M):
+    rules: list[str] = []
+    caps: list[str] = []
+    lists: list[str] = []
+    memory: list[str] = []
+
+
+class Layer(_M):
+    """One rulebook file: a jurisdiction's own rules from one date on."""
+
+    jurisdiction: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    level: Literal["national", "province", "city"]
+    extends: str | None = None
+    region_code: str | None = Field(None, pattern=r"^[1-8][0-9]{5}$")
+    version: int = Field(ge=1)
+    effective_from: dt.date = Field(description="CST calendar date this version takes effect")
+    source: str = Field(pattern=SOURCE)
+    notes: str = ""
+    scale: Scale | None = None
+    period: Assessment | None = Field(None, description="assessment and network period; only month for now")
+    grades: list[Grade] | None = None
+    disclosure: Disclosure | None = None
+    rules: list[Rule] = []
+    caps: list[Cap] = []
+    lists: list[ListDef] = []
+    memory: list[Memory] = []
+    remove: Remove = Remove()
+
+    @property
+    def key(self) -> str:
+        return f"{self.jurisdiction}@{self.version}"
+
+
+@dataclass
+class Rulebook:
+    """A city's rules in force over one stretch of time, with inheritance already applied."""
+
+    jurisdiction: str
+    name: str
+    version: str
+    effective_from: dt.date
+    effective_to: dt.date | None
+    scale: Scale
+    period: Assessment
+    grades: list[Grade]
+    disclosure: Disclosure
+    rules: list[Rule]
+    caps: list[Cap]
+    lists: list[ListDef]
+    memory: list[Memory]
+    region_code: str | None
+    conditions: dict[str, exp.Expression] = field(default_factory=dict)
+
+    def grade_of(self, score: float) -> str:
+        for g in self.grades:
+            if score >= g.min:
+                return g.grade
+        return self.grades[-1].grade
+
+    def list_by_id(self, list_id: str) -> ListDef:
+        return next(x for x in self.lists if x.id == list_id)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse_layer(text: str, name: str) -> Layer:
+    raw, where = parse_yaml_located(text, name)
+    if not isinstance(raw, dict):
+        raise LocatedError(f"{name}:1: a rulebook is a mapping (jurisdiction, version, rules …)")
+    layer = validate_located(Layer, raw, name, where)
+    _stamp(layer, name, where)
+    return layer
+
+
+def _stamp(layer: Layer, name: str, where: Where) -> None:
+    layer._at = f"{name}:{where.line(())}"
+    for coll in ("rules", "caps", "lists", "memory"):
+        for i, item in enumerate(getattr(layer, coll)):
+            item._at = f"{name}:{where.line((coll, i))}"
+            if isinstance(item, ListDef):
+                for j, t in enumerate(item.triggers):
+                    t._at = f"{name}:{where.line((coll, i, 'triggers', j))}"
+
+
+def load_layer(path: Path) -> Layer:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise LocatedError(f"{path}: cannot read: {e.strerror}") from None
+    return parse_layer(text, str(path))
+
+
+def shipped_dir() -> Path:
+    return Path(str(resources.files("socialcredit.rulebooks")))
+
+
+def shipped_layers() -> list[Layer]:
+    return [load_layer(p) for p in sorted(shipped_dir().glob("*.yaml"))]
+
+
+def json_schema() -> dict[str, Any]:
+    """The rulebook file format as JSON Schema, generated from the models so it cannot drift."""
+    schema = Layer.model_json_schema()
+    schema["$id"] = "https://socialcredit.invalid/rulebook.schema.json"
+    schema["title"] = "socialcredit rulebook layer"
+    return schema
+
+
+def write_json_schema(path: Path) -> None:
+    path.write_text(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- the set of layers
+
+
+class RulebookSet:
+    """All layers known to a store, able to resolve any city's rulebook at any time."""
+
+    def __init__(self, layers: list[Layer], catalog: Catalog | None = None) -> None:
+        self.catalog = catalog or default_catalog()
+        self.layers: dict[str, list[Layer]] = {}
+        for layer in layers:
+            versions = self.layers.setdefault(layer.jurisdiction, [])
+            if any(v.version == layer.version for v in versions):
+                raise LocatedError(f"{layer.at}: {layer.key} is defined twice")
+            versions.append(layer)
+        for versions in self.layers.values():
+            versions.sort(key=lambda v: v.effective_from)
+            dates = [v.effective_from for v in versions]
+            if len(set(dates)) != len(dates):
+                raise LocatedError(f"{versions[0].at}: two versions of {versions[0].jurisdiction} share a date")
+        for versions in self.layers.values():
+            for layer in versions:
+                if layer.extends is not None and layer.extends not in self.layers:
+                    raise LocatedError(f"{layer.at}: extends unknown jurisdiction {layer.extends!r}")
+        self._cache: dict[tuple[str, ...], Rulebook] = {}
+
+    @property
+    def cities(self) -> list[str]:
+        return sorted(j for j, vs in self.layers.items() if vs[-1].level == "city")
+
+    def chain(self, jurisdiction: str) -> list[str]:
+        out = [jurisdiction]
+        while (parent := self.layers[out[-1]][-1].extends) is not None:
+            if parent in out:
+                raise LocatedError(f"{self.layers[jurisdiction][-1].at}: inheritance loop through {parent!r}")
+            out.append(parent)
+        return out[::-1]
+
+    def layer_at(self, jurisdiction: str, day: dt.date) -> Layer | None:
+        found = None
+        for v in self.layers[jurisdiction]:
+            if v.effective_from <= day:
+                found = v
+        return found
+
+    def change_days(self, jurisdiction: str) -> list[dt.date]:
+        """The CST dates on which this city's resolved rulebook changes."""
+        return sorted({v.effective_from for j in self.chain(jurisdiction) for v in self.layers[j]})
+
+    def timeline(self, jurisdiction: str) -> list[Rulebook]:
+        days = self.change_days(jurisdiction)
+        out = []
+        for i, day in enumerate(days):
+            rb = self.resolve(jurisdiction, day)
+            if rb is not None:
+                rb.effective_to = days[i + 1] if i + 1 < len(days) else None
+                out.append(rb)
+        return out
+
+    def resolve(self, jurisdiction: str, day: dt.date | None = None, pin: dict[str, int] | None = None
+                ) -> Rulebook | None:
+        """The rulebook in force on `day` (or the versions named in `pin`), checked against the catalog."""
+        if jurisdiction not in self.layers:
+            raise LocatedError(f"unknown jurisdiction {jurisdiction!r} (known: {', '.join(sorted(self.layers))})")
+        chosen: list[Layer] = []
+        for j in self.chain(jurisdiction):
+            if pin and j in pin:
+                layer = next((v for v in self.layers[j] if v.version == pin[j]), None)
+                if layer is None:
+                    raise LocatedError(f"no version {pin[j]} of {j!r}")
+            elif day is None:
+                layer = self.layers[j][-1]
+            else:
+                layer = self.layer_at(j, day)
+            if layer is not None:
+                chosen.append(layer)
+        if not chosen or chosen[-1].jurisdiction != jurisdiction:
+            return None
+        key = tuple(c.key for c in chosen)
+        if key not in self._cache:
+            rb = _merge(chosen)
+            check(rb, self.catalog)
+            self._cache[key] = rb
+        return self._cache[key]
+
+    def all_resolved(self) -> list[Rulebook]:
+        return [rb for city in self.cities for rb in self.timeline(city)]
+
+    def parse_version(self, spec: str) -> tuple[str, dict[str, int]]:
+        """`city@3` or `city@3+national@2` → (city, pin)."""
+        pin: dict[str, int] = {}
+        city = ""
+        for i, part in enumerate(spec.split("+")):
+            m = re.fullmatch(r"([a-z][a-z0-9_]*)@([0-9]+)", part.strip())
+            if not m:
+                raise LocatedError(f"rulebook version {spec!r}: expected JURISDICTION@VERSION[+…]")
+            if i == 0:
+                city = m.group(1)
+            pin[m.group(1)] = int(m.group(2))
+        return city, pin
+
+
+def _merge(chain: list[Layer]) -> Rulebook:
+    scale = period = grades = disclosure = None
+    colls: dict[str, dict[str, Any]] = {"rules": {}, "caps": {}, "lists": {}, "memory": {}}
+    for layer in chain:
+        scale = layer.scale or scale
+        period = layer.period or period
+        grades = layer.grades or grades
+        disclosure = layer.disclosure or disclosure
+        for coll, items in colls.items():
+            for rid in getattr(layer.remove, coll):
+                if rid not in items:
+                    raise LocatedError(f"{layer.at}: remove.{coll}: nothing inherited has id {rid!r}")
+                del items[rid]
+            for item in getattr(layer, coll):
+                items[item.id] = item
+    top = chain[-1]
+    if scale is None or grades is None:
+        raise LocatedError(f"{top.at}: no layer of {top.jurisdiction} or its parents sets scale and grades")
+    return Rulebook(
+        jurisdiction=top.jurisdiction, name=top.name, version="+".join(c.key for c in reversed(chain)),
+        effective_from=max(c.effective_from for c in chain), effective_to=None,
+        scale=scale, period=period or "month", grades=list(grades),
+        disclosure=disclosure or Disclosure(),
+        rules=list(colls["rules"].values()), caps=list(colls["caps"].values()),
+        lists=list(colls["lists"].values()), memory=list(colls["memory"].values()),
+        region_code=top.region_code,
+    )
+
+
+def check(rb: Rulebook, catalog: Catalog) -> None:
+    """Everything a resolved rulebook names must exist, and every condition must be in the language."""
+    problems: list[str] = []
+    grades = [g.grade for g in rb.grades]
+    mins = [g.min for g in rb.grades]
+    if mins != sorted(mins, reverse=True) or len(set(grades)) != len(grades):
+        problems.append(f"{rb.version}: grades must be listed highest first, each once")
+    if mins and mins[-1] > rb.scale.min:
+        problems.append(f"{rb.version}: the lowest grade must start at or below scale.min ({rb.scale.min})")
+
+    def attrs_of(behaviour: str | None, characteristic: str | None, at: str) -> dict[str, str] | None:
+        if behaviour is not None:
+            if behaviour not in catalog.behaviours:
+                problems.append(f"{at}: unknown behaviour {behaviour!r}")
+                return None
+            return {a.name: a.type for a in catalog.attributes_of(behaviour)}
+        assert characteristic is not None
+        if characteristic not in catalog.characteristics:
+            problems.append(f"{at}: unknown characteristic {characteristic!r}")
+            return None
+        return {a: catalog.attributes[a].type for a in catalog.characteristics[characteristic].attributes}
+
+    def condition(key: str, text: str | None, attrs: dict[str, str], at: str) -> None:
+        if text is None:
+            return
+        try:
+            rb.conditions[key] = parse_condition(text, attrs)
+        except ConditionError as e:
+            problems.append(f"{at}: {e}")
+
+    for r in rb.rules:
+        attrs = attrs_of(r.behaviour, r.characteristic, r.at)
+        if attrs is not None:
+            condition(f"rule:{r.id}", r.when, attrs, r.at)
+    for c in rb.caps:
+        if c.behaviour not in catalog.behaviours:
+            problems.append(f"{c.at}: cap names unknown behaviour {c.behaviour!r}")
+    list_ids = {x.id for x in rb.lists}
+    for lst in rb.lists:
+        for g in lst.grades:
+            if g not in grades:
+                problems.append(f"{lst.at}: list {lst.id!r} names unknown grade {g!r} (grades: {', '.join(grades)})")
+        for i, t in enumerate(lst.triggers):
+            attrs = attrs_of(t.behaviour, t.characteristic, t.at or lst.at)
+            if attrs is not None:
+                condition(f"trigger:{lst.id}:{i}", t.when, attrs, t.at or lst.at)
+        for m in lst.list_measures():
+            if m.measure not in catalog.measures:
+                problems.append(f"{lst.at}: list {lst.id!r} names unknown measure {m.measure!r}")
+            elif (catalog.measures[m.measure].kind == "privilege") != (lst.kind == "whitelist"):
+                problems.append(f"{lst.at}: a {lst.kind} cannot carry {catalog.measures[m.measure].kind} "
+                                f"{m.measure!r}")
+    for mem in rb.memory:
+        if mem.after not in list_ids:
+            problems.append(f"{mem.at}: memory {mem.id!r} follows unknown list {mem.after!r}")
+        for lid in mem.never_lists:
+            if lid not in list_ids:
+                problems.append(f"{mem.at}: memory {mem.id!r} bars unknown list {lid!r}")
+            elif rb.list_by_id(lid).kind != "whitelist":
+                problems.append(f"{mem.at}: memory may only bar whitelists, not {lid!r}")
+        for m in mem.measures:
+            if m not in catalog.measures:
+                problems.append(f"{mem.at}: memory {mem.id!r} names unknown measure {m!r}")
+    if problems:
+        raise LocatedError("\n".join(dict.fromkeys(problems)))
+
+
+def duration_parts(text: str) -> tuple[int, str]:
+    return int(text[:-1]), {"d": "day", "m": "month", "y": "year"}[text[-1]]
+
+
+def add_duration(t: dt.datetime, text: str) -> dt.datetime:
+    n, unit = duration_parts(text)
+    if unit == "day":
+        return t + dt.timedelta(days=n)
+    months = n * (12 if unit == "year" else 1)
+    y, m = divmod(t.month - 1 + months, 12)
+    year, month = t.year + y, m + 1
+    import calendar
+
+    day = min(t.day, calendar.monthrange(year, month)[1])
+    return t.replace(year=year, month=month, day=day)

@@ -1,0 +1,349 @@
+"""The store: one DuckDB file, one writer, append-only facts.
+
+Facts (citizens, relations, records, retractions, rulebook versions) are only ever appended; the
+engine's results (ledger, list entries, score log) are derived tables it replaces as a whole, so any
+past standing can be recomputed from the facts. Every batch is validated set-wise in SQL against the
+catalog before anything is written: a batch with any bad row is rejected whole, with every problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from socialcredit import ids
+from socialcredit.catalog import Catalog, default_catalog
+from socialcredit.ingest import SQL_TYPES, q
+from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
+from socialcredit.yamlio import LocatedError
+
+DEFAULT_DB = "socialcredit.duckdb"
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("SOCIALCREDIT_DB") or DEFAULT_DB)
+
+
+@dataclass
+class Problem:
+    row: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, {self.field}: {self.message}"
+
+
+class BatchRejected(ValueError):
+    """A batch with at least one bad row; nothing of it was written."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        shown = "\n".join(f"{source}: {p}" for p in problems[:50])
+        more = f"\n… and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"batch rejected, nothing written ({len(problems)} problems):\n{shown}{more}")
+
+
+@dataclass
+class IngestReport:
+    batch: int | None
+    accepted: int
+    duplicates: int
+    duplicate_ids: list[str] = field(default_factory=list)
+
+
+_RULEBOOK_CACHE: dict[tuple, RulebookSet] = {}  # parsing 1,000-rule rulebooks is slow; they are immutable
+
+
+class Store:
+    """The single owner of the DuckDB connection; readers go through it too."""
+
+    def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.catalog = catalog or default_catalog()
+        self.con = duckdb.connect(str(self.path))
+        self.con.execute("SET TimeZone = 'Asia/Shanghai'")
+        self._rulebooks: RulebookSet | None = None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ schema
+
+    @property
+    def initialised(self) -> bool:
+        return bool(self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'records'").fetchall()[0][0])
+
+    def init(self, load_shipped_rulebooks: bool = True) -> None:
+        """Create the tables (idempotent) and load the shipped rulebooks not yet in the store."""
+        attrs = ", ".join(f"{q(a.name)} {SQL_TYPES[a.type]}" for a in self.catalog.attributes.values())
+        self.con.execute(f"""
+            CREATE TABLE IF NOT EXISTS jurisdictions(jkey SMALLINT, code VARCHAR, level VARCHAR);
+            CREATE TABLE IF NOT EXISTS behaviours(bkey SMALLINT, code VARCHAR);
+            CREATE TABLE IF NOT EXISTS citizens(ckey INTEGER, citizen_id VARCHAR, name VARCHAR,
+                name_latin VARCHAR, sex VARCHAR, birth_date DATE, city VARCHAR, jkey SMALLINT,
+                avatar_seed BIGINT);
+            CREATE TABLE IF NOT EXISTS relations(ckey INTEGER, other INTEGER, kind VARCHAR);
+            CREATE TABLE IF NOT EXISTS records(rkey BIGINT, record_id VARCHAR, agency VARCHAR,
+                ckey INTEGER, jkey SMALLINT, bkey SMALLINT, occurred_at TIMESTAMP, {attrs},
+                batch INTEGER, ingested_at TIMESTAMP, digest VARCHAR);
+            CREATE TABLE IF NOT EXISTS retractions(rkey BIGINT, agency VARCHAR, record_id VARCHAR,
+                retracted_at TIMESTAMP, reason VARCHAR, requested_by VARCHAR);
+            CREATE TABLE IF NOT EXISTS batches(batch INTEGER, source VARCHAR, received_at TIMESTAMP,
+                accepted INTEGER, duplicates INTEGER);
+            CREATE TABLE IF NOT EXISTS rulebook_versions(jurisdiction VARCHAR, version INTEGER,
+                effective_from DATE, text VARCHAR, digest VARCHAR, loaded_at TIMESTAMP, origin VARCHAR);
+            CREATE TABLE IF NOT EXISTS decisions(decision_id BIGINT, ckey INTEGER, service VARCHAR,
+                asked_at TIMESTAMP, outcome VARCHAR, reasons VARCHAR, asked_by VARCHAR, rulebook_version VARCHAR);
+            CREATE TABLE IF NOT EXISTS notifications(ckey INTEGER, sent_at TIMESTAMP, kind VARCHAR,
+                message VARCHAR);
+            CREATE TABLE IF NOT EXISTS meta(key VARCHAR, value VARCHAR);
+        """)
+        self._sync_dimensions()
+        if load_shipped_rulebooks:
+            known = {(j, v) for j, v in self.con.execute(
+                "SELECT jurisdiction, version FROM rulebook_versions").fetchall()}
+            for path in sorted(shipped_dir().glob("*.yaml")):
+                text = path.read_text(encoding="utf-8")
+                layer = parse_layer(text, f"rulebooks/{path.name}")
+                if (layer.jurisdiction, layer.version) not in known:
+                    self._insert_layer(layer, text, f"shipped:{path.name}")
+            self.rulebooks()  # resolves and checks every version now, not at first use
+            self._sync_dimensions()
+
+    def _sync_dimensions(self) -> None:
+        have = {c for (c,) in self.con.execute("SELECT code FROM behaviours").fetchall()}
+        n = self.con.execute("SELECT coalesce(max(bkey) + 1, 0) FROM behaviours").fetchall()[0][0]
+        for code in self.catalog.behaviours:
+            if code not in have:
+                self.con.execute("INSERT INTO behaviours VALUES (?, ?)", [n, code])
+                n += 1
+        have = {c for (c,) in self.con.execute("SELECT code FROM jurisdictions").fetchall()}
+        n = self.con.execute("SELECT coalesce(max(jkey) + 1, 0) FROM jurisdictions").fetchall()[0][0]
+        for code, level in self.con.execute(
+                "SELECT DISTINCT jurisdiction, NULL FROM rulebook_versions ORDER BY 1").fetchall():
+            if code not in have:
+                self.con.execute("INSERT INTO jurisdictions VALUES (?, ?, ?)", [n, code, level])
+                n += 1
+
+    def require_init(self) -> None:
+        if not self.initialised:
+            raise LocatedError(f"{self.path}: not a socialcredit store yet; run `socialcredit init` first")
+
+    # ------------------------------------------------------------------ rulebooks
+
+    def rulebooks(self) -> RulebookSet:
+        if self._rulebooks is None:
+            rows = self.con.execute(
+                "SELECT text, origin, digest FROM rulebook_versions ORDER BY jurisdiction, version").fetchall()
+            key = (id(self.catalog), tuple(d for _, _, d in rows))
+            if key not in _RULEBOOK_CACHE:
+                rbs = RulebookSet([parse_layer(t, o) for t, o, _ in rows], self.catalog)
+                rbs.all_resolved()
+                _RULEBOOK_CACHE.clear()
+                _RULEBOOK_CACHE[key] = rbs
+            self._rulebooks = _RULEBOOK_CACHE[key]
+        return self._rulebooks
+
+    def add_rulebook(self, text: str, origin: str) -> Layer:
+        """Add one rulebook version; it is checked in the context of every version already stored."""
+        layer = parse_layer(text, origin)
+        rows = self.con.execute("SELECT text, origin FROM rulebook_versions").fetchall()
+        existing = [parse_layer(t, o) for t, o in rows]
+        for e in existing:
+            if e.jurisdiction == layer.jurisdiction and e.version == layer.version:
+                raise LocatedError(f"{origin}:1: {layer.key} is already in the store; give it a new version")
+        candidate = RulebookSet([*existing, layer], self.catalog)
+        candidate.all_resolved()
+        self._insert_layer(layer, text, origin)
+        self._rulebooks = None
+        self._sync_dimensions()
+        return layer
+
+    def _insert_layer(self, layer: Layer, text: str, origin: str) -> None:
+        self.con.execute(
+            "INSERT INTO rulebook_versions VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
+            [layer.jurisdiction, layer.version, layer.effective_from, text,
+             hashlib.sha256(text.encode()).hexdigest(), origin])
+        self._rulebooks = None
+
+    # ------------------------------------------------------------------ citizens
+
+    def add_citizens(self, citizens: list[dict[str, Any]] | pa.Table, source: str = "citizens") -> int:
+        """Register citizens (and their parents, spouse, contacts); rejected whole on any problem."""
+        self.require_init()
+        rows = citizens.to_pylist() if isinstance(citizens, pa.Table) else list(citizens)
+        problems: list[Problem] = []
+        known = dict(self.con.execute("SELECT citizen_id, ckey FROM citizens").fetchall())
+        cities = set(self.rulebooks().cities)
+        batch_ids: dict[str, int] = {}
+        for i, row in enumerate(rows, start=1):
+            for f in ("citizen_id", "name", "sex", "birth_date", "city"):
+                if row.get(f) in (None, ""):
+                    problems.append(Problem(i, f, "missing"))
+            cid = row.get("citizen_id")
+            if not isinstance(cid, str):
+                continue
+            if (why := ids.problem(cid)) is not None:
+                problems.append(Problem(i, "citizen_id", f"{cid!r}: {why}"))
+                continue
+            if cid in known or cid in batch_ids:
+                problems.append(Problem(i, "citizen_id", f"{cid} is already registered"))
+            batch_ids[cid] = i
+            if row.get("city") and row["city"] not in cities:
+                problems.append(Problem(i, "city", f"unknown city {row['city']!r} (cities: {', '.join(sorted(cities))})"))
+            if row.get("sex") not in (None, "", "M", "F"):
+                problems.append(Problem(i, "sex", "must be M or F"))
+            elif row.get("sex") and ids.sex_of(cid) != row["sex"]:
+                problems.append(Problem(i, "sex", f"the resident ID's sequence says {ids.sex_of(cid)}"))
+            bd = row.get("birth_date")
+            try:
+                bdate = bd if isinstance(bd, dt.date) else dt.date.fromisoformat(str(bd))
+                if bdate != ids.birth_date_of(cid):
+                    problems.append(Problem(i, "birth_date", f"does not match the resident ID ({ids.birth_date_of(cid)})"))
+            except ValueError:
+                problems.append(Problem(i, "birth_date", f"{bd!r} is not a date (YYYY-MM-DD)"))
+        everyone = set(known) | set(batch_ids)
+        for i, row in enumerate(rows, start=1):
+            for f in ("parents", "contacts"):
+                for other in row.get(f) or []:
+                    if other not in everyone:
+                        problems.append(Problem(i, f, f"unknown citizen {other!r}"))
+            sp = row.get("spouse")
+            if sp and sp not in everyone:
+                problems.append(Problem(i, "spouse", f"unknown citizen {sp!r}"))
+        if problems:
+            raise BatchRejected(source, problems)
+        start = self.con.execute("SELECT coalesce(max(ckey) + 1, 0) FROM citizens").fetchall()[0][0]
+        jkeys = dict(self.con.execute("SELECT code, jkey FROM jurisdictions").fetchall())
+        keys = dict(known)
+        for n, row in enumerate(rows):
+            keys[row["citizen_id"]] = start + n
+        ctable = pa.table({
+            "ckey": pa.array([keys[r["citizen_id"]] for r in rows], pa.int32()),
+            "citizen_id": [r["citizen_id"] for r in rows],
+            "name": [r["name"] for r in rows],
+            "name_latin": [r.get("name_latin") for r in rows],
+            "sex": [r["sex"] for r in rows],
+            "birth_date": pa.array([ids.birth_date_of(r["citizen_id"]) for r in rows], pa.date32()),
+            "city": [r["city"] for r in rows],
+            "jkey": pa.array([jkeys[r["city"]] for r in rows], pa.int16()),
+            "avatar_seed": pa.array([int(hashlib.sha256(r["citizen_id"].encode()).hexdigest()[:12], 16)
+                                     for r in rows], pa.int64()),
+        })
+        rel: list[tuple[int, int, str]] = []
+        for r in rows:
+            me = keys[r["citizen_id"]]
+            for p in r.get("parents") or []:
+                rel += [(me, keys[p], "parent"), (keys[p], me, "child")]
+            if r.get("spouse"):
+                rel += [(me, keys[r["spouse"]], "spouse"), (keys[r["spouse"]], me, "spouse")]
+            for c in r.get("contacts") or []:
+                rel += [(me, keys[c], "contact"), (keys[c], me, "contact")]
+        rtable = pa.table({"ckey": pa.array([x[0] for x in rel], pa.int32()),
+                           "other": pa.array([x[1] for x in rel], pa.int32()),
+                           "kind": [x[2] for x in rel]})
+        with self.transaction():
+            self.con.register("_new_citizens", ctable)
+            self.con.register("_new_relations", rtable)
+            self.con.execute("INSERT INTO citizens SELECT * FROM _new_citizens")
+            self.con.execute("""INSERT INTO relations SELECT DISTINCT * FROM _new_relations n
+                WHERE NOT EXISTS (SELECT 1 FROM relations r WHERE r.ckey = n.ckey AND r.other = n.other
+                AND r.kind = n.kind)""")
+            self.con.unregister("_new_citizens")
+            self.con.unregister("_new_relations")
+        return len(rows)
+
+    def transaction(self) -> _Tx:
+        return _Tx(self.con)
+
+    def ckey(self, citizen_id: str) -> int:
+        row = self.con.execute("SELECT ckey FROM citizens WHERE citizen_id = ?", [citizen_id]).fetchall()[0]
+        if row is None:
+            why = ids.problem(citizen_id)
+            raise LocatedError(f"citizen {citizen_id!r}: " + (why or "no such citizen in the store"))
+        return int(row[0])
+
+    # ------------------------------------------------------------------ records
+
+    def ingest(self, source: str | Path | pa.Table | list[dict[str, Any]], name: str | None = None,
+               now: dt.datetime | None = None) -> IngestReport:
+        """Append a batch of records: all valid and new, or nothing (see BatchRejected)."""
+        from socialcredit.ingest import stage_batch, validate_stage
+
+        self.require_init()
+        label = name or (str(source) if isinstance(source, (str, Path)) else "batch")
+        stage_batch(self, source, label)
+        try:
+            problems, dup_ids = validate_stage(self, now)
+            if problems:
+                raise BatchRejected(label, problems)
+            return self._append_stage(label, dup_ids)
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _typed")
+
+    def _append_stage(self, label: str, dup_ids: list[str]) -> IngestReport:
+        attrs = list(self.catalog.attributes)
+        new = self.con.execute("SELECT count(*) FROM _typed WHERE NOT duplicate").fetchall()[0][0]
+        if new == 0:
+            return IngestReport(None, 0, len(dup_ids), dup_ids)
+        with self.transaction():
+            batch = self.con.execute("SELECT coalesce(max(batch) + 1, 1) FROM batches").fetchall()[0][0]
+            base = self.con.execute("SELECT coalesce(max(rkey) + 1, 0) FROM records").fetchall()[0][0]
+            cols = ", ".join(q(a) for a in attrs)
+            self.con.execute(f"""
+                INSERT INTO records
+                SELECT {base} + row_number() OVER (ORDER BY row) - 1, record_id, agency, ckey, jkey, bkey,
+                       occurred_at, {cols}, {batch}, now()::TIMESTAMP, digest
+                FROM _typed WHERE NOT duplicate ORDER BY row""")
+            self.con.execute("INSERT INTO batches VALUES (?, ?, now()::TIMESTAMP, ?, ?)",
+                             [batch, label, new, len(dup_ids)])
+        return IngestReport(batch, new, len(dup_ids), dup_ids)
+
+    def retract(self, agency: str, record_ids: list[str], reason: str, requested_by: str) -> int:
+        """Withdraw records (objection upheld, agency correction); the records themselves stay."""
+        rows = self.con.execute(
+            "SELECT record_id, rkey FROM records WHERE agency = ? AND record_id IN (SELECT unnest(?))",
+            [agency, record_ids]).fetchall()
+        found = dict(rows)
+        missing = [r for r in record_ids if r not in found]
+        if missing:
+            raise LocatedError(f"retract: agency {agency!r} has no records {', '.join(missing[:10])}")
+        with self.transaction():
+            for rid in record_ids:
+                self.con.execute("""INSERT INTO retractions SELECT ?, ?, ?, now()::TIMESTAMP, ?, ?
+                    WHERE NOT EXISTS (SELECT 1 FROM retractions WHERE rkey = ?)""",
+                                 [found[rid], agency, rid, reason, requested_by, found[rid]])
+        return len(record_ids)
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for t in ("citizens", "relations", "records", "retractions", "rulebook_versions", "decisions"):
+            out[t] = self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+        return out
+
+
+class _Tx:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def __enter__(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
