@@ -84,32 +84,45 @@ class Compiled:
 
     def params_table(self) -> pa.Table:
         cols = list(zip(*self.params, strict=True)) if self.params else [[]] * 8
-        return pa.table({
-            "jkey": pa.array(cols[0], pa.int16()), "epoch": pa.array(cols[1], pa.int32()),
-            "bkey": pa.array(cols[2], pa.int16()), "dim": pa.array(cols[3], pa.string()),
-            "dt": pa.array(cols[4], pa.int32()), "lo0": pa.array(cols[5], pa.float64()),
-            "w": pa.array(cols[6], pa.float64()), "nb": pa.array(cols[7], pa.int32()),
-        })
+        return pa.table(
+            {
+                "jkey": pa.array(cols[0], pa.int16()),
+                "epoch": pa.array(cols[1], pa.int32()),
+                "bkey": pa.array(cols[2], pa.int16()),
+                "dim": pa.array(cols[3], pa.string()),
+                "dt": pa.array(cols[4], pa.int32()),
+                "lo0": pa.array(cols[5], pa.float64()),
+                "w": pa.array(cols[6], pa.float64()),
+                "nb": pa.array(cols[7], pa.int32()),
+            }
+        )
 
     def intervals_table(self) -> pa.Table:
         cols = list(zip(*self.intervals, strict=True)) if self.intervals else [[]] * 7
-        return pa.table({
-            "dt": pa.array(cols[0], pa.int32()), "bucket": pa.array(cols[1], pa.int32()),
-            "lo": pa.array(cols[2], pa.float64()), "lo_inc": pa.array(cols[3], pa.bool_()),
-            "hi": pa.array(cols[4], pa.float64()), "hi_inc": pa.array(cols[5], pa.bool_()),
-            "piece": pa.array(cols[6], pa.int32()),
-        })
+        return pa.table(
+            {
+                "dt": pa.array(cols[0], pa.int32()),
+                "bucket": pa.array(cols[1], pa.int32()),
+                "lo": pa.array(cols[2], pa.float64()),
+                "lo_inc": pa.array(cols[3], pa.bool_()),
+                "hi": pa.array(cols[4], pa.float64()),
+                "hi_inc": pa.array(cols[5], pa.bool_()),
+                "piece": pa.array(cols[6], pa.int32()),
+            }
+        )
 
     def pieces_table(self) -> pa.Table:
-        return pa.table({
-            "piece": pa.array([p.piece for p in self.pieces], pa.int32()),
-            "rule_ids": pa.array([list(p.rule_ids) for p in self.pieces], pa.list_(pa.string())),
-            "rule_points": pa.array([list(p.points) for p in self.pieces], pa.list_(pa.int32())),
-            "points": pa.array([p.total for p in self.pieces], pa.int32()),
-            "valid_for": [p.valid_for for p in self.pieces],
-            "vf_months": pa.array([_months(p.valid_for) for p in self.pieces], pa.int32()),
-            "vf_days": pa.array([_days(p.valid_for) for p in self.pieces], pa.int32()),
-        })
+        return pa.table(
+            {
+                "piece": pa.array([p.piece for p in self.pieces], pa.int32()),
+                "rule_ids": pa.array([list(p.rule_ids) for p in self.pieces], pa.list_(pa.string())),
+                "rule_points": pa.array([list(p.points) for p in self.pieces], pa.list_(pa.int32())),
+                "points": pa.array([p.total for p in self.pieces], pa.int32()),
+                "valid_for": [p.valid_for for p in self.pieces],
+                "vf_months": pa.array([_months(p.valid_for) for p in self.pieces], pa.int32()),
+                "vf_days": pa.array([_days(p.valid_for) for p in self.pieces], pa.int32()),
+            }
+        )
 
 
 def _months(d: str | None) -> int | None:
@@ -124,8 +137,13 @@ def _days(d: str | None) -> int | None:
     return int(d[:-1]) if d[-1] == "d" else 0
 
 
-def compile_rulebooks(rulebooks: RulebookSet, jkeys: dict[str, int], bkeys: dict[str, int],
-                      pin: dict[str, int] | None = None, cities: list[str] | None = None) -> Compiled:
+def compile_rulebooks(
+    rulebooks: RulebookSet,
+    jkeys: dict[str, int],
+    bkeys: dict[str, int],
+    pin: dict[str, int] | None = None,
+    cities: list[str] | None = None,
+) -> Compiled:
     """Compile every city's timeline; with `pin`, one version for all time (a replay, "what if")."""
     cities = cities or rulebooks.cities
     if pin is not None:
@@ -215,13 +233,9 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
 
     def covers(b: Bounds, e: tuple[float | None, bool, float | None, bool]) -> bool:
         lo, lo_inc, hi, hi_inc = e
-        if b.lo is not None:
-            if lo is None or lo < b.lo or (lo == b.lo and lo_inc and not b.lo_inclusive):
-                return False
-        if b.hi is not None:
-            if hi is None or hi > b.hi or (hi == b.hi and hi_inc and not b.hi_inclusive):
-                return False
-        return True
+        if b.lo is not None and (lo is None or lo < b.lo or (lo == b.lo and lo_inc and not b.lo_inclusive)):
+            return False
+        return not (b.hi is not None and (hi is None or hi > b.hi or (hi == b.hi and hi_inc and not b.hi_inclusive)))
 
     # merge neighbours that satisfy the same rules, so a ladder of k rules has k pieces, not 2k+1
     merged: list[list] = []
@@ -265,8 +279,13 @@ def epoch_expr(change_points: list[dt.datetime], column: exp.Expression) -> exp.
     if not change_points:
         return exp.Literal.number(0)
     terms: list[exp.Expression] = [
-        exp.Cast(this=exp.GTE(this=column.copy(), expression=exp.cast(exp.Literal.string(
-            t.strftime("%Y-%m-%d %H:%M:%S")), exp.DataType.Type.TIMESTAMP)), to=exp.DataType.build("INT"))
+        exp.Cast(
+            this=exp.GTE(
+                this=column.copy(),
+                expression=exp.cast(exp.Literal.string(t.strftime("%Y-%m-%d %H:%M:%S")), exp.DataType.Type.TIMESTAMP),
+            ),
+            to=exp.DataType.build("INT"),
+        )
         for t in change_points
     ]
     out = terms[0]
@@ -285,10 +304,16 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
         inner = exp.select(*[exp.column(x, table=r) for x in cols], exp.column("dt", table="p"))
         if dim:
             x = exp.column(dim, table=r)
-            raw = exp.Floor(this=exp.Div(this=exp.paren(exp.Sub(this=x, expression=exp.column("lo0", table="p"))),
-                                         expression=exp.column("w", table="p")))
-            bucket = exp.Least(this=exp.Greatest(this=raw, expressions=[exp.Literal.number(-1)]),
-                               expressions=[exp.column("nb", table="p")])
+            raw = exp.Floor(
+                this=exp.Div(
+                    this=exp.paren(exp.Sub(this=x, expression=exp.column("lo0", table="p"))),
+                    expression=exp.column("w", table="p"),
+                )
+            )
+            bucket = exp.Least(
+                this=exp.Greatest(this=raw, expressions=[exp.Literal.number(-1)]),
+                expressions=[exp.column("nb", table="p")],
+            )
             inner = inner.select(exp.cast(bucket, "INT").as_("bucket"), x.copy().as_("x"), copy=False)
         else:
             inner = inner.select(exp.Literal.number(0).as_("bucket"), exp.Null().as_("x"), copy=False)
@@ -303,19 +328,30 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
             copy=False,
         )
         i = "i"
-        sel = exp.select(*[exp.column(x, table="q") for x in cols], exp.column("piece", table=i)).from_(
-            inner.subquery("q")).join(
-            exp.to_table("dt_intervals").as_(i),
-            on=exp.and_(exp.column("dt", table=i).eq(exp.column("dt", table="q")),
-                        exp.column("bucket", table=i).eq(exp.column("bucket", table="q"))), copy=False)
+        sel = (
+            exp.select(*[exp.column(x, table="q") for x in cols], exp.column("piece", table=i))
+            .from_(inner.subquery("q"))
+            .join(
+                exp.to_table("dt_intervals").as_(i),
+                on=exp.and_(
+                    exp.column("dt", table=i).eq(exp.column("dt", table="q")),
+                    exp.column("bucket", table=i).eq(exp.column("bucket", table="q")),
+                ),
+                copy=False,
+            )
+        )
         if dim:
             xq = exp.column("x", table="q")
-            lo_ok = exp.or_(exp.column("lo", table=i).is_(exp.null()),
-                            exp.GT(this=xq, expression=exp.column("lo", table=i)),
-                            exp.and_(exp.column("lo_inc", table=i), xq.eq(exp.column("lo", table=i))))
-            hi_ok = exp.or_(exp.column("hi", table=i).is_(exp.null()),
-                            exp.LT(this=xq.copy(), expression=exp.column("hi", table=i)),
-                            exp.and_(exp.column("hi_inc", table=i), xq.copy().eq(exp.column("hi", table=i))))
+            lo_ok = exp.or_(
+                exp.column("lo", table=i).is_(exp.null()),
+                exp.GT(this=xq, expression=exp.column("lo", table=i)),
+                exp.and_(exp.column("lo_inc", table=i), xq.eq(exp.column("lo", table=i))),
+            )
+            hi_ok = exp.or_(
+                exp.column("hi", table=i).is_(exp.null()),
+                exp.LT(this=xq.copy(), expression=exp.column("hi", table=i)),
+                exp.and_(exp.column("hi_inc", table=i), xq.copy().eq(exp.column("hi", table=i))),
+            )
             sel = sel.where(exp.and_(lo_ok, hi_ok), copy=False)
         branches.append(sel)
     by_behaviour: dict[int, list[GeneralRule]] = {}
@@ -325,24 +361,50 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
         # one scan per behaviour: each rule yields its piece or NULL; the non-NULL ones become rows
         cases = []
         for g in rules:
-            in_force = exp.or_(*[exp.and_(exp.column("jkey", table=source).eq(exp.Literal.number(j)),
-                                          exp.column("epoch", table=source).eq(exp.Literal.number(e)), copy=False)
-                                 for j, e in g.where], copy=False)
-            cases.append(exp.Case(ifs=[exp.If(this=exp.and_(exp.paren(in_force, copy=False),
-                                                            exp.paren(qualify(g.condition, source), copy=False),
-                                                            copy=False),
-                                              true=exp.Literal.number(g.piece))]))
-        matched = exp.func("list_filter", exp.Array(expressions=cases),
-                           exp.Lambda(this=exp.column("x").is_(exp.null()).not_(), expressions=[exp.to_identifier("x")]))
-        branches.append(exp.select(*[exp.column(x, table=source) for x in cols],
-                                   exp.Unnest(expressions=[matched]).as_("piece"))
-                        .from_(source, copy=False)
-                        .where(exp.column("bkey", table=source).eq(exp.Literal.number(bkey)), copy=False))
+            in_force = exp.or_(
+                *[
+                    exp.and_(
+                        exp.column("jkey", table=source).eq(exp.Literal.number(j)),
+                        exp.column("epoch", table=source).eq(exp.Literal.number(e)),
+                        copy=False,
+                    )
+                    for j, e in g.where
+                ],
+                copy=False,
+            )
+            cases.append(
+                exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=exp.and_(
+                                exp.paren(in_force, copy=False),
+                                exp.paren(qualify(g.condition, source), copy=False),
+                                copy=False,
+                            ),
+                            true=exp.Literal.number(g.piece),
+                        )
+                    ]
+                )
+            )
+        matched = exp.func(
+            "list_filter",
+            exp.Array(expressions=cases),
+            exp.Lambda(this=exp.column("x").is_(exp.null()).not_(), expressions=[exp.to_identifier("x")]),
+        )
+        branches.append(
+            exp.select(*[exp.column(x, table=source) for x in cols], exp.Unnest(expressions=[matched]).as_("piece"))
+            .from_(source, copy=False)
+            .where(exp.column("bkey", table=source).eq(exp.Literal.number(bkey)), copy=False)
+        )
     if not branches:
-        return exp.select(*[exp.cast(exp.null(), t).as_(x) for x, t in
-                            zip([*cols, "piece"], ["BIGINT", "INT", "SMALLINT", "INT", "TIMESTAMP", "SMALLINT", "INT"],
-                                strict=True)]
-                          ).where(exp.false())
+        return exp.select(
+            *[
+                exp.cast(exp.null(), t).as_(x)
+                for x, t in zip(
+                    [*cols, "piece"], ["BIGINT", "INT", "SMALLINT", "INT", "TIMESTAMP", "SMALLINT", "INT"], strict=True
+                )
+            ]
+        ).where(exp.false())
     out: exp.Expression = branches[0]
     for b in branches[1:]:
         out = exp.Union(this=out, expression=b, distinct=False)

@@ -15,13 +15,34 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
-    exp.And, exp.Or, exp.Not, exp.Paren,
-    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE,
-    exp.In, exp.Between, exp.Is,
-    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg,
-    exp.Literal, exp.Boolean, exp.Null,
-    exp.Column, exp.Identifier,
-    exp.Abs, exp.Least, exp.Greatest, exp.Coalesce,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.Paren,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.In,
+    exp.Between,
+    exp.Is,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Mod,
+    exp.Neg,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Column,
+    exp.Identifier,
+    exp.Abs,
+    exp.Least,
+    exp.Greatest,
+    exp.Coalesce,
 )
 FUNCTIONS = ("abs", "least", "greatest", "coalesce")
 
@@ -63,9 +84,7 @@ def _parse(text: str, attribute_items: tuple[tuple[str, str], ...]) -> exp.Expre
     for node in tree.walk():
         if isinstance(node, exp.Func) and not isinstance(node, ALLOWED_NODES):
             name = node.sql_name().lower() if hasattr(node, "sql_name") else type(node).__name__
-            raise ConditionError(
-                f"function {name!r} is not allowed in a condition (allowed: {', '.join(FUNCTIONS)})"
-            )
+            raise ConditionError(f"function {name!r} is not allowed in a condition (allowed: {', '.join(FUNCTIONS)})")
         if not isinstance(node, ALLOWED_NODES):
             raise ConditionError(f"{type(node).__name__.lower()} is not allowed in a condition: {node.sql()!r}")
         if isinstance(node, exp.In) and (node.args.get("query") or node.args.get("unnest")):
@@ -84,8 +103,22 @@ def _parse(text: str, attribute_items: tuple[tuple[str, str], ...]) -> exp.Expre
 def _is_predicate(tree: exp.Expression) -> bool:
     node = tree.unnest() if isinstance(tree, exp.Paren) else tree
     return isinstance(
-        node, (exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In,
-               exp.Between, exp.Is, exp.Boolean)
+        node,
+        (
+            exp.And,
+            exp.Or,
+            exp.Not,
+            exp.EQ,
+            exp.NEQ,
+            exp.GT,
+            exp.GTE,
+            exp.LT,
+            exp.LTE,
+            exp.In,
+            exp.Between,
+            exp.Is,
+            exp.Boolean,
+        ),
     )
 
 
@@ -141,9 +174,8 @@ def as_bounds(tree: exp.Expression | None, numeric: set[str]) -> Bounds | None:
         if op in (">", ">="):
             if lo is None or value > lo or (value == lo and op == ">"):
                 lo, lo_inc = value, op == ">="
-        elif op in ("<", "<="):
-            if hi is None or value < hi or (value == hi and op == "<"):
-                hi, hi_inc = value, op == "<="
+        elif op in ("<", "<=") and (hi is None or value < hi or (value == hi and op == "<")):
+            hi, hi_inc = value, op == "<="
     assert attr is not None
     return Bounds(attr, lo, lo_inc, hi, hi_inc)
 

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from socialcredit.compiler import CST, Compiled, Segment, compile_rulebooks, epoch_expr, record_ledger_query, to_sql
+from socialcredit.compiler import (
+    CST,
+    Compiled,
+    Segment,
+    compile_rulebooks,
+    epoch_expr,
+    record_ledger_query,
+    to_sql,
+)
 from socialcredit.conditions import qualify
 from socialcredit.ingest import q
 from socialcredit.rulebook import Rulebook, duration_parts
@@ -81,8 +89,9 @@ class Engine:
 
     # ------------------------------------------------------------------ entry point
 
-    def run(self, as_of: dt.datetime | None = None, pin: str | None = None,
-            progress: Progress | None = None) -> RunSummary:
+    def run(
+        self, as_of: dt.datetime | None = None, pin: str | None = None, progress: Progress | None = None
+    ) -> RunSummary:
         import time
 
         t0 = time.perf_counter()
@@ -123,10 +132,13 @@ class Engine:
             watermark = self.con.execute(
                 "SELECT (SELECT coalesce(max(rkey), -1) FROM records), (SELECT count(*) FROM retractions), "
                 "(SELECT count(*) FROM rulebook_versions), (SELECT count(*) FROM citizens), "
-                "(SELECT count(*) FROM relations)").fetchall()[0]
-            self.con.execute("CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, "
-                             "now()::TIMESTAMP AS computed_at, ? AS watermark",
-                             [as_of, pin, ",".join(map(str, watermark))])
+                "(SELECT count(*) FROM relations)"
+            ).fetchall()[0]
+            self.con.execute(
+                "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, "
+                "now()::TIMESTAMP AS computed_at, ? AS watermark",
+                [as_of, pin, ",".join(map(str, watermark))],
+            )
         return RunSummary(as_of, pin, records, ledger, entries, n_assess, time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ steps
@@ -137,21 +149,26 @@ class Engine:
         self.con.execute(f"SET perfect_ht_threshold = {bits}")
 
     def _load_compiled(self, c: Compiled) -> None:
-        for name, table in (("dt_params", c.params_table()), ("dt_intervals", c.intervals_table()),
-                            ("pieces", c.pieces_table())):
+        for name, table in (
+            ("dt_params", c.params_table()),
+            ("dt_intervals", c.intervals_table()),
+            ("pieces", c.pieces_table()),
+        ):
             self.con.register("_arrow", table)
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow")
             self.con.unregister("_arrow")
-        seg = pa.table({
-            "jkey": pa.array([s.jkey for s in c.segments], pa.int16()),
-            "epoch": pa.array([s.epoch for s in c.segments], pa.int32()),
-            "version": [s.rulebook.version for s in c.segments],
-            "start": pa.array([s.start for s in c.segments], pa.timestamp("us")),
-            "end": pa.array([s.end for s in c.segments], pa.timestamp("us")),
-            "base": [s.rulebook.scale.base for s in c.segments],
-            "min": [s.rulebook.scale.min for s in c.segments],
-            "max": [s.rulebook.scale.max for s in c.segments],
-        })
+        seg = pa.table(
+            {
+                "jkey": pa.array([s.jkey for s in c.segments], pa.int16()),
+                "epoch": pa.array([s.epoch for s in c.segments], pa.int32()),
+                "version": [s.rulebook.version for s in c.segments],
+                "start": pa.array([s.start for s in c.segments], pa.timestamp("us")),
+                "end": pa.array([s.end for s in c.segments], pa.timestamp("us")),
+                "base": [s.rulebook.scale.base for s in c.segments],
+                "min": [s.rulebook.scale.min for s in c.segments],
+                "max": [s.rulebook.scale.max for s in c.segments],
+            }
+        )
         self.con.register("_arrow", seg)
         self.con.execute("CREATE OR REPLACE TABLE segments AS SELECT * FROM _arrow")
         self.con.unregister("_arrow")
@@ -174,12 +191,16 @@ class Engine:
             FROM ({query}) l JOIN pieces p USING (piece)""")
 
     def _apply_caps(self, c: Compiled) -> None:
-        rows = [(s.jkey, s.epoch, self.bkeys[cap.behaviour], cap.per, cap.max, cap.min)
-                for s in c.segments for cap in s.rulebook.caps]
+        rows = [
+            (s.jkey, s.epoch, self.bkeys[cap.behaviour], cap.per, cap.max, cap.min)
+            for s in c.segments
+            for cap in s.rulebook.caps
+        ]
         if not rows:
             return
-        self.con.execute("CREATE OR REPLACE TEMP TABLE caps_t(jkey SMALLINT, epoch INT, bkey SMALLINT, per VARCHAR, "
-                         "hi INT, lo INT)")
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE caps_t(jkey SMALLINT, epoch INT, bkey SMALLINT, per VARCHAR, hi INT, lo INT)"
+        )
         self.con.executemany("INSERT INTO caps_t VALUES (?, ?, ?, ?, ?, ?)", rows)
         # running sum inside the cap period (CST calendar), clamped; each row keeps what the clamp lets through
         self.con.execute("""
@@ -208,19 +229,31 @@ class Engine:
                 continue
             sets = ", ".join(str(self.bkeys[b]) for b in ch.set_by)
             clears = ", ".join(str(self.bkeys[b]) for b in ch.cleared_by) or "NULL"
-            term = (f"CASE WHEN s.{q(ch.term_attribute)} > 0 THEN s.occurred_at + "
-                    f"to_days(s.{q(ch.term_attribute)}::INT) END" if ch.term_attribute else "NULL")
+            term = (
+                f"CASE WHEN s.{q(ch.term_attribute)} > 0 THEN s.occurred_at + "
+                f"to_days(s.{q(ch.term_attribute)}::INT) END"
+                if ch.term_attribute
+                else "NULL"
+            )
             cols = ", ".join(
-                (f"s.{q(a)}" if a in ch.attributes and all(a in cat.behaviours[b].attributes for b in ch.set_by) else
-                 f"NULL::{_sqltype(typed[a])}") + f" AS {q(a)}" for a in attrs)
+                (
+                    f"s.{q(a)}"
+                    if a in ch.attributes and all(a in cat.behaviours[b].attributes for b in ch.set_by)
+                    else f"NULL::{_sqltype(typed[a])}"
+                )
+                + f" AS {q(a)}"
+                for a in attrs
+            )
             parts.append(f"""
                 SELECT s.ckey, s.jkey, {lit(ch.code)} AS characteristic, s.rkey, s.occurred_at AS start,
                        least((SELECT min(c.occurred_at) FROM recs c WHERE c.ckey = s.ckey AND c.bkey IN ({clears})
-                              AND c.occurred_at >= s.occurred_at), {term}) AS "end"{', ' if cols else ''}{cols}
+                              AND c.occurred_at >= s.occurred_at), {term}) AS "end"{", " if cols else ""}{cols}
                 FROM recs s WHERE s.bkey IN ({sets})""")
         empty = ", ".join(f"NULL::{_sqltype(typed[a])} AS {q(a)}" for a in attrs)
-        parts.append("SELECT NULL::INT AS ckey, NULL::SMALLINT AS jkey, NULL::VARCHAR, NULL::BIGINT, NULL::TIMESTAMP, "
-                     f"NULL::TIMESTAMP{', ' if empty else ''}{empty} WHERE false")
+        parts.append(
+            "SELECT NULL::INT AS ckey, NULL::SMALLINT AS jkey, NULL::VARCHAR, NULL::BIGINT, NULL::TIMESTAMP, "
+            f"NULL::TIMESTAMP{', ' if empty else ''}{empty} WHERE false"
+        )
         self.con.execute("CREATE OR REPLACE TABLE characteristic_intervals AS " + " UNION ALL ".join(parts))
 
     def _characteristic_ledger(self, c: Compiled) -> None:
@@ -240,7 +273,7 @@ class Engine:
             self.con.execute(f"""INSERT INTO ledger
                 SELECT ci.ckey, ci.jkey, {seg.epoch}, 'characteristic', ci.rkey, NULL, ci.characteristic, {piece},
                        {rule.points}, {start}, {end}
-                FROM characteristic_intervals ci WHERE {' AND '.join(where)}""")
+                FROM characteristic_intervals ci WHERE {" AND ".join(where)}""")
 
     def _trigger_entries(self, c: Compiled) -> None:
         self.con.execute("""CREATE OR REPLACE TABLE list_entries(ckey INTEGER, jkey SMALLINT, list_id VARCHAR,
@@ -252,15 +285,18 @@ class Engine:
                 for i, trig in enumerate(lst.triggers):
                     cond = rb.conditions.get(f"trigger:{lst.id}:{i}")
                     if trig.behaviour is not None:
-                        where = [f"r.jkey = {seg.jkey}", f"r.epoch = {seg.epoch}",
-                                 f"r.bkey = {self.bkeys[trig.behaviour]}"]
+                        where = [
+                            f"r.jkey = {seg.jkey}",
+                            f"r.epoch = {seg.epoch}",
+                            f"r.bkey = {self.bkeys[trig.behaviour]}",
+                        ]
                         if cond is not None:
                             where.append(to_sql(qualify(cond, "r")))
                         self.con.execute(f"""INSERT INTO list_entries
                             SELECT r.ckey, r.jkey, {lit(lst.id)}, {lit(lst.kind)}, r.occurred_at,
                                    r.occurred_at + {interval_sql(trig.duration)}, 'behaviour', r.rkey, NULL, NULL,
                                    NULL, {lit(rb.version)}
-                            FROM recs r WHERE {' AND '.join(where)}""")
+                            FROM recs r WHERE {" AND ".join(where)}""")
                     else:
                         where = [f"ci.characteristic = {lit(trig.characteristic)}", f"ci.jkey = {seg.jkey}"]
                         if seg.end is not None:
@@ -274,7 +310,7 @@ class Engine:
                         self.con.execute(f"""INSERT INTO list_entries
                             SELECT ci.ckey, ci.jkey, {lit(lst.id)}, {lit(lst.kind)}, {start}, {end},
                                    'characteristic', ci.rkey, ci.characteristic, NULL, NULL, {lit(rb.version)}
-                            FROM characteristic_intervals ci WHERE {' AND '.join(where)}""")
+                            FROM characteristic_intervals ci WHERE {" AND ".join(where)}""")
         # a stay that spans a rulebook change is one stay: join the pieces the clipping made
         self.con.execute("""CREATE OR REPLACE TABLE list_entries AS
             SELECT ckey, jkey, list_id, kind, min(start) AS start,
@@ -290,8 +326,10 @@ class Engine:
         if first is None and not starts:
             first = None
         if first is None:
-            con.execute("CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, "
-                        "grade VARCHAR, version VARCHAR)")
+            con.execute(
+                "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, "
+                "grade VARCHAR, version VARCHAR)"
+            )
             return 0
         t = month_start_utc(max(first, min(starts)) if starts else first)
         periods: list[dt.datetime] = []
@@ -299,11 +337,15 @@ class Engine:
             periods.append(t)
             t = next_month_utc(t)
         if not periods:
-            con.execute("CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, "
-                        "grade VARCHAR, version VARCHAR)")
+            con.execute(
+                "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, "
+                "grade VARCHAR, version VARCHAR)"
+            )
             return 0
-        con.register("_periods", pa.table({"p": pa.array(range(len(periods)), pa.int32()),
-                                            "t": pa.array(periods, pa.timestamp("us"))}))
+        con.register(
+            "_periods",
+            pa.table({"p": pa.array(range(len(periods)), pa.int32()), "t": pa.array(periods, pa.timestamp("us"))}),
+        )
         con.execute("CREATE OR REPLACE TEMP TABLE periods AS SELECT * FROM _periods")
         con.unregister("_periods")
         # the change each ledger entry makes to the running sum, at the first assessment that sees it
@@ -316,19 +358,32 @@ class Engine:
             GROUP BY ev.ckey, p.p HAVING sum(ev.d) <> 0""")
         con.execute("""CREATE OR REPLACE TEMP TABLE cur AS SELECT ckey, jkey, 0::INTEGER AS raw, 0::INTEGER AS net,
             NULL::INTEGER AS score, NULL::VARCHAR AS grade FROM citizens""")
-        con.execute("CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, grade VARCHAR, "
-                    "version VARCHAR)")
+        con.execute(
+            "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, grade VARCHAR, "
+            "version VARCHAR)"
+        )
         busy = {p for (p,) in con.execute("SELECT DISTINCT p FROM deltas").fetchall()}
-        busy |= {p for (p,) in con.execute(
-            "SELECT DISTINCT p.p FROM list_entries e ASOF JOIN periods p ON p.t >= e.start").fetchall()}
-        busy |= {p for (p,) in con.execute(
-            'SELECT DISTINCT p.p FROM list_entries e ASOF JOIN periods p ON p.t >= e."end" '
-            'WHERE e."end" IS NOT NULL').fetchall()}
+        busy |= {
+            p
+            for (p,) in con.execute(
+                "SELECT DISTINCT p.p FROM list_entries e ASOF JOIN periods p ON p.t >= e.start"
+            ).fetchall()
+        }
+        busy |= {
+            p
+            for (p,) in con.execute(
+                'SELECT DISTINCT p.p FROM list_entries e ASOF JOIN periods p ON p.t >= e."end" '
+                'WHERE e."end" IS NOT NULL'
+            ).fetchall()
+        }
         for s in c.segments:
             if s.start is not None:
                 busy.add(next((i for i, t in enumerate(periods) if t >= s.start), len(periods)))
-        network = any(r.characteristic and self.catalog.characteristics[r.characteristic].kind == "network"
-                      for s in c.segments for r in s.rulebook.rules)
+        network = any(
+            r.characteristic and self.catalog.characteristics[r.characteristic].kind == "network"
+            for s in c.segments
+            for r in s.rulebook.rules
+        )
         wake: set[int] = set()
         done = 0
         listed_any = False
@@ -342,21 +397,24 @@ class Engine:
             con.execute(f"UPDATE cur SET raw = raw + d.d FROM deltas d WHERE d.p = {p} AND d.ckey = cur.ckey")
             if network:
                 self._network(c, segs, p, t, periods[p + 1] if p + 1 < len(periods) else None)
-            score = _case_by_jkey(segs, lambda rb: f"least(greatest({rb.scale.base} + raw + net, {rb.scale.min}), "
-                                                   f"{rb.scale.max})")
+            score = _case_by_jkey(
+                segs, lambda rb: f"least(greatest({rb.scale.base} + raw + net, {rb.scale.min}), {rb.scale.max})"
+            )
             con.execute(f"""CREATE OR REPLACE TEMP TABLE nxt AS SELECT ckey, jkey, raw, net, {score} AS score
                 FROM cur""")
             grade = _case_by_jkey(segs, lambda rb: _grade_case(rb, "n.score"), "n.jkey")
             version = _case_by_jkey(segs, lambda rb: lit(rb.version), "n.jkey")
             con.execute(f"""INSERT INTO score_log
                 SELECT n.ckey, {lit(t)}, n.score, {grade}, {version} FROM nxt n JOIN cur c USING (ckey)
-                WHERE n.score IS NOT NULL AND (c.score IS NULL OR c.score <> n.score OR c.grade IS DISTINCT FROM {grade})""")
+                WHERE n.score IS NOT NULL
+                  AND (c.score IS NULL OR c.score <> n.score OR c.grade IS DISTINCT FROM {grade})""")
             con.execute(f"""UPDATE cur SET score = n.score, grade = {grade} FROM nxt n
                 WHERE n.ckey = cur.ckey""")
             self._grade_lists(segs, p, t, wake, periods)
             if network and not listed_any:
-                listed_any = bool(con.execute("SELECT count(*) FROM list_entries WHERE kind = 'blacklist'")
-                                  .fetchall()[0][0])
+                listed_any = bool(
+                    con.execute("SELECT count(*) FROM list_entries WHERE kind = 'blacklist'").fetchall()[0][0]
+                )
         return done
 
     def _segments_at(self, c: Compiled, t: dt.datetime) -> dict[int, Rulebook]:
@@ -366,11 +424,16 @@ class Engine:
                 out[s.jkey] = s.rulebook
         return out
 
-    def _network(self, c: Compiled, segs: dict[int, Rulebook], p: int, t: dt.datetime,
-                 t_next: dt.datetime | None) -> None:
+    def _network(
+        self, c: Compiled, segs: dict[int, Rulebook], p: int, t: dt.datetime, t_next: dt.datetime | None
+    ) -> None:
         con = self.con
-        rules = [(jkey, rb, r) for jkey, rb in segs.items() for r in rb.rules
-                 if r.characteristic and self.catalog.characteristics[r.characteristic].kind == "network"]
+        rules = [
+            (jkey, rb, r)
+            for jkey, rb in segs.items()
+            for r in rb.rules
+            if r.characteristic and self.catalog.characteristics[r.characteristic].kind == "network"
+        ]
         con.execute("UPDATE cur SET net = 0 WHERE net <> 0")
         if not rules:
             return
@@ -381,21 +444,23 @@ class Engine:
             FROM relations r JOIN citizens c ON c.ckey = r.ckey LEFT JOIN listed l ON l.ckey = r.other
             WHERE r.kind = 'contact' GROUP BY r.ckey, c.jkey HAVING count(l.ckey) > 0""")
         piece_of = {(s.jkey, s.epoch, r.id): piece for s, r, _, piece in c.characteristic_rules}
-        epoch_of = {s.jkey: s.epoch for s in c.segments
-                    if (s.start is None or s.start <= t) and (s.end is None or t < s.end)}
+        epoch_of = {
+            s.jkey: s.epoch for s in c.segments if (s.start is None or s.start <= t) and (s.end is None or t < s.end)
+        }
         for jkey, rb, r in rules:
             cond = rb.conditions.get(f"rule:{r.id}")
             where = f"s.jkey = {jkey}" + (f" AND {to_sql(qualify(cond, 's'))}" if cond is not None else "")
             piece = piece_of[(jkey, epoch_of[jkey], r.id)]
             con.execute(f"""INSERT INTO ledger
                 SELECT s.ckey, s.jkey, {epoch_of[jkey]}, 'network', NULL, NULL, {lit(r.characteristic)}, {piece},
-                       {r.points}, {lit(t)}, {lit(t_next) if t_next else 'NULL'}
+                       {r.points}, {lit(t)}, {lit(t_next) if t_next else "NULL"}
                 FROM share_t s WHERE {where}""")
         con.execute(f"""UPDATE cur SET net = x.pts FROM (SELECT ckey, sum(points)::INTEGER AS pts FROM ledger
             WHERE source = 'network' AND valid_from = {lit(t)} GROUP BY ckey) x WHERE x.ckey = cur.ckey""")
 
-    def _grade_lists(self, segs: dict[int, Rulebook], p: int, t: dt.datetime, wake: set[int],
-                     periods: list[dt.datetime]) -> None:
+    def _grade_lists(
+        self, segs: dict[int, Rulebook], p: int, t: dt.datetime, wake: set[int], periods: list[dt.datetime]
+    ) -> None:
         con = self.con
         for jkey, rb in segs.items():
             for lst in rb.lists:
@@ -406,9 +471,11 @@ class Engine:
                 bar = ""
                 if barred:
                     after = ", ".join(lit(b) for b in barred)
-                    bar = (f" AND NOT EXISTS (SELECT 1 FROM list_entries b WHERE b.ckey = c.ckey AND "
-                           f"b.list_id IN ({after}) AND b.start <= {lit(t)})")
-                stay = (f" AND e.start + {interval_sql(lst.min_stay)} <= {lit(t)}" if lst.min_stay else "")
+                    bar = (
+                        f" AND NOT EXISTS (SELECT 1 FROM list_entries b WHERE b.ckey = c.ckey AND "
+                        f"b.list_id IN ({after}) AND b.start <= {lit(t)})"
+                    )
+                stay = f" AND e.start + {interval_sql(lst.min_stay)} <= {lit(t)}" if lst.min_stay else ""
                 con.execute(f"""UPDATE list_entries e SET "end" = {lit(t)} FROM cur c
                     WHERE e.ckey = c.ckey AND e.list_id = {lit(lst.id)} AND e.cause = 'grade' AND e."end" IS NULL
                       AND c.jkey = {jkey} AND (c.grade NOT IN ({grades}) OR c.grade IS NULL){stay}""")
@@ -434,7 +501,8 @@ class Engine:
                                         WHERE list_id = {lit(mem.after)} AND jkey = {seg.jkey} GROUP BY ckey)
                         UPDATE list_entries SET "end" = f.first FROM firsts f
                         WHERE list_entries.ckey = f.ckey AND list_entries.list_id = {lit(lid)}
-                          AND list_entries.start < f.first AND (list_entries."end" IS NULL OR list_entries."end" > f.first)
+                          AND list_entries.start < f.first
+                          AND (list_entries."end" IS NULL OR list_entries."end" > f.first)
                     """)
                     self.con.execute(f"""
                         DELETE FROM list_entries WHERE list_id = {lit(lid)} AND jkey = {seg.jkey} AND EXISTS (
@@ -454,10 +522,10 @@ class Engine:
                 cond.append(f"e.start < {lit(seg.end)}")
             self.con.execute(f"""INSERT INTO notifications
                 SELECT e.ckey, e.start, 'listed', 'You were placed on the ' || e.list_id || ' (' || e.cause || ')'
-                FROM list_entries e WHERE {' AND '.join(cond)}""")
+                FROM list_entries e WHERE {" AND ".join(cond)}""")
 
 
-def _col(name: str):  # noqa: ANN202
+def _col(name: str):
     from sqlglot import exp
 
     return exp.column(name)
@@ -482,13 +550,15 @@ def _case_by_jkey(segs: dict[int, Rulebook], f: Callable[[Rulebook], str], col: 
 def is_stale(store: Store) -> bool:
     """Whether facts changed since the last run (then decisions must not trust the derived tables)."""
     has = store.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'engine_run'").fetchall()[0][0]
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'engine_run'"
+    ).fetchall()[0][0]
     if not has:
         return True
     watermark = store.con.execute(
         "SELECT (SELECT coalesce(max(rkey), -1) FROM records), (SELECT count(*) FROM retractions), "
         "(SELECT count(*) FROM rulebook_versions), (SELECT count(*) FROM citizens), "
-        "(SELECT count(*) FROM relations)").fetchall()[0]
+        "(SELECT count(*) FROM relations)"
+    ).fetchall()[0]
     stored = store.con.execute("SELECT watermark, pin FROM engine_run").fetchall()[0]
     return stored[0] != ",".join(map(str, watermark)) or stored[1] is not None
 

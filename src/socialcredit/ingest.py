@@ -62,8 +62,11 @@ def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any
         suffix = path.suffix.lower()
         try:
             if suffix == ".csv":
-                con.execute("CREATE TEMP TABLE _stage AS SELECT row_number() OVER () AS row, * "
-                            "FROM read_csv(?, all_varchar = true, header = true)", [str(path)])
+                con.execute(
+                    "CREATE TEMP TABLE _stage AS SELECT row_number() OVER () AS row, * "
+                    "FROM read_csv(?, all_varchar = true, header = true)",
+                    [str(path)],
+                )
             elif suffix in (".jsonl", ".ndjson", ".json"):
                 _stage_jsonl(store, path)
             elif suffix == ".parquet":
@@ -83,9 +86,11 @@ def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any
     unknown = [c for c in cols if c not in allowed]
     if unknown:
         con.execute("DROP TABLE _stage")
-        raise LocatedError(f"{label}: unknown field(s) {', '.join(unknown)}; records have "
-                           f"{', '.join(RECORD_FIELDS)} and the catalog attributes "
-                           f"({', '.join(store.catalog.attributes)})")
+        raise LocatedError(
+            f"{label}: unknown field(s) {', '.join(unknown)}; records have "
+            f"{', '.join(RECORD_FIELDS)} and the catalog attributes "
+            f"({', '.join(store.catalog.attributes)})"
+        )
     for c in [*RECORD_FIELDS, *store.catalog.attributes]:
         if c not in cols:
             con.execute(f"ALTER TABLE _stage ADD COLUMN {q(c)} VARCHAR")
@@ -93,16 +98,23 @@ def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any
 
 def _stage_jsonl(store: Store, path: Path) -> None:
     con = store.con
-    con.execute("CREATE TEMP TABLE _raw AS SELECT row_number() OVER () AS row, json FROM "
-                "read_json_objects(?, format = 'newline_delimited')", [str(path)])
+    con.execute(
+        "CREATE TEMP TABLE _raw AS SELECT row_number() OVER () AS row, json FROM "
+        "read_json_objects(?, format = 'newline_delimited')",
+        [str(path)],
+    )
     bad = con.execute("SELECT row FROM _raw WHERE json_type(json) <> 'OBJECT' LIMIT 1").fetchall()[0]
     if bad:
         con.execute("DROP TABLE _raw")
         raise LocatedError(f"{path}:{bad[0]}: each line must be a JSON object")
     keys = {k for (k,) in con.execute("SELECT DISTINCT unnest(json_keys(json)) FROM _raw").fetchall()}
-    akeys = {k for (k,) in con.execute(
-        "SELECT DISTINCT unnest(json_keys(json -> '$.attributes')) FROM _raw "
-        "WHERE json_type(json -> '$.attributes') = 'OBJECT'").fetchall()}
+    akeys = {
+        k
+        for (k,) in con.execute(
+            "SELECT DISTINCT unnest(json_keys(json -> '$.attributes')) FROM _raw "
+            "WHERE json_type(json -> '$.attributes') = 'OBJECT'"
+        ).fetchall()
+    }
     fields = [*RECORD_FIELDS, *store.catalog.attributes]
     extra = sorted((keys - {*fields, "attributes"}) | (akeys - set(store.catalog.attributes)))
     selects = []
@@ -113,8 +125,9 @@ def _stage_jsonl(store: Store, path: Path) -> None:
         else:
             selects.append(f"{top} AS {q(f)}")
     extras = ", ".join(f"json ->> {_lit('$.' + k)} AS {q(k)}" for k in extra)
-    con.execute(f"CREATE TEMP TABLE _stage AS SELECT row, {', '.join(selects)}{', ' if extras else ''}{extras} "
-                "FROM _raw")
+    con.execute(
+        f"CREATE TEMP TABLE _stage AS SELECT row, {', '.join(selects)}{', ' if extras else ''}{extras} FROM _raw"
+    )
     con.execute("DROP TABLE _raw")
 
 
@@ -135,7 +148,8 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
     con.execute("CREATE TEMP TABLE _declared(behaviour VARCHAR, attribute VARCHAR, required BOOLEAN)")
     con.executemany("INSERT INTO _declared VALUES (?, ?, ?)", declared)
     typed_attrs = ", ".join(
-        f"try_cast(nullif(trim(s.{q(a.name)}), '') AS {SQL_TYPES[a.type]}) AS {q(a.name)}" for a in attrs.values())
+        f"try_cast(nullif(trim(s.{q(a.name)}), '') AS {SQL_TYPES[a.type]}) AS {q(a.name)}" for a in attrs.values()
+    )
     digest_parts = ", ".join(f"coalesce({q(a)}::VARCHAR, '')" for a in attrs)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _typed AS
@@ -171,15 +185,18 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         col = q(a.name)
         checks.append(
             f"SELECT s.row, '{a.name}', 'not a{'n' if a.type == 'int' else ''} {a.type}: ' || s.{col} "
-            f"FROM _stage s JOIN _typed t USING (row) WHERE nullif(trim(s.{col}), '') IS NOT NULL AND t.{col} IS NULL")
+            f"FROM _stage s JOIN _typed t USING (row) WHERE nullif(trim(s.{col}), '') IS NOT NULL AND t.{col} IS NULL"
+        )
         checks.append(
             f"SELECT t.row, '{a.name}', 'behaviour ' || t.behaviour || ' has no attribute {a.name}' FROM _typed t "
             f"WHERE t.{col} IS NOT NULL AND t.bkey IS NOT NULL AND NOT EXISTS "
-            f"(SELECT 1 FROM _declared d WHERE d.behaviour = t.behaviour AND d.attribute = '{a.name}')")
+            f"(SELECT 1 FROM _declared d WHERE d.behaviour = t.behaviour AND d.attribute = '{a.name}')"
+        )
     checks.append(
         "SELECT t.row, d.attribute, 'required for ' || t.behaviour FROM _typed t JOIN _declared d "
         "ON d.behaviour = t.behaviour AND d.required JOIN _stage s USING (row) WHERE "
-        + " OR ".join(f"(d.attribute = '{a}' AND nullif(trim(s.{q(a)}), '') IS NULL)" for a in attrs))
+        + " OR ".join(f"(d.attribute = '{a}' AND nullif(trim(s.{q(a)}), '') IS NULL)" for a in attrs)
+    )
     sql = " UNION ALL ".join(f"({c})" for c in checks)
     found = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1, 2", [now_utc]).fetchall()
     problems = [Problem(int(r), f, m) for r, f, m in found]

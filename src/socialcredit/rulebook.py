@@ -310,8 +310,9 @@ class RulebookSet:
                 out.append(rb)
         return out
 
-    def resolve(self, jurisdiction: str, day: dt.date | None = None, pin: dict[str, int] | None = None
-                ) -> Rulebook | None:
+    def resolve(
+        self, jurisdiction: str, day: dt.date | None = None, pin: dict[str, int] | None = None
+    ) -> Rulebook | None:
         """The rulebook in force on `day` (or the versions named in `pin`), checked against the catalog."""
         if jurisdiction not in self.layers:
             raise LocatedError(f"unknown jurisdiction {jurisdiction!r} (known: {', '.join(sorted(self.layers))})")
@@ -372,12 +373,19 @@ def _merge(chain: list[Layer]) -> Rulebook:
     if scale is None or grades is None:
         raise LocatedError(f"{top.at}: no layer of {top.jurisdiction} or its parents sets scale and grades")
     return Rulebook(
-        jurisdiction=top.jurisdiction, name=top.name, version="+".join(c.key for c in reversed(chain)),
-        effective_from=max(c.effective_from for c in chain), effective_to=None,
-        scale=scale, period=period or "month", grades=list(grades),
+        jurisdiction=top.jurisdiction,
+        name=top.name,
+        version="+".join(c.key for c in reversed(chain)),
+        effective_from=max(c.effective_from for c in chain),
+        effective_to=None,
+        scale=scale,
+        period=period or "month",
+        grades=list(grades),
         disclosure=disclosure or Disclosure(),
-        rules=list(colls["rules"].values()), caps=list(colls["caps"].values()),
-        lists=list(colls["lists"].values()), memory=list(colls["memory"].values()),
+        rules=list(colls["rules"].values()),
+        caps=list(colls["caps"].values()),
+        lists=list(colls["lists"].values()),
+        memory=list(colls["memory"].values()),
         region_code=top.region_code,
     )
 
@@ -432,8 +440,7 @@ def check(rb: Rulebook, catalog: Catalog) -> None:
             if m.measure not in catalog.measures:
                 problems.append(f"{lst.at}: list {lst.id!r} names unknown measure {m.measure!r}")
             elif (catalog.measures[m.measure].kind == "privilege") != (lst.kind == "whitelist"):
-                problems.append(f"{lst.at}: a {lst.kind} cannot carry {catalog.measures[m.measure].kind} "
-                                f"{m.measure!r}")
+                problems.append(f"{lst.at}: a {lst.kind} cannot carry {catalog.measures[m.measure].kind} {m.measure!r}")
     for mem in rb.memory:
         if mem.after not in list_ids:
             problems.append(f"{mem.at}: memory {mem.id!r} follows unknown list {mem.after!r}")

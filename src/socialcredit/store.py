@@ -86,8 +86,11 @@ class Store:
 
     @property
     def initialised(self) -> bool:
-        return bool(self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'records'").fetchall()[0][0])
+        return bool(
+            self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'records'").fetchall()[
+                0
+            ][0]
+        )
 
     def init(self, load_shipped_rulebooks: bool = True) -> None:
         """Create the tables (idempotent) and load the shipped rulebooks not yet in the store."""
@@ -116,8 +119,9 @@ class Store:
         """)
         self._sync_dimensions()
         if load_shipped_rulebooks:
-            known = {(j, v) for j, v in self.con.execute(
-                "SELECT jurisdiction, version FROM rulebook_versions").fetchall()}
+            known = {
+                (j, v) for j, v in self.con.execute("SELECT jurisdiction, version FROM rulebook_versions").fetchall()
+            }
             for path in sorted(shipped_dir().glob("*.yaml")):
                 text = path.read_text(encoding="utf-8")
                 layer = parse_layer(text, f"rulebooks/{path.name}")
@@ -136,7 +140,8 @@ class Store:
         have = {c for (c,) in self.con.execute("SELECT code FROM jurisdictions").fetchall()}
         n = self.con.execute("SELECT coalesce(max(jkey) + 1, 0) FROM jurisdictions").fetchall()[0][0]
         for code, level in self.con.execute(
-                "SELECT DISTINCT jurisdiction, NULL FROM rulebook_versions ORDER BY 1").fetchall():
+            "SELECT DISTINCT jurisdiction, NULL FROM rulebook_versions ORDER BY 1"
+        ).fetchall():
             if code not in have:
                 self.con.execute("INSERT INTO jurisdictions VALUES (?, ?, ?)", [n, code, level])
                 n += 1
@@ -150,7 +155,8 @@ class Store:
     def rulebooks(self) -> RulebookSet:
         if self._rulebooks is None:
             rows = self.con.execute(
-                "SELECT text, origin, digest FROM rulebook_versions ORDER BY jurisdiction, version").fetchall()
+                "SELECT text, origin, digest FROM rulebook_versions ORDER BY jurisdiction, version"
+            ).fetchall()
             key = (id(self.catalog), tuple(d for _, _, d in rows))
             if key not in _RULEBOOK_CACHE:
                 rbs = RulebookSet([parse_layer(t, o) for t, o, _ in rows], self.catalog)
@@ -178,8 +184,15 @@ class Store:
     def _insert_layer(self, layer: Layer, text: str, origin: str) -> None:
         self.con.execute(
             "INSERT INTO rulebook_versions VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
-            [layer.jurisdiction, layer.version, layer.effective_from, text,
-             hashlib.sha256(text.encode()).hexdigest(), origin])
+            [
+                layer.jurisdiction,
+                layer.version,
+                layer.effective_from,
+                text,
+                hashlib.sha256(text.encode()).hexdigest(),
+                origin,
+            ],
+        )
         self._rulebooks = None
 
     # ------------------------------------------------------------------ citizens
@@ -206,7 +219,9 @@ class Store:
                 problems.append(Problem(i, "citizen_id", f"{cid} is already registered"))
             batch_ids[cid] = i
             if row.get("city") and row["city"] not in cities:
-                problems.append(Problem(i, "city", f"unknown city {row['city']!r} (cities: {', '.join(sorted(cities))})"))
+                problems.append(
+                    Problem(i, "city", f"unknown city {row['city']!r} (cities: {', '.join(sorted(cities))})")
+                )
             if row.get("sex") not in (None, "", "M", "F"):
                 problems.append(Problem(i, "sex", "must be M or F"))
             elif row.get("sex") and ids.sex_of(cid) != row["sex"]:
@@ -215,7 +230,9 @@ class Store:
             try:
                 bdate = bd if isinstance(bd, dt.date) else dt.date.fromisoformat(str(bd))
                 if bdate != ids.birth_date_of(cid):
-                    problems.append(Problem(i, "birth_date", f"does not match the resident ID ({ids.birth_date_of(cid)})"))
+                    problems.append(
+                        Problem(i, "birth_date", f"does not match the resident ID ({ids.birth_date_of(cid)})")
+                    )
             except ValueError:
                 problems.append(Problem(i, "birth_date", f"{bd!r} is not a date (YYYY-MM-DD)"))
         everyone = set(known) | set(batch_ids)
@@ -234,18 +251,21 @@ class Store:
         keys = dict(known)
         for n, row in enumerate(rows):
             keys[row["citizen_id"]] = start + n
-        ctable = pa.table({
-            "ckey": pa.array([keys[r["citizen_id"]] for r in rows], pa.int32()),
-            "citizen_id": [r["citizen_id"] for r in rows],
-            "name": [r["name"] for r in rows],
-            "name_latin": [r.get("name_latin") for r in rows],
-            "sex": [r["sex"] for r in rows],
-            "birth_date": pa.array([ids.birth_date_of(r["citizen_id"]) for r in rows], pa.date32()),
-            "city": [r["city"] for r in rows],
-            "jkey": pa.array([jkeys[r["city"]] for r in rows], pa.int16()),
-            "avatar_seed": pa.array([int(hashlib.sha256(r["citizen_id"].encode()).hexdigest()[:12], 16)
-                                     for r in rows], pa.int64()),
-        })
+        ctable = pa.table(
+            {
+                "ckey": pa.array([keys[r["citizen_id"]] for r in rows], pa.int32()),
+                "citizen_id": [r["citizen_id"] for r in rows],
+                "name": [r["name"] for r in rows],
+                "name_latin": [r.get("name_latin") for r in rows],
+                "sex": [r["sex"] for r in rows],
+                "birth_date": pa.array([ids.birth_date_of(r["citizen_id"]) for r in rows], pa.date32()),
+                "city": [r["city"] for r in rows],
+                "jkey": pa.array([jkeys[r["city"]] for r in rows], pa.int16()),
+                "avatar_seed": pa.array(
+                    [int(hashlib.sha256(r["citizen_id"].encode()).hexdigest()[:12], 16) for r in rows], pa.int64()
+                ),
+            }
+        )
         rel: list[tuple[int, int, str]] = []
         for r in rows:
             me = keys[r["citizen_id"]]
@@ -255,9 +275,13 @@ class Store:
                 rel += [(me, keys[r["spouse"]], "spouse"), (keys[r["spouse"]], me, "spouse")]
             for c in r.get("contacts") or []:
                 rel += [(me, keys[c], "contact"), (keys[c], me, "contact")]
-        rtable = pa.table({"ckey": pa.array([x[0] for x in rel], pa.int32()),
-                           "other": pa.array([x[1] for x in rel], pa.int32()),
-                           "kind": [x[2] for x in rel]})
+        rtable = pa.table(
+            {
+                "ckey": pa.array([x[0] for x in rel], pa.int32()),
+                "other": pa.array([x[1] for x in rel], pa.int32()),
+                "kind": [x[2] for x in rel],
+            }
+        )
         with self.transaction():
             self.con.register("_new_citizens", ctable)
             self.con.register("_new_relations", rtable)
@@ -281,8 +305,12 @@ class Store:
 
     # ------------------------------------------------------------------ records
 
-    def ingest(self, source: str | Path | pa.Table | list[dict[str, Any]], name: str | None = None,
-               now: dt.datetime | None = None) -> IngestReport:
+    def ingest(
+        self,
+        source: str | Path | pa.Table | list[dict[str, Any]],
+        name: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> IngestReport:
         """Append a batch of records: all valid and new, or nothing (see BatchRejected)."""
         from socialcredit.ingest import stage_batch, validate_stage
 
@@ -311,24 +339,28 @@ class Store:
                 SELECT {base} + row_number() OVER (ORDER BY row) - 1, record_id, agency, ckey, jkey, bkey,
                        occurred_at, {cols}, {batch}, now()::TIMESTAMP, digest
                 FROM _typed WHERE NOT duplicate ORDER BY row""")
-            self.con.execute("INSERT INTO batches VALUES (?, ?, now()::TIMESTAMP, ?, ?)",
-                             [batch, label, new, len(dup_ids)])
+            self.con.execute(
+                "INSERT INTO batches VALUES (?, ?, now()::TIMESTAMP, ?, ?)", [batch, label, new, len(dup_ids)]
+            )
         return IngestReport(batch, new, len(dup_ids), dup_ids)
 
     def retract(self, agency: str, record_ids: list[str], reason: str, requested_by: str) -> int:
         """Withdraw records (objection upheld, agency correction); the records themselves stay."""
         rows = self.con.execute(
             "SELECT record_id, rkey FROM records WHERE agency = ? AND record_id IN (SELECT unnest(?))",
-            [agency, record_ids]).fetchall()
+            [agency, record_ids],
+        ).fetchall()
         found = dict(rows)
         missing = [r for r in record_ids if r not in found]
         if missing:
             raise LocatedError(f"retract: agency {agency!r} has no records {', '.join(missing[:10])}")
         with self.transaction():
             for rid in record_ids:
-                self.con.execute("""INSERT INTO retractions SELECT ?, ?, ?, now()::TIMESTAMP, ?, ?
+                self.con.execute(
+                    """INSERT INTO retractions SELECT ?, ?, ?, now()::TIMESTAMP, ?, ?
                     WHERE NOT EXISTS (SELECT 1 FROM retractions WHERE rkey = ?)""",
-                                 [found[rid], agency, rid, reason, requested_by, found[rid]])
+                    [found[rid], agency, rid, reason, requested_by, found[rid]],
+                )
         return len(record_ids)
 
     def counts(self) -> dict[str, int]:

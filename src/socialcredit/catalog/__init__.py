@@ -18,8 +18,20 @@ from socialcredit.yamlio import LocatedError, load_yaml_located, validate_locate
 
 AttributeType = Literal["int", "float", "bool", "str"]
 Category = Literal[
-    "financial", "legal", "traffic", "transport", "online", "family", "civic", "social", "health",
-    "education", "consumption", "military", "commercial", "public_services",
+    "financial",
+    "legal",
+    "traffic",
+    "transport",
+    "online",
+    "family",
+    "civic",
+    "social",
+    "health",
+    "education",
+    "consumption",
+    "military",
+    "commercial",
+    "public_services",
 ]
 Effect = Literal["deny", "priority", "discount", "deposit_waived", "throttle", "deprioritise", "publish"]
 Reach = Literal["self", "children", "household"]
@@ -96,8 +108,18 @@ class Agency(_Model):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str
     kind: Literal[
-        "ministry", "court", "bank", "state_owned_enterprise", "camera_network", "transport_operator",
-        "volunteer_association", "local_government", "platform", "hospital", "school", "police",
+        "ministry",
+        "court",
+        "bank",
+        "state_owned_enterprise",
+        "camera_network",
+        "transport_operator",
+        "volunteer_association",
+        "local_government",
+        "platform",
+        "hospital",
+        "school",
+        "police",
     ]
     behaviours: list[str]
 
@@ -116,8 +138,12 @@ class Catalog(_Model):
 
 _FILES = ("attributes", "behaviours", "characteristics", "services", "measures", "agencies")
 _MODELS: dict[str, type[_Model]] = {
-    "attributes": Attribute, "behaviours": Behaviour, "characteristics": Characteristic,
-    "services": Service, "measures": Measure, "agencies": Agency,
+    "attributes": Attribute,
+    "behaviours": Behaviour,
+    "characteristics": Characteristic,
+    "services": Service,
+    "measures": Measure,
+    "agencies": Agency,
 }
 
 

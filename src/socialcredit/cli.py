@@ -1,0 +1,442 @@
+"""The command line: a thin door over the core (store, engine, decisions, rulebooks, catalog)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from socialcredit import decisions
+from socialcredit.catalog import default_catalog
+from socialcredit.engine import Engine
+from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_layers
+from socialcredit.store import BatchRejected, Store, default_path
+from socialcredit.yamlio import LocatedError
+
+app = typer.Typer(
+    help="socialcredit: an inspectable social credit system on a simulated society.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+rulebook_app = typer.Typer(help="Validate, show, compare and load rulebooks.", no_args_is_help=True)
+app.add_typer(rulebook_app, name="rulebook")
+out = Console()
+err = Console(stderr=True)
+
+DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="DuckDB file (default: $SOCIALCREDIT_DB or ./socialcredit.duckdb)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+TimeOpt = Annotated[str | None, typer.Option(help="a time, ISO 8601; without an offset it is China Standard Time")]
+
+
+def fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{text!r} is not a time (use ISO 8601, e.g. 2020-01-31 or 2020-01-31T12:00+08:00)")
+        raise
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    return t.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def open_store(db: Path | None, must_exist: bool = True) -> Store:
+    path = db or default_path()
+    if must_exist and not path.exists():
+        fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
+    store = Store(path)
+    if must_exist:
+        store.require_init()
+    return store
+
+
+def emit(data: Any) -> None:
+    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def guarded(fn):
+    """Bad input exits 2 with a message that names the file, line or field."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **k: Any) -> Any:
+        try:
+            return fn(*a, **k)
+        except BatchRejected as e:
+            fail(str(e))
+        except LocatedError as e:
+            fail(str(e))
+
+    return wrapper
+
+
+@app.command()
+@guarded
+def init(db: DbOpt = None) -> None:
+    """Create the store and load the shipped rulebooks."""
+    store = open_store(db, must_exist=False)
+    store.init()
+    out.print(
+        f"store ready at {store.path} with {len(store.rulebooks().cities)} cities: "
+        f"{', '.join(store.rulebooks().cities)}"
+    )
+
+
+@app.command()
+@guarded
+def citizens(file: Path, db: DbOpt = None) -> None:
+    """Register citizens from a JSON Lines file (citizen_id, name, sex, birth_date, city, parents, spouse, contacts)."""
+    store = open_store(db)
+    rows = _read_jsonl(file)
+    n = store.add_citizens(rows, source=str(file))
+    out.print(f"registered {n} citizens")
+
+
+def _read_jsonl(file: Path) -> list[dict[str, Any]]:
+    if not file.exists():
+        fail(f"{file}: no such file")
+    rows = []
+    for i, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            fail(f"{file}:{i}: not JSON: {e.msg}")
+        if not isinstance(row, dict):
+            fail(f"{file}:{i}: each line must be a JSON object")
+        rows.append(row)
+    return rows
+
+
+@app.command()
+@guarded
+def ingest(file: Path, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Append a batch of records (CSV, JSON Lines or Parquet); all valid or nothing is written."""
+    store = open_store(db)
+    report = store.ingest(file)
+    if json_out:
+        emit(report.__dict__)
+    else:
+        out.print(
+            f"accepted {report.accepted} records (batch {report.batch}); {report.duplicates} already stored, unchanged"
+        )
+
+
+@app.command()
+@guarded
+def score(
+    db: DbOpt = None,
+    as_of: TimeOpt = None,
+    rulebook: Annotated[str | None, typer.Option(help="replay under CITY@VERSION[+PARENT@VERSION]")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the engine: ledger, scores, grades, list entries, as of a time."""
+    store = open_store(db)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("scoring", total=7)
+        summary = Engine(store).run(
+            parse_time(as_of),
+            pin=rulebook,
+            progress=lambda stage, i, n: bar.update(task, description=stage, completed=i, total=n),
+        )
+    grades = store.con.execute(
+        """SELECT c.city, s.grade, count(*) FROM (SELECT ckey, arg_max(grade, assessed_at) AS grade FROM score_log
+           GROUP BY ckey) s JOIN citizens c USING (ckey) GROUP BY ALL ORDER BY 1, 2"""
+    ).fetchall()
+    lists = store.con.execute(
+        """SELECT list_id, count(*) FILTER (WHERE "end" IS NULL OR "end" > ?), count(*) FROM list_entries
+           GROUP BY 1 ORDER BY 1""",
+        [summary.as_of],
+    ).fetchall()
+    if json_out:
+        emit({"summary": summary.__dict__, "grades": grades, "lists": lists})
+        return
+    out.print(
+        f"scored {summary.records} records into {summary.ledger_entries} ledger entries; "
+        f"{summary.assessments} monthly assessments; {summary.seconds:.1f}s"
+    )
+    t = Table("city", "grade", "citizens", title="latest assessed grade")
+    for row in grades:
+        t.add_row(*map(str, row))
+    out.print(t)
+    t = Table("list", "on it now", "stays ever", title="lists")
+    for row in lists:
+        t.add_row(*map(str, row))
+    out.print(t)
+
+
+@app.command()
+@guarded
+def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: JsonOpt = False) -> None:
+    """A citizen's standing: score, grade, list entries, active measures."""
+    store = open_store(db)
+    st = decisions.standing(store, citizen_id, parse_time(as_of))
+    if json_out:
+        emit(st.to_json())
+        return
+    out.print(f"[bold]{st.name}[/bold] {st.citizen_id} · {st.city} · as of {_cst(st.as_of)}")
+    out.print(f"score [bold]{st.score}[/bold] grade [bold]{st.grade}[/bold] under {st.rulebook_version}")
+    t = Table("list", "kind", "since", "until", "cause", title="list entries")
+    for e in st.list_entries:
+        t.add_row(e["list_id"], e["kind"], _cst(e["start"]), _cst(e["end"]), _cause(e))
+    out.print(t)
+    t = Table("measure", "effect", "services", "via", "until", title="active measures")
+    for m in st.measures:
+        t.add_row(m.measure, m.effect, ", ".join(m.services), m.via, _cst(m.until))
+    out.print(t)
+
+
+def _cst(t: dt.datetime | None) -> str:
+    if t is None:
+        return "—"
+    return t.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+
+
+def _cause(e: dict[str, Any]) -> str:
+    if e["cause"] == "grade":
+        return f"grade {e['grade']} (score {e['score']})"
+    if e["cause"] == "behaviour":
+        return f"{e['behaviour']} record {e['record_id']} ({e['agency']})"
+    return f"{e['characteristic']} (record {e['record_id']})"
+
+
+@app.command()
+@guarded
+def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: JsonOpt = False) -> None:
+    """Why: score → ledger entries → records and rules; list entries → cause; measures → list."""
+    store = open_store(db)
+    x = decisions.explain(store, citizen_id, parse_time(as_of))
+    if json_out:
+        emit(x)
+        return
+    s = x["score"]
+    out.print(f"[bold]{x['name']}[/bold] {x['citizen_id']} · {x['city']} · {x['rulebook_version']}")
+    out.print(
+        f"score {s['value']} = clamp(base {s['base']} + {s['sum_of_entries']} from the entries below, "
+        f"{s['scale'][0] if s['scale'] else '?'}…{s['scale'][1] if s['scale'] else '?'}) → grade {s['grade']}"
+    )
+    t = Table("points", "from", "rules", "valid", title="ledger entries in force")
+    for e in x["ledger"]:
+        what = (
+            f"{e['record']['behaviour']} {e['record']['attributes']} record {e['record']['record_id']} "
+            f"by {e['record']['agency']}"
+            if e["source"] == "record"
+            else f"{e['source']}: {e['characteristic']}"
+        )
+        rules = "\n".join(
+            f"{r['id']} ({r['points']:+d}) when {r['when'] or 'always'} [{r['source']}]" for r in e["rules"]
+        )
+        t.add_row(f"{e['points']:+d}", what, rules, f"{e['valid_from'][:10]} → {(e['valid_to'] or 'never')[:10]}")
+    out.print(t)
+    t = Table("list", "since", "cause", title="list entries")
+    for e in x["list_entries"]:
+        t.add_row(e["list_id"], e["start"][:10], _cause(e))
+    out.print(t)
+    t = Table("measure", "effect", "via", title="measures")
+    for m in x["measures"]:
+        t.add_row(m["measure"], m["effect"], m["via"])
+    out.print(t)
+
+
+@app.command()
+@guarded
+def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
+    """Ask for an automated decision: may this citizen use this service?"""
+    store = open_store(db)
+    d = decisions.decide(store, citizen_id, service, parse_time(at))
+    if json_out:
+        emit(d.to_json())
+        return
+    colour = {"deny": "red", "allow": "green"}.get(d.outcome, "yellow")
+    out.print(f"[{colour}]{d.outcome.upper()}[/{colour}] {service} for {citizen_id}: {d.public_reason}")
+    for r in d.reasons:
+        out.print(f"  · {r['measure']} ({r['effect']}) via {r['via']} since {_cst(r['since'])}")
+
+
+@app.command()
+def catalog(json_out: JsonOpt = False) -> None:
+    """The catalog: behaviours, characteristics, measures, services, agencies."""
+    c = default_catalog()
+    if json_out:
+        emit(c.model_dump())
+        return
+    t = Table("code", "label", "category", "polarity", "attributes", title="behaviours")
+    for b in c.behaviours.values():
+        t.add_row(b.code, b.label, b.category, b.polarity, ", ".join(b.attributes))
+    out.print(t)
+    t = Table("code", "label", "kind", "attributes", title="characteristics")
+    for ch in c.characteristics.values():
+        t.add_row(ch.code, ch.label, ch.kind, ", ".join(ch.attributes))
+    out.print(t)
+    t = Table("code", "kind", "effect", "services", "reach", title="measures")
+    for m in c.measures.values():
+        t.add_row(m.code, m.kind, m.effect, ", ".join(m.services), m.reach)
+    out.print(t)
+    t = Table("code", "name", "kind", "may report", title="agencies")
+    for a in c.agencies.values():
+        t.add_row(a.code, a.name, a.kind, ", ".join(a.behaviours))
+    out.print(t)
+
+
+@rulebook_app.command("validate")
+@guarded
+def rulebook_validate(files: list[Path]) -> None:
+    """Check rulebook files (with the shipped rulebooks they extend); errors are file:line: message."""
+    layers = [load_layer(f) for f in files]
+    keys = {(x.jurisdiction, x.version) for x in layers}
+    base = [x for x in shipped_layers() if (x.jurisdiction, x.version) not in keys]
+    rbs = RulebookSet([*base, *layers])
+    for layer in layers:
+        if layer.level == "city":
+            rbs.timeline(layer.jurisdiction)
+        else:
+            for city in rbs.cities:
+                if layer.jurisdiction in rbs.chain(city):
+                    rbs.timeline(city)
+    out.print(f"ok: {', '.join(x.key for x in layers)}")
+
+
+@rulebook_app.command("show")
+@guarded
+def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
+    """The resolved rulebook of a city (inheritance applied) in force at a time."""
+    rbs = open_store(db).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
+    t = parse_time(at)
+    day = t.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date() if t else None
+    rb = rbs.resolve(city, day)
+    if rb is None:
+        fail(f"no rulebook of {city} is in force then")
+    assert rb is not None
+    if json_out:
+        emit(
+            {
+                "version": rb.version,
+                "scale": rb.scale.model_dump(),
+                "grades": [g.model_dump() for g in rb.grades],
+                "disclosure": rb.disclosure.model_dump(),
+                "rules": [r.model_dump() for r in rb.rules],
+                "caps": [c.model_dump() for c in rb.caps],
+                "lists": [x.model_dump(by_alias=True) for x in rb.lists],
+                "memory": [m.model_dump() for m in rb.memory],
+            }
+        )
+        return
+    out.print(
+        f"[bold]{rb.name}[/bold] {rb.version}, in force from {rb.effective_from}; scale {rb.scale.min}–"
+        f"{rb.scale.max}, base {rb.scale.base}; {len(rb.rules)} rules"
+    )
+    t = Table("rule", "on", "when", "points", "expires", "source", title="rules")
+    for r in rb.rules:
+        t.add_row(
+            r.id,
+            r.behaviour or r.characteristic or "",
+            r.when or "always",
+            f"{r.points:+d}",
+            r.valid_for or "never",
+            r.source,
+        )
+    out.print(t)
+    t = Table("list", "kind", "grades", "triggers", "measures", title="lists")
+    for x in rb.lists:
+        t.add_row(
+            x.id,
+            x.kind,
+            ", ".join(x.grades),
+            ", ".join(tr.behaviour or tr.characteristic or "" for tr in x.triggers),
+            ", ".join(m.measure + (f" ({m.for_})" if m.for_ else "") for m in x.list_measures()),
+        )
+    out.print(t)
+
+
+@rulebook_app.command("diff")
+@guarded
+def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Differences between two resolved versions, e.g. `rongcheng@1 rongcheng@2` or `shanghai@1 shenzhen@1`."""
+    rbs = open_store(db).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
+    books = []
+    for spec in (a, b):
+        city, pin = rbs.parse_version(spec)
+        rb = rbs.resolve(city, None, pin)
+        if rb is None:
+            fail(f"{spec}: does not resolve")
+        books.append(rb)
+    ra = {r.id: r for r in books[0].rules}
+    rb_ = {r.id: r for r in books[1].rules}
+    rows = [("removed", i, ra[i].model_dump(), None) for i in ra if i not in rb_]
+    rows += [("added", i, None, rb_[i].model_dump()) for i in rb_ if i not in ra]
+    rows += [("changed", i, ra[i].model_dump(), rb_[i].model_dump()) for i in ra if i in rb_ and ra[i] != rb_[i]]
+    la = {x.id: x.model_dump(by_alias=True) for x in books[0].lists}
+    lb = {x.id: x.model_dump(by_alias=True) for x in books[1].lists}
+    lists = [(i, la.get(i), lb.get(i)) for i in sorted(set(la) | set(lb)) if la.get(i) != lb.get(i)]
+    other = {
+        k: (getattr(books[0], k).model_dump(), getattr(books[1], k).model_dump())
+        for k in ("scale", "disclosure")
+        if getattr(books[0], k) != getattr(books[1], k)
+    }
+    if json_out:
+        emit({"a": books[0].version, "b": books[1].version, "rules": rows, "lists": lists, "other": other})
+        return
+    out.print(f"{books[0].version} → {books[1].version}")
+    t = Table("", "rule", "before", "after")
+    for kind, i, x, y in rows:
+
+        def fmt(r):
+            return (
+                f"{r['behaviour'] or r['characteristic']} when {r['when'] or 'always'}: {r['points']:+d}" if r else "—"
+            )
+
+        t.add_row(kind, i, fmt(x), fmt(y))
+    out.print(t)
+    for i, x, y in lists:
+        out.print(f"list {i}: {'added' if x is None else 'removed' if y is None else 'changed'}")
+    for k, (x, y) in other.items():
+        out.print(f"{k}: {x} → {y}")
+
+
+@rulebook_app.command("load")
+@guarded
+def rulebook_load(file: Path, db: DbOpt = None) -> None:
+    """Add a rulebook version to the store (checked against everything stored)."""
+    store = open_store(db)
+    layer = store.add_rulebook(file.read_text(encoding="utf-8"), str(file))
+    out.print(f"loaded {layer.key}, in force from {layer.effective_from}")
+
+
+@rulebook_app.command("schema")
+def rulebook_schema() -> None:
+    """Print the JSON Schema of the rulebook format (generated from the models)."""
+    sys.stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
+
+
+@app.command()
+@guarded
+def sample(db: DbOpt = None) -> None:
+    """Load the bundled sample: a few citizens per city and hand-written records."""
+    from socialcredit.sample import load_sample
+
+    store = open_store(db, must_exist=False)
+    store.init()
+    n_citizens, report = load_sample(store)
+    out.print(f"sample loaded: {n_citizens} citizens, {report.accepted} records ({report.duplicates} already there)")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Shipped rulebooks: one YAML file per jurisdiction version, named <jurisdiction>@<version>.yaml."""
