@@ -8,7 +8,21 @@ from socialcredit.store import BatchRejected, IngestReport, Store
 from socialcredit.yamlio import LocatedError
 
 __all__ = [
-    "BatchRejected", "Catalog", "Decision", "Engine", "IngestReport", "LocatedError", "Rulebook", "RulebookSet",
-    "RunSummary", "Standing", "Store", "decide", "default_catalog", "explain", "load_catalog", "shipped_layers",
+    "BatchRejected",
+    "Catalog",
+    "Decision",
+    "Engine",
+    "IngestReport",
+    "LocatedError",
+    "Rulebook",
+    "RulebookSet",
+    "RunSummary",
+    "Standing",
+    "Store",
+    "decide",
+    "default_catalog",
+    "explain",
+    "load_catalog",
+    "shipped_layers",
     "standing",
 ]

@@ -61,6 +61,7 @@ class GeneralRule:
     bkey: int
     condition: exp.Expression
     piece: int
+    cond: int  # index into Compiled.conditions
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Compiled:
     params: list[tuple[int, int, int, str, int, float, float, int]] = field(default_factory=list)
     intervals: list[tuple[int, int, float | None, bool, float | None, bool, int]] = field(default_factory=list)
     general: list[GeneralRule] = field(default_factory=list)
+    conditions: list[exp.Expression] = field(default_factory=list)
     dims: list[str] = field(default_factory=list)
     characteristic_rules: list[tuple[Segment, object, exp.Expression | None, int]] = field(default_factory=list)
 
@@ -81,6 +83,19 @@ class Compiled:
             if s.jkey == jkey and s.epoch == epoch:
                 return s
         return None
+
+    def general_table(self) -> pa.Table:
+        rows = [(j, e, g.bkey, g.cond, g.piece) for g in self.general for j, e in g.where]
+        cols = list(zip(*rows, strict=True)) if rows else [[]] * 5
+        return pa.table(
+            {
+                "jkey": pa.array(cols[0], pa.int16()),
+                "epoch": pa.array(cols[1], pa.int32()),
+                "bkey": pa.array(cols[2], pa.int16()),
+                "cond": pa.array(cols[3], pa.int32()),
+                "piece": pa.array(cols[4], pa.int32()),
+            }
+        )
 
     def params_table(self) -> pa.Table:
         cols = list(zip(*self.params, strict=True)) if self.params else [[]] * 8
@@ -176,6 +191,8 @@ def _build_tables(c: Compiled, rulebooks: RulebookSet, bkeys: dict[str, int]) ->
     table_ids: dict[tuple[str, str, str], int] = {}
     general_by_rule: dict[tuple[int, str, int], GeneralRule] = {}
     shapes: dict[int, tuple[float, float, int]] = {}
+    cond_numbers: dict[str, int] = {}
+    cond_text: dict[int, str] = {}  # conditions are shared (cached) trees, so their text is computed once
 
     def piece_of(rb: Rulebook, rules: list, valid_for: str | None) -> int:
         key = (tuple(r.id for r in rules), tuple(r.points for r in rules), valid_for)
@@ -196,11 +213,17 @@ def _build_tables(c: Compiled, rulebooks: RulebookSet, bkeys: dict[str, int]) ->
             if b is None:
                 assert cond is not None
                 piece = piece_of(rb, [r], r.valid_for)
-                gkey = (bkeys[r.behaviour], cond.sql(), piece)
+                text = cond_text.get(id(cond)) or cond_text.setdefault(id(cond), cond.sql(copy=False))
+                if text not in cond_numbers:
+                    cond_numbers[text] = len(c.conditions)
+                    c.conditions.append(cond)
+                gkey = (bkeys[r.behaviour], text, piece)
                 if gkey in general_by_rule:
                     general_by_rule[gkey].where.append((seg.jkey, seg.epoch))
                 else:
-                    general_by_rule[gkey] = GeneralRule([(seg.jkey, seg.epoch)], bkeys[r.behaviour], cond, piece)
+                    general_by_rule[gkey] = GeneralRule(
+                        [(seg.jkey, seg.epoch)], bkeys[r.behaviour], cond, piece, cond_numbers[text]
+                    )
                     c.general.append(general_by_rule[gkey])
                 continue
             by_dim.setdefault((r.behaviour, b.attribute), []).append((b, r))
@@ -354,47 +377,28 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
             )
             sel = sel.where(exp.and_(lo_ok, hi_ok), copy=False)
         branches.append(sel)
-    by_behaviour: dict[int, list[GeneralRule]] = {}
-    for g in c.general:
-        by_behaviour.setdefault(g.bkey, []).append(g)
-    for bkey, rules in by_behaviour.items():
-        # one scan per behaviour: each rule yields its piece or NULL; the non-NULL ones become rows
-        cases = []
-        for g in rules:
-            in_force = exp.or_(
-                *[
-                    exp.and_(
-                        exp.column("jkey", table=source).eq(exp.Literal.number(j)),
-                        exp.column("epoch", table=source).eq(exp.Literal.number(e)),
-                        copy=False,
-                    )
-                    for j, e in g.where
-                ],
+    if c.general:
+        # one branch for every general rule: a record meets the rules in force for its segment and behaviour
+        # (a join on a small table), and a CASE on the condition number evaluates only those rules' conditions
+        conditions = c.conditions
+        case = exp.Case(
+            this=exp.column("cond", table="g"),
+            ifs=[
+                exp.If(this=exp.Literal.number(n), true=exp.paren(qualify(cond, "r"), copy=False))
+                for n, cond in enumerate(conditions)
+            ],
+            default=exp.false(),
+        )
+        keys = ("jkey", "epoch", "bkey")
+        branches.append(
+            exp.select(*[exp.column(x, table="r") for x in cols], exp.column("piece", table="g"))
+            .from_(exp.to_table(source).as_("r"), copy=False)
+            .join(
+                exp.to_table("general_rules").as_("g"),
+                on=exp.and_(*[exp.column(k, table="g").eq(exp.column(k, table="r")) for k in keys], copy=False),
                 copy=False,
             )
-            cases.append(
-                exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=exp.and_(
-                                exp.paren(in_force, copy=False),
-                                exp.paren(qualify(g.condition, source), copy=False),
-                                copy=False,
-                            ),
-                            true=exp.Literal.number(g.piece),
-                        )
-                    ]
-                )
-            )
-        matched = exp.func(
-            "list_filter",
-            exp.Array(expressions=cases),
-            exp.Lambda(this=exp.column("x").is_(exp.null()).not_(), expressions=[exp.to_identifier("x")]),
-        )
-        branches.append(
-            exp.select(*[exp.column(x, table=source) for x in cols], exp.Unnest(expressions=[matched]).as_("piece"))
-            .from_(source, copy=False)
-            .where(exp.column("bkey", table=source).eq(exp.Literal.number(bkey)), copy=False)
+            .where(case, copy=False)
         )
     if not branches:
         return exp.select(
@@ -412,4 +416,20 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
 
 
 def to_sql(expression: exp.Expression, dialect: str = "duckdb") -> str:
-    return expression.sql(dialect=dialect)
+    # the trees handed in are built for this call or already copied; skipping sqlglot's defensive copy halves the cost
+    return expression.sql(dialect=dialect, copy=False)
+
+
+def condition_sql(condition: exp.Expression | None, table: str, dialect: str = "duckdb") -> str:
+    """A checked condition as SQL over `table`'s columns (TRUE when there is none)."""
+    if condition is None:
+        return "TRUE"
+    k = (id(condition), table, dialect)
+    hit = _CONDITION_SQL.get(k)
+    if hit is None or hit[0] is not condition:
+        # the tree is kept in the value so its id cannot be reused by another tree while cached
+        hit = _CONDITION_SQL[k] = (condition, "(" + to_sql(qualify(condition, table), dialect) + ")")
+    return hit[1]
+
+
+_CONDITION_SQL: dict[tuple[int, str, str], tuple[exp.Expression, str]] = {}

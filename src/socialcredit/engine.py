@@ -3,15 +3,19 @@
 A run recomputes the derived tables from the append-only facts as of a time, so results depend only
 on (records, retractions, rulebook versions, population, as_of), never on arrival order. Records are
 scored by the compiled decision tables; characteristics give points while they hold; grades are
-assessed at the start of every month, when grade lists are entered and left and the network rule
-reads contacts' list status (as it stood before that assessment: the one-step lag of SPEC §5).
-This module is long because those steps share one run's state; each step is one function.
+assessed at the start of every month (CST), when grade lists are entered and left and the network
+rule reads contacts' list status as it stood before that assessment (the one-step lag of SPEC §5).
+
+Every step is a handful of statements over whole tables, whatever the number of cities, versions
+and rules: rules that hold in several (city, epoch) segments are run once against a small table of
+those segments. This module is long because the steps share one run's state; each is one method.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -19,18 +23,18 @@ import pyarrow as pa
 from socialcredit.compiler import (
     CST,
     Compiled,
-    Segment,
     compile_rulebooks,
+    condition_sql,
     epoch_expr,
     record_ledger_query,
     to_sql,
 )
-from socialcredit.conditions import qualify
-from socialcredit.ingest import q
-from socialcredit.rulebook import Rulebook, duration_parts
+from socialcredit.ingest import SQL_TYPES, q
+from socialcredit.rulebook import Rulebook, add_duration, duration_parts
 from socialcredit.store import Store
 
 Progress = Callable[[str, int, int], None]
+STEPS = 7
 
 
 def utc_naive(t: dt.datetime | None) -> dt.datetime:
@@ -42,13 +46,13 @@ def utc_naive(t: dt.datetime | None) -> dt.datetime:
 
 
 def month_start_utc(t_utc: dt.datetime) -> dt.datetime:
-    local = (t_utc.replace(tzinfo=dt.UTC)).astimezone(CST)
+    local = t_utc.replace(tzinfo=dt.UTC).astimezone(CST)
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def next_month_utc(t_utc: dt.datetime) -> dt.datetime:
-    local = (t_utc.replace(tzinfo=dt.UTC)).astimezone(CST)
+    local = t_utc.replace(tzinfo=dt.UTC).astimezone(CST)
     y, m = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
     return dt.datetime(y, m, 1, tzinfo=CST).astimezone(dt.UTC).replace(tzinfo=None)
 
@@ -59,6 +63,7 @@ def interval_sql(duration: str) -> str:
 
 
 def lit(v: object) -> str:
+    """A SQL literal for values the engine itself produces (times, codes, numbers), never rulebook text."""
     if v is None:
         return "NULL"
     if isinstance(v, dt.datetime):
@@ -66,6 +71,12 @@ def lit(v: object) -> str:
     if isinstance(v, str):
         return "'" + v.replace("'", "''") + "'"
     return str(v)
+
+
+def in_force(pairs: Iterable[tuple[int, int]], alias: str) -> str:
+    """`(jkey, epoch) IN (…)` for the segments a rule holds in."""
+    items = ", ".join(f"({j}, {e})" for j, e in sorted(set(pairs)))
+    return f"({alias}.jkey, {alias}.epoch) IN ({items})"
 
 
 @dataclass
@@ -92,71 +103,57 @@ class Engine:
     def run(
         self, as_of: dt.datetime | None = None, pin: str | None = None, progress: Progress | None = None
     ) -> RunSummary:
-        import time
-
         t0 = time.perf_counter()
         self.store.require_init()
         as_of = utc_naive(as_of)
-        rulebooks = self.store.rulebooks()
-        pin_map = None
-        if pin:
-            _, pin_map = rulebooks.parse_version(pin)
-        jkeys = dict(self.con.execute("SELECT code, jkey FROM jurisdictions").fetchall())
-        bkeys = dict(self.con.execute("SELECT code, bkey FROM behaviours").fetchall())
-        self.bkeys = bkeys
-        compiled = compile_rulebooks(rulebooks, jkeys, bkeys, pin_map)
-        self.compiled = compiled
+        self.prepare(pin)
+        c = self.compiled
         step = progress or (lambda *_: None)
         with self.store.transaction():
-            step("compile", 1, 7)
-            self._tune()
-            self._load_compiled(compiled)
-            self._records_view(compiled, as_of)
-            step("ledger", 2, 7)
-            self.record_ledger(compiled)
-            self._apply_caps(compiled)
-            step("characteristics", 3, 7)
+            step("ledger", 1, STEPS)
+            self.load_compiled()
+            self.records_table(as_of)
+            self.record_ledger()
+            self._apply_caps()
+            step("characteristics", 2, STEPS)
             self._characteristics()
-            self._characteristic_ledger(compiled)
-            step("triggers", 4, 7)
-            self._trigger_entries(compiled)
-            step("assessments", 5, 7)
-            n_assess = self._assessments(compiled, as_of, progress)
-            step("memory", 6, 7)
-            self._memory(compiled)
-            self._notifications(compiled)
-            step("done", 7, 7)
-            records = self.con.execute("SELECT count(*) FROM recs").fetchall()[0][0]
-            ledger = self.con.execute("SELECT count(*) FROM ledger").fetchall()[0][0]
-            entries = self.con.execute("SELECT count(*) FROM list_entries").fetchall()[0][0]
-            watermark = self.con.execute(
-                "SELECT (SELECT coalesce(max(rkey), -1) FROM records), (SELECT count(*) FROM retractions), "
-                "(SELECT count(*) FROM rulebook_versions), (SELECT count(*) FROM citizens), "
-                "(SELECT count(*) FROM relations)"
+            self._characteristic_ledger()
+            step("triggers", 3, STEPS)
+            self._trigger_entries()
+            step("assessments", 4, STEPS)
+            n_assess = self._assessments(as_of, progress)
+            step("memory", 5, STEPS)
+            self._memory()
+            step("notifications", 6, STEPS)
+            self._notifications()
+            records, ledger, entries = self.con.execute(
+                "SELECT (SELECT count(*) FROM recs), (SELECT count(*) FROM ledger), (SELECT count(*) FROM list_entries)"
             ).fetchall()[0]
             self.con.execute(
-                "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, "
-                "now()::TIMESTAMP AS computed_at, ? AS watermark",
-                [as_of, pin, ",".join(map(str, watermark))],
+                "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, now()::TIMESTAMP AS computed_at, "
+                "? AS watermark",
+                [as_of, pin, watermark(self.store)],
             )
+            step("done", STEPS, STEPS)
+        del c
         return RunSummary(as_of, pin, records, ledger, entries, n_assess, time.perf_counter() - t0)
 
-    # ------------------------------------------------------------------ steps
+    def prepare(self, pin: str | None = None) -> Compiled:
+        """Compile the store's rulebooks (all versions, or the one pinned) for its cities and behaviours."""
+        rulebooks = self.store.rulebooks()
+        pin_map = rulebooks.parse_version(pin)[1] if pin else None
+        self.jkeys = dict(self.con.execute("SELECT code, jkey FROM jurisdictions").fetchall())
+        self.bkeys = dict(self.con.execute("SELECT code, bkey FROM behaviours").fetchall())
+        self.compiled = compile_rulebooks(rulebooks, self.jkeys, self.bkeys, pin_map)
+        return self.compiled
 
-    def _tune(self) -> None:
+    # ------------------------------------------------------------------ records → ledger
+
+    def load_compiled(self) -> None:
+        c = self.compiled
         n = self.con.execute("SELECT coalesce(max(ckey), 0) + 1 FROM citizens").fetchall()[0][0]
-        bits = max(12, min(26, int(n).bit_length() + 1))
-        self.con.execute(f"SET perfect_ht_threshold = {bits}")
-
-    def _load_compiled(self, c: Compiled) -> None:
-        for name, table in (
-            ("dt_params", c.params_table()),
-            ("dt_intervals", c.intervals_table()),
-            ("pieces", c.pieces_table()),
-        ):
-            self.con.register("_arrow", table)
-            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow")
-            self.con.unregister("_arrow")
+        # dense integer citizen keys let DuckDB aggregate with a perfect hash table instead of a general one
+        self.con.execute(f"SET perfect_ht_threshold = {max(12, min(26, int(n).bit_length() + 1))}")
         seg = pa.table(
             {
                 "jkey": pa.array([s.jkey for s in c.segments], pa.int16()),
@@ -164,25 +161,31 @@ class Engine:
                 "version": [s.rulebook.version for s in c.segments],
                 "start": pa.array([s.start for s in c.segments], pa.timestamp("us")),
                 "end": pa.array([s.end for s in c.segments], pa.timestamp("us")),
-                "base": [s.rulebook.scale.base for s in c.segments],
-                "min": [s.rulebook.scale.min for s in c.segments],
-                "max": [s.rulebook.scale.max for s in c.segments],
+                "notify": [s.rulebook.disclosure.notify_citizens for s in c.segments],
             }
         )
-        self.con.register("_arrow", seg)
-        self.con.execute("CREATE OR REPLACE TABLE segments AS SELECT * FROM _arrow")
-        self.con.unregister("_arrow")
+        for name, table in (
+            ("dt_params", c.params_table()),
+            ("dt_intervals", c.intervals_table()),
+            ("pieces", c.pieces_table()),
+            ("general_rules", c.general_table()),
+            ("segments", seg),
+        ):
+            self.con.register("_arrow", table)
+            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow")
+            self.con.unregister("_arrow")
 
-    def _records_view(self, c: Compiled, as_of: dt.datetime) -> None:
-        epoch = to_sql(epoch_expr(c.change_points, _col("occurred_at")))
+    def records_table(self, as_of: dt.datetime) -> None:
+        """The records in force for this run, each with its epoch (which rulebook versions applied then)."""
+        epoch = to_sql(epoch_expr(self.compiled.change_points, _column("occurred_at")))
         self.con.execute(f"""CREATE OR REPLACE TEMP TABLE recs AS
             SELECT r.*, {epoch} AS epoch FROM records r
             WHERE r.occurred_at <= {lit(as_of)}
               AND NOT EXISTS (SELECT 1 FROM retractions x WHERE x.rkey = r.rkey)""")
 
-    def record_ledger(self, c: Compiled) -> None:
-        """Records → ledger rows through the decision tables (the hot path the benchmark measures)."""
-        query = to_sql(record_ledger_query(c, "recs"))
+    def record_ledger(self) -> None:
+        """Records → ledger rows through the decision tables (the hot path `benchmarks/engine.py` measures)."""
+        query = to_sql(record_ledger_query(self.compiled, "recs"))
         self.con.execute(f"""CREATE OR REPLACE TABLE ledger AS
             SELECT l.ckey, l.jkey, l.epoch, 'record' AS source, l.rkey, l.bkey, NULL::VARCHAR AS characteristic,
                    l.piece, p.points, l.occurred_at AS valid_from,
@@ -190,10 +193,10 @@ class Engine:
                         ELSE l.occurred_at + to_months(p.vf_months) + to_days(p.vf_days) END AS valid_to
             FROM ({query}) l JOIN pieces p USING (piece)""")
 
-    def _apply_caps(self, c: Compiled) -> None:
+    def _apply_caps(self) -> None:
         rows = [
             (s.jkey, s.epoch, self.bkeys[cap.behaviour], cap.per, cap.max, cap.min)
-            for s in c.segments
+            for s in self.compiled.segments
             for cap in s.rulebook.caps
         ]
         if not rows:
@@ -202,27 +205,25 @@ class Engine:
             "CREATE OR REPLACE TEMP TABLE caps_t(jkey SMALLINT, epoch INT, bkey SMALLINT, per VARCHAR, hi INT, lo INT)"
         )
         self.con.executemany("INSERT INTO caps_t VALUES (?, ?, ?, ?, ?, ?)", rows)
-        # running sum inside the cap period (CST calendar), clamped; each row keeps what the clamp lets through
+        # a running sum inside each cap period (CST calendar), clamped; each entry keeps what the clamp lets through
         self.con.execute("""
             CREATE OR REPLACE TEMP TABLE capped AS
             WITH x AS (
-                SELECT l.rowid AS rid, l.points, c.hi, c.lo,
-                       sum(l.points) OVER w AS cum
+                SELECT l.rowid AS rid, l.points, c.hi, c.lo, sum(l.points) OVER w AS cum
                 FROM ledger l JOIN caps_t c USING (jkey, epoch, bkey)
-                WHERE l.source = 'record'
-                WINDOW w AS (PARTITION BY l.ckey, l.bkey,
-                                 date_trunc(c.per, l.valid_from + INTERVAL 8 HOUR)
+                WINDOW w AS (PARTITION BY l.ckey, l.bkey, date_trunc(c.per, l.valid_from + INTERVAL 8 HOUR)
                              ORDER BY l.valid_from, l.rkey, l.piece ROWS UNBOUNDED PRECEDING))
             SELECT rid, least(greatest(cum, coalesce(lo, cum)), coalesce(hi, cum))
                       - least(greatest(cum - points, coalesce(lo, cum - points)), coalesce(hi, cum - points)) AS granted
-            FROM x""")
+            FROM x WHERE granted <> points""")
         self.con.execute("UPDATE ledger SET points = capped.granted FROM capped WHERE ledger.rowid = capped.rid")
 
+    # ------------------------------------------------------------------ characteristics
+
     def _characteristics(self) -> None:
-        """State characteristics as intervals: from each setting record to its clearing record or term."""
+        """State characteristics as intervals: from each setting record to its clearing record or term's end."""
         cat = self.catalog
         attrs = sorted({a for ch in cat.characteristics.values() for a in ch.attributes})
-        typed = {a: cat.attributes[a].type for a in attrs}
         parts = []
         for ch in cat.characteristics.values():
             if ch.kind != "state":
@@ -230,16 +231,17 @@ class Engine:
             sets = ", ".join(str(self.bkeys[b]) for b in ch.set_by)
             clears = ", ".join(str(self.bkeys[b]) for b in ch.cleared_by) or "NULL"
             term = (
-                f"CASE WHEN s.{q(ch.term_attribute)} > 0 THEN s.occurred_at + "
-                f"to_days(s.{q(ch.term_attribute)}::INT) END"
+                f"CASE WHEN s.{q(ch.term_attribute)} > 0 "
+                f"THEN s.occurred_at + to_days(s.{q(ch.term_attribute)}::INT) END"
                 if ch.term_attribute
                 else "NULL"
             )
-            cols = ", ".join(
-                (
+            cols = "".join(
+                ", "
+                + (
                     f"s.{q(a)}"
                     if a in ch.attributes and all(a in cat.behaviours[b].attributes for b in ch.set_by)
-                    else f"NULL::{_sqltype(typed[a])}"
+                    else f"NULL::{SQL_TYPES[cat.attributes[a].type]}"
                 )
                 + f" AS {q(a)}"
                 for a in attrs
@@ -247,70 +249,83 @@ class Engine:
             parts.append(f"""
                 SELECT s.ckey, s.jkey, {lit(ch.code)} AS characteristic, s.rkey, s.occurred_at AS start,
                        least((SELECT min(c.occurred_at) FROM recs c WHERE c.ckey = s.ckey AND c.bkey IN ({clears})
-                              AND c.occurred_at >= s.occurred_at), {term}) AS "end"{", " if cols else ""}{cols}
+                              AND c.occurred_at >= s.occurred_at), {term}) AS "end"{cols}
                 FROM recs s WHERE s.bkey IN ({sets})""")
-        empty = ", ".join(f"NULL::{_sqltype(typed[a])} AS {q(a)}" for a in attrs)
+        empty = "".join(f", NULL::{SQL_TYPES[cat.attributes[a].type]} AS {q(a)}" for a in attrs)
         parts.append(
-            "SELECT NULL::INT AS ckey, NULL::SMALLINT AS jkey, NULL::VARCHAR, NULL::BIGINT, NULL::TIMESTAMP, "
-            f"NULL::TIMESTAMP{', ' if empty else ''}{empty} WHERE false"
+            "SELECT NULL::INT AS ckey, NULL::SMALLINT AS jkey, NULL::VARCHAR AS characteristic, NULL::BIGINT AS rkey, "
+            f'NULL::TIMESTAMP AS start, NULL::TIMESTAMP AS "end"{empty} WHERE false'
         )
         self.con.execute("CREATE OR REPLACE TABLE characteristic_intervals AS " + " UNION ALL ".join(parts))
 
-    def _characteristic_ledger(self, c: Compiled) -> None:
-        for seg, rule, cond, piece in c.characteristic_rules:
-            ch = self.catalog.characteristics[rule.characteristic]
-            if ch.kind != "state":
-                continue
-            where = [f"ci.characteristic = {lit(ch.code)}", f"ci.jkey = {seg.jkey}"]
-            if seg.end is not None:
-                where.append(f"ci.start < {lit(seg.end)}")
-            if seg.start is not None:
-                where.append(f'(ci."end" IS NULL OR ci."end" > {lit(seg.start)})')
-            if cond is not None:
-                where.append(to_sql(qualify(cond, "ci")))
-            start = f"greatest(ci.start, {lit(seg.start)})" if seg.start else "ci.start"
-            end = f'least(ci."end", {lit(seg.end)})' if seg.end else 'ci."end"'
-            self.con.execute(f"""INSERT INTO ledger
-                SELECT ci.ckey, ci.jkey, {seg.epoch}, 'characteristic', ci.rkey, NULL, ci.characteristic, {piece},
-                       {rule.points}, {start}, {end}
-                FROM characteristic_intervals ci WHERE {" AND ".join(where)}""")
+    def _segment_table(self) -> None:
+        """Segments with open ends made explicit, for clipping characteristic intervals to versions."""
+        self.con.execute("""CREATE OR REPLACE TEMP TABLE seg_t AS
+            SELECT jkey, epoch, coalesce(start, TIMESTAMP '0001-01-01') AS s_start,
+                   coalesce("end", TIMESTAMP '9999-12-31') AS s_end FROM segments""")
 
-    def _trigger_entries(self, c: Compiled) -> None:
+    def _characteristic_ledger(self) -> None:
+        """A state rule gives its points while the characteristic holds and the rule is in force (clipped)."""
+        self._segment_table()
+        groups: dict[tuple[int, str], tuple[object, int, int, list[tuple[int, int]]]] = {}
+        for seg, rule, cond, piece in self.compiled.characteristic_rules:
+            if self.catalog.characteristics[rule.characteristic].kind != "state":
+                continue
+            key = (piece, condition_sql(cond, "ci"))
+            groups.setdefault(key, (rule, piece, rule.points, []))[3].append((seg.jkey, seg.epoch))
+        if not groups:
+            return
+        branches = [
+            f"""SELECT ci.ckey, ci.jkey, g.epoch, 'characteristic', ci.rkey, NULL::SMALLINT, ci.characteristic, {piece},
+                       {points}, greatest(ci.start, g.s_start), nullif(least(coalesce(ci."end", g.s_end), g.s_end),
+                       TIMESTAMP '9999-12-31')
+                FROM characteristic_intervals ci JOIN seg_t g ON g.jkey = ci.jkey
+                 AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start
+                WHERE ci.characteristic = {lit(rule.characteristic)} AND {in_force(pairs, "g")} AND {cond_sql}"""
+            for (piece, cond_sql), (rule, _, points, pairs) in groups.items()
+        ]
+        self.con.execute("INSERT INTO ledger " + " UNION ALL ".join(branches))
+
+    # ------------------------------------------------------------------ lists
+
+    def _trigger_entries(self) -> None:
+        """Stays that a record (for a duration) or a characteristic (while it holds) puts a citizen on."""
         self.con.execute("""CREATE OR REPLACE TABLE list_entries(ckey INTEGER, jkey SMALLINT, list_id VARCHAR,
             kind VARCHAR, start TIMESTAMP, "end" TIMESTAMP, cause VARCHAR, rkey BIGINT, characteristic VARCHAR,
             grade VARCHAR, score INTEGER, version VARCHAR)""")
-        for seg in c.segments:
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for seg in self.compiled.segments:
             rb = seg.rulebook
             for lst in rb.lists:
                 for i, trig in enumerate(lst.triggers):
                     cond = rb.conditions.get(f"trigger:{lst.id}:{i}")
-                    if trig.behaviour is not None:
-                        where = [
-                            f"r.jkey = {seg.jkey}",
-                            f"r.epoch = {seg.epoch}",
-                            f"r.bkey = {self.bkeys[trig.behaviour]}",
-                        ]
-                        if cond is not None:
-                            where.append(to_sql(qualify(cond, "r")))
-                        self.con.execute(f"""INSERT INTO list_entries
-                            SELECT r.ckey, r.jkey, {lit(lst.id)}, {lit(lst.kind)}, r.occurred_at,
-                                   r.occurred_at + {interval_sql(trig.duration)}, 'behaviour', r.rkey, NULL, NULL,
-                                   NULL, {lit(rb.version)}
-                            FROM recs r WHERE {" AND ".join(where)}""")
-                    else:
-                        where = [f"ci.characteristic = {lit(trig.characteristic)}", f"ci.jkey = {seg.jkey}"]
-                        if seg.end is not None:
-                            where.append(f"ci.start < {lit(seg.end)}")
-                        if seg.start is not None:
-                            where.append(f'(ci."end" IS NULL OR ci."end" > {lit(seg.start)})')
-                        if cond is not None:
-                            where.append(to_sql(qualify(cond, "ci")))
-                        start = f"greatest(ci.start, {lit(seg.start)})" if seg.start else "ci.start"
-                        end = f'least(ci."end", {lit(seg.end)})' if seg.end else 'ci."end"'
-                        self.con.execute(f"""INSERT INTO list_entries
-                            SELECT ci.ckey, ci.jkey, {lit(lst.id)}, {lit(lst.kind)}, {start}, {end},
-                                   'characteristic', ci.rkey, ci.characteristic, NULL, NULL, {lit(rb.version)}
-                            FROM characteristic_intervals ci WHERE {" AND ".join(where)}""")
+                    alias = "r" if trig.behaviour else "ci"
+                    key = (
+                        lst.id,
+                        lst.kind,
+                        trig.behaviour,
+                        trig.characteristic,
+                        trig.duration,
+                        condition_sql(cond, alias),
+                    )
+                    groups.setdefault(key, []).append((seg.jkey, seg.epoch))
+        branches = []
+        for (list_id, kind, behaviour, characteristic, duration, cond_sql), pairs in groups.items():
+            if behaviour is not None:
+                branches.append(f"""SELECT r.ckey, r.jkey, {lit(list_id)}, {lit(kind)}, r.occurred_at,
+                        r.occurred_at + {interval_sql(duration)}, 'behaviour', r.rkey, NULL, NULL, NULL, s.version
+                    FROM recs r JOIN segments s USING (jkey, epoch)
+                    WHERE r.bkey = {self.bkeys[behaviour]} AND {in_force(pairs, "r")} AND {cond_sql}""")
+            else:
+                branches.append(f"""SELECT ci.ckey, ci.jkey, {lit(list_id)}, {lit(kind)}, greatest(ci.start, g.s_start),
+                        nullif(least(coalesce(ci."end", g.s_end), g.s_end), TIMESTAMP '9999-12-31'), 'characteristic',
+                        ci.rkey, ci.characteristic, NULL, NULL, s.version
+                    FROM characteristic_intervals ci JOIN seg_t g ON g.jkey = ci.jkey
+                     AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start
+                    JOIN segments s ON s.jkey = g.jkey AND s.epoch = g.epoch
+                    WHERE ci.characteristic = {lit(characteristic)} AND {in_force(pairs, "g")} AND {cond_sql}""")
+        if branches:
+            self.con.execute("INSERT INTO list_entries " + " UNION ALL ".join(branches))
         # a stay that spans a rulebook change is one stay: join the pieces the clipping made
         self.con.execute("""CREATE OR REPLACE TABLE list_entries AS
             SELECT ckey, jkey, list_id, kind, min(start) AS start,
@@ -318,29 +333,28 @@ class Engine:
                    cause, rkey, characteristic, grade, score, first(version ORDER BY start) AS version
             FROM list_entries GROUP BY ckey, jkey, list_id, kind, cause, rkey, characteristic, grade, score""")
 
-    def _assessments(self, c: Compiled, as_of: dt.datetime, progress: Progress | None) -> int:
+    # ------------------------------------------------------------------ monthly assessments
+
+    def _assessments(self, as_of: dt.datetime, progress: Progress | None) -> int:
         """Monthly assessments: scores → grades → grade lists, with the network rule's one-step lag."""
-        con = self.con
+        con, c = self.con, self.compiled
+        con.execute(
+            "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, grade VARCHAR, "
+            "version VARCHAR)"
+        )
         first = con.execute("SELECT min(valid_from) FROM ledger").fetchall()[0][0]
         starts = [s.start for s in c.segments if s.start is not None]
-        if first is None and not starts:
-            first = None
-        if first is None:
-            con.execute(
-                "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, "
-                "grade VARCHAR, version VARCHAR)"
-            )
+        begin = min([x for x in (first, min(starts) if starts else None) if x is not None], default=None)
+        if first is not None and starts:
+            begin = max(first, min(starts))
+        if begin is None or not c.segments:
             return 0
-        t = month_start_utc(max(first, min(starts)) if starts else first)
         periods: list[dt.datetime] = []
+        t = month_start_utc(begin)
         while t <= as_of:
             periods.append(t)
             t = next_month_utc(t)
         if not periods:
-            con.execute(
-                "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, "
-                "grade VARCHAR, version VARCHAR)"
-            )
             return 0
         con.register(
             "_periods",
@@ -348,7 +362,7 @@ class Engine:
         )
         con.execute("CREATE OR REPLACE TEMP TABLE periods AS SELECT * FROM _periods")
         con.unregister("_periods")
-        # the change each ledger entry makes to the running sum, at the first assessment that sees it
+        # the change each ledger entry makes to a citizen's running sum, at the first assessment that sees it
         con.execute("""CREATE OR REPLACE TEMP TABLE deltas AS
             WITH ev AS (
                 SELECT ckey, valid_from AS at, points AS d FROM ledger WHERE points <> 0
@@ -358,27 +372,7 @@ class Engine:
             GROUP BY ev.ckey, p.p HAVING sum(ev.d) <> 0""")
         con.execute("""CREATE OR REPLACE TEMP TABLE cur AS SELECT ckey, jkey, 0::INTEGER AS raw, 0::INTEGER AS net,
             NULL::INTEGER AS score, NULL::VARCHAR AS grade FROM citizens""")
-        con.execute(
-            "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, grade VARCHAR, "
-            "version VARCHAR)"
-        )
-        busy = {p for (p,) in con.execute("SELECT DISTINCT p FROM deltas").fetchall()}
-        busy |= {
-            p
-            for (p,) in con.execute(
-                "SELECT DISTINCT p.p FROM list_entries e ASOF JOIN periods p ON p.t >= e.start"
-            ).fetchall()
-        }
-        busy |= {
-            p
-            for (p,) in con.execute(
-                'SELECT DISTINCT p.p FROM list_entries e ASOF JOIN periods p ON p.t >= e."end" '
-                'WHERE e."end" IS NOT NULL'
-            ).fetchall()
-        }
-        for s in c.segments:
-            if s.start is not None:
-                busy.add(next((i for i, t in enumerate(periods) if t >= s.start), len(periods)))
+        busy = self._busy_periods(periods)
         network = any(
             r.characteristic and self.catalog.characteristics[r.characteristic].kind == "network"
             for s in c.segments
@@ -387,55 +381,79 @@ class Engine:
         wake: set[int] = set()
         done = 0
         listed_any = False
+        last_segs: dict[int, Rulebook] | None = None
         for p, t in enumerate(periods):
             if progress and p % 12 == 0:
                 progress("assessments", p, len(periods))
             if not (p in busy or p in wake or (network and listed_any)):
                 continue
             done += 1
-            segs = self._segments_at(c, t)
+            segs = self._segments_at(t)
+            if segs != last_segs:
+                self._grade_list_tables(segs)
+                last_segs = segs
             con.execute(f"UPDATE cur SET raw = raw + d.d FROM deltas d WHERE d.p = {p} AND d.ckey = cur.ckey")
             if network:
-                self._network(c, segs, p, t, periods[p + 1] if p + 1 < len(periods) else None)
-            score = _case_by_jkey(
-                segs, lambda rb: f"least(greatest({rb.scale.base} + raw + net, {rb.scale.min}), {rb.scale.max})"
-            )
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE nxt AS SELECT ckey, jkey, raw, net, {score} AS score
-                FROM cur""")
-            grade = _case_by_jkey(segs, lambda rb: _grade_case(rb, "n.score"), "n.jkey")
-            version = _case_by_jkey(segs, lambda rb: lit(rb.version), "n.jkey")
-            con.execute(f"""INSERT INTO score_log
-                SELECT n.ckey, {lit(t)}, n.score, {grade}, {version} FROM nxt n JOIN cur c USING (ckey)
-                WHERE n.score IS NOT NULL
-                  AND (c.score IS NULL OR c.score <> n.score OR c.grade IS DISTINCT FROM {grade})""")
-            con.execute(f"""UPDATE cur SET score = n.score, grade = {grade} FROM nxt n
-                WHERE n.ckey = cur.ckey""")
-            self._grade_lists(segs, p, t, wake, periods)
+                self._network(segs, t, periods[p + 1] if p + 1 < len(periods) else None)
+            self._assess(segs, t)
+            self._grade_lists(t, wake, periods)
             if network and not listed_any:
-                listed_any = bool(
-                    con.execute("SELECT count(*) FROM list_entries WHERE kind = 'blacklist'").fetchall()[0][0]
+                listed_any = (
+                    con.execute("SELECT count(*) FROM list_entries WHERE kind = 'blacklist'").fetchall()[0][0] > 0
                 )
         return done
 
-    def _segments_at(self, c: Compiled, t: dt.datetime) -> dict[int, Rulebook]:
-        out: dict[int, Rulebook] = {}
-        for s in c.segments:
-            if (s.start is None or s.start <= t) and (s.end is None or t < s.end):
-                out[s.jkey] = s.rulebook
-        return out
+    def _busy_periods(self, periods: list[dt.datetime]) -> set[int]:
+        """Months in which anything can change; the others are skipped (their assessment would repeat the last)."""
+        busy = {p for (p,) in self.con.execute("SELECT DISTINCT p FROM deltas").fetchall()}
+        busy |= {
+            p
+            for (p,) in self.con.execute(
+                'SELECT DISTINCT p.p FROM (SELECT start AS at FROM list_entries UNION ALL '
+                'SELECT "end" FROM list_entries WHERE "end" IS NOT NULL) e ASOF JOIN periods p ON p.t >= e.at'
+            ).fetchall()
+        }
+        for s in self.compiled.segments:
+            if s.start is not None:
+                busy.add(next((i for i, t in enumerate(periods) if t >= s.start), len(periods)))
+        busy.add(0)
+        return busy
 
-    def _network(
-        self, c: Compiled, segs: dict[int, Rulebook], p: int, t: dt.datetime, t_next: dt.datetime | None
-    ) -> None:
+    def _segments_at(self, t: dt.datetime) -> dict[int, Rulebook]:
+        return {
+            s.jkey: s.rulebook
+            for s in self.compiled.segments
+            if (s.start is None or s.start <= t) and (s.end is None or t < s.end)
+        }
+
+    def _assess(self, segs: dict[int, Rulebook], t: dt.datetime) -> None:
+        """Scores and grades at `t` for everyone; changes go to the score log."""
+        score = _case_by_jkey(
+            segs, lambda rb: f"least(greatest({rb.scale.base} + raw + net, {rb.scale.min}), {rb.scale.max})"
+        )
+        grade = _case_by_jkey(segs, lambda rb: _grade_case(rb, "score"))
+        version = _case_by_jkey(segs, lambda rb: lit(rb.version))
+        self.con.execute(f"""CREATE OR REPLACE TEMP TABLE nxt AS
+            SELECT ckey, jkey, raw, net, score, {grade} AS grade, {version} AS version
+            FROM (SELECT ckey, jkey, raw, net, {score} AS score FROM cur)""")
+        self.con.execute(f"""INSERT INTO score_log
+            SELECT n.ckey, {lit(t)}, n.score, n.grade, n.version FROM nxt n JOIN cur c USING (ckey)
+            WHERE n.score IS NOT NULL AND (c.score IS DISTINCT FROM n.score OR c.grade IS DISTINCT FROM n.grade)""")
+        self.con.execute("CREATE OR REPLACE TEMP TABLE cur AS SELECT ckey, jkey, raw, net, score, grade FROM nxt")
+
+    def _network(self, segs: dict[int, Rulebook], t: dt.datetime, t_next: dt.datetime | None) -> None:
+        """Share of contacts on a blacklist at `t` (before this assessment) → network ledger entries for the month."""
         con = self.con
-        rules = [
-            (jkey, rb, r)
-            for jkey, rb in segs.items()
-            for r in rb.rules
-            if r.characteristic and self.catalog.characteristics[r.characteristic].kind == "network"
-        ]
+        epoch_of = {s.jkey: s.epoch for s in self.compiled.segments if s.jkey in segs and segs[s.jkey] is s.rulebook}
+        groups: dict[tuple[int, str], tuple[int, list[int]]] = {}
+        for seg, rule, cond, piece in self.compiled.characteristic_rules:
+            if self.catalog.characteristics[rule.characteristic].kind != "network":
+                continue
+            if epoch_of.get(seg.jkey) != seg.epoch:
+                continue
+            groups.setdefault((piece, condition_sql(cond, "s")), (rule.points, []))[1].append(seg.jkey)
         con.execute("UPDATE cur SET net = 0 WHERE net <> 0")
-        if not rules:
+        if not groups:
             return
         con.execute(f"""CREATE OR REPLACE TEMP TABLE share_t AS
             WITH listed AS (SELECT DISTINCT ckey FROM list_entries WHERE kind = 'blacklist'
@@ -443,96 +461,108 @@ class Engine:
             SELECT r.ckey, c.jkey, count(l.ckey)::DOUBLE / count(*) AS share
             FROM relations r JOIN citizens c ON c.ckey = r.ckey LEFT JOIN listed l ON l.ckey = r.other
             WHERE r.kind = 'contact' GROUP BY r.ckey, c.jkey HAVING count(l.ckey) > 0""")
-        piece_of = {(s.jkey, s.epoch, r.id): piece for s, r, _, piece in c.characteristic_rules}
-        epoch_of = {
-            s.jkey: s.epoch for s in c.segments if (s.start is None or s.start <= t) and (s.end is None or t < s.end)
-        }
-        for jkey, rb, r in rules:
-            cond = rb.conditions.get(f"rule:{r.id}")
-            where = f"s.jkey = {jkey}" + (f" AND {to_sql(qualify(cond, 's'))}" if cond is not None else "")
-            piece = piece_of[(jkey, epoch_of[jkey], r.id)]
-            con.execute(f"""INSERT INTO ledger
-                SELECT s.ckey, s.jkey, {epoch_of[jkey]}, 'network', NULL, NULL, {lit(r.characteristic)}, {piece},
-                       {r.points}, {lit(t)}, {lit(t_next) if t_next else "NULL"}
-                FROM share_t s WHERE {where}""")
+        epochs = " ".join(f"WHEN {j} THEN {e}" for j, e in epoch_of.items())
+        branches = [
+            f"""SELECT s.ckey, s.jkey, CASE s.jkey {epochs} END, 'network', NULL, NULL, 'blacklisted_contacts', {piece},
+                       {points}, {lit(t)}, {lit(t_next)}
+                FROM share_t s WHERE s.jkey IN ({", ".join(map(str, jkeys))}) AND {cond_sql}"""
+            for (piece, cond_sql), (points, jkeys) in groups.items()
+        ]
+        con.execute("INSERT INTO ledger " + " UNION ALL ".join(branches))
         con.execute(f"""UPDATE cur SET net = x.pts FROM (SELECT ckey, sum(points)::INTEGER AS pts FROM ledger
             WHERE source = 'network' AND valid_from = {lit(t)} GROUP BY ckey) x WHERE x.ckey = cur.ckey""")
 
-    def _grade_lists(
-        self, segs: dict[int, Rulebook], p: int, t: dt.datetime, wake: set[int], periods: list[dt.datetime]
-    ) -> None:
-        con = self.con
+    def _grade_list_tables(self, segs: dict[int, Rulebook]) -> None:
+        """The grade lists in force, as small tables the two per-month statements join against."""
+        lists, grades, bars = [], [], []
         for jkey, rb in segs.items():
             for lst in rb.lists:
                 if not lst.grades:
                     continue
-                grades = ", ".join(lit(g) for g in lst.grades)
-                barred = [m.after for m in rb.memory if lst.id in m.never_lists]
-                bar = ""
-                if barred:
-                    after = ", ".join(lit(b) for b in barred)
-                    bar = (
-                        f" AND NOT EXISTS (SELECT 1 FROM list_entries b WHERE b.ckey = c.ckey AND "
-                        f"b.list_id IN ({after}) AND b.start <= {lit(t)})"
+                months, days = (0, 0)
+                if lst.min_stay:
+                    n, unit = duration_parts(lst.min_stay)
+                    months, days = (
+                        (n * 12 if unit == "year" else n if unit == "month" else 0),
+                        (n if unit == "day" else 0),
                     )
-                stay = f" AND e.start + {interval_sql(lst.min_stay)} <= {lit(t)}" if lst.min_stay else ""
-                con.execute(f"""UPDATE list_entries e SET "end" = {lit(t)} FROM cur c
-                    WHERE e.ckey = c.ckey AND e.list_id = {lit(lst.id)} AND e.cause = 'grade' AND e."end" IS NULL
-                      AND c.jkey = {jkey} AND (c.grade NOT IN ({grades}) OR c.grade IS NULL){stay}""")
-                opened = con.execute(f"""INSERT INTO list_entries
-                    SELECT c.ckey, c.jkey, {lit(lst.id)}, {lit(lst.kind)}, {lit(t)}, NULL, 'grade', NULL, NULL,
-                           c.grade, c.score, {lit(rb.version)}
-                    FROM cur c WHERE c.jkey = {jkey} AND c.grade IN ({grades}) AND NOT EXISTS (
-                        SELECT 1 FROM list_entries e WHERE e.ckey = c.ckey AND e.list_id = {lit(lst.id)}
-                        AND e.cause = 'grade' AND e."end" IS NULL){bar}""").fetchall()[0][0]
-                if opened and lst.min_stay:
-                    from socialcredit.rulebook import add_duration
+                lists.append((jkey, lst.id, lst.kind, months, days, rb.version))
+                grades += [(jkey, lst.id, g) for g in lst.grades]
+                bars += [(jkey, lst.id, m.after) for m in rb.memory if lst.id in m.never_lists]
+        self.con.execute("""CREATE OR REPLACE TEMP TABLE glists(jkey SMALLINT, list_id VARCHAR, kind VARCHAR,
+            stay_months INT, stay_days INT, version VARCHAR);
+            CREATE OR REPLACE TEMP TABLE glist_grades(jkey SMALLINT, list_id VARCHAR, grade VARCHAR);
+            CREATE OR REPLACE TEMP TABLE glist_bars(jkey SMALLINT, list_id VARCHAR, after VARCHAR)""")
+        for name, rows, n in (("glists", lists, 6), ("glist_grades", grades, 3), ("glist_bars", bars, 3)):
+            if rows:
+                self.con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * n)})", rows)
 
-                    due = add_duration(t, lst.min_stay)
-                    wake.update(i for i, x in enumerate(periods) if x >= due)
+    def _grade_lists(self, t: dt.datetime, wake: set[int], periods: list[dt.datetime]) -> None:
+        """Leave grade lists whose grade no longer holds (after the minimum stay), then enter those that now hold."""
+        con = self.con
+        con.execute(f"""UPDATE list_entries e SET "end" = {lit(t)}
+            FROM cur c, glists g
+            WHERE e.ckey = c.ckey AND e.cause = 'grade' AND e."end" IS NULL
+              AND g.jkey = c.jkey AND g.list_id = e.list_id
+              AND NOT EXISTS (SELECT 1 FROM glist_grades gg WHERE gg.jkey = c.jkey AND gg.list_id = e.list_id
+                              AND gg.grade = c.grade)
+              AND e.start + to_months(g.stay_months) + to_days(g.stay_days) <= {lit(t)}""")
+        con.execute(f"""INSERT INTO list_entries
+            SELECT c.ckey, c.jkey, g.list_id, g.kind, {lit(t)}, NULL, 'grade', NULL, NULL, c.grade, c.score, g.version
+            FROM cur c JOIN glists g ON g.jkey = c.jkey
+            JOIN glist_grades gg ON gg.jkey = c.jkey AND gg.list_id = g.list_id AND gg.grade = c.grade
+            WHERE NOT EXISTS (SELECT 1 FROM list_entries e WHERE e.ckey = c.ckey AND e.list_id = g.list_id
+                              AND e.cause = 'grade' AND e."end" IS NULL)
+              AND NOT EXISTS (SELECT 1 FROM glist_bars b JOIN list_entries x ON x.list_id = b.after
+                              WHERE b.jkey = c.jkey AND b.list_id = g.list_id AND x.ckey = c.ckey
+                              AND x.start <= {lit(t)})""")
+        # a stay with a minimum length must be looked at again when that minimum is reached
+        for months, days in con.execute(
+            f"""SELECT DISTINCT g.stay_months, g.stay_days FROM list_entries e JOIN glists g
+                ON g.jkey = e.jkey AND g.list_id = e.list_id
+                WHERE e.cause = 'grade' AND e.start = {lit(t)} AND (g.stay_months > 0 OR g.stay_days > 0)"""
+        ).fetchall():
+            due = add_duration(t, f"{months}m") if months else t
+            due = due + dt.timedelta(days=days)
+            wake.update(i for i, x in enumerate(periods) if x >= due)
 
-    def _memory(self, c: Compiled) -> None:
-        """Once untrustworthy, always restricted: end barred whitelist stays at the first blacklisting."""
-        for seg in c.segments:
+    # ------------------------------------------------------------------ memory and notifications
+
+    def _memory(self) -> None:
+        """Once untrustworthy, always restricted: a barred whitelist stay ends at the first blacklisting."""
+        pairs: dict[tuple[str, str], set[int]] = {}
+        for seg in self.compiled.segments:
             for mem in seg.rulebook.memory:
                 for lid in mem.never_lists:
-                    self.con.execute(f"""
-                        WITH firsts AS (SELECT ckey, min(start) AS first FROM list_entries
-                                        WHERE list_id = {lit(mem.after)} AND jkey = {seg.jkey} GROUP BY ckey)
-                        UPDATE list_entries SET "end" = f.first FROM firsts f
-                        WHERE list_entries.ckey = f.ckey AND list_entries.list_id = {lit(lid)}
-                          AND list_entries.start < f.first
-                          AND (list_entries."end" IS NULL OR list_entries."end" > f.first)
-                    """)
-                    self.con.execute(f"""
-                        DELETE FROM list_entries WHERE list_id = {lit(lid)} AND jkey = {seg.jkey} AND EXISTS (
-                            SELECT 1 FROM list_entries b WHERE b.ckey = list_entries.ckey
-                            AND b.list_id = {lit(mem.after)} AND b.start <= list_entries.start)""")
+                    pairs.setdefault((mem.after, lid), set()).add(seg.jkey)
+        for (after, lid), jkeys in pairs.items():
+            js = ", ".join(map(str, sorted(jkeys)))
+            self.con.execute(f"""
+                WITH firsts AS (SELECT ckey, min(start) AS first FROM list_entries
+                                WHERE list_id = {lit(after)} AND jkey IN ({js}) GROUP BY ckey)
+                UPDATE list_entries SET "end" = f.first FROM firsts f
+                WHERE list_entries.ckey = f.ckey AND list_entries.list_id = {lit(lid)}
+                  AND list_entries.start < f.first
+                  AND (list_entries."end" IS NULL OR list_entries."end" > f.first)""")
+            self.con.execute(f"""
+                DELETE FROM list_entries WHERE list_id = {lit(lid)} AND jkey IN ({js}) AND EXISTS (
+                    SELECT 1 FROM list_entries b WHERE b.ckey = list_entries.ckey
+                    AND b.list_id = {lit(after)} AND b.start <= list_entries.start)""")
 
-    def _notifications(self, c: Compiled) -> None:
+    def _notifications(self) -> None:
         """Where a city notifies, the citizen is told at entry; elsewhere only a denial tells them."""
         self.con.execute("DELETE FROM notifications WHERE kind = 'listed'")
-        for seg in c.segments:
-            if not seg.rulebook.disclosure.notify_citizens:
-                continue
-            cond = [f"e.jkey = {seg.jkey}"]
-            if seg.start is not None:
-                cond.append(f"e.start >= {lit(seg.start)}")
-            if seg.end is not None:
-                cond.append(f"e.start < {lit(seg.end)}")
-            self.con.execute(f"""INSERT INTO notifications
-                SELECT e.ckey, e.start, 'listed', 'You were placed on the ' || e.list_id || ' (' || e.cause || ')'
-                FROM list_entries e WHERE {" AND ".join(cond)}""")
+        self.con.execute("""INSERT INTO notifications
+            SELECT e.ckey, e.start, 'listed', 'You were placed on the ' || e.list_id || ' (' || e.cause || ')'
+            FROM list_entries e JOIN segments s ON s.jkey = e.jkey
+             AND e.start >= coalesce(s.start, TIMESTAMP '0001-01-01') AND (s."end" IS NULL OR e.start < s."end")
+            WHERE s.notify""")
 
 
-def _col(name: str):
+def _column(name: str):
     from sqlglot import exp
 
     return exp.column(name)
-
-
-def _sqltype(t: str) -> str:
-    return {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "str": "VARCHAR"}[t]
 
 
 def _grade_case(rb: Rulebook, score: str) -> str:
@@ -547,27 +577,32 @@ def _case_by_jkey(segs: dict[int, Rulebook], f: Callable[[Rulebook], str], col: 
     return f"(CASE {whens} ELSE NULL END)"
 
 
+def watermark(store: Store) -> str:
+    """What the derived tables were computed from: changes whenever a fact is added."""
+    row = store.con.execute(
+        "SELECT (SELECT coalesce(max(rkey), -1) FROM records), (SELECT count(*) FROM retractions), "
+        "(SELECT count(*) FROM rulebook_versions), (SELECT count(*) FROM citizens), "
+        "(SELECT count(*) FROM relations)"
+    ).fetchall()[0]
+    return ",".join(map(str, row))
+
+
 def is_stale(store: Store) -> bool:
-    """Whether facts changed since the last run (then decisions must not trust the derived tables)."""
+    """Whether facts changed since the last run, or the last run was a replay (not the real history)."""
     has = store.con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'engine_run'"
     ).fetchall()[0][0]
     if not has:
         return True
-    watermark = store.con.execute(
-        "SELECT (SELECT coalesce(max(rkey), -1) FROM records), (SELECT count(*) FROM retractions), "
-        "(SELECT count(*) FROM rulebook_versions), (SELECT count(*) FROM citizens), "
-        "(SELECT count(*) FROM relations)"
-    ).fetchall()[0]
-    stored = store.con.execute("SELECT watermark, pin FROM engine_run").fetchall()[0]
-    return stored[0] != ",".join(map(str, watermark)) or stored[1] is not None
+    stored, pin = store.con.execute("SELECT watermark, pin FROM engine_run").fetchall()[0]
+    return stored != watermark(store) or pin is not None
 
 
 def last_as_of(store: Store) -> dt.datetime | None:
-    try:
-        return store.con.execute("SELECT as_of FROM engine_run").fetchall()[0][0]
-    except Exception:
-        return None
+    has = store.con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'engine_run'"
+    ).fetchall()[0][0]
+    return store.con.execute("SELECT as_of FROM engine_run").fetchall()[0][0] if has else None
 
 
-__all__ = ["Engine", "RunSummary", "Segment", "is_stale", "last_as_of"]
+__all__ = ["Engine", "RunSummary", "is_stale", "last_as_of", "watermark"]
