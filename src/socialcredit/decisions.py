@@ -297,7 +297,7 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
         """SELECT l.source, l.points, l.valid_from, l.valid_to, p.rule_ids, p.rule_points, s.version,
                   r.record_id, r.agency, b.code, r.occurred_at, l.characteristic, l.rkey
            FROM ledger l JOIN pieces p USING (piece) LEFT JOIN segments s ON s.jkey = l.jkey AND s.epoch = l.epoch
-           LEFT JOIN records r ON r.rkey = l.rkey LEFT JOIN behaviours b ON b.bkey = l.bkey
+           LEFT JOIN records r ON r.rkey = l.rkey LEFT JOIN behaviours b ON b.bkey = coalesce(l.bkey, r.bkey)
            WHERE l.ckey = ? AND l.valid_from <= ? AND (l.valid_to IS NULL OR l.valid_to > ?)
            ORDER BY l.valid_from, l.rkey""",
         [ckey, at, at],
