@@ -211,6 +211,12 @@ def parse_layer(text: str, name: str) -> Layer:
         raise LocatedError(f"{name}:1: a rulebook is a mapping (jurisdiction, version, rules …)")
     layer = validate_located(Layer, raw, name, where)
     _stamp(layer, name, where)
+    for coll in ("rules", "caps", "lists", "memory"):
+        seen: set[str] = set()
+        for item in getattr(layer, coll):
+            if item.id in seen:
+                raise LocatedError(f"{item.at}: {coll}: id {item.id!r} is used twice in this file")
+            seen.add(item.id)
     return layer
 
 
