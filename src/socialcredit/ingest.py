@@ -103,7 +103,8 @@ def _stage_jsonl(store: Store, path: Path) -> None:
         "read_json_objects(?, format = 'newline_delimited')",
         [str(path)],
     )
-    bad = con.execute("SELECT row FROM _raw WHERE json_type(json) <> 'OBJECT' LIMIT 1").fetchall()[0]
+    found = con.execute("SELECT row FROM _raw WHERE json_type(json) <> 'OBJECT' LIMIT 1").fetchall()
+    bad = found[0] if found else None
     if bad:
         con.execute("DROP TABLE _raw")
         raise LocatedError(f"{path}:{bad[0]}: each line must be a JSON object")

@@ -297,7 +297,8 @@ class Store:
         return _Tx(self.con)
 
     def ckey(self, citizen_id: str) -> int:
-        row = self.con.execute("SELECT ckey FROM citizens WHERE citizen_id = ?", [citizen_id]).fetchall()[0]
+        found = self.con.execute("SELECT ckey FROM citizens WHERE citizen_id = ?", [citizen_id]).fetchall()
+        row = found[0] if found else None
         if row is None:
             why = ids.problem(citizen_id)
             raise LocatedError(f"citizen {citizen_id!r}: " + (why or "no such citizen in the store"))

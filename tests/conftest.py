@@ -1,0 +1,195 @@
+"""Shared factories: small custom rulebooks, stores built from them, synthetic citizens and records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from socialcredit.ids import make_id
+from socialcredit.store import Store
+
+REGION = "371082"
+
+NATIONAL_YAML = """\
+jurisdiction: national
+name: Nation
+level: national
+version: 1
+effective_from: 2020-01-01
+source: illustrative
+scale: {base: 100, min: 0, max: 200}
+grades:
+  - {grade: A, min: 120}
+  - {grade: B, min: 60}
+  - {grade: C, min: 30}
+  - {grade: D, min: 0}
+disclosure: {notify_citizens: true}
+rules:
+  - id: late.mild
+    behaviour: late_bill_payment
+    when: "days_late >= 30 and days_late < 90"
+    points: -10
+    valid_for: 1y
+    source: illustrative
+  - id: late.severe
+    behaviour: late_bill_payment
+    when: "days_late >= 90"
+    points: -40
+    valid_for: 1y
+    source: illustrative
+  - id: volunteer
+    behaviour: volunteer_work
+    points: 5
+    valid_for: 2y
+    source: illustrative
+  - id: court_defaulter
+    characteristic: court_defaulter
+    points: -50
+    source: illustrative
+  - id: contacts
+    characteristic: blacklisted_contacts
+    when: "share >= 0.5"
+    points: -7
+    source: illustrative
+caps:
+  - id: volunteer.cap
+    behaviour: volunteer_work
+    per: year
+    max: 10
+    source: illustrative
+lists:
+  - id: blacklist
+    kind: blacklist
+    label: Blacklist
+    grades: [D]
+    triggers:
+      - characteristic: court_defaulter
+    min_stay: 3m
+    measures: [air_ban]
+    source: illustrative
+  - id: rail_list
+    kind: blacklist
+    label: Rail ban
+    triggers:
+      - behaviour: smoking_on_train
+        duration: 180d
+    measures: [rail_ban]
+    source: illustrative
+  - id: whitelist
+    kind: whitelist
+    label: Honour roll
+    grades: [A]
+    measures: [hospital_priority]
+    source: illustrative
+memory:
+  - id: once
+    after: blacklist
+    never_lists: [whitelist]
+    source: illustrative
+"""
+
+CITY_YAML = """\
+jurisdiction: testcity
+name: Test City
+level: city
+extends: national
+region_code: "371082"
+version: 1
+effective_from: 2020-01-01
+source: illustrative
+disclosure: {notify_citizens: NOTIFY}
+"""
+
+CITY_V2_YAML = """\
+jurisdiction: testcity
+name: Test City
+level: city
+extends: national
+region_code: "371082"
+version: 2
+effective_from: 2024-01-01
+source: illustrative
+disclosure: {notify_citizens: NOTIFY}
+rules:
+  - id: late.severe
+    behaviour: late_bill_payment
+    when: "days_late >= 90"
+    points: -80
+    valid_for: 1y
+    source: illustrative
+"""
+
+
+def city_yaml(version: int = 1, notify: bool = True) -> str:
+    text = CITY_YAML if version == 1 else CITY_V2_YAML
+    return text.replace("NOTIFY", "true" if notify else "false")
+
+
+def cst(*a: int) -> dt.datetime:
+    """A CST wall-clock time as an aware datetime."""
+    return dt.datetime(*a, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+
+AGENCY = {"late_bill_payment": "state_grid", "volunteer_work": "volunteer_association",
+          "smoking_on_train": "china_railway", "court_defaulter_listing": "local_peoples_court",
+          "court_defaulter_delisting": "local_peoples_court"}
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Callable[..., Store]:
+    """make_store(*yaml_texts) → an initialised store holding only those rulebook layers."""
+    stores: list[Store] = []
+    counter = itertools.count()
+
+    def make(*texts: str, name: str | None = None, memory: bool = False) -> Store:
+        texts = texts or (NATIONAL_YAML, city_yaml())
+        store = Store(":memory:" if memory else tmp_path / (name or f"s{next(counter)}.duckdb"))
+        store.init(load_shipped_rulebooks=False)
+        for i, t in enumerate(texts):
+            store.add_rulebook(t, f"layer{i}.yaml")
+        stores.append(store)
+        return store
+
+    yield make
+    for s in stores:
+        s.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., Store]) -> Store:
+    return make_store()
+
+
+def citizen(n: int, sex: str = "M", city: str = "testcity", born: dt.date = dt.date(1980, 1, 1),
+            **extra: object) -> dict[str, object]:
+    seq = 2 * n + (1 if sex == "M" else 0)
+    cid = make_id(REGION, born, seq)
+    return {"citizen_id": cid, "name": f"Person {n}", "sex": sex, "birth_date": born.isoformat(), "city": city,
+            **extra}
+
+
+@pytest.fixture
+def make_citizens() -> Callable[..., list[str]]:
+    """make_citizens(store, n, contacts={i: [j, …]}, parents={i: [j, …]}) → resident IDs."""
+
+    def make(store: Store, n: int, contacts: dict[int, list[int]] | None = None,
+             parents: dict[int, list[int]] | None = None) -> list[str]:
+        rows = [citizen(i) for i in range(n)]
+        idl = [r["citizen_id"] for r in rows]
+        for i, js in (contacts or {}).items():
+            rows[i]["contacts"] = [idl[j] for j in js]
+        for i, js in (parents or {}).items():
+            rows[i]["parents"] = [idl[j] for j in js]
+        store.add_citizens(rows)
+        return idl
+
+    return make
+
+
+def rec(rid: str, cid: str, behaviour: str, at: dt.datetime, **attrs: object) -> dict[str, object]:
+    return {"record_id": rid, "citizen_id": cid, "behaviour": behaviour, "occurred_at": at.isoformat(),
+            "reported_by": AGENCY[behaviour], "attributes": attrs}

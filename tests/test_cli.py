@@ -1,0 +1,91 @@
+"""The CLI door: init, sample, citizen, decide, rulebook validate, ingest errors, catalog."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from socialcredit.cli import app
+from socialcredit.rulebook import shipped_dir
+from socialcredit.sample import citizen_ids
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "cli.duckdb"
+    r = runner.invoke(app, ["init", "--db", str(path)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["sample", "--db", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "sample loaded" in r.output
+    return path
+
+
+def test_citizen_json(db):
+    cid = citizen_ids()["zhang_wei"]
+    r = runner.invoke(app, ["citizen", cid, "--db", str(db), "--as-of", "2026-09-01", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["citizen_id"] == cid and data["city"] == "rongcheng"
+    assert any(e["list_id"] == "dishonest_judgment_defaulters" for e in data["list_entries"])
+
+
+def test_decide_json(db):
+    cid = citizen_ids()["zhang_wei"]
+    r = runner.invoke(app, ["decide", cid, "air.ticket", "--db", str(db), "--at", "2026-09-01", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["outcome"] == "deny"
+
+
+def test_rulebook_validate_shipped_ok():
+    r = runner.invoke(app, ["rulebook", "validate", str(shipped_dir() / "rongcheng@1.yaml")])
+    assert r.exit_code == 0, r.output
+    assert "ok" in r.output
+
+
+def test_rulebook_validate_broken_names_file_and_line(tmp_path):
+    text = (shipped_dir() / "rongcheng@1.yaml").read_text(encoding="utf-8")
+    bad = text.replace('when: "coalesce(judged, false) = false"', 'when: "random() > 0.5"', 1)
+    assert bad != text
+    p = tmp_path / "rongcheng@1.yaml"
+    p.write_text(bad, encoding="utf-8")
+    line = next(i for i, x in enumerate(bad.splitlines(), start=1) if "id: rc.contract_breach" in x)
+    r = runner.invoke(app, ["rulebook", "validate", str(p)])
+    assert r.exit_code == 2
+    assert f"{p.name}:{line}" in "".join(r.output.split())
+
+
+def test_ingest_bad_csv_exits_2_naming_row_and_field(db, tmp_path):
+    cid = citizen_ids()["xu_hui"]
+    p = tmp_path / "bad.csv"
+    p.write_text("record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
+                 f"x1,{cid},late_bill_payment,2026-03-01T00:00:00+08:00,state_grid,abc\n")
+    r = runner.invoke(app, ["ingest", str(p), "--db", str(db)])
+    assert r.exit_code == 2
+    assert "row 1, days_late" in " ".join(r.output.split())
+
+
+def test_ingest_good_csv(db, tmp_path):
+    cid = citizen_ids()["xu_hui"]
+    p = tmp_path / "good.csv"
+    p.write_text("record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
+                 f"x2,{cid},late_bill_payment,2026-03-01T00:00:00+08:00,state_grid,12\n")
+    r = runner.invoke(app, ["ingest", str(p), "--db", str(db), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["accepted"] == 1
+
+
+def test_catalog_json():
+    r = runner.invoke(app, ["catalog", "--json"])
+    assert r.exit_code == 0
+    data = json.loads(r.stdout)
+    assert "air.ticket" in json.dumps(data)
+
+
+def test_missing_store_exits_2(tmp_path):
+    r = runner.invoke(app, ["citizen", "110101199001010011", "--db", str(tmp_path / "none.duckdb")])
+    assert r.exit_code == 2

@@ -1,0 +1,184 @@
+"""The store: batches go in whole or not at all, idempotently, from every input format."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import cst, rec
+from socialcredit.ids import make_id
+from socialcredit.store import BatchRejected, Store
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _snapshot(store: Store) -> list[tuple]:
+    return store.con.execute("SELECT * EXCLUDE (ingested_at) FROM records ORDER BY rkey").fetchall()
+
+
+def _flat(r: dict) -> dict:
+    d = {k: v for k, v in r.items() if k != "attributes"}
+    d.update(r["attributes"])
+    return d
+
+
+@pytest.fixture
+def ids(store, make_citizens):
+    return make_citizens(store, 3)
+
+
+def test_ingest_list_of_dicts(store, ids):
+    rep = store.ingest([rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40, amount=12.5),
+                        rec("r2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=2)], now=NOW)
+    assert (rep.accepted, rep.duplicates) == (2, 0)
+    rows = store.con.execute("SELECT record_id, days_late, amount, hours FROM records ORDER BY rkey").fetchall()
+    assert rows == [("r1", 40, 12.5, None), ("r2", None, None, 2.0)]
+    # CST 2023-03-01 00:00 is stored as naive UTC 2023-02-28 16:00
+    assert store.con.execute("SELECT occurred_at FROM records WHERE record_id = 'r1'").fetchall()[0][0] == \
+        dt.datetime(2023, 2, 28, 16, 0)
+
+
+def test_ingest_csv(store, ids, tmp_path):
+    p = tmp_path / "b.csv"
+    p.write_text("record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
+                 f"c1,{ids[0]},late_bill_payment,2023-03-01T00:00:00+08:00,state_grid,45\n"
+                 f"c2,{ids[1]},late_bill_payment,2023-03-02T00:00:00+08:00,state_grid,100\n")
+    rep = store.ingest(p, now=NOW)
+    assert rep.accepted == 2
+    assert store.con.execute("SELECT sum(days_late) FROM records").fetchall()[0][0] == 145
+
+
+def test_ingest_jsonl(store, ids, tmp_path):
+    p = tmp_path / "b.jsonl"
+    p.write_text("\n".join(json.dumps(rec(f"j{i}", ids[i], "volunteer_work", cst(2023, 3, 1 + i), hours=i + 1))
+                           for i in range(3)) + "\n")
+    rep = store.ingest(p, now=NOW)
+    assert rep.accepted == 3
+
+
+def test_ingest_parquet(store, ids, tmp_path):
+    rows = [_flat(rec(f"p{i}", ids[i], "late_bill_payment", cst(2023, 3, 1 + i), days_late=30 + i))
+            for i in range(3)]
+    p = tmp_path / "b.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), p)
+    rep = store.ingest(p, now=NOW)
+    assert rep.accepted == 3
+    assert store.con.execute("SELECT list(days_late ORDER BY rkey) FROM records").fetchall()[0][0] == [30, 31, 32]
+
+
+def test_resend_is_noop_reported_as_duplicates(store, ids):
+    batch = [rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40),
+             rec("r2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=2)]
+    store.ingest(batch, now=NOW)
+    before = _snapshot(store)
+    nbatches = store.con.execute("SELECT count(*) FROM batches").fetchall()[0][0]
+    rep = store.ingest(batch, now=NOW)
+    assert (rep.accepted, rep.duplicates, sorted(rep.duplicate_ids)) == (0, 2, ["r1", "r2"])
+    assert _snapshot(store) == before
+    assert store.con.execute("SELECT count(*) FROM batches").fetchall()[0][0] == nbatches
+
+
+def test_partial_resend_adds_only_new(store, ids):
+    a = rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40)
+    b = rec("r2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=2)
+    store.ingest([a], now=NOW)
+    rep = store.ingest([a, b], now=NOW)
+    assert (rep.accepted, rep.duplicates) == (1, 1)
+    assert store.con.execute("SELECT count(*) FROM records").fetchall()[0][0] == 2
+
+
+def test_same_record_id_different_content_rejected(store, ids):
+    store.ingest([rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40)], now=NOW)
+    before = _snapshot(store)
+    with pytest.raises(BatchRejected) as e:
+        store.ingest([rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=41)], now=NOW)
+    assert [(p.row, p.field) for p in e.value.problems] == [(1, "record_id")]
+    assert _snapshot(store) == before
+
+
+def test_same_record_id_twice_in_batch_different_content(store, ids):
+    with pytest.raises(BatchRejected) as e:
+        store.ingest([rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40),
+                      rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=41)], now=NOW)
+    assert {(p.row, p.field) for p in e.value.problems} == {(1, "record_id"), (2, "record_id")}
+
+
+def test_bad_batch_rejected_whole_with_every_problem(store, ids):
+    store.ingest([rec("ok0", ids[0], "volunteer_work", cst(2023, 1, 1), hours=1)], now=NOW)
+    before = _snapshot(store)
+    bad_check = ids[1][:17] + ("0" if ids[1][17] != "0" else "1")
+    unknown = make_id("110101", dt.date(1990, 5, 5), 11)
+    good = rec("good", ids[2], "volunteer_work", cst(2023, 3, 1), hours=2)
+    wrong_agency = rec("b3", ids[0], "volunteer_work", cst(2023, 3, 1), hours=2)
+    wrong_agency["reported_by"] = "state_grid"
+    unknown_agency = rec("b9", ids[0], "volunteer_work", cst(2023, 3, 1), hours=2)
+    unknown_agency["reported_by"] = "ministry_of_nothing"
+    batch = [
+        good,                                                                            # row 1
+        rec("b1", unknown, "volunteer_work", cst(2023, 3, 1), hours=1),                  # row 2
+        rec("b2", bad_check, "volunteer_work", cst(2023, 3, 1), hours=1),                # row 3
+        wrong_agency,                                                                    # row 4
+        rec("b4", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late="abc"),        # row 5
+        rec("b5", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=3, hours=2),   # row 6
+        rec("b6", ids[0], "late_bill_payment", cst(2023, 3, 1), amount=10),              # row 7
+        rec("b7", ids[0], "volunteer_work", cst(2030, 1, 1), hours=1),                   # row 8
+        unknown_agency,                                                                  # row 9
+    ]
+    with pytest.raises(BatchRejected) as e:
+        store.ingest(batch, now=NOW)
+    got = {(p.row, p.field) for p in e.value.problems}
+    assert got >= {(2, "citizen_id"), (3, "citizen_id"), (4, "behaviour"), (5, "days_late"), (6, "hours"),
+                   (7, "days_late"), (8, "occurred_at"), (9, "reported_by")}
+    assert not any(p.row == 1 for p in e.value.problems)
+    msgs = {(p.row, p.field): p.message for p in e.value.problems}
+    assert "check character" in msgs[(3, "citizen_id")]
+    assert "unknown citizen" in msgs[(2, "citizen_id")]
+    assert "abc" in msgs[(5, "days_late")]
+    assert "future" in msgs[(8, "occurred_at")]
+    assert "row 5, days_late" in str(e.value)
+    assert _snapshot(store) == before
+
+
+def test_missing_fields_and_unknown_columns(store, ids):
+    r = rec("m1", ids[0], "volunteer_work", cst(2023, 3, 1), hours=1)
+    del r["occurred_at"]
+    with pytest.raises(BatchRejected) as e:
+        store.ingest([r], now=NOW)
+    assert (1, "occurred_at") in {(p.row, p.field) for p in e.value.problems}
+
+
+# --------------------------------------------------------------------------- citizens
+
+
+def test_add_citizens_validation(store):
+    from conftest import citizen
+
+    good = citizen(1)
+    bad_check = citizen(2)
+    bad_check["citizen_id"] = bad_check["citizen_id"][:17] + ("0" if bad_check["citizen_id"][17] != "0" else "1")
+    wrong_sex = citizen(3, sex="M")
+    wrong_sex["sex"] = "F"
+    wrong_birth = citizen(4)
+    wrong_birth["birth_date"] = "1981-02-02"
+    orphan = citizen(5, parents=[make_id("110101", dt.date(1950, 1, 1), 1)])
+    with pytest.raises(BatchRejected) as e:
+        store.add_citizens([good, bad_check, wrong_sex, wrong_birth, orphan])
+    got = {(p.row, p.field) for p in e.value.problems}
+    assert got == {(2, "citizen_id"), (3, "sex"), (4, "birth_date"), (5, "parents")}
+    assert store.con.execute("SELECT count(*) FROM citizens").fetchall()[0][0] == 0
+    assert store.add_citizens([good]) == 1
+    with pytest.raises(BatchRejected, match="already registered"):
+        store.add_citizens([good])
+
+
+def test_add_citizens_relations_both_ways(store, make_citizens):
+    idl = make_citizens(store, 3, contacts={0: [1]}, parents={2: [0]})
+    rel = set(store.con.execute(
+        "SELECT a.citizen_id, b.citizen_id, kind FROM relations r JOIN citizens a ON a.ckey = r.ckey "
+        "JOIN citizens b ON b.ckey = r.other").fetchall())
+    assert rel == {(idl[0], idl[1], "contact"), (idl[1], idl[0], "contact"),
+                   (idl[2], idl[0], "parent"), (idl[0], idl[2], "child")}
