@@ -333,11 +333,17 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
                     expression=exp.column("w", table="p"),
                 )
             )
-            bucket = exp.Least(
-                this=exp.Greatest(this=raw, expressions=[exp.Literal.number(-1)]),
-                expressions=[exp.column("nb", table="p")],
+            # plain LEAST/GREATEST: both dialects skip NULLs alike, and records without the attribute are
+            # filtered out first, so sqlglot's NULL-propagating rewrite (a CASE per call) is not needed
+            bucket = exp.Anonymous(
+                this="LEAST",
+                expressions=[
+                    exp.Anonymous(this="GREATEST", expressions=[raw, exp.Literal.number(-1)]),
+                    exp.column("nb", table="p"),
+                ],
             )
             inner = inner.select(exp.cast(bucket, "INT").as_("bucket"), x.copy().as_("x"), copy=False)
+            inner = inner.where(exp.column(dim, table=r).is_(exp.null()).not_(), copy=False)
         else:
             inner = inner.select(exp.Literal.number(0).as_("bucket"), exp.Null().as_("x"), copy=False)
         inner = inner.from_(exp.to_table(source).as_(r), copy=False).join(

@@ -409,7 +409,7 @@ class Engine:
         busy |= {
             p
             for (p,) in self.con.execute(
-                'SELECT DISTINCT p.p FROM (SELECT start AS at FROM list_entries UNION ALL '
+                "SELECT DISTINCT p.p FROM (SELECT start AS at FROM list_entries UNION ALL "
                 'SELECT "end" FROM list_entries WHERE "end" IS NOT NULL) e ASOF JOIN periods p ON p.t >= e.at'
             ).fetchall()
         }
