@@ -14,36 +14,16 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.Paren,
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.In,
-    exp.Between,
-    exp.Is,
-    exp.Add,
-    exp.Sub,
-    exp.Mul,
-    exp.Div,
-    exp.Mod,
-    exp.Neg,
-    exp.Literal,
+PREDICATES: tuple[type[exp.Expression], ...] = (
+    exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Is,
     exp.Boolean,
-    exp.Null,
-    exp.Column,
-    exp.Identifier,
-    exp.Abs,
-    exp.Least,
-    exp.Greatest,
-    exp.Coalesce,
-)
+)  # fmt: skip
+ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
+    *PREDICATES,
+    exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg,
+    exp.Literal, exp.Null, exp.Column, exp.Identifier,
+    exp.Abs, exp.Least, exp.Greatest, exp.Coalesce,
+)  # fmt: skip
 FUNCTIONS = ("abs", "least", "greatest", "coalesce")
 
 
@@ -102,24 +82,7 @@ def _parse(text: str, attribute_items: tuple[tuple[str, str], ...]) -> exp.Expre
 
 def _is_predicate(tree: exp.Expression) -> bool:
     node = tree.unnest() if isinstance(tree, exp.Paren) else tree
-    return isinstance(
-        node,
-        (
-            exp.And,
-            exp.Or,
-            exp.Not,
-            exp.EQ,
-            exp.NEQ,
-            exp.GT,
-            exp.GTE,
-            exp.LT,
-            exp.LTE,
-            exp.In,
-            exp.Between,
-            exp.Is,
-            exp.Boolean,
-        ),
-    )
+    return isinstance(node, PREDICATES)
 
 
 def _first_line(e: Exception) -> str:

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from socialcredit.catalog import Measure
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, is_stale, last_as_of, utc_naive
 from socialcredit.rulebook import Rulebook, add_duration
@@ -34,6 +35,22 @@ class ActiveMeasure:
     until: dt.datetime | None
     discount_pct: float | None = None
     throttle_pct: float | None = None
+
+    @classmethod
+    def of(cls, m: Measure, via: str, since: dt.datetime, until: dt.datetime | None) -> ActiveMeasure:
+        return cls(
+            m.code,
+            m.label,
+            m.kind,
+            m.effect,
+            list(m.services),
+            m.public_reason,
+            via,
+            since,
+            until,
+            m.discount_pct,
+            m.throttle_pct,
+        )
 
 
 @dataclass
@@ -146,22 +163,7 @@ def _own_measures(store: Store, ckey: int, rb: Rulebook | None, at: dt.datetime)
             until = add_duration(e["start"], lm.for_) if lm.for_ else e["end"]
             if lm.for_ and until <= at:
                 continue
-            m = cat.measures[lm.measure]
-            out.append(
-                ActiveMeasure(
-                    m.code,
-                    m.label,
-                    m.kind,
-                    m.effect,
-                    list(m.services),
-                    m.public_reason,
-                    f"list:{lst.id}",
-                    e["start"],
-                    until,
-                    m.discount_pct,
-                    m.throttle_pct,
-                )
-            )
+            out.append(ActiveMeasure.of(cat.measures[lm.measure], f"list:{lst.id}", e["start"], until))
     for mem in rb.memory:
         first = store.con.execute(
             "SELECT min(start) FROM list_entries WHERE ckey = ? AND list_id = ? AND start <= ?", [ckey, mem.after, at]
@@ -169,22 +171,7 @@ def _own_measures(store: Store, ckey: int, rb: Rulebook | None, at: dt.datetime)
         if first is None:
             continue
         for code in mem.measures:
-            m = cat.measures[code]
-            out.append(
-                ActiveMeasure(
-                    m.code,
-                    m.label,
-                    m.kind,
-                    m.effect,
-                    list(m.services),
-                    m.public_reason,
-                    f"memory:{mem.id}",
-                    first,
-                    None,
-                    m.discount_pct,
-                    m.throttle_pct,
-                )
-            )
+            out.append(ActiveMeasure.of(cat.measures[code], f"memory:{mem.id}", first, None))
     return out
 
 
