@@ -22,6 +22,9 @@ from socialcredit.rulebook import Rulebook, RulebookSet
 
 CST = dt.timezone(dt.timedelta(hours=8))
 MAX_BUCKETS = 4096
+FAR_PAST = dt.datetime(1, 1, 1)
+FAR_FUTURE = dt.datetime(9999, 12, 31)
+PIECE_COLUMNS = ("piece", "points", "vf_months", "vf_days")
 
 
 def cst_midnight_utc(day: dt.date) -> dt.datetime:
@@ -73,6 +76,7 @@ class Compiled:
     pieces: list[Piece] = field(default_factory=list)
     params: list[tuple[int, int, int, str, int, float, float, int]] = field(default_factory=list)
     intervals: list[tuple[int, int, float | None, bool, float | None, bool, int]] = field(default_factory=list)
+    """(decision table, bucket, lo, lo inclusive, hi, hi inclusive, piece)"""
     general: list[GeneralRule] = field(default_factory=list)
     conditions: list[exp.Expression] = field(default_factory=list)
     dims: list[str] = field(default_factory=list)
@@ -84,6 +88,17 @@ class Compiled:
                 return s
         return None
 
+    def bounds(self) -> dict[tuple[int, int], tuple[dt.datetime, dt.datetime]]:
+        """Each segment's [start, end) in store time, open ends made explicit for range joins."""
+        return {(g.jkey, g.epoch): (g.start or FAR_PAST, g.end or FAR_FUTURE) for g in self.segments}
+
+    def _bound_columns(self, keys: list[tuple[int, int]]) -> dict[str, pa.Array]:
+        b = self.bounds()
+        return {
+            "s_start": pa.array([b[k][0] for k in keys], pa.timestamp("us")),
+            "s_end": pa.array([b[k][1] for k in keys], pa.timestamp("us")),
+        }
+
     def general_table(self) -> pa.Table:
         rows = [(j, e, g.bkey, g.cond, g.piece) for g in self.general for j, e in g.where]
         cols = list(zip(*rows, strict=True)) if rows else [[]] * 5
@@ -94,6 +109,8 @@ class Compiled:
                 "bkey": pa.array(cols[2], pa.int16()),
                 "cond": pa.array(cols[3], pa.int32()),
                 "piece": pa.array(cols[4], pa.int32()),
+                **self._piece_columns(cols[4]),
+                **self._bound_columns(list(zip(cols[0], cols[1], strict=True))),
             }
         )
 
@@ -109,6 +126,7 @@ class Compiled:
                 "lo0": pa.array(cols[5], pa.float64()),
                 "w": pa.array(cols[6], pa.float64()),
                 "nb": pa.array(cols[7], pa.int32()),
+                **self._bound_columns(list(zip(cols[0], cols[1], strict=True))),
             }
         )
 
@@ -123,8 +141,17 @@ class Compiled:
                 "hi": pa.array(cols[4], pa.float64()),
                 "hi_inc": pa.array(cols[5], pa.bool_()),
                 "piece": pa.array(cols[6], pa.int32()),
+                **self._piece_columns(cols[6]),
             }
         )
+
+    def _piece_columns(self, pieces: list[int] | tuple[int, ...]) -> dict[str, pa.Array]:
+        """A piece's points and validity beside it, so the hot query needs no join to `pieces`."""
+        return {
+            "points": pa.array([self.pieces[p].total for p in pieces], pa.int32()),
+            "vf_months": pa.array([_months(self.pieces[p].valid_for) for p in pieces], pa.int32()),
+            "vf_days": pa.array([_days(self.pieces[p].valid_for) for p in pieces], pa.int32()),
+        }
 
     def pieces_table(self) -> pa.Table:
         return pa.table(
@@ -270,7 +297,7 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
             merged.append([e[0], e[1], e[2], e[3], rules])
     if values and len(values) > 1:
         lo0, span = values[0], values[-1] - values[0]
-        nb = min(MAX_BUCKETS, 4 * len(merged))
+        nb = min(MAX_BUCKETS, 8 * len(merged))
         w = span / nb
     else:
         lo0, w, nb = (values[0] if values else 0.0), 1.0, 1
@@ -286,7 +313,9 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
         by_validity: dict[str | None, list] = {}
         for r in rules:
             by_validity.setdefault(r.valid_for, []).append(r)
-        first, last = max(bucket(lo, -1) - 1, -1), min(bucket(hi, nb) + 1, nb)
+        # SQL computes a record's bucket with the same IEEE operations, so a piece's values fall exactly
+        # in the buckets of its two ends and everything between
+        first, last = bucket(lo, -1), bucket(hi, nb)
         for valid_for, rs in by_validity.items():
             pid = piece_of(rb, rs, valid_for)
             for bk in range(first, last + 1):
@@ -317,14 +346,35 @@ def epoch_expr(change_points: list[dt.datetime], column: exp.Expression) -> exp.
     return exp.paren(out)
 
 
-def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
-    """Records (with an `epoch` column) → one row per (record, piece): the record part of the ledger."""
+def _in_segment(t: str, r: str) -> list[exp.Expression]:
+    """The join of a record to the rule rows of its city and behaviour in force when it occurred."""
+    return [
+        exp.column("jkey", table=t).eq(exp.column("jkey", table=r)),
+        exp.column("bkey", table=t).eq(exp.column("bkey", table=r)),
+        exp.GTE(this=exp.column("occurred_at", table=r), expression=exp.column("s_start", table=t)),
+        exp.LT(this=exp.column("occurred_at", table=r), expression=exp.column("s_end", table=t)),
+    ]
+
+
+def record_ledger_query(c: Compiled, source: str = "records") -> exp.Expression:
+    """Records → one row per (record, piece): the record part of the ledger.
+
+    It reads the records table itself (a range join finds the version in force), so the planner sees
+    the real table and no copy of the records is made.
+    """
     branches: list[exp.Select] = []
     cols = ["rkey", "ckey", "jkey", "epoch", "occurred_at", "bkey"]
+    rcols = [exp.column("rkey", table="r"), exp.column("ckey", table="r"), exp.column("jkey", table="r")]
     for dim in c.dims:
         r = "r"
         params = exp.to_table("dt_params").as_("p")
-        inner = exp.select(*[exp.column(x, table=r) for x in cols], exp.column("dt", table="p"))
+        inner = exp.select(
+            *rcols,
+            exp.column("epoch", table="p"),
+            exp.column("occurred_at", table=r),
+            exp.column("bkey", table=r),
+            exp.column("dt", table="p"),
+        )
         if dim:
             x = exp.column(dim, table=r)
             raw = exp.Floor(
@@ -348,17 +398,12 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
             inner = inner.select(exp.Literal.number(0).as_("bucket"), exp.Null().as_("x"), copy=False)
         inner = inner.from_(exp.to_table(source).as_(r), copy=False).join(
             params,
-            on=exp.and_(
-                exp.column("jkey", table="p").eq(exp.column("jkey", table=r)),
-                exp.column("epoch", table="p").eq(exp.column("epoch", table=r)),
-                exp.column("bkey", table="p").eq(exp.column("bkey", table=r)),
-                exp.column("dim", table="p").eq(exp.Literal.string(dim)),
-            ),
+            on=exp.and_(*_in_segment("p", r), exp.column("dim", table="p").eq(exp.Literal.string(dim)), copy=False),
             copy=False,
         )
         i = "i"
         sel = (
-            exp.select(*[exp.column(x, table="q") for x in cols], exp.column("piece", table=i))
+            exp.select(*[exp.column(x, table="q") for x in cols], *[exp.column(x, table=i) for x in PIECE_COLUMNS])
             .from_(inner.subquery("q"))
             .join(
                 exp.to_table("dt_intervals").as_(i),
@@ -395,15 +440,16 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
             ],
             default=exp.false(),
         )
-        keys = ("jkey", "epoch", "bkey")
         branches.append(
-            exp.select(*[exp.column(x, table="r") for x in cols], exp.column("piece", table="g"))
-            .from_(exp.to_table(source).as_("r"), copy=False)
-            .join(
-                exp.to_table("general_rules").as_("g"),
-                on=exp.and_(*[exp.column(k, table="g").eq(exp.column(k, table="r")) for k in keys], copy=False),
-                copy=False,
+            exp.select(
+                *rcols,
+                exp.column("epoch", table="g"),
+                exp.column("occurred_at", table="r"),
+                exp.column("bkey", table="r"),
+                *[exp.column(x, table="g") for x in PIECE_COLUMNS],
             )
+            .from_(exp.to_table(source).as_("r"), copy=False)
+            .join(exp.to_table("general_rules").as_("g"), on=exp.and_(*_in_segment("g", "r"), copy=False), copy=False)
             .where(case, copy=False)
         )
     if not branches:
@@ -411,7 +457,9 @@ def record_ledger_query(c: Compiled, source: str = "recs") -> exp.Expression:
             *[
                 exp.cast(exp.null(), t).as_(x)
                 for x, t in zip(
-                    [*cols, "piece"], ["BIGINT", "INT", "SMALLINT", "INT", "TIMESTAMP", "SMALLINT", "INT"], strict=True
+                    [*cols, *PIECE_COLUMNS],
+                    ["BIGINT", "INT", "SMALLINT", "INT", "TIMESTAMP", "SMALLINT", "INT", "INT", "INT", "INT"],
+                    strict=True,
                 )
             ]
         ).where(exp.false())

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
+from sqlglot import exp
 
 from socialcredit.compiler import (
     CST,
@@ -113,8 +114,6 @@ class Engine:
             step("ledger", 1, STEPS)
             self.load_compiled()
             self.records_table(as_of)
-            self.record_ledger()
-            self._apply_caps()
             step("characteristics", 2, STEPS)
             self._characteristics()
             self._characteristic_ledger()
@@ -127,7 +126,8 @@ class Engine:
             step("notifications", 6, STEPS)
             self._notifications()
             records, ledger, entries = self.con.execute(
-                "SELECT (SELECT count(*) FROM recs), (SELECT count(*) FROM ledger), (SELECT count(*) FROM list_entries)"
+                f"SELECT (SELECT count(*) FROM records WHERE occurred_at <= {lit(as_of)}), "
+                f"(SELECT count(*) FROM ledger WHERE valid_from <= {lit(as_of)}), (SELECT count(*) FROM list_entries)"
             ).fetchall()[0]
             self.con.execute(
                 "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, now()::TIMESTAMP AS computed_at, "
@@ -170,53 +170,109 @@ class Engine:
             ("pieces", c.pieces_table()),
             ("general_rules", c.general_table()),
             ("segments", seg),
+            ("caps", self._caps_table()),
         ):
             self.con.register("_arrow", table)
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow")
             self.con.unregister("_arrow")
+        self.con.execute("""CREATE OR REPLACE TABLE state_ledger(ckey INTEGER, jkey SMALLINT, epoch INT,
+            source VARCHAR, rkey BIGINT, bkey SMALLINT, characteristic VARCHAR, piece INT, points INT,
+            valid_from TIMESTAMP, valid_to TIMESTAMP)""")
+        self.con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql()}")
+        self.con.execute(
+            "CREATE OR REPLACE VIEW ledger AS SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger"
+        )
 
-    def records_table(self, as_of: dt.datetime) -> None:
-        """The records in force for this run, each with its epoch (which rulebook versions applied then)."""
-        epoch = to_sql(epoch_expr(self.compiled.change_points, _column("occurred_at")))
-        self.con.execute(f"""CREATE OR REPLACE TEMP TABLE recs AS
-            SELECT r.*, {epoch} AS epoch FROM records r
-            WHERE r.occurred_at <= {lit(as_of)}
-              AND NOT EXISTS (SELECT 1 FROM retractions x WHERE x.rkey = r.rkey)""")
-
-    def record_ledger(self) -> None:
-        """Records → ledger rows through the decision tables (the hot path `benchmarks/engine.py` measures)."""
-        query = to_sql(record_ledger_query(self.compiled, "recs"))
-        self.con.execute(f"""CREATE OR REPLACE TABLE ledger AS
-            SELECT l.ckey, l.jkey, l.epoch, 'record' AS source, l.rkey, l.bkey, NULL::VARCHAR AS characteristic,
-                   l.piece, p.points, l.occurred_at AS valid_from,
-                   CASE WHEN p.vf_months IS NULL THEN NULL
-                        ELSE l.occurred_at + to_months(p.vf_months) + to_days(p.vf_days) END AS valid_to
-            FROM ({query}) l JOIN pieces p USING (piece)""")
-
-    def _apply_caps(self) -> None:
+    def _caps_table(self) -> pa.Table:
         rows = [
             (s.jkey, s.epoch, self.bkeys[cap.behaviour], cap.per, cap.max, cap.min)
             for s in self.compiled.segments
             for cap in s.rulebook.caps
         ]
-        if not rows:
-            return
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE caps_t(jkey SMALLINT, epoch INT, bkey SMALLINT, per VARCHAR, hi INT, lo INT)"
+        cols = list(zip(*rows, strict=True)) if rows else [[]] * 6
+        return pa.table({
+            "jkey": pa.array(cols[0], pa.int16()), "epoch": pa.array(cols[1], pa.int32()),
+            "bkey": pa.array(cols[2], pa.int16()), "per": pa.array(cols[3], pa.string()),
+            "hi": pa.array(cols[4], pa.int32()), "lo": pa.array(cols[5], pa.int32()),
+        })  # fmt: skip
+
+    def records_table(self, as_of: dt.datetime) -> None:
+        """The records that set characteristics or trigger lists, with their epoch (the versions then)."""
+        epoch = to_sql(epoch_expr(self.compiled.change_points, exp.column("occurred_at")))
+        # only the columns some rule, trigger or characteristic reads: copying all 20-odd attributes costs
+        # more than scoring
+        cols = "".join(f", r.{q(a)}" for a in self.attributes_used())
+        self.con.execute(f"""CREATE OR REPLACE TEMP TABLE recs AS
+            SELECT r.rkey, r.ckey, r.jkey, r.bkey, r.occurred_at{cols}, {epoch} AS epoch FROM records r
+            WHERE r.occurred_at <= {lit(as_of)} AND r.bkey IN ({", ".join(map(str, self._event_bkeys()))})
+              AND NOT EXISTS (SELECT 1 FROM retractions x WHERE x.rkey = r.rkey)""")
+
+    def _event_bkeys(self) -> list[int]:
+        codes = {b for ch in self.catalog.characteristics.values() for b in (*ch.set_by, *ch.cleared_by)}
+        codes |= {t.behaviour for s in self.compiled.segments for lst in s.rulebook.lists for t in lst.triggers
+                  if t.behaviour}  # fmt: skip
+        return sorted(self.bkeys[c] for c in codes) or [-1]
+
+    def attributes_used(self) -> list[str]:
+        names: set[str] = {d for d in self.compiled.dims if d}
+        for seg in self.compiled.segments:
+            for tree in seg.rulebook.conditions.values():
+                names |= {col.name for col in tree.find_all(exp.Column)}
+        for ch in self.catalog.characteristics.values():
+            names |= set(ch.attributes) | ({ch.term_attribute} if ch.term_attribute else set())
+        return sorted(names & set(self.catalog.attributes))
+
+    def record_ledger_sql(self) -> str:
+        """The record part of the ledger as one query over the records table: the path every score takes.
+
+        It is a view, not a copy: a pure function of the records, retractions and compiled rulebooks,
+        evaluated set-wise for a whole population or, filtered, for one citizen's explanation. Behaviours
+        under a cap go through a running sum per cap period (CST calendar), clamped; the rest do not pay
+        for that window.
+        """
+        query = to_sql(record_ledger_query(self.compiled, "records"))
+        entries = f"""SELECT q.ckey, q.jkey, q.epoch, 'record' AS source, q.rkey, q.bkey,
+                   NULL::VARCHAR AS characteristic, q.piece, q.points, q.occurred_at AS valid_from,
+                   CASE WHEN q.vf_months IS NULL THEN NULL
+                        ELSE q.occurred_at + to_months(q.vf_months) + to_days(q.vf_days) END AS valid_to
+            FROM ({query}) q ANTI JOIN retractions x ON x.rkey = q.rkey"""
+        capped = sorted({self.bkeys[cap.behaviour] for s in self.compiled.segments for cap in s.rulebook.caps})
+        if not capped:
+            return entries
+        keys = ", ".join(map(str, capped))
+        return f"""SELECT * FROM ({entries}) WHERE bkey NOT IN ({keys})
+            UNION ALL
+            SELECT ckey, jkey, epoch, source, rkey, bkey, characteristic, piece,
+                   (least(greatest(cum, coalesce(lo, cum)), coalesce(hi, cum))
+                    - least(greatest(cum - points, coalesce(lo, cum - points)), coalesce(hi, cum - points)))::INT,
+                   valid_from, valid_to
+            FROM (SELECT e.*, c.hi, c.lo, sum(e.points) OVER (
+                      PARTITION BY e.ckey, e.bkey, date_trunc(coalesce(c.per, 'year'), e.valid_from + INTERVAL 8 HOUR)
+                      ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
+                  FROM ({entries}) e LEFT JOIN caps c USING (jkey, epoch, bkey) WHERE e.bkey IN ({keys}))"""
+
+    def scores(self, as_of: dt.datetime | None = None) -> pa.Table:
+        """Every citizen's score at `as_of` straight from the ledger (compiled tables must be loaded).
+
+        The two halves of the ledger are summed apart: over the record half alone DuckDB keeps the
+        statistics that let it aggregate by citizen with a perfect hash table (twice as fast).
+        """
+        t = utc_naive(as_of)
+        segs = self._segments_at(t)
+        score = _case_by_jkey(
+            segs,
+            lambda rb: (
+                f"least(greatest({rb.scale.base} + coalesce(r.pts, 0) + coalesce(s.pts, 0), {rb.scale.min}), "
+                f"{rb.scale.max})"
+            ),
+            "c.jkey",
         )
-        self.con.executemany("INSERT INTO caps_t VALUES (?, ?, ?, ?, ?, ?)", rows)
-        # a running sum inside each cap period (CST calendar), clamped; each entry keeps what the clamp lets through
-        self.con.execute("""
-            CREATE OR REPLACE TEMP TABLE capped AS
-            WITH x AS (
-                SELECT l.rowid AS rid, l.points, c.hi, c.lo, sum(l.points) OVER w AS cum
-                FROM ledger l JOIN caps_t c USING (jkey, epoch, bkey)
-                WINDOW w AS (PARTITION BY l.ckey, l.bkey, date_trunc(c.per, l.valid_from + INTERVAL 8 HOUR)
-                             ORDER BY l.valid_from, l.rkey, l.piece ROWS UNBOUNDED PRECEDING))
-            SELECT rid, least(greatest(cum, coalesce(lo, cum)), coalesce(hi, cum))
-                      - least(greatest(cum - points, coalesce(lo, cum - points)), coalesce(hi, cum - points)) AS granted
-            FROM x WHERE granted <> points""")
-        self.con.execute("UPDATE ledger SET points = capped.granted FROM capped WHERE ledger.rowid = capped.rid")
+        in_force = f"valid_from <= {lit(t)} AND (valid_to IS NULL OR valid_to > {lit(t)})"
+        # BIGINT sums: DuckDB sums INTEGER into a 128-bit integer, which is slower
+        part = "SELECT ckey, sum(points::BIGINT) AS pts FROM {} WHERE " + in_force + " GROUP BY ckey"
+        return self.con.sql(f"""SELECT c.ckey, {score}::INTEGER AS score FROM citizens c
+            LEFT JOIN ({part.format("record_ledger")}) r USING (ckey)
+            LEFT JOIN ({part.format("state_ledger")}) s USING (ckey)""").to_arrow_table()
 
     # ------------------------------------------------------------------ characteristics
 
@@ -284,7 +340,7 @@ class Engine:
                 WHERE ci.characteristic = {lit(rule.characteristic)} AND {in_force(pairs, "g")} AND {cond_sql}"""
             for (piece, cond_sql), (rule, _, points, pairs) in groups.items()
         ]
-        self.con.execute("INSERT INTO ledger " + " UNION ALL ".join(branches))
+        self.con.execute("INSERT INTO state_ledger " + " UNION ALL ".join(branches))
 
     # ------------------------------------------------------------------ lists
 
@@ -342,7 +398,8 @@ class Engine:
             "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, grade VARCHAR, "
             "version VARCHAR)"
         )
-        first = con.execute("SELECT min(valid_from) FROM ledger").fetchall()[0][0]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE run_ledger AS SELECT * FROM ledger WHERE valid_from <= {lit(as_of)}")
+        first = con.execute("SELECT min(valid_from) FROM run_ledger").fetchall()[0][0]
         starts = [s.start for s in c.segments if s.start is not None]
         begin = min([x for x in (first, min(starts) if starts else None) if x is not None], default=None)
         if first is not None and starts:
@@ -365,8 +422,8 @@ class Engine:
         # the change each ledger entry makes to a citizen's running sum, at the first assessment that sees it
         con.execute("""CREATE OR REPLACE TEMP TABLE deltas AS
             WITH ev AS (
-                SELECT ckey, valid_from AS at, points AS d FROM ledger WHERE points <> 0
-                UNION ALL SELECT ckey, valid_to, -points FROM ledger WHERE points <> 0 AND valid_to IS NOT NULL)
+                SELECT ckey, valid_from AS at, points AS d FROM run_ledger WHERE points <> 0
+                UNION ALL SELECT ckey, valid_to, -points FROM run_ledger WHERE points <> 0 AND valid_to IS NOT NULL)
             SELECT ev.ckey, p.p, sum(ev.d)::INTEGER AS d
             FROM ev ASOF JOIN periods p ON p.t >= ev.at
             GROUP BY ev.ckey, p.p HAVING sum(ev.d) <> 0""")
@@ -468,8 +525,8 @@ class Engine:
                 FROM share_t s WHERE s.jkey IN ({", ".join(map(str, jkeys))}) AND {cond_sql}"""
             for (piece, cond_sql), (points, jkeys) in groups.items()
         ]
-        con.execute("INSERT INTO ledger " + " UNION ALL ".join(branches))
-        con.execute(f"""UPDATE cur SET net = x.pts FROM (SELECT ckey, sum(points)::INTEGER AS pts FROM ledger
+        con.execute("INSERT INTO state_ledger " + " UNION ALL ".join(branches))
+        con.execute(f"""UPDATE cur SET net = x.pts FROM (SELECT ckey, sum(points)::INTEGER AS pts FROM state_ledger
             WHERE source = 'network' AND valid_from = {lit(t)} GROUP BY ckey) x WHERE x.ckey = cur.ckey""")
 
     def _grade_list_tables(self, segs: dict[int, Rulebook]) -> None:
@@ -557,12 +614,6 @@ class Engine:
             FROM list_entries e JOIN segments s ON s.jkey = e.jkey
              AND e.start >= coalesce(s.start, TIMESTAMP '0001-01-01') AND (s."end" IS NULL OR e.start < s."end")
             WHERE s.notify""")
-
-
-def _column(name: str):
-    from sqlglot import exp
-
-    return exp.column(name)
 
 
 def _grade_case(rb: Rulebook, score: str) -> str:
