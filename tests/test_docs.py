@@ -1,0 +1,48 @@
+"""Docs that can be checked are checked: every command the README shows exists and takes its options."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from socialcredit.cli import app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands() -> list[list[str]]:
+    text = README.read_text(encoding="utf-8")
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^socialcredit (.+?)(\s+#.*)?$", line.strip())
+        if m:
+            out.append(shlex.split(m.group(1).replace("[", "").replace("]", "")))
+    return out
+
+
+def test_readme_quickstart_has_exactly_the_two_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = text.split("## Quickstart", 1)[1].split("```", 2)[1]
+    commands = [ln.split("#")[0].strip() for ln in block.splitlines()[1:] if ln.strip()]
+    assert commands == ["make demo", "make test"]
+
+
+@pytest.mark.parametrize("words", readme_commands(), ids=lambda w: " ".join(w[:2]))
+def test_readme_command_exists(words: list[str]) -> None:
+    # the subcommand path is the leading words that are not arguments; --help must accept it
+    path = []
+    for w in words:
+        if w.startswith("-") or w.isupper() or "." in w or "@" in w or w[0].isdigit():
+            break
+        path.append(w)
+        result = CliRunner().invoke(app, [*path, "--help"])
+        if result.exit_code != 0:
+            path.pop()
+            break
+    assert path, f"README shows `socialcredit {' '.join(words)}`, which is not a command"
+    help_text = CliRunner().invoke(app, [*path, "--help"]).output
+    for w in words:
+        if w.startswith("--"):
+            assert w.split("=")[0] in help_text, f"`socialcredit {' '.join(path)}` has no option {w}"
