@@ -108,7 +108,6 @@ class Engine:
         self.store.require_init()
         as_of = utc_naive(as_of)
         self.prepare(pin)
-        c = self.compiled
         step = progress or (lambda *_: None)
         with self.store.transaction():
             step("ledger", 1, STEPS)
@@ -135,7 +134,6 @@ class Engine:
                 [as_of, pin, watermark(self.store)],
             )
             step("done", STEPS, STEPS)
-        del c
         return RunSummary(as_of, pin, records, ledger, entries, n_assess, time.perf_counter() - t0)
 
     def prepare(self, pin: str | None = None) -> Compiled:
@@ -162,6 +160,7 @@ class Engine:
                 "start": pa.array([s.start for s in c.segments], pa.timestamp("us")),
                 "end": pa.array([s.end for s in c.segments], pa.timestamp("us")),
                 "notify": [s.rulebook.disclosure.notify_citizens for s in c.segments],
+                **c._bound_columns([(s.jkey, s.epoch) for s in c.segments]),
             }
         )
         for name, table in (
@@ -314,15 +313,8 @@ class Engine:
         )
         self.con.execute("CREATE OR REPLACE TABLE characteristic_intervals AS " + " UNION ALL ".join(parts))
 
-    def _segment_table(self) -> None:
-        """Segments with open ends made explicit, for clipping characteristic intervals to versions."""
-        self.con.execute("""CREATE OR REPLACE TEMP TABLE seg_t AS
-            SELECT jkey, epoch, coalesce(start, TIMESTAMP '0001-01-01') AS s_start,
-                   coalesce("end", TIMESTAMP '9999-12-31') AS s_end FROM segments""")
-
     def _characteristic_ledger(self) -> None:
         """A state rule gives its points while the characteristic holds and the rule is in force (clipped)."""
-        self._segment_table()
         groups: dict[tuple[int, str], tuple[object, int, int, list[tuple[int, int]]]] = {}
         for seg, rule, cond, piece in self.compiled.characteristic_rules:
             if self.catalog.characteristics[rule.characteristic].kind != "state":
@@ -335,7 +327,7 @@ class Engine:
             f"""SELECT ci.ckey, ci.jkey, g.epoch, 'characteristic', ci.rkey, NULL::SMALLINT, ci.characteristic, {piece},
                        {points}, greatest(ci.start, g.s_start), nullif(least(coalesce(ci."end", g.s_end), g.s_end),
                        TIMESTAMP '9999-12-31')
-                FROM characteristic_intervals ci JOIN seg_t g ON g.jkey = ci.jkey
+                FROM characteristic_intervals ci JOIN segments g ON g.jkey = ci.jkey
                  AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start
                 WHERE ci.characteristic = {lit(rule.characteristic)} AND {in_force(pairs, "g")} AND {cond_sql}"""
             for (piece, cond_sql), (rule, _, points, pairs) in groups.items()
@@ -375,10 +367,9 @@ class Engine:
             else:
                 branches.append(f"""SELECT ci.ckey, ci.jkey, {lit(list_id)}, {lit(kind)}, greatest(ci.start, g.s_start),
                         nullif(least(coalesce(ci."end", g.s_end), g.s_end), TIMESTAMP '9999-12-31'), 'characteristic',
-                        ci.rkey, ci.characteristic, NULL, NULL, s.version
-                    FROM characteristic_intervals ci JOIN seg_t g ON g.jkey = ci.jkey
+                        ci.rkey, ci.characteristic, NULL, NULL, g.version
+                    FROM characteristic_intervals ci JOIN segments g ON g.jkey = ci.jkey
                      AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start
-                    JOIN segments s ON s.jkey = g.jkey AND s.epoch = g.epoch
                     WHERE ci.characteristic = {lit(characteristic)} AND {in_force(pairs, "g")} AND {cond_sql}""")
         if branches:
             self.con.execute("INSERT INTO list_entries " + " UNION ALL ".join(branches))
