@@ -22,7 +22,7 @@ ASKS = [
     ("chen_jing", "hospital.queue"),
     ("wang_fang", "heating.billing"),
     ("ma_chao", "social.services"),
-    ("guo_qiang", "publish.station_monitor"),
+    ("guo_qiang", "publish.billboard"),
     ("lin_mei", "bank.loan"),
 ]
 

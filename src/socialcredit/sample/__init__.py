@@ -60,6 +60,7 @@ RECORDS = [
     ("chen_jing", "volunteer_work", "2026-06-07 09:00", "volunteer_association", {"hours": 8}),
     ("chen_jing", "charity_donation", "2026-07-01 12:00", "payment_platform", {"amount": 20000}),
     ("chen_jing", "party_loyalty", "2026-07-01 15:00", "party_committee", {}),
+    ("chen_jing", "blood_donation", "2026-08-12 10:00", "blood_donation_centre", {"volume_ml": 400}),
     ("li_na", "neglecting_parents", "2026-01-15 11:00", "local_peoples_court", {}),
     ("wang_fang", "visiting_parents", "2026-02-01 10:00", "neighbourhood_committee", {}),
     ("wang_fang", "blood_donation", "2026-03-12 10:00", "blood_donation_centre", {"volume_ml": 400}),
@@ -105,6 +106,8 @@ RECORDS = [
         {"site": "SZ-FT-0212", "camera": "cam-0212-a"},
     ),
     ("guo_qiang", "drunk_driving", "2026-04-30 23:50", "traffic_police", {"severity": 3}),
+    ("guo_qiang", "red_light_crossing", "2026-08-25 07:58", "traffic_camera_network",
+     {"site": "SZ-FT-0107", "camera": "cam-0107-a"}),
 ]
 
 
