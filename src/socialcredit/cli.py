@@ -176,11 +176,11 @@ def score(
     t = Table("city", "grade", "citizens", title="latest assessed grade")
     for row in grades:
         t.add_row(*map(str, row))
-    out.print(t)
+    show(t)
     t = Table("list", "on it now", "stays ever", title="lists")
     for row in lists:
         t.add_row(*map(str, row))
-    out.print(t)
+    show(t)
 
 
 @app.command()
@@ -197,17 +197,32 @@ def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     t = Table("list", "kind", "since", "until", "cause", title="list entries")
     for e in st.list_entries:
         t.add_row(e["list_id"], e["kind"], _cst(e["start"]), _cst(e["end"]), _cause(e))
-    out.print(t)
+    show(t)
     t = Table("measure", "effect", "services", "via", "until", title="active measures")
     for m in st.measures:
         t.add_row(m.measure, m.effect, ", ".join(m.services), m.via, _cst(m.until))
-    out.print(t)
+    show(t)
+
+
+def show(table: Table) -> None:
+    """A table, or one line saying it is empty (an empty grid reads as a rendering fault)."""
+    if table.row_count:
+        out.print(table)
+    else:
+        out.print(f"{table.title}: none")
 
 
 def _cst(t: dt.datetime | None) -> str:
     if t is None:
         return "—"
     return t.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+
+
+def _cst_day(iso: str | None) -> str:
+    """An ISO UTC time from the JSON explanation as its CST calendar day."""
+    if iso is None:
+        return "never"
+    return _cst(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None))[:10]
 
 
 def _cause(e: dict[str, Any]) -> str:
@@ -244,16 +259,16 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
         rules = "\n".join(
             f"{r['id']} ({r['points']:+d}) when {r['when'] or 'always'} [{r['source']}]" for r in e["rules"]
         )
-        t.add_row(f"{e['points']:+d}", what, rules, f"{e['valid_from'][:10]} → {(e['valid_to'] or 'never')[:10]}")
-    out.print(t)
+        t.add_row(f"{e['points']:+d}", what, rules, f"{_cst_day(e['valid_from'])} → {_cst_day(e['valid_to'])}")
+    show(t)
     t = Table("list", "since", "cause", title="list entries")
     for e in x["list_entries"]:
-        t.add_row(e["list_id"], e["start"][:10], _cause(e))
-    out.print(t)
+        t.add_row(e["list_id"], _cst_day(e["start"]), _cause(e))
+    show(t)
     t = Table("measure", "effect", "via", title="measures")
     for m in x["measures"]:
         t.add_row(m["measure"], m["effect"], m["via"])
-    out.print(t)
+    show(t)
 
 
 @app.command()
@@ -281,19 +296,19 @@ def catalog(json_out: JsonOpt = False) -> None:
     t = Table("code", "label", "category", "polarity", "attributes", title="behaviours")
     for b in c.behaviours.values():
         t.add_row(b.code, b.label, b.category, b.polarity, ", ".join(b.attributes))
-    out.print(t)
+    show(t)
     t = Table("code", "label", "kind", "attributes", title="characteristics")
     for ch in c.characteristics.values():
         t.add_row(ch.code, ch.label, ch.kind, ", ".join(ch.attributes))
-    out.print(t)
+    show(t)
     t = Table("code", "kind", "effect", "services", "reach", title="measures")
     for m in c.measures.values():
         t.add_row(m.code, m.kind, m.effect, ", ".join(m.services), m.reach)
-    out.print(t)
+    show(t)
     t = Table("code", "name", "kind", "may report", title="agencies")
     for a in c.agencies.values():
         t.add_row(a.code, a.name, a.kind, ", ".join(a.behaviours))
-    out.print(t)
+    show(t)
 
 
 @rulebook_app.command("validate")
@@ -353,7 +368,7 @@ def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: Jso
             r.valid_for or "never",
             r.source,
         )
-    out.print(t)
+    show(t)
     t = Table("list", "kind", "grades", "triggers", "measures", title="lists")
     for x in rb.lists:
         t.add_row(
@@ -363,7 +378,7 @@ def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: Jso
             ", ".join(tr.behaviour or tr.characteristic or "" for tr in x.triggers),
             ", ".join(m.measure + (f" ({m.for_})" if m.for_ else "") for m in x.list_measures()),
         )
-    out.print(t)
+    show(t)
 
 
 @rulebook_app.command("diff")
@@ -404,7 +419,7 @@ def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -
             )
 
         t.add_row(kind, i, fmt(x), fmt(y))
-    out.print(t)
+    show(t)
     for i, x, y in lists:
         out.print(f"list {i}: {'added' if x is None else 'removed' if y is None else 'changed'}")
     for k, (x, y) in other.items():

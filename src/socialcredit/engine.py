@@ -442,7 +442,7 @@ class Engine:
                 last_segs = segs
             con.execute(f"UPDATE cur SET raw = raw + d.d FROM deltas d WHERE d.p = {p} AND d.ckey = cur.ckey")
             if network:
-                self._network(segs, t, periods[p + 1] if p + 1 < len(periods) else None)
+                self._network(segs, t, next_month_utc(t))
             self._assess(segs, t)
             self._grade_lists(t, wake, periods)
             if network and not listed_any:
@@ -489,7 +489,7 @@ class Engine:
             WHERE n.score IS NOT NULL AND (c.score IS DISTINCT FROM n.score OR c.grade IS DISTINCT FROM n.grade)""")
         self.con.execute("CREATE OR REPLACE TEMP TABLE cur AS SELECT ckey, jkey, raw, net, score, grade FROM nxt")
 
-    def _network(self, segs: dict[int, Rulebook], t: dt.datetime, t_next: dt.datetime | None) -> None:
+    def _network(self, segs: dict[int, Rulebook], t: dt.datetime, t_next: dt.datetime) -> None:
         """Share of contacts on a blacklist at `t` (before this assessment) → network ledger entries for the month."""
         con = self.con
         epoch_of = {s.jkey: s.epoch for s in self.compiled.segments if s.jkey in segs and segs[s.jkey] is s.rulebook}
