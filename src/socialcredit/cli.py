@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 TimeOpt = Annotated[str | None, typer.Option(help="a time, ISO 8601; without an offset it is China Standard Time")]
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(2)
 
@@ -334,8 +334,8 @@ def rulebook_validate(files: list[Path]) -> None:
 def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """The resolved rulebook of a city (inheritance applied) in force at a time."""
     rbs = open_store(db).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
-    t = parse_time(at)
-    day = t.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date() if t else None
+    when = parse_time(at)
+    day = when.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date() if when else None
     rb = rbs.resolve(city, day)
     if rb is None:
         fail(f"no rulebook of {city} is in force then")
@@ -395,6 +395,7 @@ def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -
         books.append(rb)
     ra = {r.id: r for r in books[0].rules}
     rb_ = {r.id: r for r in books[1].rules}
+    rows: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]]
     rows = [("removed", i, ra[i].model_dump(), None) for i in ra if i not in rb_]
     rows += [("added", i, None, rb_[i].model_dump()) for i in rb_ if i not in ra]
     rows += [("changed", i, ra[i].model_dump(), rb_[i].model_dump()) for i in ra if i in rb_ and ra[i] != rb_[i]]
@@ -420,10 +421,10 @@ def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -
 
         t.add_row(kind, i, fmt(x), fmt(y))
     show(t)
-    for i, x, y in lists:
-        out.print(f"list {i}: {'added' if x is None else 'removed' if y is None else 'changed'}")
-    for k, (x, y) in other.items():
-        out.print(f"{k}: {x} → {y}")
+    for i, before, after in lists:
+        out.print(f"list {i}: {'added' if before is None else 'removed' if after is None else 'changed'}")
+    for k, (before, after) in other.items():
+        out.print(f"{k}: {before} → {after}")
 
 
 @rulebook_app.command("load")

@@ -18,7 +18,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from socialcredit.conditions import Bounds, as_bounds, qualify
-from socialcredit.rulebook import Rulebook, RulebookSet
+from socialcredit.rulebook import Rule, Rulebook, RulebookSet
 
 CST = dt.timezone(dt.timedelta(hours=8))
 MAX_BUCKETS = 4096
@@ -80,7 +80,7 @@ class Compiled:
     general: list[GeneralRule] = field(default_factory=list)
     conditions: list[exp.Expression] = field(default_factory=list)
     dims: list[str] = field(default_factory=list)
-    characteristic_rules: list[tuple[Segment, object, exp.Expression | None, int]] = field(default_factory=list)
+    characteristic_rules: list[tuple[Segment, Rule, exp.Expression | None, int]] = field(default_factory=list)
 
     def segment(self, jkey: int, epoch: int) -> Segment | None:
         for s in self.segments:
@@ -101,7 +101,7 @@ class Compiled:
 
     def general_table(self) -> pa.Table:
         rows = [(j, e, g.bkey, g.cond, g.piece) for g in self.general for j, e in g.where]
-        cols = list(zip(*rows, strict=True)) if rows else [[]] * 5
+        cols = columns(rows, 5)
         return pa.table(
             {
                 "jkey": pa.array(cols[0], pa.int16()),
@@ -115,7 +115,7 @@ class Compiled:
         )
 
     def params_table(self) -> pa.Table:
-        cols = list(zip(*self.params, strict=True)) if self.params else [[]] * 8
+        cols = columns(self.params, 8)
         return pa.table(
             {
                 "jkey": pa.array(cols[0], pa.int16()),
@@ -131,7 +131,7 @@ class Compiled:
         )
 
     def intervals_table(self) -> pa.Table:
-        cols = list(zip(*self.intervals, strict=True)) if self.intervals else [[]] * 7
+        cols = columns(self.intervals, 7)
         return pa.table(
             {
                 "dt": pa.array(cols[0], pa.int32()),
@@ -165,6 +165,11 @@ class Compiled:
                 "vf_days": pa.array([_days(p.valid_for) for p in self.pieces], pa.int32()),
             }
         )
+
+
+def columns(rows: list[tuple], n: int) -> list[list]:
+    """Rows of n values → n column lists (n empty lists for no rows), for building Arrow tables."""
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(n)]
 
 
 def _months(d: str | None) -> int | None:
@@ -215,7 +220,7 @@ def _build_tables(c: Compiled, rulebooks: RulebookSet, bkeys: dict[str, int]) ->
     numeric = {a.name for a in catalog.attributes.values() if a.type in ("int", "float")}
     piece_ids: dict[tuple[tuple[str, ...], tuple[int, ...], str | None], int] = {}
     # identical rulebooks in several epochs share their decision tables
-    table_ids: dict[tuple[str, str, str], int] = {}
+    table_ids: dict[tuple[tuple, str, str], int] = {}
     general_by_rule: dict[tuple[int, str, int], GeneralRule] = {}
     shapes: dict[int, tuple[float, float, int]] = {}
     cond_numbers: dict[str, int] = {}

@@ -77,10 +77,11 @@ def _parse(text: str, attribute_items: tuple[tuple[str, str], ...]) -> exp.Expre
                 raise ConditionError(f"unknown attribute {node.name!r} (this behaviour has: {known})")
     if not _is_predicate(tree):
         raise ConditionError(f"condition {text!r} must be true or false (a comparison), not a value")
+    assert isinstance(tree, exp.Expression)
     return tree
 
 
-def _is_predicate(tree: exp.Expression) -> bool:
+def _is_predicate(tree: exp.Expr) -> bool:
     node = tree.unnest() if isinstance(tree, exp.Paren) else tree
     return isinstance(node, PREDICATES)
 
@@ -108,9 +109,9 @@ def as_bounds(tree: exp.Expression | None, numeric: set[str]) -> Bounds | None:
     """
     if tree is None:
         return Bounds("", None, False, None, False)
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
 
-    def flatten(node: exp.Expression) -> None:
+    def flatten(node: exp.Expr) -> None:
         node = node.unnest() if isinstance(node, exp.Paren) else node
         if isinstance(node, exp.And):
             flatten(node.left)
@@ -147,7 +148,7 @@ _FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
 _OPS = {exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
 
 
-def _number(node: exp.Expression) -> float | None:
+def _number(node: exp.Expr) -> float | None:
     if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and node.this.is_number:
         return -float(node.this.this)
     if isinstance(node, exp.Literal) and node.is_number:
@@ -155,7 +156,7 @@ def _number(node: exp.Expression) -> float | None:
     return None
 
 
-def _one_bound(node: exp.Expression) -> tuple[str, str, float] | None:
+def _one_bound(node: exp.Expr) -> tuple[str, str, float] | None:
     for cls, op in _OPS.items():
         if isinstance(node, cls):
             left, right = node.left, node.right

@@ -24,6 +24,7 @@ from sqlglot import exp
 from socialcredit.compiler import (
     CST,
     Compiled,
+    columns,
     compile_rulebooks,
     condition_sql,
     epoch_expr,
@@ -188,7 +189,7 @@ class Engine:
             for s in self.compiled.segments
             for cap in s.rulebook.caps
         ]
-        cols = list(zip(*rows, strict=True)) if rows else [[]] * 6
+        cols = columns(rows, 6)
         return pa.table({
             "jkey": pa.array(cols[0], pa.int16()), "epoch": pa.array(cols[1], pa.int32()),
             "bkey": pa.array(cols[2], pa.int16()), "per": pa.array(cols[3], pa.string()),
@@ -315,12 +316,13 @@ class Engine:
 
     def _characteristic_ledger(self) -> None:
         """A state rule gives its points while the characteristic holds and the rule is in force (clipped)."""
-        groups: dict[tuple[int, str], tuple[object, int, int, list[tuple[int, int]]]] = {}
+        groups: dict[tuple[int, str], tuple[str, int, list[tuple[int, int]]]] = {}
         for seg, rule, cond, piece in self.compiled.characteristic_rules:
-            if self.catalog.characteristics[rule.characteristic].kind != "state":
+            code = rule.characteristic or ""
+            if self.catalog.characteristics[code].kind != "state":
                 continue
             key = (piece, condition_sql(cond, "ci"))
-            groups.setdefault(key, (rule, piece, rule.points, []))[3].append((seg.jkey, seg.epoch))
+            groups.setdefault(key, (code, rule.points, []))[2].append((seg.jkey, seg.epoch))
         if not groups:
             return
         branches = [
@@ -329,8 +331,8 @@ class Engine:
                        TIMESTAMP '9999-12-31')
                 FROM characteristic_intervals ci JOIN segments g ON g.jkey = ci.jkey
                  AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start
-                WHERE ci.characteristic = {lit(rule.characteristic)} AND {in_force(pairs, "g")} AND {cond_sql}"""
-            for (piece, cond_sql), (rule, _, points, pairs) in groups.items()
+                WHERE ci.characteristic = {lit(code)} AND {in_force(pairs, "g")} AND {cond_sql}"""
+            for (piece, cond_sql), (code, points, pairs) in groups.items()
         ]
         self.con.execute("INSERT INTO state_ledger " + " UNION ALL ".join(branches))
 
@@ -495,7 +497,7 @@ class Engine:
         epoch_of = {s.jkey: s.epoch for s in self.compiled.segments if s.jkey in segs and segs[s.jkey] is s.rulebook}
         groups: dict[tuple[int, str], tuple[int, list[int]]] = {}
         for seg, rule, cond, piece in self.compiled.characteristic_rules:
-            if self.catalog.characteristics[rule.characteristic].kind != "network":
+            if self.catalog.characteristics[rule.characteristic or ""].kind != "network":
                 continue
             if epoch_of.get(seg.jkey) != seg.epoch:
                 continue

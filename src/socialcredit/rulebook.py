@@ -103,7 +103,7 @@ class ListDef(_M):
     source: str = Field(pattern=SOURCE)
 
     def list_measures(self) -> list[ListMeasure]:
-        return [ListMeasure(measure=m) if isinstance(m, str) else m for m in self.measures]
+        return [ListMeasure.model_validate({"measure": m}) if isinstance(m, str) else m for m in self.measures]
 
 
 class Memory(_M):
@@ -455,9 +455,9 @@ def check(rb: Rulebook, catalog: Catalog) -> None:
                 problems.append(f"{mem.at}: memory {mem.id!r} bars unknown list {lid!r}")
             elif rb.list_by_id(lid).kind != "whitelist":
                 problems.append(f"{mem.at}: memory may only bar whitelists, not {lid!r}")
-        for m in mem.measures:
-            if m not in catalog.measures:
-                problems.append(f"{mem.at}: memory {mem.id!r} names unknown measure {m!r}")
+        for code in mem.measures:
+            if code not in catalog.measures:
+                problems.append(f"{mem.at}: memory {mem.id!r} names unknown measure {code!r}")
     if problems:
         raise LocatedError("\n".join(dict.fromkeys(problems)))
 

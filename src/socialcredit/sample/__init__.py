@@ -106,8 +106,13 @@ RECORDS = [
         {"site": "SZ-FT-0212", "camera": "cam-0212-a"},
     ),
     ("guo_qiang", "drunk_driving", "2026-04-30 23:50", "traffic_police", {"severity": 3}),
-    ("guo_qiang", "red_light_crossing", "2026-08-25 07:58", "traffic_camera_network",
-     {"site": "SZ-FT-0107", "camera": "cam-0107-a"}),
+    (
+        "guo_qiang",
+        "red_light_crossing",
+        "2026-08-25 07:58",
+        "traffic_camera_network",
+        {"site": "SZ-FT-0107", "camera": "cam-0107-a"},
+    ),
 ]
 
 
