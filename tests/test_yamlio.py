@@ -1,0 +1,39 @@
+"""Located YAML: every problem names the file and line it comes from."""
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from socialcredit.yamlio import LocatedError, parse_yaml_located, validate_located
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    points: int
+
+
+def test_lines_of_nested_values() -> None:
+    data, where = parse_yaml_located("a: 1\nitems:\n  - code: x\n    points: 2\n  - code: y\n", "f.yaml")
+    assert data["items"][1]["code"] == "y"
+    assert where.line(("items", 1, "code")) == 5
+    assert where.line(("items", 0, "points")) == 4
+    assert where.line(("items", 0, "nothing", 3)) == 3  # deepest known prefix
+
+
+def test_validation_errors_point_at_the_field() -> None:
+    text = "items:\n  - code: x\n    points: 2\n  - code: y\n    points: many\n    extra: 1\n"
+    data, where = parse_yaml_located(text, "f.yaml")
+    with pytest.raises(LocatedError) as e:
+        validate_located(Item, data["items"][1], "f.yaml", where, ("items", 1))
+    message = str(e.value)
+    assert "f.yaml:5: points:" in message
+    assert "f.yaml:6: extra:" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("a: [1, 2\nb: 3\n", 2), ("a: 1\na: 2\n", 2), ("a:\n  b: 1\n c: 2\n", 3)],
+)
+def test_bad_yaml_is_located(text: str, line: int) -> None:
+    with pytest.raises(LocatedError, match=rf"^f\.yaml:{line}:"):
+        parse_yaml_located(text, "f.yaml")
