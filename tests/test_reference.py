@@ -1,0 +1,16 @@
+"""The reference pages in docs/ are generated from the data and must be current."""
+
+from pathlib import Path
+
+from socialcredit.reference import write
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_reference_pages_are_current(tmp_path: Path) -> None:
+    for fresh in write(tmp_path):
+        shipped = DOCS / fresh.name
+        assert shipped.exists(), f"docs/{fresh.name} is missing: run `make docs`"
+        assert shipped.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
+            f"docs/{fresh.name} is stale: run `make docs`"
+        )
