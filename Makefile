@@ -30,6 +30,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/population.py
 
 schema: $(STAMP)
 	$(BIN)/socialcredit rulebook schema > src/socialcredit/rulebooks/rulebook.schema.json

@@ -17,6 +17,7 @@ from socialcredit import decisions
 from socialcredit.catalog import default_catalog
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_layers
+from socialcredit.simulate.cli import population_app
 from socialcredit.store import BatchRejected, Store, default_path
 from socialcredit.yamlio import LocatedError
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 rulebook_app = typer.Typer(help="Validate, show, compare and load rulebooks.", no_args_is_help=True)
 app.add_typer(rulebook_app, name="rulebook")
+app.add_typer(population_app, name="population")
 out = Console()
 err = Console(stderr=True)
 

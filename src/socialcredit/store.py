@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from socialcredit import ids
@@ -58,6 +59,46 @@ class IngestReport:
     accepted: int
     duplicates: int
     duplicate_ids: list[str] = field(default_factory=list)
+
+
+# What a generated population knows beyond the registry (income, occupation, household), kept out of the
+# citizens table so the registry's shape stays what every other part of the system reads.
+PROFILES_DDL = """CREATE TABLE IF NOT EXISTS citizen_profiles(ckey INTEGER, income_decile TINYINT,
+    occupation VARCHAR, household BIGINT)"""
+
+# add_population's input columns and the SQL type each is read as; a missing optional column is NULL
+_POP_REQUIRED = {
+    "ckey": "BIGINT",
+    "citizen_id": "VARCHAR",
+    "name": "VARCHAR",
+    "sex": "VARCHAR",
+    "birth_date": "DATE",
+    "city": "VARCHAR",
+}
+_POP_OPTIONAL = {
+    "name_latin": "VARCHAR",
+    "avatar_seed": "BIGINT",
+    "income_decile": "INTEGER",
+    "occupation": "VARCHAR",
+    "household": "BIGINT",
+}
+_REL_REQUIRED = {"ckey": "BIGINT", "other": "BIGINT", "kind": "VARCHAR"}
+_MIRROR = {"parent": "child", "child": "parent", "spouse": "spouse", "contact": "contact"}
+_MAX_PROBLEMS = 1000  # a systematically broken million-row batch is reported by its first problems
+
+
+def _id_problem_sql(col: str) -> str:
+    """ids.problem in SQL for a whole column at once: the same checks in the same order, the same words."""
+    weighted = " + ".join(f"(ord(substr({col}, {i + 1}, 1)) - 48) * {w}" for i, w in enumerate(ids.WEIGHTS))
+    check = f"substr('{ids.CHECK}', ({weighted}) % 11 + 1, 1)"
+    return f"""CASE
+        WHEN length({col}) != 18 THEN 'a resident ID has 18 characters'
+        WHEN NOT regexp_full_match({col}, '{ids.PATTERN.pattern}')
+            THEN 'a resident ID is 6-digit region, 8-digit birth date, 3-digit sequence, check character'
+        WHEN try_strptime(substr({col}, 7, 8), '%Y%m%d') IS NULL
+            THEN 'the birth date inside the resident ID does not exist'
+        WHEN {check} != substr({col}, 18, 1) THEN 'wrong check character (expected ' || {check} || ')'
+        END"""
 
 
 _RULEBOOK_CACHE: dict[tuple, RulebookSet] = {}  # parsing 1,000-rule rulebooks is slow; they are immutable
@@ -116,6 +157,7 @@ class Store:
             CREATE TABLE IF NOT EXISTS notifications(ckey INTEGER, sent_at TIMESTAMP, kind VARCHAR,
                 message VARCHAR);
             CREATE TABLE IF NOT EXISTS meta(key VARCHAR, value VARCHAR);
+            {PROFILES_DDL};
         """)
         self._sync_dimensions()
         if load_shipped_rulebooks:
@@ -292,6 +334,183 @@ class Store:
             self.con.unregister("_new_citizens")
             self.con.unregister("_new_relations")
         return len(rows)
+
+    def add_population(self, citizens: pa.Table, relations: pa.Table, source: str = "population") -> int:
+        """Register a whole generated population at once: validated set-wise in SQL and written in one
+        transaction, or rejected whole (BatchRejected, problems by row and field) with nothing written.
+
+        Why beside add_citizens: that path checks and converts one citizen per Python call, fine for a
+        sample, hopeless for millions. Here `citizens` (ckey, citizen_id, name, sex, birth_date, city;
+        optionally name_latin, avatar_seed, income_decile, occupation, household) and `relations`
+        (ckey, other, kind: parent/child/spouse/contact, every edge in both directions) are Arrow
+        tables whose ckeys are local to the batch; relations may only point at citizens of the batch.
+        The store gives the citizens dense ckeys continuing from its largest, in row order, numbers
+        households after those already stored, and keeps income, occupation and household in
+        `citizen_profiles`. A relation's problem names its row in `relations` and the field
+        `relations.<column>`; a missing column is reported as row 0.
+        """
+        self.require_init()
+        self.con.execute(PROFILES_DDL)
+        problems = [
+            Problem(0, col, f"the {table} table has no column {col!r}")
+            for table, have, need in (
+                ("citizens", citizens.column_names, _POP_REQUIRED),
+                ("relations", relations.column_names, _REL_REQUIRED),
+            )
+            for col in need
+            if col not in have
+        ]
+        if problems:
+            raise BatchRejected(source, problems)
+        rows = pa.array(np.arange(1, citizens.num_rows + 1))
+        self.con.register("_pop_c_in", citizens.append_column("_row", rows))
+        self.con.register("_pop_r_in", relations.append_column("_row", pa.array(np.arange(1, relations.num_rows + 1))))
+        try:
+            self._stage_population(citizens.column_names)
+            problems = self._population_problems()
+            if problems:
+                raise BatchRejected(source, problems)
+            self._append_population()
+        finally:
+            self.con.unregister("_pop_c_in")
+            self.con.unregister("_pop_r_in")
+            for temp in ("_pop_c", "_pop_r", "_pop_pairs"):
+                self.con.execute(f"DROP TABLE IF EXISTS {temp}")
+        return citizens.num_rows
+
+    def _stage_population(self, columns: list[str]) -> None:
+        """Typed copies of the batch: TRY_CAST every column and flag the values that would not convert."""
+
+        def typed(cols: dict[str, str], have: list[str]) -> str:
+            out = []
+            for c, t in cols.items():
+                if c in have:
+                    out.append(f"TRY_CAST({q(c)} AS {t}) AS {q(c)}")
+                    out.append(f"({q(c)} IS NOT NULL AND TRY_CAST({q(c)} AS {t}) IS NULL) AS {q('bad_' + c)}")
+                elif c == "avatar_seed":  # derived from the ID as add_citizens does
+                    out.append("('0x' || substr(sha256(CAST(citizen_id AS VARCHAR)), 1, 12))::BIGINT AS avatar_seed")
+                    out.append("false AS bad_avatar_seed")
+                else:
+                    out.append(f"NULL::{t} AS {q(c)}, false AS {q('bad_' + c)}")
+            return ", ".join(out)
+
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _pop_c AS
+            SELECT *, {_id_problem_sql("citizen_id")} AS id_problem
+            FROM (SELECT _row AS row, {typed({**_POP_REQUIRED, **_POP_OPTIONAL}, columns)} FROM _pop_c_in)""")
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _pop_r AS
+            SELECT _row AS row, {typed(_REL_REQUIRED, list(_REL_REQUIRED))} FROM _pop_r_in""")
+
+    def _population_problems(self) -> list[Problem]:
+        """Every check is one set-wise query over the staged batch; all run before anything is written."""
+        cities = sorted(self.rulebooks().cities)
+        kinds = ", ".join(f"'{k}'" for k in _MIRROR)
+        # Each relation and its mirror fall on one undirected pair (a, b) of one family (parent-child,
+        # spouse, contact): "forward" is (child, parent, parent) or a < b, "back" the other way. One
+        # aggregation finds repeats and missing mirrors at once; only the pairs with a problem are kept.
+        kind_fwd = "CASE fam WHEN 0 THEN 'parent' WHEN 1 THEN 'spouse' ELSE 'contact' END"
+        kind_back = "CASE fam WHEN 0 THEN 'child' WHEN 1 THEN 'spouse' ELSE 'contact' END"
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _pop_pairs AS
+            SELECT a, b, fam, count(*) FILTER (NOT is_back) AS fwd, count(*) FILTER (is_back) AS back,
+                   min(row) FILTER (NOT is_back) AS first_fwd, max(row) FILTER (NOT is_back) AS last_fwd,
+                   min(row) FILTER (is_back) AS first_back, max(row) FILTER (is_back) AS last_back
+            FROM (SELECT row, fam, is_back, CASE WHEN is_back THEN other ELSE ckey END AS a,
+                         CASE WHEN is_back THEN ckey ELSE other END AS b
+                  FROM (SELECT row, ckey, other,
+                               CASE kind WHEN 'spouse' THEN 1 WHEN 'contact' THEN 2 ELSE 0 END AS fam,
+                               kind = 'child' OR (kind IN ('spouse', 'contact') AND ckey > other) AS is_back
+                        FROM _pop_r WHERE kind IN ({kinds}) AND ckey != other))
+            GROUP BY a, b, fam HAVING fwd != 1 OR back != 1""")
+        checks: list[str] = []
+        for table, cols, prefix in (
+            ("_pop_c", {**_POP_REQUIRED, **_POP_OPTIONAL}, ""),
+            ("_pop_r", _REL_REQUIRED, "relations."),
+        ):
+            for col, t in cols.items():
+                what = {"DATE": "a date (YYYY-MM-DD)", "VARCHAR": "text"}.get(t, "an integer")
+                checks.append(f"SELECT row, '{prefix}{col}', 'is not {what}' FROM {table} WHERE bad_{col}")
+                if col in _POP_REQUIRED or table == "_pop_r":
+                    empty = f" OR {q(col)} = ''" if t == "VARCHAR" else ""
+                    checks.append(
+                        f"SELECT row, '{prefix}{col}', 'missing' FROM {table} "
+                        f"WHERE NOT bad_{col} AND ({q(col)} IS NULL{empty})"
+                    )
+        checks += [
+            """SELECT row, 'citizen_id', '''' || citizen_id || ''': ' || id_problem FROM _pop_c
+               WHERE id_problem IS NOT NULL""",
+            """SELECT c.row, 'citizen_id', c.citizen_id || ' appears twice in this batch (also row ' || d.first || ')'
+               FROM _pop_c c JOIN (SELECT citizen_id, min(row) AS first FROM _pop_c GROUP BY 1 HAVING count(*) > 1) d
+               USING (citizen_id) WHERE c.row > d.first""",
+            """SELECT row, 'citizen_id', citizen_id || ' is already registered' FROM _pop_c
+               WHERE citizen_id IN (SELECT citizen_id FROM citizens)""",
+            """SELECT c.row, 'ckey', 'ckey ' || c.ckey || ' is used twice in this batch (also row ' || d.first || ')'
+               FROM _pop_c c JOIN (SELECT ckey, min(row) AS first FROM _pop_c GROUP BY 1 HAVING count(*) > 1) d
+               USING (ckey) WHERE c.row > d.first""",
+            f"""SELECT row, 'city', 'unknown city ''' || city || ''' (cities: {", ".join(cities)})' FROM _pop_c
+               WHERE city != '' AND NOT list_contains($cities, city)""",
+            "SELECT row, 'sex', 'must be M or F' FROM _pop_c WHERE sex != '' AND sex NOT IN ('M', 'F')",
+            """SELECT row, 'sex', 'the resident ID''s sequence says ' || id_sex FROM (
+                 SELECT *, CASE WHEN (ord(substr(citizen_id, 17, 1)) - 48) % 2 = 1 THEN 'M' ELSE 'F' END AS id_sex
+                 FROM _pop_c WHERE id_problem IS NULL AND sex IN ('M', 'F')) WHERE sex != id_sex""",
+            """SELECT row, 'birth_date', 'does not match the resident ID (' || id_born || ')' FROM (
+                 SELECT *, strptime(substr(citizen_id, 7, 8), '%Y%m%d')::DATE AS id_born
+                 FROM _pop_c WHERE id_problem IS NULL) WHERE birth_date != id_born""",
+            """SELECT row, 'income_decile', 'an income decile is 1 to 10' FROM _pop_c
+               WHERE income_decile NOT BETWEEN 1 AND 10""",
+            f"""SELECT row, 'relations.kind', '''' || kind || ''' is not one of {kinds.replace("'", "")}'
+                FROM _pop_r WHERE kind != '' AND kind NOT IN ({kinds})""",
+            """SELECT r.row, 'relations.ckey', 'unknown citizen: ckey ' || r.ckey || ' is not in this batch'
+               FROM _pop_r r ANTI JOIN _pop_c c ON r.ckey = c.ckey WHERE r.ckey IS NOT NULL""",
+            """SELECT r.row, 'relations.other', 'unknown citizen: ckey ' || r.other || ' is not in this batch'
+               FROM _pop_r r ANTI JOIN _pop_c c ON r.other = c.ckey WHERE r.other IS NOT NULL""",
+            "SELECT row, 'relations.other', 'a citizen is not their own relation' FROM _pop_r WHERE ckey = other",
+            "SELECT last_fwd, 'relations.kind', 'repeats row ' || first_fwd FROM _pop_pairs WHERE fwd > 1",
+            "SELECT last_back, 'relations.kind', 'repeats row ' || first_back FROM _pop_pairs WHERE back > 1",
+            f"""SELECT first_fwd, 'relations.kind', 'no mirror relation (' || b || ', ' || a || ', ' || {kind_back}
+                   || '): every relation goes both ways' FROM _pop_pairs WHERE back = 0""",
+            f"""SELECT first_back, 'relations.kind', 'no mirror relation (' || a || ', ' || b || ', ' || {kind_fwd}
+                   || '): every relation goes both ways' FROM _pop_pairs WHERE fwd = 0""",
+            """SELECT row, 'relations.kind', 'a second spouse of ckey ' || ckey || ' (first in row ' || first || ')'
+               FROM (SELECT row, ckey, min(row) OVER (PARTITION BY ckey) AS first FROM _pop_r WHERE kind = 'spouse')
+               WHERE row > first""",
+        ]
+        union = "\nUNION ALL\n".join(f"({c})" for c in checks)
+        found = self.con.execute(
+            f"""SELECT *, count(*) OVER () FROM ({union}) AS p(row, field, message)
+                ORDER BY starts_with(field, 'relations.'), row, field LIMIT {_MAX_PROBLEMS + 1}""",
+            {"cities": cities},
+        ).fetchall()
+        problems = [Problem(int(r), f, m) for r, f, m, _ in found[:_MAX_PROBLEMS]]
+        if len(found) > _MAX_PROBLEMS:
+            problems.append(Problem(0, "batch", f"{found[0][3] - _MAX_PROBLEMS} more problems not listed"))
+        return problems
+
+    def _append_population(self) -> None:
+        """Write the staged batch (citizens, relations, profiles) under store keys, in one transaction."""
+        with self.transaction():
+            base = self.con.execute("SELECT coalesce(max(ckey) + 1, 0) FROM citizens").fetchall()[0][0]
+            households = self.con.execute("SELECT coalesce(max(household) + 1, 0) FROM citizen_profiles").fetchall()
+            self.con.execute(f"""
+                INSERT INTO citizens (ckey, citizen_id, name, name_latin, sex, birth_date, city, jkey, avatar_seed)
+                SELECT {base} + c.row - 1, c.citizen_id, c.name, c.name_latin, c.sex, c.birth_date, c.city, j.jkey,
+                       c.avatar_seed
+                FROM _pop_c c JOIN jurisdictions j ON j.code = c.city ORDER BY c.row""")
+            dense = self.con.execute("SELECT coalesce(bool_and(ckey = row - 1), true) FROM _pop_c").fetchall()[0][0]
+            if dense:  # local keys are 0 … n-1 in row order, as generated: no lookup needed
+                self.con.execute(f"INSERT INTO relations SELECT {base} + ckey, {base} + other, kind FROM _pop_r")
+            else:
+                self.con.execute(f"""
+                    INSERT INTO relations
+                    SELECT {base} + a.row - 1, {base} + b.row - 1, r.kind
+                    FROM _pop_r r JOIN _pop_c a ON a.ckey = r.ckey JOIN _pop_c b ON b.ckey = r.other
+                    ORDER BY r.row""")
+            self.con.execute(f"""
+                INSERT INTO citizen_profiles
+                SELECT {base} + row - 1, income_decile, occupation,
+                       household - min(household) OVER () + {households[0][0]}
+                FROM _pop_c ORDER BY row""")
 
     def transaction(self) -> _Tx:
         return _Tx(self.con)
