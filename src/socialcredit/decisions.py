@@ -13,7 +13,7 @@ from typing import Any
 
 from socialcredit.catalog import Measure
 from socialcredit.compiler import CST
-from socialcredit.engine import Engine, is_stale, last_as_of, utc_naive
+from socialcredit.engine import Engine, last_run, utc_naive
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
@@ -96,8 +96,8 @@ def _jsonable(x: Any) -> Any:
 
 def ensure_fresh(store: Store, at: dt.datetime) -> None:
     """Run the engine if facts changed, or if `at` lies beyond the last run."""
-    last = last_as_of(store)
-    if is_stale(store) or last is None or at > last:
+    last, stale = last_run(store)
+    if stale or last is None or at > last:
         now = utc_naive(None)
         Engine(store).run(as_of=max(now, at))
 
@@ -225,15 +225,19 @@ def decide(
     if service not in store.catalog.services:
         raise LocatedError(f"unknown service {service!r} (see `socialcredit catalog`)")
     t = utc_naive(at)
-    st = standing(store, citizen_id, t)
-    ckey = store.ckey(citizen_id)
+    ensure_fresh(store, t)
+    ckey, _, city, _ = _citizen(store, citizen_id)
+    rb = rulebook_at(store, city, t)
+    # a decision rests on list entries and measures only, so it does not pay for computing the score
+    measures = _own_measures(store, ckey, rb, t) + _reaching_measures(store, ckey, t)
+    version = rb.version if rb else None
 
     def applies(m: ActiveMeasure) -> bool:
         # a measure that reaches children binds the children, not the listed parent
         own = m.via.startswith(("list:", "memory:"))
         return not own or store.catalog.measures[m.measure].reach != "children"
 
-    binding = [m for m in st.measures if service in m.services and applies(m)]
+    binding = [m for m in measures if service in m.services and applies(m)]
     effects = sorted({m.effect for m in binding}, key=OUTCOME_ORDER.index)
     outcome = OUTCOME_NAME.get(effects[0], effects[0]) if effects else "allow"
     chosen = [m for m in binding if effects and m.effect == effects[0]]
@@ -251,7 +255,7 @@ def decide(
         }
         for m in binding
     ]
-    d = Decision(citizen_id, service, t, outcome, public, st.rulebook_version, min(untils) if untils else None, reasons)
+    d = Decision(citizen_id, service, t, outcome, public, version, min(untils) if untils else None, reasons)
     if record:
         store.con.execute(
             "INSERT INTO decisions SELECT coalesce(max(decision_id) + 1, 1), ?, ?, ?, ?, ?, ?, ? FROM decisions",
@@ -262,10 +266,9 @@ def decide(
                 outcome,
                 json.dumps(_jsonable(reasons), ensure_ascii=False),
                 asked_by,
-                st.rulebook_version,
+                version,
             ],
         )
-        rb = rulebook_at(store, st.city, t)
         if outcome == "deny" and rb is not None and not rb.disclosure.notify_citizens:
             store.con.execute(
                 """INSERT INTO notifications SELECT ?, ?, 'learned_by_denial', ? WHERE NOT EXISTS (

@@ -621,32 +621,32 @@ def _case_by_jkey(segs: dict[int, Rulebook], f: Callable[[Rulebook], str], col: 
     return f"(CASE {whens} ELSE NULL END)"
 
 
+_WATERMARK = (
+    "(SELECT coalesce(max(rkey), -1) FROM records) || ',' || (SELECT count(*) FROM retractions) || ',' || "
+    "(SELECT count(*) FROM rulebook_versions) || ',' || (SELECT count(*) FROM citizens) || ',' || "
+    "(SELECT count(*) FROM relations)"
+)
+
+
 def watermark(store: Store) -> str:
     """What the derived tables were computed from: changes whenever a fact is added."""
-    row = store.con.execute(
-        "SELECT (SELECT coalesce(max(rkey), -1) FROM records), (SELECT count(*) FROM retractions), "
-        "(SELECT count(*) FROM rulebook_versions), (SELECT count(*) FROM citizens), "
-        "(SELECT count(*) FROM relations)"
-    ).fetchall()[0]
-    return ",".join(map(str, row))
+    return str(store.con.execute(f"SELECT {_WATERMARK}").fetchall()[0][0])
+
+
+def last_run(store: Store) -> tuple[dt.datetime | None, bool]:
+    """(as_of of the last run, whether facts changed since or it was a replay) in one round trip."""
+    # engine_run exists from `init` on (empty until the first run), so this never fails mid-transaction
+    row = store.con.execute(f"SELECT as_of, watermark <> {_WATERMARK} OR pin IS NOT NULL FROM engine_run").fetchall()
+    return (row[0][0], bool(row[0][1])) if row else (None, True)
 
 
 def is_stale(store: Store) -> bool:
     """Whether facts changed since the last run, or the last run was a replay (not the real history)."""
-    has = store.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'engine_run'"
-    ).fetchall()[0][0]
-    if not has:
-        return True
-    stored, pin = store.con.execute("SELECT watermark, pin FROM engine_run").fetchall()[0]
-    return stored != watermark(store) or pin is not None
+    return last_run(store)[1]
 
 
 def last_as_of(store: Store) -> dt.datetime | None:
-    has = store.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'engine_run'"
-    ).fetchall()[0][0]
-    return store.con.execute("SELECT as_of FROM engine_run").fetchall()[0][0] if has else None
+    return last_run(store)[0]
 
 
-__all__ = ["Engine", "RunSummary", "is_stale", "last_as_of", "watermark"]
+__all__ = ["Engine", "RunSummary", "is_stale", "last_as_of", "last_run", "watermark"]

@@ -157,6 +157,8 @@ class Store:
             CREATE TABLE IF NOT EXISTS notifications(ckey INTEGER, sent_at TIMESTAMP, kind VARCHAR,
                 message VARCHAR);
             CREATE TABLE IF NOT EXISTS meta(key VARCHAR, value VARCHAR);
+            CREATE TABLE IF NOT EXISTS engine_run(as_of TIMESTAMP, pin VARCHAR, computed_at TIMESTAMP,
+                watermark VARCHAR);
             {PROFILES_DDL};
         """)
         self._sync_dimensions()
