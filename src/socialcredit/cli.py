@@ -18,6 +18,7 @@ from socialcredit.catalog import default_catalog
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_layers
 from socialcredit.simulate.cli import population_app
+from socialcredit.simulate.run import simulate_command
 from socialcredit.store import BatchRejected, Store, default_path
 from socialcredit.yamlio import LocatedError
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 rulebook_app = typer.Typer(help="Validate, show, compare and load rulebooks.", no_args_is_help=True)
 app.add_typer(rulebook_app, name="rulebook")
 app.add_typer(population_app, name="population")
+app.command("simulate")(simulate_command)
 out = Console()
 err = Console(stderr=True)
 

@@ -166,7 +166,7 @@ def _hair_back(f: Face, cx: float, cy: float) -> list[str]:
 def _hair_front(f: Face, cx: float, top: float) -> list[str]:
     """Hair on top of the head, over the skin."""
     rx = f.head_rx
-    cap = f'M{cx - rx - 1} {top + 24} Q{cx - rx} {top - 4} {cx} {top - 3} Q{cx + rx} {top - 4} {cx + rx + 1} {top + 24}'
+    cap = f"M{cx - rx - 1} {top + 24} Q{cx - rx} {top - 4} {cx} {top - 3} Q{cx + rx} {top - 4} {cx + rx + 1} {top + 24}"
     style = f.hair_style
     if style == "bald":
         return [f'<path d="M{cx - rx} {top + 30} Q{cx - rx - 2} {top + 18} {cx - rx + 6} {top + 14}" '

@@ -24,9 +24,7 @@ DbOpt = Annotated[
 
 @population_app.command("generate")
 def generate(
-    city: Annotated[
-        list[str], typer.Option("--city", help="CITY=COUNT, e.g. rongcheng=50000; repeat for more cities")
-    ],
+    city: Annotated[list[str], typer.Option("--city", help="CITY=COUNT, e.g. rongcheng=50000; repeat for more cities")],
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same population")] = 0,
     start: Annotated[
         str | None, typer.Option(help="the date ages are counted to, YYYY-MM-DD (default 2025-01-01)")

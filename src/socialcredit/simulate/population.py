@@ -563,7 +563,7 @@ def _resident_ids(
     offset = (_mix(key.astype(np.uint64) ^ salt) % np.uint64(SEQUENCES)).astype(np.int64)
     taken_key, taken_slot = _parse_reserved(reserved)
     if taken_key.size:
-        taken_rank = (taken_slot - (_mix(taken_key.astype(np.uint64) ^ salt) % np.uint64(SEQUENCES)).astype(np.int64))
+        taken_rank = taken_slot - (_mix(taken_key.astype(np.uint64) ^ salt) % np.uint64(SEQUENCES)).astype(np.int64)
         taken = np.unique(taken_key * 1024 + taken_rank % SEQUENCES)
         # the j-th newcomer of a group takes the j-th rank no reserved ID holds
         want = rank.copy()

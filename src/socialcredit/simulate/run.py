@@ -1,0 +1,349 @@
+"""Run a scenario month by month and write a run directory: the store and Parquet time series.
+
+Why this shape: the simulator is a client of the engine (SPEC §4). Each month it generates records,
+ingests them through `Store.ingest` (the same validation agencies face), runs the one engine path as
+of the month's end, and sends every simulated service attempt through `decisions.decide`, so a
+blocked attempt is counted exactly as the real system counts it: a row in the store's `decisions`
+table with its reasons. The Parquet files are per-step aggregates read back from the store, so they
+can be compared across runs and policies without opening DuckDB.
+
+Reproducibility: the population, each month's records and each month's attempts draw from streams
+derived from the scenario's seed, and attempt times are simulated times, never the wall clock; the
+same scenario gives the same Parquet tables (only `run.json`'s timings differ).
+
+Known limitation: `decide` is one citizen per call (a handful of SQL queries each, a few ms), so
+service use is the slow part; scenarios here are kept to a few thousand attempts per month. A
+set-wise decision path is future work (issue 3, scale).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from socialcredit import decisions
+from socialcredit.compiler import CST
+from socialcredit.engine import Engine, next_month_utc
+from socialcredit.simulate.behaviour import generate_records
+from socialcredit.simulate.population import generate_population, regions_of
+from socialcredit.simulate.scenario import Scenario
+from socialcredit.store import Store
+from socialcredit.yamlio import LocatedError
+
+MonthProgress = Callable[[int, int, str], None]  # (months done, months, label)
+ASKED_BY = "simulator"
+
+SCHEMAS = {
+    "scores": pa.schema(
+        [("month", pa.date32()), ("city", pa.string()), ("grade", pa.string()), ("citizens", pa.int64())]
+    ),
+    "lists": pa.schema(
+        [
+            ("month", pa.date32()),
+            ("list_id", pa.string()),
+            ("on_list", pa.int64()),
+            ("entries", pa.int64()),
+            ("exits", pa.int64()),
+        ]
+    ),
+    "decisions": pa.schema(
+        [("month", pa.date32()), ("service", pa.string()), ("outcome", pa.string()), ("n", pa.int64())]
+    ),
+    "children": pa.schema([("month", pa.date32()), ("children", pa.int64())]),
+}
+
+
+@dataclass
+class RunResult:
+    """Where the run went and what it amounted to (totals over all months)."""
+
+    out_dir: Path
+    citizens: int
+    records: int
+    decisions: dict[str, int]  # outcome → attempts
+    seconds: float
+    months: list[dict[str, Any]] = field(default_factory=list)  # per-month counts and timings
+
+
+def _utc(day: dt.date) -> dt.datetime:
+    """The first instant of a CST calendar day, as the naive UTC the store keeps."""
+    return dt.datetime(day.year, day.month, day.day, tzinfo=CST).astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _cst_day(t_utc: dt.datetime) -> dt.date:
+    return t_utc.replace(tzinfo=dt.UTC).astimezone(CST).date()
+
+
+def _rng(seed: int, purpose: int, month: int) -> np.random.Generator:
+    """One stream per (purpose, month), so changing service rates leaves the records unchanged."""
+    return np.random.default_rng([seed, purpose, month])
+
+
+def run_scenario(scenario: Scenario, out_dir: Path, progress: MonthProgress | None = None) -> RunResult:
+    """Simulate `scenario` into `out_dir` (created; must not hold a run already)."""
+    began = time.perf_counter()
+    step = progress or (lambda *_: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / "store.duckdb").exists():
+        raise LocatedError(f"{out_dir}: already holds a run (store.duckdb); choose a new --out directory")
+    (out_dir / "scenario.yaml").write_text(
+        yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True), sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    store = Store(out_dir / "store.duckdb")
+    try:
+        return _run(scenario, store, out_dir, step, began)
+    finally:
+        store.close()
+
+
+def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, began: float) -> RunResult:
+    step(0, scenario.months, "population")
+    store.init()
+    rulebooks = store.rulebooks()
+    unknown = [c for c in scenario.cities if c not in rulebooks.cities]
+    if unknown:
+        raise LocatedError(f"unknown cities {', '.join(unknown)} (cities in the store: {', '.join(rulebooks.cities)})")
+    t0 = time.perf_counter()
+    pop = generate_population(scenario.cities, scenario.seed, scenario.start, regions=regions_of(rulebooks))
+    store.add_population(pop.citizens, pop.relations, source=f"scenario {scenario.name} seed {scenario.seed}")
+    setup = time.perf_counter() - t0
+
+    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in SCHEMAS}
+    months: list[dict[str, Any]] = []
+    totals: Counter[str] = Counter()
+    records = 0
+    start = _utc(scenario.start)
+    previous: dt.datetime | None = None
+    for m in range(scenario.months):
+        end = next_month_utc(start)
+        label = _cst_day(start)
+        step(m, scenario.months, f"{label:%Y-%m}: records")
+        timing: dict[str, float] = {}
+        t = time.perf_counter()
+        batch = generate_records(store, label, scenario.rates, _rng(scenario.seed, 1, m), first=records)
+        timing["generate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if batch.num_rows:
+            store.ingest(batch, name=f"simulated {label:%Y-%m}", now=end.replace(tzinfo=dt.UTC))
+        records += batch.num_rows
+        timing["ingest"] = time.perf_counter() - t
+        step(m, scenario.months, f"{label:%Y-%m}: engine")
+        t = time.perf_counter()
+        Engine(store).run(as_of=end)
+        timing["engine"] = time.perf_counter() - t
+        step(m, scenario.months, f"{label:%Y-%m}: services")
+        t = time.perf_counter()
+        outcomes = _use_services(store, scenario, m, start, end)
+        timing["decide"] = time.perf_counter() - t
+        t = time.perf_counter()
+        rows["decisions"] += [
+            {"month": label, "service": s, "outcome": o, "n": n} for (s, o), n in sorted(outcomes.items())
+        ]
+        rows["scores"] += [{"month": label, **r} for r in _scores(store, scenario, end)]
+        rows["lists"] += [{"month": label, **r} for r in _lists(store, scenario, previous, end)]
+        rows["children"].append({"month": label, "children": _children(store, scenario, end)})
+        for name, schema in SCHEMAS.items():  # rewritten every month, so a stopped run keeps what it did
+            pq.write_table(pa.Table.from_pylist(rows[name], schema=schema), out_dir / f"{name}.parquet")
+        timing["aggregate"] = time.perf_counter() - t
+        attempts = sum(outcomes.values())
+        for (_, o), n in outcomes.items():
+            totals[o] += n
+        months.append({"month": str(label), "records": batch.num_rows, "attempts": attempts,
+                       "seconds": {k: round(v, 3) for k, v in timing.items()}})  # fmt: skip
+        previous, start = end, end
+        step(m + 1, scenario.months, f"{label:%Y-%m}: {batch.num_rows:,} records, {attempts:,} attempts")
+
+    seconds = time.perf_counter() - began
+    result = RunResult(out_dir, len(pop), records, dict(sorted(totals.items())), seconds, months)
+    (out_dir / "run.json").write_text(
+        json.dumps(
+            {
+                "scenario": scenario.name,
+                "seed": scenario.seed,
+                "start": str(scenario.start),
+                "months": scenario.months,
+                "citizens": len(pop),
+                "records": records,
+                "decisions": result.decisions,
+                "timings": {
+                    "population_seconds": round(setup, 3),
+                    "total_seconds": round(seconds, 3),
+                    "months": months,
+                },
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return result
+
+
+def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, end: dt.datetime) -> Counter:
+    """Draw this month's attempts (Poisson per eligible citizen and service) and decide each one."""
+    if not scenario.services:
+        return Counter()
+    rng = _rng(scenario.seed, 2, m)
+    adult_day = _cst_day(start).replace(year=_cst_day(start).year - 18)
+    ids, adult, child_with_parent = store.con.execute(
+        """SELECT list(citizen_id ORDER BY ckey), list(birth_date <= ? ORDER BY ckey),
+                  list(birth_date > ? AND ckey IN (SELECT ckey FROM relations WHERE kind = 'parent') ORDER BY ckey)
+           FROM citizens""",
+        [adult_day, adult_day],
+    ).fetchall()[0]
+    ids_arr = np.array(ids, dtype=object)
+    eligible = {
+        "adults": np.flatnonzero(np.array(adult, bool)),
+        "children": np.flatnonzero(np.array(child_with_parent, bool)),
+    }
+    seconds = int((end - start).total_seconds())
+    who, what, when = [], [], []
+    for si, service in enumerate(sorted(scenario.services)):
+        use = scenario.services[service]
+        pool = eligible[use.for_]
+        counts = rng.poisson(use.rate, pool.size)
+        citizens = np.repeat(pool, counts)
+        who.append(citizens)
+        what.append(np.full(citizens.size, si))
+        when.append(rng.integers(0, seconds, citizens.size))
+    citizen, service_ix, offset = np.concatenate(who), np.concatenate(what), np.concatenate(when)
+    order = np.lexsort((citizen, service_ix, offset))  # chronological, ties by service then citizen
+    services = sorted(scenario.services)
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for i in order:
+        at = start + dt.timedelta(seconds=int(offset[i]))
+        service = services[int(service_ix[i])]
+        d = decisions.decide(store, str(ids_arr[citizen[i]]), service, at, asked_by=ASKED_BY)
+        outcomes[(service, d.outcome)] += 1
+    return outcomes
+
+
+def _scores(store: Store, scenario: Scenario, at: dt.datetime) -> list[dict[str, Any]]:
+    """Citizens by city and grade at the assessment at `at`; those never logged keep the base grade."""
+    day = _cst_day(at)
+    base = []
+    for city in sorted(scenario.cities):
+        rb = store.rulebooks().resolve(city, day)
+        base.append((city, rb.grade_of(rb.scale.base) if rb else None))
+    store.con.register("_base", pa.table({"city": [b[0] for b in base], "grade": [b[1] for b in base]}))
+    try:
+        found = store.con.execute(
+            """WITH last AS (SELECT ckey, arg_max(grade, assessed_at) AS grade FROM score_log
+                             WHERE assessed_at <= ? GROUP BY ckey)
+               SELECT c.city, coalesce(l.grade, b.grade, '-') AS grade, count(*) AS citizens
+               FROM citizens c LEFT JOIN last l USING (ckey) LEFT JOIN _base b ON b.city = c.city
+               GROUP BY ALL ORDER BY ALL""",
+            [at],
+        ).fetchall()
+    finally:
+        store.con.unregister("_base")
+    return [{"city": c, "grade": g, "citizens": n} for c, g, n in found]
+
+
+def _lists(store: Store, scenario: Scenario, previous: dt.datetime | None, at: dt.datetime) -> list[dict[str, Any]]:
+    """Per list: citizens on it at `at`, stays begun and ended in (previous, at] (all earlier, in month one)."""
+    day = _cst_day(at)
+    ids = {lst.id for city in scenario.cities if (rb := store.rulebooks().resolve(city, day)) for lst in rb.lists}
+    since = previous or dt.datetime(1900, 1, 1)
+    found = {
+        list_id: (on, entries, exits)
+        for list_id, on, entries, exits in store.con.execute(
+            """SELECT list_id,
+                      count(DISTINCT ckey) FILTER (WHERE start <= $at AND ("end" IS NULL OR "end" > $at)),
+                      count(*) FILTER (WHERE start > $since AND start <= $at),
+                      count(*) FILTER (WHERE "end" > $since AND "end" <= $at)
+               FROM list_entries GROUP BY list_id""",
+            {"at": at, "since": since},
+        ).fetchall()
+    }
+    return [
+        {"list_id": x, "on_list": found.get(x, (0, 0, 0))[0], "entries": found.get(x, (0, 0, 0))[1],
+         "exits": found.get(x, (0, 0, 0))[2]}
+        for x in sorted(ids | set(found))
+    ]  # fmt: skip
+
+
+def _children(store: Store, scenario: Scenario, at: dt.datetime) -> int:
+    """Children whose parent is, at `at`, on a list carrying a measure that reaches children.
+
+    An approximation of `decide`'s reach: a list measure's own `for` limit and `memory` measures are
+    not applied here (the decisions themselves apply both).
+    """
+    day = _cst_day(at)
+    pairs: list[tuple[str, str]] = []
+    for city in scenario.cities:
+        rb = store.rulebooks().resolve(city, day)
+        for lst in rb.lists if rb else []:
+            if any(store.catalog.measures[lm.measure].reach == "children" for lm in lst.list_measures()):
+                pairs.append((city, lst.id))
+    if not pairs:
+        return 0
+    store.con.register("_reach", pa.table({"city": [p[0] for p in pairs], "list_id": [p[1] for p in pairs]}))
+    try:
+        return int(
+            store.con.execute(
+                """SELECT count(DISTINCT r.ckey) FROM relations r
+                   JOIN list_entries e ON e.ckey = r.other
+                   JOIN citizens p ON p.ckey = r.other
+                   JOIN _reach x ON x.city = p.city AND x.list_id = e.list_id
+                   WHERE r.kind = 'parent' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)""",
+                [at, at],
+            ).fetchall()[0][0]
+        )
+    finally:
+        store.con.unregister("_reach")
+
+
+# --------------------------------------------------------------------------- the door
+
+
+def simulate_command(
+    scenario: Annotated[Path, typer.Argument(help="scenario file (YAML), e.g. scenarios/demo.yaml")],
+    out: Annotated[Path, typer.Option("--out", help="run directory to create (store, Parquet series, run.json)")],
+) -> None:
+    """Run a scenario month by month into a run directory (synthetic people only)."""
+    # imported here, not at the top: socialcredit.cli imports this module while it is being built
+    from socialcredit.cli import err, fail, guarded
+    from socialcredit.cli import out as console
+    from socialcredit.simulate.scenario import load_scenario
+
+    @guarded
+    def run() -> None:
+        loaded = load_scenario(scenario)
+        if (out / "store.duckdb").exists():
+            fail(f"{out}: already holds a run (store.duckdb); choose a new --out directory")
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("starting", total=loaded.months)
+
+            def step(done: int, total: int, label: str) -> None:
+                bar.update(task, completed=done, description=label)
+
+            result = run_scenario(loaded, out, step)
+        denied = result.decisions.get("deny", 0)
+        attempts = sum(result.decisions.values())
+        console.print(
+            f"{loaded.name}: {result.citizens:,} citizens, {loaded.months} months, {result.records:,} records, "
+            f"{attempts:,} service attempts ({denied:,} denied) in {result.seconds:.1f}s → {out}"
+        )
+
+    run()
+
+
+__all__ = ["RunResult", "run_scenario", "simulate_command"]
