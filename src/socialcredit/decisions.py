@@ -150,24 +150,30 @@ def _entries(store: Store, ckey: int, at: dt.datetime) -> list[dict[str, Any]]:
 
 
 def _own_measures(store: Store, ckey: int, rb: Rulebook | None, at: dt.datetime) -> list[ActiveMeasure]:
+    """Measures of the lists a citizen is on at `at`, and the lasting ones of any past stay (memory).
+
+    One query of the citizen's stays so far; decisions call this for the citizen and each relative.
+    """
     if rb is None:
         return []
     cat = store.catalog
+    stays = store.con.execute(
+        'SELECT list_id, start, "end" FROM list_entries WHERE ckey = ? AND start <= ? ORDER BY start, list_id',
+        [ckey, at],
+    ).fetchall()
     out: list[ActiveMeasure] = []
     lists = {x.id: x for x in rb.lists}
-    for e in _entries(store, ckey, at):
-        lst = lists.get(e["list_id"])
-        if lst is None:
+    for list_id, start, end in stays:
+        lst = lists.get(list_id)
+        if lst is None or (end is not None and end <= at):
             continue
         for lm in lst.list_measures():
-            until = add_duration(e["start"], lm.for_) if lm.for_ else e["end"]
+            until = add_duration(start, lm.for_) if lm.for_ else end
             if lm.for_ and until <= at:
                 continue
-            out.append(ActiveMeasure.of(cat.measures[lm.measure], f"list:{lst.id}", e["start"], until))
+            out.append(ActiveMeasure.of(cat.measures[lm.measure], f"list:{lst.id}", start, until))
     for mem in rb.memory:
-        first = store.con.execute(
-            "SELECT min(start) FROM list_entries WHERE ckey = ? AND list_id = ? AND start <= ?", [ckey, mem.after, at]
-        ).fetchall()[0][0]
+        first = next((start for list_id, start, _ in stays if list_id == mem.after), None)
         if first is None:
             continue
         for code in mem.measures:
