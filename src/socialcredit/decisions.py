@@ -187,7 +187,7 @@ def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) ->
     ckey, name, city, _ = _citizen(store, citizen_id)
     rb = rulebook_at(store, city, at)
     score = score_at(store, ckey, rb, at)
-    measures = _own_measures(store, ckey, rb, at) + _reaching_measures(store, ckey, at)
+    measures = _own_measures(store, ckey, rb, at) + reaching_measures(store, ckey, at)
     return Standing(
         citizen_id,
         name,
@@ -201,7 +201,7 @@ def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) ->
     )
 
 
-def _reaching_measures(store: Store, ckey: int, at: dt.datetime) -> list[ActiveMeasure]:
+def reaching_measures(store: Store, ckey: int, at: dt.datetime) -> list[ActiveMeasure]:
     """Measures of parents (reach children) and of household members (reach household)."""
     rows = store.con.execute(
         """SELECT r.other, r.kind, c.citizen_id, c.city FROM relations r JOIN citizens c ON c.ckey = r.other
@@ -235,7 +235,7 @@ def decide(
     ckey, _, city, _ = _citizen(store, citizen_id)
     rb = rulebook_at(store, city, t)
     # a decision rests on list entries and measures only, so it does not pay for computing the score
-    measures = _own_measures(store, ckey, rb, t) + _reaching_measures(store, ckey, t)
+    measures = _own_measures(store, ckey, rb, t) + reaching_measures(store, ckey, t)
     version = rb.version if rb else None
 
     def applies(m: ActiveMeasure) -> bool:

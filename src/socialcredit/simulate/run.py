@@ -156,7 +156,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         ]
         rows["scores"] += [{"month": label, **r} for r in _scores(store, scenario, end)]
         rows["lists"] += [{"month": label, **r} for r in _lists(store, scenario, previous, end)]
-        rows["children"].append({"month": label, "children": _children(store, scenario, end)})
+        rows["children"].append({"month": label, "children": _children(store, end)})
         for name, schema in SCHEMAS.items():  # rewritten every month, so a stopped run keeps what it did
             pq.write_table(pa.Table.from_pylist(rows[name], schema=schema), out_dir / f"{name}.parquet")
         timing["aggregate"] = time.perf_counter() - t
@@ -277,35 +277,25 @@ def _lists(store: Store, scenario: Scenario, previous: dt.datetime | None, at: d
     ]  # fmt: skip
 
 
-def _children(store: Store, scenario: Scenario, at: dt.datetime) -> int:
-    """Children whose parent is, at `at`, on a list carrying a measure that reaches children.
+def _children(store: Store, at: dt.datetime) -> int:
+    """Children reached at `at` by a parent's measure, asked of the decision path itself.
 
-    An approximation of `decide`'s reach: a list measure's own `for` limit and `memory` measures are
-    not applied here (the decisions themselves apply both).
+    Only children with a parent on some list are candidates (one query); each candidate is then checked
+    with `reaching_measures`, the function `decide` uses, so the count cannot drift from the decisions.
     """
-    day = _cst_day(at)
-    pairs: list[tuple[str, str]] = []
-    for city in scenario.cities:
-        rb = store.rulebooks().resolve(city, day)
-        for lst in rb.lists if rb else []:
-            if any(store.catalog.measures[lm.measure].reach == "children" for lm in lst.list_measures()):
-                pairs.append((city, lst.id))
-    if not pairs:
-        return 0
-    store.con.register("_reach", pa.table({"city": [p[0] for p in pairs], "list_id": [p[1] for p in pairs]}))
-    try:
-        return int(
-            store.con.execute(
-                """SELECT count(DISTINCT r.ckey) FROM relations r
-                   JOIN list_entries e ON e.ckey = r.other
-                   JOIN citizens p ON p.ckey = r.other
-                   JOIN _reach x ON x.city = p.city AND x.list_id = e.list_id
-                   WHERE r.kind = 'parent' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)""",
-                [at, at],
-            ).fetchall()[0][0]
+    candidates = store.con.execute(
+        """SELECT DISTINCT r.ckey FROM relations r JOIN list_entries e ON e.ckey = r.other
+           WHERE r.kind = 'parent' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY 1""",
+        [at, at],
+    ).fetchall()
+    return sum(
+        1
+        for (ckey,) in candidates
+        if any(
+            store.catalog.measures[m.measure].reach == "children" and m.via.startswith("parent:")
+            for m in decisions.reaching_measures(store, ckey, at)
         )
-    finally:
-        store.con.unregister("_reach")
+    )
 
 
 # --------------------------------------------------------------------------- the door
