@@ -82,12 +82,6 @@ class Compiled:
     dims: list[str] = field(default_factory=list)
     characteristic_rules: list[tuple[Segment, Rule, exp.Expression | None, int]] = field(default_factory=list)
 
-    def segment(self, jkey: int, epoch: int) -> Segment | None:
-        for s in self.segments:
-            if s.jkey == jkey and s.epoch == epoch:
-                return s
-        return None
-
     def bounds(self) -> dict[tuple[int, int], tuple[dt.datetime, dt.datetime]]:
         """Each segment's [start, end) in store time, open ends made explicit for range joins."""
         return {(g.jkey, g.epoch): (g.start or FAR_PAST, g.end or FAR_FUTURE) for g in self.segments}

@@ -9,7 +9,6 @@ then; its version is the chain of layer versions (e.g. `rongcheng@2+national@1`)
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -252,10 +251,6 @@ def json_schema() -> dict[str, Any]:
     schema["$id"] = "https://socialcredit.invalid/rulebook.schema.json"
     schema["title"] = "socialcredit rulebook layer"
     return schema
-
-
-def write_json_schema(path: Path) -> None:
-    path.write_text(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- the set of layers
