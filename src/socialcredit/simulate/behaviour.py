@@ -28,8 +28,8 @@ The model, in words (every number is a named default below, overridable through 
 * `occurred_at` is uniform within the month in China Standard Time (ISO text with +08:00);
   `record_id` is `sim-YYYYMM-NNNNNNNN`, numbered in time order, so it is stable for a seed.
 
-Not here yet (issue 3, later steps): delistings and settlements, which respond to a citizen's
-standing (incentives), and service use through `decide`.
+Delistings and settlements respond to a citizen's standing: they are emitted by
+`simulate.incentives.respond`, not here; service use goes through `decide` in `simulate.run`.
 """
 
 from __future__ import annotations
@@ -425,6 +425,8 @@ def generate_records(
     *,
     catalog: Catalog | None = None,
     first: int = 0,
+    blacklisted: pa.Array | list[str] | None = None,
+    deterrence: float = 1.0,
 ) -> pa.Table:
     """One month of records for every citizen of `source`, ready for `Store.ingest`.
 
@@ -435,6 +437,10 @@ def generate_records(
     the record numbering, so a caller streaming partitions of one month keeps record_ids unique.
     Columns: record_id, citizen_id, behaviour, occurred_at, reported_by, then one column per catalog
     attribute (typed, null where the behaviour does not declare it).
+
+    `blacklisted` (citizen ids) and `deterrence` are the incentives' deterrence: those citizens'
+    undesirable-behaviour rates are multiplied by `deterrence` (sanctions deter). None leaves the
+    draws exactly as before, so runs without incentives are unchanged.
     """
     rates = rates or BehaviourRates()
     catalog = catalog or default_catalog()
@@ -444,6 +450,12 @@ def generate_records(
     c = _citizens(source, start.date())
     prop = propensities(c.key, rates, catalog)
     adult = c.age >= ADULT
+    deterred = (
+        np.where(pc.is_in(c.ids, value_set=pa.array(blacklisted, pa.string())).to_numpy(zero_copy_only=False),
+                 deterrence, 1.0)
+        if blacklisted is not None and deterrence != 1.0
+        else None
+    )  # fmt: skip
 
     who: list[np.ndarray] = []
     what: list[np.ndarray] = []
@@ -459,6 +471,8 @@ def generate_records(
             lam = lam * np.exp(g * (5.5 - c.decile) / 4.5)
         if (g := rates.age_slope(code)) != 0:
             lam = lam * np.exp(g * (40.0 - c.age) / 20.0)
+        if deterred is not None and catalog.behaviours[code].polarity == "undesirable":
+            lam = lam * deterred
         # Independent Poisson counts per citizen, drawn exactly but in O(records) random numbers: the
         # month's total is Poisson(sum of rates) and each record falls on a citizen with probability
         # proportional to their rate (a cumulative sum and a binary search, no per-citizen draw).

@@ -38,6 +38,7 @@ from socialcredit import decisions
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, next_month_utc
 from socialcredit.simulate.behaviour import generate_records
+from socialcredit.simulate.incentives import blacklisted, respond
 from socialcredit.simulate.population import generate_population, regions_of
 from socialcredit.simulate.scenario import Scenario
 from socialcredit.store import Store
@@ -63,7 +64,9 @@ SCHEMAS = {
         [("month", pa.date32()), ("service", pa.string()), ("outcome", pa.string()), ("n", pa.int64())]
     ),
     "children": pa.schema([("month", pa.date32()), ("children", pa.int64())]),
+    "responses": pa.schema([("month", pa.date32()), ("behaviour", pa.string()), ("n", pa.int64())]),
 }
+RESPONSES = ("court_defaulter_delisting", "guarantee_settled")
 
 
 @dataclass
@@ -135,13 +138,28 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         step(m, scenario.months, f"{label:%Y-%m}: records")
         timing: dict[str, float] = {}
         t = time.perf_counter()
-        batch = generate_records(store, label, scenario.rates, _rng(scenario.seed, 1, m), first=records)
+        inc = scenario.incentives
+        listed = blacklisted(store, start) if inc is not None else None
+        deterrence = inc.deterrence if inc is not None else 1.0
+        batch = generate_records(
+            store, label, scenario.rates, _rng(scenario.seed, 1, m), first=records,
+            blacklisted=listed, deterrence=deterrence,
+        )  # fmt: skip
         timing["generate"] = time.perf_counter() - t
         t = time.perf_counter()
         if batch.num_rows:
             store.ingest(batch, name=f"simulated {label:%Y-%m}", now=end.replace(tzinfo=dt.UTC))
         records += batch.num_rows
         timing["ingest"] = time.perf_counter() - t
+        if inc is not None:  # responses to standing as of the month's start, ingested before the engine run
+            t = time.perf_counter()
+            answers = respond(store, start, end, inc, _rng(scenario.seed, 3, m), first_record_number=records)
+            if answers.num_rows:
+                store.ingest(answers, name=f"responses {label:%Y-%m}", now=end.replace(tzinfo=dt.UTC))
+            records += answers.num_rows
+            counts = Counter(answers["behaviour"].to_pylist())
+            rows["responses"] += [{"month": label, "behaviour": b, "n": counts.get(b, 0)} for b in RESPONSES]
+            timing["respond"] = time.perf_counter() - t
         step(m, scenario.months, f"{label:%Y-%m}: engine")
         t = time.perf_counter()
         Engine(store).run(as_of=end)

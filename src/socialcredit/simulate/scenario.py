@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.simulate.behaviour import BehaviourRates
+from socialcredit.simulate.incentives import Incentives
 from socialcredit.yamlio import LocatedError, Where, parse_yaml_located, validate_located
 
 
@@ -53,6 +54,7 @@ class Scenario(BaseModel):
     cities: dict[str, int] = Field(min_length=1, description="city → number of citizens")
     rates: BehaviourRates = Field(default_factory=BehaviourRates)
     services: dict[str, ServiceUse] = Field(default_factory=dict)
+    incentives: Incentives | None = Field(default=None, description="citizens' responses; absent = none")
 
     @field_validator("start")
     @classmethod

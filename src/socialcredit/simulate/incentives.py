@@ -1,0 +1,152 @@
+"""Incentives: simulated citizens respond to their standing each month (issue 3, item 3; a first step).
+
+Why this exists: a blacklist is meant to change behaviour, so a simulated society in which nobody
+reacts to being listed overstates list sizes and understates what sanctions "do". The minimal model:
+
+* a citizen holding `court_defaulter` pays (and is delisted) with a monthly probability
+  `repay_base`, plus `repay_when_sanctioned` if the system denied them at least one service in the
+  previous month — "sanctions bite". For simplicity *any* simulator denial of that citizen counts
+  (asked_by='simulator', outcome='deny'), not only denials whose reasons name the court list;
+* a citizen holding `guarantor_for_defaulter` settles with monthly probability `settle_guarantee`;
+* while on any blacklist, a citizen's undesirable-behaviour rates are multiplied by `deterrence`
+  (applied in `generate_records`, see `blacklisted`).
+
+Everything is set-wise: one SQL query per response over the store's `characteristic_intervals`
+(as of the previous engine run) and one numpy draw over the rows, so it scales like the generator.
+The response records go through `Store.ingest` like any agency batch; the clearing record is
+reported by the agency that reported the setting record (always allowed by the catalog: both
+courts report listing and delisting, both kinds of bank report guarantee default and settlement).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from socialcredit.catalog import Catalog, default_catalog
+
+if TYPE_CHECKING:
+    from socialcredit.store import Store
+
+CST = dt.timezone(dt.timedelta(hours=8), "CST")
+PAID = 1  # SPC 2017 Art. 10 deletion ground 1: the obligations were performed
+RECORD_PREFIX = "resp"  # record ids `resp-YYYYMM-NNNNNNNN`, never colliding with the generator's `sim-…`
+
+
+class Incentives(BaseModel):
+    """How citizens respond to their standing; a scenario without `incentives` has no responses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repay_base: float = Field(default=0.02, ge=0, le=1, description="monthly P(listed defaulter pays)")
+    repay_when_sanctioned: float = Field(
+        default=0.08, ge=0, le=1, description="extra monthly P(pays) after a denied service last month"
+    )
+    settle_guarantee: float = Field(default=0.05, ge=0, le=1, description="monthly P(guarantor settles)")
+    deterrence: float = Field(
+        default=0.7, ge=0, le=1, description="factor on undesirable-behaviour rates while on a blacklist"
+    )
+
+
+def _has_table(store: Store, name: str) -> bool:
+    return bool(store.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
+
+
+def _previous_month(month_start: dt.datetime) -> dt.datetime:
+    """The first instant of the CST month before `month_start` (naive UTC in, naive UTC out)."""
+    local = month_start.replace(tzinfo=dt.UTC).astimezone(CST)
+    prev = (local.replace(day=1) - dt.timedelta(days=1)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return prev.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def blacklisted(store: Store, at: dt.datetime) -> pa.Array:
+    """Citizen ids on any blacklist at `at` (naive UTC), per the last engine run; empty before the first."""
+    if not _has_table(store, "list_entries"):
+        return pa.array([], pa.string())
+    rows = store.con.execute(
+        """SELECT DISTINCT c.citizen_id FROM list_entries e JOIN citizens c USING (ckey)
+           WHERE e.kind = 'blacklist' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY 1""",
+        [at, at],
+    ).fetchall()
+    return pa.array([r[0] for r in rows], pa.string())
+
+
+def _holders(store: Store, characteristic: str, at: dt.datetime, since: dt.datetime) -> list[tuple]:
+    """(citizen_id, setter agency, amount, denied since `since`) per citizen holding `characteristic` at `at`."""
+    return store.con.execute(
+        """WITH h AS (SELECT ci.ckey, arg_min(r.agency, ci.start) AS agency, arg_min(ci.amount, ci.start) AS amount
+                      FROM characteristic_intervals ci JOIN records r USING (rkey)
+                      WHERE ci.characteristic = $ch AND ci.start <= $at AND (ci."end" IS NULL OR ci."end" > $at)
+                      GROUP BY ci.ckey),
+                d AS (SELECT DISTINCT ckey FROM decisions WHERE asked_by = 'simulator' AND outcome = 'deny'
+                      AND asked_at >= $since AND asked_at < $at)
+           SELECT c.citizen_id, h.agency, h.amount, d.ckey IS NOT NULL
+           FROM h JOIN citizens c USING (ckey) LEFT JOIN d USING (ckey) ORDER BY h.ckey""",
+        {"ch": characteristic, "at": at, "since": since},
+    ).fetchall()
+
+
+def respond(
+    store: Store,
+    month_start: dt.datetime,
+    month_end: dt.datetime,
+    incentives: Incentives,
+    rng: np.random.Generator,
+    first_record_number: int = 0,
+    *,
+    catalog: Catalog | None = None,
+) -> pa.Table:
+    """This month's response records (delistings of defaulters who pay, settlements), for `Store.ingest`.
+
+    `month_start`/`month_end` are naive UTC (as the store keeps times). Standing is read as of
+    `month_start` from the last engine run, so call this before the month's engine run. Deterministic
+    for a given store state and `rng`. Same columns as `generate_records` (every catalog attribute).
+    """
+    catalog = catalog or default_catalog()
+    cols: dict[str, list] = {"citizen_id": [], "behaviour": [], "agency": [], "attrs": []}
+    if _has_table(store, "characteristic_intervals"):
+        since = _previous_month(month_start)
+        defaulters = _holders(store, "court_defaulter", month_start, since)
+        p = incentives.repay_base + incentives.repay_when_sanctioned * np.array([d[3] for d in defaulters], bool)
+        pays = rng.random(len(defaulters)) < np.minimum(p, 1.0)
+        guarantors = _holders(store, "guarantor_for_defaulter", month_start, since)
+        settles = rng.random(len(guarantors)) < incentives.settle_guarantee
+        for behaviour, holders, chosen in (
+            ("court_defaulter_delisting", defaulters, pays),
+            ("guarantee_settled", guarantors, settles),
+        ):
+            for (citizen, agency, amount, _), yes in zip(holders, chosen, strict=True):
+                if yes:
+                    cols["citizen_id"].append(citizen)
+                    cols["behaviour"].append(behaviour)
+                    cols["agency"].append(agency)
+                    cols["attrs"].append(
+                        {"deletion_ground": PAID} if behaviour == "court_defaulter_delisting" else {"amount": amount}
+                    )
+    n = len(cols["citizen_id"])
+    seconds = int((month_end - month_start).total_seconds())
+    offsets = np.sort(rng.integers(0, max(seconds, 1), n)) if n else np.zeros(0, np.int64)
+    local = month_start.replace(tzinfo=dt.UTC).astimezone(CST).replace(tzinfo=None)
+    stamp = f"{local:%Y%m}"
+    table: dict[str, pa.Array] = {
+        "record_id": pa.array(
+            [f"{RECORD_PREFIX}-{stamp}-{first_record_number + i:08d}" for i in range(n)], pa.string()
+        ),
+        "citizen_id": pa.array(cols["citizen_id"], pa.string()),
+        "behaviour": pa.array(cols["behaviour"], pa.string()),
+        "occurred_at": pa.array(
+            [(local + dt.timedelta(seconds=int(o))).isoformat() + "+08:00" for o in offsets], pa.string()
+        ),
+        "reported_by": pa.array(cols["agency"], pa.string()),
+    }
+    kinds = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+    for name, attr in catalog.attributes.items():
+        table[name] = pa.array([a.get(name) for a in cols["attrs"]], kinds[attr.type])
+    return pa.table(table)
+
+
+__all__ = ["Incentives", "blacklisted", "respond"]
