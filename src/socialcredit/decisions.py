@@ -121,7 +121,7 @@ def score_at(store: Store, ckey: int, rb: Rulebook | None, at: dt.datetime) -> i
         "AND (valid_to IS NULL OR valid_to > ?)",
         [ckey, at, at],
     ).fetchall()[0][0]
-    return int(min(max(rb.scale.base + total, rb.scale.min), rb.scale.max))
+    return rb.scale.score(int(total))
 
 
 def _entries(store: Store, ckey: int, at: dt.datetime) -> list[dict[str, Any]]:

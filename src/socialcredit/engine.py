@@ -261,10 +261,7 @@ class Engine:
         segs = self._segments_at(t)
         score = _case_by_jkey(
             segs,
-            lambda rb: (
-                f"least(greatest({rb.scale.base} + coalesce(r.pts, 0) + coalesce(s.pts, 0), {rb.scale.min}), "
-                f"{rb.scale.max})"
-            ),
+            lambda rb: rb.scale.score_sql("coalesce(r.pts, 0) + coalesce(s.pts, 0)"),
             "c.jkey",
         )
         in_force = f"valid_from <= {lit(t)} AND (valid_to IS NULL OR valid_to > {lit(t)})"
@@ -478,9 +475,7 @@ class Engine:
 
     def _assess(self, segs: dict[int, Rulebook], t: dt.datetime) -> None:
         """Scores and grades at `t` for everyone; changes go to the score log."""
-        score = _case_by_jkey(
-            segs, lambda rb: f"least(greatest({rb.scale.base} + raw + net, {rb.scale.min}), {rb.scale.max})"
-        )
+        score = _case_by_jkey(segs, lambda rb: rb.scale.score_sql("raw + net"))
         grade = _case_by_jkey(segs, lambda rb: _grade_case(rb, "score"))
         version = _case_by_jkey(segs, lambda rb: lit(rb.version))
         self.con.execute(f"""CREATE OR REPLACE TEMP TABLE nxt AS

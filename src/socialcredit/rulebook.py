@@ -124,6 +124,13 @@ class Scale(_M):
             raise ValueError("scale needs min <= base <= max")
         return self
 
+    # score = clamp(base + points in force): the one formula, for a single citizen and as SQL for sets
+    def score(self, points: int) -> int:
+        return min(max(self.base + points, self.min), self.max)
+
+    def score_sql(self, points: str) -> str:
+        return f"least(greatest({self.base} + {points}, {self.min}), {self.max})"
+
 
 class Grade(_M):
     grade: str
