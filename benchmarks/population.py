@@ -15,21 +15,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
-import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from memory import peak_gib  # sibling module: benchmarks run as scripts
 from socialcredit.simulate import generate_population
 from socialcredit.store import Store
-
-
-def peak_gib() -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1 << 30 if sys.platform == "darwin" else 1 << 20)
 
 
 def main() -> None:

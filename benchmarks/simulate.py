@@ -15,23 +15,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from memory import peak_gib  # sibling module: benchmarks run as scripts
 from socialcredit.engine import Engine
 from socialcredit.simulate import generate_population
 from socialcredit.simulate.behaviour import BehaviourRates, generate_records
 from socialcredit.store import Store
-
-
-def peak_gib() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1 << 30 if sys.platform == "darwin" else 1 << 20)
 
 
 def main() -> None:
