@@ -635,13 +635,4 @@ def last_run(store: Store) -> tuple[dt.datetime | None, bool]:
     return (row[0][0], bool(row[0][1])) if row else (None, True)
 
 
-def is_stale(store: Store) -> bool:
-    """Whether facts changed since the last run, or the last run was a replay (not the real history)."""
-    return last_run(store)[1]
-
-
-def last_as_of(store: Store) -> dt.datetime | None:
-    return last_run(store)[0]
-
-
-__all__ = ["Engine", "RunSummary", "is_stale", "last_as_of", "last_run", "watermark"]
+__all__ = ["Engine", "RunSummary", "last_run", "watermark"]
