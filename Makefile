@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 DEMO_DB ?= demo.duckdb
 
 .PHONY: demo test lint bench schema docs clean
@@ -19,7 +20,11 @@ demo: $(STAMP)
 	SOCIALCREDIT_DB=$(DEMO_DB) $(BIN)/socialcredit sample
 	SOCIALCREDIT_DB=$(DEMO_DB) $(BIN)/python -m socialcredit.demo
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium (never a downloaded browser build).
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q
