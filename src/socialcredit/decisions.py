@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from socialcredit.catalog import Measure
+import pyarrow as pa
+
+from socialcredit.catalog import Catalog, Measure
 from socialcredit.compiler import CST
-from socialcredit.engine import Engine, last_run, utc_naive
+from socialcredit.engine import Engine, last_run, next_month_utc, utc_naive
 from socialcredit.rulebook import Rulebook, add_duration
+from socialcredit.stays import Stay, StayIndex
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
 OUTCOME_ORDER = ("deny", "throttle", "deprioritise", "publish", "priority", "discount", "deposit_waived")
 OUTCOME_NAME = {"deposit_waived": "waive_deposit"}
+NO_MEASURE = "No restriction or privilege applies."
+_CST_OFFSET = dt.timedelta(hours=8)
+_MISSING: Any = object()
 
 
 @dataclass
@@ -95,9 +102,14 @@ def _jsonable(x: Any) -> Any:
 
 
 def ensure_fresh(store: Store, at: dt.datetime) -> None:
-    """Run the engine if facts changed, or if `at` lies beyond the last run."""
+    """Run the engine if facts changed, or if `at` lies in a later assessment month than the last run.
+
+    Within the month of the last run nothing derived can change without new facts: stays from records
+    and characteristics were computed with their ends, and grade lists change only at the next monthly
+    assessment. So a decision at any time before that assessment reads the last run as it is.
+    """
     last, stale = last_run(store)
-    if stale or last is None or at > last:
+    if stale or last is None or at >= next_month_utc(last):
         now = utc_naive(None)
         Engine(store).run(as_of=max(now, at))
 
@@ -149,45 +161,229 @@ def _entries(store: Store, ckey: int, at: dt.datetime) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def _own_measures(store: Store, ckey: int, rb: Rulebook | None, at: dt.datetime) -> list[ActiveMeasure]:
-    """Measures of the lists a citizen is on at `at`, and the lasting ones of any past stay (memory).
+@dataclass(frozen=True)
+class MeasurePlan:
+    """A rulebook's list → measures map, resolved once: `list_measures()` builds models on every call."""
 
-    One query of the citizen's stays so far; decisions call this for the citizen and each relative.
-    """
-    if rb is None:
+    lists: dict[str, list[tuple[Measure, str | None]]]  # list_id → (measure, for duration)
+    memory: list[tuple[str, str, list[Measure]]]  # (memory id, after list, lasting measures)
+
+    @classmethod
+    def of(cls, cat: Catalog, rb: Rulebook) -> MeasurePlan:
+        return cls(
+            {x.id: [(cat.measures[lm.measure], lm.for_) for lm in x.list_measures()] for x in rb.lists},
+            [(mem.id, mem.after, [cat.measures[c] for c in mem.measures]) for mem in rb.memory],
+        )
+
+
+def _stay_measures(plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime) -> list[ActiveMeasure]:
+    """Measures of the lists a citizen is on at `at`, and the lasting ones of any past stay (memory)."""
+    if plan is None or not stays:
         return []
-    cat = store.catalog
-    stays = store.con.execute(
-        'SELECT list_id, start, "end" FROM list_entries WHERE ckey = ? AND start <= ? ORDER BY start, list_id',
-        [ckey, at],
-    ).fetchall()
     out: list[ActiveMeasure] = []
-    lists = {x.id: x for x in rb.lists}
     for list_id, start, end in stays:
-        lst = lists.get(list_id)
-        if lst is None or (end is not None and end <= at):
+        measures = plan.lists.get(list_id)
+        if measures is None or start > at or (end is not None and end <= at):
             continue
-        for lm in lst.list_measures():
-            until = add_duration(start, lm.for_) if lm.for_ else end
-            if lm.for_ and until <= at:
+        for m, for_ in measures:
+            until = add_duration(start, for_) if for_ else end
+            if for_ and until is not None and until <= at:
                 continue
-            out.append(ActiveMeasure.of(cat.measures[lm.measure], f"list:{lst.id}", start, until))
-    for mem in rb.memory:
-        first = next((start for list_id, start, _ in stays if list_id == mem.after), None)
+            out.append(ActiveMeasure.of(m, f"list:{list_id}", start, until))
+    for mem_id, after, lasting in plan.memory:
+        first = next((start for list_id, start, _ in stays if list_id == after and start <= at), None)
         if first is None:
             continue
-        for code in mem.measures:
-            out.append(ActiveMeasure.of(cat.measures[code], f"memory:{mem.id}", first, None))
+        for m in lasting:
+            out.append(ActiveMeasure.of(m, f"memory:{mem_id}", first, None))
     return out
+
+
+class Decider:
+    """Decisions for one store, read from an in-memory index of the engine's list stays.
+
+    `check_facts=True` (the library default) asks the store before every call whether facts changed
+    since the last engine run (a few ms); a long-lived door that sees every write itself (the HTTP
+    service) passes False and calls `invalidate()` after its writes, so a decision costs microseconds.
+    Either way the engine reruns when a decision falls in a later assessment month than its last run.
+    """
+
+    def __init__(self, store: Store, check_facts: bool = True) -> None:
+        self.store = store
+        self.check_facts = check_facts
+        self._index: StayIndex | None = None
+        self._valid_until: dt.datetime | None = None
+        self._rulebooks: dict[tuple[str, dt.date], Rulebook | None] = {}
+        self._plans: dict[int, MeasurePlan] = {}
+
+    def invalidate(self) -> None:
+        self._index = None
+
+    def index(self, at: dt.datetime) -> StayIndex:
+        """The stay index, valid for decisions at `at` (running the engine first if needed)."""
+        idx = self._index
+        if idx is not None and not self.check_facts and self._valid_until is not None and at < self._valid_until:
+            return idx
+        ensure_fresh(self.store, at)
+        computed = self.store.con.execute("SELECT computed_at, as_of FROM engine_run").fetchall()
+        if idx is None or not computed or idx.computed_at != computed[0][0]:
+            idx = self._index = StayIndex.load(self.store)
+            self._rulebooks.clear()
+            self._plans.clear()
+        self._valid_until = next_month_utc(computed[0][1]) if computed else None
+        return idx
+
+    def rulebook(self, city: str, at: dt.datetime) -> Rulebook | None:
+        key = (city, (at + _CST_OFFSET).date())  # the CST calendar day (times here are naive UTC)
+        rb = self._rulebooks.get(key, _MISSING)
+        if rb is _MISSING:
+            rb = self._rulebooks[key] = self.store.rulebooks().resolve(city, key[1])
+        return rb  # type: ignore[return-value]
+
+    def plan(self, rb: Rulebook | None) -> MeasurePlan | None:
+        if rb is None:
+            return None
+        plan = self._plans.get(id(rb))
+        if plan is None:
+            plan = self._plans[id(rb)] = MeasurePlan.of(self.store.catalog, rb)
+        return plan
+
+    def own_measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime) -> list[ActiveMeasure]:
+        stays = idx.stays.get(ckey)
+        return _stay_measures(self.plan(self.rulebook(city, at)), stays, at) if stays else []
+
+    def reaching_measures(self, idx: StayIndex, ckey: int, at: dt.datetime) -> list[ActiveMeasure]:
+        """Measures of parents (reach children) and of household members (reach household)."""
+        out: list[ActiveMeasure] = []
+        for other, kind, other_id, city in idx.relatives.get(ckey, []):
+            for m in self.own_measures(idx, other, city, at):
+                reach = self.store.catalog.measures[m.measure].reach
+                if (reach == "children" and kind == "parent") or reach == "household":
+                    m.via = f"{kind}:{other_id} {m.via}"
+                    out.append(m)
+        return out
+
+    def measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime) -> list[ActiveMeasure]:
+        return self.own_measures(idx, ckey, city, at) + self.reaching_measures(idx, ckey, at)
+
+    def _decision(self, idx: StayIndex, citizen_id: str, ckey: int, city: str, service: str, t: dt.datetime
+                  ) -> tuple[Decision, Rulebook | None]:
+        rb = self.rulebook(city, t)
+        version = rb.version if rb else None
+        if ckey not in idx.stays and ckey not in idx.relatives:
+            return Decision(citizen_id, service, t, "allow", NO_MEASURE, version, None, []), rb
+        cat = self.store.catalog
+
+        def applies(m: ActiveMeasure) -> bool:
+            # a measure that reaches children binds the children, not the listed parent
+            own = m.via.startswith(("list:", "memory:"))
+            return not own or cat.measures[m.measure].reach != "children"
+
+        binding = [m for m in self.measures(idx, ckey, city, t) if service in m.services and applies(m)]
+        effects = sorted({m.effect for m in binding}, key=OUTCOME_ORDER.index)
+        outcome = OUTCOME_NAME.get(effects[0], effects[0]) if effects else "allow"
+        chosen = [m for m in binding if effects and m.effect == effects[0]]
+        public = "; ".join(dict.fromkeys(m.public_reason for m in chosen)) or NO_MEASURE
+        untils = [m.until for m in chosen if m.until is not None]
+        reasons = [
+            {
+                "measure": m.measure,
+                "effect": m.effect,
+                "via": m.via,
+                "since": m.since,
+                "until": m.until,
+                "discount_pct": m.discount_pct,
+                "throttle_pct": m.throttle_pct,
+            }
+            for m in binding
+        ]
+        return Decision(citizen_id, service, t, outcome, public, version, min(untils) if untils else None, reasons), rb
+
+    def decide(self, citizen_id: str, service: str, at: dt.datetime | None = None, asked_by: str = "cli",
+               record: bool = True) -> Decision:
+        """May this citizen use this service at `at`? The answer carries its reasons and the version used."""
+        return self.decide_many([(citizen_id, service, at)], asked_by=asked_by, record=record)[0]
+
+    def decide_many(self, requests: list[tuple[str, str, dt.datetime | None]], asked_by: str = "cli",
+                    record: bool = True) -> list[Decision]:
+        """Many decisions in one call (a railway checks a whole train): one look-up pass, one insert.
+
+        A batch with any unknown citizen or service is refused whole, every problem named.
+        """
+        services = self.store.catalog.services
+        bad = [f"request {i + 1}: unknown service {s!r}" for i, (_, s, _) in enumerate(requests) if s not in services]
+        if bad:
+            raise LocatedError("; ".join(bad[:20]) + " (see `socialcredit catalog`)")
+        times = [utc_naive(t) for _, _, t in requests]
+        if not requests:
+            return []
+        idx = self.index(max(times))
+        if len(requests) == 1:
+            ckey, city = idx.locate(requests[0][0])
+            ckeys, cities = [ckey], [city]
+        else:
+            ck, ci = idx.locate_many([c for c, _, _ in requests])
+            ckeys, cities = ck.tolist(), [idx.cities[i] for i in ci.tolist()]
+        out: list[Decision] = []
+        denied: list[tuple[int, Decision, Rulebook | None]] = []
+        for (cid, service, _), t, ckey, city in zip(requests, times, ckeys, cities, strict=True):
+            d, rb = self._decision(idx, cid, ckey, city, service, t)
+            out.append(d)
+            if d.outcome == "deny":
+                denied.append((ckey, d, rb))
+        if record:
+            self._record(out, ckeys, asked_by, denied)
+        return out
+
+    def _record(self, out: list[Decision], ckeys: list[int], asked_by: str,
+                denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
+        con = self.store.con
+        first = con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchall()[0][0]
+        rows = pa.table(
+            {
+                "decision_id": pa.array(range(first, first + len(out)), pa.int64()),
+                "ckey": pa.array(ckeys, pa.int32()),
+                "service": [d.service for d in out],
+                "asked_at": pa.array([d.at for d in out], pa.timestamp("us")),
+                "outcome": [d.outcome for d in out],
+                "reasons": [json.dumps(_jsonable(d.reasons), ensure_ascii=False) for d in out],
+                "asked_by": [asked_by] * len(out),
+                "rulebook_version": pa.array([d.rulebook_version for d in out], pa.string()),
+            }
+        )
+        con.register("_decided", rows)
+        try:
+            con.execute("INSERT INTO decisions SELECT * FROM _decided")
+        finally:
+            con.unregister("_decided")
+        for ckey, d, rb in denied:
+            # where the city does not notify, a citizen learns of a listing only when a decision denies them
+            if rb is not None and not rb.disclosure.notify_citizens:
+                con.execute(
+                    """INSERT INTO notifications SELECT ?, ?, 'learned_by_denial', ? WHERE NOT EXISTS (
+                       SELECT 1 FROM notifications WHERE ckey = ? AND kind = 'learned_by_denial')""",
+                    [ckey, d.at, f"Denied {d.service}: {d.public_reason}", ckey],
+                )
+
+
+_DECIDERS: weakref.WeakKeyDictionary[Store, Decider] = weakref.WeakKeyDictionary()
+
+
+def decider(store: Store) -> Decider:
+    """The store's library decider (checks facts on every call)."""
+    d = _DECIDERS.get(store)
+    if d is None:
+        d = _DECIDERS[store] = Decider(store)
+    return d
 
 
 def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> Standing:
     at = utc_naive(as_of)
-    ensure_fresh(store, at)
+    dec = decider(store)
+    idx = dec.index(at)
     ckey, name, city, _ = _citizen(store, citizen_id)
-    rb = rulebook_at(store, city, at)
+    rb = dec.rulebook(city, at)
     score = score_at(store, ckey, rb, at)
-    measures = _own_measures(store, ckey, rb, at) + reaching_measures(store, ckey, at)
     return Standing(
         citizen_id,
         name,
@@ -197,26 +393,14 @@ def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) ->
         rb.grade_of(score) if rb and score is not None else None,
         rb.version if rb else None,
         _entries(store, ckey, at),
-        measures,
+        dec.measures(idx, ckey, city, at),
     )
 
 
 def reaching_measures(store: Store, ckey: int, at: dt.datetime) -> list[ActiveMeasure]:
     """Measures of parents (reach children) and of household members (reach household)."""
-    rows = store.con.execute(
-        """SELECT r.other, r.kind, c.citizen_id, c.city FROM relations r JOIN citizens c ON c.ckey = r.other
-           WHERE r.ckey = ? AND r.kind IN ('parent', 'spouse', 'child')""",
-        [ckey],
-    ).fetchall()
-    out: list[ActiveMeasure] = []
-    for other, kind, other_id, city in rows:
-        rb = rulebook_at(store, city, at)
-        for m in _own_measures(store, other, rb, at):
-            reach = store.catalog.measures[m.measure].reach
-            if (reach == "children" and kind == "parent") or reach == "household":
-                m.via = f"{kind}:{other_id} {m.via}"
-                out.append(m)
-    return out
+    dec = decider(store)
+    return dec.reaching_measures(dec.index(at), ckey, at)
 
 
 def decide(
@@ -228,60 +412,14 @@ def decide(
     record: bool = True,
 ) -> Decision:
     """May this citizen use this service now? The answer carries its reasons and the version used."""
-    if service not in store.catalog.services:
-        raise LocatedError(f"unknown service {service!r} (see `socialcredit catalog`)")
-    t = utc_naive(at)
-    ensure_fresh(store, t)
-    ckey, _, city, _ = _citizen(store, citizen_id)
-    rb = rulebook_at(store, city, t)
-    # a decision rests on list entries and measures only, so it does not pay for computing the score
-    measures = _own_measures(store, ckey, rb, t) + reaching_measures(store, ckey, t)
-    version = rb.version if rb else None
+    return decider(store).decide(citizen_id, service, at, asked_by=asked_by, record=record)
 
-    def applies(m: ActiveMeasure) -> bool:
-        # a measure that reaches children binds the children, not the listed parent
-        own = m.via.startswith(("list:", "memory:"))
-        return not own or store.catalog.measures[m.measure].reach != "children"
 
-    binding = [m for m in measures if service in m.services and applies(m)]
-    effects = sorted({m.effect for m in binding}, key=OUTCOME_ORDER.index)
-    outcome = OUTCOME_NAME.get(effects[0], effects[0]) if effects else "allow"
-    chosen = [m for m in binding if effects and m.effect == effects[0]]
-    public = "; ".join(dict.fromkeys(m.public_reason for m in chosen)) or "No restriction or privilege applies."
-    untils = [m.until for m in chosen if m.until is not None]
-    reasons = [
-        {
-            "measure": m.measure,
-            "effect": m.effect,
-            "via": m.via,
-            "since": m.since,
-            "until": m.until,
-            "discount_pct": m.discount_pct,
-            "throttle_pct": m.throttle_pct,
-        }
-        for m in binding
-    ]
-    d = Decision(citizen_id, service, t, outcome, public, version, min(untils) if untils else None, reasons)
-    if record:
-        store.con.execute(
-            "INSERT INTO decisions SELECT coalesce(max(decision_id) + 1, 1), ?, ?, ?, ?, ?, ?, ? FROM decisions",
-            [
-                ckey,
-                service,
-                t,
-                outcome,
-                json.dumps(_jsonable(reasons), ensure_ascii=False),
-                asked_by,
-                version,
-            ],
-        )
-        if outcome == "deny" and rb is not None and not rb.disclosure.notify_citizens:
-            store.con.execute(
-                """INSERT INTO notifications SELECT ?, ?, 'learned_by_denial', ? WHERE NOT EXISTS (
-                   SELECT 1 FROM notifications WHERE ckey = ? AND kind = 'learned_by_denial')""",
-                [ckey, t, f"Denied {service}: {public}", ckey],
-            )
-    return d
+def decide_many(
+    store: Store, requests: list[tuple[str, str, dt.datetime | None]], asked_by: str = "cli", record: bool = True
+) -> list[Decision]:
+    """Decisions for many (citizen, service, time) requests in one pass; refused whole on any bad request."""
+    return decider(store).decide_many(requests, asked_by=asked_by, record=record)
 
 
 def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> dict[str, Any]:

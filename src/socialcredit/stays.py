@@ -1,0 +1,95 @@
+"""Every citizen's list stays, held in memory, so that a decision is a lookup rather than a query.
+
+Why: a service provider asks "may C use S now?" thousands of times a second, and the answer rests only
+on list stays (own, and those of parents and household members) and the rulebook in force. The engine
+writes those stays to `list_entries`; this index reads them once per engine run and keeps, for each
+citizen with a stay or a relative with one, exactly the rows the old per-decision queries fetched.
+Everyone else — most of the population — needs no entry at all: no stays, no reaching measures.
+
+The index is a cache of the engine's output, not a second scoring path: it is rebuilt whenever the
+engine has run since it was read (`engine_run.computed_at` changes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from socialcredit.store import Store
+from socialcredit.yamlio import LocatedError
+
+Stay = tuple[str, dt.datetime, dt.datetime | None]  # (list_id, start, end)
+Relative = tuple[int, str, str, str]  # (other ckey, kind as seen from the citizen, other's citizen_id, other's city)
+
+
+@dataclass
+class StayIndex:
+    """Stays by citizen key, relatives with stays, and a sorted ID array for citizen look-ups."""
+
+    computed_at: dt.datetime | None
+    ids: np.ndarray  # sorted citizen_id, bytes S18
+    ckeys: np.ndarray  # ckey aligned with ids
+    city_of: np.ndarray  # index into cities, aligned with ids
+    cities: list[str]
+    stays: dict[int, list[Stay]] = field(default_factory=dict)
+    relatives: dict[int, list[Relative]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, store: Store) -> StayIndex:
+        con = store.con
+        computed = con.execute("SELECT computed_at FROM engine_run").fetchall()
+        cit = con.sql("SELECT citizen_id, ckey, city FROM citizens ORDER BY citizen_id").to_arrow_table()
+        ids = np.asarray(cit.column("citizen_id").to_numpy(zero_copy_only=False), dtype="S18")
+        city_col = cit.column("city").to_numpy(zero_copy_only=False)
+        cities, city_of = np.unique(np.asarray(city_col, dtype=str), return_inverse=True)
+        stays: dict[int, list[Stay]] = defaultdict(list)
+        has_entries = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'list_entries'")
+        if has_entries.fetchall()[0][0]:
+            for ckey, list_id, start, end in con.execute(
+                'SELECT ckey, list_id, start, "end" FROM list_entries ORDER BY ckey, start, list_id'
+            ).fetchall():
+                stays[ckey].append((list_id, start, end))
+        relatives: dict[int, list[Relative]] = defaultdict(list)
+        if stays:
+            con.execute("CREATE OR REPLACE TEMP TABLE _listed AS SELECT DISTINCT ckey FROM list_entries")
+            for ckey, other, kind, other_id, city in con.execute(
+                """SELECT r.ckey, r.other, r.kind, c.citizen_id, c.city FROM relations r
+                   JOIN _listed l ON l.ckey = r.other JOIN citizens c ON c.ckey = r.other
+                   WHERE r.kind IN ('parent', 'spouse', 'child') ORDER BY r.ckey, r.kind, r.other"""
+            ).fetchall():
+                relatives[ckey].append((other, kind, other_id, city))
+            con.execute("DROP TABLE _listed")
+        return cls(
+            computed[0][0] if computed else None,
+            ids,
+            np.asarray(cit.column("ckey").to_numpy(), dtype=np.int64),
+            np.asarray(city_of, dtype=np.int32),
+            [str(c) for c in cities.tolist()],
+            dict(stays),
+            dict(relatives),
+        )
+
+    def locate(self, citizen_id: str) -> tuple[int, str]:
+        """(ckey, city) of one citizen; an unknown ID is a located error, as in `Store.ckey`."""
+        key = citizen_id.encode()
+        i = int(np.searchsorted(self.ids, key))
+        if i >= len(self.ids) or self.ids[i] != key:
+            raise LocatedError(f"citizen_id {citizen_id!r}: no such citizen in the store")
+        return int(self.ckeys[i]), self.cities[self.city_of[i]]
+
+    def locate_many(self, citizen_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ckeys, city indexes) for many IDs at once; every unknown ID is named in one error."""
+        keys = np.asarray(citizen_ids, dtype="S18")
+        pos = np.searchsorted(self.ids, keys)
+        pos_c = np.minimum(pos, max(len(self.ids) - 1, 0))
+        ok = (pos < len(self.ids)) & (self.ids[pos_c] == keys) if len(self.ids) else np.zeros(len(keys), bool)
+        if not ok.all():
+            bad = [f"request {i + 1}: citizen_id {citizen_ids[i]!r}" for i in np.flatnonzero(~ok)[:20]]
+            raise LocatedError("no such citizen in the store: " + "; ".join(bad))
+        return self.ckeys[pos_c], self.city_of[pos_c]
+
+
+__all__ = ["Relative", "Stay", "StayIndex"]
