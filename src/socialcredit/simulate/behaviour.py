@@ -92,6 +92,7 @@ DEFAULT_RATES: dict[str, float] = {
     "court_defaulter_delisting": 0.0,  # a response to being listed: the incentives step, not a base rate
     "guarantee_default": 0.0001,
     "guarantee_settled": 0.0,  # likewise a response to a guarantee default
+    "credit_repair_completed": 0.0,  # only a reviewer's upheld repair case reports it (socialcredit.objections)
     "contract_breach": 0.0005,
     "credit_card_overdue": 0.005,
     "neglecting_parents": 0.00002,
