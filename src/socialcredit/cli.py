@@ -17,6 +17,7 @@ from socialcredit import decisions
 from socialcredit.catalog import default_catalog
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_layers
+from socialcredit.rulebook import diff as rulebook_diff_of
 from socialcredit.simulate.cli import population_app
 from socialcredit.simulate.run import simulate_command
 from socialcredit.store import BatchRejected, Store, default_path
@@ -397,22 +398,10 @@ def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -
         if rb is None:
             fail(f"{spec}: does not resolve")
         books.append(rb)
-    ra = {r.id: r for r in books[0].rules}
-    rb_ = {r.id: r for r in books[1].rules}
-    rows: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]]
-    rows = [("removed", i, ra[i].model_dump(), None) for i in ra if i not in rb_]
-    rows += [("added", i, None, rb_[i].model_dump()) for i in rb_ if i not in ra]
-    rows += [("changed", i, ra[i].model_dump(), rb_[i].model_dump()) for i in ra if i in rb_ and ra[i] != rb_[i]]
-    la = {x.id: x.model_dump(by_alias=True) for x in books[0].lists}
-    lb = {x.id: x.model_dump(by_alias=True) for x in books[1].lists}
-    lists = [(i, la.get(i), lb.get(i)) for i in sorted(set(la) | set(lb)) if la.get(i) != lb.get(i)]
-    other = {
-        k: (getattr(books[0], k).model_dump(), getattr(books[1], k).model_dump())
-        for k in ("scale", "disclosure")
-        if getattr(books[0], k) != getattr(books[1], k)
-    }
+    d = rulebook_diff_of(books[0], books[1])
+    rows, lists, other = d["rules"], d["lists"], d["other"]
     if json_out:
-        emit({"a": books[0].version, "b": books[1].version, "rules": rows, "lists": lists, "other": other})
+        emit(d)
         return
     out.print(f"{books[0].version} → {books[1].version}")
     t = Table("", "rule", "before", "after")

@@ -479,3 +479,25 @@ def add_duration(t: dt.datetime, text: str) -> dt.datetime:
 
     day = min(t.day, calendar.monthrange(year, month)[1])
     return t.replace(year=year, month=month, day=day)
+
+
+def diff(a: Rulebook, b: Rulebook) -> dict[str, Any]:
+    """What changes from resolved rulebook `a` to `b`: rules (by id), lists, scale and disclosure.
+
+    One function for the CLI's `rulebook diff`, the admin API and the admin page.
+    """
+    ra = {r.id: r for r in a.rules}
+    rb_ = {r.id: r for r in b.rules}
+    rules: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]]
+    rules = [("removed", i, ra[i].model_dump(), None) for i in ra if i not in rb_]
+    rules += [("added", i, None, rb_[i].model_dump()) for i in rb_ if i not in ra]
+    rules += [("changed", i, ra[i].model_dump(), rb_[i].model_dump()) for i in ra if i in rb_ and ra[i] != rb_[i]]
+    la = {x.id: x.model_dump(by_alias=True) for x in a.lists}
+    lb = {x.id: x.model_dump(by_alias=True) for x in b.lists}
+    lists = [(i, la.get(i), lb.get(i)) for i in sorted(set(la) | set(lb)) if la.get(i) != lb.get(i)]
+    other = {
+        k: (getattr(a, k).model_dump(), getattr(b, k).model_dump())
+        for k in ("scale", "disclosure")
+        if getattr(a, k) != getattr(b, k)
+    }
+    return {"a": a.version, "b": b.version, "rules": rules, "lists": lists, "other": other}
