@@ -32,6 +32,9 @@ rulebook_app = typer.Typer(help="Validate, show, compare and load rulebooks.", n
 app.add_typer(rulebook_app, name="rulebook")
 app.add_typer(population_app, name="population")
 app.command("simulate")(simulate_command)
+from socialcredit.report.cli import register as register_reports  # noqa: E402  (one line to own: report/cli.py)
+
+register_reports(app)  # report, compare, replay
 out = Console()
 err = Console(stderr=True)
 

@@ -1,0 +1,372 @@
+"""Compare two runs of one population under different rules: who changes grade or list, and why.
+
+Both stores are attached read-only to one in-memory DuckDB (`a` and `b`), so every difference is one
+query over both and the reader can run it again: the "How computed" folds start with the same ATTACH
+lines. "Why" is read from the ledgers: each entry in force at the comparison time is attributed to the
+rule(s) of its piece, and the rules whose points differ most between the runs, over the citizens whose
+grade or lists differ, are the ones driving the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from socialcredit.report import lists, standings
+from socialcredit.report.figures import PALETTE, Figure, Section, canvas, distinct, grid, month_ticks, pick, png
+from socialcredit.report.html import Document, write
+from socialcredit.report.rundir import Query, RunDir, _literal
+from socialcredit.yamlio import LocatedError
+
+LATEST_CTE = """{x}_std AS (SELECT ckey, arg_max(grade, assessed_at) AS grade, arg_max(score, assessed_at) AS score
+    FROM {x}.score_log WHERE assessed_at <= getvariable('as_of') GROUP BY ckey),
+{x}_on AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists FROM {x}.list_entries
+    WHERE start <= getvariable('as_of') AND ("end" IS NULL OR "end" > getvariable('as_of')) GROUP BY ckey)"""
+
+CHANGED_CTE = (
+    LATEST_CTE.format(x="a")
+    + ",\n"
+    + LATEST_CTE.format(x="b")
+    + """,
+everyone AS (SELECT c.ckey, c.citizen_id, c.city, sa.grade AS grade_a, sb.grade AS grade_b, sa.score AS score_a,
+                sb.score AS score_b, coalesce(oa.lists, []) AS lists_a, coalesce(ob.lists, []) AS lists_b
+         FROM a.citizens c LEFT JOIN a_std sa USING (ckey) LEFT JOIN b_std sb USING (ckey)
+         LEFT JOIN a_on oa USING (ckey) LEFT JOIN b_on ob USING (ckey)),
+changed AS (SELECT * FROM everyone WHERE grade_a IS DISTINCT FROM grade_b OR lists_a <> lists_b)"""
+)
+
+GRADE_CHANGES_SQL = f"""WITH {CHANGED_CTE}
+SELECT city, grade_a, grade_b, count(*) AS citizens, round(avg(score_b - score_a), 1) AS mean_score_change
+FROM everyone GROUP BY ALL ORDER BY city, grade_a, grade_b"""
+
+SCORE_DIFF_SQL = f"""WITH {CHANGED_CTE}
+SELECT city, ((score_b - score_a) // 10) * 10 AS difference_from, count(*) AS citizens
+FROM everyone WHERE score_a IS NOT NULL AND score_b IS NOT NULL GROUP BY ALL ORDER BY city, difference_from"""
+
+LIST_CHANGES_SQL = """WITH
+stays AS (SELECT 'a' AS run, ckey, list_id, start, "end" FROM a.list_entries
+          UNION ALL SELECT 'b', ckey, list_id, start, "end" FROM b.list_entries),
+scoped AS (SELECT 'on it at the end' AS scope, run, ckey, list_id FROM stays
+           WHERE start <= getvariable('as_of') AND ("end" IS NULL OR "end" > getvariable('as_of'))
+           UNION ALL SELECT 'ever during the run', run, ckey, list_id FROM stays WHERE start <= getvariable('as_of')),
+per AS (SELECT scope, ckey, list_id, bool_or(run = 'a') AS in_a, bool_or(run = 'b') AS in_b FROM scoped GROUP BY ALL)
+SELECT list_id, scope, count(*) FILTER (WHERE in_a AND NOT in_b) AS only_a,
+       count(*) FILTER (WHERE in_b AND NOT in_a) AS only_b, count(*) FILTER (WHERE in_a AND in_b) AS in_both
+FROM per GROUP BY ALL ORDER BY list_id, scope"""
+
+RULE_POINTS_CTE = """{x}_rules AS (  -- each ledger entry in force, attributed to its piece's rule(s)
+    SELECT l.ckey, p.rule_ids[k.k] AS rule_id,
+           sum(CASE WHEN len(p.rule_ids) = 1 THEN l.points ELSE p.rule_points[k.k] END) AS points
+    FROM {x}.ledger l JOIN {x}.pieces p USING (piece), unnest(range(1, len(p.rule_ids) + 1)) AS k(k)
+    WHERE l.valid_from <= getvariable('as_of') AND (l.valid_to IS NULL OR l.valid_to > getvariable('as_of'))
+    GROUP BY ALL)"""
+
+RULES_SQL = f"""WITH {CHANGED_CTE},
+{RULE_POINTS_CTE.format(x="a")},
+{RULE_POINTS_CTE.format(x="b")}
+SELECT rule_id, count(DISTINCT ckey) AS citizens, coalesce(sum(ra.points), 0)::BIGINT AS points_a,
+       coalesce(sum(rb.points), 0)::BIGINT AS points_b,
+       (coalesce(sum(rb.points), 0) - coalesce(sum(ra.points), 0))::BIGINT AS difference
+FROM a_rules ra FULL JOIN b_rules rb USING (ckey, rule_id) SEMI JOIN changed USING (ckey)
+GROUP BY rule_id HAVING difference <> 0 ORDER BY abs(difference) DESC, rule_id"""
+
+WHO_SQL = f"""WITH {CHANGED_CTE},
+{RULE_POINTS_CTE.format(x="a")},
+{RULE_POINTS_CTE.format(x="b")},
+why AS (SELECT ckey, rule_id, coalesce(rb.points, 0) - coalesce(ra.points, 0) AS difference
+        FROM a_rules ra FULL JOIN b_rules rb USING (ckey, rule_id) WHERE difference <> 0)
+SELECT c.citizen_id, c.city, c.grade_a, c.grade_b, c.score_a, c.score_b, array_to_string(c.lists_a, ' ') AS lists_a,
+       array_to_string(c.lists_b, ' ') AS lists_b,
+       string_agg(w.rule_id || ' ' || w.difference, ', ' ORDER BY abs(w.difference) DESC, w.rule_id) AS rules
+FROM changed c LEFT JOIN why w USING (ckey)
+GROUP BY c.citizen_id, c.city, c.grade_a, c.grade_b, c.score_a, c.score_b, c.lists_a, c.lists_b
+ORDER BY abs(coalesce(c.score_b, 0) - coalesce(c.score_a, 0)) DESC, c.citizen_id LIMIT 50"""
+
+DECISION_CHANGES_SQL = """SELECT coalesce(da.service, db.service) AS service, coalesce(da.outcome, 'not asked') AS outcome_a,
+       coalesce(db.outcome, 'not asked') AS outcome_b, count(*) AS attempts
+FROM (SELECT * FROM a.decisions WHERE asked_at <= getvariable('as_of')) da
+FULL JOIN (SELECT * FROM b.decisions WHERE asked_at <= getvariable('as_of')) db
+  ON da.ckey = db.ckey AND da.service = db.service AND da.asked_at = db.asked_at
+GROUP BY ALL ORDER BY service, outcome_a, outcome_b"""
+
+
+@dataclass
+class Pair:
+    """Two runs attached to one connection, with the calendar of the first and the earlier `as_of`."""
+
+    a: Path
+    b: Path
+    title_a: str
+    title_b: str
+    con: duckdb.DuckDBPyConnection
+    first_month: dt.date
+    months: int
+    as_of: dt.datetime
+    grades: list[str]  # best to worst, as run A's rulebooks list them
+
+    @classmethod
+    def open(cls, run_a: Path, run_b: Path) -> Pair:
+        with RunDir.open(run_a) as ra, RunDir.open(run_b) as rb:
+            as_of = min(ra.as_of, rb.as_of)
+            months = min(ra.months, rb.months)
+            first, title_a, title_b = ra.first_month, ra.title, rb.title
+            grades = [*ra.grade_order(), *(g for g in rb.grade_order() if g not in ra.grade_order())]
+            if rb.first_month != first:
+                raise LocatedError(f"{run_b}: starts {rb.first_month:%Y-%m}, {run_a} {first:%Y-%m}; compare runs "
+                                   "of the same months")  # fmt: skip
+        con = duckdb.connect()
+        pair = cls(Path(run_a), Path(run_b), title_a, title_b, con, first, months, as_of, grades)
+        for alias, path in (("a", run_a), ("b", run_b)):
+            con.execute(f"ATTACH {_quoted(Path(path) / 'store.duckdb')} AS {alias} (READ_ONLY)")
+        for name, value in pair.variables.items():
+            con.execute(f"SET VARIABLE {name} = ?", [value])
+        pair._same_population()
+        return pair
+
+    @property
+    def variables(self) -> dict[str, object]:
+        return {"first_month": self.first_month, "months": self.months, "as_of": self.as_of}
+
+    def _same_population(self) -> None:
+        differ = self.con.execute(
+            """SELECT count(*) FROM a.citizens x FULL JOIN b.citizens y USING (ckey)
+               WHERE x.citizen_id IS DISTINCT FROM y.citizen_id"""
+        ).fetchall()[0][0]
+        if differ:
+            self.con.close()
+            raise LocatedError(
+                f"{self.a} and {self.b} do not hold the same population ({differ} citizens differ); compare runs "
+                "of one scenario and seed, or a run and its replay"
+            )
+
+    def preamble(self) -> str:
+        attach = "\n".join(
+            f"ATTACH {_quoted(p / 'store.duckdb')} AS {x} (READ_ONLY);" for x, p in (("a", self.a), ("b", self.b))
+        )
+        variables = "\n".join(f"SET VARIABLE {k} = {_literal(v)};" for k, v in self.variables.items())
+        return f"-- in an in-memory duckdb session\n{attach}\n{variables}"
+
+    def query(self, name: str, sql: str) -> Query:
+        return Query(name, sql.strip(), self.con.sql(sql).to_arrow_table())
+
+    def query_in(self, alias: str, name: str, sql: str) -> Query:
+        """A one-run query (from the run report) executed inside run `alias`."""
+        self.con.execute(f"USE {alias}")
+        try:
+            return Query(name, f"USE {alias};\n{sql.strip()}", self.con.sql(sql).to_arrow_table())
+        finally:
+            self.con.execute("USE memory")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def grade_changes(pair: Pair) -> Figure:
+    q = pair.query("citizens by grade in A and in B at the comparison time, per city", GRADE_CHANGES_SQL)
+    diff = pair.query("score in B minus score in A (10-point bins), per city", SCORE_DIFF_SQL)
+    rows = q.rows
+    seen = {r["grade_a"] for r in rows} | {r["grade_b"] for r in rows}
+    grades = [g for g in pair.grades if g in seen] + sorted(g for g in seen - set(pair.grades) if g)
+    fig = canvas(11, 4.2)
+    left, right = grid(fig, 2, 2)
+    matrix = [[sum(r["citizens"] for r in pick(rows, grade_a=ga, grade_b=gb)) for gb in grades] for ga in grades]
+    left.imshow([[min(v, 1) * (1 + v) ** 0.5 for v in row] for row in matrix], cmap="Blues")
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            if v:
+                left.text(j, i, str(v), ha="center", va="center", fontsize=9,
+                          color="#c0392b" if i != j else "#1c2833", fontweight="bold" if i != j else "normal")  # fmt: skip
+    left.set_xticks(range(len(grades)), grades)
+    left.set_yticks(range(len(grades)), grades)
+    left.set_xlabel("grade in B", fontsize=9)
+    left.set_ylabel("grade in A", fontsize=9)
+    left.set_title("grade in A → grade in B (red: changed)", fontsize=10)
+    for k, city in enumerate(distinct(diff.rows, "city")):
+        mine = pick(diff.rows, city=city)
+        right.bar([r["difference_from"] + 5 + k * 2 for r in mine], [r["citizens"] for r in mine], 8, alpha=0.6,
+                  label=city, color=PALETTE[k % len(PALETTE)])  # fmt: skip
+    right.set_yscale("log")
+    right.set_xlabel("score in B − score in A", fontsize=9)
+    right.set_ylabel("citizens (log scale)", fontsize=9)
+    right.set_title("how far scores move", fontsize=10)
+    right.legend(fontsize=8)
+    total = sum(r["citizens"] for r in rows)
+    moved = sum(r["citizens"] for r in rows if r["grade_a"] != r["grade_b"])
+    up = sum(r["citizens"] for r in rows if r["grade_a"] != r["grade_b"] and _rank(r["grade_b"], grades) <
+             _rank(r["grade_a"], grades))  # fmt: skip
+    caption = (
+        f"Each citizen's grade at {pair.as_of:%Y-%m-%d %H:%M} UTC in run A and in run B: {moved} of {total} citizens "
+        f"hold another grade in B ({up} a better one, {moved - up} a worse one). Right: the score difference per "
+        f"citizen, B minus A."
+    )
+    return Figure("grade-changes", "Who changes grade", caption, png(fig), [q, diff])
+
+
+def _rank(grade: str | None, order: list[str]) -> int:
+    return order.index(grade) if grade in order else len(order)
+
+
+def list_changes(pair: Pair) -> Figure:
+    q = pair.query("list membership in A and B: only in A, only in B, in both", LIST_CHANGES_SQL)
+    rows = q.rows
+    lists_ = distinct(rows, "list_id")
+    fig = canvas(11, 3.4)
+    axes = grid(fig, 2, 2)
+    for ax, scope in zip(axes, ("on it at the end", "ever during the run"), strict=True):
+        mine = [next((r for r in pick(rows, list_id=x, scope=scope)), None) for x in lists_]
+        for k, (col, colour) in enumerate((("only_a", "#2e86c1"), ("only_b", "#c0392b"), ("in_both", "#aab7b8"))):
+            ax.barh([i + (k - 1) * 0.27 for i in range(len(lists_))], [(r or {}).get(col, 0) for r in mine], 0.27,
+                    color=colour, label=col.replace("_", " "))  # fmt: skip
+        ax.set_yticks(range(len(lists_)), lists_, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"citizens {scope}", fontsize=10)
+    axes[0].legend(fontsize=8)
+    end = pick(rows, scope="on it at the end")
+    parts = [f"{r['list_id']} {r['only_a']} only in A / {r['only_b']} only in B" for r in end if r["only_a"]
+             or r["only_b"]]  # fmt: skip
+    caption = (
+        "Who is on which list in one run and not the other, at the comparison time and at any time during the run. "
+        + ("At the end: " + "; ".join(parts) + "." if parts else "At the end both runs list the same people.")
+    )
+    return Figure("list-changes", "Who changes list", caption, png(fig), [q])
+
+
+def rules_driving(pair: Pair) -> Figure:
+    q = pair.query("rules whose points differ between the runs, over citizens whose grade or lists differ", RULES_SQL)
+    who = pair.query("the 50 citizens who change most, with the rules behind their change", WHO_SQL)
+    rows = q.rows[:15]
+    fig = canvas(11, 1.2 + 0.32 * max(3, len(rows)))
+    ax = fig.subplots()
+    ax.barh(range(len(rows)), [r["difference"] for r in rows],
+            color=["#c0392b" if r["difference"] < 0 else "#27ae60" for r in rows])  # fmt: skip
+    ax.set_yticks(range(len(rows)), [f"{r['rule_id']} ({r['citizens']} citizens)" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="#1c2833", lw=0.8)
+    ax.set_xlabel("points in B − points in A, summed over the citizens who change", fontsize=9)
+    if not rows:
+        ax.text(0.5, 0.5, "no rule's points differ for anyone who changes", ha="center", transform=ax.transAxes)
+    top = "; ".join(f"{r['rule_id']} {r['difference']:+,} points over {r['citizens']} citizens" for r in rows[:3])
+    caption = (
+        "Why they change: the ledger entries in force at the comparison time, attributed to the rules that gave "
+        "them, summed over the citizens whose grade or lists differ; a bar is how many more (green) or fewer (red) "
+        "points a rule gives them in B than in A. "
+        + (f"Largest: {top}." if top else "")
+        + " The numbers fold lists the 50 citizens who change most, with their rules."
+    )
+    return Figure("rules", "Rules driving the difference", caption, png(fig), [q, who])
+
+
+def decision_changes(pair: Pair) -> Figure:
+    q = pair.query("the same attempts (citizen, service, time) answered in A and in B", DECISION_CHANGES_SQL)
+    rows = q.rows
+    services = distinct(rows, "service")
+    kinds = [("same answer", lambda r: r["outcome_a"] == r["outcome_b"], "#aab7b8"),
+             ("denied only in B", lambda r: r["outcome_b"] == "deny" and r["outcome_a"] != "deny", "#c0392b"),
+             ("denied only in A", lambda r: r["outcome_a"] == "deny" and r["outcome_b"] != "deny", "#2e86c1"),
+             ("other change", lambda r: r["outcome_a"] != r["outcome_b"] and "deny" not in
+              (r["outcome_a"], r["outcome_b"]), "#d68910")]  # fmt: skip
+    fig = canvas(11, 3.2)
+    ax = fig.subplots()
+    left = [0] * len(services)
+    for label, test, colour in kinds:
+        widths = [sum(r["attempts"] for r in pick(rows, service=s) if test(r)) for s in services]
+        ax.barh(range(len(services)), widths, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.set_yticks(range(len(services)), services, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("service attempts", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    if not services:
+        ax.text(0.5, 0.5, "neither run asked for a service", ha="center", transform=ax.transAxes)
+    changed = sum(r["attempts"] for r in rows if r["outcome_a"] != r["outcome_b"])
+    total = sum(r["attempts"] for r in rows)
+    caption = (
+        f"The same service attempts (citizen, service, time) answered under each run's rules: {changed} of {total} "
+        "got another answer. An attempt made in one run only (two simulated runs whose citizens reacted "
+        "differently) shows as 'not asked' on the other side."
+    )
+    return Figure("decision-changes", "Decisions answered differently", caption, png(fig), [q])
+
+
+def over_time(pair: Pair) -> Figure:
+    ga = pair.query_in("a", "run A: citizens per grade, city and assessment", standings.GRADES_SQL)
+    gb = pair.query_in("b", "run B: citizens per grade, city and assessment", standings.GRADES_SQL)
+    la = pair.query_in("a", "run A: list sizes per month", lists.LISTS_SQL)
+    lb = pair.query_in("b", "run B: list sizes per month", lists.LISTS_SQL)
+    fig = canvas(11, 3.4)
+    left, right = grid(fig, 2, 2)
+    months = distinct(ga.rows, "month")
+    low = pair.grades[-2:]  # the two lowest grades
+    for k, city in enumerate(distinct(ga.rows, "city")):
+        for q, ls in ((ga, "-"), (gb, "--")):
+            ys = [sum(r["pct"] for r in pick(q.rows, city=city, month=m) if r["grade"] in low) for m in months]
+            left.plot(range(len(months)), ys, ls=ls, marker="o", color=PALETTE[k % len(PALETTE)],
+                      label=f"{city} {'A' if q is ga else 'B'}")  # fmt: skip
+    month_ticks(left, [f"{m:%Y-%m}" for m in months])
+    left.set_title(f"% of citizens in grades {' or '.join(low)} (solid A, dashed B)", fontsize=10)
+    left.legend(fontsize=7)
+    pmonths = distinct(la.rows, "month")
+    for k, list_id in enumerate(sorted(set(distinct(la.rows, "list_id")) | set(distinct(lb.rows, "list_id")))):
+        for q, ls in ((la, "-"), (lb, "--")):
+            ys = [sum(r["on_list"] for r in pick(q.rows, list_id=list_id, month=m)) for m in pmonths]
+            right.plot(range(len(pmonths)), ys, ls=ls, marker="o", color=PALETTE[k % len(PALETTE)],
+                       label=f"{list_id} {'A' if q is la else 'B'}")  # fmt: skip
+    month_ticks(right, [f"{m:%Y-%m}" for m in pmonths])
+    right.set_title("citizens on each list at the month's end (solid A, dashed B)", fontsize=10)
+    right.legend(fontsize=6)
+    caption = (
+        "The two runs month by month: the share of each city in the lowest grades, and each list's size. Where the "
+        "lines part, the rules differ in what they do to this population."
+    )
+    return Figure("over-time", "The two runs over time", caption, png(fig), [ga, gb, la, lb])
+
+
+def build(pair: Pair) -> Document:
+    sections = [
+        Section("standing", "Who changes, and why", "Citizens whose grade or lists differ between the runs, and the "
+                "rules that make the difference.", [grade_changes(pair), list_changes(pair), rules_driving(pair)]),
+        Section("consequences", "What it changes", "The same service attempts under each run's rules, and both runs "
+                "over time.", [decision_changes(pair), over_time(pair)]),
+    ]  # fmt: skip
+    facts = [
+        ("run A", f"{pair.a} — {pair.title_a}"),
+        ("run B", f"{pair.b} — {pair.title_b}"),
+        ("compared at", f"{pair.as_of:%Y-%m-%d %H:%M} UTC (the earlier of the two runs' last assessments)"),
+        ("months", f"{pair.months} from {pair.first_month:%Y-%m}"),
+    ]
+    for alias in ("a", "b"):
+        versions = pair.con.execute(
+            f"SELECT string_agg(DISTINCT version, ', ' ORDER BY version) FROM {alias}.score_log"
+        ).fetchall()[0][0]
+        facts.append((f"rulebook versions in {alias.upper()}", str(versions)))
+    return Document(
+        title=f"Comparison: {pair.title_a} vs {pair.title_b}",
+        lede="The same synthetic population under two sets of rules: who ends up with another grade or on "
+        "another list, which rules make the difference, and what the decisions do with it.",
+        facts=facts,
+        sections=sections,
+        preamble=pair.preamble(),
+        check="open an in-memory DuckDB session, paste the ATTACH and SET VARIABLE lines, then the query",
+        command=f"compare {pair.a} {pair.b}",
+        source=f"{pair.a} and {pair.b}",
+    )
+
+
+def compare(run_a: Path, run_b: Path, out: Path | None = None) -> list[Path]:
+    """Write the comparison of two runs (default RUN_B/compare.html); return the files written."""
+    pair = Pair.open(run_a, run_b)
+    try:
+        doc = build(pair)
+    finally:
+        pair.close()
+    return write(doc, out or Path(run_b) / "compare.html")
+
+
+__all__ = ["DECISION_CHANGES_SQL", "GRADE_CHANGES_SQL", "RULES_SQL", "Pair", "build", "compare"]

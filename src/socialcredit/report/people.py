@@ -1,0 +1,256 @@
+"""Who is affected: outcomes by age, sex, income and district, and the network effect of the association rule.
+
+Disparities are rates per group divided by the whole population's rate (1.0 = as often as everyone),
+computed in one GROUPING SETS query so every group is measured the same way. The network figure puts a
+citizen's score beside the share of their contacts who are blacklisted at each month's end; people who
+are themselves blacklisted are left out, so what remains is the penalty for the company one keeps.
+"""
+
+from __future__ import annotations
+
+from socialcredit.report.figures import PALETTE, Figure, Section, canvas, grid, month_ticks, pick, png
+from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
+
+DIMENSIONS = ("age group", "sex", "income decile", "district")
+
+DISPARITY_SQL = """WITH
+person AS (
+    SELECT c.ckey, datesub('year', c.birth_date, (getvariable('as_of') + INTERVAL 8 HOUR)::DATE) AS age, c.sex,
+           coalesce('decile ' || lpad(p.income_decile::VARCHAR, 2, '0'), 'none (minors)') AS income,
+           substr(c.citizen_id, 1, 6) || ' ' || c.city AS district
+    FROM citizens c LEFT JOIN citizen_profiles p USING (ckey)),
+black AS (SELECT ckey, bool_or("end" IS NULL OR "end" > getvariable('as_of')) AS now FROM list_entries
+          WHERE kind = 'blacklist' AND start <= getvariable('as_of') GROUP BY ckey),
+white AS (SELECT DISTINCT ckey FROM list_entries WHERE kind = 'whitelist' AND start <= getvariable('as_of')
+          AND ("end" IS NULL OR "end" > getvariable('as_of'))),
+last AS (SELECT ckey, arg_max(score, assessed_at) AS score FROM score_log
+         WHERE assessed_at <= getvariable('as_of') GROUP BY ckey),
+asks AS (SELECT ckey, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'deny') AS denied
+         FROM decisions WHERE asked_at <= getvariable('as_of') GROUP BY ckey),
+per AS (
+    SELECT CASE WHEN age < 18 THEN '00–17' WHEN age < 30 THEN '18–29' WHEN age < 45 THEN '30–44'
+                WHEN age < 60 THEN '45–59' ELSE '60+' END AS age_group,
+           sex, income, district, b.ckey IS NOT NULL AS ever_black, coalesce(b.now, false) AS black_now,
+           w.ckey IS NOT NULL AS white_now, l.score, coalesce(a.attempts, 0) AS attempts,
+           coalesce(a.denied, 0) AS denied
+    FROM person LEFT JOIN black b USING (ckey) LEFT JOIN white w USING (ckey) LEFT JOIN last l USING (ckey)
+    LEFT JOIN asks a USING (ckey)),
+groups AS (
+    SELECT CASE WHEN grouping(age_group) = 0 THEN 'age group' WHEN grouping(sex) = 0 THEN 'sex'
+                WHEN grouping(income) = 0 THEN 'income decile' WHEN grouping(district) = 0 THEN 'district'
+                ELSE 'everyone' END AS dimension,
+           coalesce(age_group, sex, income, district, 'all') AS grp,
+           count(*) AS citizens,
+           round(100.0 * count(*) FILTER (WHERE ever_black) / count(*), 2) AS ever_blacklisted_pct,
+           round(100.0 * count(*) FILTER (WHERE black_now) / count(*), 2) AS blacklisted_now_pct,
+           round(100.0 * count(*) FILTER (WHERE white_now) / count(*), 2) AS whitelisted_pct,
+           round(avg(score), 1) AS mean_score,
+           sum(attempts)::BIGINT AS attempts, sum(denied)::BIGINT AS denied,
+           round(100.0 * sum(denied) / nullif(sum(attempts), 0), 2) AS denied_pct
+    FROM per GROUP BY GROUPING SETS ((age_group), (sex), (income), (district), ()))
+SELECT g.*, round(g.ever_blacklisted_pct / nullif(e.ever_blacklisted_pct, 0), 2) AS blacklisted_ratio,
+       round(g.denied_pct / nullif(e.denied_pct, 0), 2) AS denied_ratio
+FROM groups g CROSS JOIN (SELECT * FROM groups WHERE dimension = 'everyone') e
+ORDER BY g.dimension = 'everyone' DESC, g.dimension, g.grp"""
+
+SHARE_CTE = f"""{MONTHS_CTE},
+{PERIODS_CTE},
+black AS (  -- on a blacklist just before the month-end assessment: what the engine's network rule reads
+    SELECT DISTINCT p.i, e.ckey FROM periods p JOIN list_entries e ON e.kind = 'blacklist'
+    AND e.start < p.until AND (e."end" IS NULL OR e."end" >= p.until)),
+share AS (  -- each citizen with contacts, at each month's end: the share of those contacts on a blacklist
+    SELECT p.i, p.month, p.until, r.ckey, count(b.ckey) AS listed_contacts, count(*) AS contacts,
+           count(b.ckey)::DOUBLE / count(*) AS share
+    FROM periods p JOIN relations r ON r.kind = 'contact' LEFT JOIN black b ON b.i = p.i AND b.ckey = r.other
+    GROUP BY p.i, p.month, p.until, r.ckey),
+unlisted AS (  -- left out: citizens blacklisted themselves then
+    SELECT s.* FROM share s ANTI JOIN black b ON b.i = s.i AND b.ckey = s.ckey)"""
+
+NETWORK_SQL = f"""WITH {SHARE_CTE},
+scored AS (SELECT u.*, l.score FROM unlisted u ASOF JOIN score_log l ON l.ckey = u.ckey AND u.until >= l.assessed_at)
+SELECT CASE WHEN share = 0 THEN '0 none' WHEN share < 0.1 THEN '1 under 10%' WHEN share < 0.2 THEN '2 10–20%'
+            WHEN share < 0.5 THEN '3 20–50%' ELSE '4 50% or more' END AS listed_contacts_share,
+       count(*) AS citizen_months, count(DISTINCT ckey) AS citizens, round(avg(score), 1) AS mean_score,
+       quantile_disc(score, 0.1) AS p10, quantile_disc(score, 0.5) AS median, quantile_disc(score, 0.9) AS p90
+FROM scored GROUP BY 1 ORDER BY 1"""
+
+EXPOSURE_SQL = f"""WITH {SHARE_CTE},
+penalised AS (SELECT p.i, count(DISTINCT n.ckey) AS penalised, coalesce(sum(n.points), 0)::BIGINT AS points
+              FROM periods p LEFT JOIN state_ledger n ON n.source = 'network' AND n.valid_from = p.until
+              GROUP BY p.i)
+SELECT s.month, count(*) FILTER (WHERE s.listed_contacts > 0) AS with_listed_contact,
+       count(*) FILTER (WHERE s.share >= 0.2) AS share_20pct_or_more, any_value(x.penalised) AS penalised_by_rule,
+       any_value(x.points) AS network_points
+FROM share s JOIN penalised x USING (i) GROUP BY s.month ORDER BY s.month"""
+
+SCATTER_SQL = f"""WITH {SHARE_CTE}
+SELECT u.share, l.score, count(*) AS citizens
+FROM unlisted u ASOF JOIN score_log l ON l.ckey = u.ckey AND u.until >= l.assessed_at
+WHERE u.i = getvariable('months') - 1 AND u.share > 0 GROUP BY ALL ORDER BY u.share, l.score"""
+
+CONTACT_CHANGES_SQL = """SELECT month, count(*) FILTER (WHERE change = 'drop') AS ties_dropped,
+       count(*) FILTER (WHERE change = 'add') AS ties_added
+FROM contact_changes GROUP BY month ORDER BY month"""
+
+
+def disparity(run: RunDir) -> Figure:
+    q = run.query("outcomes by age group, sex, income decile and district, with ratios to everyone", DISPARITY_SQL)
+    rows = q.rows
+    everyone = next((r for r in rows if r["dimension"] == "everyone"), None)
+    fig = canvas(11, 6.5)
+    axes = grid(fig, 4, 2)
+    for ax, dim in zip(axes, DIMENSIONS, strict=True):
+        mine = pick(rows, dimension=dim)
+        ys = range(len(mine))
+        ax.barh(
+            [y + 0.2 for y in ys],
+            [r["ever_blacklisted_pct"] for r in mine],
+            0.4,
+            color="#c0392b",
+            label="ever blacklisted %",
+        )
+        ax.barh(
+            [y - 0.2 for y in ys], [r["denied_pct"] or 0 for r in mine], 0.4, color="#2e86c1", label="attempts denied %"
+        )
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels([r["grp"] for r in mine], fontsize=7)
+        ax.invert_yaxis()
+        if everyone:
+            ax.axvline(everyone["ever_blacklisted_pct"], color="#c0392b", ls="--", lw=0.8)
+        ax.set_title(dim, fontsize=10)
+    axes[0].legend(fontsize=7, loc="lower right")
+    spreads = []
+    for dim in DIMENSIONS:
+        ratios = [(r["blacklisted_ratio"], r["grp"]) for r in pick(rows, dimension=dim) if r["blacklisted_ratio"]]
+        if ratios:
+            hi, lo = max(ratios), min(ratios)
+            spreads.append(f"{dim}: {hi[1]} {hi[0]:.2f}× vs {lo[1]} {lo[0]:.2f}×")
+    head = (
+        (
+            f"Of all {everyone['citizens']} citizens {everyone['ever_blacklisted_pct']}% were blacklisted at some "
+            f"point and {everyone['denied_pct'] or 0}% of service attempts were denied. "
+        )
+        if everyone
+        else ""
+    )
+    caption = (
+        "Who is affected, group by group, at the run's end: the share ever blacklisted and the share of service "
+        "attempts denied; the table gives each rate and its ratio to the whole population's (1.00 = as often as "
+        "everyone; dashed line = everyone's blacklisting rate). Income is the simulated income decile (adults "
+        "only); district is the resident ID's region code, which the simulator gives one per city, so district "
+        "equals city here. "
+        + head
+        + ("Highest vs lowest blacklisting ratio — " + "; ".join(spreads) + "." if spreads else "")
+    )
+    return Figure("disparity", "Who is affected: disparity by age, sex, income and district", caption, png(fig), [q])
+
+
+def network(run: RunDir) -> Figure:
+    binned = run.query(
+        "score by share of blacklisted contacts (citizens not blacklisted themselves), all months", NETWORK_SQL
+    )
+    exposure = run.query(
+        "per month: citizens with a blacklisted contact, and those the network rule penalised", EXPOSURE_SQL
+    )
+    scatter = run.query(
+        "at the last month's end: each (share, score) of citizens with a blacklisted contact", SCATTER_SQL
+    )
+    queries: list[Query] = [binned, exposure, scatter]
+    changes = None
+    if run.has_table("contact_changes"):
+        changes = run.query("contact ties dropped and added per month (contact avoidance)", CONTACT_CHANGES_SQL)
+        queries.append(changes)
+    fig = canvas(11, 3.4)
+    axes = grid(fig, 3, 3)
+    pts = scatter.rows
+    axes[0].scatter(
+        [r["share"] for r in pts],
+        [r["score"] for r in pts],
+        s=[6 + 4 * r["citizens"] for r in pts],
+        alpha=0.5,
+        color="#1b4f72",
+    )
+    axes[0].set_xlabel("share of contacts on a blacklist", fontsize=8)
+    axes[0].set_ylabel("score", fontsize=8)
+    axes[0].set_title("last month's end (share > 0)", fontsize=9)
+    if not pts:
+        axes[0].text(0.5, 0.5, "nobody had a blacklisted contact", ha="center", transform=axes[0].transAxes)
+    b = binned.rows
+    axes[1].errorbar(
+        range(len(b)),
+        [r["mean_score"] for r in b],
+        yerr=[[r["mean_score"] - r["p10"] for r in b], [r["p90"] - r["mean_score"] for r in b]],
+        fmt="o",
+        capsize=4,
+        color="#c0392b",
+    )
+    axes[1].set_xticks(range(len(b)))
+    axes[1].set_xticklabels([r["listed_contacts_share"][2:] for r in b], fontsize=7)
+    axes[1].set_title("mean score (bars: 10th–90th pct), all months", fontsize=9)
+    e = exposure.rows
+    labels = [f"{r['month']:%Y-%m}" for r in e]
+    axes[2].plot(
+        range(len(e)),
+        [r["with_listed_contact"] for r in e],
+        marker="o",
+        label="with a blacklisted contact",
+        color=PALETTE[0],
+    )
+    axes[2].plot(
+        range(len(e)), [r["penalised_by_rule"] for r in e], marker="s", label="penalised by the rule", color=PALETTE[1]
+    )
+    if changes is not None:
+        by_month = {r["month"]: r for r in changes.rows}
+        axes[2].bar(
+            range(len(e)),
+            [by_month.get(r["month"], {}).get("ties_dropped", 0) for r in e],
+            0.5,
+            alpha=0.4,
+            color=PALETTE[5],
+            label="contact ties dropped",
+        )
+    axes[2].legend(fontsize=7)
+    axes[2].set_title("exposure to the association rule per month", fontsize=9)
+    month_ticks(axes[2], labels)
+    gap = ""
+    none = next((r for r in b if r["listed_contacts_share"].startswith("0")), None)
+    most = b[-1] if b else None
+    if none and most and most is not none:
+        gap = (
+            f" Citizens with no blacklisted contact average {none['mean_score']}; those in the highest band "
+            f"({most['listed_contacts_share'][2:]}) {most['mean_score']}."
+        )
+    if changes is not None:
+        dropped = sum(r["ties_dropped"] for r in changes.rows)
+        added = sum(r["ties_added"] for r in changes.rows)
+        graph = (
+            f" Contact avoidance: {dropped} ties to blacklisted people were dropped and {added} new ties made "
+            "over the run. The store keeps only the final graph (relations carry no dates), and the engine "
+            "scores every month with it, so the shares here are the final graph's, as the scores are."
+        )
+        limits = []
+    else:
+        graph = ""
+        limits = [
+            "How contact graphs change when people avoid the blacklisted: this run "
+            "holds no contact_changes table (the run was made without contact avoidance), so its graph is "
+            "the same in every month."
+        ]
+    caption = (
+        'The association rule ("dealing with citizens with a low score"): a citizen\'s score against the share of '
+        "their contacts on a blacklist at each month's end, leaving out people blacklisted themselves, so the gap "
+        "is the penalty for one's company." + gap + graph
+    )
+    return Figure("network", "The network effect of the association rule", caption, png(fig), queries, limits)
+
+
+def section(run: RunDir) -> Section:
+    return Section(
+        "people",
+        "Who is affected",
+        "Outcomes by group, and what happens to people for the company they keep.",
+        [disparity(run), network(run)],
+    )
+
+
+__all__ = ["DISPARITY_SQL", "EXPOSURE_SQL", "NETWORK_SQL", "disparity", "network", "section"]

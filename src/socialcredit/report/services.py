@@ -1,0 +1,206 @@
+"""Services: what the automated decisions did, and the children reached by their parents' measures.
+
+Decisions are read from the store's `decisions` table — every simulated attempt went through `decide` and
+left a row with its outcome and reasons (JSON) — so "tickets blocked" here is what the system answered,
+not a model of it. Children reached are counted in SQL with the same rules as `decisions.reaching_measures`
+(a parent's stay active at the instant, a measure reaching children, still within its term; a lasting
+measure from any earlier stay); the tests check the count against the simulator's own series, which asks
+the decision path itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from socialcredit.catalog import default_catalog
+from socialcredit.report.figures import (
+    OUTCOME_COLOURS,
+    Figure,
+    Section,
+    canvas,
+    distinct,
+    grid,
+    month_ticks,
+    pick,
+    png,
+)
+from socialcredit.report.rundir import CST_OFFSET_HOURS, MONTHS_CTE, PERIODS_CTE, Query, RunDir
+from socialcredit.rulebook import duration_parts
+
+DECISIONS_SQL = f"""WITH {MONTHS_CTE},
+{PERIODS_CTE}
+SELECT p.month, d.service, d.outcome, count(*) AS decisions
+FROM decisions d JOIN periods p ON d.asked_at >= p.since AND d.asked_at < p.until
+GROUP BY ALL ORDER BY d.service, p.month, d.outcome"""
+
+REASONS_JSON = """'[{"measure": "VARCHAR", "effect": "VARCHAR", "via": "VARCHAR"}]'"""
+
+BINDING_SQL = f"""SELECT d.service, d.outcome, r.measure, split_part(r.via, ':', 1) AS via, count(*) AS decisions
+FROM decisions d, unnest(from_json(d.reasons, {REASONS_JSON})) AS u(r)
+WHERE d.outcome <> 'allow' AND d.asked_at < getvariable('as_of')
+GROUP BY ALL ORDER BY decisions DESC, d.service, r.measure"""
+
+CHILDREN_SQL = f"""WITH {MONTHS_CTE},
+{PERIODS_CTE},
+reached AS (  -- children of a parent whose stay, at the month's end, carries a measure that reaches children
+    SELECT DISTINCT p.i, r.ckey AS child
+    FROM periods p
+    JOIN list_entries s ON s.start <= p.until
+    JOIN citizens parent ON parent.ckey = s.ckey
+    JOIN reaching m ON m.i = p.i AND m.city = parent.city AND m.list_id = s.list_id
+         AND (m.lasting OR ((s."end" IS NULL OR s."end" > p.until)
+              AND (m.term_months IS NULL OR s.start + to_months(m.term_months) + to_days(m.term_days) > p.until)))
+    JOIN relations r ON r.other = s.ckey AND r.kind = 'parent')
+SELECT p.month, count(x.child) AS children,
+       count(x.child) FILTER (WHERE c.birth_date > (p.until + INTERVAL 8 HOUR)::DATE - INTERVAL 18 YEAR) AS under_18
+FROM periods p LEFT JOIN reached x USING (i) LEFT JOIN citizens c ON c.ckey = x.child
+GROUP BY p.month ORDER BY p.month"""
+
+PARENT_BOUND_SQL = f"""WITH {MONTHS_CTE},
+{PERIODS_CTE}
+SELECT p.month, d.service, d.outcome, count(DISTINCT d.decision_id) AS decisions, count(DISTINCT d.ckey) AS children
+FROM decisions d JOIN periods p ON d.asked_at >= p.since AND d.asked_at < p.until,
+     unnest(from_json(d.reasons, {REASONS_JSON})) AS u(r)
+WHERE starts_with(r.via, 'parent:') AND r.effect = d.outcome
+GROUP BY ALL ORDER BY p.month, d.service"""
+
+
+def decisions_over_time(run: RunDir) -> Figure:
+    q = run.query("decisions per month, service and outcome", DECISIONS_SQL)
+    binding = run.query(
+        "decisions other than allow, by the measure that bound them and where it came from", BINDING_SQL
+    )
+    rows = q.rows
+    services = distinct(rows, "service")
+    months = run.period_months()
+    outcomes = [o for o in OUTCOME_COLOURS if any(r["outcome"] == o for r in rows)]
+    outcomes += [o for o in distinct(rows, "outcome") if o not in outcomes]
+    fig = canvas(11, 3.0 * max(1, (len(services) + 2) // 3))
+    axes = grid(fig, max(1, len(services)), 3)
+    if not services:
+        axes[0].text(0.5, 0.5, "no service was asked for in this run", ha="center", transform=axes[0].transAxes)
+    for ax, service in zip(axes, services, strict=False):
+        bottom = [0] * len(months)
+        for outcome in outcomes:
+            hs = [sum(r["decisions"] for r in pick(rows, service=service, month=m, outcome=outcome)) for m in months]
+            ax.bar(
+                range(len(months)), hs, 0.7, bottom=bottom, label=outcome, color=OUTCOME_COLOURS.get(outcome, "#999")
+            )
+            bottom = [b + h for b, h in zip(bottom, hs, strict=True)]
+        month_ticks(ax, [f"{m:%Y-%m}" for m in months])
+        ax.set_title(service, fontsize=10)
+    if services:
+        axes[0].legend(fontsize=7, loc="upper left")
+    parts = []
+    for service in services:
+        total = sum(r["decisions"] for r in pick(rows, service=service))
+        not_allowed = {o: sum(r["decisions"] for r in pick(rows, service=service, outcome=o)) for o in outcomes}
+        shown = ", ".join(f"{n} {o}" for o, n in not_allowed.items() if n and o != "allow")
+        parts.append(f"{service} {total} asked" + (f" ({shown})" if shown else ""))
+    top = binding.rows[:3]
+    why = "; ".join(f"{r['measure']} via {r['via']} in {r['decisions']} {r['service']} decisions" for r in top)
+    caption = (
+        "Every simulated attempt to use a service went through the automated decision and is counted by its "
+        "outcome: deny means a ticket not sold, a loan refused, a school place closed. "
+        + ("; ".join(parts) + ". " if parts else "")
+        + (f"Most frequent reasons: {why}." if why else "No decision other than allow.")
+    )
+    return Figure("decisions", "Decisions by service and outcome over time", caption, png(fig), [q, binding])
+
+
+def reaching_table(run: RunDir) -> pa.Table:
+    """Per month end and city: the lists whose measures reach children, from the rulebooks then in force."""
+    catalog = default_catalog()
+    cols: dict[str, list] = {k: [] for k in ("i", "city", "list_id", "measure", "term_months", "term_days", "lasting")}
+
+    def add(i: int, city: str, list_id: str, measure: str, term: str | None, lasting: bool) -> None:
+        months = days = None
+        if term:
+            n, unit = duration_parts(term)
+            months, days = (n * 12 if unit == "year" else n if unit == "month" else 0), (n if unit == "day" else 0)
+        for k, v in zip(cols, (i, city, list_id, measure, months, days, lasting), strict=True):
+            cols[k].append(v)
+
+    for i in range(run.months):
+        local = run.period_months()[i]
+        y, m = divmod(local.month, 12)
+        end = dt.datetime(local.year + y, m + 1, 1) - dt.timedelta(hours=CST_OFFSET_HOURS)
+        for city in run.cities():
+            rb = run.rulebook_at(city, end)
+            for lst in rb.lists if rb else []:
+                for lm in lst.list_measures():
+                    if catalog.measures[lm.measure].reach == "children":
+                        add(i, city, lst.id, lm.measure, lm.for_, False)
+            for mem in rb.memory if rb else []:
+                for code in mem.measures:
+                    if catalog.measures[code].reach == "children":
+                        add(i, city, mem.after, code, None, True)
+    types = [pa.int64(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.int32(), pa.bool_()]
+    return pa.table({k: pa.array(v, t) for (k, v), t in zip(cols.items(), types, strict=True)})
+
+
+def children_reached(run: RunDir) -> Figure:
+    reaching = reaching_table(run)
+    run.con.register("reaching", reaching)
+    try:
+        q = run.query("citizens reached through a parent's measure at each month's end", CHILDREN_SQL)
+    finally:
+        run.con.unregister("reaching")
+    bound = run.query("decisions bound by a parent's measure, per month and service", PARENT_BOUND_SQL)
+    distinct_rules = reaching.group_by(["city", "list_id", "measure", "term_months", "term_days", "lasting"]).aggregate(
+        [("i", "min")]
+    )
+    inputs = Query(
+        "input reaching: lists whose measures reach children (from the rulebooks in force each month)",
+        "-- registered from the rulebooks, one row per month index i; distinct rows shown",
+        distinct_rules,
+    )
+    rows = q.rows
+    months = [r["month"] for r in rows]
+    fig = canvas(11, 3.2)
+    left, right = grid(fig, 2, 2)
+    left.plot(range(len(months)), [r["children"] for r in rows], marker="o", label="all ages", color="#c0392b")
+    left.plot(range(len(months)), [r["under_18"] for r in rows], marker="s", label="under 18", color="#d68910")
+    left.set_title("children reached by a parent's measure (month's end)", fontsize=10)
+    left.legend(fontsize=8)
+    month_ticks(left, [f"{m:%Y-%m}" for m in months])
+    bmonths = run.period_months()
+    services = distinct(bound.rows, "service")
+    for k, service in enumerate(services):
+        right.bar(
+            [i + k * 0.8 / max(1, len(services)) - 0.4 for i in range(len(bmonths))],
+            [sum(r["decisions"] for r in pick(bound.rows, month=m, service=service)) for m in bmonths],
+            0.8 / max(1, len(services)),
+            label=service,
+            align="edge",
+        )
+    right.set_title("decisions bound by a parent's measure", fontsize=10)
+    month_ticks(right, [f"{m:%Y-%m}" for m in bmonths])
+    if services:
+        right.legend(fontsize=8)
+    else:
+        right.text(0.5, 0.5, "no decision was bound by a parent's measure", ha="center", transform=right.transAxes)
+    measures = ", ".join(sorted({r["measure"] for r in reaching.to_pylist()})) or "none"
+    last = rows[-1] if rows else {"children": 0, "under_18": 0, "month": run.first_month}
+    denied = sum(r["decisions"] for r in bound.rows if r["outcome"] == "deny")
+    caption = (
+        f"Measures that reach a citizen's children ({measures}): how many sons and daughters of listed parents they "
+        f"bind at each month's end — {last['children']} at the end of {last['month']:%Y-%m}, {last['under_18']} of "
+        f"them under 18 — and the decisions they decided ({denied} denials over the run). As in the decision path, a "
+        f"grown child is reached too."
+    )
+    return Figure("children", "Children reached by their parents' measures", caption, png(fig), [q, bound, inputs])
+
+
+def section(run: RunDir) -> Section:
+    return Section(
+        "services",
+        "Decisions",
+        "What the automated decisions answered when people asked for tickets, loans, rooms and school places.",
+        [decisions_over_time(run), children_reached(run)],
+    )
+
+
+__all__ = ["CHILDREN_SQL", "DECISIONS_SQL", "children_reached", "decisions_over_time", "reaching_table", "section"]

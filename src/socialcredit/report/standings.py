@@ -1,0 +1,122 @@
+"""Standings over time: how scores spread in each city, and what share of people holds each grade.
+
+Both figures read the engine's `score_log`, which keeps a row only when a citizen's score or grade
+changes at a monthly assessment; a citizen's standing at any assessment is therefore their last logged
+row at or before it (an ASOF join), exactly as the simulator's own per-month series reads it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from socialcredit.report.figures import Figure, Section, canvas, distinct, grid, month_ticks, pick, png
+from socialcredit.report.rundir import MONTHS_CTE, RunDir
+
+STANDING_CTE = """standing AS (  -- each citizen at each assessment: the last score change logged at or before it
+    SELECT x.i, x.month, x.city, x.ckey, s.score, s.grade
+    FROM (SELECT m.i, m.month, m.instant, c.ckey, c.city FROM months m CROSS JOIN citizens c) x
+    ASOF LEFT JOIN score_log s ON s.ckey = x.ckey AND x.instant >= s.assessed_at)"""
+
+QUANTILES_SQL = f"""WITH {MONTHS_CTE},
+{STANDING_CTE}
+SELECT city, month, count(*) AS citizens, count(score) AS assessed, round(avg(score), 1) AS mean,
+       quantile_disc(score, 0.05) AS p5, quantile_disc(score, 0.25) AS p25, quantile_disc(score, 0.5) AS median,
+       quantile_disc(score, 0.75) AS p75, quantile_disc(score, 0.95) AS p95, min(score) AS min, max(score) AS max
+FROM standing GROUP BY city, month ORDER BY city, month"""
+
+HISTOGRAM_SQL = f"""WITH {MONTHS_CTE},
+{STANDING_CTE}
+SELECT city, month, (score // 10) * 10 AS score_from, count(*) AS citizens
+FROM standing WHERE score IS NOT NULL GROUP BY ALL ORDER BY city, month, score_from"""
+
+GRADES_SQL = f"""WITH {MONTHS_CTE},
+{STANDING_CTE}
+SELECT city, month, coalesce(grade, 'not assessed') AS grade, count(*) AS citizens,
+       round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY city, month), 2) AS pct
+FROM standing GROUP BY city, month, 3 ORDER BY city, month, grade"""
+
+# best to worst (AAA … D in the shipped rulebooks); grades beyond six, and "not assessed", are grey
+GRADE_COLOURS = ("#1e8449", "#58d68d", "#a9dfbf", "#f7dc6f", "#eb984e", "#c0392b", "#7b241c", "#566573")
+
+
+def score_distribution(run: RunDir) -> Figure:
+    quant = run.query("score quantiles per city and assessment", QUANTILES_SQL)
+    hist = run.query("score histogram (10-point bins) per city and assessment", HISTOGRAM_SQL)
+    rows, bins = quant.rows, hist.rows
+    cities = distinct(rows, "city")
+    months = distinct(rows, "month")
+    fig = canvas(11, 1.2 + 0.45 * len(months) * math.ceil(len(cities) / 3))
+    for ax, city in zip(grid(fig, len(cities), 3, sharey=True), cities, strict=True):
+        mine = pick(bins, city=city)
+        peak = max((r["citizens"] for r in mine), default=1)
+        for k, month in enumerate(months):
+            ridge = pick(mine, month=month)
+            xs = [r["score_from"] + 5 for r in ridge]
+            hs = [0.9 * math.log1p(r["citizens"]) / math.log1p(peak) for r in ridge]
+            base = len(months) - 1 - k
+            ax.fill_between(
+                xs, base, [base + h for h in hs], step="mid", alpha=0.75, color="#2e86c1", lw=0.6, edgecolor="#1b4f72"
+            )
+        ax.set_yticks(range(len(months)))
+        ax.set_yticklabels([f"{m:%Y-%m}" for m in reversed(months)], fontsize=8)
+        ax.set_title(city, fontsize=10)
+        ax.set_xlabel("score (10-point bins; height ∝ log(1 + citizens))", fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+    last = months[-1]
+    summary = "; ".join(
+        f"{r['city']} median {r['median']} (5th–95th percentile {r['p5']}–{r['p95']}, lowest {r['min']})"
+        for r in pick(rows, month=last)
+    )
+    caption = (
+        f"How scores spread in each city at every monthly assessment, one ridge per assessment (the first is the "
+        f"starting point, before any record counted). Heights are on a log scale, so the few people far from the "
+        f"base score stay visible next to the many at it. At the last assessment ({last:%Y-%m-%d}): {summary}."
+    )
+    return Figure("scores", "Score distribution per city over time", caption, png(fig), [quant, hist])
+
+
+def grade_shares(run: RunDir) -> Figure:
+    q = run.query("citizens per grade, city and assessment", GRADES_SQL)
+    rows = q.rows
+    cities = distinct(rows, "city")
+    months = distinct(rows, "month")
+    order = run.grade_order()
+    grades = [g for g in order if any(r["grade"] == g for r in rows)]
+    grades += [g for g in distinct(rows, "grade") if g not in grades]
+    fig = canvas(11, 3.4 * math.ceil(len(cities) / 3))
+    axes = grid(fig, len(cities), 3, sharey=True)
+    for ax, city in zip(axes, cities, strict=True):
+        stack = [
+            [next((r["pct"] for r in pick(rows, city=city, month=m, grade=g)), 0.0) for m in months] for g in grades
+        ]
+        colours = [GRADE_COLOURS[order.index(g)] if g in order else GRADE_COLOURS[-1] for g in grades]
+        ax.stackplot(range(len(months)), stack, labels=grades, colors=colours, alpha=0.9)
+        month_ticks(ax, [f"{m:%Y-%m}" for m in months])
+        ax.set_ylim(0, 100)
+        ax.set_title(city, fontsize=10)
+        ax.set_ylabel("% of citizens", fontsize=8)
+    axes[-1].legend(loc="lower left", fontsize=8, ncols=2, framealpha=0.9)
+    last = months[-1]
+    parts = []
+    for city in cities:
+        shares = ", ".join(
+            f"{r['grade']} {r['pct']:.1f}%" for g in grades for r in pick(rows, city=city, month=last, grade=g)
+        )
+        parts.append(f"{city}: {shares}")
+    caption = (
+        f"Share of each city's citizens holding each grade at every monthly assessment, best grade on top. "
+        f"At {last:%Y-%m-%d}: " + "; ".join(parts) + "."
+    )
+    return Figure("grades", "Grade shares over time", caption, png(fig), [q])
+
+
+def section(run: RunDir) -> Section:
+    return Section(
+        "standings",
+        "Scores and grades",
+        "Where the population stands at each monthly assessment, city by city.",
+        [score_distribution(run), grade_shares(run)],
+    )
+
+
+__all__ = ["GRADES_SQL", "QUANTILES_SQL", "STANDING_CTE", "grade_shares", "score_distribution", "section"]
