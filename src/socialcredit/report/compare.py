@@ -85,8 +85,9 @@ FROM changed c LEFT JOIN why w USING (ckey)
 GROUP BY c.citizen_id, c.city, c.grade_a, c.grade_b, c.score_a, c.score_b, c.lists_a, c.lists_b
 ORDER BY abs(coalesce(c.score_b, 0) - coalesce(c.score_a, 0)) DESC, c.citizen_id LIMIT 50"""
 
-DECISION_CHANGES_SQL = """SELECT coalesce(da.service, db.service) AS service, coalesce(da.outcome, 'not asked') AS outcome_a,
-       coalesce(db.outcome, 'not asked') AS outcome_b, count(*) AS attempts
+DECISION_CHANGES_SQL = """SELECT coalesce(da.service, db.service) AS service,
+       coalesce(da.outcome, 'not asked') AS outcome_a, coalesce(db.outcome, 'not asked') AS outcome_b,
+       count(*) AS attempts
 FROM (SELECT * FROM a.decisions WHERE asked_at <= getvariable('as_of')) da
 FULL JOIN (SELECT * FROM b.decisions WHERE asked_at <= getvariable('as_of')) db
   ON da.ckey = db.ckey AND da.service = db.service AND da.asked_at = db.asked_at
@@ -115,8 +116,9 @@ class Pair:
             first, title_a, title_b = ra.first_month, ra.title, rb.title
             grades = [*ra.grade_order(), *(g for g in rb.grade_order() if g not in ra.grade_order())]
             if rb.first_month != first:
-                raise LocatedError(f"{run_b}: starts {rb.first_month:%Y-%m}, {run_a} {first:%Y-%m}; compare runs "
-                                   "of the same months")  # fmt: skip
+                raise LocatedError(
+                    f"{run_b}: starts {rb.first_month:%Y-%m}, {run_a} {first:%Y-%m}; compare runs of the same months"
+                )
         con = duckdb.connect()
         pair = cls(Path(run_a), Path(run_b), title_a, title_b, con, first, months, as_of, grades)
         for alias, path in (("a", run_a), ("b", run_b)):
@@ -181,8 +183,16 @@ def grade_changes(pair: Pair) -> Figure:
     for i, row in enumerate(matrix):
         for j, v in enumerate(row):
             if v:
-                left.text(j, i, str(v), ha="center", va="center", fontsize=9,
-                          color="#c0392b" if i != j else "#1c2833", fontweight="bold" if i != j else "normal")  # fmt: skip
+                left.text(
+                    j,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="#c0392b" if i != j else "#1c2833",
+                    fontweight="bold" if i != j else "normal",
+                )
     left.set_xticks(range(len(grades)), grades)
     left.set_yticks(range(len(grades)), grades)
     left.set_xlabel("grade in B", fontsize=9)
@@ -190,8 +200,14 @@ def grade_changes(pair: Pair) -> Figure:
     left.set_title("grade in A → grade in B (red: changed)", fontsize=10)
     for k, city in enumerate(distinct(diff.rows, "city")):
         mine = pick(diff.rows, city=city)
-        right.bar([r["difference_from"] + 5 + k * 2 for r in mine], [r["citizens"] for r in mine], 8, alpha=0.6,
-                  label=city, color=PALETTE[k % len(PALETTE)])  # fmt: skip
+        right.bar(
+            [r["difference_from"] + 5 + k * 2 for r in mine],
+            [r["citizens"] for r in mine],
+            8,
+            alpha=0.6,
+            label=city,
+            color=PALETTE[k % len(PALETTE)],
+        )
     right.set_yscale("log")
     right.set_xlabel("score in B − score in A", fontsize=9)
     right.set_ylabel("citizens (log scale)", fontsize=9)
@@ -199,8 +215,11 @@ def grade_changes(pair: Pair) -> Figure:
     right.legend(fontsize=8)
     total = sum(r["citizens"] for r in rows)
     moved = sum(r["citizens"] for r in rows if r["grade_a"] != r["grade_b"])
-    up = sum(r["citizens"] for r in rows if r["grade_a"] != r["grade_b"] and _rank(r["grade_b"], grades) <
-             _rank(r["grade_a"], grades))  # fmt: skip
+    up = sum(
+        r["citizens"]
+        for r in rows
+        if r["grade_a"] != r["grade_b"] and _rank(r["grade_b"], grades) < _rank(r["grade_a"], grades)
+    )
     caption = (
         f"Each citizen's grade at {pair.as_of:%Y-%m-%d %H:%M} UTC in run A and in run B: {moved} of {total} citizens "
         f"hold another grade in B ({up} a better one, {moved - up} a worse one). Right: the score difference per "
@@ -222,15 +241,21 @@ def list_changes(pair: Pair) -> Figure:
     for ax, scope in zip(axes, ("on it at the end", "ever during the run"), strict=True):
         mine = [next((r for r in pick(rows, list_id=x, scope=scope)), None) for x in lists_]
         for k, (col, colour) in enumerate((("only_a", "#2e86c1"), ("only_b", "#c0392b"), ("in_both", "#aab7b8"))):
-            ax.barh([i + (k - 1) * 0.27 for i in range(len(lists_))], [(r or {}).get(col, 0) for r in mine], 0.27,
-                    color=colour, label=col.replace("_", " "))  # fmt: skip
+            ax.barh(
+                [i + (k - 1) * 0.27 for i in range(len(lists_))],
+                [(r or {}).get(col, 0) for r in mine],
+                0.27,
+                color=colour,
+                label=col.replace("_", " "),
+            )
         ax.set_yticks(range(len(lists_)), lists_, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(f"citizens {scope}", fontsize=10)
     axes[0].legend(fontsize=8)
     end = pick(rows, scope="on it at the end")
-    parts = [f"{r['list_id']} {r['only_a']} only in A / {r['only_b']} only in B" for r in end if r["only_a"]
-             or r["only_b"]]  # fmt: skip
+    parts = [
+        f"{r['list_id']} {r['only_a']} only in A / {r['only_b']} only in B" for r in end if r["only_a"] or r["only_b"]
+    ]
     caption = (
         "Who is on which list in one run and not the other, at the comparison time and at any time during the run. "
         + ("At the end: " + "; ".join(parts) + "." if parts else "At the end both runs list the same people.")
@@ -244,8 +269,11 @@ def rules_driving(pair: Pair) -> Figure:
     rows = q.rows[:15]
     fig = canvas(11, 1.2 + 0.32 * max(3, len(rows)))
     ax = fig.subplots()
-    ax.barh(range(len(rows)), [r["difference"] for r in rows],
-            color=["#c0392b" if r["difference"] < 0 else "#27ae60" for r in rows])  # fmt: skip
+    ax.barh(
+        range(len(rows)),
+        [r["difference"] for r in rows],
+        color=["#c0392b" if r["difference"] < 0 else "#27ae60" for r in rows],
+    )
     ax.set_yticks(range(len(rows)), [f"{r['rule_id']} ({r['citizens']} citizens)" for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="#1c2833", lw=0.8)
@@ -267,11 +295,16 @@ def decision_changes(pair: Pair) -> Figure:
     q = pair.query("the same attempts (citizen, service, time) answered in A and in B", DECISION_CHANGES_SQL)
     rows = q.rows
     services = distinct(rows, "service")
-    kinds = [("same answer", lambda r: r["outcome_a"] == r["outcome_b"], "#aab7b8"),
-             ("denied only in B", lambda r: r["outcome_b"] == "deny" and r["outcome_a"] != "deny", "#c0392b"),
-             ("denied only in A", lambda r: r["outcome_a"] == "deny" and r["outcome_b"] != "deny", "#2e86c1"),
-             ("other change", lambda r: r["outcome_a"] != r["outcome_b"] and "deny" not in
-              (r["outcome_a"], r["outcome_b"]), "#d68910")]  # fmt: skip
+    kinds = [
+        ("same answer", lambda r: r["outcome_a"] == r["outcome_b"], "#aab7b8"),
+        ("denied only in B", lambda r: r["outcome_b"] == "deny" and r["outcome_a"] != "deny", "#c0392b"),
+        ("denied only in A", lambda r: r["outcome_a"] == "deny" and r["outcome_b"] != "deny", "#2e86c1"),
+        (
+            "other change",
+            lambda r: r["outcome_a"] != r["outcome_b"] and "deny" not in (r["outcome_a"], r["outcome_b"]),
+            "#d68910",
+        ),
+    ]
     fig = canvas(11, 3.2)
     ax = fig.subplots()
     left = [0] * len(services)
@@ -307,8 +340,14 @@ def over_time(pair: Pair) -> Figure:
     for k, city in enumerate(distinct(ga.rows, "city")):
         for q, ls in ((ga, "-"), (gb, "--")):
             ys = [sum(r["pct"] for r in pick(q.rows, city=city, month=m) if r["grade"] in low) for m in months]
-            left.plot(range(len(months)), ys, ls=ls, marker="o", color=PALETTE[k % len(PALETTE)],
-                      label=f"{city} {'A' if q is ga else 'B'}")  # fmt: skip
+            left.plot(
+                range(len(months)),
+                ys,
+                ls=ls,
+                marker="o",
+                color=PALETTE[k % len(PALETTE)],
+                label=f"{city} {'A' if q is ga else 'B'}",
+            )
     month_ticks(left, [f"{m:%Y-%m}" for m in months])
     left.set_title(f"% of citizens in grades {' or '.join(low)} (solid A, dashed B)", fontsize=10)
     left.legend(fontsize=7)
@@ -316,8 +355,14 @@ def over_time(pair: Pair) -> Figure:
     for k, list_id in enumerate(sorted(set(distinct(la.rows, "list_id")) | set(distinct(lb.rows, "list_id")))):
         for q, ls in ((la, "-"), (lb, "--")):
             ys = [sum(r["on_list"] for r in pick(q.rows, list_id=list_id, month=m)) for m in pmonths]
-            right.plot(range(len(pmonths)), ys, ls=ls, marker="o", color=PALETTE[k % len(PALETTE)],
-                       label=f"{list_id} {'A' if q is la else 'B'}")  # fmt: skip
+            right.plot(
+                range(len(pmonths)),
+                ys,
+                ls=ls,
+                marker="o",
+                color=PALETTE[k % len(PALETTE)],
+                label=f"{list_id} {'A' if q is la else 'B'}",
+            )
     month_ticks(right, [f"{m:%Y-%m}" for m in pmonths])
     right.set_title("citizens on each list at the month's end (solid A, dashed B)", fontsize=10)
     right.legend(fontsize=6)
@@ -330,11 +375,19 @@ def over_time(pair: Pair) -> Figure:
 
 def build(pair: Pair) -> Document:
     sections = [
-        Section("standing", "Who changes, and why", "Citizens whose grade or lists differ between the runs, and the "
-                "rules that make the difference.", [grade_changes(pair), list_changes(pair), rules_driving(pair)]),
-        Section("consequences", "What it changes", "The same service attempts under each run's rules, and both runs "
-                "over time.", [decision_changes(pair), over_time(pair)]),
-    ]  # fmt: skip
+        Section(
+            "standing",
+            "Who changes, and why",
+            "Citizens whose grade or lists differ between the runs, and the rules that make the difference.",
+            [grade_changes(pair), list_changes(pair), rules_driving(pair)],
+        ),
+        Section(
+            "consequences",
+            "What it changes",
+            "The same service attempts under each run's rules, and both runs over time.",
+            [decision_changes(pair), over_time(pair)],
+        ),
+    ]
     facts = [
         ("run A", f"{pair.a} — {pair.title_a}"),
         ("run B", f"{pair.b} — {pair.title_b}"),

@@ -251,16 +251,14 @@ def memory_rules(run: RunDir) -> pa.Table:
 
 def once_untrustworthy(run: RunDir) -> Figure:
     rules = memory_rules(run)
-    run.con.register("memory_rules", rules)
-    try:
-        q = run.query(
-            "citizens by blacklist history at the run's end: score, whitelist, lasting marks, denials", MEMORY_SQL
-        )
-    finally:
-        run.con.unregister("memory_rules")
+    q = run.query(
+        "citizens by blacklist history at the run's end: score, whitelist, lasting marks, denials",
+        MEMORY_SQL,
+        {"memory_rules": rules},
+    )
     inputs = Query(
-        "input memory_rules: what each city's rulebook remembers for good (from the rulebooks)",
-        "-- registered from the rulebooks in force at as_of, not a table of the store",
+        "input memory_rules: what each city's rulebook remembers for good",
+        "-- derived from the rulebooks in force at as_of and registered for the query above",
         rules,
     )
     rows = sorted(q.rows, key=lambda r: HISTORY_ORDER.index(r["history"]) if r["history"] in HISTORY_ORDER else 9)

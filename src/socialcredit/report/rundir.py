@@ -45,6 +45,12 @@ class Query:
     name: str
     sql: str
     table: pa.Table
+    inputs: dict[str, pa.Table] = field(default_factory=dict)  # tables it reads that the report registered
+
+    @property
+    def is_input(self) -> bool:
+        """An input the report derived from the rulebooks (shown, not queried), rather than a query's answer."""
+        return self.sql.startswith("--")
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -140,8 +146,15 @@ class RunDir:
         found = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
         return bool(found.fetchall()[0][0])
 
-    def query(self, name: str, sql: str) -> Query:
-        return Query(name, sql.strip(), self.con.sql(sql).to_arrow_table())
+    def query(self, name: str, sql: str, inputs: dict[str, pa.Table] | None = None) -> Query:
+        """Run one shown query; `inputs` are registered under their names for it (and listed beside it)."""
+        for key, table in (inputs or {}).items():
+            self.con.register(key, table)
+        try:
+            return Query(name, sql.strip(), self.con.sql(sql).to_arrow_table(), dict(inputs or {}))
+        finally:
+            for key in inputs or {}:
+                self.con.unregister(key)
 
     @property
     def title(self) -> str:

@@ -143,18 +143,17 @@ def reaching_table(run: RunDir) -> pa.Table:
 
 def children_reached(run: RunDir) -> Figure:
     reaching = reaching_table(run)
-    run.con.register("reaching", reaching)
-    try:
-        q = run.query("citizens reached through a parent's measure at each month's end", CHILDREN_SQL)
-    finally:
-        run.con.unregister("reaching")
+    q = run.query(
+        "citizens reached through a parent's measure at each month's end", CHILDREN_SQL, {"reaching": reaching}
+    )
     bound = run.query("decisions bound by a parent's measure, per month and service", PARENT_BOUND_SQL)
     distinct_rules = reaching.group_by(["city", "list_id", "measure", "term_months", "term_days", "lasting"]).aggregate(
         [("i", "min")]
     )
     inputs = Query(
         "input reaching: lists whose measures reach children (from the rulebooks in force each month)",
-        "-- registered from the rulebooks, one row per month index i; distinct rows shown",
+        "-- derived from the rulebooks in force each month (one row per month index i; distinct rows shown) and "
+        "registered for the query above",
         distinct_rules,
     )
     rows = q.rows
