@@ -44,7 +44,7 @@ EXITS_SQL = f"""WITH {MONTHS_CTE},
 {PERIODS_CTE},
 at_end AS (  -- what the citizen's (unretracted) records say at the instant a stay ended
     SELECT r.ckey, r.occurred_at, string_agg(DISTINCT b.code, ', ' ORDER BY b.code) AS behaviours
-    FROM records r JOIN behaviours b USING (bkey) ANTI JOIN retractions x USING (rkey) GROUP BY ALL)
+    FROM records r JOIN behaviours b USING (bkey) ANTI JOIN retractions x USING (rkey) GROUP BY ALL),
 repairs AS (  -- credit repairs granted (objections.py reports them as records of this behaviour)
     SELECT r.ckey, r.occurred_at FROM records r JOIN behaviours b USING (bkey) ANTI JOIN retractions x USING (rkey)
     WHERE b.code = 'credit_repair_completed')
