@@ -450,5 +450,124 @@ def sample(db: DbOpt = None) -> None:
     out.print(f"sample loaded: {n_citizens} citizens, {report.accepted} records ({report.duplicates} already there)")
 
 
+# ---------------------------------------------------------------------------------------------- service
+
+keys_app = typer.Typer(help="API keys for the HTTP service (stored hashed; a token is shown once).",
+                       no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit trail of every write and every read of a citizen's data.",
+                        no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+
+@keys_app.command("create")
+@guarded
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, agency, service, citizen or auditor")],
+    subject: Annotated[
+        str | None, typer.Option(help="agency code, service provider (rail, air …) or resident ID")
+    ] = None,
+    label: Annotated[str, typer.Option(help="a note for whoever lists the keys")] = "",
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an API key for one principal; prints the token once (only its SHA-256 digest is stored)."""
+    from socialcredit.keys import create_key
+
+    key_id, token = create_key(open_store(db), role, subject, label)
+    if json_out:
+        emit({"key_id": key_id, "role": role, "subject": subject, "token": token})
+    else:
+        out.print(f"key {key_id} for {role}{':' + subject if subject else ''}: {token}", highlight=False)
+
+
+@keys_app.command("list")
+@guarded
+def keys_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Every key's id, principal and dates (never the token)."""
+    from socialcredit.keys import list_keys
+
+    rows = list_keys(open_store(db))
+    if json_out:
+        emit(rows)
+        return
+    t = Table("key", "role", "subject", "created", "revoked", "label")
+    for r in rows:
+        t.add_row(*(str(r[k] or "") for k in ("key_id", "role", "subject", "created_at", "revoked_at", "label")))
+    show(t)
+
+
+@keys_app.command("revoke")
+@guarded
+def keys_revoke(key_id: str, db: DbOpt = None) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    from socialcredit.keys import revoke_key
+
+    revoke_key(open_store(db), key_id)
+    out.print(f"key {key_id} revoked")
+
+
+@audit_app.command("verify")
+@guarded
+def audit_verify(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Walk the hash chain; exit 1 and name every altered, removed or reordered entry."""
+    from socialcredit.audit import verify
+
+    v = verify(open_store(db))
+    if json_out:
+        emit({"ok": v.ok, "entries": v.entries, "problems": v.problems})
+    elif v.ok:
+        out.print(f"audit trail intact: {v.entries} entries, every hash and link checks")
+    else:
+        for p in v.problems:
+            err.print(f"[red]{p}[/red]", highlight=False)
+    if not v.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+@guarded
+def audit_show(
+    citizen: Annotated[str | None, typer.Option(help="only entries about this resident ID")] = None,
+    limit: int = 50,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The latest audit entries (who did what, to whose data)."""
+    from socialcredit.audit import AuditTrail
+
+    trail = AuditTrail(open_store(db))
+    total = trail._seq
+    rows = trail.entries(citizen, limit, after=0 if citizen else max(0, total - limit))
+    if json_out:
+        emit(rows)
+        return
+    t = Table("seq", "at (UTC)", "principal", "action", "citizen", "detail")
+    for r in rows:
+        t.add_row(
+            str(r["seq"]), str(r["logged_at"])[:19], r["principal"], r["action"], r["citizen_id"] or "", r["detail"]
+        )
+    show(t)
+
+
+@app.command()
+@guarded
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    db: DbOpt = None,
+) -> None:
+    """Start the HTTP API (/api/v1, OpenAPI at /docs) and the pages on the store."""
+    import uvicorn
+
+    from socialcredit.api.app import create_app
+
+    path = db or default_path()
+    if not path.exists():
+        fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
+    out.print(f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)")
+    uvicorn.run(create_app(path), host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":
     app()

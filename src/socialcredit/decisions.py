@@ -73,7 +73,7 @@ class Standing:
     measures: list[ActiveMeasure]
 
     def to_json(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass
@@ -88,14 +88,15 @@ class Decision:
     reasons: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """Dates as ISO 8601 UTC ("…Z"), recursively: how every door shows times to machines."""
     if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
+        return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, dt.datetime):
         return x.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
     return x
@@ -346,7 +347,7 @@ class Decider:
                 "service": [d.service for d in out],
                 "asked_at": pa.array([d.at for d in out], pa.timestamp("us")),
                 "outcome": [d.outcome for d in out],
-                "reasons": [json.dumps(_jsonable(d.reasons), ensure_ascii=False) for d in out],
+                "reasons": [json.dumps(jsonable(d.reasons), ensure_ascii=False) for d in out],
                 "asked_by": [asked_by] * len(out),
                 "rulebook_version": pa.array([d.rulebook_version for d in out], pa.string()),
             }
@@ -491,7 +492,7 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
                 item["set_by_record"] = {"record_id": record_id, "agency": agency, "behaviour": behaviour}
         entries.append(item)
     rb_now = rulebook_at(store, st.city, at)
-    return _jsonable(
+    return jsonable(
         {
             "citizen_id": st.citizen_id,
             "name": st.name,

@@ -1,0 +1,471 @@
+"""The HTTP API (/api/v1): one small function per endpoint over the core, each naming the roles it admits.
+
+Roles and what they may do are SPEC §6: agencies submit and retract their own records; service providers
+ask decisions for their own services and learn the outcome and its public reason only; citizens see
+their own standing, explanation, history and notifications and file objections and repair applications;
+admins manage rulebooks and review cases; auditors read and verify the audit trail; the public sees what
+each city's disclosure policy publishes. Every write and every read of a citizen's data is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from socialcredit import audit, decisions, impact, objections
+from socialcredit.api.auth import own_citizen, principal, require, service
+from socialcredit.api.service import Service
+from socialcredit.compiler import CST
+from socialcredit.decisions import Decision
+from socialcredit.keys import Principal, provider_services
+from socialcredit.rulebook import diff as rulebook_diff
+from socialcredit.store import BatchRejected
+from socialcredit.yamlio import LocatedError
+
+router = APIRouter()
+MAX_BATCH = 10_000
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecordIn(_In):
+    record_id: str = Field(min_length=1, max_length=200)
+    citizen_id: str
+    behaviour: str
+    occurred_at: str = Field(description="ISO 8601; a time without offset is China Standard Time")
+    reported_by: str | None = Field(None, description="defaults to the submitting agency; any other is refused")
+    attributes: dict[str, Any] = {}
+
+
+class Batch(_In):
+    records: list[RecordIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Retraction(_In):
+    record_ids: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+    reason: str = Field(min_length=1)
+
+
+class DecisionRequest(_In):
+    citizen_id: str
+    service: str
+    at: dt.datetime | None = Field(None, description="default now; a time without offset is CST")
+
+
+class DecisionBatch(_In):
+    requests: list[DecisionRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ObjectionIn(_In):
+    agency: str
+    record_id: str
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class RepairIn(_In):
+    list_id: str
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class Review(_In):
+    uphold: bool
+    note: str = Field("", max_length=4000)
+
+
+def _cst(t: dt.datetime | None) -> dt.datetime | None:
+    return t.replace(tzinfo=CST) if t is not None and t.tzinfo is None else t
+
+
+def _as_of(as_of: dt.datetime | None) -> dt.datetime | None:
+    return _cst(as_of)
+
+
+# ---------------------------------------------------------------------------------------------- agencies
+
+
+@router.post("/records", tags=["agencies"])
+def submit_records(batch: Batch, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
+                   ) -> dict[str, Any]:
+    """Submit a batch of records: all accepted, or none (every problem named by row and field).
+
+    Idempotent by `record_id`: re-sending an identical batch accepts nothing new and reports the
+    duplicates; the same id with other content is a 409 naming the conflicting ids.
+    """
+    foreign = [i + 1 for i, r in enumerate(batch.records) if r.reported_by not in (None, who.subject)]
+    if foreign:
+        raise HTTPException(403, {"error": f"agency {who.subject} may submit only its own records",
+                                  "rows": foreign[:50]})
+    rows = [{**r.model_dump(), "reported_by": who.subject} for r in batch.records]
+    with svc.lock:
+        try:
+            report = svc.store.ingest(rows, name=f"api:{who.name}")
+        except BatchRejected as e:
+            conflicts = [p for p in e.problems if "different content" in p.message]
+            svc.audit.append(who.name, "records.rejected", None, rows=len(rows), problems=len(e.problems))
+            if conflicts and len(conflicts) == len(e.problems):
+                ids = [rows[p.row - 1]["record_id"] for p in conflicts if 0 < p.row <= len(rows)]
+                raise HTTPException(409, {"error": "record_id already used with different content",
+                                          "conflicting_ids": ids}) from None
+            raise
+        svc.audit.append(who.name, "records.submit", None, batch=report.batch, accepted=report.accepted,
+                         duplicates=report.duplicates, citizens=sorted({r["citizen_id"] for r in rows})[:1000])
+        if report.accepted:
+            svc.changed()
+    return {"batch": report.batch, "accepted": report.accepted, "duplicates": report.duplicates,
+            "duplicate_ids": report.duplicate_ids}
+
+
+@router.post("/retractions", tags=["agencies"])
+def retract_records(body: Retraction, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
+                    ) -> dict[str, Any]:
+    """Withdraw some of the agency's own records; the next decision rescoring happens without them."""
+    assert who.subject is not None
+    with svc.lock:
+        n = svc.store.retract(who.subject, body.record_ids, body.reason, who.name)
+        svc.audit.append(who.name, "records.retract", None, record_ids=body.record_ids, reason=body.reason)
+        svc.changed()
+    return {"retracted": n}
+
+
+# ---------------------------------------------------------------------------------------------- decisions
+
+
+def _answer(d: Decision) -> dict[str, Any]:
+    """What a service provider learns: the outcome and its public reason — never the history behind it."""
+    return {
+        "citizen_id": d.citizen_id,
+        "service": d.service,
+        "at": decisions.jsonable(d.at),
+        "outcome": d.outcome,
+        "public_reason": d.public_reason,
+        "rulebook_version": d.rulebook_version,
+        "valid_until": decisions.jsonable(d.valid_until),
+    }
+
+
+@router.post("/decisions", tags=["service providers"])
+def decide(body: DecisionRequest | DecisionBatch = Body(...), who: Principal = Depends(require("service")),
+           svc: Service = Depends(service)) -> dict[str, Any]:
+    """One decision (`{citizen_id, service, at?}`) or a batch (`{requests: [...]}`): a whole train at once."""
+    reqs = body.requests if isinstance(body, DecisionBatch) else [body]
+    assert who.subject is not None
+    with svc.lock:
+        mine = set(provider_services(svc.store, who.subject))
+        foreign = sorted({r.service for r in reqs if r.service not in mine})
+        if foreign:
+            raise HTTPException(403, f"provider {who.subject} may ask only about its own services "
+                                     f"({', '.join(sorted(mine))}), not {', '.join(foreign)}")
+        out = svc.decider.decide_many([(r.citizen_id, r.service, _cst(r.at)) for r in reqs], asked_by=who.name)
+        for d in out:
+            svc.audit.append(who.name, "decision", d.citizen_id, service=d.service, outcome=d.outcome)
+    answers = [_answer(d) for d in out]
+    return {"decisions": answers} if isinstance(body, DecisionBatch) else answers[0]
+
+
+# ---------------------------------------------------------------------------------------------- public
+
+
+def _public_time(as_of: dt.datetime | None) -> dt.datetime:
+    """Public views show now by default, or the register and boards as they stood at a past time."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if as_of is None:
+        return now
+    t = decisions.utc_naive(_cst(as_of))
+    if t > now:
+        raise HTTPException(422, "as_of: the future is not published")
+    return t
+
+
+AsOf = Query(None, description="show the register as it stood at this time (default now; no offset = CST)")
+
+
+@router.get("/register", tags=["public"])
+def register(q: str = Query(min_length=2, max_length=100), as_of: dt.datetime | None = AsOf,
+             svc: Service = Depends(service), who: Principal = Depends(principal)) -> dict[str, Any]:
+    """Search the register by name (characters or pinyin) or resident ID; scores only where published."""
+    at = _public_time(as_of)
+    with svc.lock:
+        decisions.ensure_fresh(svc.store, at)
+        rows = svc.store.con.execute(
+            """SELECT c.ckey, c.citizen_id, c.name, c.name_latin, c.city FROM citizens c
+               WHERE c.citizen_id = ? OR c.name = ? OR lower(c.name_latin) LIKE '%' || lower(?) || '%'
+               ORDER BY c.citizen_id LIMIT 50""",
+            [q, q, q],
+        ).fetchall()
+        out = []
+        for ckey, cid, name, latin, city in rows:
+            rb = svc.decider.rulebook(city, at)
+            shown = bool(rb and rb.disclosure.publish_scores)
+            score = decisions.score_at(svc.store, ckey, rb, at) if shown else None
+            out.append({"citizen_id": cid, "name": name, "name_latin": latin, "city": city, "published": shown,
+                        "score": score, "grade": rb.grade_of(score) if rb and score is not None else None,
+                        "rulebook_version": rb.version if rb else None})
+        svc.audit.append(who.name, "register.search", None, q=q, shown=[r["citizen_id"] for r in out])
+    return {"query": q, "as_of": decisions.jsonable(at), "results": out}
+
+
+def _list_board(svc: Service, city: str, kind: str, who: Principal, at: dt.datetime) -> dict[str, Any]:
+    with svc.lock:
+        decisions.ensure_fresh(svc.store, at)
+        if city not in svc.store.rulebooks().cities:
+            raise HTTPException(404, f"no city {city!r}")
+        rb = svc.decider.rulebook(city, at)
+        d = rb.disclosure if rb else None
+        if d is None or not (d.billboard if kind == "blacklist" else d.billboard or d.publish_scores):
+            what = "blacklist billboard" if kind == "blacklist" else "honour roll"
+            raise HTTPException(404, f"{city} does not publish a {what} (its rulebook's disclosure policy)")
+        assert rb is not None
+        public = [x.id for x in rb.lists if x.kind == kind and x.public]
+        rows = svc.store.con.execute(
+            """SELECT c.citizen_id, c.name, c.name_latin, e.list_id, e.cause, coalesce(b.code, e.characteristic,
+                      'grade ' || e.grade), min(e.start)
+               FROM list_entries e JOIN citizens c USING (ckey) LEFT JOIN records r USING (rkey)
+               LEFT JOIN behaviours b ON b.bkey = r.bkey
+               WHERE c.city = ? AND e.list_id IN (SELECT unnest(?))
+                 AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)
+               GROUP BY ALL ORDER BY min(e.start) DESC, c.citizen_id LIMIT 500""",
+            [city, public, at, at],
+        ).fetchall()
+        svc.audit.append(who.name, f"{kind}.read", None, city=city, shown=len(rows))
+    labels = {x.id: x.label for x in rb.lists}
+    return {
+        "city": city,
+        "as_of": decisions.jsonable(at),
+        "rulebook_version": rb.version,
+        "entries": [
+            {"citizen_id": cid, "name": n, "name_latin": nl, "list": labels.get(lid, lid), "cause": cause,
+             "reason": reason, "since": decisions.jsonable(since)}
+            for cid, n, nl, lid, cause, reason, since in rows
+        ],
+    }
+
+
+@router.get("/blacklist/{city}", tags=["public"])
+def blacklist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service),
+              who: Principal = Depends(principal)) -> dict[str, Any]:
+    """The city's public blacklist (the billboard's data), where its rulebook publishes one."""
+    return _list_board(svc, city, "blacklist", who, _public_time(as_of))
+
+
+@router.get("/whitelist/{city}", tags=["public"])
+def whitelist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service),
+              who: Principal = Depends(principal)) -> dict[str, Any]:
+    """The city's honour roll, where its rulebook publishes scores or a billboard."""
+    return _list_board(svc, city, "whitelist", who, _public_time(as_of))
+
+
+# ---------------------------------------------------------------------------------------------- citizens
+
+CitizenRole = Depends(require("citizen", "admin"))
+
+
+@router.get("/citizens/{citizen_id}/standing", tags=["citizens"])
+def standing(citizen_id: str, as_of: dt.datetime | None = None, who: Principal = CitizenRole,
+             svc: Service = Depends(service)) -> dict[str, Any]:
+    own_citizen(who, citizen_id)
+    with svc.lock:
+        st = decisions.standing(svc.store, citizen_id, _as_of(as_of))
+        svc.audit.append(who.name, "citizen.standing", citizen_id)
+    return st.to_json()
+
+
+@router.get("/citizens/{citizen_id}/explanation", tags=["citizens"])
+def explanation(citizen_id: str, as_of: dt.datetime | None = None, who: Principal = CitizenRole,
+                svc: Service = Depends(service)) -> dict[str, Any]:
+    """Score → ledger entries → records and rules (with sources); list entries → cause; measures → via."""
+    own_citizen(who, citizen_id)
+    with svc.lock:
+        x = decisions.explain(svc.store, citizen_id, _as_of(as_of))
+        svc.audit.append(who.name, "citizen.explanation", citizen_id)
+    return x
+
+
+@router.get("/citizens/{citizen_id}/history", tags=["citizens"])
+def history(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depends(service)) -> dict[str, Any]:
+    """Monthly assessments, every list stay and every decision asked about the citizen."""
+    own_citizen(who, citizen_id)
+    with svc.lock:
+        ckey = svc.store.ckey(citizen_id)
+        decisions.ensure_fresh(svc.store, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        con = svc.store.con
+        scores = con.execute(
+            "SELECT assessed_at, score, grade, version FROM score_log WHERE ckey = ? ORDER BY assessed_at", [ckey]
+        ).fetchall()
+        stays = con.execute(
+            'SELECT list_id, kind, start, "end", cause FROM list_entries WHERE ckey = ? ORDER BY start', [ckey]
+        ).fetchall()
+        asked = con.execute(
+            "SELECT asked_at, service, outcome, asked_by, rulebook_version FROM decisions WHERE ckey = ? "
+            "ORDER BY decision_id DESC LIMIT 500", [ckey]
+        ).fetchall()
+        svc.audit.append(who.name, "citizen.history", citizen_id)
+    j = decisions.jsonable
+    return {
+        "citizen_id": citizen_id,
+        "assessments": [{"at": j(a), "score": s, "grade": g, "rulebook_version": v} for a, s, g, v in scores],
+        "list_stays": [{"list_id": lid, "kind": k, "start": j(s), "end": j(e), "cause": c}
+                       for lid, k, s, e, c in stays],
+        "decisions": [{"at": j(a), "service": s, "outcome": o, "asked_by": b, "rulebook_version": v}
+                      for a, s, o, b, v in asked],
+    }
+
+
+@router.get("/citizens/{citizen_id}/notifications", tags=["citizens"])
+def notifications(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depends(service)) -> dict[str, Any]:
+    """What the system told the citizen: listings where the city notifies, else only what a denial revealed."""
+    own_citizen(who, citizen_id)
+    with svc.lock:
+        ckey = svc.store.ckey(citizen_id)
+        rows = svc.store.con.execute(
+            "SELECT sent_at, kind, message FROM notifications WHERE ckey = ? ORDER BY sent_at", [ckey]
+        ).fetchall()
+        svc.audit.append(who.name, "citizen.notifications", citizen_id)
+    return {"citizen_id": citizen_id,
+            "notifications": [{"at": decisions.jsonable(a), "kind": k, "message": m} for a, k, m in rows]}
+
+
+@router.get("/citizens/{citizen_id}/cases", tags=["citizens"])
+def citizen_cases(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depends(service)) -> dict[str, Any]:
+    own_citizen(who, citizen_id)
+    with svc.lock:
+        svc.store.ckey(citizen_id)
+        found = objections.cases(svc.store, citizen_id=citizen_id)
+        svc.audit.append(who.name, "citizen.cases", citizen_id)
+    return {"citizen_id": citizen_id, "cases": decisions.jsonable(found)}
+
+
+@router.post("/citizens/{citizen_id}/objections", tags=["citizens"], status_code=201)
+def file_objection(citizen_id: str, body: ObjectionIn, who: Principal = Depends(require("citizen")),
+                   svc: Service = Depends(service)) -> dict[str, Any]:
+    """Contest one of one's own records; a reviewer decides."""
+    own_citizen(who, citizen_id)
+    with svc.lock:
+        case_id = objections.file_objection(svc.store, citizen_id, body.agency, body.record_id, body.reason)
+        svc.audit.append(who.name, "objection.file", citizen_id, case_id=case_id, record_id=body.record_id)
+    return {"case_id": case_id, "status": "open"}
+
+
+@router.post("/citizens/{citizen_id}/repairs", tags=["citizens"], status_code=201)
+def apply_repair(citizen_id: str, body: RepairIn, who: Principal = Depends(require("citizen")),
+                 svc: Service = Depends(service)) -> dict[str, Any]:
+    """Apply for credit repair of a blacklist stay once its cause is cured; a reviewer decides."""
+    own_citizen(who, citizen_id)
+    with svc.lock:
+        case_id = objections.apply_repair(svc.store, citizen_id, body.list_id, body.reason)
+        svc.audit.append(who.name, "repair.apply", citizen_id, case_id=case_id, list_id=body.list_id)
+    return {"case_id": case_id, "status": "open"}
+
+
+# ---------------------------------------------------------------------------------------------- admin
+
+Admin = Depends(require("admin"))
+
+
+@router.get("/rulebooks", tags=["admin"])
+def rulebook_versions(who: Principal = Admin, svc: Service = Depends(service)) -> dict[str, Any]:
+    with svc.lock:
+        rows = svc.store.con.execute(
+            "SELECT jurisdiction, version, effective_from, loaded_at, origin, digest FROM rulebook_versions "
+            "ORDER BY jurisdiction, version"
+        ).fetchall()
+    cols = ("jurisdiction", "version", "effective_from", "loaded_at", "origin", "digest")
+    return {"versions": [decisions.jsonable(dict(zip(cols, r, strict=True))) for r in rows]}
+
+
+@router.get("/rulebooks/diff", tags=["admin"])
+def rulebook_diff_route(a: str, b: str, who: Principal = Admin, svc: Service = Depends(service)) -> dict[str, Any]:
+    """Differences between two resolved versions, e.g. `a=rongcheng@1&b=rongcheng@2`."""
+    with svc.lock:
+        rbs = svc.store.rulebooks()
+        books = []
+        for spec in (a, b):
+            city, pin = rbs.parse_version(spec)
+            rb = rbs.resolve(city, None, pin)
+            if rb is None:
+                raise LocatedError(f"{spec}: does not resolve")
+            books.append(rb)
+    return decisions.jsonable(rulebook_diff(books[0], books[1]))
+
+
+_YAML_BODY = {"requestBody": {"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}}
+
+
+async def _yaml_text(request: Request) -> str:
+    """The raw body as UTF-8 text (a rulebook is YAML, not JSON)."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HTTPException(422, f"body: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not text.strip():
+        raise HTTPException(422, "body: empty; send the rulebook version as YAML text")
+    return text
+
+
+@router.post("/rulebooks/preview", tags=["admin"], openapi_extra=_YAML_BODY)
+def rulebook_preview(text: str = Depends(_yaml_text), who: Principal = Admin, svc: Service = Depends(service)
+                     ) -> dict[str, Any]:
+    """Validate a new version and show its impact (who changes grade or list, by city) without changing anything."""
+    with svc.lock:
+        result = impact.preview(svc.store, text, "upload")
+        svc.audit.append(who.name, "rulebook.preview", None, version=result["version"])
+    return result
+
+
+@router.post("/rulebooks", tags=["admin"], status_code=201, openapi_extra=_YAML_BODY)
+def rulebook_schedule(text: str = Depends(_yaml_text), who: Principal = Admin, svc: Service = Depends(service)
+                      ) -> dict[str, Any]:
+    """Load (schedule) a version; it governs records from its `effective_from` on."""
+    with svc.lock:
+        layer = svc.store.add_rulebook(text, f"api:{who.name}")
+        svc.audit.append(who.name, "rulebook.schedule", None, version=layer.key,
+                         effective_from=layer.effective_from.isoformat())
+        svc.changed()
+    return {"version": layer.key, "effective_from": layer.effective_from.isoformat()}
+
+
+@router.get("/cases", tags=["admin"])
+def case_queue(status: Literal["open", "upheld", "rejected"] | None = "open", who: Principal = Admin,
+               svc: Service = Depends(service)) -> dict[str, Any]:
+    """Objections and credit-repair applications waiting for (or past) review."""
+    with svc.lock:
+        found = objections.cases(svc.store, status=status)
+        svc.audit.append(who.name, "cases.read", None, status=status, citizens=[c["citizen_id"] for c in found][:1000])
+    return {"cases": decisions.jsonable(found)}
+
+
+@router.post("/cases/{case_id}/review", tags=["admin"])
+def review_case(case_id: int, body: Review, who: Principal = Admin, svc: Service = Depends(service)
+                ) -> dict[str, Any]:
+    """Uphold (retraction or repair record → rescoring) or reject a case."""
+    with svc.lock:
+        case = objections.review(svc.store, case_id, body.uphold, who.name, body.note)
+        svc.audit.append(who.name, "case.review", case["citizen_id"], case_id=case_id, uphold=body.uphold)
+        svc.changed()
+    return decisions.jsonable(case)
+
+
+# ---------------------------------------------------------------------------------------------- auditor
+
+
+@router.get("/audit", tags=["auditor"])
+def audit_entries(after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+                  citizen_id: str | None = None, who: Principal = Depends(require("auditor")),
+                  svc: Service = Depends(service)) -> dict[str, Any]:
+    with svc.lock:
+        rows = svc.audit.entries(citizen_id, limit, after)
+    return {"entries": decisions.jsonable(rows)}
+
+
+@router.get("/audit/verify", tags=["auditor"])
+def audit_verify(who: Principal = Depends(require("auditor")), svc: Service = Depends(service)) -> dict[str, Any]:
+    """Walk the hash chain; any altered, removed or reordered entry is named."""
+    with svc.lock:
+        svc.audit.flush()
+        v = audit.verify(svc.store)
+    return {"ok": v.ok, "entries": v.entries, "problems": v.problems}

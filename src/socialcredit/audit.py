@@ -1,0 +1,131 @@
+"""The audit trail: every write and every read of a citizen's data, hash-chained (SPEC §6).
+
+Each entry's hash covers its sequence number, time, principal, action, citizen and detail, and the
+previous entry's hash. Altering any field breaks that entry's hash; removing or reordering entries breaks
+the chain (each `prev` must equal the hash before it, and sequence numbers must run 1, 2, 3 … without a
+gap). The head (count and last hash) is also kept in `meta`, so cutting entries off the end is caught too,
+unless the same hand also rewrites the head — an auditor who copies the head elsewhere closes that gap.
+
+Entries are appended in memory and written in batches (at most `FLUSH_EVERY` entries or
+`FLUSH_SECONDS` old, and whenever the trail is read): the hash chain is computed at append time, so the
+batching changes when a row reaches the disk, never what it says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from socialcredit.store import Store
+
+AUDIT_DDL = """CREATE TABLE IF NOT EXISTS audit_log(seq BIGINT, logged_at TIMESTAMP, principal VARCHAR, action VARCHAR,
+    citizen_id VARCHAR, detail VARCHAR, prev VARCHAR, hash VARCHAR)"""
+GENESIS = "0" * 64
+FLUSH_EVERY = 512
+FLUSH_SECONDS = 1.0
+COLUMNS = ("seq", "logged_at", "principal", "action", "citizen_id", "detail", "prev", "hash")
+
+
+def entry_hash(seq: int, at: dt.datetime, principal: str, action: str, citizen_id: str | None, detail: str,
+               prev: str) -> str:
+    body = json.dumps([seq, at.isoformat(), principal, action, citizen_id, detail, prev], ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class AuditTrail:
+    """The store's trail; one per store, shared by every door that writes to it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Any, ...]] = []
+        self._oldest = 0.0
+        store.con.execute(AUDIT_DDL)
+        last = store.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
+        self._seq, self._head = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
+
+    def append(self, principal: str, action: str, citizen_id: str | None = None, **detail: Any) -> int:
+        """Add one entry; returns its sequence number."""
+        with self._lock:
+            at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
+            self._seq += 1
+            h = entry_hash(self._seq, at, principal, action, citizen_id, text, self._head)
+            self._pending.append((self._seq, at, principal, action, citizen_id, text, self._head, h))
+            self._head = h
+            if len(self._pending) == 1:
+                self._oldest = time.monotonic()
+            seq = self._seq
+            due = len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._oldest > FLUSH_SECONDS
+        if due:
+            self.flush()
+        return seq
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            rows = pa.table({c: [r[i] for r in self._pending] for i, c in enumerate(COLUMNS)})
+            con = self.store.con
+            con.register("_audit_rows", rows)
+            try:
+                con.execute("INSERT INTO audit_log SELECT * FROM _audit_rows")
+            finally:
+                con.unregister("_audit_rows")
+            con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
+            con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(self._seq), self._head])
+            self._pending.clear()
+
+    def entries(self, citizen_id: str | None = None, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
+        self.flush()
+        where = "seq > ?"
+        args: list[Any] = [after]
+        if citizen_id:
+            where += " AND citizen_id = ?"
+            args.append(citizen_id)
+        rows = self.store.con.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE {where} ORDER BY seq LIMIT ?", [*args, limit]
+        ).fetchall()
+        return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    entries: int
+    problems: list[str]
+
+
+def verify(store: Store) -> Verdict:
+    """Walk the whole chain in stored order and report every break, naming the entry."""
+    store.con.execute(AUDIT_DDL)
+    rows = store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall()
+    problems: list[str] = []
+    prev = GENESIS
+    for i, (seq, at, principal, action, citizen_id, detail, stored_prev, h) in enumerate(rows, start=1):
+        if seq != i:
+            problems.append(f"entry at position {i}: sequence number {seq}, expected {i} (removed or reordered)")
+        if stored_prev != prev:
+            problems.append(f"entry {seq}: does not follow the entry before it (chain broken)")
+        if entry_hash(seq, at, principal, action, citizen_id, detail, stored_prev) != h:
+            problems.append(f"entry {seq}: content does not match its hash (altered)")
+        prev = h
+        if len(problems) >= 20:
+            break
+    head = dict(store.con.execute("SELECT key, value FROM meta WHERE key IN ('audit_count', 'audit_head')").fetchall())
+    if head and not problems and (head.get("audit_count") != str(len(rows)) or head.get("audit_head") != prev):
+        problems.append(
+            f"trail ends at entry {len(rows)} but its recorded head is entry {head.get('audit_count')} "
+            "(entries removed from the end, or the head was altered)"
+        )
+    return Verdict(not problems, len(rows), problems)
+
+
+__all__ = ["AuditTrail", "Verdict", "verify"]

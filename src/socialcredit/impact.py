@@ -1,0 +1,89 @@
+"""Impact preview: what a rulebook version would change before anyone schedules it.
+
+Why a copy: the preview must change nothing. The store is checkpointed and copied to a scratch file;
+there the engine runs once as things stand and once with the candidate version added, both as of the same
+moment (the later of now and the version's first day), and the two sets of standings are compared. It is
+the one scoring path twice, never an estimate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from socialcredit.compiler import CST
+from socialcredit.engine import Engine, utc_naive
+from socialcredit.rulebook import parse_layer
+from socialcredit.store import Store
+
+SAMPLE = 20
+
+
+def _snapshot(store: Store, at: dt.datetime) -> dict[int, tuple[int | None, str | None, tuple[str, ...]]]:
+    """ckey → (score, grade, lists on at `at`) after the engine ran as of `at`."""
+    rows = store.con.execute(
+        """WITH g AS (SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade
+                      FROM score_log WHERE assessed_at <= ? GROUP BY ckey),
+                l AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists FROM list_entries
+                      WHERE start <= ? AND ("end" IS NULL OR "end" > ?) GROUP BY ckey)
+           SELECT c.ckey, g.score, g.grade, coalesce(l.lists, []) FROM citizens c
+           LEFT JOIN g USING (ckey) LEFT JOIN l USING (ckey)""",
+        [at, at, at],
+    ).fetchall()
+    return {ckey: (score, grade, tuple(lists)) for ckey, score, grade, lists in rows}
+
+
+def preview(store: Store, text: str, origin: str = "upload", now: dt.datetime | None = None) -> dict[str, Any]:
+    """Validate `text` as a new rulebook version and report who would change grade or list, by city."""
+    layer = parse_layer(text, origin)  # located errors surface before any copying
+    first_day = dt.datetime.combine(layer.effective_from, dt.time(), CST).astimezone(dt.UTC).replace(tzinfo=None)
+    at = max(utc_naive(now), first_day)
+    store.con.execute("CHECKPOINT")
+    with tempfile.TemporaryDirectory(prefix="impact-") as tmp:
+        copy = Path(tmp) / "preview.duckdb"
+        shutil.copyfile(store.path, copy)
+        scratch = Store(copy, catalog=store.catalog)
+        try:
+            Engine(scratch).run(as_of=at)
+            before = _snapshot(scratch, at)
+            scratch.add_rulebook(text, origin)
+            Engine(scratch).run(as_of=at)
+            after = _snapshot(scratch, at)
+            people = {
+                ckey: (cid, name, city)
+                for ckey, cid, name, city in scratch.con.execute(
+                    "SELECT ckey, citizen_id, name, city FROM citizens"
+                ).fetchall()
+            }
+            version = scratch.rulebooks().layers[layer.jurisdiction][-1].key
+        finally:
+            scratch.close()
+    by_city: dict[str, dict[str, Any]] = {}
+    sample: list[dict[str, Any]] = []
+    for ckey, (cid, name, city) in sorted(people.items()):
+        b, a = before.get(ckey, (None, None, ())), after.get(ckey, (None, None, ()))
+        row = by_city.setdefault(city, {"city": city, "citizens": 0, "grade_changed": 0, "list_changed": 0,
+                                        "score_changed": 0})
+        row["citizens"] += 1
+        row["score_changed"] += b[0] != a[0]
+        row["grade_changed"] += b[1] != a[1]
+        row["list_changed"] += b[2] != a[2]
+        if (b[1] != a[1] or b[2] != a[2]) and len(sample) < SAMPLE:
+            sample.append({
+                "citizen_id": cid, "name": name, "city": city,
+                "before": {"score": b[0], "grade": b[1], "lists": list(b[2])},
+                "after": {"score": a[0], "grade": a[1], "lists": list(a[2])},
+            })
+    return {
+        "version": version,
+        "effective_from": layer.effective_from.isoformat(),
+        "as_of": at.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z"),
+        "by_city": sorted(by_city.values(), key=lambda r: r["city"]),
+        "sample": sample,
+    }
+
+
+__all__ = ["preview"]

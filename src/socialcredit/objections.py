@@ -1,0 +1,133 @@
+"""Objections and credit repair: a citizen contests a record or asks to be taken off a list early.
+
+A reviewer (role admin) upholds or rejects each case. An upheld objection retracts the record — records
+are never edited or deleted, a retraction is a new row — and the next engine run rescores without it, so
+every score, list entry and decision that rested on it changes through the one scoring path.
+
+An upheld credit repair is reported as a record of the behaviour `credit_repair_completed` by the
+`credit_repair_office`, scored by whatever the citizen's rulebook says of it (the national rulebook adds
+points). It therefore helps the way the rulebook decides: a grade-based listing ends when the next
+assessment finds the score above the band (after any minimum stay). Stays that a court or a trigger set for
+a fixed term are not shortened by a repair; the cure for a court listing is the court's delisting record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from socialcredit.engine import utc_naive
+from socialcredit.store import Store
+from socialcredit.yamlio import LocatedError
+
+CASES_DDL = """CREATE TABLE IF NOT EXISTS cases(case_id BIGINT, kind VARCHAR, ckey INTEGER, citizen_id VARCHAR,
+    agency VARCHAR, record_id VARCHAR, list_id VARCHAR, reason VARCHAR, filed_at TIMESTAMP, status VARCHAR,
+    reviewer VARCHAR, reviewed_at TIMESTAMP, note VARCHAR)"""
+KINDS = ("objection", "repair")
+REPAIR_AGENCY = "credit_repair_office"
+REPAIR_BEHAVIOUR = "credit_repair_completed"
+COLUMNS = ("case_id", "kind", "citizen_id", "agency", "record_id", "list_id", "reason", "filed_at", "status",
+           "reviewer", "reviewed_at", "note")
+
+
+def _next_id(store: Store) -> int:
+    return int(store.con.execute("SELECT coalesce(max(case_id), 0) + 1 FROM cases").fetchall()[0][0])
+
+
+def file_objection(store: Store, citizen_id: str, agency: str, record_id: str, reason: str) -> int:
+    """Contest one of one's own records; refused if the record is not the citizen's or already retracted."""
+    store.con.execute(CASES_DDL)
+    if not reason.strip():
+        raise LocatedError("reason: say why the record is wrong")
+    ckey = store.ckey(citizen_id)
+    rows = store.con.execute(
+        """SELECT r.ckey, (SELECT count(*) FROM retractions x WHERE x.rkey = r.rkey) FROM records r
+           WHERE r.agency = ? AND r.record_id = ?""",
+        [agency, record_id],
+    ).fetchall()
+    if not rows or rows[0][0] != ckey:
+        raise LocatedError(f"record {agency}/{record_id}: no such record about citizen {citizen_id}")
+    if rows[0][1]:
+        raise LocatedError(f"record {agency}/{record_id}: already retracted")
+    open_ = store.con.execute(
+        "SELECT case_id FROM cases WHERE kind = 'objection' AND agency = ? AND record_id = ? AND status = 'open'",
+        [agency, record_id],
+    ).fetchall()
+    if open_:
+        raise LocatedError(f"record {agency}/{record_id}: objection {open_[0][0]} is already open")
+    case_id = _next_id(store)
+    store.con.execute(
+        "INSERT INTO cases VALUES (?, 'objection', ?, ?, ?, ?, NULL, ?, ?, 'open', NULL, NULL, NULL)",
+        [case_id, ckey, citizen_id, agency, record_id, reason, utc_naive(None)],
+    )
+    return case_id
+
+
+def apply_repair(store: Store, citizen_id: str, list_id: str, reason: str) -> int:
+    """Ask for credit repair of a stay on a list one is on now (or was on)."""
+    store.con.execute(CASES_DDL)
+    if not reason.strip():
+        raise LocatedError("reason: say how the cause was cured")
+    ckey = store.ckey(citizen_id)
+    from socialcredit.decisions import ensure_fresh
+
+    ensure_fresh(store, utc_naive(None))  # list stays as of now
+    on = store.con.execute(
+        "SELECT count(*) FROM list_entries WHERE ckey = ? AND list_id = ? AND kind = 'blacklist'", [ckey, list_id]
+    ).fetchall()[0][0]
+    if not on:
+        raise LocatedError(f"list_id {list_id!r}: citizen {citizen_id} has no stay on that blacklist")
+    case_id = _next_id(store)
+    store.con.execute(
+        "INSERT INTO cases VALUES (?, 'repair', ?, ?, NULL, NULL, ?, ?, ?, 'open', NULL, NULL, NULL)",
+        [case_id, ckey, citizen_id, list_id, reason, utc_naive(None)],
+    )
+    return case_id
+
+
+def cases(store: Store, status: str | None = None, citizen_id: str | None = None) -> list[dict[str, Any]]:
+    store.con.execute(CASES_DDL)
+    where, args = [], []
+    if status:
+        where.append("status = ?")
+        args.append(status)
+    if citizen_id:
+        where.append("citizen_id = ?")
+        args.append(citizen_id)
+    sql = f"SELECT {', '.join(COLUMNS)} FROM cases {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY case_id"
+    return [dict(zip(COLUMNS, r, strict=True)) for r in store.con.execute(sql, args).fetchall()]
+
+
+def review(store: Store, case_id: int, uphold: bool, reviewer: str, note: str = "",
+           at: dt.datetime | None = None) -> dict[str, Any]:
+    """Decide an open case. Upholding writes facts (a retraction, or a repair record); rejecting writes none."""
+    store.con.execute(CASES_DDL)
+    found = [c for c in cases(store) if c["case_id"] == case_id]
+    if not found:
+        raise LocatedError(f"case {case_id}: no such case")
+    case = found[0]
+    if case["status"] != "open":
+        raise LocatedError(f"case {case_id}: already {case['status']}")
+    when = utc_naive(at)
+    if uphold and case["kind"] == "objection":
+        store.retract(case["agency"], [case["record_id"]], f"objection {case_id} upheld: {note}".strip(), reviewer)
+    elif uphold:
+        store.ingest(
+            [{
+                "record_id": f"repair-{case_id}",
+                "citizen_id": case["citizen_id"],
+                "behaviour": REPAIR_BEHAVIOUR,
+                "occurred_at": when.replace(tzinfo=dt.UTC).isoformat(),
+                "reported_by": REPAIR_AGENCY,
+                "attributes": {},
+            }],
+            name=f"repair case {case_id}",
+        )
+    store.con.execute(
+        "UPDATE cases SET status = ?, reviewer = ?, reviewed_at = ?, note = ? WHERE case_id = ?",
+        ["upheld" if uphold else "rejected", reviewer, when, note, case_id],
+    )
+    return next(c for c in cases(store) if c["case_id"] == case_id)
+
+
+__all__ = ["CASES_DDL", "apply_repair", "cases", "file_objection", "review"]
