@@ -1,0 +1,157 @@
+"""The admin page: rulebook versions and their diff, impact preview then scheduling, and the review queue.
+
+Only role admin gets in. A new version is previewed before it is scheduled (`impact.preview` runs the one
+scoring path on a scratch copy, so previewing changes nothing); scheduling and reviewing are writes, so
+each is audited and followed by `svc.changed()`, which tells the decider its view of the facts is stale.
+Forms rely on the SameSite=Strict key cookie against cross-site forgery (see `pages.citizen`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from socialcredit import impact, objections
+from socialcredit.api.auth import service as get_service
+from socialcredit.api.service import Service
+from socialcredit.keys import Principal
+from socialcredit.pages import queries
+from socialcredit.pages.citizen import login_form
+from socialcredit.pages.render import HEADERS, form, message, render, viewer
+from socialcredit.rulebook import diff
+from socialcredit.yamlio import LocatedError
+
+router = APIRouter()
+
+
+def _admin(request: Request) -> tuple[Principal | None, HTMLResponse | None]:
+    who = viewer(request)
+    if who is None or who.role == "public":
+        return None, login_form(
+            request, "/admin", "The admin page needs an admin key." if who else "That key is unknown or revoked.", 401
+        )
+    if who.role != "admin":
+        return None, message(
+            request,
+            "Admins only",
+            f"You are signed in as {who.name}; the admin page needs an admin key.",
+            status=403,
+            who=who,
+        )
+    return who, None
+
+
+def admin_page(
+    request: Request, who: Principal, status: int = 200, a: str = "", b: str = "", **extra: Any
+) -> HTMLResponse:
+    svc: Service = get_service(request)
+    changes: dict[str, Any] | None = None
+    diff_error = ""
+    with svc.lock:
+        rbs = svc.store.rulebooks()
+        choices = [rb.version for rb in rbs.all_resolved()]
+        if a and b:
+            try:
+                books = []
+                for spec in (a, b):
+                    city, pin = rbs.parse_version(spec)
+                    rb = rbs.resolve(city, None, pin)
+                    if rb is None:
+                        raise LocatedError(f"{spec}: does not resolve")
+                    books.append(rb)
+                changes = diff(books[0], books[1])
+            except LocatedError as e:
+                diff_error = str(e)
+        versions = queries.rulebook_versions(svc.store)
+        open_cases = objections.cases(svc.store, status="open")
+        decided = [c for c in objections.cases(svc.store) if c["status"] != "open"][-20:][::-1]
+        people = queries.case_citizens(svc.store, [c["citizen_id"] for c in open_cases + decided])
+        svc.audit.append(who.name, "page.admin", None, cases=[c["citizen_id"] for c in open_cases][:1000])
+    return render(
+        request,
+        "admin.html",
+        status=status,
+        who=who,
+        versions=versions,
+        choices=choices,
+        a=a,
+        b=b,
+        changes=changes,
+        diff_error=diff_error,
+        open_cases=open_cases,
+        decided=decided,
+        people=people,
+        **extra,
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse, include_in_schema=False)
+def admin(request: Request, a: str = "", b: str = "", reviewed: int | None = None, scheduled: str = "") -> HTMLResponse:
+    who, refused = _admin(request)
+    if who is None:
+        return refused or login_form(request, "/admin", status=401)
+    return admin_page(request, who, a=a, b=b, reviewed=reviewed, scheduled=scheduled)
+
+
+@router.post("/admin/preview", response_class=HTMLResponse, include_in_schema=False)
+def preview(request: Request, data: dict[str, str] = Depends(form)) -> HTMLResponse:
+    """Show what the uploaded version would change; nothing is stored."""
+    who, refused = _admin(request)
+    if who is None:
+        return refused or login_form(request, "/admin", status=401)
+    text = data.get("text", "")
+    svc: Service = get_service(request)
+    try:
+        with svc.lock:
+            result = impact.preview(svc.store, text, "upload")
+            svc.audit.append(who.name, "page.rulebook.preview", None, version=result["version"])
+    except LocatedError as e:
+        return admin_page(request, who, status=422, text=text, upload_error=str(e))
+    return admin_page(request, who, text=text, impact=result)
+
+
+@router.post("/admin/rulebooks", include_in_schema=False)
+def schedule(request: Request, data: dict[str, str] = Depends(form)) -> Response:
+    """Load the previewed version: it governs records from its `effective_from` on."""
+    who, refused = _admin(request)
+    if who is None:
+        return refused or login_form(request, "/admin", status=401)
+    text = data.get("text", "")
+    svc: Service = get_service(request)
+    try:
+        with svc.lock:
+            layer = svc.store.add_rulebook(text, f"page:{who.name}")
+            svc.audit.append(
+                who.name,
+                "page.rulebook.schedule",
+                None,
+                version=layer.key,
+                effective_from=layer.effective_from.isoformat(),
+            )
+            svc.changed()
+    except LocatedError as e:
+        return admin_page(request, who, status=422, text=text, upload_error=str(e))
+    return RedirectResponse(f"/admin?scheduled={layer.key}#rulebooks", status_code=303, headers=HEADERS)
+
+
+@router.post("/admin/cases/{case_id}", include_in_schema=False)
+def review(request: Request, case_id: int, data: dict[str, str] = Depends(form)) -> Response:
+    """Uphold (a retraction or a repair record, then rescoring) or reject one case."""
+    who, refused = _admin(request)
+    if who is None:
+        return refused or login_form(request, "/admin", status=401)
+    if data.get("decision") not in ("uphold", "reject"):
+        return admin_page(request, who, status=422, review_error=f"case {case_id}: choose uphold or reject")
+    svc: Service = get_service(request)
+    try:
+        with svc.lock:
+            case = objections.review(svc.store, case_id, data["decision"] == "uphold", who.name, data.get("note", ""))
+            svc.audit.append(
+                who.name, "page.case.review", case["citizen_id"], case_id=case_id, uphold=data["decision"] == "uphold"
+            )
+            svc.changed()
+    except LocatedError as e:
+        return admin_page(request, who, status=422, review_error=str(e))
+    return RedirectResponse(f"/admin?reviewed={case_id}#cases", status_code=303, headers=HEADERS)
