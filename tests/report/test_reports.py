@@ -51,6 +51,7 @@ incentives:
   settle_guarantee: 0.1
   deterrence: 0.7
 """
+QUIET = "name: quiet\nseed: 1\nstart: 2025-01-01\nmonths: 1\ncities:\n  rongcheng: 30\n"
 # every city gets Shanghai's own rulebook: Shanghai's citizens keep their record points exactly
 REPLAY = "shanghai@1"
 FIGURES = ("scores", "grades", "lists", "blacklist-time", "blacklist-exits", "memory", "decisions", "children",
@@ -220,6 +221,17 @@ def test_the_sql_shown_prints_the_numbers_shown(run_dir: Path, page_of_report: P
     assert checked >= len(FIGURES)
 
 
+def test_a_run_where_nothing_happens_still_reports_and_says_so(tmp_path: Path) -> None:
+    """No service asked, nobody listed: every figure is still drawn (warnings are errors here), with notes."""
+    (tmp_path / "quiet.yaml").write_text(QUIET, encoding="utf-8")
+    invoke("simulate", str(tmp_path / "quiet.yaml"), "--out", str(tmp_path / "run"))
+    invoke("report", str(tmp_path / "run"))
+    page = read_page(tmp_path / "run" / "report.html")
+    assert set(page.captions) == set(FIGURES)
+    assert table(page, "decisions") == []
+    assert "no contact_changes table" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- replay and compare
 
 
@@ -240,12 +252,13 @@ def test_replay_is_a_new_run_directory_and_leaves_the_run_alone(run_dir: Path, r
 def test_replay_under_a_citys_own_rules_keeps_its_citizens_record_points(run_dir: Path, replay_dir: Path) -> None:
     """Shanghai's citizens get a copy of shanghai@1, so every point their records earn is the same; only
     the network rule (contacts in Rongcheng, now under Shanghai's lists) may move their scores."""
-    query = """SELECT l.ckey, l.rkey, l.points, l.valid_from, l.valid_to FROM record_ledger l
-               JOIN citizens c USING (ckey) WHERE c.city = ? ORDER BY ALL"""
+    query = """SELECT c.city, l.ckey, l.rkey, l.points, l.valid_from, l.valid_to FROM record_ledger l
+               JOIN citizens c USING (ckey) ORDER BY ALL"""
     with store(run_dir) as a, store(replay_dir) as b:
-        before, after = a.execute(query, ["shanghai"]).fetchall(), b.execute(query, ["shanghai"]).fetchall()
-        assert before and before == after
-        assert a.execute(query, ["rongcheng"]).fetchall() != b.execute(query, ["rongcheng"]).fetchall()
+        before, after = a.execute(query).fetchall(), b.execute(query).fetchall()
+    shanghai = [r for r in before if r[0] == "shanghai"]
+    assert shanghai and shanghai == [r for r in after if r[0] == "shanghai"]
+    assert [r for r in before if r[0] == "rongcheng"] != [r for r in after if r[0] == "rongcheng"]
 
 
 def test_compare_counts_equal_a_recount(run_dir: Path, replay_dir: Path, compare_html: Path) -> None:

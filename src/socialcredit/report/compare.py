@@ -180,19 +180,14 @@ def grade_changes(pair: Pair) -> Figure:
     left, right = grid(fig, 2, 2)
     matrix = [[sum(r["citizens"] for r in pick(rows, grade_a=ga, grade_b=gb)) for gb in grades] for ga in grades]
     left.imshow([[min(v, 1) * (1 + v) ** 0.5 for v in row] for row in matrix], cmap="Blues")
+    darkest = max((v for row in matrix for v in row), default=1)
     for i, row in enumerate(matrix):
         for j, v in enumerate(row):
             if v:
-                left.text(
-                    j,
-                    i,
-                    str(v),
-                    ha="center",
-                    va="center",
-                    fontsize=9,
-                    color="#c0392b" if i != j else "#1c2833",
-                    fontweight="bold" if i != j else "normal",
-                )
+                dark = (1 + v) ** 0.5 > 0.6 * (1 + darkest) ** 0.5
+                colour = "#ffffff" if dark else ("#c0392b" if i != j else "#1c2833")
+                left.text(j, i, str(v), ha="center", va="center", fontsize=9, color=colour,
+                          fontweight="bold" if i != j else "normal")  # fmt: skip
     left.set_xticks(range(len(grades)), grades)
     left.set_yticks(range(len(grades)), grades)
     left.set_xlabel("grade in B", fontsize=9)

@@ -121,7 +121,8 @@ def list_sizes(run: RunDir) -> Figure:
     for ax, title in zip(axes, ("on the list at the month's end", "stays begun", "stays ended"), strict=True):
         ax.set_title(title, fontsize=10)
         month_ticks(ax, labels)
-    axes[0].legend(fontsize=7, loc="upper left")
+    if lists:
+        axes[0].legend(fontsize=7, loc="upper left")
     last = months[-1]
     size = ", ".join(f"{r['list_id']} {r['on_list']}" for r in pick(rows, month=last))
     entries = sum(r["entries"] for r in rows)
@@ -158,7 +159,8 @@ def time_on_blacklist(run: RunDir) -> Figure:
         ax.set_title(list_id, fontsize=10)
         ax.set_xlabel("days on the list", fontsize=8)
         ax.set_ylabel("stays", fontsize=8)
-    axes[0].legend(fontsize=7)
+    if lists:
+        axes[0].legend(fontsize=7)
     parts = []
     for r in summary.rows:
         how = f"median {r['median_days_ended']:.0f} days among the {r['ended']} ended" if r["ended"] else "none ended"
@@ -197,7 +199,8 @@ def blacklist_exits(run: RunDir) -> Figure:
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     month_ticks(left, [f"{m:%Y-%m}" for m in months])
     left.set_title("blacklist stays ended per month", fontsize=10)
-    left.legend(fontsize=7, loc="upper left")
+    if routes:
+        left.legend(fontsize=7, loc="upper left")
     pairs = [(lst, route) for lst in distinct(rows, "list_id") for route in routes]
     totals = [
         (f"{lst}\n{route}", sum(r["exits"] for r in pick(rows, list_id=lst, route=route))) for lst, route in pairs

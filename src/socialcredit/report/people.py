@@ -178,15 +178,15 @@ def network(run: RunDir) -> Figure:
     b = binned.rows
     axes[1].errorbar(
         range(len(b)),
-        [r["mean_score"] for r in b],
-        yerr=[[r["mean_score"] - r["p10"] for r in b], [r["p90"] - r["mean_score"] for r in b]],
+        [r["median"] for r in b],
+        yerr=[[r["median"] - r["p10"] for r in b], [r["p90"] - r["median"] for r in b]],
         fmt="o",
         capsize=4,
         color="#c0392b",
     )
     axes[1].set_xticks(range(len(b)))
     axes[1].set_xticklabels([r["listed_contacts_share"][2:] for r in b], fontsize=7)
-    axes[1].set_title("mean score (bars: 10th–90th pct), all months", fontsize=9)
+    axes[1].set_title("median score (bars: 10th–90th pct), all months", fontsize=9)
     e = exposure.rows
     labels = [f"{r['month']:%Y-%m}" for r in e]
     axes[2].plot(
