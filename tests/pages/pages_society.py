@@ -63,7 +63,7 @@ def hidden_layer() -> str:
 class Society:
     store: Path
     tokens: dict[str, str]
-    shamed: str  # a Shenzhen citizen on a public blacklist, with records
+    shamed: str  # the Shenzhen citizen on a public blacklist with the most records
     other: str  # another Shenzhen citizen
     hidden_only: list[str]  # Shenzhen citizens whose only stays today are on the non-public list
     rongcheng: str  # a Rongcheng citizen (scores published)
@@ -83,8 +83,7 @@ def build(base: Path) -> Society:
         shamed = con.execute(
             f"""SELECT c.citizen_id FROM {current} e JOIN citizens c USING (ckey)
                 WHERE c.city = 'shenzhen' AND e.list_id = 'dishonest_judgment_defaulters'
-                  AND (SELECT count(*) FROM records r WHERE r.ckey = c.ckey) >= 2
-                ORDER BY c.citizen_id LIMIT 1""",
+                ORDER BY (SELECT count(*) FROM records r WHERE r.ckey = c.ckey) DESC, c.citizen_id LIMIT 1""",
             {"now": now},
         ).fetchall()[0][0]
         other = con.execute(

@@ -220,7 +220,9 @@ def test_admin_page_is_for_admins_only(client: TestClient, society: Society) -> 
     assert page.status_code == 200
     assert "shipped:shenzhen@1.yaml" in page.text and "policy:rongcheng=rongcheng@1" in page.text
     assert "rongcheng@1+national@2</code> → <code>rongcheng@2+national@2" in page.text
-    assert "publish_scores</code> True → False" in page.text
+    diffed = page.text.split('id="diff"')[1].split('id="rulebooks"')[0]
+    assert "publish_scores</code> True → False" in diffed
+    assert "<code>rc.heroic_act</code>" not in diffed, "a rule with the same content is not shown as changed"
 
 
 def test_preview_then_schedule_a_version_from_the_admin_page(client: TestClient, society: Society) -> None:

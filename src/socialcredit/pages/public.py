@@ -240,7 +240,8 @@ def station_feed(request: Request, city: str) -> JSONResponse:
 
 
 @router.get("/station/{city}", response_class=HTMLResponse, include_in_schema=False)
-def station(request: Request, city: str, every: float = 6.0) -> HTMLResponse:
+def station(request: Request, city: str, every: float = 6.0, refresh: float = 60.0) -> HTMLResponse:
+    """The monitor: `every` seconds per person, the list re-read from the feed every `refresh` seconds."""
     at = now()
     rb, people = _station_data(request, city, at)
     if rb is None:
@@ -253,8 +254,8 @@ def station(request: Request, city: str, every: float = 6.0) -> HTMLResponse:
             "on train-station monitors (its disclosure policy has no station_monitor).",
             title_class="not-published",
         )
-    every = min(max(every, 1.0), 120.0)
-    return render(request, "station.html", rb=rb, city=city, people=people, every=every, at=at)
+    every, refresh = min(max(every, 1.0), 120.0), min(max(refresh, 2.0), 3600.0)
+    return render(request, "station.html", rb=rb, city=city, people=people, every=every, refresh=refresh, at=at)
 
 
 @router.get("/avatars/{citizen_id}.svg", include_in_schema=False)

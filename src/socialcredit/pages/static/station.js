@@ -6,7 +6,7 @@
   const monitor = document.querySelector(".monitor");
   if (!monitor) return;
   const every = Math.max(1, parseFloat(monitor.dataset.every || "6")) * 1000;
-  const refresh = Math.max(10, parseFloat(monitor.dataset.refresh || "60")) * 1000;
+  const refresh = Math.max(2, parseFloat(monitor.dataset.refresh || "60")) * 1000;
   const pos = document.getElementById("pos");
   const total = document.getElementById("total");
   const clock = document.getElementById("clock");
