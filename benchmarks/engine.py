@@ -276,7 +276,10 @@ class EngineBench:
         t4 = time.perf_counter()
         steps["commit"] = t4 - t3
         info = {
-            "dt_intervals rows": self.con.execute("SELECT count(*) FROM dt_intervals").fetchall()[0][0],
+            "decision tables": len(compiled.tables),
+            "buckets": compiled.n_buckets,
+            "cells with points": len(compiled.cells),
+            "max cuts per bucket": compiled.cuts_per_bucket(),
             "pieces": len(compiled.pieces),
             "general rules": len(compiled.general),
         }

@@ -2,9 +2,11 @@
 
 Most rules are bounds on one attribute ("days_late >= 90", "amount between 1000 and 5000"). Those
 compile into *decision tables*: the attribute's line is cut at every bound into pieces, each piece
-knows which rules it satisfies, and a record finds its piece with two equi-joins on one integer
-each: its (epoch, city, behaviour) key gives the table and its bucket shape, the table's base plus
-the record's bucket number gives the few pieces the bucket meets, and one range check keeps its own. The cost per record is then the same for 40 rules or 1,000. Any other
+knows which rules it satisfies. A record finds its cell with equi-joins on one integer each, all on
+unique keys (DuckDB then probes a perfect hash table): its (epoch, city, behaviour) key gives the
+table and its bucket shape; the table's base plus the bucket number `floor((x - lo0) / w)` gives the
+cells below the bucket and the (at most CUTS_PER_BUCKET) cuts inside it, so two comparisons finish
+the count; and the cell number gives the cell's pieces. The cost per record is then the same for 40 rules or 1,000. Any other
 condition stays a general expression, lowered through sqlglot (never pasted as text), and gives the
 same answer the slow way. Everything the engine runs is generated here, for DuckDB or Spark.
 """
@@ -15,6 +17,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
@@ -22,7 +25,8 @@ from socialcredit.conditions import Bounds, as_bounds, qualify
 from socialcredit.rulebook import Rule, Rulebook, RulebookSet
 
 CST = dt.timezone(dt.timedelta(hours=8))
-MAX_BUCKETS = 4096
+MAX_BUCKETS = 1 << 14  # per decision table; buckets are refined until at most CUTS_PER_BUCKET cuts share one
+CUTS_PER_BUCKET = 2
 FAR_PAST = dt.datetime(1, 1, 1)
 FAR_FUTURE = dt.datetime(9999, 12, 31)
 PIECE_COLUMNS = ("piece", "points", "vf_months", "vf_days")
@@ -58,6 +62,19 @@ class Segment:
 
 
 @dataclass
+class Table:
+    """One decision table: a value x falls in bucket b = clamp(floor((x - lo0) / w), -1, nb), whose row (key
+    base + b + 1) holds the first cell the bucket can reach (`cbase`) and the cuts inside it."""
+
+    base: int
+    lo0: float
+    w: float
+    nb: int
+    cbase: list[int]
+    cuts: list[list[float]]
+
+
+@dataclass
 class GeneralRule:
     """A rule whose condition is not bounds on one attribute, with every (city, epoch) it is in force."""
 
@@ -76,11 +93,12 @@ class Compiled:
     segments: list[Segment]
     pieces: list[Piece] = field(default_factory=list)
     params: list[tuple[int, int, int, str, int, float, float, int]] = field(default_factory=list)
-    intervals: list[tuple[int, int, float | None, bool, float | None, bool, int]] = field(default_factory=list)
-    """(decision table, bucket, lo, lo inclusive, hi, hi inclusive, piece)"""
-    bases: list[int] = field(default_factory=list)
-    last_nb: int = 0
-    """each decision table's first bucket key: a bucket's key is its table's base + bucket + 1"""
+    tables: list[Table] = field(default_factory=list)
+    """the decision tables, by number"""
+    cells: list[tuple[int, int]] = field(default_factory=list)
+    """(cell number, piece): the pieces each cell of every decision table gives"""
+    n_cells: int = 0
+    n_buckets: int = 0
     strides: tuple[int, int] = (1, 1)
     """(jurisdiction keys, behaviour keys): a segment key is (epoch * strides[0] + jkey) * strides[1] + bkey"""
     general: list[GeneralRule] = field(default_factory=list)
@@ -104,7 +122,7 @@ class Compiled:
         cols = columns(rows, 5)
         return pa.table(
             {
-                "k": pa.array([self.segment_key(*x) for x in zip(cols[1], cols[0], cols[2], strict=True)], pa.int64()),
+                "k": pa.array([self.segment_key(*x) for x in zip(cols[1], cols[0], cols[2], strict=True)], pa.int32()),
                 "jkey": pa.array(cols[0], pa.int16()),
                 "epoch": pa.array(cols[1], pa.int32()),
                 "bkey": pa.array(cols[2], pa.int16()),
@@ -119,8 +137,8 @@ class Compiled:
         cols = columns(self.params, 8)
         return pa.table(
             {
-                "k": pa.array([self.segment_key(*x) for x in zip(cols[1], cols[0], cols[2], strict=True)], pa.int64()),
-                "base": pa.array([self.bases[d] for d in cols[4]], pa.int64()),
+                "k": pa.array([self.segment_key(*x) for x in zip(cols[1], cols[0], cols[2], strict=True)], pa.int32()),
+                "base": pa.array([self.tables[d].base for d in cols[4]], pa.int32()),
                 "jkey": pa.array(cols[0], pa.int16()),
                 "epoch": pa.array(cols[1], pa.int32()),
                 "bkey": pa.array(cols[2], pa.int16()),
@@ -136,30 +154,33 @@ class Compiled:
     def segment_key(self, epoch: int, jkey: int, bkey: int) -> int:
         return (epoch * self.strides[0] + jkey) * self.strides[1] + bkey
 
-    def intervals_table(self) -> pa.Table:
-        """One row per (bucket, piece) a bucket meets; `x_ge` ≤ x < `x_lt` is the piece's range as two plain
-        comparisons (an exclusive lower or inclusive upper bound is moved to the next double)."""
-        cols = columns(self.intervals, 7)
-        up = math.inf
+    def buckets_table(self) -> pa.Table:
+        """One row per bucket of every table (key base + bucket + 1): the first cell the bucket can reach and the
+        cuts inside it (ascending, +inf when fewer); a value's cell is cbase + the number of cuts x >= cut."""
+        k = self.cuts_per_bucket()
         return pa.table(
             {
-                "k": pa.array([self.bases[d] + b + 1 for d, b in zip(cols[0], cols[1], strict=True)], pa.int64()),
-                "x_ge": pa.array(
-                    [-up if lo is None else lo if inc else math.nextafter(lo, up) for lo, inc in zip(cols[2], cols[3], strict=True)],
-                    pa.float64(),
-                ),
-                "x_lt": pa.array(
-                    [up if hi is None else math.nextafter(hi, up) if inc else hi for hi, inc in zip(cols[4], cols[5], strict=True)],
-                    pa.float64(),
-                ),
-                "dt": pa.array(cols[0], pa.int32()),
-                "bucket": pa.array(cols[1], pa.int32()),
-                "lo": pa.array(cols[2], pa.float64()),
-                "lo_inc": pa.array(cols[3], pa.bool_()),
-                "hi": pa.array(cols[4], pa.float64()),
-                "hi_inc": pa.array(cols[5], pa.bool_()),
-                "piece": pa.array(cols[6], pa.int32()),
-                **self._piece_columns(cols[6]),
+                "k": pa.array(np.arange(self.n_buckets), pa.int32()),
+                "cbase": pa.array([b for t in self.tables for b in t.cbase], pa.int32()),
+                **{
+                    f"cut{j + 1}": pa.array(
+                        [cs[j] if j < len(cs) else math.inf for t in self.tables for cs in t.cuts], pa.float64()
+                    )
+                    for j in range(k)
+                },
+            }
+        )
+
+    def cuts_per_bucket(self) -> int:
+        return max([len(cs) for t in self.tables for cs in t.cuts], default=0)
+
+    def cells_table(self) -> pa.Table:
+        cols = columns(self.cells, 2)
+        return pa.table(
+            {
+                "cell": pa.array(cols[0], pa.int32()),
+                "piece": pa.array(cols[1], pa.int32()),
+                **self._piece_columns(cols[1]),
             }
         )
 
@@ -295,7 +316,7 @@ def _rules_key(bounded: list) -> tuple:
 
 
 def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -> tuple[float, float, int]:
-    assert dt_id == len(c.bases)
+    assert dt_id == len(c.tables)
     values = sorted({v for b, _ in bounded for v in (b.lo, b.hi) if v is not None})
     # elementary pieces: open gaps between bound values, and the bound values themselves
     elems: list[tuple[float | None, bool, float | None, bool]] = []
@@ -320,35 +341,48 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
             merged[-1][2], merged[-1][3] = e[2], e[3]
         else:
             merged.append([e[0], e[1], e[2], e[3], rules])
-    if values and len(values) > 1:
-        lo0, span = values[0], values[-1] - values[0]
-        nb = min(MAX_BUCKETS, 8 * len(merged))
-        w = span / nb
-    else:
-        lo0, w, nb = (values[0] if values else 0.0), 1.0, 1
-    # buckets -1 … nb of this table get keys base … base + nb + 1
-    c.bases.append(c.bases[-1] + c.last_nb + 2 if c.bases else 0)
-    c.last_nb = nb
-
-    def bucket(x: float | None, default: int) -> int:
-        if x is None:
-            return default
-        return int(min(max(math.floor((x - lo0) / w), -1), nb))
-
-    for lo, lo_inc, hi, hi_inc, rules in merged:
-        if not rules:
-            continue
+    # a cut between two cells: x is in the upper one when x >= cut (x > v is x >= the next double above v)
+    cuts = np.array(
+        [math.nextafter(float(m[2]), math.inf) if m[3] else float(m[2]) for m in merged[:-1]], np.float64
+    )
+    lo0, w, nb = (float(cuts[0]) if len(cuts) else 0.0), 1.0, 0
+    span = float(cuts[-1] - cuts[0]) if len(cuts) else 0.0
+    if len(cuts) > CUTS_PER_BUCKET and span > 0:
+        nb = min(MAX_BUCKETS, 2 * len(cuts))
+        while True:
+            w = span / nb
+            # the engine computes a record's bucket with these same IEEE operations; floor((x - lo0) / w) is
+            # monotonic in x, so every cut in a lower bucket is passed and every cut in a higher one is not
+            per = np.bincount(_buckets(cuts, lo0, w, nb) + 1, minlength=nb + 2)
+            if per.max() <= CUTS_PER_BUCKET or nb >= MAX_BUCKETS:
+                break
+            nb = min(MAX_BUCKETS, nb * 4)
+    bk = _buckets(cuts, lo0, w, nb)
+    first = np.searchsorted(bk, np.arange(-1, nb + 2), side="left")  # cuts ascend, and so do their buckets
+    off = c.n_cells
+    c.tables.append(
+        Table(
+            c.n_buckets,
+            lo0,
+            w,
+            nb,
+            (off + first[: nb + 2]).tolist(),
+            [cuts[first[i] : first[i + 1]].tolist() for i in range(nb + 2)],
+        )
+    )
+    c.n_buckets += nb + 2
+    for k, (_lo, _lo_inc, _hi, _hi_inc, rules) in enumerate(merged):
         by_validity: dict[str | None, list] = {}
         for r in rules:
             by_validity.setdefault(r.valid_for, []).append(r)
-        # SQL computes a record's bucket with the same IEEE operations, so a piece's values fall exactly
-        # in the buckets of its two ends and everything between
-        first, last = bucket(lo, -1), bucket(hi, nb)
         for valid_for, rs in by_validity.items():
-            pid = piece_of(rb, rs, valid_for)
-            for bk in range(first, last + 1):
-                c.intervals.append((dt_id, bk, lo, lo_inc, hi, hi_inc, pid))
+            c.cells.append((off + k, piece_of(rb, rs, valid_for)))
+    c.n_cells += len(merged)
     return lo0, w, nb
+
+
+def _buckets(x: np.ndarray, lo0: float, w: float, nb: int) -> np.ndarray:
+    return np.clip(np.floor((x - lo0) / w), -1, nb).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- SQL
@@ -397,8 +431,9 @@ def _in_segment(c: Compiled, t: str, r: str) -> list[exp.Expression]:
 def record_ledger_query(c: Compiled, source: str = "records") -> exp.Expression:
     """Records → one row per (record, piece): the record part of the ledger.
 
-    It reads the records table itself (a range join finds the version in force), so the planner sees
-    the real table and no copy of the records is made.
+    It reads the records table itself, so the planner sees the real table and no copy of the records
+    is made. Every join is on one integer: the segment key (the version in force is arithmetic on
+    the change points), the bucket key and the cell.
     """
     branches: list[exp.Select] = []
     cols = ["rkey", "ckey", "jkey", "epoch", "occurred_at", "bkey"]
@@ -443,22 +478,30 @@ def record_ledger_query(c: Compiled, source: str = "records") -> exp.Expression:
             on=exp.and_(*_in_segment(c, "p", r), exp.column("dim", table="p").eq(exp.Literal.string(dim)), copy=False),
             copy=False,
         )
-        i = "i"
-        sel = (
-            exp.select(*[exp.column(x, table="q") for x in cols], *[exp.column(x, table=i) for x in PIECE_COLUMNS])
-            .from_(inner.subquery("q"))
+        # the bucket's row: the first cell it can reach, plus one for every cut inside it that x passes
+        cell: exp.Expression = exp.column("cbase", table="b")
+        if dim:
+            for j in range(c.cuts_per_bucket()):
+                passed = exp.GTE(this=exp.column("x", table="q"), expression=exp.column(f"cut{j + 1}", table="b"))
+                cell = exp.Add(this=cell, expression=exp.cast(passed, "INT"))
+        located = (
+            exp.select(*[exp.column(x, table="q") for x in cols], cell.as_("cell"))
+            .from_(inner.subquery("q"), copy=False)
             .join(
-                exp.to_table("dt_intervals").as_(i),
-                on=exp.column("k", table=i).eq(exp.column("bucket", table="q")),
+                exp.to_table("dt_buckets").as_("b"),
+                on=exp.column("k", table="b").eq(exp.column("bucket", table="q")),
                 copy=False,
             )
         )
-        if dim:
-            xq = exp.column("x", table="q")
-            lo_ok = exp.GTE(this=xq, expression=exp.column("x_ge", table=i))
-            hi_ok = exp.LT(this=xq.copy(), expression=exp.column("x_lt", table=i))
-            sel = sel.where(exp.and_(lo_ok, hi_ok), copy=False)
-        branches.append(sel)
+        branches.append(
+            exp.select(*[exp.column(x, table="q") for x in cols], *[exp.column(x, table="i") for x in PIECE_COLUMNS])
+            .from_(located.subquery("q"), copy=False)
+            .join(
+                exp.to_table("dt_cells").as_("i"),
+                on=exp.column("cell", table="i").eq(exp.column("cell", table="q")),
+                copy=False,
+            )
+        )
     if c.general:
         # one branch for every general rule: a record meets the rules in force for its segment and behaviour
         # (a join on a small table), and a CASE on the condition number evaluates only those rules' conditions

@@ -166,7 +166,8 @@ class Engine:
         )
         for name, table in (
             ("dt_params", c.params_table()),
-            ("dt_intervals", c.intervals_table()),
+            ("dt_buckets", c.buckets_table()),
+            ("dt_cells", c.cells_table()),
             ("pieces", c.pieces_table()),
             ("general_rules", c.general_table()),
             ("segments", seg),
