@@ -182,3 +182,28 @@ def test_add_citizens_relations_both_ways(store, make_citizens):
         "JOIN citizens b ON b.ckey = r.other").fetchall())
     assert rel == {(idl[0], idl[1], "contact"), (idl[1], idl[0], "contact"),
                    (idl[2], idl[0], "parent"), (idl[0], idl[2], "child")}
+
+
+def test_batches_are_written_in_citizen_order_and_compact_clusters_all(store, ids):
+    from socialcredit.engine import Engine
+
+    batch1 = [rec(f"a{i}", ids[2 - i % 3], "late_bill_payment", cst(2023, 3, 1 + i), days_late=30 + i) for i in range(6)]
+    batch2 = [rec(f"b{i}", ids[i % 3], "late_bill_payment", cst(2023, 2, 1 + i), days_late=60 + i) for i in range(6)]
+    store.ingest(batch1, now=NOW)
+    # one batch goes in citizen order; record keys still follow the batch's row order
+    physical = store.con.execute("SELECT ckey, rkey FROM records").fetchall()
+    assert [c for c, _ in physical] == sorted(c for c, _ in physical)
+    assert sorted(r for _, r in physical) == list(range(6))
+    store.ingest(batch2, now=NOW)
+    before = _snapshot(store)
+    Engine(store).run(as_of=cst(2024, 1, 1))
+    scores = store.con.execute("SELECT ckey, score FROM score_log ORDER BY ALL").fetchall()
+    assert store.compact() is True
+    assert _snapshot(store) == before  # the same rows and keys, only the physical order changed
+    physical = store.con.execute("SELECT ckey, occurred_at, rkey FROM records").fetchall()
+    assert physical == sorted(physical)
+    assert store.compact() is False  # nothing new since
+    Engine(store).run(as_of=cst(2024, 1, 1))
+    assert store.con.execute("SELECT ckey, score FROM score_log ORDER BY ALL").fetchall() == scores
+    store.ingest([rec("c0", ids[0], "volunteer_work", cst(2023, 5, 1), hours=3)], now=NOW)
+    assert store.compact() is True
