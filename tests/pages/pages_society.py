@@ -28,7 +28,12 @@ from socialcredit.store import Store
 HIDDEN_LIST = "sz_jaywalker_screen"
 
 
+# only the layers the two cities stand on: every engine run resolves and compiles every city's rulebooks
+LAYERS = ("national@1", "national@2", "guangdong@1", "shenzhen@1", "rongcheng@1", "rongcheng@2")
+
+
 def scenario_text(start: dt.date) -> str:
+    layers = ", ".join(str(shipped_dir() / f"{key}.yaml") for key in LAYERS)
     # court listings and camera-recorded red-light crossings far above their base rates, so a few hundred
     # citizens give a full billboard and a non-public list with members within two months
     return f"""\
@@ -41,7 +46,8 @@ cities:
   rongcheng: 180
 policy:
   rongcheng: rongcheng@1
-rulebooks: [shenzhen@2.yaml]
+shipped_rulebooks: false
+rulebooks: [{layers}, shenzhen@2.yaml]
 rates:
   multipliers: {{court_defaulter_listing: 150, red_light_crossing: 8}}
 services:

@@ -73,6 +73,8 @@ def test_register_shows_scores_only_where_the_city_publishes(client: TestClient,
     by_name = client.get("/register", params={"q": name_of(client, society.other)})
     assert society.other[:6] in by_name.text and society.other[-4:] in by_name.text
     assert society.other not in by_name.text, "the register prints resident IDs masked"
+    hostile = client.get("/register", params={"q": "<script>alert(1)</script>"})
+    assert hostile.status_code == 200 and "<script>alert" not in hostile.text and "&lt;script&gt;" in hostile.text
 
 
 def test_billboard_only_where_the_rulebook_publishes_one(client: TestClient, society: Society) -> None:
@@ -126,6 +128,8 @@ def test_citizen_page_is_refused_to_the_public_and_to_other_keys(client: TestCli
     assert service.status_code == 403
     wrong = client.get(f"/citizens/{society.shamed}", headers=cookie("sc_citizen_00000000_" + "x" * 40))
     assert wrong.status_code == 401 and "unknown or revoked" in wrong.text
+    unknown = client.get("/citizens/110101199001011237", headers=bearer(society, "admin"))
+    assert unknown.status_code == 404 and "No such citizen" in unknown.text
     assert client.get(f"/avatars/{society.shamed}.svg").status_code == 404
     assert client.get(f"/avatars/{society.shamed}.svg", headers=bearer(society, "other")).status_code == 404
     assert audit_actions(client, society.shamed) == before, "a refused view reads nothing"
@@ -134,6 +138,8 @@ def test_citizen_page_is_refused_to_the_public_and_to_other_keys(client: TestCli
 def test_login_sets_a_strict_cookie_and_the_citizen_page_is_audited(client: TestClient, society: Society) -> None:
     bad = client.post("/login", data={"key": "nonsense", "next": "/"})
     assert bad.status_code == 401 and "unknown or revoked" in bad.text
+    service = client.post("/login", data={"key": society.tokens["service"], "next": "/"})
+    assert service.status_code == 403 and "use the HTTP API" in service.text and "set-cookie" not in service.headers
     r = client.post("/login", data={"key": society.tokens["citizen"], "next": "//evil.example/"})
     assert r.status_code == 303 and r.headers["location"] == f"/citizens/{society.shamed}"
     set_cookie = r.headers["set-cookie"]
@@ -218,7 +224,7 @@ def test_admin_page_is_for_admins_only(client: TestClient, society: Society) -> 
         headers=bearer(society, "admin"),
     )
     assert page.status_code == 200
-    assert "shipped:shenzhen@1.yaml" in page.text and "policy:rongcheng=rongcheng@1" in page.text
+    assert "scenario:shenzhen@1.yaml" in page.text and "policy:rongcheng=rongcheng@1" in page.text
     assert "rongcheng@1+national@2</code> → <code>rongcheng@2+national@2" in page.text
     diffed = page.text.split('id="diff"')[1].split('id="rulebooks"')[0]
     assert "publish_scores</code> True → False" in diffed
