@@ -187,8 +187,10 @@ def test_add_citizens_relations_both_ways(store, make_citizens):
 def test_batches_are_written_in_citizen_order_and_compact_clusters_all(store, ids):
     from socialcredit.engine import Engine
 
-    batch1 = [rec(f"a{i}", ids[2 - i % 3], "late_bill_payment", cst(2023, 3, 1 + i), days_late=30 + i) for i in range(6)]
-    batch2 = [rec(f"b{i}", ids[i % 3], "late_bill_payment", cst(2023, 2, 1 + i), days_late=60 + i) for i in range(6)]
+    batch1 = [rec(f"a{i}", ids[2 - i % 3], "late_bill_payment", cst(2023, 3, 1 + i), days_late=30 + i)
+              for i in range(6)]
+    batch2 = [rec(f"b{i}", ids[i % 3], "late_bill_payment", cst(2023, 2, 1 + i), days_late=60 + i)
+              for i in range(6)]
     store.ingest(batch1, now=NOW)
     # one batch goes in citizen order; record keys still follow the batch's row order
     physical = store.con.execute("SELECT ckey, rkey FROM records").fetchall()

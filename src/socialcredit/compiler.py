@@ -1,14 +1,15 @@
 """The rulebook compiler: rules → decision tables and sqlglot expressions → SQL for a dialect.
 
 Most rules are bounds on one attribute ("days_late >= 90", "amount between 1000 and 5000"). Those
-compile into *decision tables*: the attribute's line is cut at every bound into pieces, each piece
+compile into *decision tables*: the attribute's line is cut at every bound into cells, each cell
 knows which rules it satisfies. A record finds its cell with equi-joins on one integer each, all on
 unique keys (DuckDB then probes a perfect hash table): its (epoch, city, behaviour) key gives the
 table and its bucket shape; the table's base plus the bucket number `floor((x - lo0) / w)` gives the
 cells below the bucket and the (at most CUTS_PER_BUCKET) cuts inside it, so two comparisons finish
-the count; and the cell number gives the cell's pieces. The cost per record is then the same for 40 rules or 1,000. Any other
-condition stays a general expression, lowered through sqlglot (never pasted as text), and gives the
-same answer the slow way. Everything the engine runs is generated here, for DuckDB or Spark.
+the count; and the cell number gives the cell's pieces. The cost per record is then the same for
+40 rules or 1,000. Any other condition stays a general expression, lowered through sqlglot (never
+pasted as text), and gives the same answer the slow way. Everything the engine runs is generated
+here, for DuckDB or Spark.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class Table:
     w: float
     nb: int
     cbase: list[int]
-    cuts: list[list[float]]
+    cuts: list[np.ndarray]
+    """cuts[j][b + 1]: the j-th cut inside bucket b (+inf when it has fewer)"""
 
 
 @dataclass
@@ -164,7 +166,11 @@ class Compiled:
                 "cbase": pa.array([b for t in self.tables for b in t.cbase], pa.int32()),
                 **{
                     f"cut{j + 1}": pa.array(
-                        [cs[j] if j < len(cs) else math.inf for t in self.tables for cs in t.cuts], pa.float64()
+                        np.concatenate(
+                            [t.cuts[j] if j < len(t.cuts) else np.full(len(t.cbase), math.inf) for t in self.tables]
+                            or [np.zeros(0)]
+                        ),
+                        pa.float64(),
                     )
                     for j in range(k)
                 },
@@ -172,7 +178,7 @@ class Compiled:
         )
 
     def cuts_per_bucket(self) -> int:
-        return max([len(cs) for t in self.tables for cs in t.cuts], default=0)
+        return max([len(t.cuts) for t in self.tables], default=0)
 
     def cells_table(self) -> pa.Table:
         cols = columns(self.cells, 2)
@@ -327,24 +333,26 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
         prev = v
     elems.append((prev, False, None, False))
 
-    def covers(b: Bounds, e: tuple[float | None, bool, float | None, bool]) -> bool:
-        lo, lo_inc, hi, hi_inc = e
-        if b.lo is not None and (lo is None or lo < b.lo or (lo == b.lo and lo_inc and not b.lo_inclusive)):
-            return False
-        return not (b.hi is not None and (hi is None or hi > b.hi or (hi == b.hi and hi_inc and not b.hi_inclusive)))
+    # elems[2i] is the gap below values[i], elems[2i + 1] the value itself, elems[-1] the gap above all;
+    # a rule covers one run of them (rules keep their order in every elem's list)
+    index = {v: i for i, v in enumerate(values)}
+    covering: list[list] = [[] for _ in elems]
+    for b, r in bounded:
+        first = 0 if b.lo is None else 2 * index[b.lo] + (1 if b.lo_inclusive else 2)
+        last = len(elems) - 1 if b.hi is None else 2 * index[b.hi] + (1 if b.hi_inclusive else 0)
+        for e in range(first, last + 1):
+            covering[e].append(r)
 
-    # merge neighbours that satisfy the same rules, so a ladder of k rules has k pieces, not 2k+1
+    # merge neighbours that satisfy the same rules, so a ladder of k rules has k + 1 cells, not 2k + 1
     merged: list[list] = []
-    for e in elems:
-        rules = tuple(r for b, r in bounded if covers(b, e))
+    for e, rs in zip(elems, covering, strict=True):
+        rules = tuple(rs)
         if merged and merged[-1][4] == rules:
             merged[-1][2], merged[-1][3] = e[2], e[3]
         else:
             merged.append([e[0], e[1], e[2], e[3], rules])
     # a cut between two cells: x is in the upper one when x >= cut (x > v is x >= the next double above v)
-    cuts = np.array(
-        [math.nextafter(float(m[2]), math.inf) if m[3] else float(m[2]) for m in merged[:-1]], np.float64
-    )
+    cuts = np.array([math.nextafter(float(m[2]), math.inf) if m[3] else float(m[2]) for m in merged[:-1]], np.float64)
     lo0, w, nb = (float(cuts[0]) if len(cuts) else 0.0), 1.0, 0
     span = float(cuts[-1] - cuts[0]) if len(cuts) else 0.0
     if len(cuts) > CUTS_PER_BUCKET and span > 0:
@@ -367,7 +375,10 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
             w,
             nb,
             (off + first[: nb + 2]).tolist(),
-            [cuts[first[i] : first[i + 1]].tolist() for i in range(nb + 2)],
+            [
+                np.where(first[:-1] + j < first[1:], cuts[np.minimum(first[:-1] + j, len(cuts) - 1)], math.inf)
+                for j in range(int(np.diff(first).max()))
+            ],
         )
     )
     c.n_buckets += nb + 2
@@ -523,7 +534,9 @@ def record_ledger_query(c: Compiled, source: str = "records") -> exp.Expression:
                 *[exp.column(x, table="g") for x in PIECE_COLUMNS],
             )
             .from_(exp.to_table(source).as_("r"), copy=False)
-            .join(exp.to_table("general_rules").as_("g"), on=exp.and_(*_in_segment(c, "g", "r"), copy=False), copy=False)
+            .join(
+                exp.to_table("general_rules").as_("g"), on=exp.and_(*_in_segment(c, "g", "r"), copy=False), copy=False
+            )
             .where(case, copy=False)
         )
     if not branches:

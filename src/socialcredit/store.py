@@ -4,8 +4,9 @@ Facts (citizens, relations, records, retractions, rulebook versions) are only ev
 engine's results (ledger, list entries, score log) are derived tables it replaces as a whole, so any
 past standing can be recomputed from the facts. Records are kept physically clustered by citizen
 (each batch is written in citizen order, and `compact` rewrites the table in that order), so the
-engine's per-citizen sums read a citizen's records together; the order changes no result. Every batch is validated set-wise in SQL against the
-catalog before anything is written: a batch with any bad row is rejected whole, with every problem.
+engine's per-citizen sums read a citizen's records together; the order changes no result. Every
+batch is validated set-wise in SQL against the catalog before anything is written: a batch with any
+bad row is rejected whole, with every problem.
 """
 
 from __future__ import annotations
