@@ -209,6 +209,34 @@ AGENCY_SHARES: dict[str, dict[str, float]] = {
 
 # --------------------------------------------------------------------------- the overridable knobs
 
+DAYS_PER_MONTH = 365.2425 / 12
+
+
+class Ramp(BaseModel):
+    """A rate that is phased in: the behaviour's rate × 1 / (1 + exp(−(t − midpoint) / width)).
+
+    Why: a mechanism that is rolled out (courts publishing more and more defaulters from 2013 on) has
+    no constant rate; a logistic ramp says it with two numbers a calibration can fit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    midpoint: dt.date = Field(description="when the rate reaches half its full value")
+    width_months: float = Field(gt=0, le=600, description="months for the rate to go from 27% to 73% of full")
+
+    def factor(self, month: dt.date) -> float:
+        t = (month - self.midpoint).days / DAYS_PER_MONTH / self.width_months
+        return float(1.0 / (1.0 + np.exp(-np.clip(t, -700, 700))))
+
+
+class Backlog(BaseModel):
+    """Extra records per eligible citizen in one month: a backlog published at once (a first list)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    month: dt.date = Field(description="the first day of the month")
+    rate: float = Field(ge=0, le=1)
+
 
 class BehaviourRates(BaseModel):
     """What a scenario may change about behaviour; everything left out keeps the module's defaults.
@@ -227,11 +255,17 @@ class BehaviourRates(BaseModel):
     propensity_sigma: float = Field(default=0.8, ge=0, le=3, description="log-sd of a citizen's overall propensity")
     category_sigma: float = Field(default=0.5, ge=0, le=3, description="log-sd of a citizen's propensity per category")
     propensity_seed: int = Field(default=0, ge=0, description="which citizens are the prone ones")
+    only: list[str] | None = Field(default=None, description="if given, every other behaviour has rate 0")
+    ramps: dict[str, Ramp] = Field(default_factory=dict, description="behaviour → logistic phase-in of its rate")
+    backlog: dict[str, Backlog] = Field(default_factory=dict, description="behaviour → one month's extra rate")
 
     @model_validator(mode="after")
     def _known_and_non_negative(self) -> BehaviourRates:
         behaviours = default_catalog().behaviours
-        for name in ("rates", "multipliers", "income_gradient", "age_gradient"):
+        for code in self.only or []:
+            if code not in behaviours:
+                raise ValueError(f"only: unknown behaviour {code!r}")
+        for name in ("rates", "multipliers", "income_gradient", "age_gradient", "ramps", "backlog"):
             for code, value in getattr(self, name).items():
                 if code not in behaviours:
                     raise ValueError(f"{name}: unknown behaviour {code!r}")
@@ -239,10 +273,22 @@ class BehaviourRates(BaseModel):
                     raise ValueError(f"{name}.{code}: must be at least 0, not {value}")
         return self
 
-    def rate(self, code: str) -> float:
-        """Expected records per eligible citizen per month, all overrides applied."""
-        base = self.rates.get(code, DEFAULT_RATES.get(code, 0.0))
-        return base * self.multipliers.get(code, 1.0) * self.scale
+    def rate(self, code: str, month: dt.date | None = None) -> float:
+        """Expected records per eligible citizen per month, all overrides applied.
+
+        Without `month` the ramp and backlog are ignored (the full, steady rate).
+        """
+        if self.only is not None and code not in self.only:
+            return 0.0
+        base = self.rates.get(code, DEFAULT_RATES.get(code, 0.0)) * self.multipliers.get(code, 1.0) * self.scale
+        if month is None:
+            return base
+        if code in self.ramps:
+            base *= self.ramps[code].factor(month)
+        extra = self.backlog.get(code)
+        if extra is not None and (extra.month.year, extra.month.month) == (month.year, month.month):
+            base += extra.rate * self.scale
+        return base
 
     def income_slope(self, code: str) -> float:
         return self.income_gradient.get(code, INCOME_GRADIENT.get(code, 0.0))
@@ -348,6 +394,37 @@ def propensities(key: np.ndarray, rates: BehaviourRates, catalog: Catalog) -> di
     return out
 
 
+def _weights(c: _Citizens, prop: np.ndarray, code: str, rates: BehaviourRates) -> np.ndarray:
+    """Each citizen's rate of `code` per unit of its base rate: eligibility × propensity × gradients."""
+    low, high = AGES.get(code, (ADULT, 200))
+    w = prop * ((c.age >= low) & (c.age <= high))
+    if (g := rates.income_slope(code)) != 0:
+        w = w * np.exp(g * (5.5 - c.decile) / 4.5)
+    if (g := rates.age_slope(code)) != 0:
+        w = w * np.exp(g * (40.0 - c.age) / 20.0)
+    return w
+
+
+def weight_sums(
+    source: Store | Population | pa.Table, months: list[dt.date], code: str, rates: BehaviourRates | None = None
+) -> np.ndarray:
+    """Per month, the sum over citizens of their rate of `code` per unit of its (ramped) base rate.
+
+    The very weights `generate_records` draws with (before deterrence): expected records of `code` in
+    month m are `rates.rate(code, m) × weight_sums(...)[m]`, which lets a fast aggregate model
+    (`simulate.calibrate`) compute what a full run reproduces in expectation.
+    """
+    rates = rates or BehaviourRates()
+    out = np.zeros(len(months))
+    prop: np.ndarray | None = None
+    for i, month in enumerate(months):
+        c = _citizens(source, month)
+        if prop is None:  # fixed per citizen: computed once
+            prop = propensities(c.key, rates, default_catalog())[code]
+        out[i] = float(_weights(c, prop, code, rates).sum())
+    return out
+
+
 # --------------------------------------------------------------------------- attributes
 
 
@@ -428,6 +505,8 @@ def generate_records(
     first: int = 0,
     blacklisted: pa.Array | list[str] | None = None,
     deterrence: float = 1.0,
+    cautious: pa.Array | list[str] | None = None,
+    caution: float = 1.0,
 ) -> pa.Table:
     """One month of records for every citizen of `source`, ready for `Store.ingest`.
 
@@ -440,8 +519,9 @@ def generate_records(
     attribute (typed, null where the behaviour does not declare it).
 
     `blacklisted` (citizen ids) and `deterrence` are the incentives' deterrence: those citizens'
-    undesirable-behaviour rates are multiplied by `deterrence` (sanctions deter). None leaves the
-    draws exactly as before, so runs without incentives are unchanged.
+    undesirable-behaviour rates are multiplied by `deterrence` (sanctions deter). `cautious` and
+    `caution` do the same for citizens just above a grade threshold (they fear the drop). None leaves
+    the draws exactly as before, so runs without incentives are unchanged.
     """
     rates = rates or BehaviourRates()
     catalog = catalog or default_catalog()
@@ -450,28 +530,21 @@ def generate_records(
     rng = rng if rng is not None else np.random.default_rng([start.year, start.month])
     c = _citizens(source, start.date())
     prop = propensities(c.key, rates, catalog)
-    adult = c.age >= ADULT
-    deterred = (
-        np.where(pc.is_in(c.ids, value_set=pa.array(blacklisted, pa.string())).to_numpy(zero_copy_only=False),
-                 deterrence, 1.0)
-        if blacklisted is not None and deterrence != 1.0
-        else None
-    )  # fmt: skip
+    deterred: np.ndarray | None = None
+    for ids, factor in ((blacklisted, deterrence), (cautious, caution)):
+        if ids is None or factor == 1.0:
+            continue
+        member = pc.is_in(c.ids, value_set=pa.array(ids, pa.string())).to_numpy(zero_copy_only=False)
+        deterred = (np.ones(len(c.ids)) if deterred is None else deterred) * np.where(member, factor, 1.0)
 
     who: list[np.ndarray] = []
     what: list[np.ndarray] = []
     blocks: list[tuple[str, np.ndarray]] = []
     for bi, code in enumerate(catalog.behaviours):
-        base = rates.rate(code)
+        base = rates.rate(code, start.date())
         if base <= 0:
             continue
-        low, high = AGES.get(code, (ADULT, 200))
-        eligible = (c.age >= low) & (c.age <= high) if code in AGES else adult
-        lam = base * prop[code] * eligible
-        if (g := rates.income_slope(code)) != 0:
-            lam = lam * np.exp(g * (5.5 - c.decile) / 4.5)
-        if (g := rates.age_slope(code)) != 0:
-            lam = lam * np.exp(g * (40.0 - c.age) / 20.0)
+        lam = base * _weights(c, prop[code], code, rates)
         if deterred is not None and catalog.behaviours[code].polarity == "undesirable":
             lam = lam * deterred
         # Independent Poisson counts per citizen, drawn exactly but in O(records) random numbers: the

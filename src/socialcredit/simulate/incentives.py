@@ -5,11 +5,19 @@ reacts to being listed overstates list sizes and understates what sanctions "do"
 
 * a citizen holding `court_defaulter` pays (and is delisted) with a monthly probability
   `repay_base`, plus `repay_when_sanctioned` if the system denied them at least one service in the
-  previous month — "sanctions bite". For simplicity *any* simulator denial of that citizen counts
-  (asked_by='simulator', outcome='deny'), not only denials whose reasons name the court list;
+  previous month — "sanctions bite" — both halved every `repay_halflife_months` the listing has
+  lasted, if set (those who can pay, pay early; the published series need this, see calibrate).
+  For simplicity *any* simulator denial of that citizen counts (asked_by='simulator',
+  outcome='deny'), not only denials whose reasons name the court list;
 * a citizen holding `guarantor_for_defaulter` settles with monthly probability `settle_guarantee`;
 * while on any blacklist, a citizen's undesirable-behaviour rates are multiplied by `deterrence`
-  (applied in `generate_records`, see `blacklisted`).
+  (applied in `generate_records`, see `blacklisted`);
+* threshold behaviour: a citizen whose score is less than `threshold_band` points above the lower
+  bound of their grade (one bad record from dropping a grade, and perhaps onto a grade list) has
+  their undesirable-behaviour rates multiplied by `threshold_caution` (see `near_threshold`);
+* avoiding blacklisted contacts: each month a tie to a contact on a blacklist is dropped with
+  probability `avoid_listed_contacts`, and a dropped tie is replaced by a new contact with
+  probability `rewire` (see `simulate.contacts`); the network rule then reads the new graph.
 
 Everything is set-wise: one SQL query per response over the store's `characteristic_intervals`
 (as of the previous engine run) and one numpy draw over the rows, so it scales like the generator.
@@ -35,6 +43,7 @@ if TYPE_CHECKING:
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 PAID = 1  # SPC 2017 Art. 10 deletion ground 1: the obligations were performed
 RECORD_PREFIX = "resp"  # record ids `resp-YYYYMM-NNNNNNNN`, never colliding with the generator's `sim-…`
+SECONDS_PER_MONTH = 365.2425 / 12 * 86400
 
 
 class Incentives(BaseModel):
@@ -46,10 +55,23 @@ class Incentives(BaseModel):
     repay_when_sanctioned: float = Field(
         default=0.08, ge=0, le=1, description="extra monthly P(pays) after a denied service last month"
     )
+    repay_halflife_months: float = Field(
+        default=0.0, ge=0, description="months for the repayment probabilities to halve as a listing ages (0: never)"
+    )
     settle_guarantee: float = Field(default=0.05, ge=0, le=1, description="monthly P(guarantor settles)")
     deterrence: float = Field(
         default=0.7, ge=0, le=1, description="factor on undesirable-behaviour rates while on a blacklist"
     )
+    threshold_band: int = Field(
+        default=0, ge=0, le=1000, description="points above one's grade's lower bound that count as near it"
+    )
+    threshold_caution: float = Field(
+        default=1.0, ge=0, le=1, description="factor on undesirable-behaviour rates when near a grade threshold"
+    )
+    avoid_listed_contacts: float = Field(
+        default=0.0, ge=0, le=1, description="monthly P(a tie to a blacklisted contact is dropped)"
+    )
+    rewire: float = Field(default=0.0, ge=0, le=1, description="P(a dropped tie is replaced by a new contact)")
 
 
 def _has_table(store: Store, name: str) -> bool:
@@ -75,16 +97,56 @@ def blacklisted(store: Store, at: dt.datetime) -> pa.Array:
     return pa.array([r[0] for r in rows], pa.string())
 
 
+def near_threshold(store: Store, at: dt.datetime, band: int) -> pa.Array:
+    """Citizen ids whose score at `at` is less than `band` points above the lower bound of their grade.
+
+    The score is the last assessed one (the base score for citizens never assessed), read against the
+    grades of each city's rulebook in force at `at`. The lowest grade has nowhere to fall, so it never
+    counts as near a threshold. Empty when `band` is 0 or nothing has been assessed yet.
+    """
+    if band <= 0 or not _has_table(store, "score_log"):
+        return pa.array([], pa.string())
+    day = at.replace(tzinfo=dt.UTC).astimezone(CST).date()
+    rows = []
+    rulebooks = store.rulebooks()
+    for city in rulebooks.cities:
+        rb = rulebooks.resolve(city, day)
+        if rb is None:
+            continue
+        lowest = min(g.min for g in rb.grades)
+        rows += [(city, rb.scale.base, g.min, lowest) for g in rb.grades]
+    if not rows:
+        return pa.array([], pa.string())
+    bounds = pa.table({k: [r[i] for r in rows] for i, k in enumerate(("city", "base", "bound", "lowest"))})
+    store.con.register("_bounds", bounds)
+    try:
+        found = store.con.execute(
+            """WITH last AS (SELECT ckey, arg_max(score, assessed_at) AS score FROM score_log
+                             WHERE assessed_at <= ? GROUP BY ckey),
+                    s AS (SELECT c.ckey, c.citizen_id, c.city, coalesce(l.score, any_value(b.base)) AS score
+                          FROM citizens c JOIN _bounds b USING (city) LEFT JOIN last l USING (ckey)
+                          GROUP BY c.ckey, c.citizen_id, c.city, l.score)
+               SELECT s.citizen_id FROM s JOIN _bounds b USING (city)
+               WHERE b.bound <= s.score GROUP BY s.ckey, s.citizen_id, s.score
+               HAVING max(b.bound) > any_value(b.lowest) AND s.score - max(b.bound) < ? ORDER BY s.ckey""",
+            [at, band],
+        ).fetchall()
+    finally:
+        store.con.unregister("_bounds")
+    return pa.array([r[0] for r in found], pa.string())
+
+
 def _holders(store: Store, characteristic: str, at: dt.datetime, since: dt.datetime) -> list[tuple]:
-    """(citizen_id, setter agency, amount, denied since `since`) per citizen holding `characteristic` at `at`."""
+    """(citizen_id, setter agency, amount, denied since `since`, held since) per holder of `characteristic` at `at`."""
     return store.con.execute(
-        """WITH h AS (SELECT ci.ckey, arg_min(r.agency, ci.start) AS agency, arg_min(ci.amount, ci.start) AS amount
+        """WITH h AS (SELECT ci.ckey, arg_min(r.agency, ci.start) AS agency, arg_min(ci.amount, ci.start) AS amount,
+                             min(ci.start) AS held_since
                       FROM characteristic_intervals ci JOIN records r USING (rkey)
                       WHERE ci.characteristic = $ch AND ci.start <= $at AND (ci."end" IS NULL OR ci."end" > $at)
                       GROUP BY ci.ckey),
                 d AS (SELECT DISTINCT ckey FROM decisions WHERE asked_by = 'simulator' AND outcome = 'deny'
                       AND asked_at >= $since AND asked_at < $at)
-           SELECT c.citizen_id, h.agency, h.amount, d.ckey IS NOT NULL
+           SELECT c.citizen_id, h.agency, h.amount, d.ckey IS NOT NULL, h.held_since
            FROM h JOIN citizens c USING (ckey) LEFT JOIN d USING (ckey) ORDER BY h.ckey""",
         {"ch": characteristic, "at": at, "since": since},
     ).fetchall()
@@ -112,6 +174,9 @@ def respond(
         since = _previous_month(month_start)
         defaulters = _holders(store, "court_defaulter", month_start, since)
         p = incentives.repay_base + incentives.repay_when_sanctioned * np.array([d[3] for d in defaulters], bool)
+        if incentives.repay_halflife_months > 0:  # those who can pay, pay early: the hazard halves as a stay ages
+            held = np.array([(month_start - d[4]).total_seconds() / SECONDS_PER_MONTH for d in defaulters])
+            p = p * np.exp2(-held / incentives.repay_halflife_months)
         pays = rng.random(len(defaulters)) < np.minimum(p, 1.0)
         guarantors = _holders(store, "guarantor_for_defaulter", month_start, since)
         settles = rng.random(len(guarantors)) < incentives.settle_guarantee
@@ -119,7 +184,7 @@ def respond(
             ("court_defaulter_delisting", defaulters, pays),
             ("guarantee_settled", guarantors, settles),
         ):
-            for (citizen, agency, amount, _), yes in zip(holders, chosen, strict=True):
+            for (citizen, agency, amount, *_), yes in zip(holders, chosen, strict=True):
                 if yes:
                     cols["citizen_id"].append(citizen)
                     cols["behaviour"].append(behaviour)
@@ -149,4 +214,4 @@ def respond(
     return pa.table(table)
 
 
-__all__ = ["Incentives", "blacklisted", "respond"]
+__all__ = ["Incentives", "blacklisted", "near_threshold", "respond"]

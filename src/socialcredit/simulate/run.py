@@ -11,9 +11,9 @@ Reproducibility: the population, each month's records and each month's attempts 
 derived from the scenario's seed, and attempt times are simulated times, never the wall clock; the
 same scenario gives the same Parquet tables (only `run.json`'s timings differ).
 
-Known limitation: `decide` is one citizen per call (a handful of SQL queries each, a few ms), so
-service use is the slow part; scenarios here are kept to a few thousand attempts per month. A
-set-wise decision path is future work (issue 3, scale).
+Service attempts go through `decisions.decide_many` in time order, a month's attempts in one call
+(one look-up pass over the engine's list stays and one insert), so every attempt is a recorded
+decision with its reasons, as a single `decide` would record it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 import yaml
@@ -38,7 +39,10 @@ from socialcredit import decisions
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, next_month_utc
 from socialcredit.simulate.behaviour import generate_records
-from socialcredit.simulate.incentives import blacklisted, respond
+from socialcredit.simulate.contacts import SCHEMA as CONTACTS_SCHEMA
+from socialcredit.simulate.contacts import avoid_listed_contacts
+from socialcredit.simulate.incentives import blacklisted, near_threshold, respond
+from socialcredit.simulate.policy import apply_policy, parse_overrides
 from socialcredit.simulate.population import generate_population, regions_of
 from socialcredit.simulate.scenario import Scenario
 from socialcredit.store import Store
@@ -46,6 +50,7 @@ from socialcredit.yamlio import LocatedError
 
 MonthProgress = Callable[[int, int, str], None]  # (months done, months, label)
 ASKED_BY = "simulator"
+DECIDE_BATCH = 50_000  # attempts per set-wise decision call: bounds the memory of one call
 
 SCHEMAS = {
     "scores": pa.schema(
@@ -65,6 +70,7 @@ SCHEMAS = {
     ),
     "children": pa.schema([("month", pa.date32()), ("children", pa.int64())]),
     "responses": pa.schema([("month", pa.date32()), ("behaviour", pa.string()), ("n", pa.int64())]),
+    "contacts": CONTACTS_SCHEMA,  # written only when citizens avoid blacklisted contacts
 }
 RESPONSES = ("court_defaulter_delisting", "guarantee_settled")
 
@@ -103,10 +109,16 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: MonthProgress | No
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / "store.duckdb").exists():
         raise LocatedError(f"{out_dir}: already holds a run (store.duckdb); choose a new --out directory")
-    (out_dir / "scenario.yaml").write_text(
-        yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True), sort_keys=False, allow_unicode=True),
-        encoding="utf-8",
-    )
+    # the run directory is self-contained: the scenario's own rulebook layers are copied beside it
+    copied = []
+    for path in map(Path, scenario.rulebooks):
+        (out_dir / "rulebooks").mkdir(exist_ok=True)
+        (out_dir / "rulebooks" / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        copied.append(f"rulebooks/{path.name}")
+    saved = scenario.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if copied:
+        saved["rulebooks"] = copied
+    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
     store = Store(out_dir / "store.duckdb")
     try:
         return _run(scenario, store, out_dir, step, began)
@@ -116,7 +128,10 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: MonthProgress | No
 
 def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, began: float) -> RunResult:
     step(0, scenario.months, "population")
-    store.init()
+    store.init(load_shipped_rulebooks=scenario.shipped_rulebooks)
+    for path in map(Path, scenario.rulebooks):
+        store.add_rulebook(path.read_text(encoding="utf-8"), f"scenario:{path.name}")
+    apply_policy(store, scenario.policy, scenario.start)
     rulebooks = store.rulebooks()
     unknown = [c for c in scenario.cities if c not in rulebooks.cities]
     if unknown:
@@ -139,11 +154,19 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         timing: dict[str, float] = {}
         t = time.perf_counter()
         inc = scenario.incentives
+        if inc is not None and inc.avoid_listed_contacts > 0:  # standing as of the month's start
+            graph = avoid_listed_contacts(
+                store, start, label, inc.avoid_listed_contacts, inc.rewire, _rng(scenario.seed, 4, m)
+            )
+            rows["contacts"].append(graph.row())
+            timing["contacts"] = time.perf_counter() - t
+            t = time.perf_counter()
         listed = blacklisted(store, start) if inc is not None else None
-        deterrence = inc.deterrence if inc is not None else 1.0
+        cautious = near_threshold(store, start, inc.threshold_band) if inc is not None else None
         batch = generate_records(
             store, label, scenario.rates, _rng(scenario.seed, 1, m), first=records,
-            blacklisted=listed, deterrence=deterrence,
+            blacklisted=listed, deterrence=inc.deterrence if inc is not None else 1.0,
+            cautious=cautious, caution=inc.threshold_caution if inc is not None else 1.0,
         )  # fmt: skip
         timing["generate"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -176,7 +199,8 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         rows["lists"] += [{"month": label, **r} for r in _lists(store, scenario, previous, end)]
         rows["children"].append({"month": label, "children": _children(store, end)})
         for name, schema in SCHEMAS.items():  # rewritten every month, so a stopped run keeps what it did
-            pq.write_table(pa.Table.from_pylist(rows[name], schema=schema), out_dir / f"{name}.parquet")
+            if name != "contacts" or rows[name]:
+                pq.write_table(pa.Table.from_pylist(rows[name], schema=schema), out_dir / f"{name}.parquet")
         timing["aggregate"] = time.perf_counter() - t
         attempts = sum(outcomes.values())
         for (_, o), n in outcomes.items():
@@ -228,6 +252,9 @@ def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, 
         "adults": np.flatnonzero(np.array(adult, bool)),
         "children": np.flatnonzero(np.array(child_with_parent, bool)),
     }
+    if any(use.for_ == "listed" for use in scenario.services.values()):
+        on = pc.is_in(pa.array(ids, pa.string()), value_set=blacklisted(store, start))
+        eligible["listed"] = np.flatnonzero(on.to_numpy(zero_copy_only=False))
     seconds = int((end - start).total_seconds())
     who, what, when = [], [], []
     for si, service in enumerate(sorted(scenario.services)):
@@ -241,12 +268,14 @@ def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, 
     citizen, service_ix, offset = np.concatenate(who), np.concatenate(what), np.concatenate(when)
     order = np.lexsort((citizen, service_ix, offset))  # chronological, ties by service then citizen
     services = sorted(scenario.services)
+    requests: list[tuple[str, str, dt.datetime | None]] = [
+        (str(ids_arr[citizen[i]]), services[int(service_ix[i])], start + dt.timedelta(seconds=int(offset[i])))
+        for i in order
+    ]
     outcomes: Counter[tuple[str, str]] = Counter()
-    for i in order:
-        at = start + dt.timedelta(seconds=int(offset[i]))
-        service = services[int(service_ix[i])]
-        d = decisions.decide(store, str(ids_arr[citizen[i]]), service, at, asked_by=ASKED_BY)
-        outcomes[(service, d.outcome)] += 1
+    for lo in range(0, len(requests), DECIDE_BATCH):  # set-wise: one look-up pass and one insert per batch
+        for d in decisions.decide_many(store, requests[lo : lo + DECIDE_BATCH], asked_by=ASKED_BY):
+            outcomes[(d.service, d.outcome)] += 1
     return outcomes
 
 
@@ -299,19 +328,22 @@ def _children(store: Store, at: dt.datetime) -> int:
     """Children reached at `at` by a parent's measure, asked of the decision path itself.
 
     Only children with a parent on some list are candidates (one query); each candidate is then checked
-    with `reaching_measures`, the function `decide` uses, so the count cannot drift from the decisions.
+    with the decider's `reaching_measures`, the function `decide` uses, so the count cannot drift from
+    the decisions.
     """
     candidates = store.con.execute(
         """SELECT DISTINCT r.ckey FROM relations r JOIN list_entries e ON e.ckey = r.other
            WHERE r.kind = 'parent' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY 1""",
         [at, at],
     ).fetchall()
+    decider = decisions.Decider(store, check_facts=False)  # the engine has just run: one index for all
+    index = decider.index(at)
     return sum(
         1
         for (ckey,) in candidates
         if any(
             store.catalog.measures[m.measure].reach == "children" and m.via.startswith("parent:")
-            for m in decisions.reaching_measures(store, ckey, at)
+            for m in decider.reaching_measures(index, ckey, at)
         )
     )
 
@@ -322,6 +354,13 @@ def _children(store: Store, at: dt.datetime) -> int:
 def simulate_command(
     scenario: Annotated[Path, typer.Argument(help="scenario file (YAML), e.g. scenarios/demo.yaml")],
     out: Annotated[Path, typer.Option("--out", help="run directory to create (store, Parquet series, run.json)")],
+    rulebook: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rulebook",
+            help="CITY=JURISDICTION@VERSION: run CITY under that layer's rules (policy comparison); repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario month by month into a run directory (synthetic people only)."""
     # imported here, not at the top: socialcredit.cli imports this module while it is being built
@@ -332,6 +371,12 @@ def simulate_command(
     @guarded
     def run() -> None:
         loaded = load_scenario(scenario)
+        if rulebook:  # the command line adds to (and wins over) the scenario's own policy
+            policy = {**loaded.policy, **parse_overrides(rulebook)}
+            loaded = Scenario.model_validate({**loaded.model_dump(by_alias=True), "policy": policy})
+            unknown = [c for c in policy if c not in loaded.cities]
+            if unknown:
+                fail(f"--rulebook {', '.join(unknown)}: not a city of scenario {loaded.name}")
         if (out / "store.duckdb").exists():
             fail(f"{out}: already holds a run (store.duckdb); choose a new --out directory")
         with Progress(

@@ -1,0 +1,200 @@
+"""Citizens avoid contacts who are blacklisted: the contact graph evolves, month by month, in the store.
+
+Why: the seed's network rule ("dealing with citizens with a low score") punishes a citizen for the
+company they keep, so the obvious response is to drop that company. Each month, every contact tie
+between a citizen on a blacklist and one who is not is dropped with probability `p_drop` (the one
+not listed does the dropping; two listed citizens do not avoid each other). With probability
+`p_rewire` the citizen who dropped the tie makes a new contact instead: an adult of the same city
+who is not on a blacklist, not themselves and not already a contact (a draw that hits one of those
+is simply not replaced, so slightly fewer ties are added than the probability says).
+
+Where the change goes: the store's `relations` table is what the engine's network rule reads, so
+dropped ties are deleted from it and new ties inserted (both directions, as every contact is
+symmetric) — the next engine run sees the new graph. So that the graph's evolution stays visible and
+every past graph can be rebuilt, each change is also appended to a `contact_changes` table in the
+run's store (month, ckey, other, change = 'drop' | 'add'), one row per tie (ckey < other), and the
+run writes a per-month `contacts.parquet` series.
+
+Known limit: relations carry no dates, and the engine recomputes every month from scratch on each
+run, so once a tie is dropped the network rule reads the new graph for earlier months as well. The
+month-by-month shares in `contacts.parquet` are the ones each month actually saw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from socialcredit.store import Store
+
+SCHEMA = pa.schema(
+    [
+        ("month", pa.date32()),
+        ("dropped", pa.int64()),
+        ("added", pa.int64()),
+        ("ties", pa.int64()),
+        ("citizens_with_listed_contacts", pa.int64()),
+        ("mean_listed_share", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ContactMonth:
+    """One month of graph change and the graph's exposure to the blacklist after it."""
+
+    month: dt.date
+    dropped: int
+    added: int
+    ties: int
+    citizens_with_listed_contacts: int
+    mean_listed_share: float
+
+    def row(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in SCHEMA.names}
+
+
+def _listed(store: Store, at: dt.datetime) -> np.ndarray:
+    has = store.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'list_entries'").fetchall()[0][0]
+    if not has:
+        return np.zeros(0, np.int64)
+    rows = store.con.execute(
+        """SELECT DISTINCT ckey FROM list_entries WHERE kind = 'blacklist' AND start <= ?
+           AND ("end" IS NULL OR "end" > ?) ORDER BY 1""",
+        [at, at],
+    ).fetchall()
+    return np.array([r[0] for r in rows], np.int64)
+
+
+def exposure(store: Store, listed: np.ndarray) -> tuple[int, int, float]:
+    """(ties, citizens with a listed contact, mean share of listed contacts over citizens with contacts)."""
+    store.con.register("_listed", pa.table({"ckey": pa.array(listed, pa.int32())}))
+    try:
+        ties, exposed, share = store.con.execute(
+            """WITH s AS (SELECT r.ckey, count(l.ckey) AS k, count(*) AS n
+                          FROM relations r LEFT JOIN _listed l ON l.ckey = r.other
+                          WHERE r.kind = 'contact' GROUP BY r.ckey)
+               SELECT (SELECT count(*) FROM relations WHERE kind = 'contact') // 2,
+                      count(*) FILTER (WHERE k > 0), coalesce(avg(k / n), 0) FROM s"""
+        ).fetchall()[0]
+    finally:
+        store.con.unregister("_listed")
+    return int(ties), int(exposed), float(share)
+
+
+def avoid_listed_contacts(
+    store: Store, at: dt.datetime, month: dt.date, p_drop: float, p_rewire: float, rng: np.random.Generator
+) -> ContactMonth:
+    """Drop (and perhaps replace) ties to contacts on a blacklist at `at` (naive UTC); log and apply them."""
+    con = store.con
+    con.execute("CREATE TABLE IF NOT EXISTS contact_changes(month DATE, ckey INTEGER, other INTEGER, change VARCHAR)")
+    listed = _listed(store, at)
+    dropped = np.zeros((0, 2), np.int64)
+    added = np.zeros((0, 2), np.int64)
+    if listed.size and p_drop > 0:
+        con.register("_listed", pa.table({"ckey": pa.array(listed, pa.int32())}))
+        try:
+            # each at-risk tie once, as (avoider, listed contact), in a fixed order
+            ties = np.array(
+                con.execute(
+                    """SELECT r.ckey, r.other FROM relations r JOIN _listed l ON l.ckey = r.other
+                       WHERE r.kind = 'contact' AND r.ckey NOT IN (SELECT ckey FROM _listed)
+                       ORDER BY r.ckey, r.other"""
+                ).fetchall(),
+                np.int64,
+            ).reshape(-1, 2)
+        finally:
+            con.unregister("_listed")
+        dropped = ties[rng.random(len(ties)) < p_drop]
+        if dropped.size and p_rewire > 0:
+            added = _rewire(store, at, dropped[rng.random(len(dropped)) < p_rewire, 0], listed, rng)
+    if dropped.size or added.size:
+        _apply(store, month, dropped, added)
+    ties_n, exposed, share = exposure(store, listed)
+    return ContactMonth(month, len(dropped), len(added), ties_n, exposed, share)
+
+
+def _rewire(
+    store: Store, at: dt.datetime, avoiders: np.ndarray, listed: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """A new contact for each avoider: a random adult of the same city, not listed, new to them."""
+    if not avoiders.size:
+        return np.zeros((0, 2), np.int64)
+    adult_day = (at - dt.timedelta(days=round(18 * 365.2425))).date()
+    ckey, city = (
+        np.array(x)
+        for x in zip(
+            *store.con.execute(
+                "SELECT ckey, city FROM citizens WHERE birth_date <= ? ORDER BY ckey", [adult_day]
+            ).fetchall(),
+            strict=True,
+        )
+    )
+    ckey = ckey.astype(np.int64)
+    pool = ~np.isin(ckey, listed)
+    ckey, city = ckey[pool], city[pool]
+    cities, code = np.unique(city, return_inverse=True)
+    by_city = np.argsort(code, kind="stable")
+    first = np.searchsorted(code[by_city], np.arange(len(cities)))
+    size = np.bincount(code, minlength=len(cities))
+    where = np.searchsorted(ckey, avoiders)
+    known = (where < ckey.size) & (ckey[np.minimum(where, ckey.size - 1)] == avoiders)
+    avoiders = avoiders[known]  # an avoider is unlisted, so in the pool unless under 18 (never, for a contact)
+    home = code[where[known]]
+    pick = ckey[by_city[first[home] + np.floor(rng.random(avoiders.size) * size[home]).astype(np.int64)]]
+    a, b = np.minimum(avoiders, pick), np.maximum(avoiders, pick)
+    packed = a << 32 | b
+    existing = np.array(
+        [r[0] for r in store.con.execute(
+            "SELECT (ckey::BIGINT << 32) | other FROM relations WHERE kind = 'contact' AND ckey < other"
+        ).fetchall()],
+        np.int64,
+    )  # fmt: skip
+    _, first_seen = np.unique(packed, return_index=True)
+    once = np.zeros(packed.size, bool)
+    once[first_seen] = True
+    ok = (a != b) & ~np.isin(packed, existing) & once
+    return np.stack([avoiders[ok], pick[ok]], axis=1)
+
+
+def _apply(store: Store, month: dt.date, dropped: np.ndarray, added: np.ndarray) -> None:
+    """Delete dropped ties and insert new ones in `relations` (both directions), logging each tie once."""
+    con = store.con
+
+    def both(pairs: np.ndarray) -> pa.Table:
+        a, b = pairs[:, 0], pairs[:, 1]
+        return pa.table({"ckey": pa.array(np.r_[a, b], pa.int32()), "other": pa.array(np.r_[b, a], pa.int32())})
+
+    def log(pairs: np.ndarray, change: str) -> pa.Table:
+        lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+        return pa.table(
+            {
+                "month": pa.array([month] * len(pairs), pa.date32()),
+                "ckey": pa.array(lo, pa.int32()),
+                "other": pa.array(hi, pa.int32()),
+                "change": pa.array([change] * len(pairs), pa.string()),
+            }
+        )
+
+    with store.transaction():
+        con.register("_drop", both(dropped))
+        con.register("_add", both(added))
+        con.register("_log", pa.concat_tables([log(dropped, "drop"), log(added, "add")]))
+        try:
+            con.execute(
+                """DELETE FROM relations WHERE kind = 'contact'
+                   AND EXISTS (SELECT 1 FROM _drop d WHERE d.ckey = relations.ckey AND d.other = relations.other)"""
+            )
+            con.execute("INSERT INTO relations SELECT ckey, other, 'contact' FROM _add")
+            con.execute("INSERT INTO contact_changes SELECT * FROM _log ORDER BY change DESC, ckey, other")
+        finally:
+            for name in ("_drop", "_add", "_log"):
+                con.unregister(name)
+
+
+__all__ = ["SCHEMA", "ContactMonth", "avoid_listed_contacts", "exposure"]
