@@ -16,7 +16,18 @@ from pathlib import Path
 import duckdb
 
 from socialcredit.report import lists, standings
-from socialcredit.report.figures import PALETTE, Figure, Section, canvas, distinct, grid, month_ticks, pick, png
+from socialcredit.report.figures import (
+    PALETTE,
+    Figure,
+    Section,
+    canvas,
+    distinct,
+    grid,
+    headroom,
+    month_ticks,
+    pick,
+    png,
+)
 from socialcredit.report.html import Document, write
 from socialcredit.report.rundir import Query, RunDir, _literal
 from socialcredit.yamlio import LocatedError
@@ -307,6 +318,7 @@ def decision_changes(pair: Pair) -> Figure:
         widths = [sum(r["attempts"] for r in pick(rows, service=s) if test(r)) for s in services]
         ax.barh(range(len(services)), widths, left=left, color=colour, label=label)
         left = [a + b for a, b in zip(left, widths, strict=True)]
+    headroom(ax, left, horizontal=True)
     ax.set_yticks(range(len(services)), services, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("service attempts", fontsize=9)

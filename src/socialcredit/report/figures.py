@@ -96,9 +96,30 @@ def distinct(rows: Sequence[dict[str, Any]], key: str) -> list[Any]:
     return list(dict.fromkeys(r[key] for r in rows))
 
 
+def headroom(ax: Axes, totals: Sequence[float], horizontal: bool = False) -> None:
+    """Room above stacked bars (and their legend): each layer's base is a sticky edge autoscaling stops at."""
+    top = max([1.0, *totals]) * 1.25
+    if horizontal:
+        ax.set_xlim(0, top)
+    else:
+        ax.set_ylim(0, top)
+
+
 def month_ticks(ax: Axes, labels: Sequence[str]) -> None:
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=45 if len(labels) > 8 else 0, fontsize=8)
 
 
-__all__ = ["OUTCOME_COLOURS", "PALETTE", "Figure", "Section", "canvas", "distinct", "grid", "pick", "png"]
+__all__ = [
+    "OUTCOME_COLOURS",
+    "PALETTE",
+    "Figure",
+    "Section",
+    "canvas",
+    "distinct",
+    "grid",
+    "headroom",
+    "month_ticks",
+    "pick",
+    "png",
+]

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from socialcredit.report.figures import PALETTE, Figure, Section, canvas, distinct, grid, month_ticks, pick, png
+from socialcredit.report.figures import (
+    PALETTE,
+    Figure,
+    Section,
+    canvas,
+    distinct,
+    grid,
+    headroom,
+    month_ticks,
+    pick,
+    png,
+)
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
 
 LISTS_SQL = f"""WITH {MONTHS_CTE},
@@ -197,6 +208,7 @@ def blacklist_exits(run: RunDir) -> Figure:
         heights = [sum(r["exits"] for r in pick(rows, route=route, month=m)) for m in months]
         left.bar(range(len(months)), heights, 0.7, bottom=bottom, label=route, color=PALETTE[k % len(PALETTE)])
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    headroom(left, bottom)
     month_ticks(left, [f"{m:%Y-%m}" for m in months])
     left.set_title("blacklist stays ended per month", fontsize=10)
     if routes:
@@ -233,7 +245,8 @@ def blacklist_exits(run: RunDir) -> Figure:
         upheld = sum(r["cases"] for r in cases.rows if r["kind"] == "objection" and r["status"] == "upheld")
         repaired = sum(r["cases"] for r in cases.rows if r["kind"] == "repair" and r["status"] == "upheld")
         caption += (
-            f" {upheld} objections were upheld (their stays are gone, not ended) and {repaired} credit repairs granted."
+            f" Objections upheld: {upheld} (the stays they touched are gone, not ended); credit repairs granted: "
+            f"{repaired}."
         )
         limits = []
     return Figure("blacklist-exits", "How people leave the blacklist", caption, png(fig), queries, limits)

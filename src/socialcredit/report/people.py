@@ -224,8 +224,8 @@ def network(run: RunDir) -> Figure:
         dropped = sum(r["ties_dropped"] for r in changes.rows)
         added = sum(r["ties_added"] for r in changes.rows)
         graph = (
-            f" Contact avoidance: {dropped} ties to blacklisted people were dropped and {added} new ties made "
-            "over the run. The store keeps only the final graph (relations carry no dates), and the engine "
+            f" Contact avoidance over the run: ties to blacklisted people dropped {dropped}, new ties made {added}. "
+            "The store keeps only the final graph (relations carry no dates), and the engine "
             "scores every month with it, so the shares here are the final graph's, as the scores are."
         )
         limits = []

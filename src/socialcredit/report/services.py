@@ -22,6 +22,7 @@ from socialcredit.report.figures import (
     canvas,
     distinct,
     grid,
+    headroom,
     month_ticks,
     pick,
     png,
@@ -89,6 +90,7 @@ def decisions_over_time(run: RunDir) -> Figure:
                 range(len(months)), hs, 0.7, bottom=bottom, label=outcome, color=OUTCOME_COLOURS.get(outcome, "#999")
             )
             bottom = [b + h for b, h in zip(bottom, hs, strict=True)]
+        headroom(ax, bottom)
         month_ticks(ax, [f"{m:%Y-%m}" for m in months])
         ax.set_title(service, fontsize=10)
     if services:
