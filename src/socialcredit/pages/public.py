@@ -59,40 +59,30 @@ def reason(svc: Service, rb: Rulebook, row: dict[str, Any]) -> str:
     return f"{label}: {why}" if why else label
 
 
-def board(svc: Service, city: str, rb: Rulebook, at: dt.datetime) -> list[dict[str, Any]]:
-    """One entry per blacklisted citizen of the city (public lists only), newest first, with every reason."""
+def board(svc: Service, city: str, rb: Rulebook, at: dt.datetime) -> tuple[list[dict[str, Any]], int]:
+    """The city's blacklisted citizens (public lists only) with every reason, newest stay first, at most
+    `BOARD_LIMIT` of them with their faces drawn; and how many there are in all."""
     public = [x.id for x in rb.lists if x.kind == "blacklist" and x.public]
     people: dict[str, dict[str, Any]] = {}
     for row in queries.blacklisted(svc.store, city, public, at):
-        p = people.setdefault(
-            row["citizen_id"],
-            {
+        p = people.get(row["citizen_id"])
+        if p is None:
+            p = people[row["citizen_id"]] = {
                 "id": masked(row["citizen_id"]),
                 "name": row["name"],
                 "name_latin": row["name_latin"],
                 "since": row["start"],
                 "reasons": [],
-                "_seed": (row["citizen_id"], row["sex"], row["birth_date"]),
-            },
-        )
+                "face": (row["avatar_seed"], row["sex"], age(row["birth_date"], at)),
+            }
         p["since"] = min(p["since"], row["start"])
         text = reason(svc, rb, row)
         if text not in p["reasons"]:
             p["reasons"].append(text)
-    return list(people.values())
-
-
-def with_faces(svc: Service, people: list[dict[str, Any]], at: dt.datetime) -> list[dict[str, Any]]:
-    seeds = dict(
-        svc.store.con.execute(
-            "SELECT citizen_id, avatar_seed FROM citizens WHERE citizen_id IN (SELECT unnest(?))",
-            [[p["_seed"][0] for p in people]],
-        ).fetchall()
-    )
-    for p in people:
-        cid, sex, born = p.pop("_seed")
-        p["avatar"] = avatar_svg(seeds[cid], sex, age(born, at))
-    return people
+    shown = list(people.values())[:BOARD_LIMIT]
+    for p in shown:
+        p["avatar"] = avatar_svg(*p.pop("face"))
+    return shown, len(people)
 
 
 def summary(
@@ -202,10 +192,9 @@ def billboard(request: Request, city: str) -> HTMLResponse:
                 title_class="not-published",
             )
         fresh(svc, at)
-        people = board(svc, city, rb, at)
-        shown = with_faces(svc, people[:BOARD_LIMIT], at)
+        shown, total = board(svc, city, rb, at)
         svc.audit.append(viewer_name(request), "page.blacklist", None, city=city, shown=len(shown))
-    return render(request, "billboard.html", rb=rb, city=city, people=shown, hidden=len(people) - len(shown), at=at)
+    return render(request, "billboard.html", rb=rb, city=city, people=shown, hidden=total - len(shown), at=at)
 
 
 def _station_data(request: Request, city: str, at: dt.datetime) -> tuple[Rulebook | None, list[dict[str, Any]]]:
@@ -215,7 +204,7 @@ def _station_data(request: Request, city: str, at: dt.datetime) -> tuple[Ruleboo
         if rb is None or not rb.disclosure.station_monitor:
             return rb, []
         fresh(svc, at)
-        people = with_faces(svc, board(svc, city, rb, at)[:BOARD_LIMIT], at)
+        people, _ = board(svc, city, rb, at)
         svc.audit.append(viewer_name(request), "page.station", None, city=city, shown=len(people))
         return rb, people
 

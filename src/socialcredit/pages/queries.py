@@ -101,7 +101,7 @@ def blacklisted(store: Store, city: str, list_ids: list[str], at: dt.datetime) -
         return []
     return _rows(
         store,
-        """SELECT c.citizen_id, c.name, c.name_latin, c.sex, c.birth_date, e.list_id, e.start, e.cause,
+        """SELECT c.citizen_id, c.name, c.name_latin, c.sex, c.birth_date, c.avatar_seed, e.list_id, e.start, e.cause,
                   e.characteristic, e.grade, b.code AS behaviour
            FROM list_entries e JOIN citizens c USING (ckey)
            LEFT JOIN records r USING (rkey) LEFT JOIN behaviours b ON b.bkey = r.bkey
