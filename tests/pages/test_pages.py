@@ -136,6 +136,8 @@ def test_citizen_page_is_refused_to_the_public_and_to_other_keys(client: TestCli
 
 
 def test_login_sets_a_strict_cookie_and_the_citizen_page_is_audited(client: TestClient, society: Society) -> None:
+    forged = client.post("/login", data={"key": society.tokens["citizen"]}, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
     bad = client.post("/login", data={"key": "nonsense", "next": "/"})
     assert bad.status_code == 401 and "unknown or revoked" in bad.text
     service = client.post("/login", data={"key": society.tokens["service"], "next": "/"})
