@@ -29,7 +29,7 @@ from socialcredit.report.figures import (
     png,
 )
 from socialcredit.report.html import Document, write
-from socialcredit.report.rundir import Query, RunDir, _literal
+from socialcredit.report.rundir import Query, RunDir, literal
 from socialcredit.yamlio import LocatedError
 
 LATEST_CTE = """{x}_std AS (SELECT ckey, arg_max(grade, assessed_at) AS grade, arg_max(score, assessed_at) AS score
@@ -159,7 +159,7 @@ class Pair:
         attach = "\n".join(
             f"ATTACH {_quoted(p / 'store.duckdb')} AS {x} (READ_ONLY);" for x, p in (("a", self.a), ("b", self.b))
         )
-        variables = "\n".join(f"SET VARIABLE {k} = {_literal(v)};" for k, v in self.variables.items())
+        variables = "\n".join(f"SET VARIABLE {k} = {literal(v)};" for k, v in self.variables.items())
         return f"-- in an in-memory duckdb session\n{attach}\n{variables}"
 
     def query(self, name: str, sql: str) -> Query:

@@ -63,9 +63,8 @@ def replay(run_dir: Path, spec: str, out: Path | None = None, progress: Step | N
     out.mkdir(parents=True, exist_ok=True)
     step("copying the run", 0)
     shutil.copyfile(Path(run_dir) / "store.duckdb", out / "store.duckdb")
-    for name in ("scenario.yaml",):
-        if (Path(run_dir) / name).exists():
-            shutil.copyfile(Path(run_dir) / name, out / name)
+    if (Path(run_dir) / "scenario.yaml").exists():  # the Parquet series describe the original run: not copied
+        shutil.copyfile(Path(run_dir) / "scenario.yaml", out / "scenario.yaml")
     store = Store(out / "store.duckdb")
     try:
         step("adding the rulebook to every city", 1)

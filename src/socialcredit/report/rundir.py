@@ -113,7 +113,7 @@ class RunDir:
 
     def preamble(self) -> str:
         """The `SET VARIABLE` lines that make a shown query reproducible in the DuckDB shell."""
-        return "\n".join(f"SET VARIABLE {name} = {_literal(v)};" for name, v in self.variables.items())
+        return "\n".join(f"SET VARIABLE {name} = {literal(v)};" for name, v in self.variables.items())
 
     def rulebooks(self) -> RulebookSet:
         """The run's rulebook versions as stored in it (a replay's differ from the shipped ones)."""
@@ -168,7 +168,7 @@ class RunDir:
         return [dt.date(d.year + (d.month - 1 + i) // 12, (d.month - 1 + i) % 12 + 1, 1) for i in range(self.months)]
 
 
-def _literal(v: Any) -> str:
+def literal(v: Any) -> str:
     """A SQL literal for the run's own calendar values (dates, times, integers), for display."""
     if isinstance(v, dt.datetime):
         return f"TIMESTAMP '{v:%Y-%m-%d %H:%M:%S}'"
@@ -214,4 +214,4 @@ def _month_count(first: dt.date, as_of: dt.datetime) -> int:
     return max(1, (local.year - first.year) * 12 + local.month - first.month)
 
 
-__all__ = ["MONTHS_CTE", "PERIODS_CTE", "Query", "RunDir"]
+__all__ = ["CST_OFFSET_HOURS", "MONTHS_CTE", "PERIODS_CTE", "Query", "RunDir", "literal"]
