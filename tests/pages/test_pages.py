@@ -55,7 +55,9 @@ def test_dashboard_shows_each_city_with_its_disclosure(client: TestClient) -> No
         assert city in r.text
     assert 'href="/blacklist/shenzhen"' in r.text and 'href="/station/shenzhen"' in r.text
     assert 'href="/blacklist/rongcheng"' not in r.text
-    assert "publishes scores" in r.text and "Decisions by service" in r.text
+    assert (
+        "publishes scores" in r.text and "Decisions by service" in r.text and "citizens on a blacklist today" in r.text
+    )
     assert "rail.ticket" in r.text
     assert not re.search(r"https?://", re.sub(r'xmlns="http://www.w3.org/2000/svg"', "", r.text)), "no external URL"
 

@@ -129,6 +129,7 @@ def dashboard(request: Request) -> HTMLResponse:
         grades = queries.grade_counts(svc.store, at)
         lists = queries.list_counts(svc.store, at)
         asked = queries.decision_counts(svc.store)
+        on_blacklist = queries.blacklisted_citizens(svc.store, at)
         books = {city: rulebook_today(svc, city, at) for city in pop}
     cities: list[dict[str, Any]] = [
         summary(city, n, books[city], grades.get(city, {}), lists.get(city, []), asked.get(city, {}))
@@ -136,10 +137,11 @@ def dashboard(request: Request) -> HTMLResponse:
     ]
     total = {
         "population": sum(pop.values()),
-        "blacklisted": sum(x["citizens"] for c in cities for x in c["lists"] if x["kind"] == "blacklist"),
+        "blacklisted": on_blacklist,
         "decisions": sum(n for c in cities for s in c["services"].values() for n in s.values()),
     }
-    return render(request, "dashboard.html", cities=cities, total=total, at=at)
+    services = svc.store.catalog.services
+    return render(request, "dashboard.html", cities=cities, total=total, at=at, services=services)
 
 
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)

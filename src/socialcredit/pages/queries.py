@@ -56,6 +56,17 @@ def list_counts(store: Store, at: dt.datetime) -> dict[str, list[Row]]:
     return dict(out)
 
 
+def blacklisted_citizens(store: Store, at: dt.datetime) -> int:
+    """Citizens on at least one blacklist at `at` (public or not: the dashboard shows only the count)."""
+    return int(
+        store.con.execute(
+            """SELECT count(DISTINCT ckey) FROM list_entries
+               WHERE kind = 'blacklist' AND start <= ? AND ("end" IS NULL OR "end" > ?)""",
+            [at, at],
+        ).fetchall()[0][0]
+    )
+
+
 def decision_counts(store: Store) -> dict[str, dict[str, dict[str, int]]]:
     """City → service → outcome → decisions asked so far."""
     out: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
