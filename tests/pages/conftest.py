@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pages_society import Society, build
+
+from .pages_society import Society, build
 
 
 @pytest.fixture(scope="session")

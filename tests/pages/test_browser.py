@@ -13,9 +13,10 @@ from urllib.parse import urlencode
 
 import pytest
 import uvicorn
-from pages_society import Society
 
 from socialcredit.api.app import create_app
+
+from .pages_society import Society
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = pytest.mark.browser

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from pages_society import HIDDEN_LIST, Society
 
 from socialcredit.api.app import create_app
 from socialcredit.api.auth import COOKIE
 from socialcredit.compiler import CST
 from socialcredit.rulebook import shipped_dir
+
+from .pages_society import HIDDEN_LIST, Society
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Page tests (a package, so its conftest does not shadow the top-level tests/conftest.py module)."""
