@@ -36,6 +36,12 @@ SELECT city, month, coalesce(grade, 'not assessed') AS grade, count(*) AS citize
 FROM standing GROUP BY city, month, 3 ORDER BY city, month, grade"""
 
 # best to worst (AAA … D in the shipped rulebooks); grades beyond six, and "not assessed", are grey
+GRAPH_NOTE = (
+    " In this run citizens dropped blacklisted contacts; the store keeps only the final contact graph and the "
+    "engine scores every month with it, so the network rule's points in earlier months are those of the final "
+    "graph, not of the graph each month saw (the simulator's scores.parquet keeps what each month saw)."
+)
+
 GRADE_COLOURS = ("#1e8449", "#58d68d", "#a9dfbf", "#f7dc6f", "#eb984e", "#c0392b", "#7b241c", "#566573")
 
 
@@ -71,7 +77,7 @@ def score_distribution(run: RunDir) -> Figure:
         f"How scores spread in each city at every monthly assessment, one ridge per assessment (the first is the "
         f"starting point, before any record counted). Heights are on a log scale, so the few people far from the "
         f"base score stay visible next to the many at it. At the last assessment ({last:%Y-%m-%d}): {summary}."
-    )
+    ) + (GRAPH_NOTE if run.has_table("contact_changes") else "")
     return Figure("scores", "Score distribution per city over time", caption, png(fig), [quant, hist])
 
 
@@ -106,7 +112,7 @@ def grade_shares(run: RunDir) -> Figure:
     caption = (
         f"Share of each city's citizens holding each grade at every monthly assessment, best grade on top. "
         f"At {last:%Y-%m-%d}: " + "; ".join(parts) + "."
-    )
+    ) + (GRAPH_NOTE if run.has_table("contact_changes") else "")
     return Figure("grades", "Grade shares over time", caption, png(fig), [q])
 
 
