@@ -1,13 +1,14 @@
 """Decisions per second: in process (single and batch) and over HTTP on loopback with concurrent clients.
 
-Usage: python benchmarks/decide.py [--citizens 200000] [--months 6] [--http-requests 4000]
+Usage: python benchmarks/decide.py [--citizens 200000] [--months 6] [--http-seconds 15]
 
 A synthetic population lives a few months of generated behaviour (scaled up so lists fill), the engine
 runs once, then decisions are timed. The baseline, measured in the same run, is the library's
 `decisions.decide`, which asks the store before each call whether facts changed (a few SQL queries); the
 service's `Decider` skips that because it sees every write itself, and reads the in-memory stay index.
-The HTTP part starts `socialcredit serve` in a subprocess and drives it with 32 client threads, each
-with its own keep-alive connection, so client and server share this machine's two cores.
+The HTTP part starts `socialcredit serve` in a subprocess and drives it with wrk (Debian's package, one
+thread, 32 keep-alive connections, each request a random citizen), so client and server share this
+machine's two cores but the client costs little.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import argparse
 import datetime as dt
 import os
 import random
+import re
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -100,7 +101,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def over_http(path: Path, ids: list[str], requests: int, clients: int = 32) -> dict[str, float]:
+WRK_SCRIPT = """
+local ids = {IDS}
+request = function()
+  local id = ids[math.random(#ids)]
+  return wrk.format("POST", "/api/v1/decisions",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer TOKEN"},
+    '{"citizen_id": "' .. id .. '", "service": "rail.ticket"}')
+end
+"""
+
+
+def over_http(path: Path, ids: list[str], seconds: int, clients: int = 32) -> dict[str, float]:
+    """32 keep-alive connections from wrk (C, one thread), so the client costs the server little CPU."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: `make bench` installs Debian's wrk package")
     store = Store(path)
     _, token = create_key(store, "service", "rail")
     store.close()
@@ -119,37 +134,16 @@ def over_http(path: Path, ids: list[str], requests: int, clients: int = 32) -> d
         else:
             raise RuntimeError("server did not start: " + (server.stderr.read().decode() if server.stderr else ""))
         headers = {"Authorization": f"Bearer {token}"}
-        latencies: list[float] = []
-        errors = 0
-        lock = threading.Lock()
-        per_client = requests // clients
         rnd = random.Random(9)
-        plans = [[rnd.choice(ids) for _ in range(per_client)] for _ in range(clients)]
-
-        def client(plan: list[str]) -> None:
-            nonlocal errors
-            mine: list[float] = []
-            bad = 0
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
-                for cid in plan:
-                    t0 = time.perf_counter()
-                    r = c.post("/api/v1/decisions", json={"citizen_id": cid, "service": "rail.ticket"})
-                    mine.append(time.perf_counter() - t0)
-                    bad += r.status_code != 200
-            with lock:
-                latencies.extend(mine)
-                errors += bad
-
-        threads = [threading.Thread(target=client, args=(p,)) for p in plans]
-        t = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t
+        script = Path(tempfile.mkdtemp()) / "decide.lua"
+        script.write_text(WRK_SCRIPT.replace("IDS", ", ".join(f'"{rnd.choice(ids)}"' for _ in range(5000)))
+                          .replace("TOKEN", token))
+        run = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), base],
+                             capture_output=True, text=True, check=True)
+        text = run.stdout
         # one batch call: a whole train of 1,000 passengers
         with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
-            train = {"requests": [{"citizen_id": cid, "service": "rail.ticket"} for cid in plans[0][:1000]]}
+            train = {"requests": [{"citizen_id": rnd.choice(ids), "service": "rail.ticket"} for _ in range(1000)]}
             c.post("/api/v1/decisions", json=train)
             t0 = time.perf_counter()
             for _ in range(5):
@@ -158,16 +152,26 @@ def over_http(path: Path, ids: list[str], requests: int, clients: int = 32) -> d
     finally:
         server.terminate()
         server.wait(10)
-    q = statistics.quantiles(latencies, n=100)
-    return {"requests": len(latencies), "errors": errors, "throughput": len(latencies) / wall,
-            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "batch_rate": batch_rate}
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if m is None:
+            raise RuntimeError(f"wrk printed no {label}% latency:\n{text}")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    total = re.search(r"(\d+) requests in", text)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if total is None or rps is None:
+        raise RuntimeError(f"unexpected wrk output:\n{text}")
+    return {"requests": int(total.group(1)), "errors": int(bad.group(1)) if bad else 0,
+            "throughput": float(rps.group(1)), "p50_ms": ms("50"), "p99_ms": ms("99"), "batch_rate": batch_rate}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--citizens", type=int, default=200_000)
     ap.add_argument("--months", type=int, default=6)
-    ap.add_argument("--http-requests", type=int, default=6_400)
+    ap.add_argument("--http-seconds", type=int, default=15)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "decide.duckdb"
@@ -182,8 +186,8 @@ def main() -> None:
             out.print(f"  {name:<42} {r:>12,.0f} decisions/s   {r / base:>8.1f}× baseline")
         target = res["Decider.decide_many, batch of 200,000"]
         out.print(f"  batch target ≥ 100,000/s: {'met' if target >= 100_000 else 'NOT met'} ({target:,.0f}/s)")
-        with out.status(f"HTTP: 32 clients, {a.http_requests:,} requests"):
-            h = over_http(path, ids, a.http_requests)
+        with out.status(f"HTTP: 32 connections for {a.http_seconds} s"):
+            h = over_http(path, ids, a.http_seconds)
         out.print("[bold]over HTTP[/bold] on 127.0.0.1, 32 concurrent clients, one decision per request")
         out.print(f"  requests {h['requests']:,}  errors {h['errors']}  throughput {h['throughput']:,.0f}/s  "
                   f"p50 {h['p50_ms']:.1f} ms  p99 {h['p99_ms']:.1f} ms  "

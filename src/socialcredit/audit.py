@@ -35,7 +35,8 @@ COLUMNS = ("seq", "logged_at", "principal", "action", "citizen_id", "detail", "p
 
 def entry_hash(seq: int, at: dt.datetime, principal: str, action: str, citizen_id: str | None, detail: str,
                prev: str) -> str:
-    body = json.dumps([seq, at.isoformat(), principal, action, citizen_id, detail, prev], ensure_ascii=False)
+    """SHA-256 over the fields joined by the unit separator, which no field contains (details are JSON)."""
+    body = "\x1f".join((str(seq), at.isoformat(), principal, action, citizen_id or "", detail, prev))
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -55,7 +56,7 @@ class AuditTrail:
         """Add one entry; returns its sequence number."""
         with self._lock:
             at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
+            text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else "{}"
             self._seq += 1
             h = entry_hash(self._seq, at, principal, action, citizen_id, text, self._head)
             self._pending.append((self._seq, at, principal, action, citizen_id, text, self._head, h))

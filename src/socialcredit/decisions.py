@@ -7,6 +7,7 @@ asked about) the engine runs first, so there is no second scoring path that coul
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from socialcredit.yamlio import LocatedError
 OUTCOME_ORDER = ("deny", "throttle", "deprioritise", "publish", "priority", "discount", "deposit_waived")
 OUTCOME_NAME = {"deposit_waived": "waive_deposit"}
 NO_MEASURE = "No restriction or privilege applies."
+FLUSH_ROWS = 2048
 _CST_OFFSET = dt.timedelta(hours=8)
 _MISSING: Any = object()
 
@@ -206,16 +208,24 @@ class Decider:
     `check_facts=True` (the library default) asks the store before every call whether facts changed
     since the last engine run (a few ms); a long-lived door that sees every write itself (the HTTP
     service) passes False and calls `invalidate()` after its writes, so a decision costs microseconds.
+    `buffered=True` (that door again) keeps recorded decisions in memory until `FLUSH_ROWS` gather or
+    the door calls `flush()` (it does so at least every half second): one insert per request would
+    cost a DuckDB commit, a hundred times the decision itself.
     Either way the engine reruns when a decision falls in a later assessment month than its last run.
     """
 
-    def __init__(self, store: Store, check_facts: bool = True) -> None:
+    def __init__(self, store: Store, check_facts: bool = True, buffered: bool = False) -> None:
         self.store = store
         self.check_facts = check_facts
+        self.buffered = buffered
+        self._pending: list[tuple[Any, ...]] = []
+        self._pending_rows = 0
+        self._next_id: int | None = None
         self._index: StayIndex | None = None
         self._valid_until: dt.datetime | None = None
         self._rulebooks: dict[tuple[str, dt.date], Rulebook | None] = {}
         self._plans: dict[int, MeasurePlan] = {}
+        self._by_hour: dict[tuple[str, int, int, int, int], Rulebook | None] = {}
 
     def invalidate(self) -> None:
         self._index = None
@@ -230,16 +240,21 @@ class Decider:
         if idx is None or not computed or idx.computed_at != computed[0][0]:
             idx = self._index = StayIndex.load(self.store)
             self._rulebooks.clear()
+            self._by_hour.clear()
             self._plans.clear()
         self._valid_until = next_month_utc(computed[0][1]) if computed else None
         return idx
 
     def rulebook(self, city: str, at: dt.datetime) -> Rulebook | None:
-        key = (city, (at + _CST_OFFSET).date())  # the CST calendar day (times here are naive UTC)
-        rb = self._rulebooks.get(key, _MISSING)
+        """The version in force on `at`'s CST calendar day, cached per (city, hour) to keep it off the hot path."""
+        hour = (city, at.year, at.month, at.day, at.hour)
+        rb = self._by_hour.get(hour, _MISSING)
         if rb is _MISSING:
-            rb = self._rulebooks[key] = self.store.rulebooks().resolve(city, key[1])
-        return rb  # type: ignore[return-value]
+            key = (city, (at + _CST_OFFSET).date())  # times here are naive UTC
+            if key not in self._rulebooks:
+                self._rulebooks[key] = self.store.rulebooks().resolve(city, key[1])
+            rb = self._by_hour[hour] = self._rulebooks[key]
+        return rb  # type: ignore[no-any-return]
 
     def plan(self, rb: Rulebook | None) -> MeasurePlan | None:
         if rb is None:
@@ -271,8 +286,6 @@ class Decider:
                   ) -> tuple[Decision, Rulebook | None]:
         rb = self.rulebook(city, t)
         version = rb.version if rb else None
-        if ckey not in idx.stays and ckey not in idx.relatives:
-            return Decision(citizen_id, service, t, "allow", NO_MEASURE, version, None, []), rb
         cat = self.store.catalog
 
         def applies(m: ActiveMeasure) -> bool:
@@ -327,36 +340,48 @@ class Decider:
             ckeys, cities = ck.tolist(), [idx.cities[i] for i in ci.tolist()]
         out: list[Decision] = []
         denied: list[tuple[int, Decision, Rulebook | None]] = []
-        for (cid, service, _), t, ckey, city in zip(requests, times, ckeys, cities, strict=True):
-            d, rb = self._decision(idx, cid, ckey, city, service, t)
-            out.append(d)
-            if d.outcome == "deny":
-                denied.append((ckey, d, rb))
+        affected = idx.affected
+        # a batch allocates one small acyclic object per decision; the cyclic collector would otherwise
+        # rescan the whole heap (stay index included) every few hundred of them: 3× the batch's cost
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._decide_all(idx, requests, times, ckeys, cities, affected, out, denied)
+        finally:
+            if paused:
+                gc.enable()
         if record:
             self._record(out, ckeys, asked_by, denied)
         return out
 
+    def _decide_all(self, idx: StayIndex, requests: list[tuple[str, str, dt.datetime | None]],
+                    times: list[dt.datetime], ckeys: list[int], cities: list[str], affected: frozenset[int],
+                    out: list[Decision], denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
+        for (cid, service, _), t, ckey, city in zip(requests, times, ckeys, cities, strict=True):
+            if ckey in affected:
+                d, rb = self._decision(idx, cid, ckey, city, service, t)
+                if d.outcome == "deny":
+                    denied.append((ckey, d, rb))
+            else:  # no stay of one's own or of a relative: nothing can bind (most of any population)
+                rb = self.rulebook(city, t)
+                d = Decision(cid, service, t, "allow", NO_MEASURE, rb.version if rb else None, None, [])
+            out.append(d)
+
     def _record(self, out: list[Decision], ckeys: list[int], asked_by: str,
                 denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
         con = self.store.con
-        first = con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchall()[0][0]
-        rows = pa.table(
-            {
-                "decision_id": pa.array(range(first, first + len(out)), pa.int64()),
-                "ckey": pa.array(ckeys, pa.int32()),
-                "service": [d.service for d in out],
-                "asked_at": pa.array([d.at for d in out], pa.timestamp("us")),
-                "outcome": [d.outcome for d in out],
-                "reasons": [json.dumps(jsonable(d.reasons), ensure_ascii=False) for d in out],
-                "asked_by": [asked_by] * len(out),
-                "rulebook_version": pa.array([d.rulebook_version for d in out], pa.string()),
-            }
+        if self._next_id is None or not self.buffered:
+            self._next_id = con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchall()[0][0]
+        first = self._next_id
+        self._next_id = first + len(out)
+        reasons = [json.dumps(jsonable(d.reasons), ensure_ascii=False) if d.reasons else "[]" for d in out]
+        self._pending.extend(
+            (first + i, ckey, d.service, d.at, d.outcome, r, asked_by, d.rulebook_version)
+            for i, (ckey, d, r) in enumerate(zip(ckeys, out, reasons, strict=True))
         )
-        con.register("_decided", rows)
-        try:
-            con.execute("INSERT INTO decisions SELECT * FROM _decided")
-        finally:
-            con.unregister("_decided")
+        self._pending_rows += len(out)
+        if not self.buffered or self._pending_rows >= FLUSH_ROWS:
+            self.flush()
         for ckey, d, rb in denied:
             # where the city does not notify, a citizen learns of a listing only when a decision denies them
             if rb is not None and not rb.disclosure.notify_citizens:
@@ -365,6 +390,31 @@ class Decider:
                        SELECT 1 FROM notifications WHERE ckey = ? AND kind = 'learned_by_denial')""",
                     [ckey, d.at, f"Denied {d.service}: {d.public_reason}", ckey],
                 )
+
+    def flush(self) -> None:
+        """Write the buffered decisions (one insert for all of them)."""
+        if not self._pending:
+            return
+        cols = list(zip(*self._pending, strict=True))
+        rows = pa.table(
+            {
+                "decision_id": pa.array(cols[0], pa.int64()),
+                "ckey": pa.array(cols[1], pa.int32()),
+                "service": pa.array(cols[2], pa.string()),
+                "asked_at": pa.array(cols[3], pa.timestamp("us")),
+                "outcome": pa.array(cols[4], pa.string()),
+                "reasons": pa.array(cols[5], pa.string()),
+                "asked_by": pa.array(cols[6], pa.string()),
+                "rulebook_version": pa.array(cols[7], pa.string()),
+            }
+        )
+        self._pending, self._pending_rows = [], 0
+        con = self.store.con
+        con.register("_decided", rows)
+        try:
+            con.execute("INSERT INTO decisions SELECT * FROM _decided")
+        finally:
+            con.unregister("_decided")
 
 
 _DECIDERS: weakref.WeakKeyDictionary[Store, Decider] = weakref.WeakKeyDictionary()

@@ -36,6 +36,10 @@ class StayIndex:
     cities: list[str]
     stays: dict[int, list[Stay]] = field(default_factory=dict)
     relatives: dict[int, list[Relative]] = field(default_factory=dict)
+    affected: frozenset[int] = frozenset()  # citizens with a stay or a relative with one
+
+    def __post_init__(self) -> None:
+        self.affected = frozenset(self.stays) | frozenset(self.relatives)
 
     @classmethod
     def load(cls, store: Store) -> StayIndex:

@@ -6,37 +6,40 @@ route with every role, so a route without an explicit rule cannot slip through.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, HTTPException, Request
 
 from socialcredit.api.service import Service
-from socialcredit.keys import PUBLIC, Principal, authenticate
+from socialcredit.keys import PUBLIC, Principal
 
 COOKIE = "sc_key"
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def principal(request: Request, svc: Service = Depends(service)) -> Principal:
-    """The caller; anyone without a key is the public. A key that is presented but wrong is an error."""
+async def principal(request: Request, svc: Service = Depends(service)) -> Principal:
+    """The caller; anyone without a key is the public. A key that is presented but wrong is an error.
+
+    Async, like the other dependencies here: a sync dependency costs a thread-pool hop per request, and
+    this is a dictionary look-up (a store query only the first time a key is seen).
+    """
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
     if not token:
         return PUBLIC
-    with svc.lock:
-        who = authenticate(svc.store, token)
+    who = svc.authenticate(token)
     if who is None:
         raise HTTPException(401, "unknown or revoked API key")
     return who
 
 
-def require(*roles: str) -> Callable[..., Principal]:
+def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting only these roles (401 for the public, 403 for other roles)."""
 
-    def check(who: Principal = Depends(principal)) -> Principal:
+    async def check(who: Principal = Depends(principal)) -> Principal:
         if who.role in roles:
             return who
         if who.role == "public":

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from socialcredit import audit, decisions, impact, objections
 from socialcredit.api.auth import own_citizen, principal, require, service
@@ -149,20 +150,37 @@ def _answer(d: Decision) -> dict[str, Any]:
 
 
 @router.post("/decisions", tags=["service providers"])
-def decide(body: DecisionRequest | DecisionBatch = Body(...), who: Principal = Depends(require("service")),
-           svc: Service = Depends(service)) -> dict[str, Any]:
-    """One decision (`{citizen_id, service, at?}`) or a batch (`{requests: [...]}`): a whole train at once."""
+async def decide(body: DecisionRequest | DecisionBatch = Body(...), who: Principal = Depends(require("service")),
+                 svc: Service = Depends(service)) -> dict[str, Any]:
+    """One decision (`{citizen_id, service, at?}`) or a batch (`{requests: [...]}`): a whole train at once.
+
+    Decided on the event loop when the store is free (a decision takes microseconds, a thread-pool hop
+    would cost more), in the thread pool when another request holds the store (an engine run).
+    """
+    if svc.lock.acquire(blocking=False):
+        try:
+            return _decide(body, who, svc)
+        finally:
+            svc.lock.release()
+    return await run_in_threadpool(_decide_locked, body, who, svc)
+
+
+def _decide_locked(body: DecisionRequest | DecisionBatch, who: Principal, svc: Service) -> dict[str, Any]:
+    with svc.lock:
+        return _decide(body, who, svc)
+
+
+def _decide(body: DecisionRequest | DecisionBatch, who: Principal, svc: Service) -> dict[str, Any]:
     reqs = body.requests if isinstance(body, DecisionBatch) else [body]
     assert who.subject is not None
-    with svc.lock:
-        mine = set(provider_services(svc.store, who.subject))
-        foreign = sorted({r.service for r in reqs if r.service not in mine})
-        if foreign:
-            raise HTTPException(403, f"provider {who.subject} may ask only about its own services "
-                                     f"({', '.join(sorted(mine))}), not {', '.join(foreign)}")
-        out = svc.decider.decide_many([(r.citizen_id, r.service, _cst(r.at)) for r in reqs], asked_by=who.name)
-        for d in out:
-            svc.audit.append(who.name, "decision", d.citizen_id, service=d.service, outcome=d.outcome)
+    mine = set(provider_services(svc.store, who.subject))
+    foreign = sorted({r.service for r in reqs if r.service not in mine})
+    if foreign:
+        raise HTTPException(403, f"provider {who.subject} may ask only about its own services "
+                                 f"({', '.join(sorted(mine))}), not {', '.join(foreign)}")
+    out = svc.decider.decide_many([(r.citizen_id, r.service, _cst(r.at)) for r in reqs], asked_by=who.name)
+    for d in out:
+        svc.audit.append(who.name, "decision", d.citizen_id, service=d.service, outcome=d.outcome)
     answers = [_answer(d) for d in out]
     return {"decisions": answers} if isinstance(body, DecisionBatch) else answers[0]
 
@@ -292,6 +310,7 @@ def history(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depend
     with svc.lock:
         ckey = svc.store.ckey(citizen_id)
         decisions.ensure_fresh(svc.store, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        svc.flush()  # buffered decisions about this citizen belong in their history
         con = svc.store.con
         scores = con.execute(
             "SELECT assessed_at, score, grade, version FROM score_log WHERE ckey = ? ORDER BY assessed_at", [ckey]

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from socialcredit.audit import AuditTrail
 from socialcredit.decisions import Decider
-from socialcredit.keys import KEYS_DDL
+from socialcredit.keys import KEYS_DDL, Principal, authenticate
 from socialcredit.objections import CASES_DDL
 from socialcredit.store import Store
+
+FLUSH_SECONDS = 0.5
 
 
 class Service:
@@ -25,14 +27,41 @@ class Service:
         self.store.con.execute(KEYS_DDL)
         self.store.con.execute(CASES_DDL)
         self.lock = threading.RLock()
-        self.decider = Decider(self.store, check_facts=False)
+        self.decider = Decider(self.store, check_facts=False, buffered=True)
         self.audit = AuditTrail(self.store)
+        self.principals: dict[str, Principal] = {}
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="flush", daemon=True)
+        self._flusher.start()
+
+    def authenticate(self, token: str) -> Principal | None:
+        """Keys by token digest, cached: keys change only through the CLI, which cannot open the store
+        while this server holds it, so a restart is what makes a created or revoked key count."""
+        who = self.principals.get(token)
+        if who is None:
+            with self.lock:
+                who = authenticate(self.store, token)
+            if who is not None:
+                self.principals[token] = who
+        return who
 
     def changed(self) -> None:
         """Facts changed through this door: the next decision re-reads the engine's output."""
         self.decider.invalidate()
 
-    def close(self) -> None:
+    def flush(self) -> None:
+        """Write buffered decisions and audit entries, so tables and pages see them."""
         with self.lock:
+            self.decider.flush()
             self.audit.flush()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(FLUSH_SECONDS):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._flusher.join()
+        with self.lock:
+            self.flush()
             self.store.close()
