@@ -555,6 +555,9 @@ def audit_show(
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
+    as_of: Annotated[
+        str | None, typer.Option(help="fix the service's clock, e.g. the last day of a simulated run (default: now)")
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Start the HTTP API (/api/v1, OpenAPI at /docs) and the pages on the store."""
@@ -565,8 +568,10 @@ def serve(
     path = db or default_path()
     if not path.exists():
         fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
-    out.print(f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)")
-    uvicorn.run(create_app(path), host=host, port=port, log_level="warning")
+    clock = parse_time(as_of)
+    out.print(f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)"
+              + (f", clock fixed at {as_of}" if clock else ""))
+    uvicorn.run(create_app(path, as_of=clock), host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import datetime as dt
 import gc
 import json
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -214,8 +215,10 @@ class Decider:
     Either way the engine reruns when a decision falls in a later assessment month than its last run.
     """
 
-    def __init__(self, store: Store, check_facts: bool = True, buffered: bool = False) -> None:
+    def __init__(self, store: Store, check_facts: bool = True, buffered: bool = False,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
         self.store = store
+        self.clock = clock
         self.check_facts = check_facts
         self.buffered = buffered
         self._pending: list[tuple[Any, ...]] = []
@@ -328,7 +331,8 @@ class Decider:
         bad = [f"request {i + 1}: unknown service {s!r}" for i, (_, s, _) in enumerate(requests) if s not in services]
         if bad:
             raise LocatedError("; ".join(bad[:20]) + " (see `socialcredit catalog`)")
-        times = [utc_naive(t) for _, _, t in requests]
+        now = self.clock() if self.clock is not None else utc_naive(None)
+        times = [now if t is None else utc_naive(t) for _, _, t in requests]
         if not requests:
             return []
         idx = self.index(max(times))

@@ -7,6 +7,7 @@ refused with 413 before they are read.
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -60,8 +61,9 @@ def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"error": f"request body larger than {limit} bytes"}, status_code=413)
 
 
-def create_app(db: str | Path, max_body: int = MAX_BODY) -> FastAPI:
-    service = Service(db)
+def create_app(db: str | Path, max_body: int = MAX_BODY, as_of: dt.datetime | None = None) -> FastAPI:
+    """The app over store `db`; `as_of` fixes its clock (see `Service`)."""
+    service = Service(db, as_of)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]

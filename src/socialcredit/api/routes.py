@@ -82,8 +82,8 @@ def _cst(t: dt.datetime | None) -> dt.datetime | None:
     return t.replace(tzinfo=CST) if t is not None and t.tzinfo is None else t
 
 
-def _as_of(as_of: dt.datetime | None) -> dt.datetime | None:
-    return _cst(as_of)
+def _as_of(svc: Service, as_of: dt.datetime | None) -> dt.datetime:
+    return svc.now() if as_of is None else decisions.utc_naive(_cst(as_of))
 
 
 # ---------------------------------------------------------------------------------------------- agencies
@@ -188,9 +188,9 @@ def _decide(body: DecisionRequest | DecisionBatch, who: Principal, svc: Service)
 # ---------------------------------------------------------------------------------------------- public
 
 
-def _public_time(as_of: dt.datetime | None) -> dt.datetime:
+def _public_time(svc: Service, as_of: dt.datetime | None) -> dt.datetime:
     """Public views show now by default, or the register and boards as they stood at a past time."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = svc.now()
     if as_of is None:
         return now
     t = decisions.utc_naive(_cst(as_of))
@@ -206,7 +206,7 @@ AsOf = Query(None, description="show the register as it stood at this time (defa
 def register(q: str = Query(min_length=2, max_length=100), as_of: dt.datetime | None = AsOf,
              svc: Service = Depends(service), who: Principal = Depends(principal)) -> dict[str, Any]:
     """Search the register by name (characters or pinyin) or resident ID; scores only where published."""
-    at = _public_time(as_of)
+    at = _public_time(svc, as_of)
     with svc.lock:
         decisions.ensure_fresh(svc.store, at)
         rows = svc.store.con.execute(
@@ -267,14 +267,14 @@ def _list_board(svc: Service, city: str, kind: str, who: Principal, at: dt.datet
 def blacklist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service),
               who: Principal = Depends(principal)) -> dict[str, Any]:
     """The city's public blacklist (the billboard's data), where its rulebook publishes one."""
-    return _list_board(svc, city, "blacklist", who, _public_time(as_of))
+    return _list_board(svc, city, "blacklist", who, _public_time(svc, as_of))
 
 
 @router.get("/whitelist/{city}", tags=["public"])
 def whitelist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service),
               who: Principal = Depends(principal)) -> dict[str, Any]:
     """The city's honour roll, where its rulebook publishes scores or a billboard."""
-    return _list_board(svc, city, "whitelist", who, _public_time(as_of))
+    return _list_board(svc, city, "whitelist", who, _public_time(svc, as_of))
 
 
 # ---------------------------------------------------------------------------------------------- citizens
@@ -287,7 +287,7 @@ def standing(citizen_id: str, as_of: dt.datetime | None = None, who: Principal =
              svc: Service = Depends(service)) -> dict[str, Any]:
     own_citizen(who, citizen_id)
     with svc.lock:
-        st = decisions.standing(svc.store, citizen_id, _as_of(as_of))
+        st = decisions.standing(svc.store, citizen_id, _as_of(svc, as_of))
         svc.audit.append(who.name, "citizen.standing", citizen_id)
     return st.to_json()
 
@@ -298,7 +298,7 @@ def explanation(citizen_id: str, as_of: dt.datetime | None = None, who: Principa
     """Score → ledger entries → records and rules (with sources); list entries → cause; measures → via."""
     own_citizen(who, citizen_id)
     with svc.lock:
-        x = decisions.explain(svc.store, citizen_id, _as_of(as_of))
+        x = decisions.explain(svc.store, citizen_id, _as_of(svc, as_of))
         svc.audit.append(who.name, "citizen.explanation", citizen_id)
     return x
 
@@ -309,7 +309,7 @@ def history(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depend
     own_citizen(who, citizen_id)
     with svc.lock:
         ckey = svc.store.ckey(citizen_id)
-        decisions.ensure_fresh(svc.store, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        decisions.ensure_fresh(svc.store, svc.now())
         svc.flush()  # buffered decisions about this citizen belong in their history
         con = svc.store.con
         scores = con.execute(

@@ -8,11 +8,13 @@ in-memory stay index (`Decider` with `check_facts=False`), and every write throu
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from pathlib import Path
 
 from socialcredit.audit import AuditTrail
 from socialcredit.decisions import Decider
+from socialcredit.engine import utc_naive
 from socialcredit.keys import KEYS_DDL, Principal, authenticate
 from socialcredit.objections import CASES_DDL
 from socialcredit.store import Store
@@ -21,13 +23,17 @@ FLUSH_SECONDS = 0.5
 
 
 class Service:
-    def __init__(self, db: str | Path) -> None:
+    """`as_of` fixes the service's clock: a simulated world is served as it stood at the end of its run
+    (its stays and scores are about then, not about the wall clock's today). None is the real present."""
+
+    def __init__(self, db: str | Path, as_of: dt.datetime | None = None) -> None:
+        self.as_of = utc_naive(as_of) if as_of is not None else None
         self.store = Store(db)
         self.store.require_init()
         self.store.con.execute(KEYS_DDL)
         self.store.con.execute(CASES_DDL)
         self.lock = threading.RLock()
-        self.decider = Decider(self.store, check_facts=False, buffered=True)
+        self.decider = Decider(self.store, check_facts=False, buffered=True, clock=self.now)
         self.audit = AuditTrail(self.store)
         self.principals: dict[str, Principal] = {}
         self._stop = threading.Event()
@@ -44,6 +50,10 @@ class Service:
             if who is not None:
                 self.principals[token] = who
         return who
+
+    def now(self) -> dt.datetime:
+        """The time the service answers about when a request names none (naive UTC, as the store keeps)."""
+        return self.as_of if self.as_of is not None else utc_naive(None)
 
     def changed(self) -> None:
         """Facts changed through this door: the next decision re-reads the engine's output."""
