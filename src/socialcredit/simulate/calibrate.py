@@ -252,24 +252,6 @@ def nelder_mead(
     return pts[int(np.argmin(vals))]
 
 
-def golden(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-9) -> float:
-    """Minimise a unimodal `f` on [lo, hi] by golden-section search."""
-    g = (math.sqrt(5) - 1) / 2
-    a, b = lo, hi
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = f(c), f(d)
-    while b - a > tol:
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = f(d)
-    return (a + b) / 2
-
-
 def _sq_log_error(p: Params, months: list[dt.date], weights: np.ndarray, series: set[str], scale: float) -> float:
     flows = expected(p, months, weights)
     return sum(
