@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
-DEMO_DB ?= demo.duckdb
+DEMO_RUN ?= runs/demo
+DEMO_PORT ?= 8000
 
 .PHONY: demo test lint bench schema docs clean
 
@@ -14,11 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A year of four simulated cities (about a minute), its report, then the service on 127.0.0.1 (Ctrl-C stops).
 demo: $(STAMP)
-	rm -f $(DEMO_DB) $(DEMO_DB).wal
-	SOCIALCREDIT_DB=$(DEMO_DB) $(BIN)/socialcredit init
-	SOCIALCREDIT_DB=$(DEMO_DB) $(BIN)/socialcredit sample
-	SOCIALCREDIT_DB=$(DEMO_DB) $(BIN)/python -m socialcredit.demo
+	rm -rf $(DEMO_RUN)
+	$(BIN)/socialcredit simulate scenarios/demo-year.yaml --out $(DEMO_RUN)
+	$(BIN)/socialcredit report $(DEMO_RUN)
+	$(BIN)/python -m socialcredit.demo $(DEMO_RUN) --port $(DEMO_PORT)
 
 # Browser tests drive Debian's Chromium (never a downloaded browser build).
 $(CHROMIUM):
@@ -33,15 +35,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 
-bench: $(STAMP)
+WRK := /usr/bin/wrk
+$(WRK):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+
+bench: $(STAMP) $(WRK)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/population.py
+	$(BIN)/python benchmarks/decide.py
 
 schema: $(STAMP)
 	$(BIN)/socialcredit rulebook schema > src/socialcredit/rulebooks/rulebook.schema.json
 
 clean:
-	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB).wal .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_RUN) .pytest_cache .ruff_cache
 
 docs: $(STAMP)
 	$(BIN)/python -m socialcredit.reference docs

@@ -1,75 +1,154 @@
-"""`make demo`: score the bundled sample and show standings, list entries and decisions with reasons."""
+"""`make demo`: show a simulated year — standings, decisions with their reasons, one explanation — then serve it.
+
+Usage: python -m socialcredit.demo RUN_DIR [--port 8000] [--no-serve]
+
+RUN_DIR is a finished `socialcredit simulate` run. The demo creates one API key per role (printed once;
+only digests are stored), prints what the system did to a few citizens chosen from the run (a Shenzhen
+citizen on the billboard, a child reached by a parent's listing, someone on the honour roll), then starts
+the service on 127.0.0.1 with its clock fixed at the run's last moment, so pages and decisions show the
+simulated world as it stood then.
+"""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from socialcredit.decisions import decide, explain, standing
-from socialcredit.engine import Engine
-from socialcredit.sample import PEOPLE, citizen_ids
+from socialcredit.keys import create_key
 from socialcredit.store import Store
 
-AT = dt.datetime(2026, 9, 1, 4, 0)  # noon CST on 1 September 2026: every sample record has happened
-ASKS = [
-    ("zhang_wei", "air.ticket"),
-    ("zhang_xiaoming", "school.private_admission"),
-    ("liu_yang", "bank.loan"),
-    ("hu_yan", "rail.ticket"),
-    ("zhao_lei", "air.ticket"),
-    ("chen_jing", "hospital.queue"),
-    ("wang_fang", "heating.billing"),
-    ("ma_chao", "social.services"),
-    ("guo_qiang", "publish.billboard"),
-    ("lin_mei", "bank.loan"),
-]
+out = Console()
+
+
+def run_end(store: Store) -> dt.datetime:
+    """The last second of the run: the engine ran as of the first instant after its last month."""
+    rows = store.con.execute("SELECT as_of FROM engine_run").fetchall()
+    if not rows:
+        raise SystemExit("the run has no engine run; is this a finished `socialcredit simulate` directory?")
+    return rows[0][0] - dt.timedelta(seconds=1)
+
+
+def pick(store: Store, sql: str, at: dt.datetime) -> str | None:
+    rows = store.con.execute(sql, [at, at]).fetchall()
+    return rows[0][0] if rows else None
+
+
+ON_LIST = """SELECT c.citizen_id FROM list_entries e JOIN citizens c USING (ckey)
+    WHERE {where} AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY e.start, c.citizen_id LIMIT 1"""
+CHILDREN = """SELECT DISTINCT c.citizen_id FROM relations r JOIN citizens c ON c.ckey = r.ckey
+    JOIN list_entries e ON e.ckey = r.other
+    WHERE r.kind = 'parent' AND e.kind = 'blacklist' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)
+    ORDER BY c.citizen_id"""
+
+
+def denied_child(store: Store, at: dt.datetime) -> str | None:
+    """A child whom a parent's listing keeps out of a private school (not every city's lists reach children)."""
+    for (cid,) in store.con.execute(CHILDREN, [at, at]).fetchall():
+        if decide(store, cid, "school.private_admission", at, record=False).outcome == "deny":
+            return str(cid)
+    return None
+
+
+def keys(store: Store, listed: str | None) -> dict[str, str]:
+    made = {
+        "admin": create_key(store, "admin", label="demo")[1],
+        "auditor": create_key(store, "auditor", label="demo")[1],
+        "agency:commercial_banks": create_key(store, "agency", "commercial_banks", label="demo")[1],
+        "service:rail": create_key(store, "service", "rail", label="demo")[1],
+    }
+    if listed:
+        made[f"citizen:{listed}"] = create_key(store, "citizen", listed, label="demo")[1]
+    return made
+
+
+def show(store: Store, at: dt.datetime) -> str | None:
+    people = {
+        "on Shenzhen's billboard": pick(store, ON_LIST.format(where="c.city = 'shenzhen' AND e.kind = 'blacklist'"),
+                                        at),
+        "court defaulter": pick(store, ON_LIST.format(where="e.list_id = 'dishonest_judgment_defaulters'"), at),
+        "child of a listed parent": denied_child(store, at),
+        "on an honour roll": pick(store, ON_LIST.format(where="e.kind = 'whitelist'"), at),
+    }
+    t = Table("who", "citizen", "city", "score", "grade", "lists", title=f"standings at {at:%Y-%m-%d} (end of run)")
+    for role, cid in people.items():
+        if cid is None:
+            continue
+        st = standing(store, cid, at)
+        t.add_row(role, f"{st.name} {cid}", st.city, str(st.score), st.grade or "—",
+                  ", ".join(e["list_id"] for e in st.list_entries) or "—")
+    out.print(t)
+    t = Table("citizen", "service", "outcome", "public reason", title="automated decisions (not recorded)")
+    for cid, service in [(people["on Shenzhen's billboard"], "rail.high_speed"),
+                         (people["court defaulter"], "air.ticket"),
+                         (people["child of a listed parent"], "school.private_admission"),
+                         (people["on an honour roll"], "hospital.queue")]:
+        if cid is not None:
+            d = decide(store, cid, service, at, record=False)
+            t.add_row(cid, service, d.outcome, d.public_reason)
+    out.print(t)
+    listed = people["on Shenzhen's billboard"] or people["court defaulter"]
+    if listed:
+        x = explain(store, listed, at)
+        out.print(f"[bold]why[/bold] {x['name']}: score {x['score']['value']} = base {x['score']['base']} "
+                  f"{x['score']['sum_of_entries']:+d} → {x['score']['grade']} under {x['rulebook_version']}")
+        for e in x["ledger"][:8]:
+            what = (e.get("record") or {}).get("behaviour") or e.get("characteristic")
+            rules = ", ".join(f"{r['id']} [{(r['source'] or '')[:30]}]" for r in e["rules"])
+            out.print(f"  {e['points']:+5d}  {what} ← {rules}")
+        for e in x["list_entries"]:
+            cause = e["behaviour"] or e["characteristic"]
+            out.print(f"  on {e['list_id']} since {e['start'][:10]} ({e['cause']}: {cause})")
+    return listed
 
 
 def main() -> None:
-    out = Console()
-    store = Store()
-    summary = Engine(store).run(as_of=AT)
-    out.print(
-        f"[bold]socialcredit demo[/bold]: {summary.records} records → {summary.ledger_entries} ledger entries,"
-        f" {summary.list_entries} list entries, {summary.assessments} monthly assessments "
-        f"({summary.seconds:.1f}s)\n"
-    )
-    ids = citizen_ids()
-    t = Table("citizen", "city", "score", "grade", "lists", "measures", title="standings on 2026-09-01 (CST)")
-    for key, name, latin, *_ in PEOPLE:
-        st = standing(store, ids[key], AT)
-        t.add_row(
-            f"{name} {latin}",
-            st.city,
-            str(st.score),
-            st.grade or "—",
-            ", ".join(e["list_id"] for e in st.list_entries) or "—",
-            ", ".join(sorted({m.measure for m in st.measures})) or "—",
-        )
-    out.print(t)
-    t = Table("citizen", "service", "outcome", "public reason", "why", title="automated decisions")
-    for key, service in ASKS:
-        d = decide(store, ids[key], service, AT, asked_by="demo")
-        t.add_row(key, service, d.outcome, d.public_reason, "\n".join(r["via"] for r in d.reasons) or "—")
-    out.print(t)
-    x = explain(store, ids["zhang_wei"], AT)
-    out.print(
-        f"\n[bold]explain {x['name']}[/bold]: score {x['score']['value']} = base {x['score']['base']} "
-        f"{x['score']['sum_of_entries']:+d} → grade {x['score']['grade']} under {x['rulebook_version']}"
-    )
-    for e in x["ledger"]:
-        src = e.get("record") or {"behaviour": e.get("characteristic"), "record_id": "", "agency": e["source"]}
-        rules = ", ".join(f"{r['id']} {r['points']:+d} [{r['source'][:40]}]" for r in e["rules"])
-        out.print(f"  {e['points']:+5d}  {src['behaviour']} {src['record_id']} ({src['agency']}) ← {rules}")
-    for e in x["list_entries"]:
-        out.print(f"  on {e['list_id']} since {e['start'][:10]} because {e['cause']} {e['characteristic'] or ''}")
-    out.print(
-        "\nTry: socialcredit --help · socialcredit explain ID --db demo.duckdb · "
-        "socialcredit rulebook diff shanghai@1 rongcheng@1"
-    )
+    ap = argparse.ArgumentParser(description="Show a simulated run, then serve it.")
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--no-serve", action="store_true", help="print, create keys, and stop")
+    a = ap.parse_args()
+    db = a.run_dir / "store.duckdb"
+    if not db.exists():
+        raise SystemExit(f"{db}: no store; run `socialcredit simulate SCENARIO --out {a.run_dir}` first")
+    store = Store(db)
+    at = run_end(store)
+    listed = show(store, at)
+    made = keys(store, listed)
+    city = store.con.execute(
+        "SELECT c.city FROM citizens c WHERE c.citizen_id = ?", [listed]
+    ).fetchall()[0][0] if listed else "shenzhen"
     store.close()
+    base = f"http://{a.host}:{a.port}"
+    out.print("\n[bold]pages[/bold]")
+    for label, path in [("dashboard", "/"), ("register", "/register"), ("billboard", "/blacklist/shenzhen"),
+                        ("station monitor", "/station/shenzhen"), ("citizen (log in with its key)",
+                                                                   f"/citizens/{listed}" if listed else "/login"),
+                        ("admin (log in with the admin key)", "/admin"), ("API docs", "/docs")]:
+        out.print(f"  {label:<36} {base}{path}", soft_wrap=True)
+    report = a.run_dir / "report.html"
+    if report.exists():
+        out.print(f"  {'report of the run':<36} {report.resolve()}")
+    out.print("\n[bold]demo API keys[/bold] (shown once; send as `Authorization: Bearer KEY`)")
+    for who, token in made.items():
+        out.print(f"  {who:<28} {token}", highlight=False, soft_wrap=True)
+    body = f'{{"citizen_id": "{listed}", "service": "rail.ticket"}}'
+    out.print(f"\n  e.g. curl -s -X POST {base}/api/v1/decisions -H 'Authorization: Bearer {made['service:rail']}' "
+              f"-H 'Content-Type: application/json' -d '{body}'", highlight=False, soft_wrap=True)
+    if a.no_serve:
+        return
+    import uvicorn
+
+    from socialcredit.api.app import create_app
+
+    out.print(f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and three other cities); "
+              "Ctrl-C stops")
+    uvicorn.run(create_app(db, as_of=at), host=a.host, port=a.port, log_level="warning")
 
 
 if __name__ == "__main__":
