@@ -424,6 +424,9 @@ def table_rows(run: RunSeries, p: Params | None = None, weights: np.ndarray | No
             "run": None if got is None else got * run.scale,
             "error_pct": None if got is None else 100.0 * (got * run.scale - t.value) / t.value,
             "fast_model": None if fast is None else cumulative(fast, run.months, t) * run.scale,
+            # one standard deviation of a Poisson count with the fast model's mean, scaled up: how far a
+            # run of this size can land from the expectation by chance alone
+            "noise": None if fast is None else math.sqrt(cumulative(fast, run.months, t)) * run.scale,
         }
         rows.append(row)
     return rows
@@ -460,14 +463,15 @@ def _n(x: object) -> str:
 
 def markdown_table(rows: list[dict[str, object]]) -> str:
     lines = [
-        "| as of | series | published | engine run (scaled) | error | fast model (scaled) | reported as |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| as of | series | published | engine run (scaled) | error | fast model (scaled) | ± chance (1 sd) "
+        "| reported as |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         err = "—" if r["error_pct"] is None else f"{float(r['error_pct']):+.1f}%"  # type: ignore[arg-type]
         lines.append(
             f"| {r['as_of']} | {r['series']} | {_n(r['published'])} | {_n(r['run'])} | {err} | "
-            f"{_n(r['fast_model'])} | {r['reported']} |"
+            f"{_n(r['fast_model'])} | {_n(r['noise'])} | {r['reported']} |"
         )
     return "\n".join(lines)
 
@@ -487,9 +491,10 @@ def markdown_projection(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def rms_log_error(rows: list[dict[str, object]]) -> float:
-    errs = [math.log(float(r["run"]) / float(r["published"])) for r in rows if r["run"]]  # type: ignore[arg-type]
-    return math.sqrt(sum(e * e for e in errs) / len(errs)) if errs else float("nan")
+def rms_log_error(rows: list[dict[str, object]], column: str = "run") -> tuple[float, int]:
+    """Root-mean-square log error over the figures the column has a positive value for, and their number."""
+    errs = [math.log(float(r[column]) / float(r["published"])) for r in rows if r[column]]  # type: ignore[arg-type]
+    return (math.sqrt(sum(e * e for e in errs) / len(errs)) if errs else float("nan")), len(errs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -519,8 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown_table(rows))
     print()
-    print(f"root-mean-square log error of the engine run over {sum(1 for r in rows if r['run'])} figures: "
-          f"{rms_log_error(rows):.3f}")  # fmt: skip
+    for column, label in (("run", "engine run"), ("fast_model", "fast model")):
+        rms, n = rms_log_error(rows, column)
+        left = sum(1 for r in rows if r[column] is not None) - n
+        print(f"root-mean-square log error, {label}: {rms:.3f} over {n} figures" + (f" ({left} at zero left out)"
+              if left else ""))  # fmt: skip
     print()
     print(markdown_projection(projection_rows(run)))
     return 0
