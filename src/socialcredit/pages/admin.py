@@ -14,12 +14,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from socialcredit import impact, objections
-from socialcredit.api.auth import service as get_service
 from socialcredit.api.service import Service
 from socialcredit.keys import Principal
 from socialcredit.pages import queries
 from socialcredit.pages.citizen import login_form
-from socialcredit.pages.render import HEADERS, form, message, render, viewer
+from socialcredit.pages.render import HEADERS, form, get_service, message, render, viewer
 from socialcredit.rulebook import diff
 from socialcredit.yamlio import LocatedError
 

@@ -18,13 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from socialcredit import objections
 from socialcredit.api.auth import COOKIE
-from socialcredit.api.auth import service as get_service
 from socialcredit.api.service import Service
 from socialcredit.decisions import explain
 from socialcredit.keys import Principal, authenticate
 from socialcredit.pages import queries
 from socialcredit.pages.public import rulebook_today
-from socialcredit.pages.render import HEADERS, form, fresh, message, now, render, viewer
+from socialcredit.pages.render import HEADERS, form, fresh, get_service, message, now, render, viewer
 from socialcredit.yamlio import LocatedError
 
 router = APIRouter()

@@ -18,11 +18,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from socialcredit.api.auth import service as get_service
 from socialcredit.api.service import Service
 from socialcredit.compiler import CST
 from socialcredit.pages import queries
-from socialcredit.pages.render import HEADERS, cst, fresh, masked, message, now, render, viewer
+from socialcredit.pages.render import HEADERS, cst, fresh, get_service, masked, message, now, render, viewer
 from socialcredit.rulebook import Rulebook
 from socialcredit.simulate.avatar import avatar_svg
 

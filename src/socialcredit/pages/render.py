@@ -20,12 +20,11 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from socialcredit.api.auth import principal
-from socialcredit.api.auth import service as get_service
+from socialcredit.api.auth import COOKIE
 from socialcredit.api.service import Service
 from socialcredit.compiler import CST
 from socialcredit.engine import utc_naive
-from socialcredit.keys import PUBLIC, Principal
+from socialcredit.keys import PUBLIC, Principal, authenticate
 
 HERE = Path(__file__).resolve().parent
 CSP = (
@@ -74,12 +73,24 @@ def fresh(svc: Service, at: dt.datetime) -> None:
     svc.decider.index(at)
 
 
+def get_service(request: Request) -> Service:
+    """The running service (the app keeps it in `state`); pages are plain functions of the request."""
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
 def viewer(request: Request) -> Principal | None:
-    """Who is looking (the public without a key); None when a presented key is unknown or revoked."""
-    try:
-        return principal(request, get_service(request))
-    except HTTPException:
-        return None
+    """Who is looking (the public without a key); None when a presented key is unknown or revoked.
+
+    The same key sources as the API's `principal` dependency (a bearer header, else the `sc_key` cookie),
+    but a bad key is an answer here, not an exception, so the page can offer the login form.
+    """
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
+    if not token:
+        return PUBLIC
+    svc = get_service(request)
+    with svc.lock:
+        return authenticate(svc.store, token)
 
 
 def published(svc: Service, at: dt.datetime) -> list[dict[str, Any]]:
