@@ -127,3 +127,33 @@ def test_ledger_matches_reference(make_store, make_citizens, v1, v2, days, data)
         "SELECT r.record_id, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1").fetchall())
     got = {k: got.get(k, 0) for k in expected}
     assert got == expected
+
+
+def test_decision_table_buckets_exact_at_every_bound(make_store, make_citizens):
+    """Float bounds of every kind, crowded and far apart (buckets refined, several cuts per bucket), checked
+    at each bound and the doubles just beside it against direct evaluation."""
+    import math
+
+    bounds = [0.01, 0.02, 0.03, 0.035, 1.5, 123.45, 123.46, 5000.0, 1e6, 1e6 + 0.01, 2.5e7]
+    ops = [">", ">=", "<", "<="]
+    rules = []
+    for i, v in enumerate(bounds):
+        rules.append((f"amount {ops[i % 4]} {v!r}", i + 1, lambda x, v=v, op=ops[i % 4]: OPS[op](x, v)))
+    rules.append(("amount > 0.02 and amount <= 123.45", 100, lambda x: 0.02 < x <= 123.45))
+    rules.append(("amount between 1.5 and 1e6", 1000, lambda x: 1.5 <= x <= 1e6))
+    text = TINY.split("rules:")[0] + "rules:\n" + "".join(
+        f'  - {{id: q{i}, behaviour: late_bill_payment, when: "{w}", points: {p}, source: illustrative}}\n'
+        for i, (w, p, _) in enumerate(rules)
+    )
+    store = make_store(text, CITY, memory=True)
+    (a,) = make_citizens(store, 1)
+    values = sorted({y for v in bounds for y in (v, math.nextafter(v, -math.inf), math.nextafter(v, math.inf))}
+                    | {-1.0, 0.0, 50.0, 3e7})
+    at = cst(2023, 1, 1)
+    store.ingest([rec(f"v{i}", a, "late_bill_payment", at + dt.timedelta(minutes=i), amount=x, days_late=0)
+                  for i, x in enumerate(values)], now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    Engine(store).run(as_of=cst(2024, 1, 1))
+    got = dict(store.con.execute(
+        "SELECT r.record_id, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1").fetchall())
+    for i, x in enumerate(values):
+        assert got.get(f"v{i}", 0) == sum(p for _, p, f in rules if f(x)), x

@@ -229,3 +229,25 @@ def test_order_and_batching_do_not_matter(make_store, make_citizens, seed, n, ba
     assert rep.accepted == 0 and rep.duplicates == len(records)
     run(s1, as_of)
     assert _standings(s1) == first
+
+
+def test_scores_for_everyone_from_both_halves_of_the_ledger(store, make_citizens):
+    """Engine.scores: every citizen, records and characteristics in force, clamped; the same as the ledger says."""
+    a, b, c = make_citizens(store, 3)
+    store.ingest([rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100),
+                  rec("l1", b, "court_defaulter_listing", cst(2021, 5, 5), ground=1, term_days=0)]
+                 + [rec(f"x{i}", a, "late_bill_payment", cst(2021, 4, 1 + i), days_late=100) for i in range(3)],
+                 now=NOW)
+    run(store, cst(2022, 6, 1))
+    eng = Engine(store)
+    eng.prepare()
+    eng.load_compiled()  # the ledger view, and an empty state ledger that the next steps fill again
+    eng.records_table(utc(cst(2022, 6, 1)))
+    eng._characteristics()
+    eng._characteristic_ledger()
+    for at in (cst(2021, 2, 1), cst(2021, 6, 1), cst(2022, 5, 1)):
+        got = dict(zip(*eng.scores(at).to_pydict().values(), strict=True))
+        keys = dict(store.con.execute("SELECT citizen_id, ckey FROM citizens").fetchall())
+        assert len(got) == 3
+        assert {cid: got[keys[cid]] for cid in (a, b, c)} == {cid: score(store, cid, at) for cid in (a, b, c)}
+    assert got[keys[c]] == 100 and got[keys[b]] == 50
