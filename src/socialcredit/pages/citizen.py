@@ -67,7 +67,7 @@ def refuse(request: Request, who: Principal | None, citizen_id: str) -> HTMLResp
 def citizen_page(
     request: Request, svc: Service, who: Principal, citizen_id: str, status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    at = now()
+    at = now(request)
     with svc.lock:
         person = queries.citizen(svc.store, citizen_id)
         if person is None:

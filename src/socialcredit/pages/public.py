@@ -121,7 +121,7 @@ def summary(
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def dashboard(request: Request) -> HTMLResponse:
     svc: Service = get_service(request)
-    at = now()
+    at = now(request)
     with svc.lock:
         fresh(svc, at)
         pop = queries.population(svc.store)
@@ -146,7 +146,7 @@ def dashboard(request: Request) -> HTMLResponse:
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)
 def register(request: Request, q: str = "") -> HTMLResponse:
     svc: Service = get_service(request)
-    at = now()
+    at = now(request)
     q = q.strip()[:64]
     results: list[dict[str, Any]] = []
     if q:
@@ -179,7 +179,7 @@ def register(request: Request, q: str = "") -> HTMLResponse:
 @router.get("/blacklist/{city}", response_class=HTMLResponse, include_in_schema=False)
 def billboard(request: Request, city: str) -> HTMLResponse:
     svc: Service = get_service(request)
-    at = now()
+    at = now(request)
     with svc.lock:
         rb = rulebook_today(svc, city, at)
         if rb is None:
@@ -218,7 +218,7 @@ def viewer_name(request: Request) -> str:
 @router.get("/station/{city}.json", include_in_schema=False)
 def station_feed(request: Request, city: str) -> JSONResponse:
     """The monitor's live feed; refused (404) wherever the page itself would not be shown."""
-    at = now()
+    at = now(request)
     rb, people = _station_data(request, city, at)
     if rb is None or not rb.disclosure.station_monitor:
         return JSONResponse({"error": f"{city} does not publish a station monitor"}, status_code=404, headers=HEADERS)
@@ -232,7 +232,7 @@ def station_feed(request: Request, city: str) -> JSONResponse:
 @router.get("/station/{city}", response_class=HTMLResponse, include_in_schema=False)
 def station(request: Request, city: str, every: float = 6.0, refresh: float = 60.0) -> HTMLResponse:
     """The monitor: `every` seconds per person, the list re-read from the feed every `refresh` seconds."""
-    at = now()
+    at = now(request)
     rb, people = _station_data(request, city, at)
     if rb is None:
         return message(request, "No such city", f"There is no city {city!r} in this system.", status=404)
@@ -255,7 +255,7 @@ def avatar(request: Request, citizen_id: str) -> Response:
     who = viewer(request)
     if who is None or not (who.role == "admin" or (who.role == "citizen" and who.subject == citizen_id)):
         return Response("not found", status_code=404, media_type="text/plain", headers=HEADERS)
-    at = now()
+    at = now(request)
     with svc.lock:
         person = queries.citizen(svc.store, citizen_id)
         if person is None:

@@ -23,7 +23,6 @@ from fastapi.templating import Jinja2Templates
 from socialcredit.api.auth import COOKIE
 from socialcredit.api.service import Service
 from socialcredit.compiler import CST
-from socialcredit.engine import utc_naive
 from socialcredit.keys import PUBLIC, Principal, authenticate
 
 HERE = Path(__file__).resolve().parent
@@ -60,16 +59,16 @@ templates.env.filters.update(cst=cst, masked=masked, signed=signed)
 templates.env.globals["CST_LABEL"] = "CST (UTC+8)"
 
 
-def now() -> dt.datetime:
-    """The time every page is about: the present, in naive UTC as the store keeps it."""
-    return utc_naive(None)
+def now(request: Request) -> dt.datetime:
+    """The time every page is about: the service's clock (the real present unless the server was started
+    with a fixed time, as a simulated world is shown as it stood at the end of its run)."""
+    return get_service(request).now()
 
 
 def fresh(svc: Service, at: dt.datetime) -> None:
-    """Make the engine's derived tables current for `at` (runs the engine only if facts or the month changed).
-
-    The service's decider already knows when its view is current, so this costs nothing between writes.
-    """
+    """Make the tables a page reads current for `at`: buffered decisions and audit entries written, and the
+    engine's derived tables rerun only if facts or the assessment month changed (the decider knows)."""
+    svc.flush()
     svc.decider.index(at)
 
 
@@ -117,7 +116,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     who = context.pop("who", None) or viewer(request) or PUBLIC
     svc = get_service(request)
     with svc.lock:
-        cities = published(svc, now())
+        cities = published(svc, svc.now())
     response = templates.TemplateResponse(
         request, name, {"who": who, "nav_cities": cities, **context}, status_code=status
     )
