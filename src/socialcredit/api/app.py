@@ -8,6 +8,7 @@ refused with 413 before they are read.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from socialcredit.store import BatchRejected
 from socialcredit.yamlio import LocatedError
 
 MAX_BODY = 4 * 1024 * 1024
+log = logging.getLogger("socialcredit.api")
 
 
 class BodyLimit:
@@ -100,6 +102,13 @@ def create_app(db: str | Path, max_body: int = MAX_BODY, as_of: dt.datetime | No
     @app.exception_handler(LocatedError)
     async def located(request: Request, exc: LocatedError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # a fault of ours, not of the input: still JSON, and the message says so (details go to the log)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server log has details"},
+                            status_code=500)
 
     from socialcredit.api import routes
     from socialcredit.pages import mount as mount_pages
