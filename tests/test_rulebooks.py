@@ -475,3 +475,16 @@ def test_removing_an_item_nothing_inherits_fails() -> None:
     )
     with pytest.raises(LocatedError, match=r"child\.yaml:1: remove\.rules: .*no_such_rule"):
         RulebookSet([parent, child]).resolve("y", dt.date(2020, 6, 1))
+
+
+def test_diff_reports_what_rules_say_not_where_they_are_written():
+    from socialcredit.rulebook import RulebookSet, diff, shipped_layers
+
+    rbs = RulebookSet(shipped_layers())
+    r1 = rbs.resolve("rongcheng", None, {"rongcheng": 1})
+    r2 = rbs.resolve("rongcheng", None, {"rongcheng": 2})
+    d = diff(r1, r2)
+    assert d["rules"] == []  # version 2 repeats version 1's rules (on other lines)
+    assert [i for i, _, _ in d["lists"]] == ["blacklist"] and "disclosure" in d["other"]
+    other = diff(r1, rbs.resolve("shanghai", None, {}))
+    assert any(kind == "added" for kind, *_ in other["rules"])

@@ -491,13 +491,15 @@ def diff(a: Rulebook, b: Rulebook) -> dict[str, Any]:
     rules: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]]
     rules = [("removed", i, ra[i].model_dump(), None) for i in ra if i not in rb_]
     rules += [("added", i, None, rb_[i].model_dump()) for i in rb_ if i not in ra]
-    rules += [("changed", i, ra[i].model_dump(), rb_[i].model_dump()) for i in ra if i in rb_ and ra[i] != rb_[i]]
+    # compare what the rules say, not where they were written (models also carry their file and line)
+    rules += [("changed", i, ra[i].model_dump(), rb_[i].model_dump()) for i in ra
+              if i in rb_ and ra[i].model_dump() != rb_[i].model_dump()]
     la = {x.id: x.model_dump(by_alias=True) for x in a.lists}
     lb = {x.id: x.model_dump(by_alias=True) for x in b.lists}
     lists = [(i, la.get(i), lb.get(i)) for i in sorted(set(la) | set(lb)) if la.get(i) != lb.get(i)]
     other = {
         k: (getattr(a, k).model_dump(), getattr(b, k).model_dump())
         for k in ("scale", "disclosure")
-        if getattr(a, k) != getattr(b, k)
+        if getattr(a, k).model_dump() != getattr(b, k).model_dump()
     }
     return {"a": a.version, "b": b.version, "rules": rules, "lists": lists, "other": other}
