@@ -91,8 +91,8 @@ def test_reduced_run_end_to_end_matches_the_fast_model(scenario: Scenario, tmp_p
     # the table: one row per published figure, those after the run's end left empty
     rows = cal.table_rows(run, cal.params_of(small), weights)
     assert [r["as_of"] for r in rows] == [t.as_of for t in cal.TARGETS]
-    for r in rows:
-        if r["as_of"] <= dt.date(2015, 4, 1):
+    for r, t in zip(rows, cal.TARGETS, strict=True):
+        if t.as_of <= dt.date(2015, 4, 1):
             assert r["run"] is not None and r["fast_model"] is not None
         else:
             assert r["run"] is None and r["error_pct"] is None
