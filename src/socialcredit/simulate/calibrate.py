@@ -185,7 +185,8 @@ def expected(p: Params, months: list[dt.date], weights: np.ndarray) -> dict[str,
     n = len(months)
     new = listings(p, months, weights)
     open_, termed = np.zeros(n), np.zeros(n)  # holders by month of listing, at the current month's start
-    out = {k: np.zeros(n) for k in ("listed", "on_list", "paid", "expired", "air_blocked", "hsr_blocked")}
+    keys = ("listed", "on_list", "on_list_end", "paid", "expired", "air_blocked", "hsr_blocked")
+    out = {k: np.zeros(n) for k in keys}
     for m in range(n):
         hazard = np.full(m, p.repay)
         if m:
@@ -206,14 +207,15 @@ def expected(p: Params, months: list[dt.date], weights: np.ndarray) -> dict[str,
             termed[due] = 0.0
         out["listed"][m] = new[m]
         open_[m], termed[m] = (1 - TERMED) * new[m], TERMED * new[m]
+        out["on_list_end"][m] = open_[: m + 1].sum() + termed[: m + 1].sum()
     return out
 
 
 def cumulative(flows: dict[str, np.ndarray], months: list[dt.date], target: Target) -> float:
     """A target's model value from monthly flows: the sum over months before `as_of` (from `since`)."""
-    if target.series == "on_list":  # a stock: holders at the start of the month `as_of`
-        i = months.index(target.as_of) if target.as_of in months else len(months) - 1
-        return float(flows["on_list"][i])
+    if target.series == "on_list":  # a stock: holders at the end of the last month before `as_of`
+        before = [i for i, m in enumerate(months) if m < target.as_of]
+        return float(flows["on_list_end"][before[-1]]) if before else 0.0
     keep = np.array([(target.since is None or m >= target.since) and m < target.as_of for m in months])
     return float(flows[target.series][keep].sum())
 
@@ -388,9 +390,11 @@ def read_run(run_dir: Path) -> RunSeries:
     lists = [r for r in pq.read_table(run_dir / "lists.parquet").to_pylist() if r["list_id"] == LIST_ID]
     months = sorted({r["month"] for r in lists})
     index = {m: i for i, m in enumerate(months)}
-    flows = {k: np.zeros(len(months)) for k in ("listed", "on_list", "paid", "air_blocked", "hsr_blocked")}
+    keys = ("listed", "on_list", "on_list_end", "paid", "air_blocked", "hsr_blocked")
+    flows = {k: np.zeros(len(months)) for k in keys}
     for r in lists:
         flows["listed"][index[r["month"]]] += r["entries"]
+        flows["on_list_end"][index[r["month"]]] += r["on_list"]
         if index[r["month"]] + 1 < len(months):  # on the list at the end of m = at the start of m + 1
             flows["on_list"][index[r["month"]] + 1] += r["on_list"]
     for r in pq.read_table(run_dir / "responses.parquet").to_pylist():
@@ -530,7 +534,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"root-mean-square log error, {label}: {rms:.3f} over {n} figures" + (f" ({left} at zero left out)"
               if left else ""))  # fmt: skip
     print()
+    print("Projection, engine run (scaled):")
+    print()
     print(markdown_projection(projection_rows(run)))
+    print()
+    print("Projection, fast model (the expectation the run scatters around):")
+    print()
+    fast = RunSeries(run.months, expected(p, run.months, weights[: len(run.months)]), run.citizens)
+    print(markdown_projection(projection_rows(fast)))
     return 0
 
 
