@@ -126,16 +126,11 @@ def _rewire(
     if not avoiders.size:
         return np.zeros((0, 2), np.int64)
     adult_day = (at - dt.timedelta(days=round(18 * 365.2425))).date()
-    ckey, city = (
-        np.array(x)
-        for x in zip(
-            *store.con.execute(
-                "SELECT ckey, city FROM citizens WHERE birth_date <= ? ORDER BY ckey", [adult_day]
-            ).fetchall(),
-            strict=True,
-        )
-    )
-    ckey = ckey.astype(np.int64)
+    adults = store.con.sql(
+        "SELECT ckey, city FROM citizens WHERE birth_date <= ? ORDER BY ckey", params=[adult_day]
+    ).to_arrow_table()
+    ckey = adults.column("ckey").to_numpy().astype(np.int64)
+    city = np.asarray(adults.column("city").to_numpy(zero_copy_only=False), dtype=object)
     pool = ~np.isin(ckey, listed)
     ckey, city = ckey[pool], city[pool]
     cities, code = np.unique(city, return_inverse=True)
@@ -149,12 +144,12 @@ def _rewire(
     pick = ckey[by_city[first[home] + np.floor(rng.random(avoiders.size) * size[home]).astype(np.int64)]]
     a, b = np.minimum(avoiders, pick), np.maximum(avoiders, pick)
     packed = a << 32 | b
-    existing = np.array(
-        [r[0] for r in store.con.execute(
-            "SELECT (ckey::BIGINT << 32) | other FROM relations WHERE kind = 'contact' AND ckey < other"
-        ).fetchall()],
-        np.int64,
-    )  # fmt: skip
+    existing = (
+        store.con.sql("SELECT (ckey::BIGINT << 32) | other AS k FROM relations WHERE kind = 'contact' AND ckey < other")
+        .to_arrow_table()
+        .column("k")
+        .to_numpy()
+    )
     _, first_seen = np.unique(packed, return_index=True)
     once = np.zeros(packed.size, bool)
     once[first_seen] = True
