@@ -135,6 +135,10 @@ def over_http(path: Path, ids: list[str], seconds: int, clients: int = 32) -> di
             raise RuntimeError("server did not start: " + (server.stderr.read().decode() if server.stderr else ""))
         headers = {"Authorization": f"Bearer {token}"}
         rnd = random.Random(9)
+        # warm up, untimed: the first decision brings the engine's output up to the service's clock
+        warm = httpx.post(base + "/api/v1/decisions", json={"citizen_id": ids[0], "service": "rail.ticket"},
+                          headers=headers, timeout=600)
+        warm.raise_for_status()
         script = Path(tempfile.mkdtemp()) / "decide.lua"
         script.write_text(WRK_SCRIPT.replace("IDS", ", ".join(f'"{rnd.choice(ids)}"' for _ in range(5000)))
                           .replace("TOKEN", token))

@@ -180,8 +180,13 @@ class MeasurePlan:
         )
 
 
-def _stay_measures(plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime) -> list[ActiveMeasure]:
-    """Measures of the lists a citizen is on at `at`, and the lasting ones of any past stay (memory)."""
+def _stay_measures(plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime,
+                   service: str | None = None) -> list[ActiveMeasure]:
+    """Measures of the lists a citizen is on at `at`, and the lasting ones of any past stay (memory).
+
+    With `service`, only the measures that bind it: a decision needs no others, and a listed citizen
+    carries twenty or more.
+    """
     if plan is None or not stays:
         return []
     out: list[ActiveMeasure] = []
@@ -190,6 +195,8 @@ def _stay_measures(plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime)
         if measures is None or start > at or (end is not None and end <= at):
             continue
         for m, for_ in measures:
+            if service is not None and service not in m.services:
+                continue
             until = add_duration(start, for_) if for_ else end
             if for_ and until is not None and until <= at:
                 continue
@@ -199,7 +206,8 @@ def _stay_measures(plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime)
         if first is None:
             continue
         for m in lasting:
-            out.append(ActiveMeasure.of(m, f"memory:{mem_id}", first, None))
+            if service is None or service in m.services:
+                out.append(ActiveMeasure.of(m, f"memory:{mem_id}", first, None))
     return out
 
 
@@ -267,23 +275,26 @@ class Decider:
             plan = self._plans[id(rb)] = MeasurePlan.of(self.store.catalog, rb)
         return plan
 
-    def own_measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime) -> list[ActiveMeasure]:
+    def own_measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime,
+                     service: str | None = None) -> list[ActiveMeasure]:
         stays = idx.stays.get(ckey)
-        return _stay_measures(self.plan(self.rulebook(city, at)), stays, at) if stays else []
+        return _stay_measures(self.plan(self.rulebook(city, at)), stays, at, service) if stays else []
 
-    def reaching_measures(self, idx: StayIndex, ckey: int, at: dt.datetime) -> list[ActiveMeasure]:
+    def reaching_measures(self, idx: StayIndex, ckey: int, at: dt.datetime,
+                          service: str | None = None) -> list[ActiveMeasure]:
         """Measures of parents (reach children) and of household members (reach household)."""
         out: list[ActiveMeasure] = []
         for other, kind, other_id, city in idx.relatives.get(ckey, []):
-            for m in self.own_measures(idx, other, city, at):
+            for m in self.own_measures(idx, other, city, at, service):
                 reach = self.store.catalog.measures[m.measure].reach
                 if (reach == "children" and kind == "parent") or reach == "household":
                     m.via = f"{kind}:{other_id} {m.via}"
                     out.append(m)
         return out
 
-    def measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime) -> list[ActiveMeasure]:
-        return self.own_measures(idx, ckey, city, at) + self.reaching_measures(idx, ckey, at)
+    def measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime,
+                 service: str | None = None) -> list[ActiveMeasure]:
+        return self.own_measures(idx, ckey, city, at, service) + self.reaching_measures(idx, ckey, at, service)
 
     def _decision(self, idx: StayIndex, citizen_id: str, ckey: int, city: str, service: str, t: dt.datetime
                   ) -> tuple[Decision, Rulebook | None]:
@@ -296,7 +307,7 @@ class Decider:
             own = m.via.startswith(("list:", "memory:"))
             return not own or cat.measures[m.measure].reach != "children"
 
-        binding = [m for m in self.measures(idx, ckey, city, t) if service in m.services and applies(m)]
+        binding = [m for m in self.measures(idx, ckey, city, t, service) if applies(m)]
         effects = sorted({m.effect for m in binding}, key=OUTCOME_ORDER.index)
         outcome = OUTCOME_NAME.get(effects[0], effects[0]) if effects else "allow"
         chosen = [m for m in binding if effects and m.effect == effects[0]]
