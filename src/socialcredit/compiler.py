@@ -345,12 +345,12 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
 
     # merge neighbours that satisfy the same rules, so a ladder of k rules has k + 1 cells, not 2k + 1
     merged: list[list] = []
-    for e, rs in zip(elems, covering, strict=True):
+    for elem, rs in zip(elems, covering, strict=True):
         rules = tuple(rs)
         if merged and merged[-1][4] == rules:
-            merged[-1][2], merged[-1][3] = e[2], e[3]
+            merged[-1][2], merged[-1][3] = elem[2], elem[3]
         else:
-            merged.append([e[0], e[1], e[2], e[3], rules])
+            merged.append([elem[0], elem[1], elem[2], elem[3], rules])
     # a cut between two cells: x is in the upper one when x >= cut (x > v is x >= the next double above v)
     cuts = np.array([math.nextafter(float(m[2]), math.inf) if m[3] else float(m[2]) for m in merged[:-1]], np.float64)
     lo0, w, nb = (float(cuts[0]) if len(cuts) else 0.0), 1.0, 0
@@ -366,7 +366,7 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
                 break
             nb = min(MAX_BUCKETS, nb * 4)
     bk = _buckets(cuts, lo0, w, nb)
-    first = np.searchsorted(bk, np.arange(-1, nb + 2), side="left")  # cuts ascend, and so do their buckets
+    starts = np.searchsorted(bk, np.arange(-1, nb + 2), side="left")  # cuts ascend, and so do their buckets
     off = c.n_cells
     c.tables.append(
         Table(
@@ -374,10 +374,10 @@ def _add_table(c: Compiled, dt_id: int, rb: Rulebook, bounded: list, piece_of) -
             lo0,
             w,
             nb,
-            (off + first[: nb + 2]).tolist(),
+            (off + starts[: nb + 2]).tolist(),
             [
-                np.where(first[:-1] + j < first[1:], cuts[np.minimum(first[:-1] + j, len(cuts) - 1)], math.inf)
-                for j in range(int(np.diff(first).max()))
+                np.where(starts[:-1] + j < starts[1:], cuts[np.minimum(starts[:-1] + j, len(cuts) - 1)], math.inf)
+                for j in range(int(np.diff(starts).max()))
             ],
         )
     )

@@ -10,7 +10,7 @@ import datetime as dt
 import gc
 import json
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -332,7 +332,7 @@ class Decider:
         """May this citizen use this service at `at`? The answer carries its reasons and the version used."""
         return self.decide_many([(citizen_id, service, at)], asked_by=asked_by, record=record)[0]
 
-    def decide_many(self, requests: list[tuple[str, str, dt.datetime | None]], asked_by: str = "cli",
+    def decide_many(self, requests: Sequence[tuple[str, str, dt.datetime | None]], asked_by: str = "cli",
                     record: bool = True) -> list[Decision]:
         """Many decisions in one call (a railway checks a whole train): one look-up pass, one insert.
 
@@ -369,7 +369,7 @@ class Decider:
             self._record(out, ckeys, asked_by, denied)
         return out
 
-    def _decide_all(self, idx: StayIndex, requests: list[tuple[str, str, dt.datetime | None]],
+    def _decide_all(self, idx: StayIndex, requests: Sequence[tuple[str, str, dt.datetime | None]],
                     times: list[dt.datetime], ckeys: list[int], cities: list[str], affected: frozenset[int],
                     out: list[Decision], denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
         for (cid, service, _), t, ckey, city in zip(requests, times, ckeys, cities, strict=True):
@@ -482,7 +482,7 @@ def decide(
 
 
 def decide_many(
-    store: Store, requests: list[tuple[str, str, dt.datetime | None]], asked_by: str = "cli", record: bool = True
+    store: Store, requests: Sequence[tuple[str, str, dt.datetime | None]], asked_by: str = "cli", record: bool = True
 ) -> list[Decision]:
     """Decisions for many (citizen, service, time) requests in one pass; refused whole on any bad request."""
     return decider(store).decide_many(requests, asked_by=asked_by, record=record)
