@@ -14,6 +14,8 @@ those segments. This module is long because the steps share one run's state; eac
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +39,8 @@ from socialcredit.store import Store
 
 Progress = Callable[[str, int, int], None]
 STEPS = 7
+# bump when the meaning of the stored derived tables changes: the next run then recomputes fully
+INCREMENTAL_FORMAT = "1"
 
 
 def utc_naive(t: dt.datetime | None) -> dt.datetime:
@@ -99,6 +103,8 @@ class Engine:
         self.store = store
         self.con = store.con
         self.catalog = store.catalog
+        # the month the last `run` reassessed from, kept from the run before it; None when it recomputed everything
+        self.resumed_from: dt.datetime | None = None
 
     # ------------------------------------------------------------------ entry point
 
@@ -110,7 +116,16 @@ class Engine:
         as_of = utc_naive(as_of)
         self.prepare(pin)
         step = progress or (lambda *_: None)
+        state = self._state_fingerprint()
         with self.store.transaction():
+            facts = self._facts()
+            resume = self._resume_from(as_of, pin, facts, state)
+            self.resumed_from = resume
+            if resume is not None:  # load_compiled recreates state_ledger: keep last run's network entries
+                self.con.execute(
+                    "CREATE OR REPLACE TEMP TABLE kept_network AS SELECT * FROM state_ledger "
+                    f"WHERE source = 'network' AND valid_from < {lit(resume)}"
+                )
             step("ledger", 1, STEPS)
             self.load_compiled()
             self.records_table(as_of)
@@ -120,7 +135,11 @@ class Engine:
             step("triggers", 3, STEPS)
             self._trigger_entries()
             step("assessments", 4, STEPS)
-            n_assess = self._assessments(as_of, progress)
+            n_assess = self._assessments(as_of, progress, resume)
+            # the loop's own stays, before memory rewrites them: what the next run resumes from
+            self.con.execute(
+                "CREATE OR REPLACE TABLE engine_grade_stays AS SELECT * FROM list_entries WHERE cause = 'grade'"
+            )
             step("memory", 5, STEPS)
             self._memory()
             step("notifications", 6, STEPS)
@@ -131,11 +150,93 @@ class Engine:
             ).fetchall()[0]
             self.con.execute(
                 "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, now()::TIMESTAMP AS computed_at, "
-                "? AS watermark",
-                [as_of, pin, watermark(self.store)],
+                "? AS watermark, ? AS facts, ? AS state",
+                [as_of, pin, watermark(self.store), facts, state],
             )
             step("done", STEPS, STEPS)
         return RunSummary(as_of, pin, records, ledger, entries, n_assess, time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ incremental runs
+
+    def _state_fingerprint(self) -> str:
+        """What the stored derived tables depend on besides the facts: the compiled rulebooks and this code.
+
+        A run resumes from the last one only when this is unchanged, so a new catalog or engine version
+        can never mix its results with an older run's.
+        """
+        c = self.compiled
+        parts = [
+            INCREMENTAL_FORMAT,
+            self.record_ledger_sql(),
+            repr([(s.jkey, s.epoch, s.rulebook.version, s.start, s.end) for s in c.segments]),
+            repr(sorted((k, v.model_dump_json()) for k, v in self.catalog.characteristics.items())),
+        ]
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+    def _facts(self) -> str:
+        """The facts other than records: a run resumes only when none of them changed.
+
+        Counts alone miss a rewired contact graph (same number of ties) or a citizen moved to another
+        city, and either changes past network points or scores; an order-independent sum of row hashes
+        costs one scan of each table.
+        """
+        return str(
+            self.con.execute(
+                "SELECT (SELECT count(*) FROM retractions) || ',' || "
+                "(SELECT count(*) FROM rulebook_versions) || ',' || "
+                "(SELECT count(*) || ':' || coalesce(sum(hash(c)::HUGEINT), 0)::VARCHAR FROM citizens c) || ',' || "
+                "(SELECT count(*) || ':' || coalesce(sum(hash(r)::HUGEINT), 0)::VARCHAR FROM relations r)"
+            ).fetchall()[0][0]
+        )
+
+    def _resume_from(self, as_of: dt.datetime, pin: str | None, facts: str, state: str) -> dt.datetime | None:
+        """The first assessment month new facts can change, or None for a full recompute.
+
+        Only appended records (higher rkeys) and a later as_of are resumable. A new record changes ledger
+        entries from its own time on (a cap's running sum only after it; a clearing record only ends an
+        interval at its time), so assessments before its month stand; records that existed but lay after
+        the last as_of enter at the last run's month at the earliest, which is reassessed too.
+        """
+        if pin is not None or not self._has_resumable_state():
+            return None
+        rows = self.con.execute("SELECT as_of, pin, watermark, facts, state FROM engine_run").fetchall()
+        if len(rows) != 1:
+            return None
+        last_as_of, last_pin, mark, last_facts, last_state = rows[0]
+        if last_pin is not None or last_state != state or last_facts != facts or last_as_of > as_of:
+            return None
+        top = int(str(mark).split(",")[0])
+        if int(self.con.execute("SELECT coalesce(max(rkey), -1) FROM records").fetchall()[0][0]) < top:
+            return None
+        if not self._segments_contiguous():
+            return None
+        first_new = self.con.execute(
+            f"SELECT min(occurred_at) FROM records WHERE rkey > {top} AND occurred_at <= {lit(as_of)}"
+        ).fetchall()[0][0]
+        resume = month_start_utc(last_as_of)
+        if first_new is not None:
+            resume = min(resume, month_start_utc(first_new))
+        return resume
+
+    def _has_resumable_state(self) -> bool:
+        need = {"engine_run": "state", "engine_grade_stays": "cause", "score_log": "ckey", "state_ledger": "source"}
+        found = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE (table_name, column_name) IN (SELECT unnest(?), unnest(?))",
+            [list(need), list(need.values())],
+        ).fetchall()[0][0]
+        return int(found) == len(need)
+
+    def _segments_contiguous(self) -> bool:
+        """Each city's rulebook, once in force, stays in force: then a citizen's last logged score is their
+        current one (the log never records a score turning NULL), which resuming relies on."""
+        by_j: dict[int, list] = {}
+        for seg in self.compiled.segments:
+            by_j.setdefault(seg.jkey, []).append(seg)
+        for segs in by_j.values():
+            segs.sort(key=lambda s: (s.start is not None, s.start))
+            if segs[-1].end is not None or any(a.end != b.start for a, b in itertools.pairwise(segs)):
+                return False
+        return True
 
     def prepare(self, pin: str | None = None) -> Compiled:
         """Compile the store's rulebooks (all versions, or the one pinned) for its cities and behaviours."""
@@ -384,26 +485,34 @@ class Engine:
 
     # ------------------------------------------------------------------ monthly assessments
 
-    def _assessments(self, as_of: dt.datetime, progress: Progress | None) -> int:
-        """Monthly assessments: scores → grades → grade lists, with the network rule's one-step lag."""
+    def _assessments(self, as_of: dt.datetime, progress: Progress | None, resume: dt.datetime | None = None) -> int:
+        """Monthly assessments: scores → grades → grade lists, with the network rule's one-step lag.
+
+        With `resume` (a month start, see `_resume_from`) the months before it are kept from the last run
+        and the loop restarts there from the state it carried, rebuilt from the stored tables.
+        """
         con, c = self.con, self.compiled
-        con.execute(
-            "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, grade VARCHAR, "
-            "version VARCHAR)"
-        )
         con.execute(f"CREATE OR REPLACE TEMP TABLE run_ledger AS SELECT * FROM ledger WHERE valid_from <= {lit(as_of)}")
         first = con.execute("SELECT min(valid_from) FROM run_ledger").fetchall()[0][0]
         starts = [s.start for s in c.segments if s.start is not None]
         begin = min([x for x in (first, min(starts) if starts else None) if x is not None], default=None)
         if first is not None and starts:
             begin = max(first, min(starts))
-        if begin is None or not c.segments:
-            return 0
         periods: list[dt.datetime] = []
-        t = month_start_utc(begin)
-        while t <= as_of:
-            periods.append(t)
-            t = next_month_utc(t)
+        if begin is not None and c.segments:
+            t = month_start_utc(begin)
+            while t <= as_of:
+                periods.append(t)
+                t = next_month_utc(t)
+        # resuming needs at least one kept month (period 0 always runs and starts the network rule's check)
+        p0 = periods.index(resume) if resume is not None and resume in periods[1:] else 0
+        if p0:
+            con.execute(f"DELETE FROM score_log WHERE assessed_at >= {lit(periods[p0])}")
+        else:
+            con.execute(
+                "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, grade VARCHAR, "
+                "version VARCHAR)"
+            )
         if not periods:
             return 0
         con.register(
@@ -431,8 +540,11 @@ class Engine:
         wake: set[int] = set()
         done = 0
         listed_any = False
+        if p0:
+            listed_any = self._restore(periods, p0, wake) and network
         last_segs: dict[int, Rulebook] | None = None
-        for p, t in enumerate(periods):
+        for p in range(p0, len(periods)):
+            t = periods[p]
             if progress and p % 12 == 0:
                 progress("assessments", p, len(periods))
             if not (p in busy or p in wake or (network and listed_any)):
@@ -452,6 +564,43 @@ class Engine:
                     con.execute("SELECT count(*) FROM list_entries WHERE kind = 'blacklist'").fetchall()[0][0] > 0
                 )
         return done
+
+    def _restore(self, periods: list[dt.datetime], p0: int, wake: set[int]) -> bool:
+        """The loop's carried state at the start of period `p0`, as the last run left it; whether any blacklist
+        stay exists by then (the network rule runs every month from the first one).
+
+        Running sums are the deltas before p0; current score and grade the last ones logged (the log has a
+        row whenever either changed); grade stays are the loop's own (before memory rewrote them), open if
+        they ended at p0 or later; the network entries of earlier months were kept by `run`; and a stay
+        with a minimum length wakes the months from its due date on, as when it was entered.
+        """
+        con, t0 = self.con, periods[p0]
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE cur AS
+            SELECT c.ckey, c.jkey, coalesce(d.raw, 0)::INTEGER AS raw, 0::INTEGER AS net, s.score, s.grade
+            FROM citizens c
+            LEFT JOIN (SELECT ckey, sum(d)::INTEGER AS raw FROM deltas WHERE p < {p0} GROUP BY ckey) d USING (ckey)
+            LEFT JOIN (SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade
+                       FROM score_log GROUP BY ckey) s USING (ckey)""")
+        con.execute("INSERT INTO state_ledger SELECT * FROM kept_network")
+        cols = 'ckey, jkey, list_id, kind, start, "end", cause, rkey, characteristic, grade, score, version'
+        con.execute(f"""INSERT INTO list_entries ({cols})
+            SELECT ckey, jkey, list_id, kind, start, CASE WHEN "end" < {lit(t0)} THEN "end" END, cause, rkey,
+                   characteristic, grade, score, version
+            FROM engine_grade_stays WHERE start < {lit(t0)}""")
+        for jkey, list_id, start in con.execute(
+            f"SELECT DISTINCT jkey, list_id, start FROM engine_grade_stays WHERE start < {lit(t0)}"
+        ).fetchall():
+            rb = self._segments_at(start).get(jkey)
+            lst = next((x for x in rb.lists if x.id == list_id), None) if rb else None
+            if lst is None or not lst.min_stay:
+                continue
+            n, unit = duration_parts(lst.min_stay)
+            months, days = (n * 12 if unit == "year" else n if unit == "month" else 0), (n if unit == "day" else 0)
+            if not (months or days):
+                continue
+            due = (add_duration(start, f"{months}m") if months else start) + dt.timedelta(days=days)
+            wake.update(i for i, x in enumerate(periods) if x >= due)
+        return bool(con.execute("SELECT count(*) FROM list_entries WHERE kind = 'blacklist'").fetchall()[0][0] > 0)
 
     def _busy_periods(self, periods: list[dt.datetime]) -> set[int]:
         """Months in which anything can change; the others are skipped (their assessment would repeat the last)."""
