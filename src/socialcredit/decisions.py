@@ -311,7 +311,7 @@ class Decider:
         effects = sorted({m.effect for m in binding}, key=OUTCOME_ORDER.index)
         outcome = OUTCOME_NAME.get(effects[0], effects[0]) if effects else "allow"
         chosen = [m for m in binding if effects and m.effect == effects[0]]
-        public = "; ".join(dict.fromkeys(m.public_reason for m in chosen)) or NO_MEASURE
+        public = " ".join(dict.fromkeys(m.public_reason for m in chosen)) or NO_MEASURE  # each is a sentence
         untils = [m.until for m in chosen if m.until is not None]
         reasons = [
             {

@@ -43,11 +43,12 @@ ON_LIST = """SELECT c.citizen_id FROM list_entries e JOIN citizens c USING (ckey
 CHILDREN = """SELECT DISTINCT c.citizen_id FROM relations r JOIN citizens c ON c.ckey = r.ckey
     JOIN list_entries e ON e.ckey = r.other
     WHERE r.kind = 'parent' AND e.kind = 'blacklist' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)
-    ORDER BY c.citizen_id"""
+    ORDER BY c.birth_date DESC, c.citizen_id"""
 
 
 def denied_child(store: Store, at: dt.datetime) -> str | None:
-    """A child whom a parent's listing keeps out of a private school (not every city's lists reach children)."""
+    """A child whom a parent's listing keeps out of a private school (not every city's lists reach children);
+    the youngest first, since measures that reach children do not look at the child's age (a known limit)."""
     for (cid,) in store.con.execute(CHILDREN, [at, at]).fetchall():
         if decide(store, cid, "school.private_admission", at, record=False).outcome == "deny":
             return str(cid)
