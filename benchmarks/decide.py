@@ -142,9 +142,7 @@ def over_http(path: Path, ids: list[str], seconds: int, clients: int = 32) -> di
         script = Path(tempfile.mkdtemp()) / "decide.lua"
         script.write_text(WRK_SCRIPT.replace("IDS", ", ".join(f'"{rnd.choice(ids)}"' for _ in range(5000)))
                           .replace("TOKEN", token))
-        run = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), base],
-                             capture_output=True, text=True, check=True)
-        text = run.stdout
+        res = wrk(base, script, seconds, clients)
         # one batch call: a whole train of 1,000 passengers
         with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
             train = {"requests": [{"citizen_id": rnd.choice(ids), "service": "rail.ticket"} for _ in range(1000)]}
@@ -156,6 +154,14 @@ def over_http(path: Path, ids: list[str], seconds: int, clients: int = 32) -> di
     finally:
         server.terminate()
         server.wait(10)
+    return {**res, "batch_rate": batch_rate, "floor": echo_floor(script, seconds, clients)}
+
+
+def wrk(base: str, script: Path, seconds: int, clients: int) -> dict[str, float]:
+    run = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), base],
+                         capture_output=True, text=True, check=True)
+    text = run.stdout
+
     def ms(label: str) -> float:
         m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
         if m is None:
@@ -168,7 +174,27 @@ def over_http(path: Path, ids: list[str], seconds: int, clients: int = 32) -> di
     if total is None or rps is None:
         raise RuntimeError(f"unexpected wrk output:\n{text}")
     return {"requests": int(total.group(1)), "errors": int(bad.group(1)) if bad else 0,
-            "throughput": float(rps.group(1)), "p50_ms": ms("50"), "p99_ms": ms("99"), "batch_rate": batch_rate}
+            "throughput": float(rps.group(1)), "p50_ms": ms("50"), "p99_ms": ms("99")}
+
+
+def echo_floor(script: Path, seconds: int, clients: int) -> dict[str, float]:
+    """The same load against `echo_app.py`: FastAPI + uvicorn + loopback with no work behind them."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "echo_app:app", "--port", str(port),
+                               "--log-level", "warning"], cwd=Path(__file__).parent,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(base + "/docs", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return wrk(base, script, seconds, clients)
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def main() -> None:
@@ -197,6 +223,9 @@ def main() -> None:
                   f"p50 {h['p50_ms']:.1f} ms  p99 {h['p99_ms']:.1f} ms  "
                   f"(target p99 < 20 ms: {'met' if h['p99_ms'] < 20 else 'NOT met'})")
         out.print(f"  batch endpoint, 1,000 passengers per call: {h['batch_rate']:,.0f} decisions/s")
+        f = h["floor"]
+        out.print(f"  floor (same load, empty FastAPI endpoint): {f['throughput']:,.0f}/s  p50 {f['p50_ms']:.1f} ms  "
+                  f"p99 {f['p99_ms']:.1f} ms → service at {h['throughput'] / f['throughput']:.2f}× the floor's rate")
         out.print(f"peak memory of the benchmark process {peak_gib():.2f} GiB")
 
 
