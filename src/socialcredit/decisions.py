@@ -250,6 +250,10 @@ class Decider:
         computed = self.store.con.execute("SELECT computed_at, as_of FROM engine_run").fetchall()
         if idx is None or not computed or idx.computed_at != computed[0][0]:
             idx = self._index = StayIndex.load(self.store)
+            if self.buffered:
+                # a long-lived door: move the index (and everything loaded so far) out of the cyclic
+                # collector's reach, or each full collection rescans it and stalls requests for ~100 ms
+                gc.freeze()
             self._rulebooks.clear()
             self._by_hour.clear()
             self._plans.clear()
