@@ -69,6 +69,10 @@ class AuditTrail:
             self.flush()
         return seq
 
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
     def flush(self) -> None:
         with self._lock:
             if not self._pending:

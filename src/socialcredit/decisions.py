@@ -410,6 +410,10 @@ class Decider:
                     [ckey, d.at, f"Denied {d.service}: {d.public_reason}", ckey],
                 )
 
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
     def flush(self) -> None:
         """Write the buffered decisions (one insert for all of them)."""
         if not self._pending:

@@ -62,8 +62,11 @@ class Service:
     def flush(self) -> None:
         """Write buffered decisions and audit entries, so tables and pages see them."""
         with self.lock:
-            self.decider.flush()
-            self.audit.flush()
+            if not (self.decider.has_pending or self.audit.has_pending):
+                return
+            with self.store.transaction():  # one commit (one WAL sync) for both tables
+                self.decider.flush()
+                self.audit.flush()
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
