@@ -16,8 +16,9 @@ from typing import Any
 
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, utc_naive
-from socialcredit.rulebook import parse_layer
+from socialcredit.rulebook import Layer, parse_layer
 from socialcredit.store import Store
+from socialcredit.yamlio import LocatedError
 
 SAMPLE = 20
 
@@ -86,4 +87,22 @@ def preview(store: Store, text: str, origin: str = "upload", now: dt.datetime | 
     }
 
 
-__all__ = ["preview"]
+
+
+def schedule(store: Store, text: str, origin: str, now: dt.datetime | None = None, backdate: bool = False) -> Layer:
+    """Load a version after checking that it does not reach into the past.
+
+    A version whose `effective_from` lies before today (CST) would rescore records that happened under
+    the old rules — the retroactive change versioning exists to prevent — so it needs `backdate=True`.
+    """
+    layer = parse_layer(text, origin)
+    today = (utc_naive(now) + dt.timedelta(hours=8)).date()
+    if layer.effective_from < today and not backdate:
+        raise LocatedError(
+            f"{origin}: effective_from {layer.effective_from} is before today ({today}); records of the past would "
+            "be rescored under it — choose a later date, or backdate explicitly"
+        )
+    return store.add_rulebook(text, origin)
+
+
+__all__ = ["preview", "schedule"]

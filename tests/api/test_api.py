@@ -95,7 +95,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/rulebooks", None, {"admin"}),
     ("GET", "/api/v1/rulebooks/diff?a=rongcheng@1&b=rongcheng@2", None, {"admin"}),
     ("POST", "/api/v1/rulebooks/preview", RULEBOOK_V3, {"admin"}),
-    ("POST", "/api/v1/rulebooks", RULEBOOK_V3, {"admin"}),
+    ("POST", "/api/v1/rulebooks?backdate=true", RULEBOOK_V3, {"admin"}),
     ("GET", "/api/v1/cases", None, {"admin"}),
     ("GET", "/api/v1/audit", None, {"auditor"}),
     ("GET", "/api/v1/audit/verify", None, {"auditor"}),
@@ -264,6 +264,8 @@ def test_impact_preview_changes_nothing_then_schedule(api):
     versions = api.get("/api/v1/rulebooks", headers=auth(api, "admin")).json()["versions"]
     assert not any(v["jurisdiction"] == "rongcheng" and v["version"] == 3 for v in versions)
     r = api.post("/api/v1/rulebooks", content=RULEBOOK_V3, headers=h)
+    assert r.status_code == 422 and "before today" in r.json()["error"]  # would rescore past records
+    r = api.post("/api/v1/rulebooks", params={"backdate": "true"}, content=RULEBOOK_V3, headers=h)
     assert r.status_code == 201 and r.json()["effective_from"] == "2026-10-01"
 
 

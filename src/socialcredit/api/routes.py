@@ -455,11 +455,19 @@ def rulebook_preview(text: str = Depends(_yaml_text), who: Principal = Admin, sv
 
 
 @router.post("/rulebooks", tags=["admin"], status_code=201, openapi_extra=_YAML_BODY)
-def rulebook_schedule(text: str = Depends(_yaml_text), who: Principal = Admin, svc: Service = Depends(service)
-                      ) -> dict[str, Any]:
-    """Load (schedule) a version; it governs records from its `effective_from` on."""
+def rulebook_schedule(
+    text: str = Depends(_yaml_text),
+    backdate: bool = Query(False, description="allow an effective date before today: past records are rescored"),
+    who: Principal = Admin,
+    svc: Service = Depends(service),
+) -> dict[str, Any]:
+    """Load (schedule) a version; it governs records from its `effective_from` on.
+
+    A date before the service's today would rescore records that happened under the old rules — the
+    retroactive change the versioning exists to prevent — so it is refused unless `backdate=true` says so.
+    """
     with svc.lock:
-        layer = svc.store.add_rulebook(text, f"api:{who.name}")
+        layer = impact.schedule(svc.store, text, f"api:{who.name}", svc.now(), backdate)
         svc.audit.append(who.name, "rulebook.schedule", None, version=layer.key,
                          effective_from=layer.effective_from.isoformat())
         svc.changed()

@@ -123,7 +123,7 @@ def schedule(request: Request, data: dict[str, str] = Depends(form)) -> Response
     svc: Service = get_service(request)
     try:
         with svc.lock:
-            layer = svc.store.add_rulebook(text, f"page:{who.name}")
+            layer = impact.schedule(svc.store, text, f"page:{who.name}", svc.now())
             svc.audit.append(
                 who.name,
                 "page.rulebook.schedule",
