@@ -105,6 +105,8 @@ class Engine:
         self.catalog = store.catalog
         # the month the last `run` reassessed from, kept from the run before it; None when it recomputed everything
         self.resumed_from: dt.datetime | None = None
+        self._last_first: dt.datetime | None = None  # the last run's first assessment
+        self._first_assessment: dt.datetime | None = None
 
     # ------------------------------------------------------------------ entry point
 
@@ -123,8 +125,7 @@ class Engine:
             self.resumed_from = resume
             if resume is not None:  # load_compiled recreates state_ledger: keep last run's network entries
                 self.con.execute(
-                    "CREATE OR REPLACE TEMP TABLE kept_network AS SELECT * FROM state_ledger "
-                    f"WHERE source = 'network' AND valid_from < {lit(resume)}"
+                    "CREATE OR REPLACE TEMP TABLE kept_network AS SELECT * FROM state_ledger WHERE source = 'network'"
                 )
             step("ledger", 1, STEPS)
             self.load_compiled()
@@ -150,8 +151,8 @@ class Engine:
             ).fetchall()[0]
             self.con.execute(
                 "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, now()::TIMESTAMP AS computed_at, "
-                "? AS watermark, ? AS facts, ? AS state",
-                [as_of, pin, watermark(self.store), facts, state],
+                "? AS watermark, ? AS facts, ? AS state, ?::TIMESTAMP AS first_assessment",
+                [as_of, pin, watermark(self.store), facts, state, self._first_assessment],
             )
             step("done", STEPS, STEPS)
         return RunSummary(as_of, pin, records, ledger, entries, n_assess, time.perf_counter() - t0)
@@ -190,19 +191,22 @@ class Engine:
         )
 
     def _resume_from(self, as_of: dt.datetime, pin: str | None, facts: str, state: str) -> dt.datetime | None:
-        """The first assessment month new facts can change, or None for a full recompute.
+        """A time before which no assessment can change (the first one at or after it is redone), or None for
+        a full recompute.
 
         Only appended records (higher rkeys) and a later as_of are resumable. A new record changes ledger
         entries from its own time on (a cap's running sum only after it; a clearing record only ends an
-        interval at its time), so assessments before its month stand; records that existed but lay after
-        the last as_of enter at the last run's month at the earliest, which is reassessed too.
+        interval at its time; a trigger's stay starts then), so assessments before it stand; records that
+        existed but lay after the last as_of enter after it, where the last run stopped.
         """
         if pin is not None or not self._has_resumable_state():
             return None
-        rows = self.con.execute("SELECT as_of, pin, watermark, facts, state FROM engine_run").fetchall()
+        rows = self.con.execute(
+            "SELECT as_of, pin, watermark, facts, state, first_assessment FROM engine_run"
+        ).fetchall()
         if len(rows) != 1:
             return None
-        last_as_of, last_pin, mark, last_facts, last_state = rows[0]
+        last_as_of, last_pin, mark, last_facts, last_state, self._last_first = rows[0]
         if last_pin is not None or last_state != state or last_facts != facts or last_as_of > as_of:
             return None
         top = int(str(mark).split(",")[0])
@@ -213,13 +217,18 @@ class Engine:
         first_new = self.con.execute(
             f"SELECT min(occurred_at) FROM records WHERE rkey > {top} AND occurred_at <= {lit(as_of)}"
         ).fetchall()[0][0]
-        resume = month_start_utc(last_as_of)
-        if first_new is not None:
-            resume = min(resume, month_start_utc(first_new))
-        return resume
+        # an assessment at t sees what happened at or before t, so the first one to redo is the first at or
+        # after the earliest new record, or the first after the last as_of (those the last run did not do)
+        resume = last_as_of + dt.timedelta(microseconds=1)
+        return resume if first_new is None else min(resume, first_new)
 
     def _has_resumable_state(self) -> bool:
-        need = {"engine_run": "state", "engine_grade_stays": "cause", "score_log": "ckey", "state_ledger": "source"}
+        need = {
+            "engine_run": "first_assessment",
+            "engine_grade_stays": "cause",
+            "score_log": "ckey",
+            "state_ledger": "source",
+        }
         found = self.con.execute(
             "SELECT count(*) FROM duckdb_columns() WHERE (table_name, column_name) IN (SELECT unnest(?), unnest(?))",
             [list(need), list(need.values())],
@@ -488,8 +497,8 @@ class Engine:
     def _assessments(self, as_of: dt.datetime, progress: Progress | None, resume: dt.datetime | None = None) -> int:
         """Monthly assessments: scores → grades → grade lists, with the network rule's one-step lag.
 
-        With `resume` (a month start, see `_resume_from`) the months before it are kept from the last run
-        and the loop restarts there from the state it carried, rebuilt from the stored tables.
+        With `resume` (see `_resume_from`) the assessments before it are kept from the last run and the loop
+        restarts at the first one at or after it, from the state it carried, rebuilt from the stored tables.
         """
         con, c = self.con, self.compiled
         con.execute(f"CREATE OR REPLACE TEMP TABLE run_ledger AS SELECT * FROM ledger WHERE valid_from <= {lit(as_of)}")
@@ -505,9 +514,19 @@ class Engine:
                 periods.append(t)
                 t = next_month_utc(t)
         # resuming needs at least one kept month (period 0 always runs and starts the network rule's check)
-        p0 = periods.index(resume) if resume is not None and resume in periods[1:] else 0
+        p0 = 0 if resume is None else next((p for p, t in enumerate(periods) if t >= resume), len(periods))
+        # the first assessment moves when the first ledger entry arrives (before it, the first rulebook's
+        # start) or an earlier one is back-dated: then the kept months are not this run's months
+        self._first_assessment = periods[0] if periods else None
+        if not periods or periods[0] != self._last_first:
+            p0 = 0
+        if not p0:
+            self.resumed_from = None
+        # the kept part ends at that period (whole seconds, unlike `resume`); with none left to redo, after
+        # everything the last run wrote
+        t0 = periods[p0] if p0 < len(periods) else dt.datetime(9999, 12, 31)
         if p0:
-            con.execute(f"DELETE FROM score_log WHERE assessed_at >= {lit(periods[p0])}")
+            con.execute(f"DELETE FROM score_log WHERE assessed_at >= {lit(t0)}")
         else:
             con.execute(
                 "CREATE OR REPLACE TABLE score_log(ckey INTEGER, assessed_at TIMESTAMP, score INTEGER, grade VARCHAR, "
@@ -541,7 +560,7 @@ class Engine:
         done = 0
         listed_any = False
         if p0:
-            listed_any = self._restore(periods, p0, wake) and network
+            listed_any = self._restore(periods, p0, t0, wake) and network
         last_segs: dict[int, Rulebook] | None = None
         for p in range(p0, len(periods)):
             t = periods[p]
@@ -565,23 +584,23 @@ class Engine:
                 )
         return done
 
-    def _restore(self, periods: list[dt.datetime], p0: int, wake: set[int]) -> bool:
-        """The loop's carried state at the start of period `p0`, as the last run left it; whether any blacklist
-        stay exists by then (the network rule runs every month from the first one).
+    def _restore(self, periods: list[dt.datetime], p0: int, t0: dt.datetime, wake: set[int]) -> bool:
+        """The loop's carried state at the start of period `p0` (the first at or after `t0`), as the last run
+        left it; whether any blacklist stay exists by then (the network rule runs every month from the first).
 
         Running sums are the deltas before p0; current score and grade the last ones logged (the log has a
         row whenever either changed); grade stays are the loop's own (before memory rewrote them), open if
         they ended at p0 or later; the network entries of earlier months were kept by `run`; and a stay
         with a minimum length wakes the months from its due date on, as when it was entered.
         """
-        con, t0 = self.con, periods[p0]
+        con = self.con
         con.execute(f"""CREATE OR REPLACE TEMP TABLE cur AS
             SELECT c.ckey, c.jkey, coalesce(d.raw, 0)::INTEGER AS raw, 0::INTEGER AS net, s.score, s.grade
             FROM citizens c
             LEFT JOIN (SELECT ckey, sum(d)::INTEGER AS raw FROM deltas WHERE p < {p0} GROUP BY ckey) d USING (ckey)
             LEFT JOIN (SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade
                        FROM score_log GROUP BY ckey) s USING (ckey)""")
-        con.execute("INSERT INTO state_ledger SELECT * FROM kept_network")
+        con.execute(f"INSERT INTO state_ledger SELECT * FROM kept_network WHERE valid_from < {lit(t0)}")
         cols = 'ckey, jkey, list_id, kind, start, "end", cause, rkey, characteristic, grade, score, version'
         con.execute(f"""INSERT INTO list_entries ({cols})
             SELECT ckey, jkey, list_id, kind, start, CASE WHEN "end" < {lit(t0)} THEN "end" END, cause, rkey,
