@@ -145,9 +145,12 @@ class Engine:
             self._memory()
             step("notifications", 6, STEPS)
             self._notifications()
+            # the ledger in force is run_ledger plus the network entries the assessments added: counting the
+            # ledger view instead would score every record a second time
             records, ledger, entries = self.con.execute(
                 f"SELECT (SELECT count(*) FROM records WHERE occurred_at <= {lit(as_of)}), "
-                f"(SELECT count(*) FROM ledger WHERE valid_from <= {lit(as_of)}), (SELECT count(*) FROM list_entries)"
+                "(SELECT count(*) FROM run_ledger) + (SELECT count(*) FROM state_ledger WHERE source = 'network' "
+                f"AND valid_from <= {lit(as_of)}), (SELECT count(*) FROM list_entries)"
             ).fetchall()[0]
             self.con.execute(
                 "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, now()::TIMESTAMP AS computed_at, "
