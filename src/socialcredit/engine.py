@@ -1,7 +1,10 @@
 """The engine: one set-wise path from records to ledger, scores, grades, list entries and measures.
 
-A run recomputes the derived tables from the append-only facts as of a time, so results depend only
-on (records, retractions, rulebook versions, population, as_of), never on arrival order. Records are
+A run computes the derived tables from the append-only facts as of a time, so results depend only
+on (records, retractions, rulebook versions, population, as_of), never on arrival order. When only
+records were appended since the last run (and as_of did not go back), it keeps the monthly
+assessments before the earliest new record and redoes the rest from the state they carried; the
+result is the same as a full run's (tests/test_incremental.py), at one month's cost instead of all. Records are
 scored by the compiled decision tables; characteristics give points while they hold; grades are
 assessed at the start of every month (CST), when grade lists are entered and left and the network
 rule reads contacts' list status as it stood before that assessment (the one-step lag of SPEC §5).
