@@ -15,8 +15,9 @@ every past graph can be rebuilt, each change is also appended to a `contact_chan
 run's store (month, ckey, other, change = 'drop' | 'add'), one row per tie (ckey < other), and the
 run writes a per-month `contacts.parquet` series.
 
-Known limit: relations carry no dates, and the engine recomputes every month from scratch on each
-run, so once a tie is dropped the network rule reads the new graph for earlier months as well. The
+Known limit: relations carry no dates, and a run after the contact graph changed recomputes every
+month from scratch (the engine resumes only when relations are unchanged), so once a tie is dropped
+the network rule reads the new graph for earlier months as well. The
 month-by-month shares in `contacts.parquet` are the ones each month actually saw.
 """
 
