@@ -444,11 +444,17 @@ _DECIDERS: weakref.WeakKeyDictionary[Store, Decider] = weakref.WeakKeyDictionary
 
 
 def decider(store: Store) -> Decider:
-    """The store's library decider (checks facts on every call)."""
+    """The store's decider: the library's (checks facts on every call), unless a door installed its own."""
     d = _DECIDERS.get(store)
     if d is None:
         d = _DECIDERS[store] = Decider(store)
     return d
+
+
+def install(store: Store, d: Decider) -> None:
+    """Make `d` the decider `standing`, `explain` and `decide` use for `store`: a long-lived door keeps one
+    stay index, not a second one beside the library's, and skips the per-call fact check it does not need."""
+    _DECIDERS[store] = d
 
 
 def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> Standing:

@@ -449,7 +449,7 @@ def rulebook_preview(text: str = Depends(_yaml_text), who: Principal = Admin, sv
                      ) -> dict[str, Any]:
     """Validate a new version and show its impact (who changes grade or list, by city) without changing anything."""
     with svc.lock:
-        result = impact.preview(svc.store, text, "upload")
+        result = impact.preview(svc.store, text, "upload", svc.now())
         svc.audit.append(who.name, "rulebook.preview", None, version=result["version"])
     return result
 

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from socialcredit.audit import AuditTrail
-from socialcredit.decisions import Decider
+from socialcredit.decisions import Decider, install
 from socialcredit.engine import utc_naive
 from socialcredit.keys import KEYS_DDL, Principal, authenticate
 from socialcredit.objections import CASES_DDL
@@ -34,6 +34,7 @@ class Service:
         self.store.con.execute(CASES_DDL)
         self.lock = threading.RLock()
         self.decider = Decider(self.store, check_facts=False, buffered=True, clock=self.now)
+        install(self.store, self.decider)
         self.audit = AuditTrail(self.store)
         self.principals: dict[str, Principal] = {}
         self._stop = threading.Event()

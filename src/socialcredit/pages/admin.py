@@ -106,7 +106,7 @@ def preview(request: Request, data: dict[str, str] = Depends(form)) -> HTMLRespo
     svc: Service = get_service(request)
     try:
         with svc.lock:
-            result = impact.preview(svc.store, text, "upload")
+            result = impact.preview(svc.store, text, "upload", svc.now())
             svc.audit.append(who.name, "page.rulebook.preview", None, version=result["version"])
     except LocatedError as e:
         return admin_page(request, who, status=422, text=text, upload_error=str(e))
