@@ -74,6 +74,13 @@ class RunDir:
     def open(cls, path: Path) -> RunDir:
         path = Path(path)
         db = path / "store.duckdb"
+        if not db.exists() and (path / "partitions").is_dir():
+            parts = sorted(p.name for p in (path / "partitions").iterdir() if (p / "store.duckdb").exists())
+            raise LocatedError(
+                f"{path}: a partitioned run has one store per partition; report one of them, e.g. "
+                f"{path / 'partitions' / (parts[0] if parts else '<partition>')} (the run's own *.parquet "
+                f"series add up all {len(parts)})"
+            )
         if not db.exists():
             raise LocatedError(f"{path}: not a run directory (no store.duckdb); make one with `socialcredit simulate`")
         meta = _read_json(path / "run.json")

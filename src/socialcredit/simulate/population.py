@@ -167,12 +167,18 @@ def generate_population(
     regions: Mapping[str, str] | None = None,
     reserved: Iterable[str] | pa.Array | pa.ChunkedArray = (),
     progress: Progress | None = None,
+    district: tuple[int, int] | None = None,
 ) -> Population:
     """Generate `cities` (name → number of citizens) as of `start`, reproducibly from `seed`.
 
     `regions` maps each city to its 6-digit region code (default: the shipped rulebooks'
     `region_code`). `reserved` lists resident IDs already in use (e.g. in the target store), which
     the generated ones avoid, so a second population can join a store that holds a first one.
+
+    `district` = (i, n) generates district i of a city split into n districts (`simulate.partition`):
+    its streams are its own (derived from the seed, the district and the city), and it takes every
+    n-th resident-ID sequence slot from the i-th on, so districts generated apart, one per process,
+    never issue the same ID. (1 of 1 is a whole city run as its own partition.)
     """
     step = progress or (lambda _label: None)
     codes = dict(regions) if regions is not None else shipped_regions()
@@ -181,14 +187,20 @@ def generate_population(
             raise LocatedError(f"unknown city {name!r} (cities with a region code: {', '.join(sorted(codes))})")
         if size < 1:
             raise LocatedError(f"city {name!r}: the number of citizens must be at least 1, not {size}")
+    if district is not None and not 0 <= district[0] < district[1]:
+        raise LocatedError(f"district {district[0]} of {district[1]}: expected 0 <= district < districts")
+    if district is not None and district[1] > 1 and reserved != ():
+        raise LocatedError("a district of a split city cannot also avoid reserved IDs: generate it into a new store")
     order = sorted(cities)  # the same tables whatever order the cities were named in
+    # a partition's streams are its own: cities run apart must not draw the same numbers
+    salt = () if district is None else (f"district {district[0]}/{district[1]}", *order)
     start_day = int(np.datetime64(start, "D").astype(np.int64))
     parts = []
     base = 0
     households = 0
     for index, name in enumerate(order):
         step(f"households of {name}")
-        part = _city(int(cities[name]), _stream(seed, "city", name), start_day)
+        part = _city(int(cities[name]), _stream(seed, "city", name, *salt), start_day)
         part["index"] = np.full(part["n"], index, np.int16)
         part["region"] = np.full(part["n"], int(codes[name]), np.int64)
         for k in ("name_from", "spouse"):
@@ -202,20 +214,20 @@ def generate_population(
     n = base
 
     step("names")
-    names = _stream(seed, "names")
+    names = _stream(seed, "names", *salt)
     given_first, given_second = _given_names(pop, names, start_day)
     surname = _surnames(pop, names)
 
     step("resident IDs")
     birth = start_day - pop["age_days"]
-    resident = _resident_ids(pop["region"], birth, pop["male"], seed, reserved)
+    resident = _resident_ids(pop["region"], birth, pop["male"], seed, reserved, district or (0, 1))
 
     step("income and occupation")
-    decile, occupation = _profiles(pop, order, _stream(seed, "profiles"))
+    decile, occupation = _profiles(pop, order, _stream(seed, "profiles", *salt))
 
     step("contacts")
     adults = np.flatnonzero(pop["age_days"] >= _ADULT_DAYS)
-    a, b = _contacts(adults, pop["index"][adults], pop["years"][adults], _stream(seed, "contacts"))
+    a, b = _contacts(adults, pop["index"][adults], pop["years"][adults], _stream(seed, "contacts", *salt))
 
     step("tables")
     citizens = pa.table(
@@ -544,12 +556,14 @@ def _resident_ids(
     male: np.ndarray,
     seed: int,
     reserved: Iterable[str] | pa.Array | pa.ChunkedArray,
+    stride: tuple[int, int] = (0, 1),
 ) -> pa.Array:
     """18-character IDs: region, birth date, a sequence unique per (region, date, sex), MOD 11-2 check.
 
     The sequence's last digit is odd for men and even for women. Within a group, people take the
     500 slots in row order starting at an offset hashed from the group and the seed (so IDs do not
-    all end in 001), skipping slots already used by `reserved` IDs.
+    all end in 001), skipping slots already used by `reserved` IDs. With `stride` = (i, n) a group's
+    j-th person takes rank j * n + i, so the n districts of one city share the slots without overlap.
     """
     n = region.size
     key = _group_key(region, birth_day, male)
@@ -574,12 +588,14 @@ def _resident_ids(
                 break
             want = moved
         rank = want
+    rank = rank * stride[1] + stride[0]
     if n and int(rank.max()) >= SEQUENCES:
         worst = int(np.argmax(rank))
         day = np.datetime64(int(birth_day[worst]), "D")
         raise LocatedError(
             f"region {int(region[worst]):06d}: more than {SEQUENCES} {'men' if male[worst] else 'women'} born on "
-            f"{day}; a resident ID has room for no more (split the city, or generate fewer citizens)"
+            f"{day}{f' (shared by {stride[1]} districts)' if stride[1] > 1 else ''}; a resident ID has room for "
+            "no more (generate fewer citizens for this region)"
         )
     seq = 2 * ((rank + offset) % SEQUENCES) + male.astype(np.int64)
     dates = birth_day.astype("datetime64[D]")

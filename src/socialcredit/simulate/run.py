@@ -19,6 +19,7 @@ decision with its reasons, as a single `decide` would record it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from collections import Counter
@@ -96,13 +97,26 @@ def _cst_day(t_utc: dt.datetime) -> dt.date:
     return t_utc.replace(tzinfo=dt.UTC).astimezone(CST).date()
 
 
-def _rng(seed: int, purpose: int, month: int) -> np.random.Generator:
-    """One stream per (purpose, month), so changing service rates leaves the records unchanged."""
-    return np.random.default_rng([seed, purpose, month])
+def _rng(scenario: Scenario, purpose: int, month: int) -> np.random.Generator:
+    """One stream per (purpose, month), so changing service rates leaves the records unchanged; a
+    partition's streams also carry its city and district, so partitions never draw alike."""
+    words = [scenario.seed, purpose, month]
+    if scenario.district is not None:
+        city = int.from_bytes(hashlib.sha256(next(iter(scenario.cities)).encode()).digest()[:4], "little")
+        words += [scenario.district.index, scenario.district.of, city]
+    return np.random.default_rng(words)
 
 
-def run_scenario(scenario: Scenario, out_dir: Path, progress: MonthProgress | None = None) -> RunResult:
-    """Simulate `scenario` into `out_dir` (created; must not hold a run already)."""
+def run_scenario(
+    scenario: Scenario,
+    out_dir: Path,
+    progress: MonthProgress | None = None,
+    settings: dict[str, str] | None = None,
+) -> RunResult:
+    """Simulate `scenario` into `out_dir` (created; must not hold a run already).
+
+    `settings` are DuckDB settings for the run's store (e.g. threads and memory_limit for one of several
+    partitions running side by side)."""
     began = time.perf_counter()
     step = progress or (lambda *_: None)
     out_dir = Path(out_dir)
@@ -120,6 +134,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: MonthProgress | No
         saved["rulebooks"] = copied
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
     store = Store(out_dir / "store.duckdb")
+    for key, value in (settings or {}).items():
+        store.con.execute(f"SET {key} = ?", [value])
     try:
         return _run(scenario, store, out_dir, step, began)
     finally:
@@ -137,7 +153,10 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
     if unknown:
         raise LocatedError(f"unknown cities {', '.join(unknown)} (cities in the store: {', '.join(rulebooks.cities)})")
     t0 = time.perf_counter()
-    pop = generate_population(scenario.cities, scenario.seed, scenario.start, regions=regions_of(rulebooks))
+    district = (scenario.district.index, scenario.district.of) if scenario.district else None
+    pop = generate_population(
+        scenario.cities, scenario.seed, scenario.start, regions=regions_of(rulebooks), district=district
+    )
     store.add_population(pop.citizens, pop.relations, source=f"scenario {scenario.name} seed {scenario.seed}")
     setup = time.perf_counter() - t0
 
@@ -156,7 +175,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         inc = scenario.incentives
         if inc is not None and inc.avoid_listed_contacts > 0:  # standing as of the month's start
             graph = avoid_listed_contacts(
-                store, start, label, inc.avoid_listed_contacts, inc.rewire, _rng(scenario.seed, 4, m)
+                store, start, label, inc.avoid_listed_contacts, inc.rewire, _rng(scenario, 4, m)
             )
             rows["contacts"].append(graph.row())
             timing["contacts"] = time.perf_counter() - t
@@ -164,7 +183,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         listed = blacklisted(store, start) if inc is not None else None
         cautious = near_threshold(store, start, inc.threshold_band) if inc is not None else None
         batch = generate_records(
-            store, label, scenario.rates, _rng(scenario.seed, 1, m), first=records,
+            store, label, scenario.rates, _rng(scenario, 1, m), first=records,
             blacklisted=listed, deterrence=inc.deterrence if inc is not None else 1.0,
             cautious=cautious, caution=inc.threshold_caution if inc is not None else 1.0,
         )  # fmt: skip
@@ -176,7 +195,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         timing["ingest"] = time.perf_counter() - t
         if inc is not None:  # responses to standing as of the month's start, ingested before the engine run
             t = time.perf_counter()
-            answers = respond(store, start, end, inc, _rng(scenario.seed, 3, m), first_record_number=records)
+            answers = respond(store, start, end, inc, _rng(scenario, 3, m), first_record_number=records)
             if answers.num_rows:
                 store.ingest(answers, name=f"responses {label:%Y-%m}", now=end.replace(tzinfo=dt.UTC))
             records += answers.num_rows
@@ -239,7 +258,7 @@ def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, 
     """Draw this month's attempts (Poisson per eligible citizen and service) and decide each one."""
     if not scenario.services:
         return Counter()
-    rng = _rng(scenario.seed, 2, m)
+    rng = _rng(scenario, 2, m)
     adult_day = _cst_day(start).replace(year=_cst_day(start).year - 18)
     ids, adult, child_with_parent = store.con.execute(
         """SELECT list(citizen_id ORDER BY ckey), list(birth_date <= ? ORDER BY ckey),
@@ -361,6 +380,17 @@ def simulate_command(
             help="CITY=JURISDICTION@VERSION: run CITY under that layer's rules (policy comparison); repeatable",
         ),
     ] = None,
+    partition_size: Annotated[
+        int | None,
+        typer.Option(
+            "--partition-size",
+            help="split into partitions of at most this many citizens (one or more per city), run side by side",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="partitions run at once (with --partition-size)")] = 2,
+    memory_gib: Annotated[
+        float, typer.Option("--memory-gib", help="memory the partitions' stores may use together (GiB)")
+    ] = 16.0,
 ) -> None:
     """Run a scenario month by month into a run directory (synthetic people only)."""
     # imported here, not at the top: socialcredit.cli imports this module while it is being built
@@ -377,8 +407,11 @@ def simulate_command(
             unknown = [c for c in policy if c not in loaded.cities]
             if unknown:
                 fail(f"--rulebook {', '.join(unknown)}: not a city of scenario {loaded.name}")
-        if (out / "store.duckdb").exists():
-            fail(f"{out}: already holds a run (store.duckdb); choose a new --out directory")
+        if (out / "store.duckdb").exists() or (out / "partitions").exists():
+            fail(f"{out}: already holds a run; choose a new --out directory")
+        if partition_size is not None:
+            _run_partitioned(loaded, out, partition_size, workers, memory_gib)
+            return
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True,
@@ -397,6 +430,31 @@ def simulate_command(
         )
 
     run()
+
+
+def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, memory_gib: float) -> None:
+    """The door to `simulate.partition`: a bar per partition while it runs, one line when all are done."""
+    from socialcredit.cli import err
+    from socialcredit.cli import out as console
+    from socialcredit.simulate.partition import run_partitioned, split
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:  # fmt: skip
+        tasks = {p.key: bar.add_task(f"{p.key}: waiting", total=scenario.months) for p in split(scenario, size)}
+
+        def step(key: str, done: int, total: int, label: str) -> None:
+            bar.update(tasks[key], completed=done, description=f"{key}: {label}")
+
+        result = run_partitioned(scenario, out, size, workers, memory_gib, step)
+    denied = result.decisions.get("deny", 0)
+    attempts = sum(result.decisions.values())
+    console.print(
+        f"{scenario.name}: {result.citizens:,} citizens in {len(result.partitions)} partitions ({workers} at a time), "
+        f"{scenario.months} months, {result.records:,} records, {attempts:,} service attempts ({denied:,} denied) "
+        f"in {result.seconds:.1f}s, peak {result.peak_gib:.1f} GiB → {out} (partitions in {out / 'partitions'})"
+    )
 
 
 __all__ = ["RunResult", "run_scenario", "simulate_command"]

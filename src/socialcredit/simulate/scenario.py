@@ -52,6 +52,16 @@ class ServiceUse(BaseModel):
         return value
 
 
+class District(BaseModel):
+    """Which part of a city a partition's run is: set by `simulate.partition` and kept in the
+    partition's scenario.yaml, so the partition can be rerun alone and gives the same tables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int = Field(ge=0, description="this district's number, from 0")
+    of: int = Field(ge=1, description="how many districts the city was split into")
+
+
 class Scenario(BaseModel):
     """A run: which cities and how many citizens, from when, for how long, at what rates."""
 
@@ -69,6 +79,9 @@ class Scenario(BaseModel):
     shipped_rulebooks: bool = Field(default=True, description="load the shipped rulebooks into the run's store")
     policy: dict[str, str] = Field(
         default_factory=dict, description="city → JURISDICTION@VERSION whose rules the city runs under"
+    )
+    district: District | None = Field(
+        default=None, description="set in a partition of a partitioned run: its one city's district (own streams)"
     )
 
     @field_validator("policy")
@@ -93,6 +106,15 @@ class Scenario(BaseModel):
             if n < 1:
                 raise ValueError(f"{city}: the number of citizens must be at least 1, not {n}")
         return value
+
+    @model_validator(mode="after")
+    def _district_of_one_city(self) -> Scenario:
+        if self.district is not None:
+            if len(self.cities) != 1:
+                raise ValueError("district: a partition runs exactly one city (or one district of it)")
+            if self.district.index >= self.district.of:
+                raise ValueError(f"district: index {self.district.index} is not below of ({self.district.of})")
+        return self
 
     def check(self, cities: list[str], catalog: Catalog, name: str, where: Where) -> None:
         """Names that only make sense against a store and a catalog: unknown cities and services."""
