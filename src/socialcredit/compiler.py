@@ -439,14 +439,23 @@ def _in_segment(c: Compiled, t: str, r: str) -> list[exp.Expression]:
     return [exp.column("k", table=t).eq(key)]
 
 
-def record_ledger_query(c: Compiled, source: str = "records") -> exp.Expression:
+def record_ledger_query(
+    c: Compiled, source: str = "records", after: int | None = None, upto: int | None = None
+) -> exp.Expression:
     """Records → one row per (record, piece): the record part of the ledger.
 
     It reads the records table itself, so the planner sees the real table and no copy of the records
     is made. Every join is on one integer: the segment key (the version in force is arithmetic on
-    the change points), the bucket key and the cell.
+    the change points), the bucket key and the cell. With `after` (and `upto`), only the records with
+    after < rkey (<= upto), those appended since: the engine keeps the older ones' rows and scores
+    only the new.
     """
     branches: list[exp.Select] = []
+    bounds = [
+        *([exp.column("rkey", table="r") > exp.Literal.number(after)] if after is not None else []),
+        *([exp.column("rkey", table="r") <= exp.Literal.number(upto)] if upto is not None else []),
+    ]
+    newer = exp.and_(*bounds) if bounds else None
     cols = ["rkey", "ckey", "jkey", "epoch", "occurred_at", "bkey"]
     rcols = [exp.column("rkey", table="r"), exp.column("ckey", table="r"), exp.column("jkey", table="r")]
     for dim in c.dims:
@@ -484,6 +493,8 @@ def record_ledger_query(c: Compiled, source: str = "records") -> exp.Expression:
         else:
             bucket_key = exp.Add(this=exp.column("base", table="p"), expression=exp.Literal.number(1))
             inner = inner.select(bucket_key.as_("bucket"), exp.Null().as_("x"), copy=False)
+        if newer is not None:
+            inner = inner.where(newer.copy(), copy=False)
         inner = inner.from_(exp.to_table(source).as_(r), copy=False).join(
             params,
             on=exp.and_(*_in_segment(c, "p", r), exp.column("dim", table="p").eq(exp.Literal.string(dim)), copy=False),
@@ -537,7 +548,7 @@ def record_ledger_query(c: Compiled, source: str = "records") -> exp.Expression:
             .join(
                 exp.to_table("general_rules").as_("g"), on=exp.and_(*_in_segment(c, "g", "r"), copy=False), copy=False
             )
-            .where(case, copy=False)
+            .where(case if newer is None else exp.and_(newer.copy(), case, copy=False), copy=False)
         )
     if not branches:
         return exp.select(

@@ -4,8 +4,12 @@ A run computes the derived tables from the append-only facts as of a time, so re
 on (records, retractions, rulebook versions, population, as_of), never on arrival order. When only
 records were appended since the last run (and as_of did not go back), it keeps the monthly
 assessments before the earliest new record and redoes the rest from the state they carried; the
-result is the same as a full run's (tests/test_incremental.py), at one month's cost instead of all. Records are
-scored by the compiled decision tables; characteristics give points while they hold; grades are
+result is the same as a full run's (tests/test_incremental.py), at one month's cost instead of all.
+Records are scored by the compiled decision tables into `record_entries`, an append-only table that
+each run extends with the rows of the records appended since (a record's rows depend on nothing
+else while the compiled rulebooks stay the same; any change to them rebuilds it whole); retractions
+and caps are applied by the `record_ledger` view over it, so they show at once and stay right for
+back-dated records. Characteristics give points while they hold; grades are
 assessed at the start of every month (CST), when grade lists are entered and left and the network
 rule reads contacts' list status as it stood before that assessment (the one-step lag of SPEC §5).
 
@@ -44,6 +48,9 @@ Progress = Callable[[str, int, int], None]
 STEPS = 7
 # bump when the meaning of the stored derived tables changes: the next run then recomputes fully
 INCREMENTAL_FORMAT = "1"
+# bump when the meaning of a row of `record_entries` changes: the next run then rebuilds it
+LEDGER_FORMAT = "1"
+ENTRY_COLUMNS = "ckey, jkey, epoch, rkey, bkey, piece, points, valid_from, valid_to"
 
 
 def utc_naive(t: dt.datetime | None) -> dt.datetime:
@@ -89,6 +96,16 @@ def in_force(pairs: Iterable[tuple[int, int]], alias: str) -> str:
 
 
 @dataclass
+class LedgerUpdate:
+    """What bringing `record_entries` up to date cost: whether it was rebuilt, how many records were scored
+    (those appended since, or all) and how many rows they added."""
+
+    rebuilt: bool
+    records: int
+    entries: int
+
+
+@dataclass
 class RunSummary:
     as_of: dt.datetime
     pin: str | None
@@ -110,6 +127,9 @@ class Engine:
         self.resumed_from: dt.datetime | None = None
         self._last_first: dt.datetime | None = None  # the last run's first assessment
         self._first_assessment: dt.datetime | None = None
+        # what the last load_compiled did to the materialized record ledger
+        self.ledger_update: LedgerUpdate | None = None
+        self._tables: tuple[Compiled, dict[str, pa.Table], str] | None = None
 
     # ------------------------------------------------------------------ entry point
 
@@ -174,7 +194,7 @@ class Engine:
         c = self.compiled
         parts = [
             INCREMENTAL_FORMAT,
-            self.record_ledger_sql(),
+            self.ledger_fingerprint(),
             repr([(s.jkey, s.epoch, s.rulebook.version, s.start, s.end) for s in c.segments]),
             repr(sorted((k, v.model_dump_json()) for k, v in self.catalog.characteristics.items())),
         ]
@@ -265,10 +285,28 @@ class Engine:
     # ------------------------------------------------------------------ records → ledger
 
     def load_compiled(self) -> None:
-        c = self.compiled
+        """The compiled tables into the store, the record ledger brought up to date, and the ledger views."""
         n = self.con.execute("SELECT coalesce(max(ckey), 0) + 1 FROM citizens").fetchall()[0][0]
         # dense integer citizen keys let DuckDB aggregate with a perfect hash table instead of a general one
         self.con.execute(f"SET perfect_ht_threshold = {max(12, min(26, int(n).bit_length() + 1))}")
+        for name, table in self._compiled_tables()[1].items():
+            self.con.register("_arrow", table)
+            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow")
+            self.con.unregister("_arrow")
+        self.con.execute("""CREATE OR REPLACE TABLE state_ledger(ckey INTEGER, jkey SMALLINT, epoch INT,
+            source VARCHAR, rkey BIGINT, bkey SMALLINT, characteristic VARCHAR, piece INT, points INT,
+            valid_from TIMESTAMP, valid_to TIMESTAMP)""")
+        self.ledger_update, through = self._update_record_entries()
+        self.con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql(through)}")
+        self.con.execute(
+            "CREATE OR REPLACE VIEW ledger AS SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger"
+        )
+
+    def _compiled_tables(self) -> tuple[Compiled, dict[str, pa.Table], str]:
+        """The small tables the compiled SQL joins and the SQL that scores records, made once per compile."""
+        c = self.compiled
+        if self._tables is not None and self._tables[0] is c:
+            return self._tables
         seg = pa.table(
             {
                 "jkey": pa.array([s.jkey for s in c.segments], pa.int16()),
@@ -280,25 +318,84 @@ class Engine:
                 **c._bound_columns([(s.jkey, s.epoch) for s in c.segments]),
             }
         )
-        for name, table in (
-            ("dt_params", c.params_table()),
-            ("dt_buckets", c.buckets_table()),
-            ("dt_cells", c.cells_table()),
-            ("pieces", c.pieces_table()),
-            ("general_rules", c.general_table()),
-            ("segments", seg),
-            ("caps", self._caps_table()),
-        ):
-            self.con.register("_arrow", table)
-            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow")
-            self.con.unregister("_arrow")
-        self.con.execute("""CREATE OR REPLACE TABLE state_ledger(ckey INTEGER, jkey SMALLINT, epoch INT,
-            source VARCHAR, rkey BIGINT, bkey SMALLINT, characteristic VARCHAR, piece INT, points INT,
-            valid_from TIMESTAMP, valid_to TIMESTAMP)""")
-        self.con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql()}")
-        self.con.execute(
-            "CREATE OR REPLACE VIEW ledger AS SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger"
+        tables = {
+            "dt_params": c.params_table(),
+            "dt_buckets": c.buckets_table(),
+            "dt_cells": c.cells_table(),
+            "pieces": c.pieces_table(),
+            "general_rules": c.general_table(),
+            "segments": seg,
+            "caps": self._caps_table(),
+        }
+        self._tables = (c, tables, to_sql(record_ledger_query(c, "records")))
+        return self._tables
+
+    def ledger_fingerprint(self) -> str:
+        """Everything a record's ledger rows depend on besides the record: the SQL that scores it and the
+        tables that SQL joins, by content.
+
+        Rulebook version labels would not do: a pin, a new catalog or rulebooks replaced under the same
+        numbers change the tables, not the labels. Caps and retractions are not in it: the view applies them.
+        """
+        _, tables, query = self._compiled_tables()
+        h = hashlib.sha256("\x00".join([LEDGER_FORMAT, self._entries_sql(query)]).encode())
+        for name in ("dt_params", "dt_buckets", "dt_cells", "general_rules"):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, tables[name].schema) as writer:
+                writer.write_table(tables[name])
+            h.update(name.encode())
+            h.update(sink.getvalue())
+        return h.hexdigest()
+
+    @staticmethod
+    def _entries_sql(query: str) -> str:
+        """Rows of `record_entries` from a record_ledger_query: its validity as an end time."""
+        return f"""SELECT q.ckey, q.jkey, q.epoch, q.rkey, q.bkey, q.piece, q.points, q.occurred_at AS valid_from,
+                   CASE WHEN q.vf_months IS NULL THEN NULL
+                        ELSE q.occurred_at + to_months(q.vf_months) + to_days(q.vf_days) END AS valid_to
+            FROM ({query}) q"""
+
+    def _update_record_entries(self) -> tuple[LedgerUpdate, int]:
+        """Score the records appended since `record_entries` was built, or all of them into a new one when the
+        fingerprint changed (or records it had seen are gone); returns the update and the rkey it now covers.
+
+        A record's rows depend only on the record and the fingerprint, so rows once written never change:
+        records only ever get higher rkeys, and the count of those up to the last covered one must still
+        be what it was.
+        """
+        con = self.con
+        fingerprint = self.ledger_fingerprint()
+        top, total = con.execute("SELECT coalesce(max(rkey), -1), count(*) FROM records").fetchall()[0]
+        after = None
+        built = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('record_entries', 'record_entries_built') "
+            "AND NOT temporary"
+        ).fetchall()[0][0]
+        if built == 2:
+            rows = con.execute("SELECT fingerprint, through, records FROM record_entries_built").fetchall()
+            if len(rows) == 1 and rows[0][0] == fingerprint:
+                through, seen = int(rows[0][1]), int(rows[0][2])
+                still = con.execute(f"SELECT count(*) FROM records WHERE rkey <= {through}").fetchall()[0][0]
+                if still == seen:
+                    after = through
+        if after is None:
+            con.execute("""CREATE OR REPLACE TABLE record_entries(ckey INTEGER, jkey SMALLINT, epoch INT, rkey BIGINT,
+                bkey SMALLINT, piece INT, points INT, valid_from TIMESTAMP, valid_to TIMESTAMP)""")
+        scored, added = 0, 0
+        if after is None or top > after:
+            scored = (
+                int(total)
+                if after is None
+                else int(con.execute(f"SELECT count(*) FROM records WHERE rkey > {after}").fetchall()[0][0])
+            )
+            query = to_sql(record_ledger_query(self.compiled, "records", after, None if after is None else top))
+            added = int(con.execute(f"INSERT INTO record_entries {self._entries_sql(query)}").fetchall()[0][0])
+        con.execute(
+            "CREATE OR REPLACE TABLE record_entries_built AS SELECT ?::VARCHAR AS fingerprint, ?::BIGINT AS through, "
+            "?::BIGINT AS records",
+            [fingerprint, int(top), int(total)],
         )
+        return LedgerUpdate(after is None, scored, added), int(top)
 
     def _caps_table(self) -> pa.Table:
         rows = [
@@ -339,20 +436,21 @@ class Engine:
             names |= set(ch.attributes) | ({ch.term_attribute} if ch.term_attribute else set())
         return sorted(names & set(self.catalog.attributes))
 
-    def record_ledger_sql(self) -> str:
-        """The record part of the ledger as one query over the records table: the path every score takes.
+    def record_ledger_sql(self, through: int) -> str:
+        """The record part of the ledger: the path every score takes.
 
-        It is a view, not a copy: a pure function of the records, retractions and compiled rulebooks,
-        evaluated set-wise for a whole population or, filtered, for one citizen's explanation. Behaviours
-        under a cap go through a running sum per cap period (CST calendar), clamped; the rest do not pay
+        The rows of records up to `through` are read from `record_entries`; those of any record appended
+        since are computed by the same query on the fly, so the view never lags the records (until the next
+        run stores them). Retractions are applied here, so a withdrawal shows at once and the stored rows
+        stay append-only. Behaviours under a cap go through a running sum per cap period (CST calendar),
+        clamped, over all of their rows, so a back-dated record moves the later ones; the rest do not pay
         for that window.
         """
-        query = to_sql(record_ledger_query(self.compiled, "records"))
-        entries = f"""SELECT q.ckey, q.jkey, q.epoch, 'record' AS source, q.rkey, q.bkey,
-                   NULL::VARCHAR AS characteristic, q.piece, q.points, q.occurred_at AS valid_from,
-                   CASE WHEN q.vf_months IS NULL THEN NULL
-                        ELSE q.occurred_at + to_months(q.vf_months) + to_days(q.vf_days) END AS valid_to
-            FROM ({query}) q ANTI JOIN retractions x ON x.rkey = q.rkey"""
+        live = self._entries_sql(to_sql(record_ledger_query(self.compiled, "records", through)))
+        entries = f"""SELECT e.ckey, e.jkey, e.epoch, 'record' AS source, e.rkey, e.bkey,
+                   NULL::VARCHAR AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
+            FROM (SELECT {ENTRY_COLUMNS} FROM record_entries UNION ALL {live}) e
+            ANTI JOIN retractions x ON x.rkey = e.rkey"""
         capped = sorted({self.bkeys[cap.behaviour] for s in self.compiled.segments for cap in s.rulebook.caps})
         if not capped:
             return entries
@@ -371,7 +469,8 @@ class Engine:
     def scores(self, as_of: dt.datetime | None = None) -> pa.Table:
         """Every citizen's score at `as_of` straight from the ledger (compiled tables must be loaded).
 
-        One aggregation by citizen over the citizens (for their city, and so that everyone appears) and the
+        It reads the stored record entries, so it costs a scan of the rows in force, not a scoring of every
+        record. One aggregation by citizen over the citizens (for their city, and so that everyone appears) and the
         record ledger in force, instead of joining a million citizens to a million sums. The bound on ckey
         gives DuckDB back the statistics the UNION ALL hides, so it aggregates with a perfect hash table on
         the dense citizen key; BIGINT sums avoid its 128-bit default for INTEGER. The state ledger (few
