@@ -1,6 +1,7 @@
 """Simulator throughput: agent-steps per second through the whole monthly loop, and peak memory.
 
     python benchmarks/simulate.py [--citizens N] [--months M] [--seed S] [--attempts R] [--engine-detail]
+                                  [--partition-size P --workers W]
 
 An agent-step is one citizen for one month. Workload: a scenario of N citizens (default 1,000,000;
 20% Rongcheng, 80% Shanghai, under the shipped rulebooks) run for M months (default 12) from January
@@ -17,6 +18,11 @@ engine's share grows with the number of months. An engine run resumes from the l
 records were appended (it reassesses from the earliest month they can change), so a month's engine
 run costs the set-wise steps over all records plus one or two months of assessments; `--engine-detail`
 prints, per month, each engine step's seconds and the month it resumed from.
+
+With `--partition-size P` the same scenario runs partitioned (`simulate.partition`): each city cut into
+districts of at most P citizens, W worker processes at a time, each with its own store. Then the rate is
+agent-steps over the whole wall time (population generation included, since workers generate their own),
+and peak memory is the largest sampled sum of the workers' resident memory plus this process's.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
+import os
 import platform
 import tempfile
 import time
@@ -87,7 +94,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--attempts", type=float, default=0.02, help="service attempts per adult per month")
     ap.add_argument("--engine-detail", action="store_true", help="per month: engine steps' seconds, resumed month")
+    ap.add_argument("--partition-size", type=int, default=None, help="run partitioned, at most P citizens each")
+    ap.add_argument("--workers", type=int, default=2, help="partitions at once (with --partition-size)")
+    ap.add_argument("--memory-gib", type=float, default=16.0, help="memory bound for the partitions' stores")
     args = ap.parse_args()
+    if args.partition_size is not None:
+        partitioned(args)
+        return
     if args.engine_detail:
         _trace_engine()
     n, m = args.citizens, args.months
@@ -123,6 +136,38 @@ def main() -> None:
     print(f"  month 1: {first:.1f} s (engine {engine[0]:.1f} s); month {m}: {last:.1f} s (engine {engine[-1]:.1f} s)")
     print(f"  peak memory (ru_maxrss): {peak_gib():.2f} GiB")
     year = NATIONAL * 12 / (steps / looped)
+    print(f"  at this rate a national year (1.41 billion × 12 agent-steps) would take {year / 86400:,.1f} days")
+
+
+def partitioned(args: argparse.Namespace) -> None:
+    from socialcredit.simulate.partition import run_partitioned, split
+
+    n, m = args.citizens, args.months
+    sc = scenario(n, m, args.seed, args.attempts)
+    parts = split(sc, args.partition_size)
+    print(
+        f"simulator benchmark, partitioned · {platform.python_implementation()} {platform.python_version()} · "
+        f"{n:,} citizens × {m} months in {len(parts)} partitions of ≤ {args.partition_size:,}, "
+        f"{args.workers} workers, {os.cpu_count()} cores · load {os.getloadavg()[0]:.2f}"
+    )
+    began = time.perf_counter()
+
+    def progress(key: str, done: int, total: int, label: str) -> None:
+        if label.endswith("attempts"):
+            print(f"  {time.perf_counter() - began:7.1f} s  {key} {label}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_partitioned(sc, Path(tmp) / "run", args.partition_size, args.workers, args.memory_gib, progress)
+    wall = time.perf_counter() - began
+    steps = n * m
+    print(f"  wall time: {wall:8.1f} s for {steps:,} agent-steps = {steps / wall:,.0f} agent-steps/s "
+          f"({result.records:,} records, {sum(result.decisions.values()):,} decisions), population in")  # fmt: skip
+    for info in result.partitions:
+        print(f"    {info['partition']:<22} {info['citizens']:>10,} citizens  {info['seconds']:8.1f} s  "
+              f"worker peak {info['worker_peak_gib']:.2f} GiB")  # fmt: skip
+    print(f"  peak memory, workers together (sampled) + this process: {result.peak_gib + peak_gib():.2f} GiB")
+    print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
+    year = NATIONAL * 12 / (steps / wall)
     print(f"  at this rate a national year (1.41 billion × 12 agent-steps) would take {year / 86400:,.1f} days")
 
 

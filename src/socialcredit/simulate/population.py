@@ -387,8 +387,13 @@ def _city(n: int, rng: np.random.Generator, start_day: int) -> dict[str, Any]:
     with_two = hh["couple"][kid_house]
     parent_pairs.append(np.stack([kid[with_two], offset[kid_house][with_two] + 1], axis=1))
 
-    age_days = np.floor((years + rng.random(n)) * DAYS_PER_YEAR).astype(np.int64)
-    age_days = np.where(is_child, np.clip(age_days, 0, _CHILD_MAX_DAYS), np.clip(age_days, _ADULT_DAYS, _OLDEST_DAYS))
+    # a uniform day within the age's year, cut to the child/adult bounds first, so no day piles up at a bound
+    # (piled-up birth days would exhaust the 500 resident-ID sequences a region has for a sex and a day)
+    lo = np.floor(years * DAYS_PER_YEAR).astype(np.int64)
+    hi = np.floor((years + 1) * DAYS_PER_YEAR).astype(np.int64) - 1
+    lo = np.where(is_child, np.maximum(lo, 0), np.maximum(lo, _ADULT_DAYS))
+    hi = np.where(is_child, np.minimum(hi, _CHILD_MAX_DAYS), np.minimum(hi, _OLDEST_DAYS))
+    age_days = lo + np.floor(rng.random(n) * (hi - lo + 1)).astype(np.int64)
 
     # adults linked to the couple they grew up with: the younger parent is PARENT_GAP years older
     grown = np.flatnonzero(~is_child & (years <= OLDEST - PARENT_GAP[2]))
