@@ -9,9 +9,17 @@ behaviour; every rule whose threshold is met applies, points summed). Score = 10
 every one of the C citizens.
 
 Approaches, over the same data in the same run:
-  engine         the project's path: Engine.prepare (compile_rulebooks) → load_compiled (decision
-                 tables and the ledger view over the records table) → Engine.scores(as_of), the score of
-                 every citizen through that view, on a temporary DuckDB store file.
+  engine, cold   the project's path on a store whose ledger holds none of the records (a first run, or
+                 the first after a rulebook change): Engine.prepare (compile_rulebooks) → load_compiled
+                 (decision tables, and the record ledger `record_entries` built for all N records and
+                 written to the store) → Engine.scores(as_of), the score of every citizen read from it,
+                 on a temporary DuckDB store file.
+  engine, warm   the same path when a previous run already stored every record's ledger rows and the
+                 rulebooks are unchanged: compile → load_compiled (finds no new record, scores none) →
+                 Engine.scores at a new as_of. This is what a deployment pays per scoring run when records
+                 arrive incrementally (each run then also scores only the records that arrived since,
+                 which this does not include). Warm is measured right after cold, so the ledger's pages
+                 are in DuckDB's buffer cache, as in a long-running deployment.
   python loop    plain Python per record: dict bkey → [(threshold, points)] (perf-baselines a_python,
                  with tuples instead of lambdas, which is faster); by default over all N records, so its
                  fixed per-citizen output cost is spread over as many records as the engine's.
@@ -21,7 +29,8 @@ Approaches, over the same data in the same run:
 The store is loaded and then compacted (Store.compact: records clustered by citizen, as a deployment's
 maintenance would leave them); both steps are untimed and their times printed.
 Every result is checked against an independent numpy reference (searchsorted + prefix sums).
-Nothing is asserted on time.
+The targets (engine ≥ 20× the Python loop at 40 rules, ≥ 100× at 1,000 rules, 1,000 rules ≤ 2× the cost
+of 40) are reported for cold and warm apart. Nothing is asserted on time.
 """
 
 from __future__ import annotations
@@ -54,8 +63,15 @@ CITY = "benchcity"
 BASE = 1000
 YEAR_START = dt.datetime(2023, 1, 1)
 AS_OF = dt.datetime(2024, 6, 1)
+WARM_AS_OF = dt.datetime(2024, 7, 1)  # a later scoring run; no bench rule expires, so the scores are the same
 THREADS = 2
 TARGETS = {"loop40": 20.0, "loop1000": 100.0, "cost": 2.0}
+APPROACHES = {
+    "cold": "engine COLD (builds the ledger)",
+    "warm": "engine WARM (ledger already built)",
+    "duckdb": "naive DuckDB join",
+    "python": "Python loop",
+}
 
 
 # --------------------------------------------------------------------------- catalog and rulebooks
@@ -263,8 +279,12 @@ class EngineBench:
         self.parse_seconds = time.perf_counter() - t0
         self.con.execute("CHECKPOINT")
 
-    def run(self) -> tuple[float, dict[str, float], np.ndarray, dict[str, int]]:
-        """One timed pass of the engine's scoring path: compile, load the decision tables, score everyone."""
+    def run(self, cold: bool) -> tuple[float, dict[str, float], np.ndarray, dict[str, int]]:
+        """One timed pass of the engine's scoring path: compile, load the decision tables and bring the record
+        ledger up to date (cold: build it for every record; warm: nothing new to score), score everyone."""
+        if cold:  # untimed: no stored ledger rows, whatever the last pass left
+            self.con.execute("DROP TABLE IF EXISTS record_entries; DROP TABLE IF EXISTS record_entries_built")
+            self.con.execute("CHECKPOINT")
         eng = Engine(self.store)
         steps: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -272,15 +292,20 @@ class EngineBench:
         t1 = time.perf_counter()
         steps["compile"] = t1 - t0
         with self.store.transaction():
-            eng.load_compiled()  # decision tables, and the ledger view over the records table
+            eng.load_compiled()  # decision tables, the record ledger brought up to date, the ledger views
             t2 = time.perf_counter()
-            steps["load tables"] = t2 - t1
-            res = eng.scores(AS_OF)  # every citizen: clamp(base + points in force), through the ledger view
+            upd = eng.ledger_update
+            assert upd is not None and upd.rebuilt == cold and upd.records == (self.n if cold else 0)
+            steps["load tables"] = t2 - t1 - upd.seconds
+            steps["ledger"] = upd.seconds
+            # every citizen: clamp(base + points in force), from the stored ledger rows
+            res = eng.scores(AS_OF if cold else WARM_AS_OF)
             t3 = time.perf_counter()
             steps["score"] = t3 - t2
         t4 = time.perf_counter()
         steps["commit"] = t4 - t3
         info = {
+            "ledger rows": int(self.con.execute("SELECT count(*) FROM record_entries").fetchall()[0][0]),
             "decision tables": len(compiled.tables),
             "buckets": compiled.n_buckets,
             "cells with points": len(compiled.cells),
@@ -419,9 +444,9 @@ def main() -> None:
                     int(bkey_of[b]): [(float(thr[b, j]) / 100.0, int(pts[b, j])) for j in range(thr.shape[1])]
                     for b in range(N_BEHAVIOURS)
                 }
-        checks = {(a, r): True for a in ("engine", "duckdb", "python") for r in rulesets}
-        steps_all: dict[int, list[dict[str, float]]] = defaultdict(list)
-        infos: dict[int, dict[str, int]] = {}
+        checks = {(a, r): True for a in APPROACHES for r in rulesets}
+        steps_all: dict[tuple[str, int], list[dict[str, float]]] = defaultdict(list)
+        infos: dict[tuple[str, int], dict[str, int]] = {}
         parse_s: dict[int, float] = {}
         # rounds interleave the two rulebook sizes and the three approaches, so this shared VM's noise
         # falls on all of them alike; the rulebook swap between sizes is untimed
@@ -432,14 +457,17 @@ def main() -> None:
                     with console.status(f"loading the {r}-rule rulebook"):
                         eb.set_rulebooks(*texts[r])
                 parse_s[r] = eb.parse_seconds
-                with console.status(f"round {i + 1}/{k}: engine, {r} rules"):
-                    gc.collect()
-                    s, steps, scores, infos[r] = eb.run()
-                results[("engine", r)].append(s)
-                steps_all[r].append(steps)
-                checks[("engine", r)] &= bool(np.array_equal(scores, ref))
-                console.log(f"engine {r} rules: {s:.2f} s  " + "  ".join(f"{a} {b:.2f}" for a, b in steps.items()))
-                del scores
+                for a in ("cold", "warm"):  # warm reads the ledger the cold pass just built
+                    with console.status(f"round {i + 1}/{k}: engine {a}, {r} rules"):
+                        gc.collect()
+                        s, steps, scores, infos[(a, r)] = eb.run(cold=a == "cold")
+                    results[(a, r)].append(s)
+                    steps_all[(a, r)].append(steps)
+                    checks[(a, r)] &= bool(np.array_equal(scores, ref))
+                    console.log(
+                        f"engine {a} {r} rules: {s:.2f} s  " + "  ".join(f"{x} {y:.2f}" for x, y in steps.items())
+                    )
+                    del scores
                 with console.status(f"round {i + 1}/{k}: naive DuckDB join, {r} rules"):
                     s, scores = duckdb_join(dcon, rules_tbls[r], citizens)
                 results[("duckdb", r)].append(s)
@@ -455,21 +483,22 @@ def main() -> None:
         for r in (40, 1000):
             notes.append(f"rulebook parse+resolve, {r} rules (untimed; the store caches it): {parse_s[r]:.2f} s")
         for r in (40, 1000):
-            med_steps = {a: statistics.median(st[a] for st in steps_all[r]) for a in steps_all[r][0]}
-            notes.append(
-                f"engine {r} rules, median step seconds: "
-                + ", ".join(f"{a} {b:.2f}" for a, b in med_steps.items())
-                + "; "
-                + ", ".join(f"{a} {b:,}" for a, b in infos[r].items())
-            )
+            for a in ("cold", "warm"):
+                runs = steps_all[(a, r)]
+                med_steps = {x: statistics.median(st[x] for st in runs) for x in runs[0]}
+                notes.append(
+                    f"engine {a} {r} rules, median step seconds: "
+                    + ", ".join(f"{x} {y:.2f}" for x, y in med_steps.items())
+                    + "; "
+                    + ", ".join(f"{x} {y:,}" for x, y in infos[(a, r)].items())
+                )
         eb.close()
         dcon.close()
 
     # ----------------------------------------------------------------- report
     med = {key: statistics.median(v) for key, v in results.items()}
     best = {key: min(v) for key, v in results.items()}
-    rows = {"engine": n, "duckdb": n, "python": p}
-    names = {"engine": "engine (compiled tables)", "duckdb": "naive DuckDB join", "python": "Python loop"}
+    rows = {"cold": n, "warm": n, "duckdb": n, "python": p}
     print(
         f"socialcredit engine benchmark: {n:,} records, {citizens:,} citizens, {N_BEHAVIOURS} behaviours, "
         f"repeat {k} (median seconds, best also shown), DuckDB threads={THREADS}"
@@ -486,19 +515,25 @@ def main() -> None:
     print(
         f"  store load (untimed): {load_s:.1f} s; compaction, records clustered by citizen (untimed): {compact_s:.1f} s"
     )
+    print(
+        "  engine COLD: compile + score all records into the stored ledger + scores (a first run, or a rulebook "
+        "change)\n  engine WARM: compile + ledger already holds every record (none scored) + scores at a new "
+        "as_of (a deployment's\n               run when records arrive incrementally; its per-record rate is N / "
+        "seconds, not a scoring rate)"
+    )
     load_end = os.getloadavg()
     print(
         f"  machine load average (1/5/15 min) at start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, "
         f"at end {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f} on {os.cpu_count()} cores (shared)"
     )
     print()
-    print(f"  {'approach':<26}{'rules':>6}{'records':>13}{'seconds':>10}{'best':>9}   {'rate (median)':>16}  scores")
+    print(f"  {'approach':<34}{'rules':>6}{'records':>13}{'seconds':>10}{'best':>9}   {'rate (median)':>16}  scores")
     for r in (40, 1000):
-        for a in ("engine", "duckdb", "python"):
+        for a in APPROACHES:
             ref_key = "ref_p" if a == "python" else "ref"
             mark = "✓" if checks[(a, r)] else "✗"
             print(
-                f"  {names[a]:<26}{r:>6}{rows[a]:>13,}{med[(a, r)]:>10.3f}{best[(a, r)]:>9.3f}   "
+                f"  {APPROACHES[a]:<34}{r:>6}{rows[a]:>13,}{med[(a, r)]:>10.3f}{best[(a, r)]:>9.3f}   "
                 f"{rate(rows[a], med[(a, r)]):>16}  {mark} sum {ref_sums[(ref_key, r)][0]:,} "
                 f"wsum {ref_sums[(ref_key, r)][1]:,}"
             )
@@ -508,21 +543,24 @@ def main() -> None:
         return rows[a] / med[(a, r)]
 
     def line(label: str, value: float, target: str, met: bool) -> None:
-        print(f"  {label:<44}{value:>9.2f}×   target {target:<8} {'✓' if met else '✗'}")
+        print(f"  {label:<52}{value:>9.2f}×   target {target:<8} {'✓' if met else '✗'}")
 
-    v = per_rec("engine", 40) / per_rec("python", 40)
-    line("engine / Python loop, 40 rules", v, "≥ 20×", v >= TARGETS["loop40"])
-    v = per_rec("engine", 1000) / per_rec("python", 1000)
-    line("engine / Python loop, 1,000 rules", v, "≥ 100×", v >= TARGETS["loop1000"])
-    for r in (40, 1000):
-        v = per_rec("engine", r) / per_rec("duckdb", r)
-        print(f"  {'engine / naive DuckDB join, ' + format(r, ',') + ' rules':<44}{v:>9.2f}×")
-    v = med[("engine", 1000)] / med[("engine", 40)]
-    line("engine cost, 1,000 rules / 40 rules", v, "≤ 2×", v <= TARGETS["cost"])
+    for a in ("cold", "warm"):
+        tag = a.upper()
+        v = per_rec(a, 40) / per_rec("python", 40)
+        line(f"engine {tag} / Python loop, 40 rules", v, "≥ 20×", v >= TARGETS["loop40"])
+        v = per_rec(a, 1000) / per_rec("python", 1000)
+        line(f"engine {tag} / Python loop, 1,000 rules", v, "≥ 100×", v >= TARGETS["loop1000"])
+        for r in (40, 1000):
+            v = per_rec(a, r) / per_rec("duckdb", r)
+            print(f"  {f'engine {tag} / naive DuckDB join, {r:,} rules':<52}{v:>9.2f}×")
+        v = med[(a, 1000)] / med[(a, 40)]
+        line(f"engine {tag} cost, 1,000 rules / 40 rules", v, "≤ 2×", v <= TARGETS["cost"])
+        print()
     v = med[("duckdb", 1000)] / med[("duckdb", 40)]
-    print(f"  {'(naive DuckDB cost, 1,000 / 40 rules)':<44}{v:>9.2f}×")
+    print(f"  {'(naive DuckDB cost, 1,000 / 40 rules)':<52}{v:>9.2f}×")
     v = med[("python", 1000)] / med[("python", 40)]
-    print(f"  {'(Python loop cost, 1,000 / 40 rules)':<44}{v:>9.2f}×")
+    print(f"  {'(Python loop cost, 1,000 / 40 rules)':<52}{v:>9.2f}×")
     print()
     for note in notes:
         print(f"  {note}")

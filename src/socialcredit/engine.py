@@ -25,7 +25,7 @@ import hashlib
 import itertools
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from sqlglot import exp
@@ -103,6 +103,7 @@ class LedgerUpdate:
     rebuilt: bool
     records: int
     entries: int
+    seconds: float = field(default=0.0, compare=False)
 
 
 @dataclass
@@ -364,6 +365,7 @@ class Engine:
         be what it was.
         """
         con = self.con
+        t0 = time.perf_counter()
         fingerprint = self.ledger_fingerprint()
         top, total = con.execute("SELECT coalesce(max(rkey), -1), count(*) FROM records").fetchall()[0]
         after = None
@@ -395,7 +397,7 @@ class Engine:
             "?::BIGINT AS records",
             [fingerprint, int(top), int(total)],
         )
-        return LedgerUpdate(after is None, scored, added), int(top)
+        return LedgerUpdate(after is None, scored, added, time.perf_counter() - t0), int(top)
 
     def _caps_table(self) -> pa.Table:
         rows = [
