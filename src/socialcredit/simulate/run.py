@@ -134,6 +134,8 @@ def run_scenario(
         saved["rulebooks"] = copied
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
     store = Store(out_dir / "store.duckdb")
+    # DuckDB's own bar would print through Rich's (and from every worker of a partitioned run)
+    store.con.execute("SET enable_progress_bar = false")
     for key, value in (settings or {}).items():
         store.con.execute(f"SET {key} = ?", [value])
     try:
@@ -160,6 +162,10 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
     store.add_population(pop.citizens, pop.relations, source=f"scenario {scenario.name} seed {scenario.seed}")
     setup = time.perf_counter() - t0
 
+    # one decider for the run: the month's attempts and the children count share its stay index, which is
+    # dropped after each engine run (the simulator runs the engine itself, so no per-call fact check)
+    decider = decisions.Decider(store, check_facts=False)
+    decisions.install(store, decider)
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in SCHEMAS}
     months: list[dict[str, Any]] = []
     totals: Counter[str] = Counter()
@@ -205,6 +211,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         step(m, scenario.months, f"{label:%Y-%m}: engine")
         t = time.perf_counter()
         Engine(store).run(as_of=end)
+        decider.invalidate()
         timing["engine"] = time.perf_counter() - t
         step(m, scenario.months, f"{label:%Y-%m}: services")
         t = time.perf_counter()
@@ -355,7 +362,7 @@ def _children(store: Store, at: dt.datetime) -> int:
            WHERE r.kind = 'parent' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY 1""",
         [at, at],
     ).fetchall()
-    decider = decisions.Decider(store, check_facts=False)  # the engine has just run: one index for all
+    decider = decisions.decider(store)  # the run's: its index is the one the month's decisions used
     index = decider.index(at)
     return sum(
         1
