@@ -41,7 +41,7 @@ from socialcredit.compiler import (
     to_sql,
 )
 from socialcredit.ingest import SQL_TYPES, q
-from socialcredit.rulebook import Rulebook, add_duration, duration_parts
+from socialcredit.rulebook import Rulebook, RulebookSet, add_duration, duration_parts
 from socialcredit.store import Store
 
 Progress = Callable[[str, int, int], None]
@@ -50,6 +50,7 @@ STEPS = 7
 INCREMENTAL_FORMAT = "1"
 # bump when the meaning of a row of `record_entries` changes: the next run then rebuilds it
 LEDGER_FORMAT = "1"
+CITY_SHIFT = 40  # Engine.scores sums a citizen's city and points in one BIGINT
 ENTRY_COLUMNS = "ckey, jkey, epoch, rkey, bkey, piece, points, valid_from, valid_to"
 
 
@@ -106,6 +107,31 @@ class LedgerUpdate:
     seconds: float = field(default=0.0, compare=False)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    tables: dict[str, pa.Table]
+    ledger: str  # Engine.ledger_fingerprint
+    loaded: str  # every table loaded, and the ledger fingerprint
+
+
+def _digest(parts: list[str], tables: dict[str, pa.Table], names: Iterable[str]) -> str:
+    """sha256 of some text and of tables by content (their Arrow IPC bytes)."""
+    h = hashlib.sha256("\x00".join(parts).encode())
+    for name in names:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, tables[name].schema) as writer:
+            writer.write_table(tables[name])
+        h.update(name.encode())
+        h.update(sink.getvalue())
+    return h.hexdigest()
+
+
+# per process: compiles by (rulebook set, keys, pin), and what each compile loads; the set or compile is kept
+# beside its entry so that a recycled id() can never match
+_COMPILED: dict[tuple[int, str, str, str], tuple[RulebookSet, Compiled]] = {}
+_PREPARED: dict[int, tuple[Compiled, _Prepared]] = {}
+
+
 @dataclass
 class RunSummary:
     as_of: dt.datetime
@@ -128,9 +154,10 @@ class Engine:
         self.resumed_from: dt.datetime | None = None
         self._last_first: dt.datetime | None = None  # the last run's first assessment
         self._first_assessment: dt.datetime | None = None
-        # what the last load_compiled did to the materialized record ledger
+        # what the last load_compiled did to the materialized record ledger, and what it cost in all
         self.ledger_update: LedgerUpdate | None = None
-        self._tables: tuple[Compiled, dict[str, pa.Table], str] | None = None
+        self.load_seconds = 0.0
+        self._records_seen = 0
 
     # ------------------------------------------------------------------ entry point
 
@@ -280,34 +307,56 @@ class Engine:
         pin_map = rulebooks.parse_version(pin)[1] if pin else None
         self.jkeys = dict(self.con.execute("SELECT code, jkey FROM jurisdictions").fetchall())
         self.bkeys = dict(self.con.execute("SELECT code, bkey FROM behaviours").fetchall())
-        self.compiled = compile_rulebooks(rulebooks, self.jkeys, self.bkeys, pin_map)
+        # rulebook sets are immutable and cached by the store, so a long-lived process compiles each once
+        key = (id(rulebooks), repr(sorted(self.jkeys.items())), repr(sorted(self.bkeys.items())), repr(pin_map))
+        hit = _COMPILED.get(key)
+        if hit is None or hit[0] is not rulebooks:
+            if len(_COMPILED) >= 4:
+                _COMPILED.clear()
+            hit = _COMPILED[key] = (rulebooks, compile_rulebooks(rulebooks, self.jkeys, self.bkeys, pin_map))
+        self.compiled = hit[1]
         return self.compiled
 
     # ------------------------------------------------------------------ records → ledger
 
     def load_compiled(self) -> None:
-        """The compiled tables into the store, the record ledger brought up to date, and the ledger views."""
-        n = self.con.execute("SELECT coalesce(max(ckey), 0) + 1 FROM citizens").fetchall()[0][0]
+        """The compiled tables into the store, the record ledger brought up to date, and the ledger views.
+
+        The tables are written only when they differ from those stored (by content): a run with unchanged
+        rulebooks then pays for neither them nor the records already scored.
+        """
+        t0 = time.perf_counter()
+        con = self.con
+        n = con.execute("SELECT coalesce(max(ckey), 0) + 1 FROM citizens").fetchall()[0][0]
         # dense integer citizen keys let DuckDB aggregate with a perfect hash table instead of a general one
-        self.con.execute(f"SET perfect_ht_threshold = {max(12, min(26, int(n).bit_length() + 1))}")
-        for name, table in self._compiled_tables()[1].items():
-            self.con.register("_arrow", table)
-            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow")
-            self.con.unregister("_arrow")
-        self.con.execute("""CREATE OR REPLACE TABLE state_ledger(ckey INTEGER, jkey SMALLINT, epoch INT,
+        con.execute(f"SET perfect_ht_threshold = {max(12, min(26, int(n).bit_length() + 1))}")
+        prep = self._prepared()
+        built = self._built()
+        if built is None or built[1] != prep.loaded:
+            for name, table in prep.tables.items():
+                con.register("_arrow", table)
+                con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow")
+                con.unregister("_arrow")
+        con.execute("""CREATE OR REPLACE TABLE state_ledger(ckey INTEGER, jkey SMALLINT, epoch INT,
             source VARCHAR, rkey BIGINT, bkey SMALLINT, characteristic VARCHAR, piece INT, points INT,
             valid_from TIMESTAMP, valid_to TIMESTAMP)""")
-        self.ledger_update, through = self._update_record_entries()
-        self.con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql(through)}")
-        self.con.execute(
-            "CREATE OR REPLACE VIEW ledger AS SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger"
+        self.ledger_update, through = self._update_record_entries(prep, built)
+        con.execute(
+            "CREATE OR REPLACE TABLE record_entries_built AS SELECT ?::VARCHAR AS fingerprint, ?::VARCHAR AS tables, "
+            "?::BIGINT AS through, ?::BIGINT AS records",
+            [prep.ledger, prep.loaded, through, self._records_seen],
         )
+        con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql(through)}")
+        con.execute("CREATE OR REPLACE VIEW ledger AS SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")
+        self.load_seconds = time.perf_counter() - t0
 
-    def _compiled_tables(self) -> tuple[Compiled, dict[str, pa.Table], str]:
-        """The small tables the compiled SQL joins and the SQL that scores records, made once per compile."""
+    def _prepared(self) -> _Prepared:
+        """The small tables the compiled SQL joins, the SQL that scores records, and their fingerprints: made
+        once per compile (and a compile is shared by the runs of one process while the rulebooks stay)."""
         c = self.compiled
-        if self._tables is not None and self._tables[0] is c:
-            return self._tables
+        hit = _PREPARED.get(id(c))
+        if hit is not None and hit[0] is c:
+            return hit[1]
         seg = pa.table(
             {
                 "jkey": pa.array([s.jkey for s in c.segments], pa.int16()),
@@ -328,8 +377,15 @@ class Engine:
             "segments": seg,
             "caps": self._caps_table(),
         }
-        self._tables = (c, tables, to_sql(record_ledger_query(c, "records")))
-        return self._tables
+        entries = self._entries_sql(to_sql(record_ledger_query(c, "records")))
+        # what a record's rows depend on besides the record: the SQL that scores it and the tables it joins
+        # (caps and retractions are not: the view applies them); and what the loaded tables are
+        ledger = _digest([LEDGER_FORMAT, entries], tables, ("dt_params", "dt_buckets", "dt_cells", "general_rules"))
+        prepared = _Prepared(tables, ledger, _digest([LEDGER_FORMAT, ledger], tables, sorted(tables)))
+        if len(_PREPARED) >= 4:
+            _PREPARED.clear()
+        _PREPARED[id(c)] = (c, prepared)
+        return prepared
 
     def ledger_fingerprint(self) -> str:
         """Everything a record's ledger rows depend on besides the record: the SQL that scores it and the
@@ -338,15 +394,7 @@ class Engine:
         Rulebook version labels would not do: a pin, a new catalog or rulebooks replaced under the same
         numbers change the tables, not the labels. Caps and retractions are not in it: the view applies them.
         """
-        _, tables, query = self._compiled_tables()
-        h = hashlib.sha256("\x00".join([LEDGER_FORMAT, self._entries_sql(query)]).encode())
-        for name in ("dt_params", "dt_buckets", "dt_cells", "general_rules"):
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, tables[name].schema) as writer:
-                writer.write_table(tables[name])
-            h.update(name.encode())
-            h.update(sink.getvalue())
-        return h.hexdigest()
+        return self._prepared().ledger
 
     @staticmethod
     def _entries_sql(query: str) -> str:
@@ -356,7 +404,21 @@ class Engine:
                         ELSE q.occurred_at + to_months(q.vf_months) + to_days(q.vf_days) END AS valid_to
             FROM ({query}) q"""
 
-    def _update_record_entries(self) -> tuple[LedgerUpdate, int]:
+    def _built(self) -> tuple[str, str, int, int] | None:
+        """What the stored record ledger and compiled tables were made from: (ledger fingerprint, tables
+        fingerprint, last rkey scored, number of records then), or None before the first run."""
+        found = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND (table_name, column_name) IN (('record_entries_built', 'tables'), ('record_entries', 'rkey'))"
+        ).fetchall()[0][0]
+        if found != 2:
+            return None
+        rows = self.con.execute("SELECT fingerprint, tables, through, records FROM record_entries_built").fetchall()
+        return (str(rows[0][0]), str(rows[0][1]), int(rows[0][2]), int(rows[0][3])) if len(rows) == 1 else None
+
+    def _update_record_entries(
+        self, prep: _Prepared, built: tuple[str, str, int, int] | None
+    ) -> tuple[LedgerUpdate, int]:
         """Score the records appended since `record_entries` was built, or all of them into a new one when the
         fingerprint changed (or records it had seen are gone); returns the update and the rkey it now covers.
 
@@ -366,20 +428,13 @@ class Engine:
         """
         con = self.con
         t0 = time.perf_counter()
-        fingerprint = self.ledger_fingerprint()
         top, total = con.execute("SELECT coalesce(max(rkey), -1), count(*) FROM records").fetchall()[0]
+        self._records_seen = int(total)
         after = None
-        built = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('record_entries', 'record_entries_built') "
-            "AND NOT temporary"
-        ).fetchall()[0][0]
-        if built == 2:
-            rows = con.execute("SELECT fingerprint, through, records FROM record_entries_built").fetchall()
-            if len(rows) == 1 and rows[0][0] == fingerprint:
-                through, seen = int(rows[0][1]), int(rows[0][2])
-                still = con.execute(f"SELECT count(*) FROM records WHERE rkey <= {through}").fetchall()[0][0]
-                if still == seen:
-                    after = through
+        if built is not None and built[0] == prep.ledger:
+            through, seen = built[2], built[3]
+            if con.execute(f"SELECT count(*) FROM records WHERE rkey <= {through}").fetchall()[0][0] == seen:
+                after = through
         if after is None:
             con.execute("""CREATE OR REPLACE TABLE record_entries(ckey INTEGER, jkey SMALLINT, epoch INT, rkey BIGINT,
                 bkey SMALLINT, piece INT, points INT, valid_from TIMESTAMP, valid_to TIMESTAMP)""")
@@ -392,11 +447,6 @@ class Engine:
             )
             query = to_sql(record_ledger_query(self.compiled, "records", after, None if after is None else top))
             added = int(con.execute(f"INSERT INTO record_entries {self._entries_sql(query)}").fetchall()[0][0])
-        con.execute(
-            "CREATE OR REPLACE TABLE record_entries_built AS SELECT ?::VARCHAR AS fingerprint, ?::BIGINT AS through, "
-            "?::BIGINT AS records",
-            [fingerprint, int(top), int(total)],
-        )
         return LedgerUpdate(after is None, scored, added, time.perf_counter() - t0), int(top)
 
     def _caps_table(self) -> pa.Table:
@@ -475,19 +525,23 @@ class Engine:
         record. One aggregation by citizen over the citizens (for their city, and so that everyone appears) and the
         record ledger in force, instead of joining a million citizens to a million sums. The bound on ckey
         gives DuckDB back the statistics the UNION ALL hides, so it aggregates with a perfect hash table on
-        the dense citizen key; BIGINT sums avoid its 128-bit default for INTEGER. The state ledger (few
-        rows) is summed apart and joined with its sums as the small build side.
+        the dense citizen key. The city rides in the same BIGINT sum, as (jkey + 1) << 40 from the citizen's
+        row (a citizen's points stay far below 2^39): a second aggregate, max(jkey) over every ledger row,
+        cost as much as the sum. The state ledger (few rows) is summed apart and joined with its sums as the
+        small build side.
         """
         t = utc_naive(as_of)
         segs = self._segments_at(t)
         score = _case_by_jkey(segs, lambda rb: rb.scale.score_sql("a.pts + coalesce(s.pts, 0)"), "a.jkey")
         in_force = f"valid_from <= {lit(t)} AND (valid_to IS NULL OR valid_to > {lit(t)})"
         top = self.con.execute("SELECT coalesce(max(ckey), 0) FROM citizens").fetchall()[0][0]
+        city = f"((a.total + {1 << 39}) >> {CITY_SHIFT})"  # jkey + 1; 0 for a citizen without a city
         return self.con.sql(f"""SELECT a.ckey, {score}::INTEGER AS score FROM (
-                SELECT ckey, max(jkey) AS jkey, sum(pts) AS pts FROM (
-                    SELECT ckey, jkey, 0::BIGINT AS pts FROM citizens
-                    UNION ALL SELECT ckey, NULL, points::BIGINT FROM record_ledger WHERE {in_force})
-                WHERE ckey BETWEEN 0 AND {int(top)} GROUP BY ckey) a
+                SELECT ckey, {city} - 1 AS jkey, a.total - ({city} << {CITY_SHIFT}) AS pts FROM (
+                    SELECT ckey, sum(v) AS total FROM (
+                        SELECT ckey, (jkey + 1)::BIGINT << {CITY_SHIFT} AS v FROM citizens
+                        UNION ALL SELECT ckey, points::BIGINT FROM record_ledger WHERE {in_force})
+                    WHERE ckey BETWEEN 0 AND {int(top)} GROUP BY ckey) a) a
             LEFT JOIN (SELECT ckey, sum(points::BIGINT) AS pts FROM state_ledger WHERE {in_force} GROUP BY ckey) s
             USING (ckey)""").to_arrow_table()
 
