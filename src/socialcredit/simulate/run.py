@@ -267,20 +267,21 @@ def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, 
         return Counter()
     rng = _rng(scenario, 2, m)
     adult_day = _cst_day(start).replace(year=_cst_day(start).year - 18)
-    ids, adult, child_with_parent = store.con.execute(
-        """SELECT list(citizen_id ORDER BY ckey), list(birth_date <= ? ORDER BY ckey),
-                  list(birth_date > ? AND ckey IN (SELECT ckey FROM relations WHERE kind = 'parent') ORDER BY ckey)
-           FROM citizens""",
-        [adult_day, adult_day],
-    ).fetchall()[0]
-    ids_arr = np.array(ids, dtype=object)
+    # columns, not Python lists: only the citizens who try a service ever become Python strings
+    people = store.con.sql(
+        """SELECT citizen_id, birth_date <= $day AS adult,
+                  birth_date > $day AND ckey IN (SELECT ckey FROM relations WHERE kind = 'parent') AS child
+           FROM citizens ORDER BY ckey""",
+        params={"day": adult_day},
+    ).to_arrow_table()
+    ids = people.column("citizen_id")
     eligible = {
-        "adults": np.flatnonzero(np.array(adult, bool)),
-        "children": np.flatnonzero(np.array(child_with_parent, bool)),
+        "adults": np.flatnonzero(people.column("adult").to_numpy()),
+        "children": np.flatnonzero(people.column("child").to_numpy()),
     }
     if any(use.for_ == "listed" for use in scenario.services.values()):
-        on = pc.is_in(pa.array(ids, pa.string()), value_set=blacklisted(store, start))
-        eligible["listed"] = np.flatnonzero(on.to_numpy(zero_copy_only=False))
+        on = pc.is_in(ids, value_set=blacklisted(store, start))
+        eligible["listed"] = np.flatnonzero(on.to_numpy())
     seconds = int((end - start).total_seconds())
     who, what, when = [], [], []
     for si, service in enumerate(sorted(scenario.services)):
@@ -294,10 +295,10 @@ def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, 
     citizen, service_ix, offset = np.concatenate(who), np.concatenate(what), np.concatenate(when)
     order = np.lexsort((citizen, service_ix, offset))  # chronological, ties by service then citizen
     services = sorted(scenario.services)
-    requests: list[tuple[str, str, dt.datetime | None]] = [
-        (str(ids_arr[citizen[i]]), services[int(service_ix[i])], start + dt.timedelta(seconds=int(offset[i])))
-        for i in order
-    ]
+    asking = ids.take(pa.array(citizen[order])).to_pylist()
+    names = [services[i] for i in service_ix[order].tolist()]
+    times = (np.datetime64(start, "us") + offset[order].astype("timedelta64[s]")).astype("datetime64[us]").tolist()
+    requests: list[tuple[str, str, dt.datetime | None]] = list(zip(asking, names, times, strict=True))
     outcomes: Counter[tuple[str, str]] = Counter()
     for lo in range(0, len(requests), DECIDE_BATCH):  # set-wise: one look-up pass and one insert per batch
         for d in decisions.decide_many(store, requests[lo : lo + DECIDE_BATCH], asked_by=ASKED_BY):
