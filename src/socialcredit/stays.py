@@ -17,6 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
@@ -46,9 +48,13 @@ class StayIndex:
         con = store.con
         computed = con.execute("SELECT computed_at FROM engine_run").fetchall()
         cit = con.sql("SELECT citizen_id, ckey, city FROM citizens ORDER BY citizen_id").to_arrow_table()
-        ids = np.asarray(cit.column("citizen_id").to_numpy(zero_copy_only=False), dtype="S18")
-        city_col = cit.column("city").to_numpy(zero_copy_only=False)
-        cities, city_of = np.unique(np.asarray(city_col, dtype=str), return_inverse=True)
+        ids = _fixed_width(cit.column("citizen_id"))
+        # cities by dictionary encoding, not np.unique over a million Python strings
+        coded = pc.dictionary_encode(cit.column("city")).combine_chunks()
+        names = coded.dictionary.to_pylist()
+        cities = np.array(sorted(names), dtype=object)
+        rank = np.array([sorted(names).index(c) for c in names], np.int32)
+        city_of = rank[coded.indices.to_numpy()] if len(coded) else np.zeros(0, np.int32)
         stays: dict[int, list[Stay]] = defaultdict(list)
         has_entries = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'list_entries'")
         if has_entries.fetchall()[0][0]:
@@ -94,6 +100,17 @@ class StayIndex:
             bad = [f"request {i + 1}: citizen_id {citizen_ids[i]!r}" for i in np.flatnonzero(~ok)[:20]]
             raise LocatedError("no such citizen in the store: " + "; ".join(bad))
         return self.ckeys[pos_c], self.city_of[pos_c]
+
+
+def _fixed_width(column: pa.ChunkedArray) -> np.ndarray:
+    """Resident IDs as an S18 array straight from Arrow's data buffer (every stored ID is 18 ASCII
+    characters); anything else goes the slow way, through Python objects."""
+    a = column.combine_chunks()
+    if len(a) and a.null_count == 0:
+        off = np.frombuffer(a.buffers()[1], np.int32)[a.offset : a.offset + len(a) + 1]
+        if bool((np.diff(off) == 18).all()):
+            return np.frombuffer(a.buffers()[2], "S18", count=len(a), offset=int(off[0])).copy()
+    return np.asarray(a.to_numpy(zero_copy_only=False), dtype="S18")
 
 
 __all__ = ["Relative", "Stay", "StayIndex"]
