@@ -469,23 +469,19 @@ def record_ledger_query(
         )
         if dim:
             x = exp.column(dim, table=r)
-            raw = exp.Floor(
-                this=exp.Div(
-                    this=exp.paren(exp.Sub(this=x, expression=exp.column("lo0", table="p"))),
-                    expression=exp.column("w", table="p"),
-                )
-            )
-            # plain LEAST/GREATEST: both dialects skip NULLs alike, and records without the attribute are
-            # filtered out first, so sqlglot's NULL-propagating rewrite (a CASE per call) is not needed
-            bucket = exp.Anonymous(
-                this="LEAST",
-                expressions=[
-                    exp.Anonymous(this="GREATEST", expressions=[raw, exp.Literal.number(-1)]),
-                    exp.column("nb", table="p"),
+            lo0, w, nb = exp.column("lo0", table="p"), exp.column("w", table="p"), exp.column("nb", table="p")
+            scaled = exp.Div(this=exp.paren(exp.Sub(this=x.copy(), expression=lo0.copy())), expression=w)
+            # clamp(floor(scaled), -1, nb) as a CASE: a value below lo0 (the first cut) is below every cut, and
+            # one scaled past nb is past the last bucket; LEAST/GREATEST over doubles cost twice as much
+            bucket = exp.Case(
+                ifs=[
+                    exp.If(this=exp.LT(this=x.copy(), expression=lo0), true=exp.Literal.number(-1)),
+                    exp.If(this=exp.GTE(this=scaled.copy(), expression=nb.copy()), true=nb),
                 ],
+                default=exp.cast(exp.Floor(this=scaled), "INT"),
             )
             key = exp.Add(
-                this=exp.Add(this=exp.column("base", table="p"), expression=exp.cast(bucket, "INT")),
+                this=exp.Add(this=exp.column("base", table="p"), expression=bucket),
                 expression=exp.Literal.number(1),
             )
             inner = inner.select(key.as_("bucket"), x.copy().as_("x"), copy=False)
