@@ -15,11 +15,13 @@ Approaches, over the same data in the same run:
                  written to the store) → Engine.scores(as_of), the score of every citizen read from it,
                  on a temporary DuckDB store file.
   engine, warm   the same path when a previous run already stored every record's ledger rows and the
-                 rulebooks are unchanged: compile → load_compiled (finds no new record, scores none) →
-                 Engine.scores at a new as_of. This is what a deployment pays per scoring run when records
-                 arrive incrementally (each run then also scores only the records that arrived since,
-                 which this does not include). Warm is measured right after cold, so the ledger's pages
-                 are in DuckDB's buffer cache, as in a long-running deployment.
+                 rulebooks are unchanged: compile → load_compiled (finds no new record, scores none, and
+                 keeps the stored decision tables) → Engine.scores at a new as_of. This is what a
+                 deployment pays per scoring run when records arrive incrementally (each run then also
+                 scores only the records that arrived since, which this does not include). Warm is
+                 measured right after cold in the same process, as in a long-running deployment: the
+                 ledger's pages are in DuckDB's buffer cache and the compile is the one the engine cached
+                 for the unchanged rulebook set.
   python loop    plain Python per record: dict bkey → [(threshold, points)] (perf-baselines a_python,
                  with tuples instead of lambdas, which is faster); by default over all N records, so its
                  fixed per-citizen output cost is spread over as many records as the engine's.
