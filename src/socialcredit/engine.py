@@ -154,9 +154,8 @@ class Engine:
         self.resumed_from: dt.datetime | None = None
         self._last_first: dt.datetime | None = None  # the last run's first assessment
         self._first_assessment: dt.datetime | None = None
-        # what the last load_compiled did to the materialized record ledger, and what it cost in all
+        # what the last load_compiled did to the materialized record ledger
         self.ledger_update: LedgerUpdate | None = None
-        self.load_seconds = 0.0
         self._records_seen = 0
 
     # ------------------------------------------------------------------ entry point
@@ -325,7 +324,6 @@ class Engine:
         The tables are written only when they differ from those stored (by content): a run with unchanged
         rulebooks then pays for neither them nor the records already scored.
         """
-        t0 = time.perf_counter()
         con = self.con
         n = con.execute("SELECT coalesce(max(ckey), 0) + 1 FROM citizens").fetchall()[0][0]
         # dense integer citizen keys let DuckDB aggregate with a perfect hash table instead of a general one
@@ -348,7 +346,6 @@ class Engine:
         )
         con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql(through)}")
         con.execute("CREATE OR REPLACE VIEW ledger AS SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")
-        self.load_seconds = time.perf_counter() - t0
 
     def _prepared(self) -> _Prepared:
         """The small tables the compiled SQL joins, the SQL that scores records, and their fingerprints: made

@@ -1,7 +1,8 @@
 """The store: one DuckDB file, one writer, append-only facts.
 
 Facts (citizens, relations, records, retractions, rulebook versions) are only ever appended; the
-engine's results (ledger, list entries, score log) are derived tables it replaces as a whole, so any
+engine's results (ledger, list entries, score log) are derived tables it recomputes (the record
+ledger it extends with the new records' entries while the rulebooks stay the same), so any
 past standing can be recomputed from the facts. Records are kept physically clustered by citizen
 (each batch is written in citizen order, and `compact` rewrites the table in that order), so the
 engine's per-citizen sums read a citizen's records together; the order changes no result. Every
