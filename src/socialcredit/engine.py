@@ -195,8 +195,7 @@ class Engine:
             self._memory()
             step("notifications", 6, STEPS)
             self._notifications()
-            # the ledger in force is run_ledger plus the network entries the assessments added: counting the
-            # ledger view instead would score every record a second time
+            # the ledger up to as_of: run_ledger plus the network entries the assessments added
             records, ledger, entries = self.con.execute(
                 f"SELECT (SELECT count(*) FROM records WHERE occurred_at <= {lit(as_of)}), "
                 "(SELECT count(*) FROM run_ledger) + (SELECT count(*) FROM state_ledger WHERE source = 'network' "
@@ -659,7 +658,12 @@ class Engine:
         restarts at the first one at or after it, from the state it carried, rebuilt from the stored tables.
         """
         con, c = self.con, self.compiled
-        con.execute(f"CREATE OR REPLACE TEMP TABLE run_ledger AS SELECT * FROM ledger WHERE valid_from <= {lit(as_of)}")
+        # what the assessments read: the ledger up to as_of without the network entries they add. A view, not
+        # a copy: the record entries are stored, and copying them all would cost more than reading them
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW run_ledger AS SELECT * FROM ledger "
+            f"WHERE valid_from <= {lit(as_of)} AND source <> 'network'"
+        )
         first = con.execute("SELECT min(valid_from) FROM run_ledger").fetchall()[0][0]
         starts = [s.start for s in c.segments if s.start is not None]
         begin = min([x for x in (first, min(starts) if starts else None) if x is not None], default=None)
