@@ -39,6 +39,13 @@ def test_scenario_parameters_are_the_fit(scenario: Scenario) -> None:
             assert cal.cumulative(flows, months, t) * scale == pytest.approx(t.value, rel=0.08), t
 
 
+def test_the_finer_scenario_differs_only_in_size(scenario: Scenario) -> None:
+    finer = load_scenario(SCENARIO.with_name("china-defaulters-1000.yaml"))
+    assert finer.cities == {"china": 1_410_000}
+    same = {"name", "cities"}
+    assert finer.model_dump(exclude=same) == scenario.model_dump(exclude=same)
+
+
 def test_fast_model_accounts_for_everyone() -> None:
     months = cal._months(dt.date(2013, 10, 1), 60)
     p = cal.Params(3e-4, dt.date(2015, 1, 1), 4.0, 2e-5, 0.2, 2.0, 0.1, 0.03)
