@@ -488,8 +488,8 @@ class Engine:
         """The record part of the ledger: the path every score takes.
 
         The rows of records up to `through` are read from `record_entries`; those of any record appended
-        since are computed by the same query on the fly, so the view never lags the records (until the next
-        run stores them). Retractions are applied here, so a withdrawal shows at once and the stored rows
+        since are computed by the same query on the fly (the next run stores them), so the view never lags
+        the records. Retractions are applied here, so a withdrawal shows at once and the stored rows
         stay append-only. Behaviours under a cap go through a running sum per cap period (CST calendar),
         clamped, over all of their rows, so a back-dated record moves the later ones; the rest do not pay
         for that window.
