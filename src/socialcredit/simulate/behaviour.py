@@ -35,6 +35,7 @@ Delistings and settlements respond to a citizen's standing: they are emitted by
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -378,20 +379,43 @@ def propensities(key: np.ndarray, rates: BehaviourRates, catalog: Catalog) -> di
     Why from a hash of the citizen's key rather than the month's stream: a prone citizen stays prone
     month after month, and a partition of the population gets the same propensities as the whole.
     """
+    categories = tuple(dict.fromkeys(b.category for b in catalog.behaviours.values()))
+    polarity, category = _propensity_factors(key, rates, categories)
+    return {code: polarity[b.polarity] * category[b.category] for code, b in catalog.behaviours.items()}
+
+
+_FACTORS: dict[tuple[object, ...], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
+
+
+def _propensity_factors(
+    key: np.ndarray, rates: BehaviourRates, categories: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The polarity and category factors of `propensities`, kept for the last population asked about:
+    they are the same every month, and hashing them out of the keys is most of a month's generation
+    cost. The cache is keyed by a digest of the keys themselves, so another population never hits it."""
+    ident = (
+        hashlib.blake2b(np.ascontiguousarray(key).tobytes(), digest_size=16).digest(),
+        key.dtype.str,
+        rates.propensity_seed,
+        rates.propensity_sigma,
+        rates.category_sigma,
+        categories,
+    )
+    found = _FACTORS.get(ident)
+    if found is not None:
+        return found
     salt = rates.propensity_seed * 1_000_003
     polarity = {
         p: _lognormal_mean_one(_normal_of(key, salt + i), rates.propensity_sigma)
         for i, p in enumerate(("desirable", "undesirable", "event"), start=1)
     }
-    category: dict[str, np.ndarray] = {}
-    out = {}
-    for code, b in catalog.behaviours.items():
-        if b.category not in category:
-            category[b.category] = _lognormal_mean_one(
-                _normal_of(key, salt + 100 + len(category) * 7919 + sum(map(ord, b.category))), rates.category_sigma
-            )
-        out[code] = polarity[b.polarity] * category[b.category]
-    return out
+    category = {
+        name: _lognormal_mean_one(_normal_of(key, salt + 100 + i * 7919 + sum(map(ord, name))), rates.category_sigma)
+        for i, name in enumerate(categories)
+    }
+    _FACTORS.clear()  # one population at a time: a million citizens' factors are ~100 MB
+    _FACTORS[ident] = (polarity, category)
+    return polarity, category
 
 
 def _weights(c: _Citizens, prop: np.ndarray, code: str, rates: BehaviourRates) -> np.ndarray:
