@@ -124,5 +124,8 @@ def test_the_cli_runs_partitions(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "1,800 citizens in 3 partitions" in result.output.replace("\n", " ")
+    alone = CliRunner().invoke(app, ["simulate", str(path), "--out", str(tmp_path / "x"), "--workers", "2"])
+    assert alone.exit_code == 2 and "add --partition-size" in " ".join(alone.output.split())
+    assert not (tmp_path / "x").exists()
     again = CliRunner().invoke(app, ["simulate", str(path), "--out", str(tmp_path / "run"), "--partition-size", "9"])
     assert again.exit_code == 2 and "already holds a run" in again.output.replace("\n", " ")

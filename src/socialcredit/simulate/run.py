@@ -395,10 +395,13 @@ def simulate_command(
             help="split into partitions of at most this many citizens (one or more per city), run side by side",
         ),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="partitions run at once (with --partition-size)")] = 2,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="partitions run at once (with --partition-size; default 2)")
+    ] = None,
     memory_gib: Annotated[
-        float, typer.Option("--memory-gib", help="memory the partitions' stores may use together (GiB)")
-    ] = 16.0,
+        float | None,
+        typer.Option("--memory-gib", help="memory the partitions' stores may use together, GiB (default 16)"),
+    ] = None,
 ) -> None:
     """Run a scenario month by month into a run directory (synthetic people only)."""
     # imported here, not at the top: socialcredit.cli imports this module while it is being built
@@ -418,8 +421,10 @@ def simulate_command(
         if (out / "store.duckdb").exists() or (out / "partitions").exists():
             fail(f"{out}: already holds a run; choose a new --out directory")
         if partition_size is not None:
-            _run_partitioned(loaded, out, partition_size, workers, memory_gib)
+            _run_partitioned(loaded, out, partition_size, workers or 2, memory_gib or 16.0)
             return
+        if workers is not None or memory_gib is not None:
+            fail("--workers and --memory-gib apply to partitioned runs: add --partition-size")
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True,
