@@ -154,6 +154,8 @@ class Engine:
         self.resumed_from: dt.datetime | None = None
         self._last_first: dt.datetime | None = None  # the last run's first assessment
         self._first_assessment: dt.datetime | None = None
+        # whether the last `run` started from the end state the run before stored (`engine_carry`)
+        self.carried = False
         # what the last load_compiled did to the materialized record ledger
         self.ledger_update: LedgerUpdate | None = None
         self._records_seen = 0
@@ -695,6 +697,7 @@ class Engine:
                 "version VARCHAR)"
             )
         if not periods:
+            con.execute("DROP TABLE IF EXISTS engine_carry")
             return 0
         con.register(
             "_periods",
@@ -702,11 +705,16 @@ class Engine:
         )
         con.execute("CREATE OR REPLACE TEMP TABLE periods AS SELECT * FROM _periods")
         con.unregister("_periods")
-        # the change each ledger entry makes to a citizen's running sum, at the first assessment that sees it
-        con.execute("""CREATE OR REPLACE TEMP TABLE deltas AS
+        # the carried state, when the last run ended at the month before p0: then only the changes from p0 on
+        carried = self.carried = bool(p0) and self._carried_at() == periods[p0 - 1]
+        # the change each ledger entry makes to a citizen's running sum, at the first assessment that sees it;
+        # with the carry, only those after the month it holds (an event at or before it is in its sums)
+        after = f" AND valid_from > {lit(periods[p0 - 1])}" if carried else ""
+        until = f"valid_to > {lit(periods[p0 - 1])}" if carried else "valid_to IS NOT NULL"
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE deltas AS
             WITH ev AS (
-                SELECT ckey, valid_from AS at, points AS d FROM run_ledger WHERE points <> 0
-                UNION ALL SELECT ckey, valid_to, -points FROM run_ledger WHERE points <> 0 AND valid_to IS NOT NULL)
+                SELECT ckey, valid_from AS at, points AS d FROM run_ledger WHERE points <> 0{after}
+                UNION ALL SELECT ckey, valid_to, -points FROM run_ledger WHERE points <> 0 AND {until})
             SELECT ev.ckey, p.p, sum(ev.d)::INTEGER AS d
             FROM ev ASOF JOIN periods p ON p.t >= ev.at
             GROUP BY ev.ckey, p.p HAVING sum(ev.d) <> 0""")
@@ -722,7 +730,7 @@ class Engine:
         done = 0
         listed_any = False
         if p0:
-            listed_any = self._restore(periods, p0, t0, wake) and network
+            listed_any = self._restore(periods, p0, t0, wake, carried) and network
         last_segs: dict[int, Rulebook] | None = None
         for p in range(p0, len(periods)):
             t = periods[p]
@@ -744,24 +752,50 @@ class Engine:
                 listed_any = (
                     con.execute("SELECT count(*) FROM list_entries WHERE kind = 'blacklist'").fetchall()[0][0] > 0
                 )
+        # the loop's state after the last month (the skipped months change nothing): the next run starts from it
+        con.execute(
+            f"CREATE OR REPLACE TABLE engine_carry AS SELECT {lit(periods[-1])} AS carried_at, ckey, raw, score, grade "
+            "FROM cur"
+        )
         return done
 
-    def _restore(self, periods: list[dt.datetime], p0: int, t0: dt.datetime, wake: set[int]) -> bool:
+    def _carried_at(self) -> dt.datetime | None:
+        """The month whose end state `engine_carry` holds (the last run's last assessment), if there is one."""
+        found = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND table_name = 'engine_carry' AND column_name = 'carried_at'"
+        ).fetchall()[0][0]
+        if not found:
+            return None
+        rows = self.con.execute("SELECT carried_at FROM engine_carry LIMIT 1").fetchall()
+        return rows[0][0] if rows else None
+
+    def _restore(
+        self, periods: list[dt.datetime], p0: int, t0: dt.datetime, wake: set[int], carried: bool = False
+    ) -> bool:
         """The loop's carried state at the start of period `p0` (the first at or after `t0`), as the last run
         left it; whether any blacklist stay exists by then (the network rule runs every month from the first).
 
-        Running sums are the deltas before p0; current score and grade the last ones logged (the log has a
-        row whenever either changed); grade stays are the loop's own (before memory rewrote them), open if
-        they ended at p0 or later; the network entries of earlier months were kept by `run`; and a stay
-        with a minimum length wakes the months from its due date on, as when it was entered.
+        Running sums, scores and grades are the loop's own end state as the last run stored it
+        (`engine_carry`) when that run ended at the month before p0, so the run reads none of the history;
+        otherwise (a back-dated record) running sums are the deltas before p0, and current score and grade
+        the last ones logged (the log has a row whenever either changed). Grade stays are the loop's own
+        (before memory rewrote them), open if they ended at p0 or later; the network entries of earlier
+        months were kept by `run`; and a stay with a minimum length wakes the months from its due date on,
+        as when it was entered.
         """
         con = self.con
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE cur AS
-            SELECT c.ckey, c.jkey, coalesce(d.raw, 0)::INTEGER AS raw, 0::INTEGER AS net, s.score, s.grade
-            FROM citizens c
-            LEFT JOIN (SELECT ckey, sum(d)::INTEGER AS raw FROM deltas WHERE p < {p0} GROUP BY ckey) d USING (ckey)
-            LEFT JOIN (SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade
-                       FROM score_log GROUP BY ckey) s USING (ckey)""")
+        if carried:
+            con.execute("""CREATE OR REPLACE TEMP TABLE cur AS
+                SELECT c.ckey, c.jkey, coalesce(k.raw, 0)::INTEGER AS raw, 0::INTEGER AS net, k.score, k.grade
+                FROM citizens c LEFT JOIN engine_carry k USING (ckey)""")
+        else:
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE cur AS
+                SELECT c.ckey, c.jkey, coalesce(d.raw, 0)::INTEGER AS raw, 0::INTEGER AS net, s.score, s.grade
+                FROM citizens c
+                LEFT JOIN (SELECT ckey, sum(d)::INTEGER AS raw FROM deltas WHERE p < {p0} GROUP BY ckey) d USING (ckey)
+                LEFT JOIN (SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade
+                           FROM score_log GROUP BY ckey) s USING (ckey)""")
         con.execute(f"INSERT INTO state_ledger SELECT * FROM kept_network WHERE valid_from < {lit(t0)}")
         cols = 'ckey, jkey, list_id, kind, start, "end", cause, rkey, characteristic, grade, score, version'
         con.execute(f"""INSERT INTO list_entries ({cols})
