@@ -163,6 +163,10 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
     con.execute(f"""ALTER TABLE _typed ADD COLUMN digest VARCHAR;
         UPDATE _typed SET digest = md5(concat_ws('|', agency, record_id, citizen_id, behaviour,
             strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f'), {digest_parts}))""")
+    # the batch's ids already in the store, looked up once: a hash join probed by one scan of the records'
+    # keys (both checks below read this small table, not the records table)
+    con.execute("""CREATE OR REPLACE TEMP TABLE _stored AS
+        SELECT t.row, r.digest FROM _typed t JOIN records r ON r.agency = t.agency AND r.record_id = t.record_id""")
     now_utc = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
     checks = [
         *[f"SELECT row, '{f}', 'missing' FROM _stage WHERE nullif(trim({q(f)}), '') IS NULL" for f in RECORD_FIELDS],
@@ -179,8 +183,7 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         "SELECT row, 'record_id', 'sent twice in this batch with different content' FROM _typed t WHERE EXISTS "
         "(SELECT 1 FROM _typed u WHERE u.agency = t.agency AND u.record_id = t.record_id AND u.digest <> t.digest)",
         "SELECT t.row, 'record_id', 'already stored with different content (record ' || t.record_id || ')' "
-        "FROM _typed t JOIN records r ON r.agency = t.agency AND r.record_id = t.record_id "
-        "WHERE r.digest <> t.digest",
+        "FROM _typed t JOIN _stored r USING (row) WHERE r.digest <> t.digest",
     ]
     for a in attrs.values():
         col = q(a.name)
@@ -206,10 +209,11 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         why = ids.problem(cid)
         problems.append(Problem(int(row), "citizen_id", f"{cid!r}: {why}" if why else f"unknown citizen {cid}"))
     problems.sort(key=lambda p: (p.row, p.field))
+    # a duplicate is stored already, or a repeat of an earlier row of this batch
     con.execute("""ALTER TABLE _typed ADD COLUMN duplicate BOOLEAN;
-        UPDATE _typed SET duplicate = EXISTS (SELECT 1 FROM records r WHERE r.agency = _typed.agency
-            AND r.record_id = _typed.record_id)
-          OR row > (SELECT min(u.row) FROM _typed u WHERE u.agency = _typed.agency
-            AND u.record_id = _typed.record_id)""")
+        UPDATE _typed SET duplicate = d.duplicate FROM (
+            SELECT row, row IN (SELECT row FROM _stored)
+                        OR row > min(row) OVER (PARTITION BY agency, record_id) AS duplicate FROM _typed) d
+        WHERE d.row = _typed.row""")
     dups = [r for (r,) in con.execute("SELECT record_id FROM _typed WHERE duplicate ORDER BY row").fetchall()]
     return problems, dups

@@ -549,7 +549,7 @@ class Store:
                 raise BatchRejected(label, problems)
             return self._append_stage(label, dup_ids)
         finally:
-            self.con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _typed")
+            self.con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _typed; DROP TABLE IF EXISTS _stored")
 
     def _append_stage(self, label: str, dup_ids: list[str]) -> IngestReport:
         attrs = list(self.catalog.attributes)
