@@ -167,7 +167,7 @@ def test_carried_state_equals_full_with_expiries_caps_and_clearing(make_store, m
             rec("b0", ids[1], "volunteer_work", at[1], hours=1),
             rec("b1", ids[3], "late_bill_payment", at[1], days_late=30),
         ],
-        5: [rec("c0", ids[1], "volunteer_work", at[5], hours=1), rec("c1", ids[4], "volunteer_work", at[4], hours=1)],
+        5: [rec("c0", ids[1], "volunteer_work", at[5], hours=1), rec("c1", ids[4], "volunteer_work", at[5], hours=1)],
         8: [rec("d0", ids[2], "court_defaulter_delisting", at[8])],
         13: [rec("e0", ids[5], "late_bill_payment", at[13], days_late=100)],
         15: [rec("f0", ids[0], "late_bill_payment", at[9], days_late=30)],  # back-dated

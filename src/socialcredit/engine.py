@@ -159,6 +159,7 @@ class Engine:
         # what the last load_compiled did to the materialized record ledger
         self.ledger_update: LedgerUpdate | None = None
         self._records_seen = 0
+        self._through = -1  # the last rkey `record_entries` holds (load_compiled)
 
     # ------------------------------------------------------------------ entry point
 
@@ -340,6 +341,7 @@ class Engine:
             source VARCHAR, rkey BIGINT, bkey SMALLINT, characteristic VARCHAR, piece INT, points INT,
             valid_from TIMESTAMP, valid_to TIMESTAMP)""")
         self.ledger_update, through = self._update_record_entries(prep, built)
+        self._through = through
         con.execute(
             "CREATE OR REPLACE TABLE record_entries_built AS SELECT ?::VARCHAR AS fingerprint, ?::VARCHAR AS tables, "
             "?::BIGINT AS through, ?::BIGINT AS records",
@@ -486,7 +488,7 @@ class Engine:
             names |= set(ch.attributes) | ({ch.term_attribute} if ch.term_attribute else set())
         return sorted(names & set(self.catalog.attributes))
 
-    def record_ledger_sql(self, through: int) -> str:
+    def record_ledger_sql(self, through: int, after: dt.datetime | None = None) -> str:
         """The record part of the ledger: the path every score takes.
 
         The rows of records up to `through` are read from `record_entries`; those of any record appended
@@ -495,17 +497,27 @@ class Engine:
         stay append-only. Behaviours under a cap go through a running sum per cap period (CST calendar),
         clamped, over all of their rows, so a back-dated record moves the later ones; the rest do not pay
         for that window.
+
+        With `after`, only the rows valid from after it, each as in the whole view: a capped row's running
+        sum reads the rows of its cap period before it, all in the CST year it falls in (no cap period is
+        longer), so the window reads the rows from the start of the year `after` falls in.
         """
         live = self._entries_sql(to_sql(record_ledger_query(self.compiled, "records", through)))
+        capped = sorted({self.bkeys[cap.behaviour] for s in self.compiled.segments for cap in s.rulebook.caps})
+        since, recent = "", ""
+        if after is not None:
+            local = after + dt.timedelta(hours=8)
+            year = dt.datetime(local.year, 1, 1) - dt.timedelta(hours=8)
+            since = f" WHERE e.valid_from >= {lit(year if capped else after)}"
+            recent = f" AND valid_from > {lit(after)}"
         entries = f"""SELECT e.ckey, e.jkey, e.epoch, 'record' AS source, e.rkey, e.bkey,
                    NULL::VARCHAR AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
             FROM (SELECT {ENTRY_COLUMNS} FROM record_entries UNION ALL {live}) e
-            ANTI JOIN retractions x ON x.rkey = e.rkey"""
-        capped = sorted({self.bkeys[cap.behaviour] for s in self.compiled.segments for cap in s.rulebook.caps})
+            ANTI JOIN retractions x ON x.rkey = e.rkey{since}"""
         if not capped:
-            return entries
+            return entries if after is None else f"SELECT * FROM ({entries}) WHERE true{recent}"
         keys = ", ".join(map(str, capped))
-        return f"""SELECT * FROM ({entries}) WHERE bkey NOT IN ({keys})
+        return f"""SELECT * FROM ({entries}) WHERE bkey NOT IN ({keys}){recent}
             UNION ALL
             SELECT ckey, jkey, epoch, source, rkey, bkey, characteristic, piece,
                    (least(greatest(cum, coalesce(lo, cum)), coalesce(hi, cum))
@@ -514,7 +526,8 @@ class Engine:
             FROM (SELECT e.*, c.hi, c.lo, sum(e.points) OVER (
                       PARTITION BY e.ckey, e.bkey, date_trunc(coalesce(c.per, 'year'), e.valid_from + INTERVAL 8 HOUR)
                       ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
-                  FROM ({entries}) e LEFT JOIN caps c USING (jkey, epoch, bkey) WHERE e.bkey IN ({keys}))"""
+                  FROM ({entries}) e LEFT JOIN caps c USING (jkey, epoch, bkey) WHERE e.bkey IN ({keys}))
+            WHERE true{recent}"""
 
     def scores(self, as_of: dt.datetime | None = None) -> pa.Table:
         """Every citizen's score at `as_of` straight from the ledger (compiled tables must be loaded).
@@ -666,7 +679,12 @@ class Engine:
             "CREATE OR REPLACE TEMP VIEW run_ledger AS SELECT * FROM ledger "
             f"WHERE valid_from <= {lit(as_of)} AND source <> 'network'"
         )
-        first = con.execute("SELECT min(valid_from) FROM run_ledger").fetchall()[0][0]
+        # the first entry's time, from the stored rows: a cap changes points, never times, and keeps every row,
+        # so reading through the view would only pay for its running sums
+        first = con.execute(f"""SELECT min(valid_from) FROM (
+                SELECT valid_from FROM record_entries e ANTI JOIN retractions x ON x.rkey = e.rkey
+                UNION ALL SELECT valid_from FROM state_ledger WHERE source <> 'network')
+            WHERE valid_from <= {lit(as_of)}""").fetchall()[0][0]
         starts = [s.start for s in c.segments if s.start is not None]
         begin = min([x for x in (first, min(starts) if starts else None) if x is not None], default=None)
         if first is not None and starts:
@@ -697,7 +715,7 @@ class Engine:
                 "version VARCHAR)"
             )
         if not periods:
-            con.execute("DROP TABLE IF EXISTS engine_carry")
+            con.execute("DROP TABLE IF EXISTS engine_carry; DROP TABLE IF EXISTS engine_pending")
             return 0
         con.register(
             "_periods",
@@ -707,17 +725,7 @@ class Engine:
         con.unregister("_periods")
         # the carried state, when the last run ended at the month before p0: then only the changes from p0 on
         carried = self.carried = bool(p0) and self._carried_at() == periods[p0 - 1]
-        # the change each ledger entry makes to a citizen's running sum, at the first assessment that sees it;
-        # with the carry, only those after the month it holds (an event at or before it is in its sums)
-        after = f" AND valid_from > {lit(periods[p0 - 1])}" if carried else ""
-        until = f"valid_to > {lit(periods[p0 - 1])}" if carried else "valid_to IS NOT NULL"
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE deltas AS
-            WITH ev AS (
-                SELECT ckey, valid_from AS at, points AS d FROM run_ledger WHERE points <> 0{after}
-                UNION ALL SELECT ckey, valid_to, -points FROM run_ledger WHERE points <> 0 AND {until})
-            SELECT ev.ckey, p.p, sum(ev.d)::INTEGER AS d
-            FROM ev ASOF JOIN periods p ON p.t >= ev.at
-            GROUP BY ev.ckey, p.p HAVING sum(ev.d) <> 0""")
+        self._deltas(as_of, periods, periods[p0 - 1] if carried else None)
         con.execute("""CREATE OR REPLACE TEMP TABLE cur AS SELECT ckey, jkey, 0::INTEGER AS raw, 0::INTEGER AS net,
             NULL::INTEGER AS score, NULL::VARCHAR AS grade FROM citizens""")
         busy = self._busy_periods(periods)
@@ -759,13 +767,55 @@ class Engine:
         )
         return done
 
+    def _deltas(self, as_of: dt.datetime, periods: list[dt.datetime], carried: dt.datetime | None) -> None:
+        """The change each ledger entry makes to a citizen's running sum (its points from valid_from, minus them
+        from valid_to), at the first assessment that sees it; and the record entries' expiries after the
+        last month, for the next run.
+
+        With the month the carry holds, only the changes after it, without reading the history: the entries
+        valid from after it (records through the view restricted to them), the expiries of earlier record
+        entries the last run stored (their points and ends are fixed: a new record lies after the carry,
+        and a cap's running sum only moves the rows after it), and the characteristic entries (recomputed
+        every run, few; a new clearing record can end an earlier one).
+        """
+        con, last = self.con, lit(periods[-1])
+        if carried is None:
+            con.execute("""CREATE OR REPLACE TEMP TABLE deltas AS
+                WITH ev AS (
+                    SELECT ckey, valid_from AS at, points AS d FROM run_ledger WHERE points <> 0
+                    UNION ALL SELECT ckey, valid_to, -points FROM run_ledger WHERE points <> 0 AND valid_to IS NOT NULL)
+                SELECT ev.ckey, p.p, sum(ev.d)::INTEGER AS d
+                FROM ev ASOF JOIN periods p ON p.t >= ev.at
+                GROUP BY ev.ckey, p.p HAVING sum(ev.d) <> 0""")
+            con.execute(f"""CREATE OR REPLACE TABLE engine_pending AS
+                SELECT ckey, valid_to AS due, -points AS d, valid_from AS vf FROM run_ledger
+                WHERE source = 'record' AND points <> 0 AND valid_from <= {last} AND valid_to > {last}""")
+            return
+        t, recent = lit(carried), self.record_ledger_sql(self._through, carried)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE ev AS
+            WITH src AS (
+                SELECT ckey, source, points, valid_from, valid_to FROM ({recent})
+                WHERE valid_from <= {lit(as_of)} AND points <> 0
+                UNION ALL SELECT ckey, source, points, valid_from, valid_to FROM state_ledger
+                WHERE source <> 'network' AND valid_from <= {lit(as_of)} AND points <> 0)
+            SELECT ckey, valid_from AS due, points AS d, valid_from AS vf, false AS expiry FROM src
+            WHERE valid_from > {t}
+            UNION ALL SELECT ckey, valid_to, -points, valid_from, source = 'record' FROM src WHERE valid_to > {t}
+            UNION ALL SELECT ckey, due, d, vf, true FROM engine_pending""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE deltas AS
+            SELECT ev.ckey, p.p, sum(ev.d)::INTEGER AS d
+            FROM ev ASOF JOIN periods p ON p.t >= ev.due
+            GROUP BY ev.ckey, p.p HAVING sum(ev.d) <> 0""")
+        con.execute(f"""CREATE OR REPLACE TABLE engine_pending AS
+            SELECT ckey, due, d, vf FROM ev WHERE expiry AND vf <= {last} AND due > {last}""")
+
     def _carried_at(self) -> dt.datetime | None:
         """The month whose end state `engine_carry` holds (the last run's last assessment), if there is one."""
         found = self.con.execute(
             "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND table_name = 'engine_carry' AND column_name = 'carried_at'"
+            "AND (table_name, column_name) IN (('engine_carry', 'carried_at'), ('engine_pending', 'vf'))"
         ).fetchall()[0][0]
-        if not found:
+        if found != 2:
             return None
         rows = self.con.execute("SELECT carried_at FROM engine_carry LIMIT 1").fetchall()
         return rows[0][0] if rows else None
