@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from socialcredit.simulate.run import SCHEMAS, run_scenario
+from socialcredit.simulate.run import SCHEMAS, run_scenario, summary
 from socialcredit.simulate.scenario import District, Scenario
 from socialcredit.yamlio import LocatedError
 
@@ -224,13 +224,7 @@ def run_partitioned(
     (out_dir / "run.json").write_text(
         json.dumps(
             {
-                "scenario": scenario.name,
-                "seed": scenario.seed,
-                "start": str(scenario.start),
-                "months": scenario.months,
-                "citizens": result.citizens,
-                "records": result.records,
-                "decisions": result.decisions,
+                **summary(scenario, result.citizens, result.records, result.decisions),
                 "partitioned": {"size": size, "workers": workers, "duckdb": settings},
                 "partitions": infos,
                 "timings": {"total_seconds": round(result.seconds, 3), "peak_gib": round(result.peak_gib, 3)},

@@ -241,13 +241,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
     (out_dir / "run.json").write_text(
         json.dumps(
             {
-                "scenario": scenario.name,
-                "seed": scenario.seed,
-                "start": str(scenario.start),
-                "months": scenario.months,
-                "citizens": len(pop),
-                "records": records,
-                "decisions": result.decisions,
+                **summary(scenario, len(pop), records, result.decisions),
                 "timings": {
                     "population_seconds": round(setup, 3),
                     "total_seconds": round(seconds, 3),
@@ -259,6 +253,20 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         encoding="utf-8",
     )
     return result
+
+
+def summary(scenario: Scenario, citizens: int, records: int, decisions: dict[str, int]) -> dict[str, Any]:
+    """The head of run.json, the same for a run and a partitioned run (readers such as the calibration
+    table need only these)."""
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "start": str(scenario.start),
+        "months": scenario.months,
+        "citizens": citizens,
+        "records": records,
+        "decisions": decisions,
+    }
 
 
 def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, end: dt.datetime) -> Counter:
@@ -470,4 +478,4 @@ def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, mem
     )
 
 
-__all__ = ["RunResult", "run_scenario", "simulate_command"]
+__all__ = ["RunResult", "run_scenario", "simulate_command", "summary"]
