@@ -284,8 +284,14 @@ class Engine:
             "score_log": "ckey",
             "state_ledger": "source",
         }
+        return self._has_columns(need)
+
+    def _has_columns(self, need: dict[str, str]) -> bool:
+        """Whether this store has each table (key) with its column (value): state tables of earlier runs,
+        absent before the first run and in stores written before they existed."""
         found = self.con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE (table_name, column_name) IN (SELECT unnest(?), unnest(?))",
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND (table_name, column_name) IN (SELECT unnest(?), unnest(?))",
             [list(need), list(need.values())],
         ).fetchall()[0][0]
         return int(found) == len(need)
@@ -407,11 +413,7 @@ class Engine:
     def _built(self) -> tuple[str, str, int, int] | None:
         """What the stored record ledger and compiled tables were made from: (ledger fingerprint, tables
         fingerprint, last rkey scored, number of records then), or None before the first run."""
-        found = self.con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND (table_name, column_name) IN (('record_entries_built', 'tables'), ('record_entries', 'rkey'))"
-        ).fetchall()[0][0]
-        if found != 2:
+        if not self._has_columns({"record_entries_built": "tables", "record_entries": "rkey"}):
             return None
         rows = self.con.execute("SELECT fingerprint, tables, through, records FROM record_entries_built").fetchall()
         return (str(rows[0][0]), str(rows[0][1]), int(rows[0][2]), int(rows[0][3])) if len(rows) == 1 else None
@@ -811,11 +813,7 @@ class Engine:
 
     def _carried_at(self) -> dt.datetime | None:
         """The month whose end state `engine_carry` holds (the last run's last assessment), if there is one."""
-        found = self.con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND (table_name, column_name) IN (('engine_carry', 'carried_at'), ('engine_pending', 'vf'))"
-        ).fetchall()[0][0]
-        if found != 2:
+        if not self._has_columns({"engine_carry": "carried_at", "engine_pending": "vf"}):
             return None
         rows = self.con.execute("SELECT carried_at FROM engine_carry LIMIT 1").fetchall()
         return rows[0][0] if rows else None
