@@ -148,3 +148,29 @@ def test_compaction_keeps_the_stored_rows(store, make_citizens):
     store.compact()
     assert run(store) == LedgerUpdate(rebuilt=False, records=1, entries=1)
     assert derived(store) == from_scratch(store)
+
+
+def test_a_reading_that_stores_nothing_leaves_the_stored_rows(store, make_citizens):
+    """load_compiled(store_ledger=False): the view scores what the stored rows do not cover on the fly, the
+    stored rows stay as they were, and rows made under other rulebooks are never read."""
+    a, b = make_citizens(store, 2)
+    store.ingest([late("r1", a, 2021, 3, 1), late("r2", b, 2024, 3, 1)], now=NOW)
+    run(store, cst(2024, 6, 1))
+    kept = stored(store)
+    store.ingest([late("r3", a, 2021, 5, 1, days_late=30)], now=NOW)
+
+    def reading() -> list[tuple]:
+        eng = Engine(store)
+        eng.prepare()
+        eng.load_compiled(store_ledger=False)
+        assert eng.ledger_update is None
+        return store.con.execute("SELECT rkey, points FROM record_ledger ORDER BY rkey").fetchall()
+
+    rkeys = dict(store.con.execute("SELECT record_id, rkey FROM records").fetchall())
+    assert reading() == [(rkeys["r1"], -40), (rkeys["r2"], -40), (rkeys["r3"], -10)]
+    assert stored(store) == kept  # r3 is not written
+    store.add_rulebook(city_yaml(2), "test/testcity@2.yaml")  # -80 from 2024: the stored -40 of r2 is stale
+    assert reading() == [(rkeys["r1"], -40), (rkeys["r2"], -80), (rkeys["r3"], -10)]
+    assert stored(store) == kept
+    assert run(store, cst(2024, 6, 1)).rebuilt  # a run still brings the stored rows up to date
+    assert store.con.execute("SELECT rkey, points FROM record_entries ORDER BY rkey").fetchall() == reading()

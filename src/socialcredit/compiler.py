@@ -157,23 +157,26 @@ class Compiled:
         return (epoch * self.strides[0] + jkey) * self.strides[1] + bkey
 
     def buckets_table(self) -> pa.Table:
-        """One row per bucket of every table (key base + bucket + 1): the first cell the bucket can reach and the
-        cuts inside it (ascending, +inf when fewer); a value's cell is cbase + the number of cuts x >= cut."""
+        """Every bucket of every table, by key (base + bucket + 1, from 0), as arrays in one row: the first
+        cell the bucket can reach (`cbase`) and the cuts inside it (ascending, +inf when fewer); a value's
+        cell is cbase + the number of cuts x >= cut.
+
+        Arrays, not a row per bucket: the key is already the position, so the hot query indexes instead
+        of joining, and DuckDB does not turn the join's key range into a second evaluation of the bucket
+        expression on every record (that cost more than the lookup itself).
+        """
         k = self.cuts_per_bucket()
+        cuts = {
+            f"cut{j + 1}": np.concatenate(
+                [t.cuts[j] if j < len(t.cuts) else np.full(len(t.cbase), math.inf) for t in self.tables]
+                or [np.zeros(0)]
+            )
+            for j in range(k)
+        }
         return pa.table(
             {
-                "k": pa.array(np.arange(self.n_buckets), pa.int32()),
-                "cbase": pa.array([b for t in self.tables for b in t.cbase], pa.int32()),
-                **{
-                    f"cut{j + 1}": pa.array(
-                        np.concatenate(
-                            [t.cuts[j] if j < len(t.cuts) else np.full(len(t.cbase), math.inf) for t in self.tables]
-                            or [np.zeros(0)]
-                        ),
-                        pa.float64(),
-                    )
-                    for j in range(k)
-                },
+                "cbase": pa.array([[b for t in self.tables for b in t.cbase]], pa.list_(pa.int32())),
+                **{name: pa.array([v], pa.list_(pa.float64())) for name, v in cuts.items()},
             }
         )
 
@@ -496,20 +499,16 @@ def record_ledger_query(
             on=exp.and_(*_in_segment(c, "p", r), exp.column("dim", table="p").eq(exp.Literal.string(dim)), copy=False),
             copy=False,
         )
-        # the bucket's row: the first cell it can reach, plus one for every cut inside it that x passes
-        cell: exp.Expression = exp.column("cbase", table="b")
+        # the bucket's entry: the first cell it can reach, plus one for every cut inside it that x passes
+        cell: exp.Expression = _at("cbase")
         if dim:
             for j in range(c.cuts_per_bucket()):
-                passed = exp.GTE(this=exp.column("x", table="q"), expression=exp.column(f"cut{j + 1}", table="b"))
+                passed = exp.GTE(this=exp.column("x", table="q"), expression=_at(f"cut{j + 1}"))
                 cell = exp.Add(this=cell, expression=exp.cast(passed, "INT"))
         located = (
             exp.select(*[exp.column(x, table="q") for x in cols], cell.as_("cell"))
             .from_(inner.subquery("q"), copy=False)
-            .join(
-                exp.to_table("dt_buckets").as_("b"),
-                on=exp.column("k", table="b").eq(exp.column("bucket", table="q")),
-                copy=False,
-            )
+            .join(exp.to_table("dt_buckets").as_("b"), join_type="cross", copy=False)
         )
         branches.append(
             exp.select(*[exp.column(x, table="q") for x in cols], *[exp.column(x, table="i") for x in PIECE_COLUMNS])
@@ -563,7 +562,17 @@ def record_ledger_query(
     return out
 
 
+def _at(column: str) -> exp.Expression:
+    """The bucket's entry of one of `dt_buckets`' arrays (SQL arrays count from 1; the key from 0)."""
+    index = exp.Add(this=exp.column("bucket", table="q"), expression=exp.Literal.number(1))
+    return exp.Bracket(this=exp.column(column, table="b"), expressions=[index])
+
+
 def to_sql(expression: exp.Expression, dialect: str = "duckdb") -> str:
+    if dialect == "spark":  # Spark's arr[i] counts from 0; element_at counts from 1, as DuckDB's arr[i] does
+        expression = expression.transform(
+            lambda n: exp.func("element_at", n.this, *n.expressions) if isinstance(n, exp.Bracket) else n
+        )
     # the trees handed in are built for this call or already copied; skipping sqlglot's defensive copy halves the cost
     return expression.sql(dialect=dialect, copy=False)
 

@@ -326,11 +326,15 @@ class Engine:
 
     # ------------------------------------------------------------------ records → ledger
 
-    def load_compiled(self) -> None:
+    def load_compiled(self, store_ledger: bool = True) -> None:
         """The compiled tables into the store, the record ledger brought up to date, and the ledger views.
 
         The tables are written only when they differ from those stored (by content): a run with unchanged
         rulebooks then pays for neither them nor the records already scored.
+
+        Without `store_ledger` the stored record ledger is left as it is and the view scores every record
+        it does not cover on the fly: a one-off reading (scores at some time, a pinned replay) should not
+        pay for writing millions of rows that only later runs would read.
         """
         con = self.con
         n = con.execute("SELECT coalesce(max(ckey), 0) + 1 FROM citizens").fetchall()[0][0]
@@ -346,13 +350,16 @@ class Engine:
         con.execute("""CREATE OR REPLACE TABLE state_ledger(ckey INTEGER, jkey SMALLINT, epoch INT,
             source VARCHAR, rkey BIGINT, bkey SMALLINT, characteristic VARCHAR, piece INT, points INT,
             valid_from TIMESTAMP, valid_to TIMESTAMP)""")
-        self.ledger_update, through = self._update_record_entries(prep, built)
+        if store_ledger:
+            self.ledger_update, through = self._update_record_entries(prep, built)
+            con.execute(
+                "CREATE OR REPLACE TABLE record_entries_built AS SELECT ?::VARCHAR AS fingerprint, "
+                "?::VARCHAR AS tables, ?::BIGINT AS through, ?::BIGINT AS records",
+                [prep.ledger, prep.loaded, through, self._records_seen],
+            )
+        else:
+            self.ledger_update, through = None, self._usable_through(prep, built)
         self._through = through
-        con.execute(
-            "CREATE OR REPLACE TABLE record_entries_built AS SELECT ?::VARCHAR AS fingerprint, ?::VARCHAR AS tables, "
-            "?::BIGINT AS through, ?::BIGINT AS records",
-            [prep.ledger, prep.loaded, through, self._records_seen],
-        )
         con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql(through)}")
         con.execute("CREATE OR REPLACE VIEW ledger AS SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")
 
@@ -418,6 +425,14 @@ class Engine:
         rows = self.con.execute("SELECT fingerprint, tables, through, records FROM record_entries_built").fetchall()
         return (str(rows[0][0]), str(rows[0][1]), int(rows[0][2]), int(rows[0][3])) if len(rows) == 1 else None
 
+    def _usable_through(self, prep: _Prepared, built: tuple[str, str, int, int] | None) -> int:
+        """The last rkey whose stored ledger rows still hold (-1 for none): those of the same fingerprint,
+        while every record they were made from is still there."""
+        if built is None or built[0] != prep.ledger:
+            return -1
+        seen = self.con.execute(f"SELECT count(*) FROM records WHERE rkey <= {built[2]}").fetchall()[0][0]
+        return built[2] if seen == built[3] else -1
+
     def _update_record_entries(
         self, prep: _Prepared, built: tuple[str, str, int, int] | None
     ) -> tuple[LedgerUpdate, int]:
@@ -432,11 +447,8 @@ class Engine:
         t0 = time.perf_counter()
         top, total = con.execute("SELECT coalesce(max(rkey), -1), count(*) FROM records").fetchall()[0]
         self._records_seen = int(total)
-        after = None
-        if built is not None and built[0] == prep.ledger:
-            through, seen = built[2], built[3]
-            if con.execute(f"SELECT count(*) FROM records WHERE rkey <= {through}").fetchall()[0][0] == seen:
-                after = through
+        usable = self._usable_through(prep, built)
+        after = usable if usable >= 0 else None
         if after is None:
             con.execute("""CREATE OR REPLACE TABLE record_entries(ckey INTEGER, jkey SMALLINT, epoch INT, rkey BIGINT,
                 bkey SMALLINT, piece INT, points INT, valid_from TIMESTAMP, valid_to TIMESTAMP)""")
@@ -514,7 +526,7 @@ class Engine:
             recent = f" AND valid_from > {lit(after)}"
         entries = f"""SELECT e.ckey, e.jkey, e.epoch, 'record' AS source, e.rkey, e.bkey,
                    NULL::VARCHAR AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
-            FROM (SELECT {ENTRY_COLUMNS} FROM record_entries UNION ALL {live}) e
+            FROM ({f"SELECT {ENTRY_COLUMNS} FROM record_entries UNION ALL " if through >= 0 else ""}{live}) e
             ANTI JOIN retractions x ON x.rkey = e.rkey{since}"""
         if not capped:
             return entries if after is None else f"SELECT * FROM ({entries}) WHERE true{recent}"
