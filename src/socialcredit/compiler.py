@@ -157,26 +157,26 @@ class Compiled:
         return (epoch * self.strides[0] + jkey) * self.strides[1] + bkey
 
     def buckets_table(self) -> pa.Table:
-        """Every bucket of every table, by key (base + bucket + 1, from 0), as arrays in one row: the first
-        cell the bucket can reach (`cbase`) and the cuts inside it (ascending, +inf when fewer); a value's
-        cell is cbase + the number of cuts x >= cut.
+        """One row per bucket of every table (key base + bucket + 1): the first cell the bucket can reach and the
+        cuts inside it (ascending, +inf when fewer); a value's cell is cbase + the number of cuts x >= cut.
 
-        Arrays, not a row per bucket: the key is already the position, so the hot query indexes instead
-        of joining, and DuckDB does not turn the join's key range into a second evaluation of the bucket
-        expression on every record (that cost more than the lookup itself).
-        """
+        Rows joined on the key, not arrays indexed by it: a real rulebook set has hundreds of thousands of
+        buckets, and DuckDB copies a one-row table's arrays into every chunk it crosses them with."""
         k = self.cuts_per_bucket()
-        cuts = {
-            f"cut{j + 1}": np.concatenate(
-                [t.cuts[j] if j < len(t.cuts) else np.full(len(t.cbase), math.inf) for t in self.tables]
-                or [np.zeros(0)]
-            )
-            for j in range(k)
-        }
         return pa.table(
             {
-                "cbase": pa.array([[b for t in self.tables for b in t.cbase]], pa.list_(pa.int32())),
-                **{name: pa.array([v], pa.list_(pa.float64())) for name, v in cuts.items()},
+                "k": pa.array(np.arange(self.n_buckets), pa.int32()),
+                "cbase": pa.array([b for t in self.tables for b in t.cbase], pa.int32()),
+                **{
+                    f"cut{j + 1}": pa.array(
+                        np.concatenate(
+                            [t.cuts[j] if j < len(t.cuts) else np.full(len(t.cbase), math.inf) for t in self.tables]
+                            or [np.zeros(0)]
+                        ),
+                        pa.float64(),
+                    )
+                    for j in range(k)
+                },
             }
         )
 
@@ -442,23 +442,16 @@ def _in_segment(c: Compiled, t: str, r: str) -> list[exp.Expression]:
     return [exp.column("k", table=t).eq(key)]
 
 
-def record_ledger_query(
-    c: Compiled, source: str = "records", after: int | None = None, upto: int | None = None
-) -> exp.Expression:
+def record_ledger_query(c: Compiled, source: str = "records") -> exp.Expression:
     """Records → one row per (record, piece): the record part of the ledger.
 
     It reads the records table itself, so the planner sees the real table and no copy of the records
     is made. Every join is on one integer: the segment key (the version in force is arithmetic on
-    the change points), the bucket key and the cell. With `after` (and `upto`), only the records with
-    after < rkey (<= upto), those appended since: the engine keeps the older ones' rows and scores
-    only the new.
+    the change points), the bucket key and the cell. The engine points `source` at a view of the
+    records it wants scored (all, or those appended since it last stored their rows), so the query is
+    built once per compile.
     """
     branches: list[exp.Select] = []
-    bounds = [
-        *([exp.column("rkey", table="r") > exp.Literal.number(after)] if after is not None else []),
-        *([exp.column("rkey", table="r") <= exp.Literal.number(upto)] if upto is not None else []),
-    ]
-    newer = exp.and_(*bounds) if bounds else None
     cols = ["rkey", "ckey", "jkey", "epoch", "occurred_at", "bkey"]
     rcols = [exp.column("rkey", table="r"), exp.column("ckey", table="r"), exp.column("jkey", table="r")]
     for dim in c.dims:
@@ -493,23 +486,25 @@ def record_ledger_query(
         else:
             bucket_key = exp.Add(this=exp.column("base", table="p"), expression=exp.Literal.number(1))
             inner = inner.select(bucket_key.as_("bucket"), exp.Null().as_("x"), copy=False)
-        if newer is not None:
-            inner = inner.where(newer.copy(), copy=False)
         inner = inner.from_(exp.to_table(source).as_(r), copy=False).join(
             params,
             on=exp.and_(*_in_segment(c, "p", r), exp.column("dim", table="p").eq(exp.Literal.string(dim)), copy=False),
             copy=False,
         )
-        # the bucket's entry: the first cell it can reach, plus one for every cut inside it that x passes
-        cell: exp.Expression = _at("cbase")
+        # the bucket's row: the first cell it can reach, plus one for every cut inside it that x passes
+        cell: exp.Expression = exp.column("cbase", table="b")
         if dim:
             for j in range(c.cuts_per_bucket()):
-                passed = exp.GTE(this=exp.column("x", table="q"), expression=_at(f"cut{j + 1}"))
+                passed = exp.GTE(this=exp.column("x", table="q"), expression=exp.column(f"cut{j + 1}", table="b"))
                 cell = exp.Add(this=cell, expression=exp.cast(passed, "INT"))
         located = (
             exp.select(*[exp.column(x, table="q") for x in cols], cell.as_("cell"))
             .from_(inner.subquery("q"), copy=False)
-            .join(exp.to_table("dt_buckets").as_("b"), join_type="cross", copy=False)
+            .join(
+                exp.to_table("dt_buckets").as_("b"),
+                on=exp.column("k", table="b").eq(exp.column("bucket", table="q")),
+                copy=False,
+            )
         )
         branches.append(
             exp.select(*[exp.column(x, table="q") for x in cols], *[exp.column(x, table="i") for x in PIECE_COLUMNS])
@@ -544,7 +539,7 @@ def record_ledger_query(
             .join(
                 exp.to_table("general_rules").as_("g"), on=exp.and_(*_in_segment(c, "g", "r"), copy=False), copy=False
             )
-            .where(case if newer is None else exp.and_(newer.copy(), case, copy=False), copy=False)
+            .where(case, copy=False)
         )
     if not branches:
         return exp.select(
@@ -563,17 +558,7 @@ def record_ledger_query(
     return out
 
 
-def _at(column: str) -> exp.Expression:
-    """The bucket's entry of one of `dt_buckets`' arrays (SQL arrays count from 1; the key from 0)."""
-    index = exp.Add(this=exp.column("bucket", table="q"), expression=exp.Literal.number(1))
-    return exp.Bracket(this=exp.column(column, table="b"), expressions=[index])
-
-
 def to_sql(expression: exp.Expression, dialect: str = "duckdb") -> str:
-    if dialect == "spark":  # Spark's arr[i] counts from 0; element_at counts from 1, as DuckDB's arr[i] does
-        expression = expression.transform(
-            lambda n: exp.func("element_at", n.this, *n.expressions) if isinstance(n, exp.Bracket) else n
-        )
     # the trees handed in are built for this call or already copied; skipping sqlglot's defensive copy halves the cost
     return expression.sql(dialect=dialect, copy=False)
 

@@ -112,6 +112,13 @@ class _Prepared:
     tables: dict[str, pa.Table]
     ledger: str  # Engine.ledger_fingerprint
     loaded: str  # every table loaded, and the ledger fingerprint
+    # the record ledger's rows as SQL over all records, over those no stored row covers yet (the view
+    # `records_unscored`) and over a batch being stored (`records_batch`): made once per compile, since
+    # building the query costs more than running it on a month's records; the views carry the rkey bounds
+    entries_all: str
+    entries_unscored: str
+    entries_batch: str
+    attributes: list[str]  # Engine.attributes_used
 
 
 def _digest(parts: list[str], tables: dict[str, pa.Table], names: Iterable[str]) -> str:
@@ -360,7 +367,9 @@ class Engine:
         else:
             self.ledger_update, through = None, self._usable_through(prep, built)
         self._through = through
-        con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql(through)}")
+        # a stored view, as record_ledger is: other connections to the store read the ledger through it
+        con.execute(f"CREATE OR REPLACE VIEW records_unscored AS SELECT * FROM records WHERE rkey > {int(through)}")
+        con.execute(f"CREATE OR REPLACE VIEW record_ledger AS {self.record_ledger_sql()}")
         con.execute("CREATE OR REPLACE VIEW ledger AS SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")
 
     def _prepared(self) -> _Prepared:
@@ -394,7 +403,15 @@ class Engine:
         # what a record's rows depend on besides the record: the SQL that scores it and the tables it joins
         # (caps and retractions are not: the view applies them); and what the loaded tables are
         ledger = _digest([LEDGER_FORMAT, entries], tables, ("dt_params", "dt_buckets", "dt_cells", "general_rules"))
-        prepared = _Prepared(tables, ledger, _digest([LEDGER_FORMAT, ledger], tables, sorted(tables)))
+        prepared = _Prepared(
+            tables,
+            ledger,
+            _digest([LEDGER_FORMAT, ledger], tables, sorted(tables)),
+            entries,
+            self._entries_sql(to_sql(record_ledger_query(c, "records_unscored"))),
+            self._entries_sql(to_sql(record_ledger_query(c, "records_batch"))),
+            self._attributes_used(),
+        )
         if len(_PREPARED) >= 4:
             _PREPARED.clear()
         _PREPARED[id(c)] = (c, prepared)
@@ -459,8 +476,15 @@ class Engine:
                 if after is None
                 else int(con.execute(f"SELECT count(*) FROM records WHERE rkey > {after}").fetchall()[0][0])
             )
-            query = to_sql(record_ledger_query(self.compiled, "records", after, None if after is None else top))
-            added = int(con.execute(f"INSERT INTO record_entries {self._entries_sql(query)}").fetchall()[0][0])
+            if after is None:
+                query = prep.entries_all
+            else:
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW records_batch AS SELECT * FROM records "
+                    f"WHERE rkey > {int(after)} AND rkey <= {int(top)}"
+                )
+                query = prep.entries_batch
+            added = int(con.execute(f"INSERT INTO record_entries {query}").fetchall()[0][0])
         return LedgerUpdate(after is None, scored, added, time.perf_counter() - t0), int(top)
 
     def _caps_table(self) -> pa.Table:
@@ -494,6 +518,9 @@ class Engine:
         return sorted(self.bkeys[c] for c in codes) or [-1]
 
     def attributes_used(self) -> list[str]:
+        return self._prepared().attributes
+
+    def _attributes_used(self) -> list[str]:
         names: set[str] = {d for d in self.compiled.dims if d}
         for seg in self.compiled.segments:
             for tree in seg.rulebook.conditions.values():
@@ -502,21 +529,21 @@ class Engine:
             names |= set(ch.attributes) | ({ch.term_attribute} if ch.term_attribute else set())
         return sorted(names & set(self.catalog.attributes))
 
-    def record_ledger_sql(self, through: int, after: dt.datetime | None = None) -> str:
+    def record_ledger_sql(self, after: dt.datetime | None = None) -> str:
         """The record part of the ledger: the path every score takes.
 
-        The rows of records up to `through` are read from `record_entries`; those of any record appended
-        since are computed by the same query on the fly (the next run stores them), so the view never lags
-        the records. Retractions are applied here, so a withdrawal shows at once and the stored rows
-        stay append-only. Behaviours under a cap go through a running sum per cap period (CST calendar),
-        clamped, over all of their rows, so a back-dated record moves the later ones; the rest do not pay
-        for that window.
+        The rows of records up to `self._through` are read from `record_entries`; those of any record
+        appended since (the view `records_unscored`, which load_compiled bounds) are computed by the same
+        query on the fly (the next run stores them), so the view never lags the records. Retractions are
+        applied here, so a withdrawal shows at once and the stored rows stay append-only. Behaviours under
+        a cap go through a running sum per cap period (CST calendar), clamped, over all of their rows, so a
+        back-dated record moves the later ones; the rest do not pay for that window.
 
         With `after`, only the rows valid from after it, each as in the whole view: a capped row's running
         sum reads the rows of its cap period before it, all in the CST year it falls in (no cap period is
         longer), so the window reads the rows from the start of the year `after` falls in.
         """
-        live = self._entries_sql(to_sql(record_ledger_query(self.compiled, "records", through)))
+        through, live = self._through, self._prepared().entries_unscored
         capped = sorted({self.bkeys[cap.behaviour] for s in self.compiled.segments for cap in s.rulebook.caps})
         since, recent = "", ""
         if after is not None:
@@ -805,7 +832,7 @@ class Engine:
                 SELECT ckey, valid_to AS due, -points AS d, valid_from AS vf FROM run_ledger
                 WHERE source = 'record' AND points <> 0 AND valid_from <= {last} AND valid_to > {last}""")
             return
-        t, recent = lit(carried), self.record_ledger_sql(self._through, carried)
+        t, recent = lit(carried), self.record_ledger_sql(carried)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE ev AS
             WITH src AS (
                 SELECT ckey, source, points, valid_from, valid_to FROM ({recent})
