@@ -174,3 +174,14 @@ def test_a_reading_that_stores_nothing_leaves_the_stored_rows(store, make_citize
     assert stored(store) == kept
     assert run(store, cst(2024, 6, 1)).rebuilt  # a run still brings the stored rows up to date
     assert store.con.execute("SELECT rkey, points FROM record_entries ORDER BY rkey").fetchall() == reading()
+
+
+def test_the_run_counts_the_ledger_it_reads(store, make_citizens):
+    """The summary's count comes from the stored rows; it must equal the view's, caps and retractions applied."""
+    a, b = make_citizens(store, 2)
+    store.ingest([late("r1", a, 2021, 3, 1), volunteer("v1", b, 2021, 3, 1), volunteer("v2", b, 2021, 3, 2),
+                  volunteer("v3", b, 2021, 3, 3), late("r9", a, 2023, 1, 1)], now=NOW)  # fmt: skip
+    store.retract("state_grid", ["r1"], reason="objection upheld", requested_by="reviewer")
+    summary = Engine(store).run(AS_OF)
+    viewed = store.con.execute("SELECT count(*) FROM ledger WHERE valid_from <= ?", [summary.as_of]).fetchall()[0][0]
+    assert summary.ledger_entries == viewed == 3  # v1..v3 (the cap moves points, not rows); r1 withdrawn; r9 later

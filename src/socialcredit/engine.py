@@ -205,11 +205,13 @@ class Engine:
             self._memory()
             step("notifications", 6, STEPS)
             self._notifications()
-            # the ledger up to as_of: run_ledger plus the network entries the assessments added
+            # the ledger up to as_of, counted from the stored rows (load_compiled stored every record's, and a
+            # cap changes points, never rows): counting through the view would pay for its running sums
+            upto = f"valid_from <= {lit(as_of)}"
             records, ledger, entries = self.con.execute(
                 f"SELECT (SELECT count(*) FROM records WHERE occurred_at <= {lit(as_of)}), "
-                "(SELECT count(*) FROM run_ledger) + (SELECT count(*) FROM state_ledger WHERE source = 'network' "
-                f"AND valid_from <= {lit(as_of)}), (SELECT count(*) FROM list_entries)"
+                f"(SELECT count(*) FROM record_entries e ANTI JOIN retractions x ON x.rkey = e.rkey WHERE {upto}) "
+                f"+ (SELECT count(*) FROM state_ledger WHERE {upto}), (SELECT count(*) FROM list_entries)"
             ).fetchall()[0]
             self.con.execute(
                 "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, now()::TIMESTAMP AS computed_at, "
@@ -529,7 +531,7 @@ class Engine:
             names |= set(ch.attributes) | ({ch.term_attribute} if ch.term_attribute else set())
         return sorted(names & set(self.catalog.attributes))
 
-    def record_ledger_sql(self, after: dt.datetime | None = None) -> str:
+    def record_ledger_sql(self, after: dt.datetime | None = None, stored_only: bool = False) -> str:
         """The record part of the ledger: the path every score takes.
 
         The rows of records up to `self._through` are read from `record_entries`; those of any record
@@ -542,6 +544,9 @@ class Engine:
         With `after`, only the rows valid from after it, each as in the whole view: a capped row's running
         sum reads the rows of its cap period before it, all in the CST year it falls in (no cap period is
         longer), so the window reads the rows from the start of the year `after` falls in.
+
+        With `stored_only`, for a caller that has just stored every record's rows, without the on-the-fly
+        part: it would find no record, but planning the compiled query costs more than the rest.
         """
         through, live = self._through, self._prepared().entries_unscored
         capped = sorted({self.bkeys[cap.behaviour] for s in self.compiled.segments for cap in s.rulebook.caps})
@@ -553,7 +558,7 @@ class Engine:
             recent = f" AND valid_from > {lit(after)}"
         entries = f"""SELECT e.ckey, e.jkey, e.epoch, 'record' AS source, e.rkey, e.bkey,
                    NULL::VARCHAR AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
-            FROM ({f"SELECT {ENTRY_COLUMNS} FROM record_entries UNION ALL " if through >= 0 else ""}{live}) e
+            FROM ({self._entries_union(through, live, stored_only)}) e
             ANTI JOIN retractions x ON x.rkey = e.rkey{since}"""
         if not capped:
             return entries if after is None else f"SELECT * FROM ({entries}) WHERE true{recent}"
@@ -569,6 +574,13 @@ class Engine:
                       ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
                   FROM ({entries}) e LEFT JOIN caps c USING (jkey, epoch, bkey) WHERE e.bkey IN ({keys}))
             WHERE true{recent}"""
+
+    @staticmethod
+    def _entries_union(through: int, live: str, stored_only: bool) -> str:
+        stored = f"SELECT {ENTRY_COLUMNS} FROM record_entries"
+        if stored_only:
+            return stored
+        return f"{stored} UNION ALL {live}" if through >= 0 else live
 
     def scores(self, as_of: dt.datetime | None = None) -> pa.Table:
         """Every citizen's score at `as_of` straight from the ledger (compiled tables must be loaded).
@@ -832,7 +844,8 @@ class Engine:
                 SELECT ckey, valid_to AS due, -points AS d, valid_from AS vf FROM run_ledger
                 WHERE source = 'record' AND points <> 0 AND valid_from <= {last} AND valid_to > {last}""")
             return
-        t, recent = lit(carried), self.record_ledger_sql(carried)
+        # the run stored every record's rows (load_compiled), so the on-the-fly part has nothing to score
+        t, recent = lit(carried), self.record_ledger_sql(carried, stored_only=self.ledger_update is not None)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE ev AS
             WITH src AS (
                 SELECT ckey, source, points, valid_from, valid_to FROM ({recent})
