@@ -185,3 +185,46 @@ def test_carried_state_equals_full_with_expiries_caps_and_clearing(make_store, m
         _full(full, as_of)
         assert _derived(inc, as_of) == _derived(full, as_of), f"month {m}"
     assert carried >= 15
+
+
+def test_assessing_only_who_moved_equals_assessing_everyone(make_store, make_citizens, monkeypatch):
+    """A month after the run's first assesses only the citizens whose running sum or network points moved
+    (and those a minimum stay holds on a list); the score log, lists and ledger are those of assessing
+    everyone every month, whether the months come in one run or month by month."""
+    outcomes = []
+    for everyone in (False, True):
+        if everyone:
+            monkeypatch.setattr(Engine, "_assess_everyone", lambda self, needed: True)
+        rnd = random.Random(7)
+        whole = make_store(NATIONAL_YAML, city_yaml(1), city_yaml(2), memory=True)
+        monthly = make_store(NATIONAL_YAML, city_yaml(1), city_yaml(2), memory=True)
+        ids = make_citizens(whole, 7, contacts=CONTACTS)
+        assert make_citizens(monthly, 7, contacts=CONTACTS) == ids
+        records = [(0, rec("first", ids[0], "late_bill_payment", MONTHS[0] + dt.timedelta(hours=5), days_late=30))]
+        records += _records(rnd, ids[:6], 80)
+        # the seventh falls to D in August (blacklisted from 1 September, 3 months at least), is B again when
+        # the court listing ends on 18 September, and has nothing new after: the exit on 1 December is due
+        # to the minimum stay alone
+        records += [
+            (1, rec("d1", ids[6], "late_bill_payment", MONTHS[1] + dt.timedelta(days=2), days_late=100)),
+            (1, rec("d2", ids[6], "court_defaulter_listing", MONTHS[1] + dt.timedelta(days=3), ground=1,
+                    term_days=45)),
+        ]
+        seen = []
+        for m in range(12):
+            batch = [r for k, r in records if k == m]
+            if batch:
+                monthly.ingest(batch, now=NOW)
+            Engine(monthly).run(MONTHS[m + 1])
+            seen.append(_derived(monthly, MONTHS[m + 1]))
+        whole.ingest([r for _, r in records], now=NOW)
+        _full(whole, MONTHS[12])
+        seen.append(_derived(whole, MONTHS[12]))
+        outcomes.append(seen)
+    assert outcomes[0] == outcomes[1]
+    keys = dict(whole.con.execute("SELECT citizen_id, ckey FROM citizens").fetchall())
+    stays = whole.con.execute(
+        "SELECT start, \"end\" FROM list_entries WHERE ckey = ? AND cause = 'grade'", [keys[ids[6]]]
+    ).fetchall()
+    assert stays == [(MONTHS[2], MONTHS[5])]
+    assert any(row[6] == "grade" for row in outcomes[0][-1][1])  # a grade list stay: the lists were exercised

@@ -799,16 +799,31 @@ class Engine:
                 progress("assessments", p, len(periods))
             if not (p in busy or p in wake or (network and listed_any)):
                 continue
-            done += 1
             segs = self._segments_at(t)
+            # everyone is assessed in the run's first month (its state was just built) and when a rulebook
+            # version changes (scale, grades and lists with it); otherwise only the citizens whose running sum
+            # or network points move, and those kept on a grade list by its minimum stay though their grade
+            # no longer holds: for everyone else score, grade and grade lists stay what they were
+            everyone = self._assess_everyone(done == 0 or segs != last_segs)
+            done += 1
             if segs != last_segs:
                 self._grade_list_tables(segs)
                 last_segs = segs
             con.execute(f"UPDATE cur SET raw = raw + d.d FROM deltas d WHERE d.p = {p} AND d.ckey = cur.ckey")
+            if not everyone:
+                con.execute(f"""CREATE OR REPLACE TEMP TABLE moved AS
+                    SELECT ckey FROM deltas WHERE p = {p} UNION SELECT ckey FROM cur WHERE net <> 0
+                    UNION SELECT e.ckey FROM list_entries e JOIN cur c USING (ckey)
+                        JOIN glists g ON g.jkey = c.jkey AND g.list_id = e.list_id
+                    WHERE e.cause = 'grade' AND e."end" IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM glist_grades gg WHERE gg.jkey = c.jkey AND gg.list_id = e.list_id
+                                      AND gg.grade = c.grade)""")
             if network:
                 self._network(segs, t, next_month_utc(t))
-            self._assess(segs, t)
-            self._grade_lists(t, wake, periods)
+                if not everyone:
+                    con.execute("INSERT INTO moved SELECT ckey FROM cur WHERE net <> 0")
+            self._assess(segs, t, everyone)
+            self._grade_lists(t, wake, periods, everyone)
             if network and not listed_any:
                 listed_any = (
                     con.execute("SELECT count(*) FROM list_entries WHERE kind = 'blacklist'").fetchall()[0][0] > 0
@@ -940,18 +955,28 @@ class Engine:
             if (s.start is None or s.start <= t) and (s.end is None or t < s.end)
         }
 
-    def _assess(self, segs: dict[int, Rulebook], t: dt.datetime) -> None:
-        """Scores and grades at `t` for everyone; changes go to the score log."""
+    def _assess_everyone(self, needed: bool) -> bool:
+        """Whether a month assesses every citizen (`needed`: the run's first, or a rulebook change) rather
+        than those who moved. One place to decide it, so a test can make every month assess everyone and
+        compare."""
+        return needed
+
+    def _assess(self, segs: dict[int, Rulebook], t: dt.datetime, everyone: bool = True) -> None:
+        """Scores and grades at `t` for everyone, or for the citizens in `moved`; changes go to the score log."""
         score = _case_by_jkey(segs, lambda rb: rb.scale.score_sql("raw + net"))
         grade = _case_by_jkey(segs, lambda rb: _grade_case(rb, "score"))
         version = _case_by_jkey(segs, lambda rb: lit(rb.version))
+        who = "" if everyone else " WHERE ckey IN (SELECT ckey FROM moved)"
         self.con.execute(f"""CREATE OR REPLACE TEMP TABLE nxt AS
             SELECT ckey, jkey, raw, net, score, {grade} AS grade, {version} AS version
-            FROM (SELECT ckey, jkey, raw, net, {score} AS score FROM cur)""")
+            FROM (SELECT ckey, jkey, raw, net, {score} AS score FROM cur{who})""")
         self.con.execute(f"""INSERT INTO score_log
             SELECT n.ckey, {lit(t)}, n.score, n.grade, n.version FROM nxt n JOIN cur c USING (ckey)
             WHERE n.score IS NOT NULL AND (c.score IS DISTINCT FROM n.score OR c.grade IS DISTINCT FROM n.grade)""")
-        self.con.execute("CREATE OR REPLACE TEMP TABLE cur AS SELECT ckey, jkey, raw, net, score, grade FROM nxt")
+        if everyone:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE cur AS SELECT ckey, jkey, raw, net, score, grade FROM nxt")
+        else:
+            self.con.execute("UPDATE cur SET score = n.score, grade = n.grade FROM nxt n WHERE n.ckey = cur.ckey")
 
     def _network(self, segs: dict[int, Rulebook], t: dt.datetime, t_next: dt.datetime) -> None:
         """Share of contacts on a blacklist at `t` (before this assessment) → network ledger entries for the month."""
@@ -1009,12 +1034,15 @@ class Engine:
             if rows:
                 self.con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * n)})", rows)
 
-    def _grade_lists(self, t: dt.datetime, wake: set[int], periods: list[dt.datetime]) -> None:
-        """Leave grade lists whose grade no longer holds (after the minimum stay), then enter those that now hold."""
+    def _grade_lists(self, t: dt.datetime, wake: set[int], periods: list[dt.datetime], everyone: bool = True) -> None:
+        """Leave grade lists whose grade no longer holds (after the minimum stay), then enter those that now hold;
+        for everyone, or for the citizens in `moved` (no one else's grade changed, and it holds those a
+        minimum stay keeps on a list)."""
         con = self.con
+        who = "" if everyone else " AND c.ckey IN (SELECT ckey FROM moved)"
         con.execute(f"""UPDATE list_entries e SET "end" = {lit(t)}
             FROM cur c, glists g
-            WHERE e.ckey = c.ckey AND e.cause = 'grade' AND e."end" IS NULL
+            WHERE e.ckey = c.ckey AND e.cause = 'grade' AND e."end" IS NULL{who}
               AND g.jkey = c.jkey AND g.list_id = e.list_id
               AND NOT EXISTS (SELECT 1 FROM glist_grades gg WHERE gg.jkey = c.jkey AND gg.list_id = e.list_id
                               AND gg.grade = c.grade)
@@ -1024,7 +1052,7 @@ class Engine:
             FROM cur c JOIN glists g ON g.jkey = c.jkey
             JOIN glist_grades gg ON gg.jkey = c.jkey AND gg.list_id = g.list_id AND gg.grade = c.grade
             WHERE NOT EXISTS (SELECT 1 FROM list_entries e WHERE e.ckey = c.ckey AND e.list_id = g.list_id
-                              AND e.cause = 'grade' AND e."end" IS NULL)
+                              AND e.cause = 'grade' AND e."end" IS NULL){who}
               AND NOT EXISTS (SELECT 1 FROM glist_bars b JOIN list_entries x ON x.list_id = b.after
                               WHERE b.jkey = c.jkey AND b.list_id = g.list_id AND x.ckey = c.ckey
                               AND x.start <= {lit(t)})""")
