@@ -793,6 +793,9 @@ class Engine:
         if p0:
             listed_any = self._restore(periods, p0, t0, wake, carried) and network
         last_segs: dict[int, Rulebook] | None = None
+        # the versions in force when the kept state was made: a resumed run's first month need not assess
+        # everyone unless they changed since
+        kept_segs = self._segments_at(periods[p0 - 1]) if p0 else None
         for p in range(p0, len(periods)):
             t = periods[p]
             if progress and p % 12 == 0:
@@ -800,28 +803,28 @@ class Engine:
             if not (p in busy or p in wake or (network and listed_any)):
                 continue
             segs = self._segments_at(t)
-            # everyone is assessed in the run's first month (its state was just built) and when a rulebook
-            # version changes (scale, grades and lists with it); otherwise only the citizens whose running sum
-            # or network points move, and those kept on a grade list by its minimum stay though their grade
-            # no longer holds: for everyone else score, grade and grade lists stay what they were
-            everyone = self._assess_everyone(done == 0 or segs != last_segs)
+            # everyone is assessed when no state is kept (a full run's first month) and when a rulebook
+            # version changes (scale, grades and lists with it); otherwise only the citizens whose running
+            # sum moves, who have ever had network points (the kept state does not carry them apart), and
+            # whom a minimum stay keeps on a grade list though their grade no longer holds: for everyone
+            # else score, grade and grade lists stay what they were
+            everyone = self._assess_everyone(segs != (last_segs if done else kept_segs))
             done += 1
             if segs != last_segs:
                 self._grade_list_tables(segs)
                 last_segs = segs
             con.execute(f"UPDATE cur SET raw = raw + d.d FROM deltas d WHERE d.p = {p} AND d.ckey = cur.ckey")
+            if network:
+                self._network(segs, t, next_month_utc(t))
             if not everyone:
                 con.execute(f"""CREATE OR REPLACE TEMP TABLE moved AS
-                    SELECT ckey FROM deltas WHERE p = {p} UNION SELECT ckey FROM cur WHERE net <> 0
+                    SELECT ckey FROM deltas WHERE p = {p}
+                    UNION SELECT ckey FROM state_ledger WHERE source = 'network'
                     UNION SELECT e.ckey FROM list_entries e JOIN cur c USING (ckey)
                         JOIN glists g ON g.jkey = c.jkey AND g.list_id = e.list_id
                     WHERE e.cause = 'grade' AND e."end" IS NULL
                       AND NOT EXISTS (SELECT 1 FROM glist_grades gg WHERE gg.jkey = c.jkey AND gg.list_id = e.list_id
                                       AND gg.grade = c.grade)""")
-            if network:
-                self._network(segs, t, next_month_utc(t))
-                if not everyone:
-                    con.execute("INSERT INTO moved SELECT ckey FROM cur WHERE net <> 0")
             self._assess(segs, t, everyone)
             self._grade_lists(t, wake, periods, everyone)
             if network and not listed_any:
