@@ -995,12 +995,17 @@ class Engine:
         con.execute("UPDATE cur SET net = 0 WHERE net <> 0")
         if not groups:
             return
+        # only citizens with a listed contact get a share: find them from the few listed, then count all the
+        # contacts of those alone (grouping every citizen's contacts cost 0.5 s a month at 1M citizens)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE share_t AS
             WITH listed AS (SELECT DISTINCT ckey FROM list_entries WHERE kind = 'blacklist'
-                            AND start <= {lit(t)} AND ("end" IS NULL OR "end" > {lit(t)}))
-            SELECT r.ckey, c.jkey, count(l.ckey)::DOUBLE / count(*) AS share
-            FROM relations r JOIN citizens c ON c.ckey = r.ckey LEFT JOIN listed l ON l.ckey = r.other
-            WHERE r.kind = 'contact' GROUP BY r.ckey, c.jkey HAVING count(l.ckey) > 0""")
+                            AND start <= {lit(t)} AND ("end" IS NULL OR "end" > {lit(t)})),
+            hit AS (SELECT r.ckey, count(*) AS n FROM relations r SEMI JOIN listed l ON l.ckey = r.other
+                    WHERE r.kind = 'contact' GROUP BY r.ckey),
+            degree AS (SELECT r.ckey, count(*) AS n FROM relations r SEMI JOIN hit h ON h.ckey = r.ckey
+                       WHERE r.kind = 'contact' GROUP BY r.ckey)
+            SELECT h.ckey, c.jkey, h.n::DOUBLE / d.n AS share
+            FROM hit h JOIN degree d ON d.ckey = h.ckey JOIN citizens c ON c.ckey = h.ckey""")
         epochs = " ".join(f"WHEN {j} THEN {e}" for j, e in epoch_of.items())
         branches = [
             f"""SELECT s.ckey, s.jkey, CASE s.jkey {epochs} END, 'network', NULL, NULL, 'blacklisted_contacts', {piece},
