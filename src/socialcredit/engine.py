@@ -342,8 +342,8 @@ class Engine:
         rulebooks then pays for neither them nor the records already scored.
 
         Without `store_ledger` the stored record ledger is left as it is and the view scores every record
-        it does not cover on the fly: a one-off reading (scores at some time, a pinned replay) should not
-        pay for writing millions of rows that only later runs would read.
+        it does not cover on the fly: a reading that only needs scores (`scores`, as the engine benchmark's
+        cold path takes it) should not pay for writing millions of rows that only later runs would read.
         """
         con = self.con
         n = con.execute("SELECT coalesce(max(ckey), 0) + 1 FROM citizens").fetchall()[0][0]
@@ -959,9 +959,9 @@ class Engine:
         }
 
     def _assess_everyone(self, needed: bool) -> bool:
-        """Whether a month assesses every citizen (`needed`: the run's first, or a rulebook change) rather
-        than those who moved. One place to decide it, so a test can make every month assess everyone and
-        compare."""
+        """Whether a month assesses every citizen (`needed`: no state was kept from an earlier month, or the
+        rulebook versions changed) rather than those who moved. One place to decide it, so a test can make
+        every month assess everyone and compare."""
         return needed
 
     def _assess(self, segs: dict[int, Rulebook], t: dt.datetime, everyone: bool = True) -> None:
