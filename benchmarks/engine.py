@@ -13,7 +13,8 @@ Approaches, over the same data in the same run:
                  load_compiled(store_ledger=False) (decision tables; the record ledger view then scores
                  every record on the fly with the compiled SQL) → Engine.scores(as_of), the score of every
                  citizen, on a temporary DuckDB store file. This is the scoring rate: every record is read
-                 and scored, nothing precomputed. (A one-off reading, e.g. scores at a past time, takes it.)
+                 and scored, nothing precomputed. It is the path the `record_ledger` view takes for
+                 records no stored row covers yet, e.g. those ingested since the last run.
   engine, first  the same, but load_compiled() also writes every record's ledger rows to the store
                  (`record_entries`), as Engine.run does on a first run or after a rulebook change, so that
                  later runs score only new records.
