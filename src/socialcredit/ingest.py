@@ -6,20 +6,31 @@ and field it fails on; the checks run over the whole batch before a single row i
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from socialcredit import ids
+from socialcredit.catalog import ENVELOPE, RESERVED_NAMES
 from socialcredit.yamlio import LocatedError
 
 if TYPE_CHECKING:
     from socialcredit.store import Problem, Store
 
-RECORD_FIELDS = ("record_id", "citizen_id", "behaviour", "occurred_at", "reported_by")
+RECORD_FIELDS = ENVELOPE
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "str": "VARCHAR"}
+MAX_ID_LENGTH = 200
+# The earliest time a record may carry. Older times name no act any rulebook could score (the first
+# rulebooks date from 2014); before this bound a typo such as 0001-01-01 or -infinity would be stored and
+# silently never scored.
+EARLIEST_RECORD = dt.datetime(1950, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+_CSV_ERROR = re.compile(r"CSV Error on Line: (\d+).*?Expected Number of Columns: (\d+) Found: (\d+)", re.S)
 
 
 def q(name: str) -> str:
@@ -27,14 +38,67 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _text_table(rows: list[dict[str, Any]]) -> pa.Table:
+def key_problems(row: int, top: list[str], nested: list[str] | None) -> list[Problem]:
+    """Why one input row's keys cannot be staged, whatever the format it came in.
+
+    The envelope (SPEC §6) is set by its own fields only: an attribute named like an envelope field would
+    let a submitter override who reported the record, whose it is or its idempotency key. A key given
+    twice (twice at the top, twice in attributes, or both at the top and in attributes) has no single
+    meaning, so it is refused rather than resolved by whichever reader wins.
+    """
+    from socialcredit.store import Problem
+
+    out: list[Problem] = []
+    for k in sorted({k for k in top if top.count(k) > 1}):
+        out.append(Problem(row, k, "given twice in this record"))
+    for k in sorted(set(nested or [])):
+        where = f"attributes.{k}"
+        if k in RESERVED_NAMES:
+            out.append(Problem(row, where, "the record envelope comes from its own fields, never from attributes"))
+        elif nested and nested.count(k) > 1:
+            out.append(Problem(row, where, "given twice in this record"))
+        elif k in top:
+            out.append(Problem(row, where, f"{k} given both as a field and in attributes"))
+    return out
+
+
+def _text_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[Problem]]:
+    from socialcredit.store import Problem
+
     flat: list[dict[str, str | None]] = []
-    for r in rows:
-        d: dict[str, Any] = {k: v for k, v in r.items() if k != "attributes"}
-        d.update(r.get("attributes") or {})
-        flat.append({k: None if v is None else _text(v) for k, v in d.items()})
+    problems: list[Problem] = []
+    for i, r in enumerate(rows, 1):
+        if not isinstance(r, dict):
+            problems.append(Problem(i, "record", "not an object"))
+            continue
+        attributes = r.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            problems.append(Problem(i, "attributes", "not an object of attribute values"))
+            attributes = {}
+        top = [k for k in r if k != "attributes"]
+        problems.extend(key_problems(i, top, list(attributes)))
+        d: dict[str, str | None] = {}
+        for k, v in [*((k, r[k]) for k in top), *attributes.items()]:
+            name = k if k in top else f"attributes.{k}"
+            if not isinstance(k, str):
+                problems.append(Problem(i, str(k), "field names are text"))
+                continue
+            text = None if v is None else _text(v)
+            if text is not None and not _is_unicode(text):
+                problems.append(Problem(i, name, "not valid Unicode text (a lone surrogate)"))
+                continue
+            d.setdefault(k, text)
+        flat.append(d)
     names = list(dict.fromkeys(k for d in flat for k in d))
-    return pa.table({n: pa.array([d.get(n) for d in flat], pa.string()) for n in names})
+    return pa.table({n: pa.array([d.get(n) for d in flat], pa.string()) for n in names}), problems
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(v: Any) -> str:
@@ -45,12 +109,30 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def _column_names(names: list[str], label: str) -> None:
+    """A flat file's columns: each named once, none reserved (attributes are plain columns there)."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise LocatedError(f"{label}: column(s) {', '.join(twice)} appear more than once in the header")
+    reserved = [n for n in names if n in ("row", "attributes")]
+    if reserved:
+        raise LocatedError(
+            f"{label}: column {reserved[0]!r} is reserved; in CSV and Parquet each attribute is its own column"
+        )
+
+
 def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any]], label: str) -> None:
+    """Stage a batch as all-text rows; raises LocatedError (the whole input) or BatchRejected (by row)."""
+    from socialcredit.store import BatchRejected
+
     con = store.con
     con.execute("DROP TABLE IF EXISTS _stage")
     if isinstance(source, list):
-        source = _text_table(source)
+        source, problems = _text_table(source)
+        if problems:
+            raise BatchRejected(label, problems)
     if isinstance(source, pa.Table):
+        _column_names(source.schema.names, label)
         table = source.cast(pa.schema([(f.name, pa.string()) for f in source.schema]))
         con.register("_incoming", table)
         con.execute("CREATE TEMP TABLE _stage AS SELECT row_number() OVER () AS row, * FROM _incoming")
@@ -62,14 +144,11 @@ def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any
         suffix = path.suffix.lower()
         try:
             if suffix == ".csv":
-                con.execute(
-                    "CREATE TEMP TABLE _stage AS SELECT row_number() OVER () AS row, * "
-                    "FROM read_csv(?, all_varchar = true, header = true)",
-                    [str(path)],
-                )
+                _stage_csv(store, path)
             elif suffix in (".jsonl", ".ndjson", ".json"):
                 _stage_jsonl(store, path)
             elif suffix == ".parquet":
+                _column_names(pq.read_schema(path).names, str(path))
                 con.execute("CREATE TEMP TABLE _raw AS SELECT * FROM read_parquet(?)", [str(path)])
                 cols = [r[0] for r in con.execute("DESCRIBE _raw").fetchall()]
                 casts = ", ".join(f"{q(c)}::VARCHAR AS {q(c)}" for c in cols)
@@ -77,9 +156,11 @@ def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any
                 con.execute("DROP TABLE _raw")
             else:
                 raise LocatedError(f"{path}: unknown format {suffix!r}; use .csv, .jsonl or .parquet")
-        except LocatedError:
+        except (LocatedError, BatchRejected):
+            con.execute("DROP TABLE IF EXISTS _raw")
             raise
-        except Exception as e:  # duckdb raises many kinds for unreadable files
+        except Exception as e:  # duckdb and pyarrow raise many kinds for unreadable files
+            con.execute("DROP TABLE IF EXISTS _raw")
             raise LocatedError(f"{path}: cannot read as {suffix[1:]}: {str(e).splitlines()[0]}") from None
     cols = [r[0] for r in con.execute("DESCRIBE _stage").fetchall()]
     allowed = {"row", *RECORD_FIELDS, *store.catalog.attributes}
@@ -96,6 +177,28 @@ def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any
             con.execute(f"ALTER TABLE _stage ADD COLUMN {q(c)} VARCHAR")
 
 
+def _stage_csv(store: Store, path: Path) -> None:
+    """RFC 4180 CSV with a header: the dialect is fixed, not sniffed, so a short row is named by its line
+    (a sniffer guesses another delimiter for it and reports the whole header as unknown fields)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), None)
+    if not header:
+        raise LocatedError(f"{path}:1: no header line (CSV records start with a header naming their fields)")
+    _column_names(header, str(path))
+    try:
+        store.con.execute(
+            "CREATE TEMP TABLE _stage AS SELECT row_number() OVER () AS row, * FROM read_csv(?, auto_detect = false, "
+            "header = true, delim = ',', quote = '\"', escape = '\"', columns = ?)",
+            [str(path), {n: "VARCHAR" for n in header}],
+        )
+    except duckdb.Error as e:
+        m = _CSV_ERROR.search(str(e))
+        if m:
+            line, want, got = m.groups()
+            raise LocatedError(f"{path}:{line}: {got} field(s) where the header names {want}") from None
+        raise
+
+
 def _stage_jsonl(store: Store, path: Path) -> None:
     con = store.con
     con.execute(
@@ -108,6 +211,27 @@ def _stage_jsonl(store: Store, path: Path) -> None:
     if bad:
         con.execute("DROP TABLE _raw")
         raise LocatedError(f"{path}:{bad[0]}: each line must be a JSON object")
+    # rows whose keys break the envelope rules (found set-wise; only those few reach Python for the message)
+    suspects = con.execute(
+        """SELECT row, k, ak, jt FROM (
+               SELECT row, json_keys(json) AS k, json_type(json -> '$.attributes') AS jt,
+                      CASE WHEN json_type(json -> '$.attributes') = 'OBJECT'
+                           THEN json_keys(json -> '$.attributes') ELSE []::VARCHAR[] END AS ak FROM _raw)
+           WHERE len(k) <> len(list_distinct(k)) OR len(ak) <> len(list_distinct(ak))
+              OR len(list_intersect(ak, list_concat(k, ?))) > 0 OR (jt IS NOT NULL AND jt NOT IN ('OBJECT', 'NULL'))
+           ORDER BY row LIMIT 1000""",
+        [sorted(RESERVED_NAMES)],
+    ).fetchall()
+    if suspects:
+        from socialcredit.store import BatchRejected, Problem
+
+        problems: list[Problem] = []
+        for row, k, ak, jt in suspects:
+            problems.extend(key_problems(int(row), [x for x in k if x != "attributes"], ak))
+            if jt is not None and jt not in ("OBJECT", "NULL"):
+                problems.append(Problem(int(row), "attributes", "not an object of attribute values"))
+        con.execute("DROP TABLE _raw")
+        raise BatchRejected(str(path), problems)
     keys = {k for (k,) in con.execute("SELECT DISTINCT unnest(json_keys(json)) FROM _raw").fetchall()}
     akeys = {
         k
@@ -174,6 +298,10 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         "WHERE t.occurred_at IS NULL AND nullif(trim(s.occurred_at), '') IS NOT NULL",
         "SELECT row, 'occurred_at', 'in the future: ' || strftime(occurred_at, '%Y-%m-%d %H:%M:%S') || ' UTC' "
         "FROM _typed WHERE occurred_at > ?",
+        f"SELECT t.row, 'occurred_at', 'before {EARLIEST_RECORD:%Y-%m-%d} (CST), the earliest time a record may "
+        "carry: ' || s.occurred_at FROM _typed t JOIN _stage s USING (row) WHERE t.occurred_at < ?",
+        f"SELECT row, 'record_id', 'longer than {MAX_ID_LENGTH} characters' FROM _typed "
+        f"WHERE length(record_id) > {MAX_ID_LENGTH}",
         "SELECT row, 'behaviour', 'unknown behaviour ' || behaviour FROM _typed WHERE bkey IS NULL AND behaviour <> ''",
         "SELECT row, 'reported_by', 'unknown agency ' || agency FROM _typed "
         "WHERE agency <> '' AND agency NOT IN (SELECT agency FROM _allowed)",
@@ -189,8 +317,27 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         col = q(a.name)
         checks.append(
             f"SELECT s.row, '{a.name}', 'not a{'n' if a.type == 'int' else ''} {a.type}: ' || s.{col} "
-            f"FROM _stage s JOIN _typed t USING (row) WHERE nullif(trim(s.{col}), '') IS NOT NULL AND t.{col} IS NULL"
+            f"FROM _stage s JOIN _typed t USING (row) WHERE nullif(trim(s.{col}), '') IS NOT NULL AND "
+            + (
+                # a cast would round 4.5 to 5: an int is written as one, or as a number with a zero fraction
+                f"(t.{col} IS NULL OR NOT regexp_full_match(trim(s.{col}), '[+-]?[0-9]+([.]0*)?'))"
+                if a.type == "int"
+                else f"(t.{col} IS NULL OR NOT isfinite(t.{col}))"
+                if a.type == "float"
+                else f"t.{col} IS NULL"
+            )
         )
+        if a.min is not None and a.max is not None:
+            lo, hi = f"{a.min:g}", f"{a.max:g}"
+            checks.append(
+                f"SELECT row, '{a.name}', 'outside the catalog range [{lo}, {hi}]: ' || {col}::VARCHAR FROM _typed "
+                f"WHERE isfinite({col}::DOUBLE) AND ({col} < {a.min!r} OR {col} > {a.max!r})"
+            )
+        if a.type == "str":
+            checks.append(
+                f"SELECT row, '{a.name}', 'longer than {a.max_length} characters' FROM _typed "
+                f"WHERE length({col}) > {a.max_length}"
+            )
         checks.append(
             f"SELECT t.row, '{a.name}', 'behaviour ' || t.behaviour || ' has no attribute {a.name}' FROM _typed t "
             f"WHERE t.{col} IS NOT NULL AND t.bkey IS NOT NULL AND NOT EXISTS "
@@ -202,7 +349,8 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         + " OR ".join(f"(d.attribute = '{a}' AND nullif(trim(s.{q(a)}), '') IS NULL)" for a in attrs)
     )
     sql = " UNION ALL ".join(f"({c})" for c in checks)
-    found = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1, 2", [now_utc]).fetchall()
+    earliest = EARLIEST_RECORD.astimezone(dt.UTC).replace(tzinfo=None)
+    found = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1, 2", [now_utc, earliest]).fetchall()
     problems = [Problem(int(r), f, m) for r, f, m in found]
     unknown = con.execute("SELECT row, citizen_id FROM _typed WHERE ckey IS NULL AND citizen_id <> ''").fetchall()
     for row, cid in unknown:

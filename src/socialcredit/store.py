@@ -63,6 +63,8 @@ class IngestReport:
     accepted: int
     duplicates: int
     duplicate_ids: list[str] = field(default_factory=list)
+    citizens: list[str] = field(default_factory=list)
+    """the resident IDs the stored records are about, as stored (at most 1,000): what an audit entry names"""
 
 
 # What a generated population knows beyond the registry (income, occupation, household), kept out of the
@@ -556,6 +558,8 @@ class Store:
         new = self.con.execute("SELECT count(*) FROM _typed WHERE NOT duplicate").fetchall()[0][0]
         if new == 0:
             return IngestReport(None, 0, len(dup_ids), dup_ids)
+        about = [c for (c,) in self.con.execute(
+            "SELECT DISTINCT citizen_id FROM _typed WHERE NOT duplicate ORDER BY 1 LIMIT 1000").fetchall()]
         with self.transaction():
             batch = self.con.execute("SELECT coalesce(max(batch) + 1, 1) FROM batches").fetchall()[0][0]
             base = self.con.execute("SELECT coalesce(max(rkey) + 1, 0) FROM records").fetchall()[0][0]
@@ -568,7 +572,7 @@ class Store:
             self.con.execute(
                 "INSERT INTO batches VALUES (?, ?, now()::TIMESTAMP, ?, ?)", [batch, label, new, len(dup_ids)]
             )
-        return IngestReport(batch, new, len(dup_ids), dup_ids)
+        return IngestReport(batch, new, len(dup_ids), dup_ids, about)
 
     def compact(self) -> bool:
         """Rewrite the records table clustered by (ckey, occurred_at, rkey), like a CLUSTER; a no-op when no

@@ -8,13 +8,16 @@ refused with 413 before they are read.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socialcredit.api.service import Service
@@ -26,7 +29,12 @@ log = logging.getLogger("socialcredit.api")
 
 
 class BodyLimit:
-    """Refuse request bodies larger than `limit` bytes, whether announced (Content-Length) or streamed."""
+    """Read the whole body before the app sees it: refuse more than `limit` bytes (announced by
+    Content-Length or streamed in chunks) with 413, and JSON carrying a lone surrogate with 422.
+
+    Reading first means the app never starts work on a body it will refuse, and the framework's own body
+    parser never meets an oversized stream (it would answer 400 "error parsing the body").
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -37,30 +45,82 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await _too_large(self.limit)(scope, receive, send)
+            await _refuse(413, f"request body larger than {self.limit} bytes")(scope, receive, send)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                return
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
-            return message
+                await _refuse(413, f"request body larger than {self.limit} bytes")(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        where = lone_surrogate(body)
+        if where is not None:
+            await _refuse(422, f"body: {where}: not valid Unicode text (a lone surrogate)")(scope, receive, send)
+            return
+        sent = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _too_large(self.limit)(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
-class _TooLarge(Exception):
-    pass
+def lone_surrogate(body: bytes) -> str | None:
+    """The JSON path of the first string holding a lone surrogate (`"\\ud800"`), or None.
+
+    JSON lets such escapes through and Python decodes them into strings no UTF-8 encoder accepts, so they
+    would fail wherever the text is next written (the store, a response, the audit trail). Only bodies
+    that contain a surrogate escape at all are parsed here.
+    """
+    if b"\\ud" not in body.lower():
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None  # not JSON: the route's own parser names the problem
+
+    def walk(x: Any, path: str) -> str | None:
+        if isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "(the whole body)"
+            return None
+        items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+        for k, v in items:
+            key = f"{path}.{k}" if path else str(k)
+            found = walk(k, key) if isinstance(k, str) else None
+            found = found or walk(v, key)
+            if found:
+                return found
+        return None
+
+    return walk(doc, "")
 
 
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"request body larger than {limit} bytes"}, status_code=413)
+def _refuse(status: int, message: str) -> JSONResponse:
+    return SafeJSONResponse({"error": message}, status_code=status)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: text the input smuggled in as a lone surrogate is escaped, not a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+            "utf-8", errors="backslashreplace"
+        )
 
 
 def create_app(db: str | Path, max_body: int = MAX_BODY, as_of: dt.datetime | None = None) -> FastAPI:
@@ -78,36 +138,38 @@ def create_app(db: str | Path, max_body: int = MAX_BODY, as_of: dt.datetime | No
         description="A simulated social credit system, for studying and teaching how such a system works. "
         "Synthetic citizens only.",
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.state.service = service
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # the framework's own 404/405/400 too: one error shape
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         body = exc.detail if isinstance(exc.detail, dict) else {"error": exc.detail}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return SafeJSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
             {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()
         ]
-        return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
+        return SafeJSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
 
     @app.exception_handler(BatchRejected)
     async def rejected(request: Request, exc: BatchRejected) -> JSONResponse:
         problems = [{"row": p.row, "field": p.field, "message": p.message} for p in exc.problems]
-        return JSONResponse({"error": f"batch rejected whole: {len(problems)} problem(s)", "problems": problems},
+        return SafeJSONResponse({"error": f"batch rejected whole: {len(problems)} problem(s)", "problems": problems},
                             status_code=422)
 
     @app.exception_handler(LocatedError)
     async def located(request: Request, exc: LocatedError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=422)
+        return SafeJSONResponse({"error": str(exc)}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # a fault of ours, not of the input: still JSON, and the message says so (details go to the log)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server log has details"},
+        return SafeJSONResponse({"error": f"internal error ({type(exc).__name__}); the server log has details"},
                             status_code=500)
 
     from socialcredit.api import routes

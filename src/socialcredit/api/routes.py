@@ -115,7 +115,7 @@ def submit_records(batch: Batch, who: Principal = Depends(require("agency")), sv
                                           "conflicting_ids": ids}) from None
             raise
         svc.audit.append(who.name, "records.submit", None, batch=report.batch, accepted=report.accepted,
-                         duplicates=report.duplicates, citizens=sorted({r["citizen_id"] for r in rows})[:1000])
+                         duplicates=report.duplicates, citizens=report.citizens)
         if report.accepted:
             svc.changed()
     return {"batch": report.batch, "accepted": report.accepted, "duplicates": report.duplicates,

@@ -36,6 +36,12 @@ Category = Literal[
 Effect = Literal["deny", "priority", "discount", "deposit_waived", "throttle", "deprioritise", "publish"]
 Reach = Literal["self", "children", "household"]
 
+# The record envelope: who reported what about whom, and when. It comes from the declared fields (and the
+# authenticated agency) only, never from attributes, so no attribute may take one of these names; `row`
+# and `attributes` are the staging row number and the nested attribute object (SPEC §6).
+ENVELOPE = ("record_id", "citizen_id", "behaviour", "occurred_at", "reported_by")
+RESERVED_NAMES = frozenset({*ENVELOPE, "row", "attributes"})
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -48,6 +54,22 @@ class Attribute(_Model):
     type: AttributeType
     unit: str | None = None
     description: str
+    min: float | None = Field(None, description="least value a record may carry (int and float attributes)")
+    max: float | None = Field(None, description="greatest value a record may carry (int and float attributes)")
+    max_length: int = Field(200, ge=1, le=10_000, description="longest text a str attribute may carry")
+
+    @model_validator(mode="after")
+    def _range_fits_type(self) -> Attribute:
+        if self.name in RESERVED_NAMES:
+            raise ValueError(f"{self.name!r} is a field of the record envelope, not an attribute name")
+        numeric = self.type in ("int", "float")
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"min/max apply to int and float attributes, not {self.type}")
+        if numeric and (self.min is None or self.max is None):
+            raise ValueError("a number attribute declares its range (min and max): unbounded numbers are refused")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is above max")
+        return self
 
 
 class Behaviour(_Model):

@@ -1,0 +1,90 @@
+"""The HTTP door under hostile input: no impersonation, no 5xx, every refusal in the `{"error": ...}` shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_api import CHEN, NEW_RECORD, ZHANG, auth
+
+from socialcredit.catalog import ENVELOPE
+
+
+def _audit_tail(client, n: int = 5) -> list[dict]:
+    entries = client.get("/api/v1/audit?limit=1000", headers=auth(client, "auditor")).json()["entries"]
+    return entries[-n:]
+
+
+@pytest.mark.parametrize("field", ENVELOPE)
+def test_no_envelope_field_from_attributes_over_http(api, field):
+    value = {"record_id": "zzz", "citizen_id": ZHANG, "behaviour": "late_bill_payment",
+             "occurred_at": "2020-01-01T00:00", "reported_by": "state_grid"}[field]
+    rec = {**NEW_RECORD, "attributes": {**NEW_RECORD["attributes"], field: value}}
+    r = api.post("/api/v1/records", json={"records": [rec]}, headers=auth(api, "agency"))
+    assert r.status_code == 422, r.text
+    assert f"attributes.{field}" in r.text and "envelope" in r.text
+    assert all(e["action"] != "records.submit" for e in _audit_tail(api))
+    # the same record sent honestly is stored as the submitting agency's, for the named citizen
+    ok = api.post("/api/v1/records", json={"records": [NEW_RECORD]}, headers=auth(api, "agency"))
+    assert ok.status_code == 200 and ok.json()["accepted"] == 1
+    entry = [e for e in _audit_tail(api) if e["action"] == "records.submit"][-1]
+    assert json.loads(entry["detail"])["citizens"] == [CHEN]
+
+
+def test_a_lone_surrogate_is_a_422_naming_the_field_and_the_connection_lives(api):
+    body = json.dumps({"records": [NEW_RECORD]}).replace('"amount": 5000', '"amount": "x\\ud800y"')
+    r = api.post("/api/v1/records", content=body,
+                 headers={**auth(api, "agency"), "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "attributes.amount" in r.text and "surrogate" in r.text
+    assert api.get("/api/v1/register?q=Zhang").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role", "body"),
+    [
+        ("POST", "/api/v1/decisions", "service", '{"citizen_id": "x\\ud800y", "service": "rail.ticket"}'),
+        ("GET", "/api/v1/citizens/x%ED%A0%80y/standing", "admin", None),
+        ("POST", "/api/v1/retractions", "agency", '{"record_ids": ["\\ud800"], "reason": "\\udfff"}'),
+    ],
+)
+def test_broken_unicode_anywhere_is_a_4xx_in_the_error_shape(api, method, path, role, body):
+    headers = {**auth(api, role), "Content-Type": "application/json"}
+    r = api.request(method, path, content=body, headers=headers)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert "error" in r.json()
+
+
+def test_undecodable_bytes_in_a_query_are_text_not_a_crash(api):
+    r = api.get("/api/v1/register?q=%ED%A0%80%ED%A0%80")
+    assert r.status_code == 200 and r.json()["results"] == []
+
+
+def test_a_streamed_body_over_the_limit_is_413(base, tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from socialcredit.api.app import create_app
+
+    path, tokens = base
+    copy = tmp_path / "s.duckdb"
+    shutil.copyfile(path, copy)
+    with TestClient(create_app(copy, max_body=1000)) as client:
+
+        def chunks():
+            for _ in range(20):
+                yield b" " * 100
+
+        r = client.post("/api/v1/records", content=chunks(),
+                        headers={"Authorization": f"Bearer {tokens['agency']}", "Content-Type": "application/json"})
+        assert r.status_code == 413 and "larger than 1000 bytes" in r.json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("DELETE", "/api/v1/register", 405),
+                                                          ("POST", "/api/v1/records", 400)])
+def test_framework_errors_use_the_project_shape(api, method, path, status):
+    r = api.request(method, path, content=b'{"records": [', headers={**auth(api, "agency"),
+                                                                      "Content-Type": "application/json"})
+    assert r.status_code in (status, 422), r.text
+    assert set(r.json()) >= {"error"} and "detail" not in r.json()
