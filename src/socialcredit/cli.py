@@ -15,6 +15,7 @@ from rich.table import Table
 
 from socialcredit import decisions
 from socialcredit.catalog import default_catalog
+from socialcredit.clock import to_utc
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_layers
 from socialcredit.rulebook import diff as rulebook_diff_of
@@ -60,7 +61,7 @@ def parse_time(text: str | None) -> dt.datetime | None:
         raise
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    return t.astimezone(dt.UTC).replace(tzinfo=None)
+    return to_utc(t)  # the bounds are the core's (socialcredit.clock); year 1 is refused, not an OverflowError
 
 
 def open_store(db: Path | None, must_exist: bool = True) -> Store:

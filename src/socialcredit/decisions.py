@@ -17,8 +17,9 @@ from typing import Any
 import pyarrow as pa
 
 from socialcredit.catalog import Catalog, Measure
+from socialcredit.clock import bounded
 from socialcredit.compiler import CST
-from socialcredit.engine import Engine, last_run, next_month_utc, utc_naive
+from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, utc_naive
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.stays import Stay, StayIndex
 from socialcredit.store import Store
@@ -106,16 +107,44 @@ def jsonable(x: Any) -> Any:
 
 
 def ensure_fresh(store: Store, at: dt.datetime) -> None:
-    """Run the engine if facts changed, or if `at` lies in a later assessment month than the last run.
+    """Run the engine unless its last run can answer a question at `at` as a fresh store would.
 
-    Within the month of the last run nothing derived can change without new facts: stays from records
-    and characteristics were computed with their ends, and grade lists change only at the next monthly
-    assessment. So a decision at any time before that assessment reads the last run as it is.
+    The last run (as of R) answers for `at` when no fact was added since, no record occurred in (R, at]
+    (one ingested before the run but dated after R was not seen by it: a mid-month run), and `at` lies in
+    R's assessment month: stays were computed with their ends and grade lists change only at the next
+    monthly assessment. Otherwise the engine reruns as of the later of R and `at` — never the wall clock
+    — and a replay reruns under its own pin, so it stays a replay until someone scores unpinned.
     """
-    last, stale = last_run(store)
-    if stale or last is None or at >= next_month_utc(last):
-        now = utc_naive(None)
-        Engine(store).run(as_of=max(now, at))
+    last, changed, pin = run_state(store)
+    if last is None:
+        Engine(store).run(as_of=at)
+    elif changed or at >= answers_until(store, last):
+        Engine(store).run(as_of=max(last, at), pin=pin)
+
+
+def answers_until(store: Store, last: dt.datetime) -> dt.datetime:
+    """Until when a run as of `last` answers questions: its next monthly assessment, or the first record
+    dated after it, whichever comes first."""
+    after = next_record_after(store, last)
+    month = next_month_utc(last)
+    return month if after is None else min(month, after)
+
+
+def question_clock(store: Store) -> dt.datetime:
+    """The clock a question's time is bounded by: the door's (a service's), else the later of the store's
+    last run and today (so a store scored in the past can still be asked about the present)."""
+    d = _DECIDERS.get(store)
+    if d is not None and d.clock is not None:
+        return d.clock()
+    last, _, _ = run_state(store)
+    now = utc_naive(None)
+    return now if last is None else max(last, now)
+
+
+def question_time(store: Store, t: dt.datetime | None, field: str) -> dt.datetime:
+    """The time a question is about: the door's clock when none is named, else `t` within the bounds."""
+    clock = question_clock(store)
+    return clock if t is None else bounded(t, field, clock)
 
 
 def _citizen(store: Store, citizen_id: str) -> tuple[int, str, str, int]:
@@ -237,6 +266,7 @@ class Decider:
         self._rulebooks: dict[tuple[str, dt.date], Rulebook | None] = {}
         self._plans: dict[int, MeasurePlan] = {}
         self._by_hour: dict[tuple[str, int, int, int, int], Rulebook | None] = {}
+        self._pin: dict[str, int] | None = None  # a replay's versions: its answers use them, not the dates'
 
     def invalidate(self) -> None:
         self._index = None
@@ -257,7 +287,9 @@ class Decider:
             self._rulebooks.clear()
             self._by_hour.clear()
             self._plans.clear()
-        self._valid_until = next_month_utc(computed[0][1]) if computed else None
+        self._valid_until = answers_until(self.store, computed[0][1]) if computed else None
+        pin = self.store.con.execute("SELECT pin FROM engine_run").fetchall()
+        self._pin = self.store.rulebooks().parse_version(pin[0][0])[1] if pin and pin[0][0] else None
         return idx
 
     def rulebook(self, city: str, at: dt.datetime) -> Rulebook | None:
@@ -267,7 +299,7 @@ class Decider:
         if rb is _MISSING:
             key = (city, (at + _CST_OFFSET).date())  # times here are naive UTC
             if key not in self._rulebooks:
-                self._rulebooks[key] = self.store.rulebooks().resolve(city, key[1])
+                self._rulebooks[key] = self.store.rulebooks().resolve(city, key[1], self._pin)
             rb = self._by_hour[hour] = self._rulebooks[key]
         return rb  # type: ignore[no-any-return]
 
@@ -346,10 +378,13 @@ class Decider:
         bad = [f"request {i + 1}: unknown service {s!r}" for i, (_, s, _) in enumerate(requests) if s not in services]
         if bad:
             raise LocatedError("; ".join(bad[:20]) + " (see `socialcredit catalog`)")
-        now = self.clock() if self.clock is not None else utc_naive(None)
-        times = [now if t is None else utc_naive(t) for _, _, t in requests]
         if not requests:
             return []
+        clock = question_clock(self.store) if self.clock is None else self.clock()
+        times = [clock if t is None else bounded(t, f"request {i + 1}: at", clock) for i, (_, _, t) in
+                 enumerate(requests)]
+        if self._index is None or self.check_facts:  # the engine may run: refuse unknown citizens first
+            self._check_citizens([c for c, _, _ in requests])
         idx = self.index(max(times))
         if len(requests) == 1:
             ckey, city = idx.locate(requests[0][0])
@@ -372,6 +407,17 @@ class Decider:
         if record:
             self._record(out, ckeys, asked_by, denied)
         return out
+
+    def _check_citizens(self, citizen_ids: list[str]) -> None:
+        shaped = [c for c in citizen_ids if len(c) == 18 and c.isascii()]
+        unknown = [c for c in citizen_ids if not (len(c) == 18 and c.isascii())]
+        unknown += [c for (c,) in self.store.con.execute(
+            "SELECT DISTINCT u.id FROM unnest(?::VARCHAR[]) AS u(id) ANTI JOIN citizens c ON c.citizen_id = u.id",
+            [shaped],
+        ).fetchall()]
+        if unknown:
+            named = ", ".join(repr(c) for c in unknown[:20])
+            raise LocatedError(f"no such citizen in the store: {named}")
 
     def _decide_all(self, idx: StayIndex, requests: Sequence[tuple[str, str, dt.datetime | None]],
                     times: list[dt.datetime], ckeys: list[int], cities: list[str], affected: frozenset[int],
@@ -458,10 +504,10 @@ def install(store: Store, d: Decider) -> None:
 
 
 def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> Standing:
-    at = utc_naive(as_of)
+    ckey, name, city, _ = _citizen(store, citizen_id)  # an unknown ID is refused before any engine work
+    at = question_time(store, as_of, "as_of")
     dec = decider(store)
     idx = dec.index(at)
-    ckey, name, city, _ = _citizen(store, citizen_id)
     rb = dec.rulebook(city, at)
     score = score_at(store, ckey, rb, at)
     return Standing(

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from sqlglot import exp
 
+from socialcredit.clock import RUN_HORIZON, bounded
 from socialcredit.compiler import (
     CST,
     Compiled,
@@ -175,6 +176,10 @@ class Engine:
     ) -> RunSummary:
         t0 = time.perf_counter()
         self.store.require_init()
+        if as_of is not None:  # a projection is bounded too (socialcredit.clock): checked before any work
+            last, _, _ = run_state(self.store)
+            now = utc_naive(None)
+            as_of = bounded(as_of, "as_of", now if last is None else max(last, now), RUN_HORIZON)
         as_of = utc_naive(as_of)
         self.prepare(pin)
         step = progress or (lambda *_: None)
@@ -1138,4 +1143,17 @@ def last_run(store: Store) -> tuple[dt.datetime | None, bool]:
     return (row[0][0], bool(row[0][1])) if row else (None, True)
 
 
-__all__ = ["Engine", "RunSummary", "last_run", "watermark"]
+def run_state(store: Store) -> tuple[dt.datetime | None, bool, str | None]:
+    """(as_of of the last run, whether facts were added since, the replay's pin or None)."""
+    row = store.con.execute(f"SELECT as_of, watermark <> {_WATERMARK}, pin FROM engine_run").fetchall()
+    return (row[0][0], bool(row[0][1]), row[0][2]) if row else (None, True, None)
+
+
+def next_record_after(store: Store, t: dt.datetime) -> dt.datetime | None:
+    """When the first stored record after `t` occurred: a run as of `t` did not see it (it may have been
+    ingested before that run), so that run's derived tables answer questions only before this time."""
+    row = store.con.execute("SELECT min(occurred_at) FROM records WHERE occurred_at > ?", [t]).fetchall()
+    return row[0][0] if row else None
+
+
+__all__ = ["Engine", "RunSummary", "last_run", "next_record_after", "run_state", "watermark"]

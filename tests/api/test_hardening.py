@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import test_api
 from test_api import CHEN, NEW_RECORD, ZHANG, auth
 
 from socialcredit.catalog import ENVELOPE
+
+base, api = test_api.base, test_api.api  # the scored sample store with a key per role, and a client over a copy
 
 
 def _audit_tail(client, n: int = 5) -> list[dict]:

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from socialcredit import audit, decisions, impact, objections
 from socialcredit.api.auth import own_citizen, principal, require, service
 from socialcredit.api.service import Service
+from socialcredit.clock import bounded
 from socialcredit.compiler import CST
 from socialcredit.decisions import Decision
 from socialcredit.keys import Principal, provider_services
@@ -83,8 +84,10 @@ def _cst(t: dt.datetime | None) -> dt.datetime | None:
     return t.replace(tzinfo=CST) if t is not None and t.tzinfo is None else t
 
 
-def _as_of(svc: Service, as_of: dt.datetime | None) -> dt.datetime:
-    return svc.now() if as_of is None else decisions.utc_naive(_cst(as_of))
+def _as_of(svc: Service, as_of: dt.datetime | None, field: str = "as_of") -> dt.datetime:
+    """The time asked about, checked against the bounds (`socialcredit.clock`) before any work."""
+    t = _cst(as_of)
+    return svc.now() if t is None else bounded(t, field, svc.now())
 
 
 # ---------------------------------------------------------------------------------------------- agencies
@@ -172,6 +175,9 @@ async def decide(body: DecisionRequest | DecisionBatch = Body(...), who: Princip
     Decided on the event loop when the store is free (a decision takes microseconds, a thread-pool hop
     would cost more), in the thread pool when another request holds the store (an engine run).
     """
+    for i, r in enumerate(body.requests if isinstance(body, DecisionBatch) else [body]):
+        if r.at is not None:  # bounds first: a far-off time would make the engine assess month after month
+            _as_of(svc, r.at, f"request {i + 1}: at" if isinstance(body, DecisionBatch) else "at")
     if svc.lock.acquire(blocking=False):
         try:
             answer = _decide(body, who, svc)
@@ -211,7 +217,7 @@ def _public_time(svc: Service, as_of: dt.datetime | None) -> dt.datetime:
     now = svc.now()
     if as_of is None:
         return now
-    t = decisions.utc_naive(_cst(as_of))
+    t = _as_of(svc, as_of)
     if t > now:
         raise HTTPException(422, "as_of: the future is not published")
     return t
@@ -304,8 +310,9 @@ CitizenRole = Depends(require("citizen", "admin"))
 def standing(citizen_id: str, as_of: dt.datetime | None = None, who: Principal = CitizenRole,
              svc: Service = Depends(service)) -> dict[str, Any]:
     own_citizen(who, citizen_id)
+    at = _as_of(svc, as_of)
     with svc.lock:
-        st = decisions.standing(svc.store, citizen_id, _as_of(svc, as_of))
+        st = decisions.standing(svc.store, citizen_id, at)
         svc.audit.append(who.name, "citizen.standing", citizen_id)
     return st.to_json()
 
@@ -315,8 +322,9 @@ def explanation(citizen_id: str, as_of: dt.datetime | None = None, who: Principa
                 svc: Service = Depends(service)) -> dict[str, Any]:
     """Score → ledger entries → records and rules (with sources); list entries → cause; measures → via."""
     own_citizen(who, citizen_id)
+    at = _as_of(svc, as_of)
     with svc.lock:
-        x = decisions.explain(svc.store, citizen_id, _as_of(svc, as_of))
+        x = decisions.explain(svc.store, citizen_id, at)
         svc.audit.append(who.name, "citizen.explanation", citizen_id)
     return x
 
