@@ -4,11 +4,19 @@ Each entry's hash covers its sequence number, time, principal, action, citizen a
 previous entry's hash. Altering any field breaks that entry's hash; removing or reordering entries breaks
 the chain (each `prev` must equal the hash before it, and sequence numbers must run 1, 2, 3 … without a
 gap). The head (count and last hash) is also kept in `meta`, so cutting entries off the end is caught too,
-unless the same hand also rewrites the head — an auditor who copies the head elsewhere closes that gap.
+unless the same hand also rewrites the head rows.
+
+The table alone cannot catch that, nor a full rewrite (alter an entry, then recompute every hash after
+it): whoever holds the database can make it verify again. A `Checkpoint` closes the gap from outside:
+an auditor copies one entry's sequence number and hash somewhere the database's holder cannot reach
+(`socialcredit audit head`), and `verify(store, against=checkpoint)` later proves that entry is still
+there with that hash. Each hash covers the one before it, so with the chain up to it intact, that
+vouches for every entry up to and including the checkpoint's.
 
 Entries are appended in memory and written in batches (at most `FLUSH_EVERY` entries or
 `FLUSH_SECONDS` old, and whenever the trail is read): the hash chain is computed at append time, so the
-batching changes when a row reaches the disk, never what it says.
+batching changes when a row reaches the disk, never what it says. Entries still in memory when the
+process dies are lost without a trace (the chain simply continues from the last written entry).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -31,10 +40,13 @@ GENESIS = "0" * 64
 FLUSH_EVERY = 512
 FLUSH_SECONDS = 1.0
 COLUMNS = ("seq", "logged_at", "principal", "action", "citizen_id", "detail", "prev", "hash")
+CHECKPOINT_PREFIX = "socialcredit-audit:v1"
+_CHECKPOINT = re.compile(r"socialcredit-audit:v1:([0-9]{1,18}):([0-9a-fA-F]{64})")
 
 
-def entry_hash(seq: int, at: dt.datetime, principal: str, action: str, citizen_id: str | None, detail: str,
-               prev: str) -> str:
+def entry_hash(
+    seq: int, at: dt.datetime, principal: str, action: str, citizen_id: str | None, detail: str, prev: str
+) -> str:
     """SHA-256 over the fields joined by the unit separator, which no field contains (details are JSON)."""
     body = "\x1f".join((str(seq), at.isoformat(), principal, action, citizen_id or "", detail, prev))
     return hashlib.sha256(body.encode()).hexdigest()
@@ -101,15 +113,50 @@ class AuditTrail:
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
 
+class BadCheckpoint(ValueError):
+    """A text that is not a checkpoint; the message quotes it and shows the expected form."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One entry's sequence number and hash, for a reviewer to keep outside the store.
+
+    The text form is one line with its own name and version (`socialcredit-audit:v1:<seq>:<hash>`), so it
+    survives being pasted into a ticket or an e-mail and says what it is years later. Entry 0 with the
+    genesis hash is the checkpoint of an empty trail.
+    """
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{CHECKPOINT_PREFIX}:{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        m = _CHECKPOINT.fullmatch(text.strip())
+        if m is None:
+            raise BadCheckpoint(
+                f"{text!r} is not an audit checkpoint: expected {CHECKPOINT_PREFIX}:<seq>:<64 hex digits>, "
+                "as `socialcredit audit head` prints"
+            )
+        return cls(int(m[1]), m[2].lower())
+
+
 @dataclass
 class Verdict:
+    """`head` is the checkpoint of the last entry, None when the trail does not verify: a checkpoint
+    taken over a broken trail would vouch for the break."""
+
     ok: bool
     entries: int
     problems: list[str]
+    head: Checkpoint | None = None
 
 
-def verify(store: Store) -> Verdict:
-    """Walk the whole chain in stored order and report every break, naming the entry."""
+def verify(store: Store, against: Checkpoint | None = None) -> Verdict:
+    """Walk the whole chain in stored order and report every break, naming the entry; with `against`, also
+    require the checkpoint's entry to be there with the checkpoint's hash (which no rewrite can forge)."""
     store.con.execute(AUDIT_DDL)
     rows = store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall()
     problems: list[str] = []
@@ -130,7 +177,25 @@ def verify(store: Store) -> Verdict:
             f"trail ends at entry {len(rows)} but its recorded head is entry {head.get('audit_count')} "
             "(entries removed from the end, or the head was altered)"
         )
-    return Verdict(not problems, len(rows), problems)
+    if against is not None and (problem := _check_against(rows, against)):
+        problems.insert(0, problem)
+    return Verdict(not problems, len(rows), problems, None if problems else Checkpoint(len(rows), prev))
 
 
-__all__ = ["AuditTrail", "Verdict", "verify"]
+def _check_against(rows: list[tuple[Any, ...]], checkpoint: Checkpoint) -> str | None:
+    """The checkpoint's entry must be present with exactly its hash; None when it is."""
+    hashes = [str(r[7]) for r in rows if r[0] == checkpoint.seq] if checkpoint.seq else [GENESIS]
+    if not hashes:
+        return (
+            f"checkpoint {checkpoint}: entry {checkpoint.seq} is missing, the trail has {len(rows)} entries "
+            "(entries removed from the end since the checkpoint was taken)"
+        )
+    if any(h != checkpoint.hash for h in hashes):
+        return (
+            f"checkpoint {checkpoint}: entry {checkpoint.seq} has hash {hashes[0]}, not the checkpoint's "
+            "(the trail up to the checkpoint was altered and rewritten)"
+        )
+    return None
+
+
+__all__ = ["AuditTrail", "BadCheckpoint", "Checkpoint", "Verdict", "verify"]

@@ -510,20 +510,55 @@ def keys_revoke(key_id: str, db: DbOpt = None) -> None:
 
 @audit_app.command("verify")
 @guarded
-def audit_verify(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+def audit_verify(
+    against: Annotated[
+        str | None, typer.Option(help="a checkpoint from `audit head`: also prove nothing up to it changed")
+    ] = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Walk the hash chain; exit 1 and name every altered, removed or reordered entry."""
+    from rich.markup import escape
+
+    from socialcredit.audit import BadCheckpoint, Checkpoint, verify
+
+    try:
+        checkpoint = Checkpoint.parse(against) if against is not None else None
+    except BadCheckpoint as e:
+        fail(escape(str(e)))
+    v = verify(open_store(db), checkpoint)
+    if json_out:
+        extra = {"against": str(checkpoint)} if checkpoint else {}
+        emit({"ok": v.ok, "entries": v.entries, "problems": v.problems, **extra})
+    elif v.ok:
+        matched = f"; entry {checkpoint.seq} matches the checkpoint" if checkpoint else ""
+        out.print(f"audit trail intact: {v.entries} entries, every hash and link checks{matched}", highlight=False)
+    else:
+        for p in v.problems:
+            err.print(p, style="red", markup=False, highlight=False, soft_wrap=True)
+    if not v.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("head")
+@guarded
+def audit_head(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Print a checkpoint of the last entry, to keep outside the store.
+
+    `audit verify --against` it later proves nothing up to it changed, which the store alone cannot prove
+    (whoever holds it can rewrite the trail whole). Exit 1, and no checkpoint, if the trail does not verify.
+    """
     from socialcredit.audit import verify
 
     v = verify(open_store(db))
-    if json_out:
-        emit({"ok": v.ok, "entries": v.entries, "problems": v.problems})
-    elif v.ok:
-        out.print(f"audit trail intact: {v.entries} entries, every hash and link checks")
-    else:
+    if v.head is None:
         for p in v.problems:
-            err.print(f"[red]{p}[/red]", highlight=False)
-    if not v.ok:
+            err.print(p, style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    if json_out:
+        emit({"checkpoint": str(v.head), "seq": v.head.seq, "hash": v.head.hash, "entries": v.entries})
+    else:
+        out.print(str(v.head), markup=False, highlight=False, soft_wrap=True)  # one line, whatever the width
 
 
 @audit_app.command("show")

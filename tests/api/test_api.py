@@ -99,6 +99,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/cases", None, {"admin"}),
     ("GET", "/api/v1/audit", None, {"auditor"}),
     ("GET", "/api/v1/audit/verify", None, {"auditor"}),
+    ("GET", "/api/v1/audit/head", None, {"auditor"}),
 ]
 
 

@@ -1,8 +1,12 @@
-"""The audit trail verifies after any sequence of API calls, and fails after any single tampering."""
+"""The audit trail verifies after any sequence of API calls, and fails after any single tampering; a checkpoint
+kept outside the store also catches what the store alone cannot (truncation with a rewritten head, a full
+rewrite)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -10,10 +14,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_api import CHEN, IDS, ZHANG, auth, base  # noqa: F401 (base is a fixture)
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from socialcredit.api.app import create_app
-from socialcredit.audit import verify
+from socialcredit.audit import COLUMNS, GENESIS, AuditTrail, entry_hash, verify
 from socialcredit.cli import app as cli
 from socialcredit.store import Store
 
@@ -21,8 +25,12 @@ CALLS = [
     ("GET", f"/api/v1/citizens/{ZHANG}/standing", None, "citizen"),
     ("GET", f"/api/v1/citizens/{ZHANG}/history", None, "admin"),
     ("POST", "/api/v1/decisions", {"citizen_id": CHEN, "service": "rail.ticket"}, "service"),
-    ("POST", "/api/v1/decisions", {"requests": [{"citizen_id": c, "service": "rail.ticket"} for c in IDS.values()]},
-     "service"),
+    (
+        "POST",
+        "/api/v1/decisions",
+        {"requests": [{"citizen_id": c, "service": "rail.ticket"} for c in IDS.values()]},
+        "service",
+    ),
     ("GET", "/api/v1/register?q=Li", None, "public"),
     ("GET", "/api/v1/blacklist/shenzhen", None, "public"),
     ("GET", "/api/v1/cases", None, "admin"),
@@ -46,10 +54,17 @@ def _swap(con: duckdb.DuckDBPyConnection, k: int) -> None:
     con.execute("DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM t; DROP TABLE t")
 
 
+REFUSED = len(CALLS) - 1
+NEEDS_NEIGHBOUR = ("UPDATE audit_log SET seq", "swap")  # these tamper with entries k and k + 1
+# at least two audited calls, so the trail always has an entry and its neighbour to tamper with
+AUDITED_CALLS = st.lists(st.sampled_from(range(len(CALLS))), min_size=2, max_size=8).filter(
+    lambda calls: sum(i != REFUSED for i in calls) >= 2
+)
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(calls=st.lists(st.sampled_from(range(len(CALLS))), min_size=2, max_size=8),
-       tamper=st.sampled_from(range(len(TAMPER))), pick=st.floats(0, 0.999))
-def test_verifies_after_calls_and_fails_after_tampering(base, tmp_path_factory, calls, tamper, pick):  # noqa: F811
+@given(calls=AUDITED_CALLS, tamper=st.sampled_from(range(len(TAMPER))), data=st.data())
+def test_verifies_after_calls_and_fails_after_tampering(base, tmp_path_factory, calls, tamper, data):  # noqa: F811
     path, tokens = base
     copy = tmp_path_factory.mktemp("audit") / "a.duckdb"
     shutil.copyfile(path, copy)
@@ -62,13 +77,9 @@ def test_verifies_after_calls_and_fails_after_tampering(base, tmp_path_factory, 
     v = verify(store)
     assert v.ok, v.problems
     n = v.entries
-    assert n >= len([i for i in calls if i != len(CALLS) - 1])
-    k = 1 + int(pick * (n - 1)) if n > 1 else 1
-    k = min(k, n - 1) if TAMPER[tamper].startswith(("UPDATE audit_log SET seq", "swap")) and n > 1 else k
+    assert n >= max(2, len([i for i in calls if i != REFUSED]))
+    k = data.draw(st.integers(1, n - 1 if TAMPER[tamper].startswith(NEEDS_NEIGHBOUR) else n), label="k")
     if TAMPER[tamper] == "swap":
-        if n < 2:
-            store.close()
-            return
         _swap(store.con, k)
     else:
         store.con.execute(TAMPER[tamper].format(k=k))
@@ -102,3 +113,213 @@ def test_keys_create_refuses_unknown_principals(base, role, subject):  # noqa: F
     args = ["keys", "create", "--role", role, "--db", str(path)] + (["--subject", subject] if subject else [])
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 2
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+runner = CliRunner()
+
+
+def _store_with_trail(base, tmp_path: Path, n: int) -> Path:  # noqa: F811
+    """A copy of the sample store whose trail has exactly `n` entries (appended directly; the doors that
+    append are tested above)."""
+    copy = tmp_path / "t.duckdb"
+    shutil.copyfile(base[0], copy)
+    _append(copy, n)
+    return copy
+
+
+def _append(path: Path, n: int) -> None:
+    store = Store(path)
+    trail = AuditTrail(store)
+    for i in range(n):
+        trail.append("admin", "citizen.standing", ZHANG, i=i)
+    trail.flush()
+    store.close()
+
+
+def _rewrite(path: Path, keep: int | None = None, edit: int | None = None) -> None:
+    """What whoever holds the database can do: cut the entries after `keep`, alter entry `edit`, then recompute
+    every link and hash and rewrite the head rows in `meta`, so that the table alone verifies again."""
+    con = duckdb.connect(str(path))
+    if keep is not None:
+        con.execute("DELETE FROM audit_log WHERE seq > ?", [keep])
+    if edit is not None:
+        con.execute("UPDATE audit_log SET detail = ? WHERE seq = ?", ['{"i": "edited"}', edit])
+    prev = GENESIS
+    rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY seq").fetchall()
+    for seq, at, principal, action, citizen_id, detail, _, _ in rows:
+        h = entry_hash(seq, at, principal, action, citizen_id, detail, prev)
+        con.execute("UPDATE audit_log SET prev = ?, hash = ? WHERE seq = ?", [prev, h, seq])
+        prev = h
+    con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
+    con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(len(rows)), prev])
+    con.close()
+
+
+def _audit(*args: str) -> Result:
+    return runner.invoke(cli, ["audit", *args])
+
+
+def _said(r: Result) -> str:
+    """Everything the command printed, stdout and stderr, with the line breaks a narrow terminal adds removed."""
+    return "".join((r.output + (r.stderr if r.stderr_bytes else "")).split())
+
+
+def _checkpoint(path: Path) -> str:
+    r = _audit("head", "--db", str(path), "--json")
+    assert r.exit_code == 0, r.output
+    return str(json.loads(r.stdout)["checkpoint"])
+
+
+def test_head_prints_one_line_the_json_names_too(base, tmp_path):  # noqa: F811
+    path = _store_with_trail(base, tmp_path, 3)
+    r = _audit("head", "--db", str(path))
+    assert r.exit_code == 0, r.output
+    data = json.loads(_audit("head", "--db", str(path), "--json").stdout)
+    assert r.stdout == data["checkpoint"] + "\n"  # one line to paste, longer than a terminal is wide
+    assert data["seq"] == data["entries"] == 3 and data["checkpoint"] == f"socialcredit-audit:v1:3:{data['hash']}"
+
+
+def test_an_empty_trail_has_a_checkpoint_too(base, tmp_path):  # noqa: F811
+    path = _store_with_trail(base, tmp_path, 0)
+    checkpoint = _checkpoint(path)
+    assert checkpoint == f"socialcredit-audit:v1:0:{GENESIS}"
+    _append(path, 2)
+    assert _audit("verify", "--db", str(path), "--against", checkpoint).exit_code == 0
+
+
+@pytest.mark.parametrize(("entries", "checkpoint_at", "keep"), [(6, 6, 5), (6, 6, 2), (6, 4, 3), (6, 4, 0)])
+def test_truncation_with_a_rewritten_head_is_caught_only_against_a_checkpoint(
+    base,  # noqa: F811
+    tmp_path,
+    entries,
+    checkpoint_at,
+    keep,
+):
+    path = _store_with_trail(base, tmp_path, checkpoint_at)
+    checkpoint = _checkpoint(path)
+    _append(path, entries - checkpoint_at)
+    _rewrite(path, keep=keep)
+    # what the table alone cannot detect: cut entries off the end and rewrite the head rows, and it verifies
+    plain = _audit("verify", "--db", str(path))
+    assert plain.exit_code == 0, plain.output
+    r = _audit("verify", "--db", str(path), "--against", checkpoint)
+    assert r.exit_code == 1
+    assert f"entry{checkpoint_at}ismissing" in _said(r) and checkpoint in _said(r)
+
+
+@pytest.mark.parametrize("edit", [1, 3, 5])
+def test_a_full_rewrite_up_to_the_checkpoint_is_caught_against_it(base, tmp_path, edit):  # noqa: F811
+    path = _store_with_trail(base, tmp_path, 5)
+    checkpoint = _checkpoint(path)
+    _append(path, 2)
+    _rewrite(path, edit=edit)
+    plain = _audit("verify", "--db", str(path))
+    assert plain.exit_code == 0, plain.output  # every hash recomputed: the table alone cannot tell
+    r = _audit("verify", "--db", str(path), "--against", checkpoint, "--json")
+    assert r.exit_code == 1
+    data = json.loads(r.stdout)
+    assert not data["ok"] and data["against"] == checkpoint
+    assert data["problems"][0].startswith(f"checkpoint {checkpoint}: entry 5 has hash ")
+
+
+def test_a_checkpoint_vouches_for_nothing_after_it(base, tmp_path):  # noqa: F811
+    """The limit, pinned: an entry appended after the checkpoint can be altered and rewritten undetected."""
+    path = _store_with_trail(base, tmp_path, 5)
+    checkpoint = _checkpoint(path)
+    _append(path, 2)
+    _rewrite(path, edit=6)
+    assert _audit("verify", "--db", str(path), "--against", checkpoint).exit_code == 0
+
+
+def test_entries_appended_after_the_checkpoint_still_verify(base, tmp_path):  # noqa: F811
+    path = _store_with_trail(base, tmp_path, 3)
+    checkpoint = _checkpoint(path)
+    _append(path, 4)
+    r = _audit("verify", "--db", str(path), "--against", checkpoint)
+    assert r.exit_code == 0, r.output
+    assert "7entries" in _said(r) and "entry3matchesthecheckpoint" in _said(r)
+    assert _checkpoint(path) != checkpoint  # the head moved on
+
+
+def test_an_alteration_after_the_checkpoint_is_still_caught_by_the_chain(base, tmp_path):  # noqa: F811
+    path = _store_with_trail(base, tmp_path, 3)
+    checkpoint = _checkpoint(path)
+    _append(path, 2)
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE audit_log SET principal = 'someone else' WHERE seq = 5")
+    con.close()
+    r = _audit("verify", "--db", str(path), "--against", checkpoint)
+    assert r.exit_code == 1 and "entry5:contentdoesnotmatchitshash" in _said(r)
+
+
+def test_head_gives_no_checkpoint_for_a_broken_trail(base, tmp_path):  # noqa: F811
+    path = _store_with_trail(base, tmp_path, 3)
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE audit_log SET detail = '{}' WHERE seq = 2")
+    con.close()
+    r = _audit("head", "--db", str(path))
+    assert r.exit_code == 1
+    assert "entry2" in _said(r) and "socialcredit-audit:" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "socialcredit-audit:v1:3",
+        f"socialcredit-audit:v2:3:{'a' * 64}",
+        f"socialcredit-audit:v1:three:{'a' * 64}",
+        f"socialcredit-audit:v1:3:{'g' * 64}",
+        f"socialcredit-audit:v1:3:{'a' * 63}",
+        "[bold]socialcredit-audit[/bold]",  # printed as it is, never read as markup
+    ],
+)
+def test_a_malformed_checkpoint_exits_2_naming_it(base, tmp_path, text):  # noqa: F811
+    path = _store_with_trail(base, tmp_path, 3)
+    r = _audit("verify", "--db", str(path), "--against", text)
+    assert r.exit_code == 2
+    assert isinstance(r.exception, SystemExit)  # a message, not a traceback
+    assert "".join(repr(text).split()) in _said(r) and "isnotanauditcheckpoint" in _said(r)
+
+
+def test_api_head_and_verify_against(base, tmp_path):  # noqa: F811
+    path, tokens = base
+    copy = tmp_path / "api.duckdb"
+    shutil.copyfile(path, copy)
+
+    def client() -> TestClient:
+        c = TestClient(create_app(copy))
+        c.tokens = tokens  # type: ignore[attr-defined]
+        return c
+
+    with client() as api:
+        api.get(f"/api/v1/citizens/{ZHANG}/standing", headers=auth(api, "citizen"))
+        api.post("/api/v1/decisions", json={"citizen_id": CHEN, "service": "rail.ticket"}, headers=auth(api, "service"))
+        head = api.get("/api/v1/audit/head", headers=auth(api, "auditor")).json()
+        checkpoint = head["checkpoint"]
+        assert (
+            head["seq"] == head["entries"] >= 2 and checkpoint == f"socialcredit-audit:v1:{head['seq']}:{head['hash']}"
+        )
+        api.get(f"/api/v1/citizens/{ZHANG}/history", headers=auth(api, "citizen"))  # appended after it
+        r = api.get("/api/v1/audit/verify", params={"against": checkpoint}, headers=auth(api, "auditor"))
+        assert r.status_code == 200 and r.json() == {
+            "ok": True,
+            "entries": head["entries"] + 1,
+            "problems": [],
+            "against": checkpoint,
+        }
+        bad = api.get("/api/v1/audit/verify", params={"against": "v1:7:abc"}, headers=auth(api, "auditor"))
+        assert bad.status_code == 422 and "'v1:7:abc' is not an audit checkpoint" in bad.json()["error"]
+    _rewrite(copy, keep=head["seq"] - 1)
+    with client() as api:
+        assert api.get("/api/v1/audit/verify", headers=auth(api, "auditor")).json()["ok"]  # the table alone: fine
+        r = api.get("/api/v1/audit/verify", params={"against": checkpoint}, headers=auth(api, "auditor")).json()
+        assert not r["ok"] and r["problems"][0].startswith(f"checkpoint {checkpoint}: entry {head['seq']} is missing")
+    con = duckdb.connect(str(copy))
+    con.execute("UPDATE audit_log SET principal = 'someone else' WHERE seq = 1")
+    con.close()
+    with client() as api:
+        r = api.get("/api/v1/audit/head", headers=auth(api, "auditor"))
+        assert r.status_code == 409 and any("entry 1" in p for p in r.json()["problems"])

@@ -515,10 +515,32 @@ def audit_entries(after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=
     return {"entries": decisions.jsonable(rows)}
 
 
-@router.get("/audit/verify", tags=["auditor"])
-def audit_verify(who: Principal = Depends(require("auditor")), svc: Service = Depends(service)) -> dict[str, Any]:
-    """Walk the hash chain; any altered, removed or reordered entry is named."""
+@router.get("/audit/head", tags=["auditor"])
+def audit_head(who: Principal = Depends(require("auditor")), svc: Service = Depends(service)) -> dict[str, Any]:
+    """A checkpoint of the last entry, to keep outside the store and pass to `verify?against=` later: the
+    store's holder can rewrite the trail whole, but not this copy. 409, and no checkpoint, if the trail
+    does not verify now."""
     with svc.lock:
         svc.audit.flush()
         v = audit.verify(svc.store)
-    return {"ok": v.ok, "entries": v.entries, "problems": v.problems}
+    if v.head is None:
+        raise HTTPException(409, {"error": "the audit trail does not verify; no checkpoint", "problems": v.problems})
+    return {"checkpoint": str(v.head), "seq": v.head.seq, "hash": v.head.hash, "entries": v.entries}
+
+
+@router.get("/audit/verify", tags=["auditor"])
+def audit_verify(
+    against: str | None = Query(None, description="a checkpoint from /audit/head: also prove nothing up to it changed"),
+    who: Principal = Depends(require("auditor")),
+    svc: Service = Depends(service),
+) -> dict[str, Any]:
+    """Walk the hash chain; any altered, removed or reordered entry is named."""
+    try:
+        checkpoint = audit.Checkpoint.parse(against) if against is not None else None
+    except audit.BadCheckpoint as e:
+        raise HTTPException(422, str(e)) from None
+    with svc.lock:
+        svc.audit.flush()
+        v = audit.verify(svc.store, checkpoint)
+    extra = {"against": str(checkpoint)} if checkpoint else {}
+    return {"ok": v.ok, "entries": v.entries, "problems": v.problems, **extra}
