@@ -89,3 +89,20 @@ def test_catalog_json():
 def test_missing_store_exits_2(tmp_path):
     r = runner.invoke(app, ["citizen", "110101199001010011", "--db", str(tmp_path / "none.duckdb")])
     assert r.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["decide", citizen_ids()["zhang_wei"], "air.ticket", "--at", "0001-01-01"],
+        ["decide", citizen_ids()["zhang_wei"], "air.ticket", "--at", "9999-12-31T23:00"],
+        ["citizen", citizen_ids()["zhang_wei"], "--as-of", "9999-12-31T23:00"],
+        ["explain", citizen_ids()["zhang_wei"], "--as-of", "0001-01-01"],
+        ["score", "--as-of", "9999-12-31T23:00"],
+    ],
+)
+def test_times_out_of_bounds_exit_2_naming_the_field(db, args):
+    r = runner.invoke(app, [*args, "--db", str(db)])
+    assert r.exit_code == 2, r.output
+    assert any(f in r.output for f in ("as_of: ", "--as-of: ", "at: "))
+    assert "Traceback" not in r.output

@@ -51,7 +51,7 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def parse_time(text: str | None) -> dt.datetime | None:
+def parse_time(text: str | None, option: str = "--as-of") -> dt.datetime | None:
     if text is None:
         return None
     try:
@@ -61,7 +61,7 @@ def parse_time(text: str | None) -> dt.datetime | None:
         raise
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    return to_utc(t)  # the bounds are the core's (socialcredit.clock); year 1 is refused, not an OverflowError
+    return to_utc(t, option)  # the bounds are the core's (socialcredit.clock); year 1 is refused, not an OverflowError
 
 
 def open_store(db: Path | None, must_exist: bool = True) -> Store:
@@ -285,7 +285,7 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
 def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """Ask for an automated decision: may this citizen use this service?"""
     store = open_store(db)
-    d = decisions.decide(store, citizen_id, service, parse_time(at))
+    d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"))
     if json_out:
         emit(d.to_json())
         return
@@ -343,7 +343,7 @@ def rulebook_validate(files: list[Path]) -> None:
 def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """The resolved rulebook of a city (inheritance applied) in force at a time."""
     rbs = open_store(db).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
-    when = parse_time(at)
+    when = parse_time(at, "--at")
     day = when.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date() if when else None
     rb = rbs.resolve(city, day)
     if rb is None:
@@ -597,9 +597,7 @@ def serve(
     db: DbOpt = None,
 ) -> None:
     """Start the HTTP API (/api/v1, OpenAPI at /docs) and the pages on the store."""
-    import uvicorn
-
-    from socialcredit.api.app import create_app
+    from socialcredit.api.app import serve as run_server
 
     path = db or default_path()
     if not path.exists():
@@ -607,7 +605,7 @@ def serve(
     clock = parse_time(as_of)
     out.print(f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)"
               + (f", clock fixed at {as_of}" if clock else ""))
-    uvicorn.run(create_app(path, as_of=clock), host=host, port=port, log_level="warning")
+    run_server(path, host, port, as_of=clock)
 
 
 

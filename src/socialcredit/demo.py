@@ -143,13 +143,11 @@ def main() -> None:
               f"-H 'Content-Type: application/json' -d '{body}'", highlight=False, soft_wrap=True)
     if a.no_serve:
         return
-    import uvicorn
-
-    from socialcredit.api.app import create_app
+    from socialcredit.api.app import serve
 
     out.print(f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and three other cities); "
               "Ctrl-C stops")
-    uvicorn.run(create_app(db, as_of=at), host=a.host, port=a.port, log_level="warning")
+    serve(db, a.host, a.port, as_of=at)
 
 
 if __name__ == "__main__":

@@ -91,3 +91,36 @@ def test_framework_errors_use_the_project_shape(api, method, path, status):
                                                                       "Content-Type": "application/json"})
     assert r.status_code in (status, 422), r.text
     assert set(r.json()) >= {"error"} and "detail" not in r.json()
+
+
+@pytest.mark.parametrize("q", ["%%", "__", "%a%", "Z_a"])
+def test_register_search_terms_are_literal_text(api, q):
+    r = api.get("/api/v1/register", params={"q": q})
+    assert r.status_code == 200 and r.json()["results"] == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/v1/citizens/{ZHANG}/standing?as_of=7486-01-02T10:34:41%2B17:44",
+        f"/api/v1/citizens/{ZHANG}/standing?as_of=9999-12-31T23:59",
+        f"/api/v1/citizens/{ZHANG}/explanation?as_of=0001-01-01",
+        "/api/v1/blacklist/rongcheng?as_of=0001-01-01",
+        "/api/v1/whitelist/rongcheng?as_of=0001-01-01",
+        "/api/v1/register?q=Zhang&as_of=0001-01-01",
+    ],
+)
+def test_times_out_of_bounds_are_422_naming_the_field(api, path):
+    r = api.get(path, headers=auth(api, "admin"))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"].startswith("as_of: ")
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00", "9999-12-31T23:59", "7486-01-02T10:34:41+17:44"])
+def test_decision_times_out_of_bounds_are_422(api, at):
+    for body, field in [({"citizen_id": ZHANG, "service": "rail.ticket", "at": at}, "at: "),
+                        ({"requests": [{"citizen_id": ZHANG, "service": "rail.ticket"},
+                                       {"citizen_id": ZHANG, "service": "rail.ticket", "at": at}]}, "request 2: at: ")]:
+        r = api.post("/api/v1/decisions", json=body, headers=auth(api, "service"))
+        assert r.status_code == 422, r.text
+        assert r.json()["error"].startswith(field)

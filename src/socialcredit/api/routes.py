@@ -235,7 +235,7 @@ def register(q: str = Query(min_length=2, max_length=100), as_of: dt.datetime | 
         decisions.ensure_fresh(svc.store, at)
         rows = svc.store.con.execute(
             """SELECT c.ckey, c.citizen_id, c.name, c.name_latin, c.city FROM citizens c
-               WHERE c.citizen_id = ? OR c.name = ? OR lower(c.name_latin) LIKE '%' || lower(?) || '%'
+               WHERE c.citizen_id = ? OR c.name = ? OR contains(lower(c.name_latin), lower(?))
                ORDER BY c.citizen_id LIMIT 50""",
             [q, q, q],
         ).fetchall()

@@ -20,6 +20,11 @@ from socialcredit.objections import CASES_DDL
 from socialcredit.store import Store
 
 FLUSH_SECONDS = 0.5
+DEADLINE_S = 2.0
+"""The longest a request may hold the service (the lock). Every time a request names is bounded
+(`socialcredit.clock`) before the lock is taken, so the engine work a question can trigger is at most the
+assessments up to a month past the clock, run once and then reused by every later question; on the
+shipped sample and the demo society that is well under this deadline (the figures are in the README)."""
 
 
 class Service:

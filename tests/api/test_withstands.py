@@ -1,0 +1,133 @@
+"""The running server under adversarial questions: the public register stays fast, SIGTERM stops it.
+
+A real server process on 127.0.0.1 (uvicorn, as `socialcredit serve` starts it), one client sending the
+requests that froze the service before times were bounded, another reading the public register. Counts
+and time are bounded; the figures are printed for the README's "What it withstands".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+
+import test_api
+from socialcredit.api.service import DEADLINE_S
+from test_api import ZHANG
+
+base = test_api.base
+
+SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(db, port: int) -> subprocess.Popen[bytes]:
+    log = db.with_suffix(".log")
+    with log.open("wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "socialcredit.cli", "serve", "--db", str(db), "--port",
+                                 str(port)], stdout=subprocess.DEVNULL, stderr=f)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/register?q=Zhang", timeout=5).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"server did not start: {log.read_text()}")
+
+
+def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_path):
+    path, tokens = base
+    db = tmp_path / "served.duckdb"
+    shutil.copyfile(path, db)
+    port = _free_port()
+    proc = _start(db, port)
+    url = f"http://127.0.0.1:{port}/api/v1"
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    own = {"Authorization": f"Bearer {tokens['citizen']}"}
+    rail = {"Authorization": f"Bearer {tokens['service']}"}
+    hostile = [
+        ("GET", f"/citizens/{ZHANG}/standing?as_of=7486-01-02T10:34:41%2B17:44", admin, None),
+        ("GET", f"/citizens/{ZHANG}/standing?as_of=2036-12-01T00:00", own, None),
+        ("GET", f"/citizens/{ZHANG}/standing?as_of=9999-12-31T23:59", admin, None),
+        ("GET", "/blacklist/rongcheng?as_of=0001-01-01", None, None),
+        ("GET", f"/citizens/{ZHANG}/explanation?as_of=0001-01-01", admin, None),
+        ("POST", "/decisions", rail, {"citizen_id": ZHANG, "service": "rail.ticket", "at": "9999-12-31T23:59"}),
+        ("POST", "/decisions", rail, {"citizen_id": ZHANG, "service": "rail.ticket", "at": "0001-01-01T00:00"}),
+        ("POST", "/decisions", rail, {"citizen_id": "110101199001011237", "service": "rail.ticket",
+                                      "at": "7486-01-02T10:34:41+17:44"}),
+    ]
+    rounds = max(2, int(10 * SCALE))
+    statuses: list[int] = []
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def attack() -> None:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for _ in range(rounds):
+                for method, p, headers, body in hostile:
+                    statuses.append(c.request(method, p, headers=headers, json=body).status_code)
+        stop.set()
+
+    def read_register() -> None:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for _ in range(max(50, int(400 * SCALE))):
+                t = time.perf_counter()
+                assert c.get("/register?q=Zhang").status_code == 200
+                latencies.append(time.perf_counter() - t)
+                if stop.is_set() and len(latencies) >= max(50, int(200 * SCALE)):
+                    break
+
+    try:
+        threads = [threading.Thread(target=attack), threading.Thread(target=read_register)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads), "a client is still waiting after 120 s"
+        assert statuses and all(s == 422 for s in statuses), sorted(set(statuses))
+        latencies.sort()
+        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        print(f"\nadversarial requests: {len(statuses)}, all 422; register p50 {latencies[len(latencies) // 2] * 1000:.1f}"
+              f" ms, p99 {p99 * 1000:.1f} ms over {len(latencies)} reads (deadline {DEADLINE_S * 1000:.0f} ms)")
+        assert p99 < DEADLINE_S
+        # a legitimate question a month ahead runs the engine once, inside the deadline
+        t = time.perf_counter()
+        r = httpx.get(f"{url}/citizens/{ZHANG}/standing?as_of=" + _month_ahead(), headers=own, timeout=30)
+        assert r.status_code == 200, r.text
+        print(f"a standing 30 days ahead (engine work): {(time.perf_counter() - t) * 1000:.0f} ms")
+        t = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+        print(f"SIGTERM to exit: {(time.perf_counter() - t) * 1000:.0f} ms")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    from socialcredit.audit import verify
+    from socialcredit.store import Store
+
+    store = Store(db)
+    try:
+        assert verify(store).ok
+    finally:
+        store.close()
+
+
+def _month_ahead() -> str:
+    import datetime as dt
+
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%MZ")
