@@ -181,7 +181,7 @@ def create_app(db: str | Path, max_body: int = MAX_BODY, as_of: dt.datetime | No
     return app
 
 
-SHUTDOWN_GRACE_S = 3.0
+SHUTDOWN_GRACE_S = 3
 """How long SIGTERM waits for requests in flight before the server closes anyway (well under 5 s).
 A batch being written when the process ends is one transaction: committed whole or rolled back whole."""
 
