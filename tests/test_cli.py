@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from conftest import NATIONAL_YAML, citizen
 from socialcredit.cli import app
 from socialcredit.rulebook import shipped_dir
 from socialcredit.sample import citizen_ids
@@ -89,3 +90,35 @@ def test_catalog_json():
 def test_missing_store_exits_2(tmp_path):
     r = runner.invoke(app, ["citizen", "110101199001010011", "--db", str(tmp_path / "none.duckdb")])
     assert r.exit_code == 2
+
+
+# ------------------------------------------------------------------ text from data is printed as it is
+
+MARKUP_NAMES = ["[/]王", "[bold]x[/bold] :cat:"]
+
+
+@pytest.fixture
+def odd_names(make_store) -> str:
+    """A store whose citizens' names look like Rich markup (and an emoji code); the path of its file."""
+    store = make_store()
+    store.add_citizens([citizen(i, name=name) for i, name in enumerate(MARKUP_NAMES)])
+    path = str(store.path)
+    store.close()
+    return path
+
+
+@pytest.mark.parametrize("command", ["citizen", "explain"])
+@pytest.mark.parametrize("i", range(len(MARKUP_NAMES)))
+def test_names_are_printed_literally(odd_names, command, i):
+    cid = citizen(i)["citizen_id"]
+    r = runner.invoke(app, [command, str(cid), "--db", odd_names, "--as-of", "2026-09-01"])
+    assert r.exit_code == 0, r.output
+    assert f"{MARKUP_NAMES[i]} {cid}" in r.stdout
+
+
+def test_a_validation_message_keeps_its_brackets(tmp_path):
+    p = tmp_path / "national@1.yaml"
+    p.write_text(NATIONAL_YAML.replace("valid_for: 2y", "valid_for: 2w", 1), encoding="utf-8")
+    r = runner.invoke(app, ["rulebook", "validate", str(p)])
+    assert r.exit_code == 2
+    assert "'^[1-9][0-9]*[dmy]$'" in r.stderr

@@ -10,8 +10,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from socialcredit import decisions
 from socialcredit.catalog import default_catalog
@@ -35,8 +36,27 @@ app.command("simulate")(simulate_command)
 from socialcredit.report.cli import register as register_reports  # noqa: E402  (one line to own: report/cli.py)
 
 register_reports(app)  # report, compare, replay
-out = Console()
-err = Console(stderr=True)
+
+
+def console(stderr: bool = False) -> Console:
+    """A console that prints text as it is: names, paths and error messages come from data and users, so
+    `[x]` in them is never read as Rich markup nor `:x:` as an emoji code (styles are given as `Text`), and a
+    line is never wrapped by Rich, so a path or an identifier reaches a pipe or a narrow terminal whole.
+    Tables still lay themselves out to the terminal's width (or $COLUMNS)."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
+out = console()
+err = console(stderr=True)
+
+
+def progress_bar(*columns: ProgressColumn) -> Progress:
+    """A transient bar on stderr; its descriptions (stage, city and partition names) are shown as they are."""
+    return Progress(
+        TextColumn("{task.description}", markup=False), BarColumn(), *columns, TimeElapsedColumn(),
+        console=err, transient=True,
+    )  # fmt: skip
+
 
 DbOpt = Annotated[
     Path | None, typer.Option("--db", help="DuckDB file (default: $SOCIALCREDIT_DB or ./socialcredit.duckdb)")
@@ -46,7 +66,7 @@ TimeOpt = Annotated[str | None, typer.Option(help="a time, ISO 8601; without an 
 
 
 def fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(Text.assemble(("error:", "red"), " ", message))
     raise typer.Exit(2)
 
 
@@ -156,9 +176,7 @@ def score(
 ) -> None:
     """Run the engine: ledger, scores, grades, list entries, as of a time."""
     store = open_store(db)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("scoring", total=7)
         summary = Engine(store).run(
             parse_time(as_of),
@@ -200,8 +218,9 @@ def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     if json_out:
         emit(st.to_json())
         return
-    out.print(f"[bold]{st.name}[/bold] {st.citizen_id} · {st.city} · as of {_cst(st.as_of)}")
-    out.print(f"score [bold]{st.score}[/bold] grade [bold]{st.grade}[/bold] under {st.rulebook_version}")
+    out.print(Text.assemble((st.name, "bold"), f" {st.citizen_id} · {st.city} · as of {_cst(st.as_of)}"))
+    out.print(Text.assemble("score ", (str(st.score), "bold"), " grade ", (str(st.grade), "bold"),
+                            f" under {st.rulebook_version}"))  # fmt: skip
     t = Table("list", "kind", "since", "until", "cause", title="list entries")
     for e in st.list_entries:
         t.add_row(e["list_id"], e["kind"], _cst(e["start"]), _cst(e["end"]), _cause(e))
@@ -251,7 +270,7 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
         emit(x)
         return
     s = x["score"]
-    out.print(f"[bold]{x['name']}[/bold] {x['citizen_id']} · {x['city']} · {x['rulebook_version']}")
+    out.print(Text.assemble((x["name"], "bold"), f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']}"))
     out.print(
         f"score {s['value']} = clamp(base {s['base']} + {s['sum_of_entries']} from the entries below, "
         f"{s['scale'][0] if s['scale'] else '?'}…{s['scale'][1] if s['scale'] else '?'}) → grade {s['grade']}"
@@ -289,7 +308,7 @@ def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, 
         emit(d.to_json())
         return
     colour = {"deny": "red", "allow": "green"}.get(d.outcome, "yellow")
-    out.print(f"[{colour}]{d.outcome.upper()}[/{colour}] {service} for {citizen_id}: {d.public_reason}")
+    out.print(Text.assemble((d.outcome.upper(), colour), f" {service} for {citizen_id}: {d.public_reason}"))
     for r in d.reasons:
         out.print(f"  · {r['measure']} ({r['effect']}) via {r['via']} since {_cst(r['since'])}")
 
@@ -363,8 +382,11 @@ def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: Jso
         )
         return
     out.print(
-        f"[bold]{rb.name}[/bold] {rb.version}, in force from {rb.effective_from}; scale {rb.scale.min}–"
-        f"{rb.scale.max}, base {rb.scale.base}; {len(rb.rules)} rules"
+        Text.assemble(
+            (rb.name, "bold"),
+            f" {rb.version}, in force from {rb.effective_from}; scale {rb.scale.min}–{rb.scale.max}, "
+            f"base {rb.scale.base}; {len(rb.rules)} rules",
+        )
     )
     t = Table("rule", "on", "when", "points", "expires", "source", title="rules")
     for r in rb.rules:
@@ -478,7 +500,7 @@ def keys_create(
     if json_out:
         emit({"key_id": key_id, "role": role, "subject": subject, "token": token})
     else:
-        out.print(f"key {key_id} for {role}{':' + subject if subject else ''}: {token}", highlight=False)
+        out.print(f"key {key_id} for {role}{':' + subject if subject else ''}: {token}")
 
 
 @keys_app.command("list")
@@ -520,7 +542,7 @@ def audit_verify(db: DbOpt = None, json_out: JsonOpt = False) -> None:
         out.print(f"audit trail intact: {v.entries} entries, every hash and link checks")
     else:
         for p in v.problems:
-            err.print(f"[red]{p}[/red]", highlight=False)
+            err.print(Text(p, "red"))
     if not v.ok:
         raise typer.Exit(1)
 
