@@ -7,10 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from conftest import NATIONAL_YAML, citizen
+from conftest import NATIONAL_YAML, citizen, held_by_another_process
 from socialcredit.cli import app
 from socialcredit.rulebook import shipped_dir
 from socialcredit.sample import citizen_ids
+from socialcredit.store import Store
 
 runner = CliRunner()
 
@@ -122,3 +123,32 @@ def test_a_validation_message_keeps_its_brackets(tmp_path):
     r = runner.invoke(app, ["rulebook", "validate", str(p)])
     assert r.exit_code == 2
     assert "'^[1-9][0-9]*[dmy]$'" in r.stderr
+
+
+# ------------------------------------------------------------------ a store another process holds
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["citizen", "110101199001010011"], ["keys", "list"], ["rulebook", "show", "rongcheng"], ["serve", "--port", "9"]],
+)
+def test_a_store_another_process_holds_exits_2_saying_who(make_store, args):
+    store = make_store()
+    store.close()
+    db = store.path
+    with held_by_another_process(db) as holder:
+        r = runner.invoke(app, [*args, "--db", str(db)])
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit)  # a message, not a traceback
+    said = r.stderr
+    assert said.startswith(f"error: {db}: the store is held by another process (PID {holder.pid}: ")
+    assert "Stop that process" in said and "HTTP API" in said and "Traceback" not in said
+    assert "serving" not in r.stdout
+
+
+def test_a_run_whose_store_another_process_holds_exits_2(tmp_path):
+    Store(tmp_path / "store.duckdb").close()
+    with held_by_another_process(tmp_path / "store.duckdb") as holder:
+        r = runner.invoke(app, ["report", str(tmp_path)])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
+    assert f"store.duckdb: the store is held by another process (PID {holder.pid}: " in r.stderr

@@ -21,7 +21,7 @@ from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_
 from socialcredit.rulebook import diff as rulebook_diff_of
 from socialcredit.simulate.cli import population_app
 from socialcredit.simulate.run import simulate_command
-from socialcredit.store import BatchRejected, Store, default_path
+from socialcredit.store import BatchRejected, Store, StoreLocked, default_path
 from socialcredit.yamlio import LocatedError
 
 app = typer.Typer(
@@ -98,7 +98,7 @@ def emit(data: Any) -> None:
 
 
 def guarded(fn):
-    """Bad input exits 2 with a message that names the file, line or field."""
+    """Bad input, or a store another process holds, exits 2 with a message that names the file, line or field."""
     import functools
 
     @functools.wraps(fn)
@@ -108,6 +108,8 @@ def guarded(fn):
         except BatchRejected as e:
             fail(str(e))
         except LocatedError as e:
+            fail(str(e))
+        except StoreLocked as e:
             fail(str(e))
 
     return wrapper
@@ -591,9 +593,10 @@ def serve(
     if not path.exists():
         fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
     clock = parse_time(as_of)
+    served = create_app(path, as_of=clock)  # opens the store: one held elsewhere fails here, before "serving"
     out.print(f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)"
               + (f", clock fixed at {as_of}" if clock else ""))
-    uvicorn.run(create_app(path, as_of=clock), host=host, port=port, log_level="warning")
+    uvicorn.run(served, host=host, port=port, log_level="warning")
 
 
 
