@@ -58,7 +58,7 @@ def test_rulebook_validate_broken_names_file_and_line(tmp_path):
     line = next(i for i, x in enumerate(bad.splitlines(), start=1) if "id: rc.contract_breach" in x)
     r = runner.invoke(app, ["rulebook", "validate", str(p)])
     assert r.exit_code == 2
-    assert f"{p.name}:{line}" in "".join(r.output.split())
+    assert f"{p}:{line}: " in r.stderr
 
 
 def test_ingest_bad_csv_exits_2_naming_row_and_field(db, tmp_path):
@@ -68,7 +68,7 @@ def test_ingest_bad_csv_exits_2_naming_row_and_field(db, tmp_path):
                  f"x1,{cid},late_bill_payment,2026-03-01T00:00:00+08:00,state_grid,abc\n")
     r = runner.invoke(app, ["ingest", str(p), "--db", str(db)])
     assert r.exit_code == 2
-    assert "row 1, days_late" in " ".join(r.output.split())
+    assert f"{p}: row 1, days_late: " in r.stderr
 
 
 def test_ingest_good_csv(db, tmp_path):
@@ -152,3 +152,19 @@ def test_a_run_whose_store_another_process_holds_exits_2(tmp_path):
         r = runner.invoke(app, ["report", str(tmp_path)])
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
     assert f"store.duckdb: the store is held by another process (PID {holder.pid}: " in r.stderr
+
+
+# ------------------------------------------------------------------ lines are never wrapped
+
+
+def test_paths_and_messages_are_never_wrapped(tmp_path, monkeypatch):
+    """A path longer than the terminal is wide, in a narrow one, comes out whole on one line."""
+    monkeypatch.setenv("COLUMNS", "40")  # Rich reads it as it prints, unless it was already set when it started
+    deep = tmp_path / ("a-directory-with-a-name-longer-than-the-terminal-is-wide-" * 2)
+    deep.mkdir()
+    r = runner.invoke(app, ["init", "--db", str(deep / "s.duckdb")])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"store ready at {deep / 's.duckdb'} with ") and r.stdout.count("\n") == 1
+    r = runner.invoke(app, ["citizen", "110101199001010011", "--db", str(deep / "none.duckdb")])
+    assert r.exit_code == 2
+    assert r.stderr == f"error: {deep / 'none.duckdb'}: no store here; run `socialcredit init` first (or pass --db)\n"
