@@ -117,6 +117,21 @@ def test_names_are_printed_literally(odd_names, command, i):
     assert f"{MARKUP_NAMES[i]} {cid}" in r.stdout
 
 
+def test_rule_sources_in_brackets_stay_in_the_explanation(db, monkeypatch):
+    """Table cells too: '[reported: …]' after a rule was taken for a markup tag and silently dropped."""
+    import socialcredit.cli
+
+    monkeypatch.setattr(socialcredit.cli.out, "_width", 1000)  # a table's cells wrap to the width: give them room
+    args = ["explain", citizen_ids()["zhang_wei"], "--db", str(db), "--as-of", "2026-09-01"]
+    x = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    rules = [f"{r['id']} ({r['points']:+d}) when {r['when'] or 'always'} [{r['source']}]"
+             for e in x["ledger"] for r in e["rules"]]  # fmt: skip
+    assert any("[reported: " in r for r in rules)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert [rule for rule in rules if rule not in r.stdout] == []
+
+
 def test_a_validation_message_keeps_its_brackets(tmp_path):
     p = tmp_path / "national@1.yaml"
     p.write_text(NATIONAL_YAML.replace("valid_for: 2y", "valid_for: 2w", 1), encoding="utf-8")
