@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
-from collections.abc import Callable
+import select
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -188,6 +192,22 @@ def make_citizens() -> Callable[..., list[str]]:
         return idl
 
     return make
+
+
+@contextlib.contextmanager
+def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A second process that opens the DuckDB file `path` and keeps it open (as a running server does) until
+    the block ends; it is killed then, and it ends itself after a minute if nothing kills it."""
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    with subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            assert ready and proc.stdout.readline().strip() == "held", "the holding process did not open the store"
+            yield proc
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def rec(rid: str, cid: str, behaviour: str, at: dt.datetime, **attrs: object) -> dict[str, object]:

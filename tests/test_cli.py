@@ -7,9 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from conftest import NATIONAL_YAML, citizen, held_by_another_process
 from socialcredit.cli import app
 from socialcredit.rulebook import shipped_dir
 from socialcredit.sample import citizen_ids
+from socialcredit.store import Store
 
 runner = CliRunner()
 
@@ -56,7 +58,7 @@ def test_rulebook_validate_broken_names_file_and_line(tmp_path):
     line = next(i for i, x in enumerate(bad.splitlines(), start=1) if "id: rc.contract_breach" in x)
     r = runner.invoke(app, ["rulebook", "validate", str(p)])
     assert r.exit_code == 2
-    assert f"{p.name}:{line}" in "".join(r.output.split())
+    assert f"{p}:{line}: " in r.stderr
 
 
 def test_ingest_bad_csv_exits_2_naming_row_and_field(db, tmp_path):
@@ -66,7 +68,7 @@ def test_ingest_bad_csv_exits_2_naming_row_and_field(db, tmp_path):
                  f"x1,{cid},late_bill_payment,2026-03-01T00:00:00+08:00,state_grid,abc\n")
     r = runner.invoke(app, ["ingest", str(p), "--db", str(db)])
     assert r.exit_code == 2
-    assert "row 1, days_late" in " ".join(r.output.split())
+    assert f"{p}: row 1, days_late: " in r.stderr
 
 
 def test_ingest_good_csv(db, tmp_path):
@@ -106,3 +108,95 @@ def test_times_out_of_bounds_exit_2_naming_the_field(db, args):
     assert r.exit_code == 2, r.output
     assert any(f in r.output for f in ("as_of: ", "--as-of: ", "at: "))
     assert "Traceback" not in r.output
+
+
+# ------------------------------------------------------------------ text from data is printed as it is
+
+MARKUP_NAMES = ["[/]王", "[bold]x[/bold] :cat:"]
+
+
+@pytest.fixture
+def odd_names(make_store) -> str:
+    """A store whose citizens' names look like Rich markup (and an emoji code); the path of its file."""
+    store = make_store()
+    store.add_citizens([citizen(i, name=name) for i, name in enumerate(MARKUP_NAMES)])
+    path = str(store.path)
+    store.close()
+    return path
+
+
+@pytest.mark.parametrize("command", ["citizen", "explain"])
+@pytest.mark.parametrize("i", range(len(MARKUP_NAMES)))
+def test_names_are_printed_literally(odd_names, command, i):
+    cid = citizen(i)["citizen_id"]
+    r = runner.invoke(app, [command, str(cid), "--db", odd_names, "--as-of", "2026-09-01"])
+    assert r.exit_code == 0, r.output
+    assert f"{MARKUP_NAMES[i]} {cid}" in r.stdout
+
+
+def test_rule_sources_in_brackets_stay_in_the_explanation(db, monkeypatch):
+    """Table cells too: '[reported: …]' after a rule was taken for a markup tag and silently dropped."""
+    import socialcredit.cli
+
+    monkeypatch.setattr(socialcredit.cli.out, "_width", 1000)  # a table's cells wrap to the width: give them room
+    args = ["explain", citizen_ids()["zhang_wei"], "--db", str(db), "--as-of", "2026-09-01"]
+    x = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    rules = [f"{r['id']} ({r['points']:+d}) when {r['when'] or 'always'} [{r['source']}]"
+             for e in x["ledger"] for r in e["rules"]]  # fmt: skip
+    assert any("[reported: " in r for r in rules)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert [rule for rule in rules if rule not in r.stdout] == []
+
+
+def test_a_validation_message_keeps_its_brackets(tmp_path):
+    p = tmp_path / "national@1.yaml"
+    p.write_text(NATIONAL_YAML.replace("valid_for: 2y", "valid_for: 2w", 1), encoding="utf-8")
+    r = runner.invoke(app, ["rulebook", "validate", str(p)])
+    assert r.exit_code == 2
+    assert "'^[1-9][0-9]*[dmy]$'" in r.stderr
+
+
+# ------------------------------------------------------------------ a store another process holds
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["citizen", "110101199001010011"], ["keys", "list"], ["rulebook", "show", "rongcheng"], ["serve", "--port", "9"]],
+)
+def test_a_store_another_process_holds_exits_2_saying_who(make_store, args):
+    store = make_store()
+    store.close()
+    db = store.path
+    with held_by_another_process(db) as holder:
+        r = runner.invoke(app, [*args, "--db", str(db)])
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit)  # a message, not a traceback
+    said = r.stderr
+    assert said.startswith(f"error: {db}: the store is held by another process (PID {holder.pid}: ")
+    assert "Stop that process" in said and "HTTP API" in said and "Traceback" not in said
+    assert "serving" not in r.stdout
+
+
+def test_a_run_whose_store_another_process_holds_exits_2(tmp_path):
+    Store(tmp_path / "store.duckdb").close()
+    with held_by_another_process(tmp_path / "store.duckdb") as holder:
+        r = runner.invoke(app, ["report", str(tmp_path)])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
+    assert f"store.duckdb: the store is held by another process (PID {holder.pid}: " in r.stderr
+
+
+# ------------------------------------------------------------------ lines are never wrapped
+
+
+def test_paths_and_messages_are_never_wrapped(tmp_path, monkeypatch):
+    """A path longer than the terminal is wide, in a narrow one, comes out whole on one line."""
+    monkeypatch.setenv("COLUMNS", "40")  # Rich reads it as it prints, unless it was already set when it started
+    deep = tmp_path / ("a-directory-with-a-name-longer-than-the-terminal-is-wide-" * 2)
+    deep.mkdir()
+    r = runner.invoke(app, ["init", "--db", str(deep / "s.duckdb")])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"store ready at {deep / 's.duckdb'} with ") and r.stdout.count("\n") == 1
+    r = runner.invoke(app, ["citizen", "110101199001010011", "--db", str(deep / "none.duckdb")])
+    assert r.exit_code == 2
+    assert r.stderr == f"error: {deep / 'none.duckdb'}: no store here; run `socialcredit init` first (or pass --db)\n"

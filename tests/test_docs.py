@@ -42,7 +42,8 @@ def test_readme_command_exists(words: list[str]) -> None:
             path.pop()
             break
     assert path, f"README shows `socialcredit {' '.join(words)}`, which is not a command"
-    help_text = CliRunner().invoke(app, [*path, "--help"]).output
+    # help is a Rich table laid out to $COLUMNS, which crops long option names in a narrow terminal: give it room
+    help_text = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"}).output
     for w in words:
         if w.startswith("--"):
             assert w.split("=")[0] in help_text, f"`socialcredit {' '.join(path)}` has no option {w}"

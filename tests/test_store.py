@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cst, rec
+from conftest import cst, held_by_another_process, rec
 from socialcredit.ids import make_id
-from socialcredit.store import BatchRejected, Store
+from socialcredit.store import BatchRejected, Store, StoreLocked, connect
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -209,3 +209,16 @@ def test_batches_are_written_in_citizen_order_and_compact_clusters_all(store, id
     assert store.con.execute("SELECT ckey, score FROM score_log ORDER BY ALL").fetchall() == scores
     store.ingest([rec("c0", ids[0], "volunteer_work", cst(2023, 5, 1), hours=3)], now=NOW)
     assert store.compact() is True
+
+
+def test_a_store_another_process_holds_says_who(tmp_path):
+    path = tmp_path / "held.duckdb"
+    Store(path).close()
+    with held_by_another_process(path) as holder:
+        for read_only in (False, True):  # DuckDB refuses readers too
+            with pytest.raises(StoreLocked) as caught:
+                Store(path) if not read_only else connect(path, read_only=True)
+            e = caught.value
+            assert (e.path, e.pid) == (path, holder.pid)
+            assert "held.duckdb" in e.program  # /proc/PID/cmdline: the holder's own arguments
+            assert f"PID {holder.pid}" in str(e) and "Stop that process" in str(e)

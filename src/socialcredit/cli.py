@@ -10,8 +10,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from socialcredit import decisions
 from socialcredit.catalog import default_catalog
@@ -21,7 +22,7 @@ from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_
 from socialcredit.rulebook import diff as rulebook_diff_of
 from socialcredit.simulate.cli import population_app
 from socialcredit.simulate.run import simulate_command
-from socialcredit.store import BatchRejected, Store, default_path
+from socialcredit.store import BatchRejected, Store, StoreLocked, default_path
 from socialcredit.yamlio import LocatedError
 
 app = typer.Typer(
@@ -36,8 +37,27 @@ app.command("simulate")(simulate_command)
 from socialcredit.report.cli import register as register_reports  # noqa: E402  (one line to own: report/cli.py)
 
 register_reports(app)  # report, compare, replay
-out = Console()
-err = Console(stderr=True)
+
+
+def console(stderr: bool = False) -> Console:
+    """A console that prints text as it is: names, paths and error messages come from data and users, so
+    `[x]` in them is never read as Rich markup nor `:x:` as an emoji code (styles are given as `Text`), and a
+    line is never wrapped by Rich, so a path or an identifier reaches a pipe or a narrow terminal whole.
+    Tables still lay themselves out to the terminal's width (or $COLUMNS)."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
+out = console()
+err = console(stderr=True)
+
+
+def progress_bar(*columns: ProgressColumn) -> Progress:
+    """A transient bar on stderr; its descriptions (stage, city and partition names) are shown as they are."""
+    return Progress(
+        TextColumn("{task.description}", markup=False), BarColumn(), *columns, TimeElapsedColumn(),
+        console=err, transient=True,
+    )  # fmt: skip
+
 
 DbOpt = Annotated[
     Path | None, typer.Option("--db", help="DuckDB file (default: $SOCIALCREDIT_DB or ./socialcredit.duckdb)")
@@ -47,7 +67,7 @@ TimeOpt = Annotated[str | None, typer.Option(help="a time, ISO 8601; without an 
 
 
 def fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(Text.assemble(("error:", "red"), " ", message))
     raise typer.Exit(2)
 
 
@@ -79,7 +99,7 @@ def emit(data: Any) -> None:
 
 
 def guarded(fn):
-    """Bad input exits 2 with a message that names the file, line or field."""
+    """Bad input, or a store another process holds, exits 2 with a message that names the file, line or field."""
     import functools
 
     @functools.wraps(fn)
@@ -89,6 +109,8 @@ def guarded(fn):
         except BatchRejected as e:
             fail(str(e))
         except LocatedError as e:
+            fail(str(e))
+        except StoreLocked as e:
             fail(str(e))
 
     return wrapper
@@ -157,9 +179,7 @@ def score(
 ) -> None:
     """Run the engine: ledger, scores, grades, list entries, as of a time."""
     store = open_store(db)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("scoring", total=7)
         summary = Engine(store).run(
             parse_time(as_of),
@@ -201,8 +221,9 @@ def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     if json_out:
         emit(st.to_json())
         return
-    out.print(f"[bold]{st.name}[/bold] {st.citizen_id} · {st.city} · as of {_cst(st.as_of)}")
-    out.print(f"score [bold]{st.score}[/bold] grade [bold]{st.grade}[/bold] under {st.rulebook_version}")
+    out.print(Text.assemble((st.name, "bold"), f" {st.citizen_id} · {st.city} · as of {_cst(st.as_of)}"))
+    out.print(Text.assemble("score ", (str(st.score), "bold"), " grade ", (str(st.grade), "bold"),
+                            f" under {st.rulebook_version}"))  # fmt: skip
     t = Table("list", "kind", "since", "until", "cause", title="list entries")
     for e in st.list_entries:
         t.add_row(e["list_id"], e["kind"], _cst(e["start"]), _cst(e["end"]), _cause(e))
@@ -252,7 +273,7 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
         emit(x)
         return
     s = x["score"]
-    out.print(f"[bold]{x['name']}[/bold] {x['citizen_id']} · {x['city']} · {x['rulebook_version']}")
+    out.print(Text.assemble((x["name"], "bold"), f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']}"))
     out.print(
         f"score {s['value']} = clamp(base {s['base']} + {s['sum_of_entries']} from the entries below, "
         f"{s['scale'][0] if s['scale'] else '?'}…{s['scale'][1] if s['scale'] else '?'}) → grade {s['grade']}"
@@ -290,7 +311,7 @@ def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, 
         emit(d.to_json())
         return
     colour = {"deny": "red", "allow": "green"}.get(d.outcome, "yellow")
-    out.print(f"[{colour}]{d.outcome.upper()}[/{colour}] {service} for {citizen_id}: {d.public_reason}")
+    out.print(Text.assemble((d.outcome.upper(), colour), f" {service} for {citizen_id}: {d.public_reason}"))
     for r in d.reasons:
         out.print(f"  · {r['measure']} ({r['effect']}) via {r['via']} since {_cst(r['since'])}")
 
@@ -364,8 +385,11 @@ def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: Jso
         )
         return
     out.print(
-        f"[bold]{rb.name}[/bold] {rb.version}, in force from {rb.effective_from}; scale {rb.scale.min}–"
-        f"{rb.scale.max}, base {rb.scale.base}; {len(rb.rules)} rules"
+        Text.assemble(
+            (rb.name, "bold"),
+            f" {rb.version}, in force from {rb.effective_from}; scale {rb.scale.min}–{rb.scale.max}, "
+            f"base {rb.scale.base}; {len(rb.rules)} rules",
+        )
     )
     t = Table("rule", "on", "when", "points", "expires", "source", title="rules")
     for r in rb.rules:
@@ -479,7 +503,7 @@ def keys_create(
     if json_out:
         emit({"key_id": key_id, "role": role, "subject": subject, "token": token})
     else:
-        out.print(f"key {key_id} for {role}{':' + subject if subject else ''}: {token}", highlight=False)
+        out.print(f"key {key_id} for {role}{':' + subject if subject else ''}: {token}")
 
 
 @keys_app.command("list")
@@ -518,14 +542,12 @@ def audit_verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Walk the hash chain; exit 1 and name every altered, removed or reordered entry."""
-    from rich.markup import escape
-
     from socialcredit.audit import BadCheckpoint, Checkpoint, verify
 
     try:
         checkpoint = Checkpoint.parse(against) if against is not None else None
     except BadCheckpoint as e:
-        fail(escape(str(e)))
+        fail(str(e))
     v = verify(open_store(db), checkpoint)
     if json_out:
         extra = {"against": str(checkpoint)} if checkpoint else {}
@@ -535,7 +557,7 @@ def audit_verify(
         out.print(f"audit trail intact: {v.entries} entries, every hash and link checks{matched}", highlight=False)
     else:
         for p in v.problems:
-            err.print(p, style="red", markup=False, highlight=False, soft_wrap=True)
+            err.print(Text(p, "red"))
     if not v.ok:
         raise typer.Exit(1)
 
@@ -553,7 +575,7 @@ def audit_head(db: DbOpt = None, json_out: JsonOpt = False) -> None:
     v = verify(open_store(db))
     if v.head is None:
         for p in v.problems:
-            err.print(p, style="red", markup=False, highlight=False, soft_wrap=True)
+            err.print(Text(p, "red"))
         raise typer.Exit(1)
     if json_out:
         emit({"checkpoint": str(v.head), "seq": v.head.seq, "hash": v.head.hash, "entries": v.entries})
@@ -597,15 +619,17 @@ def serve(
     db: DbOpt = None,
 ) -> None:
     """Start the HTTP API (/api/v1, OpenAPI at /docs) and the pages on the store."""
+    from socialcredit.api.app import create_app
     from socialcredit.api.app import serve as run_server
 
     path = db or default_path()
     if not path.exists():
         fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
     clock = parse_time(as_of)
+    served = create_app(path, as_of=clock)  # opens the store: one held elsewhere fails here, before "serving"
     out.print(f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)"
               + (f", clock fixed at {as_of}" if clock else ""))
-    run_server(path, host, port, as_of=clock)
+    run_server(served, host, port)
 
 
 

@@ -15,14 +15,13 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from socialcredit.cli import out
 from socialcredit.decisions import decide, explain, standing
 from socialcredit.keys import create_key
 from socialcredit.store import Store
-
-out = Console()
 
 
 def run_end(store: Store) -> dt.datetime:
@@ -95,8 +94,9 @@ def show(store: Store, at: dt.datetime) -> str | None:
     listed = people["on Shenzhen's billboard"] or people["court defaulter"]
     if listed:
         x = explain(store, listed, at)
-        out.print(f"[bold]why[/bold] {x['name']}: score {x['score']['value']} = base {x['score']['base']} "
-                  f"{x['score']['sum_of_entries']:+d} → {x['score']['grade']} under {x['rulebook_version']}")
+        out.print(Text.assemble(("why", "bold"), f" {x['name']}: score {x['score']['value']} = base "
+                                f"{x['score']['base']} {x['score']['sum_of_entries']:+d} → {x['score']['grade']} "
+                                f"under {x['rulebook_version']}"))
         for e in x["ledger"][:8]:
             what = (e.get("record") or {}).get("behaviour") or e.get("characteristic")
             rules = ", ".join(f"{r['id']} [{(r['source'] or '')[:30]}]" for r in e["rules"])
@@ -126,28 +126,28 @@ def main() -> None:
     ).fetchall()[0][0] if listed else "shenzhen"
     store.close()
     base = f"http://{a.host}:{a.port}"
-    out.print("\n[bold]pages[/bold]")
+    out.print(Text.assemble("\n", ("pages", "bold")))
     for label, path in [("dashboard", "/"), ("register", "/register"), ("billboard", "/blacklist/shenzhen"),
                         ("station monitor", "/station/shenzhen"), ("citizen (log in with its key)",
                                                                    f"/citizens/{listed}" if listed else "/login"),
                         ("admin (log in with the admin key)", "/admin"), ("API docs", "/docs")]:
-        out.print(f"  {label:<36} {base}{path}", soft_wrap=True)
+        out.print(f"  {label:<36} {base}{path}")
     report = a.run_dir / "report.html"
     if report.exists():
         out.print(f"  {'report of the run':<36} {report.resolve()}")
-    out.print("\n[bold]demo API keys[/bold] (shown once; send as `Authorization: Bearer KEY`)")
+    out.print(Text.assemble("\n", ("demo API keys", "bold"), " (shown once; send as `Authorization: Bearer KEY`)"))
     for who, token in made.items():
-        out.print(f"  {who:<28} {token}", highlight=False, soft_wrap=True)
+        out.print(f"  {who:<28} {token}")
     body = f'{{"citizen_id": "{listed}", "service": "rail.ticket"}}'
     out.print(f"\n  e.g. curl -s -X POST {base}/api/v1/decisions -H 'Authorization: Bearer {made['service:rail']}' "
-              f"-H 'Content-Type: application/json' -d '{body}'", highlight=False, soft_wrap=True)
+              f"-H 'Content-Type: application/json' -d '{body}'")
     if a.no_serve:
         return
-    from socialcredit.api.app import serve
+    from socialcredit.api.app import create_app, serve
 
     out.print(f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and three other cities); "
               "Ctrl-C stops")
-    serve(db, a.host, a.port, as_of=at)
+    serve(create_app(db, as_of=at), a.host, a.port)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,49 @@ class BatchRejected(ValueError):
         shown = "\n".join(f"{source}: {p}" for p in problems[:50])
         more = f"\n… and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(f"batch rejected, nothing written ({len(problems)} problems):\n{shown}{more}")
+
+
+# DuckDB's words when another process has the file open: 'Could not set lock on file "…": Conflicting lock is
+# held in /usr/bin/python3.11 (PID 4242)' (an IOException, the same for read-only and read-write opens)
+_LOCK_HELD = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+class StoreLocked(RuntimeError):
+    """Another process has the store's file open. DuckDB lets one process at a time open a file (even to
+    read), so while `socialcredit serve` runs on a store, every other process is refused; the message says
+    who holds it and what to do instead of DuckDB's lock error."""
+
+    def __init__(self, path: Path, pid: int, program: str) -> None:
+        self.path = path
+        self.pid = pid
+        self.program = program
+        super().__init__(
+            f"{path}: the store is held by another process (PID {pid}: {program}); DuckDB lets only one process "
+            f"open a store file. Stop that process, or, if it is `socialcredit serve`, ask the running service "
+            f"through its HTTP API (/api/v1, described at /docs) instead."
+        )
+
+
+def _command_line(pid: int, fallback: str) -> str:
+    """What process `pid` is, from /proc where there is one (Linux); DuckDB's own word otherwise."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return fallback
+    words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
+    return " ".join(words) or fallback
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file; a file another process holds raises StoreLocked (naming the holder), not IOException."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        held = _LOCK_HELD.search(str(e))
+        if held is None:
+            raise
+        pid = int(held["pid"])
+        raise StoreLocked(Path(path), pid, _command_line(pid, held["program"])) from None
 
 
 @dataclass
@@ -116,7 +160,7 @@ class Store:
     def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.catalog = catalog or default_catalog()
-        self.con = duckdb.connect(str(self.path))
+        self.con = connect(self.path)
         self.con.execute("SET TimeZone = 'Asia/Shanghai'")
         self._rulebooks: RulebookSet | None = None
 

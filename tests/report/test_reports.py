@@ -336,10 +336,10 @@ def test_compare_counts_equal_a_recount(run_dir: Path, replay_dir: Path, compare
 def test_bad_input_exits_2_and_leaves_nothing(run_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["replay", str(run_dir), "--rulebook", "atlantis@1", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "atlantis@1" in result.output
+    assert result.exit_code == 2 and "atlantis@1" in result.stderr
     assert not (tmp_path / "x").exists()
     result = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
-    assert result.exit_code == 2 and "not a run directory" in result.output
+    assert result.exit_code == 2 and f"{tmp_path / 'nowhere'}: not a run directory" in result.stderr
     result = runner.invoke(app, ["compare", str(run_dir), str(tmp_path / "nowhere")])
     assert result.exit_code == 2
 

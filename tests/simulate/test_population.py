@@ -355,7 +355,9 @@ def test_cli_generate_stores_and_summarises(tmp_path):
             "--db", str(db)]  # fmt: skip
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert "rongcheng" in r.output and "1,500" in r.output and "stored 2,000 citizens" in "".join(r.output.split("\n"))
+    # the table is laid out to the terminal's width and may crop its cells; the summary line is never cut,
+    # and the table's figures are checked through --json below
+    assert "stored 2,000 citizens (ckeys 0–1,999) and " in r.stdout and f" relations in {db} in " in r.stdout
     r = runner.invoke(app, [*args, "--json"])  # the same seed again: new IDs around the stored ones
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
@@ -377,7 +379,7 @@ def test_cli_generate_stores_and_summarises(tmp_path):
 def test_cli_rejects_bad_cities(tmp_path, city, message):
     r = runner.invoke(app, ["population", "generate", "--city", city, "--db", str(tmp_path / "x.duckdb")])
     assert r.exit_code == 2
-    assert message in " ".join(r.output.split())
+    assert message in r.stderr
 
 
 # --------------------------------------------------------------------------- avatars

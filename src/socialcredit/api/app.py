@@ -186,9 +186,8 @@ SHUTDOWN_GRACE_S = 3
 A batch being written when the process ends is one transaction: committed whole or rolled back whole."""
 
 
-def serve(db: str | Path, host: str, port: int, as_of: dt.datetime | None = None) -> None:
+def serve(app: FastAPI, host: str, port: int) -> None:
     """Run the app with uvicorn: the one way every door starts a server (`serve`, the demo)."""
     import uvicorn
 
-    uvicorn.run(create_app(db, as_of=as_of), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)

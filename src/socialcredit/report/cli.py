@@ -56,17 +56,13 @@ def replay_command(
     ] = None,
 ) -> None:
     """Replay a run's records and service attempts under another rulebook: counterfactual standings."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from socialcredit.cli import err, guarded
+    from socialcredit.cli import guarded, progress_bar
     from socialcredit.cli import out as console
     from socialcredit.report.replay import replay
 
     @guarded
     def run() -> None:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
-        ) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("copying the run", total=4)
 
             def step(label: str, done: int) -> None:

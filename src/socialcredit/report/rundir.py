@@ -20,6 +20,7 @@ import yaml
 
 from socialcredit.catalog import default_catalog
 from socialcredit.rulebook import Rulebook, RulebookSet, parse_layer
+from socialcredit.store import connect
 from socialcredit.yamlio import LocatedError
 
 CST_OFFSET_HOURS = 8  # China has no daylight saving time, so CST midnight is always 16:00 UTC the day before
@@ -85,7 +86,7 @@ class RunDir:
             raise LocatedError(f"{path}: not a run directory (no store.duckdb); make one with `socialcredit simulate`")
         meta = _read_json(path / "run.json")
         scenario = _read_yaml(path / "scenario.yaml")
-        con = duckdb.connect(str(db), read_only=True)
+        con = connect(db, read_only=True)
         try:
             found = con.execute("SELECT as_of FROM engine_run").fetchall()
         except duckdb.CatalogException:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 population_app = typer.Typer(help="Generate synthetic populations (synthetic people only).", no_args_is_help=True)
@@ -34,7 +33,7 @@ def generate(
 ) -> None:
     """Generate citizens, households and contacts for some cities and store them."""
     # imported here, not at the top: socialcredit.cli imports this module while it is being built
-    from socialcredit.cli import emit, err, fail, guarded, open_store, out
+    from socialcredit.cli import emit, fail, guarded, open_store, out, progress_bar
 
     @guarded
     def run() -> None:
@@ -75,9 +74,7 @@ def generate(
         ).to_arrow_table()["citizen_id"]
 
         began = time.perf_counter()
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
-        ) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("generating", total=len(sizes) + 6)
 
             def step(label: str) -> None:

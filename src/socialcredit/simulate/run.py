@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import MofNCompleteColumn
 
 from socialcredit import decisions
 from socialcredit.compiler import CST
@@ -413,7 +413,7 @@ def simulate_command(
 ) -> None:
     """Run a scenario month by month into a run directory (synthetic people only)."""
     # imported here, not at the top: socialcredit.cli imports this module while it is being built
-    from socialcredit.cli import err, fail, guarded
+    from socialcredit.cli import fail, guarded, progress_bar
     from socialcredit.cli import out as console
     from socialcredit.simulate.scenario import load_scenario
 
@@ -433,10 +433,7 @@ def simulate_command(
             return
         if workers is not None or memory_gib is not None:
             fail("--workers and --memory-gib apply to partitioned runs: add --partition-size")
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=True,
-        ) as bar:  # fmt: skip
+        with progress_bar(MofNCompleteColumn()) as bar:
             task = bar.add_task("starting", total=loaded.months)
 
             def step(done: int, total: int, label: str) -> None:
@@ -455,14 +452,11 @@ def simulate_command(
 
 def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, memory_gib: float) -> None:
     """The door to `simulate.partition`: a bar per partition while it runs, one line when all are done."""
-    from socialcredit.cli import err
     from socialcredit.cli import out as console
+    from socialcredit.cli import progress_bar
     from socialcredit.simulate.partition import run_partitioned, split
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
-    ) as bar:  # fmt: skip
+    with progress_bar(MofNCompleteColumn()) as bar:
         tasks = {p.key: bar.add_task(f"{p.key}: waiting", total=scenario.months) for p in split(scenario, size)}
 
         def step(key: str, done: int, total: int, label: str) -> None:
