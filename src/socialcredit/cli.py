@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeE
 from rich.table import Table
 from rich.text import Text
 
-from socialcredit import decisions
+from socialcredit import decisions, text
 from socialcredit.catalog import default_catalog
 from socialcredit.clock import to_utc
 from socialcredit.engine import Engine
@@ -104,6 +104,9 @@ def guarded(fn):
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **k: Any) -> Any:
+        for name, value in k.items():  # an undecodable byte in an argument arrives as a lone surrogate
+            if isinstance(value, str) and (why := text.problem(value)) is not None:
+                fail(f"{name.replace('_', '-')}: {why}")
         try:
             return fn(*a, **k)
         except BatchRejected as e:

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from socialcredit import ids
 from socialcredit.catalog import ENVELOPE, RESERVED_NAMES
+from socialcredit.text import is_unicode
 from socialcredit.yamlio import LocatedError
 
 if TYPE_CHECKING:
@@ -84,21 +85,13 @@ def _text_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[Problem]]:
                 problems.append(Problem(i, str(k), "field names are text"))
                 continue
             text = None if v is None else _text(v)
-            if text is not None and not _is_unicode(text):
+            if text is not None and not is_unicode(text):
                 problems.append(Problem(i, name, "not valid Unicode text (a lone surrogate)"))
                 continue
             d.setdefault(k, text)
         flat.append(d)
     names = list(dict.fromkeys(k for d in flat for k in d))
     return pa.table({n: pa.array([d.get(n) for d in flat], pa.string()) for n in names}), problems
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _text(v: Any) -> str:

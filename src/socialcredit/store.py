@@ -24,7 +24,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from socialcredit import ids
+from socialcredit import ids, text
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.ingest import SQL_TYPES, q
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
@@ -113,6 +113,10 @@ class IngestReport:
 
 # What a generated population knows beyond the registry (income, occupation, household), kept out of the
 # citizens table so the registry's shape stays what every other part of the system reads.
+# what a registry row may carry (add_citizens); anything else is refused, not silently dropped
+CITIZEN_FIELDS = frozenset({"citizen_id", "name", "name_latin", "sex", "birth_date", "city", "parents", "spouse",
+                            "contacts"})
+
 PROFILES_DDL = """CREATE TABLE IF NOT EXISTS citizen_profiles(ckey INTEGER, income_decile TINYINT,
     occupation VARCHAR, household BIGINT)"""
 
@@ -300,9 +304,24 @@ class Store:
         cities = set(self.rulebooks().cities)
         batch_ids: dict[str, int] = {}
         for i, row in enumerate(rows, start=1):
+            if not isinstance(row, dict):
+                problems.append(Problem(i, "citizen", "not an object"))
+                continue
             for f in ("citizen_id", "name", "sex", "birth_date", "city"):
                 if row.get(f) in (None, ""):
                     problems.append(Problem(i, f, "missing"))
+            unknown = sorted(set(row) - CITIZEN_FIELDS)
+            if unknown:
+                problems.append(Problem(i, unknown[0], f"unknown field(s) {', '.join(unknown)}; citizens have "
+                                                       f"{', '.join(sorted(CITIZEN_FIELDS))}"))
+            for f, limit in (("name", 64), ("name_latin", 128), ("city", 64), ("sex", 1)):
+                if row.get(f) not in (None, "") and (why := text.problem(row[f], limit)) is not None:
+                    problems.append(Problem(i, f, why))
+            for f in ("parents", "contacts"):
+                if row.get(f) is not None and not isinstance(row[f], list):
+                    problems.append(Problem(i, f, "a list of resident IDs"))
+                    row = {**row, f: None}
+                    rows[i - 1] = row
             cid = row.get("citizen_id")
             if not isinstance(cid, str):
                 continue
@@ -568,12 +587,13 @@ class Store:
         return _Tx(self.con)
 
     def ckey(self, citizen_id: str) -> int:
+        why = ids.problem(citizen_id)  # a malformed ID (or one that is not even text) never reaches SQL
+        if why is not None:
+            raise LocatedError(f"citizen {citizen_id!r}: {why}")
         found = self.con.execute("SELECT ckey FROM citizens WHERE citizen_id = ?", [citizen_id]).fetchall()
-        row = found[0] if found else None
-        if row is None:
-            why = ids.problem(citizen_id)
-            raise LocatedError(f"citizen {citizen_id!r}: " + (why or "no such citizen in the store"))
-        return int(row[0])
+        if not found:
+            raise LocatedError(f"citizen {citizen_id!r}: no such citizen in the store")
+        return int(found[0][0])
 
     # ------------------------------------------------------------------ records
 
