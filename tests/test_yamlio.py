@@ -37,3 +37,16 @@ def test_validation_errors_point_at_the_field() -> None:
 def test_bad_yaml_is_located(text: str, line: int) -> None:
     with pytest.raises(LocatedError, match=rf"^f\.yaml:{line}:"):
         parse_yaml_located(text, "f.yaml")
+
+
+def test_an_alias_bomb_is_refused_at_once_not_expanded():
+    """Nine nested levels of aliases would be 9⁹ values (hours and gigabytes); refused before any is built."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    with pytest.raises(LocatedError, match="bomb.yaml:1: anchors and aliases"):
+        parse_yaml_located("\n".join(lines), "bomb.yaml")
+
+
+def test_a_single_alias_is_refused_too():
+    with pytest.raises(LocatedError, match="doc.yaml:1: anchors and aliases"):
+        parse_yaml_located("a: &x 1\nb: *x\n", "doc.yaml")

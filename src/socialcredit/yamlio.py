@@ -37,7 +37,20 @@ class Where:
         return 1
 
 
-def _build(node: yaml.Node, path: tuple[Key, ...], where: Where) -> Any:
+MAX_NODES = 200_000  # far above the largest shipped rulebook (a few thousand): a bound, not a budget
+
+
+def _build(node: yaml.Node, path: tuple[Key, ...], where: Where, seen: set[int] | None = None) -> Any:
+    """The document as plain data, refusing anchors/aliases: an alias is the same node reached twice, and
+    nine nested levels of them (a "billion laughs") would expand to 9⁹ values from a few hundred bytes."""
+    if seen is None:
+        seen = set()
+    if id(node) in seen:
+        raise LocatedError(f"line {node.start_mark.line + 1}: anchors and aliases (&, *) are not allowed; "
+                           "write each value out")
+    seen.add(id(node))
+    if len(seen) > MAX_NODES:
+        raise LocatedError(f"line {node.start_mark.line + 1}: more than {MAX_NODES} values in one document")
     where.add(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -45,10 +58,10 @@ def _build(node: yaml.Node, path: tuple[Key, ...], where: Where) -> Any:
             key = _scalar(k)
             if key in out:
                 raise LocatedError(f"line {k.start_mark.line + 1}: duplicate key {key!r}")
-            out[key] = _build(v, (*path, str(key)), where)
+            out[key] = _build(v, (*path, str(key)), where, seen)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(v, (*path, i), where) for i, v in enumerate(node.value)]
+        return [_build(v, (*path, i), where, seen) for i, v in enumerate(node.value)]
     return _scalar(node)
 
 
