@@ -63,7 +63,9 @@ DbOpt = Annotated[
     Path | None, typer.Option("--db", help="DuckDB file (default: $SOCIALCREDIT_DB or ./socialcredit.duckdb)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-TimeOpt = Annotated[str | None, typer.Option(help="a time, ISO 8601; without an offset it is China Standard Time")]
+TimeOpt = Annotated[str | None, typer.Option(
+    help="a time, ISO 8601; without an offset it is China Standard Time; from 1950-01-01 to 31 days past the "
+    "store's last run or today (a `score` run: ten years)")]
 
 
 def fail(message: str) -> NoReturn:

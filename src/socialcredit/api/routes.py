@@ -57,7 +57,8 @@ class Retraction(_In):
 class DecisionRequest(_In):
     citizen_id: str
     service: str
-    at: dt.datetime | None = Field(None, description="default now; a time without offset is CST")
+    at: dt.datetime | None = Field(None, description="default the service's clock; a time without offset is CST; "
+                                   "from 1950-01-01 to 31 days past the clock, else 422")
 
 
 class DecisionBatch(_In):
@@ -223,7 +224,10 @@ def _public_time(svc: Service, as_of: dt.datetime | None) -> dt.datetime:
     return t
 
 
-AsOf = Query(None, description="show the register as it stood at this time (default now; no offset = CST)")
+AsOf = Query(None, description="show the register as it stood at this time (default now; no offset = CST; "
+             "from 1950-01-01 to now, else 422)")
+QuestionAsOf = Query(None, description="the time asked about (default the service's clock; no offset = CST; "
+                     "from 1950-01-01 to 31 days past the clock, else 422)")
 
 
 @router.get("/register", tags=["public"])
@@ -307,7 +311,7 @@ CitizenRole = Depends(require("citizen", "admin"))
 
 
 @router.get("/citizens/{citizen_id}/standing", tags=["citizens"])
-def standing(citizen_id: str, as_of: dt.datetime | None = None, who: Principal = CitizenRole,
+def standing(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Principal = CitizenRole,
              svc: Service = Depends(service)) -> dict[str, Any]:
     own_citizen(who, citizen_id)
     at = _as_of(svc, as_of)
@@ -318,7 +322,7 @@ def standing(citizen_id: str, as_of: dt.datetime | None = None, who: Principal =
 
 
 @router.get("/citizens/{citizen_id}/explanation", tags=["citizens"])
-def explanation(citizen_id: str, as_of: dt.datetime | None = None, who: Principal = CitizenRole,
+def explanation(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Principal = CitizenRole,
                 svc: Service = Depends(service)) -> dict[str, Any]:
     """Score → ledger entries → records and rules (with sources); list entries → cause; measures → via."""
     own_citizen(who, citizen_id)
