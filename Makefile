@@ -7,7 +7,7 @@ CHROMIUM := /usr/bin/chromium
 DEMO_RUN ?= runs/demo
 DEMO_PORT ?= 8000
 
-.PHONY: demo test lint bench schema docs clean
+.PHONY: demo test lint bench schema docs screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q
+
+# The README's screenshots: the browser tests, writing into docs/screenshots instead of a temporary directory.
+screenshots: $(STAMP) $(CHROMIUM)
+	SOCIALCREDIT_SCREENSHOTS=docs $(BIN)/python -m pytest -q -m browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import os
 import select
 import subprocess
 import sys
@@ -218,7 +219,17 @@ def rec(rid: str, cid: str, behaviour: str, at: dt.datetime, **attrs: object) ->
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    """Where the browser tests put their screenshots: a temporary directory, so a test run never changes
+    a tracked file; `make screenshots` sets SOCIALCREDIT_SCREENSHOTS=docs to refresh the README's."""
+    if os.environ.get("SOCIALCREDIT_SCREENSHOTS") == "docs":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return DOCS_SCREENSHOTS
+    return Path(tmp_path_factory.mktemp("screenshots"))
 
 
 @pytest.fixture(scope="session")
@@ -234,12 +245,13 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, screenshots):
     """A fresh page that records every failed request and console error, so tests can assert there were none."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     pg = context.new_page()
     pg.failed_requests = []  # type: ignore[attr-defined]
     pg.console_errors = []  # type: ignore[attr-defined]
+    pg.shots = screenshots  # type: ignore[attr-defined]
     pg.on("requestfailed", lambda r: pg.failed_requests.append(r.url))  # type: ignore[attr-defined]
     pg.on("response", lambda r: r.status >= 400 and pg.failed_requests.append(f"{r.status} {r.url}"))  # type: ignore[attr-defined]
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))  # type: ignore[attr-defined]

@@ -47,3 +47,24 @@ def test_readme_command_exists(words: list[str]) -> None:
     for w in words:
         if w.startswith("--"):
             assert w.split("=")[0] in help_text, f"`socialcredit {' '.join(path)}` has no option {w}"
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_every_screenshot_the_readme_shows_exists_at_its_documented_width() -> None:
+    """`make screenshots` renders them (the browser tests, into docs/); a test run writes them to a
+    temporary directory instead, so only their presence and size are checked here, never their bytes."""
+    text = README.read_text(encoding="utf-8")
+    linked = sorted(set(re.findall(r"docs/screenshots/([a-z-]+)\.png", text)))
+    assert len(linked) >= 6
+    documented = re.search(r"pages at (\d+) px wide, reports at (\d+)", text)
+    assert documented, "the README states the screenshots' widths"
+    page_width, report_width = map(int, documented.groups())
+    for name in linked:
+        width, height = _png_size(README.parent / "docs" / "screenshots" / f"{name}.png")
+        assert width == (report_width if name.startswith("report-") else page_width), (name, width)
+        assert height >= 300, (name, height)

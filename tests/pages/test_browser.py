@@ -18,7 +18,6 @@ from socialcredit.api.app import create_app
 
 from .pages_society import Society
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = pytest.mark.browser
 
 
@@ -55,8 +54,7 @@ def sign_in(page, base: str, key: str, next_: str) -> None:  # type: ignore[no-u
 
 
 def shot(page, name: str, full: bool = False) -> None:  # type: ignore[no-untyped-def]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full)
+    page.screenshot(path=str(page.shots / f"{name}.png"), full_page=full)
 
 
 def test_dashboard(page, server: str) -> None:  # type: ignore[no-untyped-def]

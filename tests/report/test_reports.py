@@ -58,7 +58,6 @@ REPLAY = "shanghai@1"
 FIGURES = ("scores", "grades", "lists", "blacklist-time", "blacklist-exits", "memory", "decisions", "children",
            "disparity", "network")  # fmt: skip
 COMPARE_FIGURES = ("grade-changes", "list-changes", "rules", "decision-changes", "over-time")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def invoke(*args: str) -> str:
@@ -361,12 +360,11 @@ def _open(page, path: Path) -> list[str]:  # type: ignore[no-untyped-def]
 def test_report_opens_offline_in_chromium(page, report_html: Path) -> None:  # type: ignore[no-untyped-def]
     outside = _open(page, report_html)
     assert outside == [] and page.failed_requests == [] and page.console_errors == []
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for section in ("run", "standings", "lists", "services", "people"):
-        page.locator(f"section#{section}").screenshot(path=str(SCREENSHOTS / f"report-{section}.png"))
+        page.locator(f"section#{section}").screenshot(path=str(page.shots / f"report-{section}.png"))
     page.locator("#fig-children details.sql summary").click()
     page.locator("#fig-children details.numbers summary").click()
-    page.locator("#fig-children").screenshot(path=str(SCREENSHOTS / "report-how-computed.png"))
+    page.locator("#fig-children").screenshot(path=str(page.shots / "report-how-computed.png"))
 
 
 @pytest.mark.browser
@@ -374,4 +372,4 @@ def test_comparison_opens_offline_in_chromium(page, compare_html: Path) -> None:
     outside = _open(page, compare_html)
     assert outside == [] and page.failed_requests == [] and page.console_errors == []
     for section in ("standing", "consequences"):
-        page.locator(f"section#{section}").screenshot(path=str(SCREENSHOTS / f"report-compare-{section}.png"))
+        page.locator(f"section#{section}").screenshot(path=str(page.shots / f"report-compare-{section}.png"))
