@@ -18,7 +18,7 @@ import time
 
 import httpx
 import test_api
-from test_api import ZHANG
+from test_api import CHEN, ZHANG
 
 from socialcredit.api.service import DEADLINE_S
 
@@ -110,10 +110,31 @@ def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_
         r = httpx.get(f"{url}/citizens/{ZHANG}/standing?as_of=" + _month_ahead(), headers=own, timeout=30)
         assert r.status_code == 200, r.text
         print(f"a standing 30 days ahead (engine work): {(time.perf_counter() - t) * 1000:.0f} ms")
+        # SIGTERM while an agency keeps sending batches: the server stops within 5 s, every batch whole
+        agency = {"Authorization": f"Bearer {tokens['agency']}"}
+        sent: list[int] = []
+
+        def write() -> None:
+            with httpx.Client(base_url=url, timeout=30) as c:
+                for b in range(40):
+                    batch = [{"record_id": f"term-{b}-{i}", "citizen_id": CHEN, "behaviour": "unpaid_debt",
+                              "occurred_at": "2026-10-01T10:00", "attributes": {"amount": 100 + i, "days_late": 40}}
+                             for i in range(500)]
+                    try:
+                        if c.post("/records", json={"records": batch}, headers=agency).status_code == 200:
+                            sent.append(b)
+                    except httpx.TransportError:
+                        return
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        while not sent and writer.is_alive():
+            time.sleep(0.01)
         t = time.perf_counter()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=5)
-        print(f"SIGTERM to exit: {(time.perf_counter() - t) * 1000:.0f} ms")
+        print(f"SIGTERM to exit, with batches arriving: {(time.perf_counter() - t) * 1000:.0f} ms")
+        writer.join(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -124,6 +145,12 @@ def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_
     store = Store(db)
     try:
         assert verify(store).ok
+        torn = store.con.execute(
+            """SELECT b.batch, b.accepted, count(r.rkey) FROM batches b LEFT JOIN records r USING (batch)
+               GROUP BY ALL HAVING count(r.rkey) <> b.accepted""").fetchall()
+        assert torn == []
+        stored = store.con.execute("SELECT count(*) FROM records WHERE record_id LIKE 'term-%'").fetchall()[0][0]
+        assert stored % 500 == 0 and stored >= 500 * len(sent), (stored, sent)
     finally:
         store.close()
 
