@@ -11,9 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from socialcredit.catalog import Catalog
+from socialcredit.clock import RUN_HORIZON
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, utc_naive
 from socialcredit.rulebook import Layer, parse_layer
@@ -37,16 +40,48 @@ def _snapshot(store: Store, at: dt.datetime) -> dict[int, tuple[int | None, str 
     return {ckey: (score, grade, tuple(lists)) for ckey, score, grade, lists in rows}
 
 
-def preview(store: Store, text: str, origin: str = "upload", now: dt.datetime | None = None) -> dict[str, Any]:
-    """Validate `text` as a new rulebook version and report who would change grade or list, by city."""
+@dataclass
+class PreviewCopy:
+    """A candidate version and a scratch copy of the store to try it on; `run` may happen without the store."""
+
+    text: str
+    origin: str
+    layer: Layer
+    at: dt.datetime
+    catalog: Catalog
+    directory: tempfile.TemporaryDirectory[str]
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory.name) / "preview.duckdb"
+
+
+def copy_for_preview(store: Store, text: str, origin: str = "upload", now: dt.datetime | None = None) -> PreviewCopy:
+    """Validate `text` and copy the store: the only part of a preview that needs the store itself (a
+    service holds its lock for this copy alone, not for the two engine runs on it)."""
     layer = parse_layer(text, origin)  # located errors surface before any copying
     first_day = dt.datetime.combine(layer.effective_from, dt.time(), CST).astimezone(dt.UTC).replace(tzinfo=None)
-    at = max(utc_naive(now), first_day)
+    clock = utc_naive(now)
+    if first_day > clock + RUN_HORIZON:
+        raise LocatedError(f"{origin}: effective_from {layer.effective_from} is more than {RUN_HORIZON.days} days "
+                           "ahead; a preview runs the engine up to that day")
     store.con.execute("CHECKPOINT")
-    with tempfile.TemporaryDirectory(prefix="impact-") as tmp:
-        copy = Path(tmp) / "preview.duckdb"
-        shutil.copyfile(store.path, copy)
-        scratch = Store(copy, catalog=store.catalog)
+    job = PreviewCopy(text, origin, layer, max(clock, first_day), store.catalog,
+                      tempfile.TemporaryDirectory(prefix="impact-"))
+    shutil.copyfile(store.path, job.path)
+    return job
+
+
+def preview(store: Store, text: str, origin: str = "upload", now: dt.datetime | None = None) -> dict[str, Any]:
+    """Validate `text` as a new rulebook version and report who would change grade or list, by city."""
+    return run_preview(copy_for_preview(store, text, origin, now))
+
+
+def run_preview(job: PreviewCopy) -> dict[str, Any]:
+    """Score the copy as things stand and with the candidate added, both as of the same moment; compare."""
+    layer, at, text, origin = job.layer, job.at, job.text, job.origin
+    with job.directory:
+        scratch = Store(job.path, catalog=job.catalog)
         try:
             Engine(scratch).run(as_of=at)
             before = _snapshot(scratch, at)
@@ -105,4 +140,4 @@ def schedule(store: Store, text: str, origin: str, now: dt.datetime | None = Non
     return store.add_rulebook(text, origin)
 
 
-__all__ = ["preview", "schedule"]
+__all__ = ["PreviewCopy", "copy_for_preview", "preview", "run_preview", "schedule"]

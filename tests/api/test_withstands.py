@@ -18,7 +18,7 @@ import time
 
 import httpx
 import test_api
-from test_api import CHEN, ZHANG
+from test_api import CHEN, RULEBOOK_V3, ZHANG
 
 from socialcredit.api.service import DEADLINE_S
 
@@ -75,11 +75,18 @@ def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_
     latencies: list[float] = []
     stop = threading.Event()
 
+    previews: list[int] = []
+
     def attack() -> None:
         with httpx.Client(base_url=url, timeout=30) as c:
             for _ in range(rounds):
                 for method, p, headers, body in hostile:
                     statuses.append(c.request(method, p, headers=headers, json=body).status_code)
+            # an impact preview runs the engine twice, on a copy: the register is not kept waiting for it
+            yaml_headers = {**admin, "Content-Type": "application/yaml"}
+            previews.append(c.post("/rulebooks/preview", content=RULEBOOK_V3, headers=yaml_headers).status_code)
+            far = RULEBOOK_V3.replace("effective_from: 2026-10-01", "effective_from: 2100-01-01")
+            statuses.append(c.post("/rulebooks/preview", content=far, headers=yaml_headers).status_code)
         stop.set()
 
     def read_register() -> None:
@@ -99,6 +106,7 @@ def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_
             t.join(timeout=120)
         assert not any(t.is_alive() for t in threads), "a client is still waiting after 120 s"
         assert statuses and all(s == 422 for s in statuses), sorted(set(statuses))
+        assert previews == [200]
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
         p50 = latencies[len(latencies) // 2]

@@ -460,8 +460,10 @@ async def _yaml_text(request: Request) -> str:
 def rulebook_preview(text: str = Depends(_yaml_text), who: Principal = Admin, svc: Service = Depends(service)
                      ) -> dict[str, Any]:
     """Validate a new version and show its impact (who changes grade or list, by city) without changing anything."""
-    with svc.lock:
-        result = impact.preview(svc.store, text, "upload", svc.now())
+    with svc.lock:  # the store is needed only to copy it; the two engine runs use the copy, outside the lock
+        job = impact.copy_for_preview(svc.store, text, "upload", svc.now())
+    result = impact.run_preview(job)
+    with svc.lock:  # an append may flush the trail into the store
         svc.audit.append(who.name, "rulebook.preview", None, version=result["version"])
     return result
 

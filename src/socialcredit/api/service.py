@@ -14,7 +14,7 @@ from pathlib import Path
 
 from socialcredit.audit import AuditTrail
 from socialcredit.decisions import Decider, install
-from socialcredit.engine import utc_naive
+from socialcredit.engine import Engine, utc_naive
 from socialcredit.keys import KEYS_DDL, Principal, authenticate
 from socialcredit.objections import CASES_DDL
 from socialcredit.store import Store
@@ -41,6 +41,8 @@ class Service:
         self.decider = Decider(self.store, check_facts=False, buffered=True, clock=self.now)
         install(self.store, self.decider)
         self.audit = AuditTrail(self.store)
+        # compile every city's rulebooks now (about a second), not in the first request that reruns the engine
+        Engine(self.store).prepare()
         self.principals: dict[str, Principal] = {}
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="flush", daemon=True)
