@@ -95,6 +95,7 @@ def _driver(code: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
     if line != b"ready\n":
         proc.kill()
         proc.wait()
+        proc.stdout.close()
         raise AssertionError(f"driver did not start: {log.read_text()[-2000:]}")
     return proc
 
@@ -311,9 +312,10 @@ def _api_batches(rng: random.Random, ids: list[str], round_: int) -> list[list[d
     return out
 
 
-def _send(url: str, token: str, batches: list[list[dict[str, object]]], acked: list[int] | None = None) -> None:
-    """POST each batch in turn; `acked` collects the indexes of batches answered 200. A dropped connection
-    (the server killed) ends the sending when `acked` is given, else it is a failure."""
+def _send(url: str, token: str, batches: list[list[dict[str, object]]],
+          acked: dict[int, int | None] | None = None) -> None:
+    """POST each batch in turn; `acked` maps the index of each batch answered 200 to the stored batch number
+    it got. A dropped connection (the server killed) ends the sending when `acked` is given, else it fails."""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
         for i, rows in enumerate(batches):
             try:
@@ -324,7 +326,7 @@ def _send(url: str, token: str, batches: list[list[dict[str, object]]], acked: l
                 return
             assert r.status_code == 200, r.text
             if acked is not None:
-                acked.append(i)
+                acked[i] = r.json()["batch"]
 
 
 def _keyset(batch: list[dict[str, object]]) -> set[tuple[str, str]]:
@@ -353,11 +355,12 @@ def test_kill_server_during_api_writes(tmp_path):
     kills = mid_work = whole = absent = not_whole = acked_lost = lost = duplicated = partial = 0
     verify_failures = 0
     unaudited: set[int] = set()
+    acked_batches: set[int] = set()
     problems: list[str] = []
     deadline = time.monotonic() + PHASE_S
     try:
         while kills < KILLS and time.monotonic() < deadline:
-            batches, acked = _api_batches(rng, ids, kills + 1), []
+            batches, acked = _api_batches(rng, ids, kills + 1), {}
             sender = threading.Thread(target=_send, args=(url, token, batches, acked))
             sender.start()
             time.sleep(rng.uniform(0, took))
@@ -372,6 +375,7 @@ def test_kill_server_during_api_writes(tmp_path):
                 n_whole, n_absent, n_partly = _whole(present, [_keyset(b) for b in batches])
                 whole, absent, not_whole = whole + n_whole, absent + n_absent, not_whole + n_partly
                 acked_lost += sum(1 for i in acked if not _keyset(batches[i]) <= present)
+                acked_batches |= {b for b in acked.values() if b is not None}
                 partial += _partial_batches(store)
                 lost += len(done - present)
                 duplicated += len(keys) - len(present)
@@ -408,7 +412,8 @@ def test_kill_server_during_api_writes(tmp_path):
           f"{absent}, partly {not_whole}; acknowledged then lost {acked_lost}; stored batches partial {partial}; "
           f"after re-sending: records lost {lost}, duplicated {duplicated}; audit verify failures {verify_failures} "
           f"(final trail {final.entries} entries, ok={final.ok}); stored batches whose audit entry was still "
-          f"buffered at a kill {len(unaudited)} of {accepted}")
+          f"buffered at a kill {len(unaudited)} of {accepted} ({len(unaudited & acked_batches)} of them acknowledged "
+          "to the agency)")
     assert kills >= min(KILLS, 5)
     assert (not_whole, acked_lost, partial, lost, duplicated) == (0, 0, 0, 0, 0)
     assert verify_failures == 0 and final.ok, problems + final.problems
