@@ -15,8 +15,9 @@ vouches for every entry up to and including the checkpoint's.
 
 Entries are appended in memory and written in batches (at most `FLUSH_EVERY` entries or
 `FLUSH_SECONDS` old, and whenever the trail is read): the hash chain is computed at append time, so the
-batching changes when a row reaches the disk, never what it says. Entries still in memory when the
-process dies are lost without a trace (the chain simply continues from the last written entry).
+batching changes when a row reaches the disk, never what it says. A batch of rows and the head that
+counts them are written in one transaction. Entries still in memory when the process dies are lost
+without a trace (the chain simply continues from the last written entry).
 """
 
 from __future__ import annotations
@@ -86,19 +87,35 @@ class AuditTrail:
         return bool(self._pending)
 
     def flush(self) -> None:
+        """Write the pending entries, in a transaction of their own."""
         with self._lock:
             if not self._pending:
                 return
-            rows = pa.table({c: [r[i] for r in self._pending] for i, c in enumerate(COLUMNS)})
-            con = self.store.con
-            con.register("_audit_rows", rows)
-            try:
-                con.execute("INSERT INTO audit_log SELECT * FROM _audit_rows")
-            finally:
-                con.unregister("_audit_rows")
-            con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
-            con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(self._seq), self._head])
+            with self.store.transaction():
+                self._write()
             self._pending.clear()
+
+    def flush_within(self) -> None:
+        """Write the pending entries inside the caller's store transaction (transactions do not nest):
+        `Service.flush` commits buffered decisions and entries together."""
+        with self._lock:
+            if self._pending:
+                self._write()
+                self._pending.clear()
+
+    def _write(self) -> None:
+        """The rows and the head (`meta`) in the caller's transaction: a crash keeps both or neither. Written
+        apart, a crash between them left the head behind the rows, and `verify` reported entries removed
+        from the end that were all there (found by tests/test_crash.py)."""
+        rows = pa.table({c: [r[i] for r in self._pending] for i, c in enumerate(COLUMNS)})
+        con = self.store.con
+        con.register("_audit_rows", rows)
+        try:
+            con.execute("INSERT INTO audit_log SELECT * FROM _audit_rows")
+        finally:
+            con.unregister("_audit_rows")
+        con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
+        con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(self._seq), self._head])
 
     def entries(self, citizen_id: str | None = None, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
         self.flush()

@@ -74,7 +74,7 @@ class Service:
                 return
             with self.store.transaction():  # one commit (one WAL sync) for both tables
                 self.decider.flush()
-                self.audit.flush()
+                self.audit.flush_within()
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
