@@ -112,13 +112,13 @@ def submit_records(batch: Batch, who: Principal = Depends(require("agency")), sv
             report = svc.store.ingest(rows, name=f"api:{who.name}")
         except BatchRejected as e:
             conflicts = [p for p in e.problems if "different content" in p.message]
-            svc.audit.append(who.name, "records.rejected", None, rows=len(rows), problems=len(e.problems))
+            svc.audit_write(who.name, "records.rejected", None, rows=len(rows), problems=len(e.problems))
             if conflicts and len(conflicts) == len(e.problems):
                 ids = [rows[p.row - 1]["record_id"] for p in conflicts if 0 < p.row <= len(rows)]
                 raise HTTPException(409, {"error": "record_id already used with different content",
                                           "conflicting_ids": ids}) from None
             raise
-        svc.audit.append(who.name, "records.submit", None, batch=report.batch, accepted=report.accepted,
+        svc.audit_write(who.name, "records.submit", None, batch=report.batch, accepted=report.accepted,
                          duplicates=report.duplicates, citizens=report.citizens)
         if report.accepted:
             svc.changed()
@@ -133,7 +133,7 @@ def retract_records(body: Retraction, who: Principal = Depends(require("agency")
     assert who.subject is not None
     with svc.lock:
         n = svc.store.retract(who.subject, body.record_ids, body.reason, who.name)
-        svc.audit.append(who.name, "records.retract", None, record_ids=body.record_ids, reason=body.reason)
+        svc.audit_write(who.name, "records.retract", None, record_ids=body.record_ids, reason=body.reason)
         svc.changed()
     return {"retracted": n}
 
@@ -395,7 +395,7 @@ def file_objection(citizen_id: str, body: ObjectionIn, who: Principal = Depends(
     own_citizen(who, citizen_id)
     with svc.lock:
         case_id = objections.file_objection(svc.store, citizen_id, body.agency, body.record_id, body.reason)
-        svc.audit.append(who.name, "objection.file", citizen_id, case_id=case_id, record_id=body.record_id)
+        svc.audit_write(who.name, "objection.file", citizen_id, case_id=case_id, record_id=body.record_id)
     return {"case_id": case_id, "status": "open"}
 
 
@@ -406,7 +406,7 @@ def apply_repair(citizen_id: str, body: RepairIn, who: Principal = Depends(requi
     own_citizen(who, citizen_id)
     with svc.lock:
         case_id = objections.apply_repair(svc.store, citizen_id, body.list_id, body.reason)
-        svc.audit.append(who.name, "repair.apply", citizen_id, case_id=case_id, list_id=body.list_id)
+        svc.audit_write(who.name, "repair.apply", citizen_id, case_id=case_id, list_id=body.list_id)
     return {"case_id": case_id, "status": "open"}
 
 
@@ -482,7 +482,7 @@ def rulebook_schedule(
     """
     with svc.lock:
         layer = impact.schedule(svc.store, text, f"api:{who.name}", svc.now(), backdate)
-        svc.audit.append(who.name, "rulebook.schedule", None, version=layer.key,
+        svc.audit_write(who.name, "rulebook.schedule", None, version=layer.key,
                          effective_from=layer.effective_from.isoformat())
         svc.changed()
     return {"version": layer.key, "effective_from": layer.effective_from.isoformat()}
@@ -504,7 +504,7 @@ def review_case(case_id: int, body: Review, who: Principal = Admin, svc: Service
     """Uphold (retraction or repair record → rescoring) or reject a case."""
     with svc.lock:
         case = objections.review(svc.store, case_id, body.uphold, who.name, body.note)
-        svc.audit.append(who.name, "case.review", case["citizen_id"], case_id=case_id, uphold=body.uphold)
+        svc.audit_write(who.name, "case.review", case["citizen_id"], case_id=case_id, uphold=body.uphold)
         svc.changed()
     return decisions.jsonable(case)
 

@@ -67,6 +67,14 @@ class Service:
         """Facts changed through this door: the next decision re-reads the engine's output."""
         self.decider.invalidate()
 
+    def audit_write(self, principal: str, action: str, citizen_id: str | None = None, **detail: object) -> None:
+        """The audit entry of a write, on disk before the write is acknowledged. Reads' entries are buffered
+        (a crash can lose the last half second of them); an entry for a batch an agency was told was
+        accepted must not be lost with them."""
+        with self.lock:
+            self.audit.append(principal, action, citizen_id, **detail)
+            self.flush()
+
     def flush(self) -> None:
         """Write buffered decisions and audit entries, so tables and pages see them."""
         with self.lock:

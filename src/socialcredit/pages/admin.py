@@ -124,7 +124,7 @@ def schedule(request: Request, data: dict[str, str] = Depends(form)) -> Response
     try:
         with svc.lock:
             layer = impact.schedule(svc.store, text, f"page:{who.name}", svc.now())
-            svc.audit.append(
+            svc.audit_write(
                 who.name,
                 "page.rulebook.schedule",
                 None,
@@ -149,7 +149,7 @@ def review(request: Request, case_id: int, data: dict[str, str] = Depends(form))
     try:
         with svc.lock:
             case = objections.review(svc.store, case_id, data["decision"] == "uphold", who.name, data.get("note", ""))
-            svc.audit.append(
+            svc.audit_write(
                 who.name, "page.case.review", case["citizen_id"], case_id=case_id, uphold=data["decision"] == "uphold"
             )
             svc.changed()

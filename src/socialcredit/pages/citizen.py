@@ -142,7 +142,7 @@ def _file(request: Request, citizen_id: str, data: dict[str, str], kind: str) ->
                 case_id = objections.file_objection(
                     svc.store, citizen_id, data.get("agency", ""), data.get("record_id", ""), data.get("reason", "")
                 )
-                svc.audit.append(
+                svc.audit_write(
                     who.name,
                     "page.objection",
                     citizen_id,
@@ -154,7 +154,7 @@ def _file(request: Request, citizen_id: str, data: dict[str, str], kind: str) ->
                 case_id = objections.apply_repair(
                     svc.store, citizen_id, data.get("list_id", ""), data.get("reason", "")
                 )
-                svc.audit.append(who.name, "page.repair", citizen_id, case_id=case_id, list_id=data.get("list_id"))
+                svc.audit_write(who.name, "page.repair", citizen_id, case_id=case_id, list_id=data.get("list_id"))
     except LocatedError as e:
         return citizen_page(request, svc, who, citizen_id, status=422, error=str(e))
     return RedirectResponse(f"/citizens/{citizen_id}?filed={case_id}#cases", status_code=303, headers=HEADERS)
