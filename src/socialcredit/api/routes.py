@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from socialcredit import audit, decisions, impact, objections
+from socialcredit.api import models as m
 from socialcredit.api.auth import own_citizen, principal, require, service
+from socialcredit.api.models import errors
 from socialcredit.api.service import Service
 from socialcredit.clock import bounded
 from socialcredit.compiler import CST
@@ -28,7 +30,7 @@ from socialcredit.rulebook import diff as rulebook_diff
 from socialcredit.store import BatchRejected
 from socialcredit.yamlio import LocatedError
 
-router = APIRouter()
+router = APIRouter(responses=errors(401, 413, 422))  # any route: a wrong key, a huge or malformed request
 MAX_BATCH = 10_000
 
 
@@ -94,7 +96,7 @@ def _as_of(svc: Service, as_of: dt.datetime | None, field: str = "as_of") -> dt.
 # ---------------------------------------------------------------------------------------------- agencies
 
 
-@router.post("/records", tags=["agencies"])
+@router.post("/records", tags=["agencies"], response_model=m.RecordsAccepted, responses=errors(403, 409))
 def submit_records(batch: Batch, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
                    ) -> dict[str, Any]:
     """Submit a batch of records: all accepted, or none (every problem named by row and field).
@@ -126,7 +128,7 @@ def submit_records(batch: Batch, who: Principal = Depends(require("agency")), sv
             "duplicate_ids": report.duplicate_ids}
 
 
-@router.post("/retractions", tags=["agencies"])
+@router.post("/retractions", tags=["agencies"], response_model=m.Retracted, responses=errors(403))
 def retract_records(body: Retraction, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
                     ) -> dict[str, Any]:
     """Withdraw some of the agency's own records; the next decision rescoring happens without them."""
@@ -154,21 +156,8 @@ def _answer(d: Decision) -> dict[str, Any]:
     }
 
 
-class DecisionAnswer(BaseModel):
-    citizen_id: str
-    service: str
-    at: str
-    outcome: str
-    public_reason: str
-    rulebook_version: str | None
-    valid_until: str | None
-
-
-class DecisionAnswers(BaseModel):
-    decisions: list[DecisionAnswer]
-
-
-@router.post("/decisions", tags=["service providers"], response_model=DecisionAnswer | DecisionAnswers)
+@router.post("/decisions", tags=["service providers"], response_model=m.DecisionAnswer | m.DecisionAnswers,
+             responses=errors(403))
 async def decide(body: DecisionRequest | DecisionBatch = Body(...), who: Principal = Depends(require("service")),
                  svc: Service = Depends(service)) -> Response:
     """One decision (`{citizen_id, service, at?}`) or a batch (`{requests: [...]}`): a whole train at once.
@@ -230,7 +219,7 @@ QuestionAsOf = Query(None, description="the time asked about (default the servic
                      "from 1950-01-01 to 31 days past the clock, else 422)")
 
 
-@router.get("/register", tags=["public"])
+@router.get("/register", tags=["public"], response_model=m.RegisterAnswer)
 def register(q: str = Query(min_length=2, max_length=100), as_of: dt.datetime | None = AsOf,
              svc: Service = Depends(service), who: Principal = Depends(principal)) -> dict[str, Any]:
     """Search the register by name (characters or pinyin) or resident ID; scores only where published."""
@@ -291,14 +280,14 @@ def _list_board(svc: Service, city: str, kind: str, who: Principal, at: dt.datet
     }
 
 
-@router.get("/blacklist/{city}", tags=["public"])
+@router.get("/blacklist/{city}", tags=["public"], response_model=m.Board, responses=errors(404))
 def blacklist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service),
               who: Principal = Depends(principal)) -> dict[str, Any]:
     """The city's public blacklist (the billboard's data), where its rulebook publishes one."""
     return _list_board(svc, city, "blacklist", who, _public_time(svc, as_of))
 
 
-@router.get("/whitelist/{city}", tags=["public"])
+@router.get("/whitelist/{city}", tags=["public"], response_model=m.Board, responses=errors(404))
 def whitelist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service),
               who: Principal = Depends(principal)) -> dict[str, Any]:
     """The city's honour roll, where its rulebook publishes scores or a billboard."""
@@ -310,7 +299,7 @@ def whitelist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depend
 CitizenRole = Depends(require("citizen", "admin"))
 
 
-@router.get("/citizens/{citizen_id}/standing", tags=["citizens"])
+@router.get("/citizens/{citizen_id}/standing", tags=["citizens"], response_model=m.Standing, responses=errors(403))
 def standing(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Principal = CitizenRole,
              svc: Service = Depends(service)) -> dict[str, Any]:
     own_citizen(who, citizen_id)
@@ -321,7 +310,8 @@ def standing(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Pri
     return st.to_json()
 
 
-@router.get("/citizens/{citizen_id}/explanation", tags=["citizens"])
+@router.get("/citizens/{citizen_id}/explanation", tags=["citizens"], response_model=m.Explanation,
+            response_model_exclude_unset=True, responses=errors(403))
 def explanation(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Principal = CitizenRole,
                 svc: Service = Depends(service)) -> dict[str, Any]:
     """Score → ledger entries → records and rules (with sources); list entries → cause; measures → via."""
@@ -333,7 +323,7 @@ def explanation(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: 
     return x
 
 
-@router.get("/citizens/{citizen_id}/history", tags=["citizens"])
+@router.get("/citizens/{citizen_id}/history", tags=["citizens"], response_model=m.History, responses=errors(403))
 def history(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depends(service)) -> dict[str, Any]:
     """Monthly assessments, every list stay and every decision asked about the citizen."""
     own_citizen(who, citizen_id)
@@ -364,7 +354,8 @@ def history(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depend
     }
 
 
-@router.get("/citizens/{citizen_id}/notifications", tags=["citizens"])
+@router.get("/citizens/{citizen_id}/notifications", tags=["citizens"], response_model=m.Notifications,
+            responses=errors(403))
 def notifications(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depends(service)) -> dict[str, Any]:
     """What the system told the citizen: listings where the city notifies, else only what a denial revealed."""
     own_citizen(who, citizen_id)
@@ -378,7 +369,7 @@ def notifications(citizen_id: str, who: Principal = CitizenRole, svc: Service = 
             "notifications": [{"at": decisions.jsonable(a), "kind": k, "message": m} for a, k, m in rows]}
 
 
-@router.get("/citizens/{citizen_id}/cases", tags=["citizens"])
+@router.get("/citizens/{citizen_id}/cases", tags=["citizens"], response_model=m.CitizenCases, responses=errors(403))
 def citizen_cases(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depends(service)) -> dict[str, Any]:
     own_citizen(who, citizen_id)
     with svc.lock:
@@ -388,7 +379,8 @@ def citizen_cases(citizen_id: str, who: Principal = CitizenRole, svc: Service = 
     return {"citizen_id": citizen_id, "cases": decisions.jsonable(found)}
 
 
-@router.post("/citizens/{citizen_id}/objections", tags=["citizens"], status_code=201)
+@router.post("/citizens/{citizen_id}/objections", tags=["citizens"], status_code=201, response_model=m.CaseFiled,
+             responses=errors(403))
 def file_objection(citizen_id: str, body: ObjectionIn, who: Principal = Depends(require("citizen")),
                    svc: Service = Depends(service)) -> dict[str, Any]:
     """Contest one of one's own records; a reviewer decides."""
@@ -399,7 +391,8 @@ def file_objection(citizen_id: str, body: ObjectionIn, who: Principal = Depends(
     return {"case_id": case_id, "status": "open"}
 
 
-@router.post("/citizens/{citizen_id}/repairs", tags=["citizens"], status_code=201)
+@router.post("/citizens/{citizen_id}/repairs", tags=["citizens"], status_code=201, response_model=m.CaseFiled,
+             responses=errors(403))
 def apply_repair(citizen_id: str, body: RepairIn, who: Principal = Depends(require("citizen")),
                  svc: Service = Depends(service)) -> dict[str, Any]:
     """Apply for credit repair of a blacklist stay once its cause is cured; a reviewer decides."""
@@ -415,7 +408,7 @@ def apply_repair(citizen_id: str, body: RepairIn, who: Principal = Depends(requi
 Admin = Depends(require("admin"))
 
 
-@router.get("/rulebooks", tags=["admin"])
+@router.get("/rulebooks", tags=["admin"], response_model=m.RulebookVersions, responses=errors(403))
 def rulebook_versions(who: Principal = Admin, svc: Service = Depends(service)) -> dict[str, Any]:
     with svc.lock:
         rows = svc.store.con.execute(
@@ -426,7 +419,7 @@ def rulebook_versions(who: Principal = Admin, svc: Service = Depends(service)) -
     return {"versions": [decisions.jsonable(dict(zip(cols, r, strict=True))) for r in rows]}
 
 
-@router.get("/rulebooks/diff", tags=["admin"])
+@router.get("/rulebooks/diff", tags=["admin"], response_model=m.RulebookDiff, responses=errors(403))
 def rulebook_diff_route(a: str, b: str, who: Principal = Admin, svc: Service = Depends(service)) -> dict[str, Any]:
     """Differences between two resolved versions, e.g. `a=rongcheng@1&b=rongcheng@2`."""
     with svc.lock:
@@ -456,7 +449,8 @@ async def _yaml_text(request: Request) -> str:
     return text
 
 
-@router.post("/rulebooks/preview", tags=["admin"], openapi_extra=_YAML_BODY)
+@router.post("/rulebooks/preview", tags=["admin"], openapi_extra=_YAML_BODY, response_model=m.Impact,
+             responses=errors(403))
 def rulebook_preview(text: str = Depends(_yaml_text), who: Principal = Admin, svc: Service = Depends(service)
                      ) -> dict[str, Any]:
     """Validate a new version and show its impact (who changes grade or list, by city) without changing anything."""
@@ -468,7 +462,8 @@ def rulebook_preview(text: str = Depends(_yaml_text), who: Principal = Admin, sv
     return result
 
 
-@router.post("/rulebooks", tags=["admin"], status_code=201, openapi_extra=_YAML_BODY)
+@router.post("/rulebooks", tags=["admin"], status_code=201, openapi_extra=_YAML_BODY, response_model=m.Scheduled,
+             responses=errors(403))
 def rulebook_schedule(
     text: str = Depends(_yaml_text),
     backdate: bool = Query(False, description="allow an effective date before today: past records are rescored"),
@@ -488,7 +483,7 @@ def rulebook_schedule(
     return {"version": layer.key, "effective_from": layer.effective_from.isoformat()}
 
 
-@router.get("/cases", tags=["admin"])
+@router.get("/cases", tags=["admin"], response_model=m.Cases, responses=errors(403))
 def case_queue(status: Literal["open", "upheld", "rejected"] | None = "open", who: Principal = Admin,
                svc: Service = Depends(service)) -> dict[str, Any]:
     """Objections and credit-repair applications waiting for (or past) review."""
@@ -498,7 +493,7 @@ def case_queue(status: Literal["open", "upheld", "rejected"] | None = "open", wh
     return {"cases": decisions.jsonable(found)}
 
 
-@router.post("/cases/{case_id}/review", tags=["admin"])
+@router.post("/cases/{case_id}/review", tags=["admin"], response_model=m.Case, responses=errors(403))
 def review_case(case_id: int, body: Review, who: Principal = Admin, svc: Service = Depends(service)
                 ) -> dict[str, Any]:
     """Uphold (retraction or repair record → rescoring) or reject a case."""
@@ -512,7 +507,7 @@ def review_case(case_id: int, body: Review, who: Principal = Admin, svc: Service
 # ---------------------------------------------------------------------------------------------- auditor
 
 
-@router.get("/audit", tags=["auditor"])
+@router.get("/audit", tags=["auditor"], response_model=m.AuditEntries, responses=errors(403))
 def audit_entries(after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
                   citizen_id: str | None = None, who: Principal = Depends(require("auditor")),
                   svc: Service = Depends(service)) -> dict[str, Any]:
@@ -521,7 +516,7 @@ def audit_entries(after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=
     return {"entries": decisions.jsonable(rows)}
 
 
-@router.get("/audit/head", tags=["auditor"])
+@router.get("/audit/head", tags=["auditor"], response_model=m.AuditHead, responses=errors(403, 409))
 def audit_head(who: Principal = Depends(require("auditor")), svc: Service = Depends(service)) -> dict[str, Any]:
     """A checkpoint of the last entry, to keep outside the store and pass to `verify?against=` later: the
     store's holder can rewrite the trail whole, but not this copy. 409, and no checkpoint, if the trail
@@ -534,7 +529,8 @@ def audit_head(who: Principal = Depends(require("auditor")), svc: Service = Depe
     return {"checkpoint": str(v.head), "seq": v.head.seq, "hash": v.head.hash, "entries": v.entries}
 
 
-@router.get("/audit/verify", tags=["auditor"])
+@router.get("/audit/verify", tags=["auditor"], response_model=m.AuditVerification,
+            response_model_exclude_unset=True, responses=errors(403))
 def audit_verify(
     against: str | None = Query(None, description="a checkpoint from /audit/head: also prove nothing up to it changed"),
     who: Principal = Depends(require("auditor")),
