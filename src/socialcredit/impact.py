@@ -59,7 +59,7 @@ class PreviewCopy:
 def copy_for_preview(store: Store, text: str, origin: str = "upload", now: dt.datetime | None = None) -> PreviewCopy:
     """Validate `text` and copy the store: the only part of a preview that needs the store itself (a
     service holds its lock for this copy alone, not for the two engine runs on it)."""
-    layer = parse_layer(text, origin)  # located errors surface before any copying
+    layer = store.check_rulebook(text, origin)  # located errors (a stored version too) surface before any copying
     first_day = dt.datetime.combine(layer.effective_from, dt.time(), CST).astimezone(dt.UTC).replace(tzinfo=None)
     clock = utc_naive(now)
     if first_day > clock + RUN_HORIZON:
@@ -94,7 +94,6 @@ def run_preview(job: PreviewCopy) -> dict[str, Any]:
                     "SELECT ckey, citizen_id, name, city FROM citizens"
                 ).fetchall()
             }
-            version = scratch.rulebooks().layers[layer.jurisdiction][-1].key
         finally:
             scratch.close()
     by_city: dict[str, dict[str, Any]] = {}
@@ -114,7 +113,7 @@ def run_preview(job: PreviewCopy) -> dict[str, Any]:
                 "after": {"score": a[0], "grade": a[1], "lists": list(a[2])},
             })
     return {
-        "version": version,
+        "version": layer.key,  # the version previewed, not the jurisdiction's latest-dated one
         "effective_from": layer.effective_from.isoformat(),
         "as_of": at.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z"),
         "by_city": sorted(by_city.values(), key=lambda r: r["city"]),

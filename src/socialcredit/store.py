@@ -264,8 +264,9 @@ class Store:
             self._rulebooks = _RULEBOOK_CACHE[key]
         return self._rulebooks
 
-    def add_rulebook(self, text: str, origin: str) -> Layer:
-        """Add one rulebook version; it is checked in the context of every version already stored."""
+    def check_rulebook(self, text: str, origin: str) -> Layer:
+        """The version `text` would add, checked in the context of every version already stored (a new
+        version number, and every city still resolving), without adding it: what a preview checks first."""
         layer = parse_layer(text, origin)
         rows = self.con.execute("SELECT text, origin FROM rulebook_versions").fetchall()
         existing = [parse_layer(t, o) for t, o in rows]
@@ -274,6 +275,11 @@ class Store:
                 raise LocatedError(f"{origin}:1: {layer.key} is already in the store; give it a new version")
         candidate = RulebookSet([*existing, layer], self.catalog)
         candidate.all_resolved()
+        return layer
+
+    def add_rulebook(self, text: str, origin: str) -> Layer:
+        """Add one rulebook version; it is checked in the context of every version already stored."""
+        layer = self.check_rulebook(text, origin)
         self._insert_layer(layer, text, origin)
         self._rulebooks = None
         self._sync_dimensions()
