@@ -39,6 +39,7 @@ class Error(BaseModel):
 
 
 _WHY = {
+    400: "the body could not be read as the declared content type (JSON that is not UTF-8, say)",
     401: "no API key where one is needed, or a key that is unknown or revoked",
     403: "the key's role may not do this, or not for this citizen, service or agency",
     404: "no such thing, or the city's disclosure policy does not publish it",
@@ -318,9 +319,9 @@ class RulebookDiff(_Out):
 
     a: str
     b: str
-    rules: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]]
-    lists: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
-    other: dict[str, tuple[dict[str, Any], dict[str, Any]]]
+    rules: list[list[str | dict[str, Any] | None]] = Field(description="[change, rule id, before, after]")
+    lists: list[list[str | dict[str, Any] | None]] = Field(description="[list id, before, after]")
+    other: dict[str, list[dict[str, Any]]] = Field(description="{part: [before, after]}")
 
 
 class CityImpact(_Out):

@@ -96,7 +96,8 @@ def _as_of(svc: Service, as_of: dt.datetime | None, field: str = "as_of") -> dt.
 # ---------------------------------------------------------------------------------------------- agencies
 
 
-@router.post("/records", tags=["agencies"], response_model=m.RecordsAccepted, responses=errors(403, 409))
+@router.post("/records", tags=["agencies"], response_model=m.RecordsAccepted,
+             responses=errors(400, 403, 409))
 def submit_records(batch: Batch, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
                    ) -> dict[str, Any]:
     """Submit a batch of records: all accepted, or none (every problem named by row and field).
@@ -128,7 +129,7 @@ def submit_records(batch: Batch, who: Principal = Depends(require("agency")), sv
             "duplicate_ids": report.duplicate_ids}
 
 
-@router.post("/retractions", tags=["agencies"], response_model=m.Retracted, responses=errors(403))
+@router.post("/retractions", tags=["agencies"], response_model=m.Retracted, responses=errors(400, 403))
 def retract_records(body: Retraction, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
                     ) -> dict[str, Any]:
     """Withdraw some of the agency's own records; the next decision rescoring happens without them."""
@@ -157,7 +158,7 @@ def _answer(d: Decision) -> dict[str, Any]:
 
 
 @router.post("/decisions", tags=["service providers"], response_model=m.DecisionAnswer | m.DecisionAnswers,
-             responses=errors(403))
+             responses=errors(400, 403))
 async def decide(body: DecisionRequest | DecisionBatch = Body(...), who: Principal = Depends(require("service")),
                  svc: Service = Depends(service)) -> Response:
     """One decision (`{citizen_id, service, at?}`) or a batch (`{requests: [...]}`): a whole train at once.
@@ -380,7 +381,7 @@ def citizen_cases(citizen_id: str, who: Principal = CitizenRole, svc: Service = 
 
 
 @router.post("/citizens/{citizen_id}/objections", tags=["citizens"], status_code=201, response_model=m.CaseFiled,
-             responses=errors(403))
+             responses=errors(400, 403))
 def file_objection(citizen_id: str, body: ObjectionIn, who: Principal = Depends(require("citizen")),
                    svc: Service = Depends(service)) -> dict[str, Any]:
     """Contest one of one's own records; a reviewer decides."""
@@ -392,7 +393,7 @@ def file_objection(citizen_id: str, body: ObjectionIn, who: Principal = Depends(
 
 
 @router.post("/citizens/{citizen_id}/repairs", tags=["citizens"], status_code=201, response_model=m.CaseFiled,
-             responses=errors(403))
+             responses=errors(400, 403))
 def apply_repair(citizen_id: str, body: RepairIn, who: Principal = Depends(require("citizen")),
                  svc: Service = Depends(service)) -> dict[str, Any]:
     """Apply for credit repair of a blacklist stay once its cause is cured; a reviewer decides."""
@@ -493,7 +494,7 @@ def case_queue(status: Literal["open", "upheld", "rejected"] | None = "open", wh
     return {"cases": decisions.jsonable(found)}
 
 
-@router.post("/cases/{case_id}/review", tags=["admin"], response_model=m.Case, responses=errors(403))
+@router.post("/cases/{case_id}/review", tags=["admin"], response_model=m.Case, responses=errors(400, 403))
 def review_case(case_id: int, body: Review, who: Principal = Admin, svc: Service = Depends(service)
                 ) -> dict[str, Any]:
     """Uphold (retraction or repair record → rescoring) or reject a case."""
