@@ -11,7 +11,9 @@ work starts, and refused with a message naming the field (a 422 over HTTP, exit 
   service's clock, or the store's (its last engine run) — so a question costs at most the current and the
   next month's assessments;
 - an engine run (`socialcredit score --as-of`) no later than `RUN_HORIZON` (ten years) past the store's
-  clock or today, whichever is later: a projection, asked for explicitly, never by a reader.
+  clock or today, whichever is later: a projection, asked for explicitly, never by a reader;
+- a rulebook version's impact preview no later than `PREVIEW_HORIZON` (a year) past the clock: it runs
+  the engine up to the version's first day, twice, on a copy of the store.
 
 Times are kept as naive UTC (the store's convention); a time without an offset means China Standard
 Time at every door.
@@ -27,6 +29,7 @@ CST = dt.timezone(dt.timedelta(hours=8))
 EARLIEST = dt.datetime(1950, 1, 1, tzinfo=CST)
 QUESTION_HORIZON = dt.timedelta(days=31)
 RUN_HORIZON = dt.timedelta(days=3653)
+PREVIEW_HORIZON = dt.timedelta(days=366)
 _EARLIEST_UTC = EARLIEST.astimezone(dt.UTC).replace(tzinfo=None)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from socialcredit.catalog import Catalog
-from socialcredit.clock import RUN_HORIZON
+from socialcredit.clock import PREVIEW_HORIZON
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, utc_naive
 from socialcredit.rulebook import Layer, parse_layer
@@ -62,8 +62,8 @@ def copy_for_preview(store: Store, text: str, origin: str = "upload", now: dt.da
     layer = store.check_rulebook(text, origin)  # located errors (a stored version too) surface before any copying
     first_day = dt.datetime.combine(layer.effective_from, dt.time(), CST).astimezone(dt.UTC).replace(tzinfo=None)
     clock = utc_naive(now)
-    if first_day > clock + RUN_HORIZON:
-        raise LocatedError(f"{origin}: effective_from {layer.effective_from} is more than {RUN_HORIZON.days} days "
+    if first_day > clock + PREVIEW_HORIZON:
+        raise LocatedError(f"{origin}: effective_from {layer.effective_from} is more than {PREVIEW_HORIZON.days} days "
                            "ahead; a preview runs the engine up to that day")
     store.con.execute("CHECKPOINT")
     job = PreviewCopy(text, origin, layer, max(clock, first_day), store.catalog,
