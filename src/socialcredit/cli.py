@@ -206,6 +206,8 @@ def score(
     out.print(
         f"scored {summary.records} records into {summary.ledger_entries} ledger entries; "
         f"{summary.assessments} monthly assessments; {summary.seconds:.1f}s"
+        + (f"; a replay under {summary.pin}: questions keep it until `score` runs without --rulebook"
+           if summary.pin else "")
     )
     t = Table("city", "grade", "citizens", title="latest assessed grade")
     for row in grades:
