@@ -142,3 +142,14 @@ def test_admin_page_shows_the_queue_and_a_diff(page, server: str, society: Socie
     assert "publish_scores" in page.locator("#diff").inner_text()
     shot(page, "admin", full=True)
     clean(page)
+
+
+def test_api_docs_render_from_the_app_alone(page, server: str) -> None:  # type: ignore[no-untyped-def]
+    """Swagger UI at /docs, every asset served by the app: no request leaves the service."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock", timeout=20_000)
+    assert page.locator(".opblock").count() >= 20
+    assert [u for u in asked if not u.startswith(server)] == []
+    clean(page)

@@ -139,7 +139,10 @@ def create_app(db: str | Path, max_body: int = MAX_BODY, as_of: dt.datetime | No
         "Synthetic citizens only.",
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,
+        docs_url=None,  # served below from the app's own copy of Swagger UI: FastAPI's page loads it from a CDN
+        redoc_url=None,
     )
+    _docs(app)
     app.state.service = service
 
     @app.exception_handler(HTTPException)
@@ -179,6 +182,30 @@ def create_app(db: str | Path, max_body: int = MAX_BODY, as_of: dt.datetime | No
     mount_pages(app)
     app.add_middleware(BodyLimit, limit=max_body)
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def _docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI from the swagger-ui-bundle package, served by this app (no page fetches
+    anything from outside the service, the API's own documentation included)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 SHUTDOWN_GRACE_S = 3
