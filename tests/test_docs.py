@@ -68,3 +68,13 @@ def test_every_screenshot_the_readme_shows_exists_at_its_documented_width() -> N
         width, height = _png_size(README.parent / "docs" / "screenshots" / f"{name}.png")
         assert width == (report_width if name.startswith("report-") else page_width), (name, width)
         assert height >= 300, (name, height)
+
+
+def test_readme_catalog_counts_are_the_catalogs() -> None:
+    from socialcredit.catalog import default_catalog
+
+    c = default_catalog()
+    line = " ".join(README.read_text(encoding="utf-8").split("- `catalog/` — YAML:", 1)[1].split("\n- ")[0].split())
+    for n, what in [(len(c.behaviours), "behaviours"), (len(c.characteristics), "characteristics"),
+                    (len(c.services), "services"), (len(c.measures), "measures"), (len(c.agencies), "agencies")]:
+        assert f"{n} {what}" in line, (what, n, line)

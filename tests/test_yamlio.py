@@ -50,3 +50,9 @@ def test_an_alias_bomb_is_refused_at_once_not_expanded():
 def test_a_single_alias_is_refused_too():
     with pytest.raises(LocatedError, match=r"doc\.yaml:1: anchors and aliases"):
         parse_yaml_located("a: &x 1\nb: *x\n", "doc.yaml")
+
+
+def test_an_impossible_date_is_a_located_error_not_a_traceback():
+    why = r"book\.yaml:2: '2024-13-01' is not a valid value: month must be in 1\.\.12"
+    with pytest.raises(LocatedError, match=why):
+        parse_yaml_located("version: 7\neffective_from: 2024-13-01\n", "book.yaml")

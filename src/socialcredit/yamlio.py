@@ -66,7 +66,11 @@ def _build(node: yaml.Node, path: tuple[Key, ...], where: Where, seen: set[int] 
 
 
 def _scalar(node: yaml.Node) -> Any:
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except (ValueError, yaml.YAMLError) as e:  # a date such as 2024-13-01 matches YAML's pattern, then fails
+        why = getattr(e, "problem", None) or str(e)
+        raise LocatedError(f"line {node.start_mark.line + 1}: {node.value!r} is not a valid value: {why}") from None
 
 
 def parse_yaml_located(text: str, name: str) -> tuple[Any, Where]:
