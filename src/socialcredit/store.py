@@ -13,6 +13,7 @@ bad row is rejected whole, with every problem.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import re
@@ -113,6 +114,13 @@ class IngestReport:
 
 # What a generated population knows beyond the registry (income, occupation, household), kept out of the
 # citizens table so the registry's shape stays what every other part of the system reads.
+@functools.lru_cache(maxsize=512)
+def _parsed(text: str, origin: str) -> Layer:
+    """A stored version's layer, parsed once per process: layers are immutable once parsed, and every new
+    `Store` of the same file (a CLI call, a preview's scratch copy) would otherwise parse them all again."""
+    return parse_layer(text, origin)
+
+
 # what a registry row may carry (add_citizens); anything else is refused, not silently dropped
 CITIZEN_FIELDS = frozenset({"citizen_id", "name", "name_latin", "sex", "birth_date", "city", "parents", "spouse",
                             "contacts"})
@@ -257,9 +265,10 @@ class Store:
             ).fetchall()
             key = (id(self.catalog), tuple(d for _, _, d in rows))
             if key not in _RULEBOOK_CACHE:
-                rbs = RulebookSet([parse_layer(t, o) for t, o, _ in rows], self.catalog)
+                rbs = RulebookSet([_parsed(t, o) for t, o, _ in rows], self.catalog)
                 rbs.all_resolved()
-                _RULEBOOK_CACHE.clear()
+                if len(_RULEBOOK_CACHE) >= 4:  # a few sets: a preview's scratch copy must not evict the store's own
+                    _RULEBOOK_CACHE.clear()
                 _RULEBOOK_CACHE[key] = rbs
             self._rulebooks = _RULEBOOK_CACHE[key]
         return self._rulebooks
@@ -269,7 +278,7 @@ class Store:
         version number, and every city still resolving), without adding it: what a preview checks first."""
         layer = parse_layer(text, origin)
         rows = self.con.execute("SELECT text, origin FROM rulebook_versions").fetchall()
-        existing = [parse_layer(t, o) for t, o in rows]
+        existing = [_parsed(t, o) for t, o in rows]
         for e in existing:
             if e.jurisdiction == layer.jurisdiction and e.version == layer.version:
                 raise LocatedError(f"{origin}:1: {layer.key} is already in the store; give it a new version")

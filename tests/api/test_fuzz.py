@@ -264,7 +264,9 @@ def _send_many(run: Run, label: str, role: str, headers: dict[str, str], generat
         _blend(case, parts, how, lambda: data.draw(st.booleans()))
         if role == "citizen":  # a citizen asks about themselves (asking about others: test_api's matrix)
             case.path_parameters = {**(case.path_parameters or {}), "citizen_id": ZHANG}
-        _record(run, label, role, case, case.call(headers=headers))
+        # no read timeout: an impact preview runs the engine twice (seconds on a loaded CI machine), and
+        # this test is about what the answers are, not how fast they come
+        _record(run, label, role, case, case.call(headers=headers, timeout=None))
 
     send()
 
