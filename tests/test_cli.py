@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -200,3 +201,18 @@ def test_paths_and_messages_are_never_wrapped(tmp_path, monkeypatch):
     r = runner.invoke(app, ["citizen", "110101199001010011", "--db", str(deep / "none.duckdb")])
     assert r.exit_code == 2
     assert r.stderr == f"error: {deep / 'none.duckdb'}: no store here; run `socialcredit init` first (or pass --db)\n"
+
+
+def test_rulebook_load_refuses_a_past_date_unless_backdated(tmp_path):
+    """Like the admin API: a version dated before the store's today (its last run) would rescore the past."""
+    db = str(tmp_path / "l.duckdb")
+    for args in (["init"], ["sample"], ["score", "--as-of", "2026-09-01"]):
+        assert runner.invoke(app, [*args, "--db", db]).exit_code == 0
+    text = (shipped_dir() / "rongcheng@2.yaml").read_text(encoding="utf-8")
+    past = tmp_path / "rongcheng@9.yaml"
+    past.write_text(re.sub(r"(?m)^effective_from: .*$", "effective_from: 2026-08-20",
+                           re.sub(r"(?m)^version: .*$", "version: 9", text)), encoding="utf-8")
+    r = runner.invoke(app, ["rulebook", "load", str(past), "--db", db])
+    assert r.exit_code == 2 and "effective_from 2026-08-20 is before today (2026-09-01)" in r.output, r.output
+    r = runner.invoke(app, ["rulebook", "load", str(past), "--db", db, "--backdate"])
+    assert r.exit_code == 0 and "loaded rongcheng@9" in r.output, r.output

@@ -457,10 +457,26 @@ def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -
 
 @rulebook_app.command("load")
 @guarded
-def rulebook_load(file: Path, db: DbOpt = None) -> None:
-    """Add a rulebook version to the store (checked against everything stored)."""
+def rulebook_load(
+    file: Path,
+    db: DbOpt = None,
+    backdate: Annotated[bool, typer.Option(help="allow an effective date before the store's today: past "
+                                                "records are rescored under it")] = False,
+) -> None:
+    """Add a rulebook version to the store (checked against everything stored).
+
+    As in the admin API, a date before the store's today (its last engine run, else the real today) is
+    refused unless --backdate says the retroactive rescoring is meant."""
+    from socialcredit.engine import run_state
+    from socialcredit.impact import schedule
+
     store = open_store(db)
-    layer = store.add_rulebook(file.read_text(encoding="utf-8"), str(file))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"{file}: cannot read: {e}")
+    last, _, _ = run_state(store)
+    layer = schedule(store, text, str(file), last, backdate)
     out.print(f"loaded {layer.key}, in force from {layer.effective_from}")
 
 
