@@ -56,3 +56,4 @@ clean:
 
 docs: $(STAMP)
 	$(BIN)/python -m socialcredit.reference docs
+	$(BIN)/python -m socialcredit.cli_reference docs

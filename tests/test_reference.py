@@ -14,3 +14,15 @@ def test_reference_pages_are_current(tmp_path: Path) -> None:
         assert shipped.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
             f"docs/{fresh.name} is stale: run `make docs`"
         )
+
+
+def test_cli_reference_is_current(tmp_path: Path) -> None:
+    from socialcredit.cli_reference import write as write_cli
+
+    fresh = write_cli(tmp_path)
+    assert (DOCS / "cli.md").read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
+        "docs/cli.md is stale: run `make docs`"
+    )
+    text = fresh.read_text(encoding="utf-8")
+    for command in ("score", "decide", "audit verify", "rulebook load", "simulate", "report"):
+        assert f"## `{command}`" in text
