@@ -56,3 +56,22 @@ def test_an_undecodable_argument_exits_2_naming_it(db, args):
     assert r.exit_code == 2, r.output
     assert "not valid Unicode text" in r.output or "a resident ID has 18 characters" in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize(("reason", "why"), [("x" * 4001, "reason: longer than 4000 characters"),
+                                             ("x\ud800", "reason: not valid Unicode text")])
+def test_case_texts_are_bounded_at_the_core_for_every_door(reason, why):
+    """The API's models bound the reason too, but the pages' forms and the library reach the core directly."""
+    from socialcredit import objections
+    from socialcredit.sample import citizen_ids, load_sample
+    from socialcredit.store import Store
+    from socialcredit.yamlio import LocatedError
+
+    store = Store(":memory:")
+    store.init()
+    load_sample(store)
+    with pytest.raises(LocatedError, match=re.escape(why)):
+        objections.file_objection(store, citizen_ids()["zhang_wei"], "commercial_banks", "sample-001", reason)
+    with pytest.raises(LocatedError, match=re.escape(why)):
+        objections.apply_repair(store, citizen_ids()["zhang_wei"], "dishonest_judgment_defaulters", reason)
+    assert objections.cases(store) == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from socialcredit import text
 from socialcredit.engine import utc_naive
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
@@ -34,9 +35,21 @@ def _next_id(store: Store) -> int:
     return int(store.con.execute("SELECT coalesce(max(case_id), 0) + 1 FROM cases").fetchall()[0][0])
 
 
+MAX_TEXT = 4000  # a reason or a reviewer's note: every door (API, pages, library) gets the same bound
+
+
+def _text_fields(**fields: str) -> None:
+    """Free text a citizen or reviewer writes: valid Unicode and bounded, checked before anything is done."""
+    for name, value in fields.items():
+        why = text.problem(value, MAX_TEXT)
+        if why is not None:
+            raise LocatedError(f"{name}: {why}")
+
+
 def file_objection(store: Store, citizen_id: str, agency: str, record_id: str, reason: str) -> int:
     """Contest one of one's own records; refused if the record is not the citizen's or already retracted."""
     store.con.execute(CASES_DDL)
+    _text_fields(agency=agency, record_id=record_id, reason=reason)
     if not reason.strip():
         raise LocatedError("reason: say why the record is wrong")
     ckey = store.ckey(citizen_id)
@@ -66,6 +79,7 @@ def file_objection(store: Store, citizen_id: str, agency: str, record_id: str, r
 def apply_repair(store: Store, citizen_id: str, list_id: str, reason: str) -> int:
     """Ask for credit repair of a stay on a list one is on now (or was on)."""
     store.con.execute(CASES_DDL)
+    _text_fields(list_id=list_id, reason=reason)
     if not reason.strip():
         raise LocatedError("reason: say how the cause was cured")
     ckey = store.ckey(citizen_id)
@@ -102,6 +116,7 @@ def review(store: Store, case_id: int, uphold: bool, reviewer: str, note: str = 
            at: dt.datetime | None = None) -> dict[str, Any]:
     """Decide an open case. Upholding writes facts (a retraction, or a repair record); rejecting writes none."""
     store.con.execute(CASES_DDL)
+    _text_fields(note=note)
     found = [c for c in cases(store) if c["case_id"] == case_id]
     if not found:
         raise LocatedError(f"case {case_id}: no such case")
