@@ -220,8 +220,9 @@ class Engine:
             ).fetchall()[0]
             self.con.execute(
                 "CREATE OR REPLACE TABLE engine_run AS SELECT ? AS as_of, ? AS pin, now()::TIMESTAMP AS computed_at, "
-                "? AS watermark, ? AS facts, ? AS state, ?::TIMESTAMP AS first_assessment",
-                [as_of, pin, watermark(self.store), facts, state, self._first_assessment],
+                "? AS watermark, ? AS facts, ? AS state, ?::TIMESTAMP AS first_assessment, "
+                "(SELECT min(occurred_at) FROM records WHERE occurred_at > ?) AS next_record",
+                [as_of, pin, watermark(self.store), facts, state, self._first_assessment, as_of],
             )
             step("done", STEPS, STEPS)
         return RunSummary(as_of, pin, records, ledger, entries, n_assess, time.perf_counter() - t0)
@@ -1151,9 +1152,19 @@ def run_state(store: Store) -> tuple[dt.datetime | None, bool, str | None]:
 
 def next_record_after(store: Store, t: dt.datetime) -> dt.datetime | None:
     """When the first stored record after `t` occurred: a run as of `t` did not see it (it may have been
-    ingested before that run), so that run's derived tables answer questions only before this time."""
-    row = store.con.execute("SELECT min(occurred_at) FROM records WHERE occurred_at > ?", [t]).fetchall()
-    return row[0][0] if row else None
+    ingested before that run), so that run's derived tables answer questions only before this time.
+
+    The last run keeps this for its own as_of (`engine_run.next_record`): asked on every question, it
+    would otherwise scan the records' times each time. It holds until facts change, which reruns the engine.
+    """
+    cur = store.con.execute("SELECT * FROM engine_run")
+    row = cur.fetchall()
+    cols = [d[0] for d in cur.description or []]
+    if row and "next_record" in cols and row[0][cols.index("as_of")] == t:
+        kept: dt.datetime | None = row[0][cols.index("next_record")]
+        return kept
+    found = store.con.execute("SELECT min(occurred_at) FROM records WHERE occurred_at > ?", [t]).fetchall()
+    return found[0][0] if found else None
 
 
 __all__ = ["Engine", "RunSummary", "last_run", "next_record_after", "run_state", "watermark"]
