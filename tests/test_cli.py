@@ -8,7 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from conftest import NATIONAL_YAML, citizen, held_by_another_process
+from conftest import NATIONAL_YAML, citizen, city_yaml, held_by_another_process
 from socialcredit.cli import app
 from socialcredit.rulebook import shipped_dir
 from socialcredit.sample import citizen_ids
@@ -216,3 +216,29 @@ def test_rulebook_load_refuses_a_past_date_unless_backdated(tmp_path):
     assert r.exit_code == 2 and "effective_from 2026-08-20 is before today (2026-09-01)" in r.output, r.output
     r = runner.invoke(app, ["rulebook", "load", str(past), "--db", db, "--backdate"])
     assert r.exit_code == 0 and "loaded rongcheng@9" in r.output, r.output
+
+
+def test_rulebook_diff_prints_every_difference(make_store):
+    """A grade band raised and a cap cut, once printed as an empty rules table ("None: none")."""
+    v2 = (NATIONAL_YAML.replace("version: 1", "version: 2")
+          .replace("effective_from: 2020-01-01", "effective_from: 2022-01-01")
+          .replace("{grade: A, min: 120}", "{grade: A, min: 125}").replace("    max: 10\n", "    max: 6\n")
+          .replace("    points: 5\n", "    points: 5\n    label: Volunteering\n"))
+    store = make_store(NATIONAL_YAML, v2, city_yaml())
+    store.close()
+    args = ["rulebook", "diff", "testcity@1+national@1", "testcity@1+national@2", "--db", str(store.path)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == [
+        "testcity@1+national@1 → testcity@1+national@2: 4 differences",
+        "rulebook: effective_from 2020-01-01 → 2022-01-01",
+        "grades A: min 120 → 125",
+        'rules volunteer: label "" → Volunteering',
+        "caps volunteer.cap: max 10 → 6",
+    ]
+    same = runner.invoke(app, [*args[:3], args[2], *args[4:]])
+    assert same.stdout.splitlines() == ["testcity@1+national@1 → testcity@1+national@1: no differences"]
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert [(c["section"], c["field"]) for c in data["changes"]] == [
+        ("rulebook", "effective_from"), ("grades", "min"), ("rules", "label"), ("caps", "max")]
+    assert data["rules"][0][:2] == ["changed", "volunteer"]

@@ -434,25 +434,22 @@ def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -
             fail(f"{spec}: does not resolve")
         books.append(rb)
     d = rulebook_diff_of(books[0], books[1])
-    rows, lists, other = d["rules"], d["lists"], d["other"]
     if json_out:
         emit(d)
         return
-    out.print(f"{books[0].version} → {books[1].version}")
-    t = Table("", "rule", "before", "after")
-    for kind, i, x, y in rows:
+    n = len(d["changes"])
+    out.print(f"{d['a']} → {d['b']}: " + (f"{n} difference{'s' if n != 1 else ''}" if n else "no differences"))
+    for c in d["changes"]:
+        out.print(change_line(c))
 
-        def fmt(r):
-            return (
-                f"{r['behaviour'] or r['characteristic']} when {r['when'] or 'always'}: {r['points']:+d}" if r else "—"
-            )
 
-        t.add_row(kind, i, fmt(x), fmt(y))
-    show(t)
-    for i, before, after in lists:
-        out.print(f"list {i}: {'added' if before is None else 'removed' if after is None else 'changed'}")
-    for k, (before, after) in other.items():
-        out.print(f"{k}: {before} → {after}")
+def change_line(c: dict[str, Any]) -> Text:
+    """One difference as a line: `caps volunteer.cap: max 24 → 6`, `rules rc.x: added (behaviour=… points=5 …)`."""
+    where = c["section"] + (f" {c['id']}" if c["id"] is not None else "")
+    if c["change"] == "changed":
+        return Text(f"{where}: {c['field']} {text.plain(c['before'])} → {text.plain(c['after'])}")
+    colour = "green" if c["change"] == "added" else "red"
+    return Text.assemble(f"{where}: ", (c["change"], colour), f" ({text.plain(c['before'] or c['after'])})")
 
 
 @rulebook_app.command("load")

@@ -278,3 +278,14 @@ def test_reads_and_writes_are_audited_and_verify(api):
     assert ("citizen.standing", ZHANG) in actions and ("decision", CHEN) in actions
     assert api.get("/api/v1/audit/verify", headers=auth(api, "auditor")).json() == {
         "ok": True, "entries": len(entries), "problems": []}
+
+
+def test_rulebook_diff_names_every_change_and_keeps_its_older_parts(api):
+    r = api.get("/api/v1/rulebooks/diff", params={"a": "rongcheng@1", "b": "rongcheng@2"}, headers=auth(api, "admin"))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert set(d) == {"a", "b", "rules", "lists", "other", "changes"}
+    assert {"section": "disclosure", "id": None, "change": "changed", "field": "publish_scores", "before": True,
+            "after": False} in d["changes"]
+    assert ("lists", "blacklist", "min_stay") in {(c["section"], c["id"], c["field"]) for c in d["changes"]}
+    assert [i for i, _, _ in d["lists"]] == ["blacklist"] and d["other"]["disclosure"][1]["publish_scores"] is False

@@ -248,7 +248,7 @@ def test_admin_page_is_for_admins_only(client: TestClient, society: Society) -> 
     assert "scenario:shenzhen@1.yaml" in page.text and "policy:rongcheng=rongcheng@1" in page.text
     assert "rongcheng@1+national@2</code> → <code>rongcheng@2+national@2" in page.text
     diffed = page.text.split('id="diff"')[1].split('id="rulebooks"')[0]
-    assert "publish_scores</code> True → False" in diffed
+    assert "publish_scores</code> true → false" in diffed
     assert "<code>rc.heroic_act</code>" not in diffed, "a rule with the same content is not shown as changed"
 
 

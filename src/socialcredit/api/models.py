@@ -12,7 +12,7 @@ status once, and routes name the ones they can return with `errors(...)`.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -313,15 +313,28 @@ class RulebookVersions(_Out):
     versions: list[RulebookVersion]
 
 
+class RulebookChange(_Out):
+    """One difference: an item added or removed (its fields as before or after), or one field changed."""
+
+    section: Literal["rulebook", "scale", "grades", "disclosure", "rules", "caps", "lists", "memory"]
+    id: str | None = Field(description="the item's id (a grade's name); null for rulebook, scale and disclosure")
+    change: Literal["added", "removed", "changed"]
+    field: str | None = Field(description="the field that changed; null when the whole item is added or removed")
+    before: Any = Field(description="the field's value, or the removed item's fields; null where absent")
+    after: Any = Field(description="the field's value, or the added item's fields; null where absent")
+
+
 class RulebookDiff(_Out):
-    """Rules as `[change, id, before, after]`, lists as `[id, before, after]` (null where absent), other
-    parts (scale, disclosure) as `{part: [before, after]}`; before and after are the rulebook's own text."""
+    """Every difference in `changes`, field by field. Also, as before: rules as `[change, id, before, after]`,
+    lists as `[id, before, after]` (null where absent), scale and disclosure as `{part: [before, after]}`;
+    before and after are the rulebook's own text."""
 
     a: str
     b: str
     rules: list[list[str | dict[str, Any] | None]] = Field(description="[change, rule id, before, after]")
     lists: list[list[str | dict[str, Any] | None]] = Field(description="[list id, before, after]")
     other: dict[str, list[dict[str, Any]]] = Field(description="{part: [before, after]}")
+    changes: list[RulebookChange] = Field(description="every difference, by section, item and field")
 
 
 class CityImpact(_Out):
