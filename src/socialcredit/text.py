@@ -49,5 +49,7 @@ def plain(value: Any, nested: bool = False) -> str:
             return "none"
         inner = ", ".join(plain(v, True) for v in value)
         return f"[{inner}]" if nested else inner
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))  # an attribute stored as a number: 1, not 1.0, as the record said
     text = str(value)
     return f'"{text}"' if not text or (nested and any(c.isspace() for c in text)) else text

@@ -204,9 +204,21 @@ class RecordRef(_Out):
     behaviour: str | None
 
 
+class AppliedCap(_Out):
+    """The cap that took points from a record's entry: its rules gave `points_before_cap`, the entry has
+    what the cap's period still allowed."""
+
+    id: str
+    per: str
+    max: int | None
+    min: int | None
+    points_before_cap: int
+
+
 class LedgerEntry(_Out):
     """A ledger entry with its rules; `record` for a record's entry, `characteristic` (and the record that
-    set it, if any) for a characteristic's — the other keys are absent, not null."""
+    set it, if any) for a characteristic's, `cap` when a cap changed a record's points — the other keys
+    are absent, not null."""
 
     source: str
     points: int
@@ -217,6 +229,7 @@ class LedgerEntry(_Out):
     record: LedgerRecord | None = None
     characteristic: str | None = None
     set_by_record: RecordRef | None = None
+    cap: AppliedCap | None = None
 
 
 class Explanation(_Out):
