@@ -520,8 +520,8 @@ def changes(a: Rulebook, b: Rulebook) -> list[dict[str, Any]]:
     """Every difference from `a` to `b`, one per item added or removed and one per field changed.
 
     Section by section and item by item (by id, in `a`'s order, then the items only `b` has), so a grade
-    band moved, a cap cut or a rule's label reworded is named exactly, and `changes(b, a)` is the mirror
-    image: the same rows with before and after swapped and added ↔ removed.
+    band moved, a cap cut or a rule's label reworded is named exactly. `changes(b, a)` is the mirror image:
+    the same rows with before and after swapped and added ↔ removed (the items only `a` has come last there).
     """
     out: list[dict[str, Any]] = []
     sa, sb = sections(a), sections(b)
