@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import NATIONAL_YAML, citizen, held_by_another_process
+from conftest import NATIONAL_YAML, citizen, city_yaml, cst, held_by_another_process, rec
 from socialcredit.cli import app
 from socialcredit.rulebook import shipped_dir
 from socialcredit.sample import citizen_ids
@@ -216,3 +217,48 @@ def test_rulebook_load_refuses_a_past_date_unless_backdated(tmp_path):
     assert r.exit_code == 2 and "effective_from 2026-08-20 is before today (2026-09-01)" in r.output, r.output
     r = runner.invoke(app, ["rulebook", "load", str(past), "--db", db, "--backdate"])
     assert r.exit_code == 0 and "loaded rongcheng@9" in r.output, r.output
+
+
+def test_rulebook_diff_prints_every_difference(make_store):
+    """A grade band raised and a cap cut, once printed as an empty rules table ("None: none")."""
+    v2 = (NATIONAL_YAML.replace("version: 1", "version: 2")
+          .replace("effective_from: 2020-01-01", "effective_from: 2022-01-01")
+          .replace("{grade: A, min: 120}", "{grade: A, min: 125}").replace("    max: 10\n", "    max: 6\n")
+          .replace("    points: 5\n", "    points: 5\n    label: Volunteering\n"))
+    store = make_store(NATIONAL_YAML, v2, city_yaml())
+    store.close()
+    args = ["rulebook", "diff", "testcity@1+national@1", "testcity@1+national@2", "--db", str(store.path)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == [
+        "testcity@1+national@1 → testcity@1+national@2: 4 differences",
+        "rulebook: effective_from 2020-01-01 → 2022-01-01",
+        "grades A: min 120 → 125",
+        'rules volunteer: label "" → Volunteering',
+        "caps volunteer.cap: max 10 → 6",
+    ]
+    same = runner.invoke(app, [*args[:3], args[2], *args[4:]])
+    assert same.stdout.splitlines() == ["testcity@1+national@1 → testcity@1+national@1: no differences"]
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert [(c["section"], c["field"]) for c in data["changes"]] == [
+        ("rulebook", "effective_from"), ("grades", "min"), ("rules", "label"), ("caps", "max")]
+    assert data["rules"][0][:2] == ["changed", "volunteer"]
+
+
+def test_explain_prints_values_and_the_cap(make_store, monkeypatch):
+    """Attributes as `hours=1`, not `{'hours': 1}`; a capped entry says which cap took its points."""
+    import socialcredit.cli
+
+    monkeypatch.setattr(socialcredit.cli.out, "_width", 1000)  # a table's cells wrap to the width: give them room
+    store = make_store()
+    a = str(citizen(0)["citizen_id"])
+    store.add_citizens([citizen(0)])
+    store.ingest([rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)],
+                 now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    store.close()
+    r = runner.invoke(app, ["explain", a, "--db", str(store.path), "--as-of", "2021-12-01"])
+    assert r.exit_code == 0, r.output
+    assert "volunteer_work hours=1 record v2 by volunteer_association" in r.stdout
+    assert "{" not in r.stdout and "'" not in r.stdout
+    assert "capped by volunteer.cap (at most +10 gained a year): +5 → +0" in r.stdout
+    assert r.stdout.count("capped by") == 1

@@ -65,7 +65,8 @@ def test_explain_sums(sample_store, key):
     assert s["value"] == min(max(s["base"] + s["sum_of_entries"], lo), hi)
     assert s["sum_of_entries"] == sum(e["points"] for e in x["ledger"])
     for e in x["ledger"]:
-        assert e["points"] == sum(r["points"] for r in e["rules"]) or e["source"] == "record"
+        assert e["points"] == sum(r["points"] for r in e["rules"]) or e["cap"]["points_before_cap"] == sum(
+            r["points"] for r in e["rules"])  # only a cap makes them differ, and it says so
 
 
 def test_unknown_service_raises_located_error(sample_store):
@@ -104,3 +105,14 @@ def test_decision_expires_with_trigger(store, make_citizens):
     store.ingest([rec("s1", a, "smoking_on_train", cst(2026, 1, 5, 12))], now=NOW)
     assert decisions.decide(store, a, "rail.ticket", cst(2026, 2, 1)).outcome == "deny"
     assert decisions.decide(store, a, "rail.ticket", cst(2026, 7, 5)).outcome == "allow"
+
+
+def test_explain_names_the_cap_that_cut_points(store, make_citizens):
+    """volunteer.cap allows +10 a year: the third +5 volunteering of 2021 is cut to 0, and says by what."""
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)], now=NOW)
+    ledger = [e for e in decisions.explain(store, a, cst(2021, 12, 1))["ledger"] if e["source"] == "record"]
+    assert [(e["record"]["record_id"], e["points"]) for e in ledger] == [("v0", 5), ("v1", 5), ("v2", 0)]
+    assert ["cap" in e for e in ledger] == [False, False, True]
+    assert ledger[2]["cap"] == {"id": "volunteer.cap", "per": "year", "max": 10, "min": None, "points_before_cap": 5}
+    assert ledger[2]["rules"] == [{"id": "volunteer", "points": 5, "when": None, "label": "", "source": "illustrative"}]

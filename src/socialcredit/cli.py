@@ -287,14 +287,15 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     )
     t = Table("points", "from", "rules", "valid", title="ledger entries in force")
     for e in x["ledger"]:
-        what = (
-            f"{e['record']['behaviour']} {e['record']['attributes']} record {e['record']['record_id']} "
-            f"by {e['record']['agency']}"
-            if e["source"] == "record"
-            else f"{e['source']}: {e['characteristic']}"
-        )
+        if e["source"] == "record":
+            r = e["record"]
+            what = " ".join(w for w in (r["behaviour"], text.plain(r["attributes"]) if r["attributes"] else "",
+                                         f"record {r['record_id']} by {r['agency']}") if w)
+        else:
+            what = f"{e['source']}: {e['characteristic']}"
         rules = "\n".join(
-            f"{r['id']} ({r['points']:+d}) when {r['when'] or 'always'} [{r['source']}]" for r in e["rules"]
+            [f"{r['id']} ({r['points']:+d}) when {r['when'] or 'always'} [{r['source']}]" for r in e["rules"]]
+            + ([capped(e["cap"], e["points"])] if "cap" in e else [])
         )
         t.add_row(f"{e['points']:+d}", what, rules, f"{_cst_day(e['valid_from'])} → {_cst_day(e['valid_to'])}")
     show(t)
@@ -306,6 +307,15 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     for m in x["measures"]:
         t.add_row(m["measure"], m["effect"], m["via"])
     show(t)
+
+
+def capped(cap: dict[str, Any], points: int) -> str:
+    """Why an entry has fewer points than its rules give: `capped by volunteer.cap (at most +10 gained a
+    year): +5 → +0`."""
+    bounds = [f"at most {cap['max']:+d} gained" if cap["max"] is not None else "",
+              f"at most {cap['min']:+d} lost" if cap["min"] is not None else ""]
+    return (f"capped by {cap['id']} ({', '.join(b for b in bounds if b)} a {cap['per']}): "
+            f"{cap['points_before_cap']:+d} → {points:+d}")
 
 
 @app.command()
@@ -434,25 +444,22 @@ def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -
             fail(f"{spec}: does not resolve")
         books.append(rb)
     d = rulebook_diff_of(books[0], books[1])
-    rows, lists, other = d["rules"], d["lists"], d["other"]
     if json_out:
         emit(d)
         return
-    out.print(f"{books[0].version} → {books[1].version}")
-    t = Table("", "rule", "before", "after")
-    for kind, i, x, y in rows:
+    n = len(d["changes"])
+    out.print(f"{d['a']} → {d['b']}: " + (f"{n} difference{'s' if n != 1 else ''}" if n else "no differences"))
+    for c in d["changes"]:
+        out.print(change_line(c))
 
-        def fmt(r):
-            return (
-                f"{r['behaviour'] or r['characteristic']} when {r['when'] or 'always'}: {r['points']:+d}" if r else "—"
-            )
 
-        t.add_row(kind, i, fmt(x), fmt(y))
-    show(t)
-    for i, before, after in lists:
-        out.print(f"list {i}: {'added' if before is None else 'removed' if after is None else 'changed'}")
-    for k, (before, after) in other.items():
-        out.print(f"{k}: {before} → {after}")
+def change_line(c: dict[str, Any]) -> Text:
+    """One difference as a line: `caps volunteer.cap: max 24 → 6`, `rules rc.x: added (behaviour=… points=5 …)`."""
+    where = c["section"] + (f" {c['id']}" if c["id"] is not None else "")
+    if c["change"] == "changed":
+        return Text(f"{where}: {c['field']} {text.plain(c['before'])} → {text.plain(c['after'])}")
+    colour = "green" if c["change"] == "added" else "red"
+    return Text.assemble(f"{where}: ", (c["change"], colour), f" ({text.plain(c['before'] or c['after'])})")
 
 
 @rulebook_app.command("load")

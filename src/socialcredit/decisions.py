@@ -554,7 +554,7 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
     ckey = store.ckey(citizen_id)
     at = st.as_of
     rows = store.con.execute(
-        """SELECT l.source, l.points, l.valid_from, l.valid_to, p.rule_ids, p.rule_points, s.version,
+        """SELECT l.source, l.points, l.valid_from, l.valid_to, p.rule_ids, p.rule_points, p.points, s.version,
                   r.record_id, r.agency, b.code, r.occurred_at, l.characteristic, l.rkey
            FROM ledger l JOIN pieces p USING (piece) LEFT JOIN segments s ON s.jkey = l.jkey AND s.epoch = l.epoch
            LEFT JOIN records r ON r.rkey = l.rkey LEFT JOIN behaviours b ON b.bkey = coalesce(l.bkey, r.bkey)
@@ -571,6 +571,7 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
         vt,
         rule_ids,
         rule_points,
+        uncapped,
         version,
         record_id,
         agency,
@@ -603,6 +604,8 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
             "rulebook_version": version,
             "rules": rules,
         }
+        if source == "record" and points != uncapped and (cap := _cap(rb, behaviour, uncapped)) is not None:
+            item["cap"] = cap
         if source == "record":
             item["record"] = {
                 "record_id": record_id,
@@ -650,3 +653,13 @@ def _attributes(store: Store, rkey: int | None, behaviour: str | None) -> dict[s
         0
     ]
     return {n: v for n, v in zip(names, row, strict=True) if v is not None}
+
+
+def _cap(rb: Rulebook | None, behaviour: str | None, uncapped: int) -> dict[str, Any] | None:
+    """The cap that took points from a record's entry: the one on its behaviour in the rulebook of the entry's
+    time (the ledger's running sum per cap period is the only thing that makes an entry's points differ from
+    its rules' sum), with the points the rules gave before it."""
+    cap = next((c for c in rb.caps if c.behaviour == behaviour), None) if rb else None
+    if cap is None:
+        return None
+    return {"id": cap.id, "per": cap.per, "max": cap.max, "min": cap.min, "points_before_cap": uncapped}

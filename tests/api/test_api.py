@@ -278,3 +278,31 @@ def test_reads_and_writes_are_audited_and_verify(api):
     assert ("citizen.standing", ZHANG) in actions and ("decision", CHEN) in actions
     assert api.get("/api/v1/audit/verify", headers=auth(api, "auditor")).json() == {
         "ok": True, "entries": len(entries), "problems": []}
+
+
+def test_rulebook_diff_names_every_change_and_keeps_its_older_parts(api):
+    r = api.get("/api/v1/rulebooks/diff", params={"a": "rongcheng@1", "b": "rongcheng@2"}, headers=auth(api, "admin"))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert set(d) == {"a", "b", "rules", "lists", "other", "changes"}
+    assert {"section": "disclosure", "id": None, "change": "changed", "field": "publish_scores", "before": True,
+            "after": False} in d["changes"]
+    assert ("lists", "blacklist", "min_stay") in {(c["section"], c["id"], c["field"]) for c in d["changes"]}
+    assert [i for i, _, _ in d["lists"]] == ["blacklist"] and d["other"]["disclosure"][1]["publish_scores"] is False
+
+
+def test_explanation_names_the_cap_that_cut_points(make_store, make_citizens):
+    from conftest import cst, rec
+
+    store = make_store()
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)],
+                 now=cst(2030, 1, 1))
+    _, token = create_key(store, "admin")
+    store.close()
+    with TestClient(create_app(store.path, as_of=cst(2021, 12, 1))) as c:
+        r = c.get(f"/api/v1/citizens/{a}/explanation", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    caps = [e.get("cap") for e in r.json()["ledger"]]
+    assert caps == [None, None, {"id": "volunteer.cap", "per": "year", "max": 10, "min": None,
+                                 "points_before_cap": 5}]

@@ -248,7 +248,7 @@ def test_admin_page_is_for_admins_only(client: TestClient, society: Society) -> 
     assert "scenario:shenzhen@1.yaml" in page.text and "policy:rongcheng=rongcheng@1" in page.text
     assert "rongcheng@1+national@2</code> → <code>rongcheng@2+national@2" in page.text
     diffed = page.text.split('id="diff"')[1].split('id="rulebooks"')[0]
-    assert "publish_scores</code> True → False" in diffed
+    assert "publish_scores</code> true → false" in diffed
     assert "<code>rc.heroic_act</code>" not in diffed, "a rule with the same content is not shown as changed"
 
 
@@ -275,3 +275,23 @@ def test_preview_then_schedule_a_version_from_the_admin_page(client: TestClient,
     assert "page:admin" in listed
     twice = client.post("/admin/rulebooks", data={"text": text}, headers=admin)
     assert twice.status_code == 422 and "already in the store" in twice.text
+
+
+def test_a_capped_entry_names_its_cap(make_store, make_citizens) -> None:  # type: ignore[no-untyped-def]
+    """volunteer.cap allows +10 a year: the page says which cap left the third volunteering at +0."""
+    from conftest import cst, rec
+    from socialcredit.keys import create_key
+
+    store = make_store()
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)],
+                 now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    _, token = create_key(store, "admin")
+    store.close()
+    with TestClient(create_app(store.path, as_of=cst(2021, 12, 1)), follow_redirects=False) as c:
+        page = c.get(f"/citizens/{a}", headers={"Authorization": f"Bearer {token}"})
+    assert page.status_code == 200, page.text
+    text = re.sub(r"\s+", " ", page.text)
+    assert text.count("capped by") == 1
+    assert "capped by <code>volunteer.cap</code> (at most +10 gained a year): +5 → +0" in text
+    assert "hours = 1.0" not in text and "hours = 1" in text  # as the record said it

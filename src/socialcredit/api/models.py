@@ -12,7 +12,7 @@ status once, and routes name the ones they can return with `errors(...)`.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -204,9 +204,21 @@ class RecordRef(_Out):
     behaviour: str | None
 
 
+class AppliedCap(_Out):
+    """The cap that took points from a record's entry: its rules gave `points_before_cap`, the entry has
+    what the cap's period still allowed."""
+
+    id: str
+    per: str
+    max: int | None
+    min: int | None
+    points_before_cap: int
+
+
 class LedgerEntry(_Out):
     """A ledger entry with its rules; `record` for a record's entry, `characteristic` (and the record that
-    set it, if any) for a characteristic's — the other keys are absent, not null."""
+    set it, if any) for a characteristic's, `cap` when a cap changed a record's points — the other keys
+    are absent, not null."""
 
     source: str
     points: int
@@ -217,6 +229,7 @@ class LedgerEntry(_Out):
     record: LedgerRecord | None = None
     characteristic: str | None = None
     set_by_record: RecordRef | None = None
+    cap: AppliedCap | None = None
 
 
 class Explanation(_Out):
@@ -313,15 +326,28 @@ class RulebookVersions(_Out):
     versions: list[RulebookVersion]
 
 
+class RulebookChange(_Out):
+    """One difference: an item added or removed (its fields as before or after), or one field changed."""
+
+    section: Literal["rulebook", "scale", "grades", "disclosure", "rules", "caps", "lists", "memory"]
+    id: str | None = Field(description="the item's id (a grade's name); null for rulebook, scale and disclosure")
+    change: Literal["added", "removed", "changed"]
+    field: str | None = Field(description="the field that changed; null when the whole item is added or removed")
+    before: Any = Field(description="the field's value, or the removed item's fields; null where absent")
+    after: Any = Field(description="the field's value, or the added item's fields; null where absent")
+
+
 class RulebookDiff(_Out):
-    """Rules as `[change, id, before, after]`, lists as `[id, before, after]` (null where absent), other
-    parts (scale, disclosure) as `{part: [before, after]}`; before and after are the rulebook's own text."""
+    """Every difference in `changes`, field by field. Also, as before: rules as `[change, id, before, after]`,
+    lists as `[id, before, after]` (null where absent), scale and disclosure as `{part: [before, after]}`;
+    before and after are the rulebook's own text."""
 
     a: str
     b: str
     rules: list[list[str | dict[str, Any] | None]] = Field(description="[change, rule id, before, after]")
     lists: list[list[str | dict[str, Any] | None]] = Field(description="[list id, before, after]")
     other: dict[str, list[dict[str, Any]]] = Field(description="{part: [before, after]}")
+    changes: list[RulebookChange] = Field(description="every difference, by section, item and field")
 
 
 class CityImpact(_Out):

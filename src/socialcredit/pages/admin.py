@@ -61,8 +61,6 @@ def admin_page(
                         raise LocatedError(f"{spec}: does not resolve")
                     books.append(rb)
                 changes = diff(books[0], books[1])
-                # a rule whose content is equal is not a change, even if it was written on another line
-                changes["rules"] = [r for r in changes["rules"] if r[0] != "changed" or r[2] != r[3]]
             except LocatedError as e:
                 diff_error = str(e)
         versions = queries.rulebook_versions(svc.store)

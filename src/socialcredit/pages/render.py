@@ -24,6 +24,7 @@ from socialcredit.api.auth import COOKIE
 from socialcredit.api.service import Service
 from socialcredit.compiler import CST
 from socialcredit.keys import PUBLIC, Principal, authenticate
+from socialcredit.text import plain
 
 HERE = Path(__file__).resolve().parent
 CSP = (
@@ -55,7 +56,7 @@ def signed(n: int | float | None) -> str:
 
 
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters.update(cst=cst, masked=masked, signed=signed)
+templates.env.filters.update(cst=cst, masked=masked, signed=signed, plain=plain)
 templates.env.globals["CST_LABEL"] = "CST (UTC+8)"
 
 
