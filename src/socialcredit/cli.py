@@ -361,7 +361,7 @@ def rulebook_validate(files: list[Path]) -> None:
             rbs.timeline(layer.jurisdiction)
         else:
             for city in rbs.cities:
-                if layer.jurisdiction in rbs.chain(city):
+                if layer.jurisdiction in rbs.ancestors(city):
                     rbs.timeline(city)
     out.print(f"ok: {', '.join(x.key for x in layers)}")
 
