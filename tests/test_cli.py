@@ -180,6 +180,18 @@ def test_a_store_another_process_holds_exits_2_saying_who(make_store, args):
     assert "serving" not in r.stdout
 
 
+
+def test_a_command_run_in_process_lets_go_of_its_store(db):
+    """A command closes the store it opened when it returns, so a test or a notebook that ran one in-process
+    can then hand the file to another process (`serve`, in the README's tour). Waiting for the garbage
+    collector is not enough: the decisions' per-store index keeps a Store that answered a question alive."""
+    cid = citizen_ids()["zhang_wei"]
+    for args in (["citizen", cid, "--as-of", "2026-09-01"], ["decide", cid, "air.ticket", "--at", "2026-09-01"]):
+        r = runner.invoke(app, [*args, "--db", str(db)])
+        assert r.exit_code == 0, r.output
+    with held_by_another_process(db):
+        pass
+
 def test_a_run_whose_store_another_process_holds_exits_2(tmp_path):
     Store(tmp_path / "store.duckdb").close()
     with held_by_another_process(tmp_path / "store.duckdb") as holder:

@@ -133,6 +133,30 @@ def test_levels_and_inheritance(rulebooks: RulebookSet, layers: dict[str, Layer]
     assert rulebooks.chain("guangzhou") == ["national", "guangdong", "guangzhou"]
 
 
+
+def test_a_city_that_changes_parent_keeps_its_earlier_versions_on_their_own_parent(
+    layers: dict[str, Layer],
+) -> None:
+    """A replay or a policy copy gives Qingzhen a version extending Guangdong; Qingzhen's own version 1
+    (which removes national rules Guangdong already removes) must still resolve on the national chain it
+    was written against, before the copy's date and when asked for by version."""
+    shenzhen = (shipped_dir() / "shenzhen@1.yaml").read_text(encoding="utf-8")
+    copy = re.sub(r"(?m)^jurisdiction: shenzhen$", "jurisdiction: qingzhen", shenzhen)
+    copy = re.sub(r"(?m)^version: 1$", "version: 2", copy)
+    copy = re.sub(r"(?m)^effective_from: .*$", "effective_from: 2025-01-01", copy)
+    rbs = RulebookSet([*layers.values(), parse_layer(copy, "copy.yaml")])
+    timeline = [(rb.version, rb.effective_from, rb.effective_to) for rb in rbs.timeline("qingzhen")]
+    assert timeline == [
+        ("qingzhen@1+national@2", dt.date(2018, 1, 1), dt.date(2025, 1, 1)),
+        ("qingzhen@2+guangdong@1+national@2", dt.date(2025, 1, 1), None),
+    ]
+    assert rbs.chain("qingzhen", dt.date(2024, 12, 31)) == ["national", "qingzhen"]
+    assert rbs.chain("qingzhen") == ["national", "guangdong", "qingzhen"]
+    assert rbs.ancestors("qingzhen") == ["qingzhen", "guangdong", "national"]
+    pinned = rbs.resolve("qingzhen", None, {"qingzhen": 1})
+    assert pinned is not None and pinned.version == "qingzhen@1+national@2"
+    assert rbs.resolve("qingzhen", dt.date(2025, 6, 1)).version.startswith("qingzhen@2+guangdong@1")  # type: ignore[union-attr]
+
 # --- the national layers encode the seed ----------------------------------------------------------
 
 

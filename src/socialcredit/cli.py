@@ -86,11 +86,16 @@ def parse_time(text: str | None, option: str = "--as-of") -> dt.datetime | None:
     return to_utc(t, option)  # the bounds are the core's (socialcredit.clock); year 1 is refused, not an OverflowError
 
 
+_opened: list[Store] = []  # the stores the running command opened; `guarded` closes them when it returns
+_depth = [0]  # guarded commands running (one calling another closes nothing until the outer one returns)
+
+
 def open_store(db: Path | None, must_exist: bool = True) -> Store:
     path = db or default_path()
     if must_exist and not path.exists():
         fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
     store = Store(path)
+    _opened.append(store)
     if must_exist:
         store.require_init()
     return store
@@ -101,22 +106,33 @@ def emit(data: Any) -> None:
 
 
 def guarded(fn):
-    """Bad input, or a store another process holds, exits 2 with a message that names the file, line or field."""
+    """Bad input, or a store another process holds, exits 2 with a message that names the file, line or field.
+
+    When the command returns, the stores it opened are closed: DuckDB lets one process hold a file, and a
+    command run in-process (a test, a notebook calling the app) must not keep holding it afterwards — nor
+    must the library's per-store caches (the decisions' index keeps its store alive) keep it open."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **k: Any) -> Any:
-        for name, value in k.items():  # an undecodable byte in an argument arrives as a lone surrogate
-            if isinstance(value, str) and (why := text.problem(value)) is not None:
-                fail(f"{name.replace('_', '-')}: {why}")
+        _depth[0] += 1
         try:
-            return fn(*a, **k)
-        except BatchRejected as e:
-            fail(str(e))
-        except LocatedError as e:
-            fail(str(e))
-        except StoreLocked as e:
-            fail(str(e))
+            for name, value in k.items():  # an undecodable byte in an argument arrives as a lone surrogate
+                if isinstance(value, str) and (why := text.problem(value)) is not None:
+                    fail(f"{name.replace('_', '-')}: {why}")
+            try:
+                return fn(*a, **k)
+            except BatchRejected as e:
+                fail(str(e))
+            except LocatedError as e:
+                fail(str(e))
+            except StoreLocked as e:
+                fail(str(e))
+        finally:
+            _depth[0] -= 1
+            if _depth[0] == 0:
+                while _opened:
+                    _opened.pop().close()
 
     return wrapper
 
@@ -371,7 +387,7 @@ def rulebook_validate(files: list[Path]) -> None:
             rbs.timeline(layer.jurisdiction)
         else:
             for city in rbs.cities:
-                if layer.jurisdiction in rbs.chain(city):
+                if layer.jurisdiction in rbs.ancestors(city):
                     rbs.timeline(city)
     out.print(f"ok: {', '.join(x.key for x in layers)}")
 

@@ -289,13 +289,38 @@ class RulebookSet:
     def cities(self) -> list[str]:
         return sorted(j for j, vs in self.layers.items() if vs[-1].level == "city")
 
-    def chain(self, jurisdiction: str) -> list[str]:
+    def chain(self, jurisdiction: str, day: dt.date | None = None, pin: dict[str, int] | None = None) -> list[str]:
+        """The jurisdictions stacked for `jurisdiction` (national first) on `day`, or with its newest versions.
+
+        Each step follows the `extends` of the version in force (or pinned), not of the newest version: a
+        city whose later version moves to another parent (a replay or policy copy of Shenzhen's rules for
+        Qingzhen) keeps its earlier versions on the parents they were written against, whose rules their
+        `remove` lists name.
+        """
         out = [jurisdiction]
-        while (parent := self.layers[out[-1]][-1].extends) is not None:
+        while (parent := self._version(out[-1], day, pin).extends) is not None:
             if parent in out:
                 raise LocatedError(f"{self.layers[jurisdiction][-1].at}: inheritance loop through {parent!r}")
             out.append(parent)
         return out[::-1]
+
+    def _version(self, jurisdiction: str, day: dt.date | None, pin: dict[str, int] | None) -> Layer:
+        """The version whose `extends` the chain follows: pinned, else in force on `day`, else the newest;
+        a jurisdiction not yet in force on `day` passes on its first version's parent."""
+        versions = self.layers[jurisdiction]
+        if pin and jurisdiction in pin:
+            return next((v for v in versions if v.version == pin[jurisdiction]), versions[-1])
+        if day is None:
+            return versions[-1]
+        return self.layer_at(jurisdiction, day) or versions[0]
+
+    def ancestors(self, jurisdiction: str) -> list[str]:
+        """Every jurisdiction any version of `jurisdiction` (or of its parents) extends, itself included."""
+        out = [jurisdiction]
+        for j in out:
+            for parent in sorted({v.extends for v in self.layers[j] if v.extends is not None} - set(out)):
+                out.append(parent)
+        return out
 
     def layer_at(self, jurisdiction: str, day: dt.date) -> Layer | None:
         found = None
@@ -305,17 +330,18 @@ class RulebookSet:
         return found
 
     def change_days(self, jurisdiction: str) -> list[dt.date]:
-        """The CST dates on which this city's resolved rulebook changes."""
-        return sorted({v.effective_from for j in self.chain(jurisdiction) for v in self.layers[j]})
+        """The CST dates on which this city's resolved rulebook may change (any version of any possible parent)."""
+        return sorted({v.effective_from for j in self.ancestors(jurisdiction) for v in self.layers[j]})
 
     def timeline(self, jurisdiction: str) -> list[Rulebook]:
         days = self.change_days(jurisdiction)
-        out = []
+        out: list[Rulebook] = []
         for i, day in enumerate(days):
             rb = self.resolve(jurisdiction, day)
             if rb is not None:
+                if not (out and out[-1] is rb):  # the same stack again: a change day of a parent not in the chain
+                    out.append(rb)
                 rb.effective_to = days[i + 1] if i + 1 < len(days) else None
-                out.append(rb)
         return out
 
     def resolve(
@@ -325,7 +351,7 @@ class RulebookSet:
         if jurisdiction not in self.layers:
             raise LocatedError(f"unknown jurisdiction {jurisdiction!r} (known: {', '.join(sorted(self.layers))})")
         chosen: list[Layer] = []
-        for j in self.chain(jurisdiction):
+        for j in self.chain(jurisdiction, day, pin):
             if pin and j in pin:
                 layer = next((v for v in self.layers[j] if v.version == pin[j]), None)
                 if layer is None:

@@ -332,6 +332,35 @@ def test_compare_counts_equal_a_recount(run_dir: Path, replay_dir: Path, compare
     assert check_shown_sql(page, duckdb.connect) >= len(COMPARE_FIGURES)
 
 
+
+def test_compare_prints_who_changes_as_a_recount_finds(run_dir: Path, replay_dir: Path, tmp_path: Path) -> None:
+    """The README says `compare` shows who changes: the terminal gets the page's headline numbers, and they are
+    the ones a direct recount over both stores finds (every citizen, grade and lists at the comparison time)."""
+    output = " ".join(invoke("compare", str(run_dir), str(replay_dir), "--out", str(tmp_path / "c.html")).split())
+    standing = """SELECT c.ckey, (SELECT arg_max(grade, assessed_at) FROM score_log s WHERE s.ckey = c.ckey
+                      AND s.assessed_at <= $t),
+                  (SELECT list(DISTINCT list_id ORDER BY list_id) FROM list_entries e WHERE e.ckey = c.ckey
+                      AND e.start <= $t AND (e."end" IS NULL OR e."end" > $t))
+                  FROM citizens c"""
+    asked = "SELECT ckey, service, asked_at, outcome FROM decisions WHERE asked_at <= $t"
+    with store(run_dir) as a, store(replay_dir) as b:
+        as_of = min(x.execute("SELECT as_of FROM engine_run").fetchall()[0][0] for x in (a, b))
+        sa = {k: (g, x or []) for k, g, x in a.execute(standing, {"t": as_of}).fetchall()}
+        sb = {k: (g, x or []) for k, g, x in b.execute(standing, {"t": as_of}).fetchall()}
+        da = {r[:3]: r[3] for r in a.execute(asked, {"t": as_of}).fetchall()}
+        db = {r[:3]: r[3] for r in b.execute(asked, {"t": as_of}).fetchall()}
+    other_grade = sum(sa[k][0] != sb[k][0] for k in sa)
+    other_lists = sum(sa[k][1] != sb[k][1] for k in sa)
+    attempts = set(da) | set(db)
+    other_decisions = sum(da.get(x) != db.get(x) for x in attempts)
+    m = re.search(r"([\d,]+) of ([\d,]+) citizens hold another grade in B \(([\d,]+) a better one, ([\d,]+) a worse "
+                  r"one\); ([\d,]+) are on other lists; ([\d,]+) of ([\d,]+) decisions answered differently", output)
+    assert m, output
+    shown = [int(x.replace(",", "")) for x in m.groups()]
+    assert shown[0] == other_grade == shown[2] + shown[3] and shown[1] == len(sa)
+    assert shown[4] == other_lists and (shown[5], shown[6]) == (other_decisions, len(attempts))
+    assert other_grade > 0, "the replay should move someone's grade"
+
 def test_bad_input_exits_2_and_leaves_nothing(run_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["replay", str(run_dir), "--rulebook", "atlantis@1", "--out", str(tmp_path / "x")])

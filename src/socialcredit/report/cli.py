@@ -1,6 +1,7 @@
 """`socialcredit report | compare | replay`: thin doors over the report package.
 
-Each command parses its options, calls one core function and prints where the result went. The shared
+Each command parses its options, calls one core function and prints where the result went (`compare` also
+prints who changes, so the terminal answers the question without opening the page). The shared
 helpers of `socialcredit.cli` (errors as exit status 2, the consoles) are imported inside the commands,
 because `socialcredit.cli` imports this module while it is still being built.
 """
@@ -42,8 +43,9 @@ def compare_command(
 
     @guarded
     def run() -> None:
-        written = compare(run_a, run_b, out)
-        console.print(f"comparison: {written[0]} ({len(written) - 1} figures beside it as PNG)")
+        result = compare(run_a, run_b, out)
+        console.print(f"comparison: {result.written[0]} ({len(result.written) - 1} figures beside it as PNG)")
+        console.print(f"{result.summary}")
 
     run()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -67,6 +68,10 @@ per AS (SELECT scope, ckey, list_id, bool_or(run = 'a') AS in_a, bool_or(run = '
 SELECT list_id, scope, count(*) FILTER (WHERE in_a AND NOT in_b) AS only_a,
        count(*) FILTER (WHERE in_b AND NOT in_a) AS only_b, count(*) FILTER (WHERE in_a AND in_b) AS in_both
 FROM per GROUP BY ALL ORDER BY list_id, scope"""
+
+OTHER_LISTS_SQL = f"""WITH {CHANGED_CTE}
+SELECT city, count(*) FILTER (WHERE lists_a <> lists_b) AS on_other_lists, count(*) AS citizens
+FROM everyone GROUP BY city ORDER BY city"""
 
 RULE_POINTS_CTE = """{x}_rules AS (  -- each ledger entry in force, attributed to its piece's rule(s)
     SELECT l.ckey, p.rule_ids[k.k] AS rule_id,
@@ -185,8 +190,7 @@ def grade_changes(pair: Pair) -> Figure:
     q = pair.query("citizens by grade in A and in B at the comparison time, per city", GRADE_CHANGES_SQL)
     diff = pair.query("score in B minus score in A (10-point bins), per city", SCORE_DIFF_SQL)
     rows = q.rows
-    seen = {r["grade_a"] for r in rows} | {r["grade_b"] for r in rows}
-    grades = [g for g in pair.grades if g in seen] + sorted(g for g in seen - set(pair.grades) if g)
+    grades = _grade_order(pair, rows)
     fig = canvas(11, 4.2)
     left, right = grid(fig, 2, 2)
     matrix = [[sum(r["citizens"] for r in pick(rows, grade_a=ga, grade_b=gb)) for gb in grades] for ga in grades]
@@ -219,13 +223,7 @@ def grade_changes(pair: Pair) -> Figure:
     right.set_ylabel("citizens (log scale)", fontsize=9)
     right.set_title("how far scores move", fontsize=10)
     right.legend(fontsize=8)
-    total = sum(r["citizens"] for r in rows)
-    moved = sum(r["citizens"] for r in rows if r["grade_a"] != r["grade_b"])
-    up = sum(
-        r["citizens"]
-        for r in rows
-        if r["grade_a"] != r["grade_b"] and _rank(r["grade_b"], grades) < _rank(r["grade_a"], grades)
-    )
+    total, moved, up = _moves(rows, grades)
     caption = (
         f"Each citizen's grade at {pair.as_of:%Y-%m-%d %H:%M} UTC in run A and in run B: {moved} of {total} citizens "
         f"hold another grade in B ({up} a better one, {moved - up} a worse one). Right: the score difference per "
@@ -238,9 +236,29 @@ def _rank(grade: str | None, order: list[str]) -> int:
     return order.index(grade) if grade in order else len(order)
 
 
+def _grade_order(pair: Pair, rows: list[dict[str, Any]]) -> list[str]:
+    """The grades the rows hold, best first as run A's rulebooks order them (others after, by name)."""
+    seen = {r["grade_a"] for r in rows} | {r["grade_b"] for r in rows}
+    return [g for g in pair.grades if g in seen] + sorted(g for g in seen - set(pair.grades) if g)
+
+
+def _moves(rows: list[dict[str, Any]], order: list[str]) -> tuple[int, int, int]:
+    """From the grade-changes rows: (citizens, how many hold another grade in B, how many a better one)."""
+    total = sum(r["citizens"] for r in rows)
+    moved = sum(r["citizens"] for r in rows if r["grade_a"] != r["grade_b"])
+    up = sum(
+        r["citizens"]
+        for r in rows
+        if r["grade_a"] != r["grade_b"] and _rank(r["grade_b"], order) < _rank(r["grade_a"], order)
+    )
+    return total, moved, up
+
+
 def list_changes(pair: Pair) -> Figure:
     q = pair.query("list membership in A and B: only in A, only in B, in both", LIST_CHANGES_SQL)
+    who = pair.query("citizens on other lists in B than in A at the comparison time, per city", OTHER_LISTS_SQL)
     rows = q.rows
+    other = sum(r["on_other_lists"] for r in who.rows)
     lists_ = distinct(rows, "list_id")
     fig = canvas(11, 3.4)
     axes = grid(fig, 2, 2)
@@ -264,9 +282,10 @@ def list_changes(pair: Pair) -> Figure:
     ]
     caption = (
         "Who is on which list in one run and not the other, at the comparison time and at any time during the run. "
-        + ("At the end: " + "; ".join(parts) + "." if parts else "At the end both runs list the same people.")
-    )
-    return Figure("list-changes", "Who changes list", caption, png(fig), [q])
+        + (f"At the end {other} citizens are on other lists in B: " + "; ".join(parts) + "."
+           if parts else "At the end both runs list the same people.")
+    )  # fmt: skip
+    return Figure("list-changes", "Who changes list", caption, png(fig), [q, who])
 
 
 def rules_driving(pair: Pair) -> Figure:
@@ -419,14 +438,60 @@ def build(pair: Pair) -> Document:
     )
 
 
-def compare(run_a: Path, run_b: Path, out: Path | None = None) -> list[Path]:
-    """Write the comparison of two runs (default RUN_B/compare.html); return the files written."""
+@dataclass
+class Summary:
+    """The comparison in one sentence, for whoever runs `compare` in a terminal: who changes, and how many
+    decisions do. Read from the figures' own query answers, so it says what the page says."""
+
+    citizens: int
+    other_grade: int
+    better_grade: int
+    other_lists: int
+    decisions: int
+    other_decisions: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.other_grade:,} of {self.citizens:,} citizens hold another grade in B ({self.better_grade:,} a "
+            f"better one, {self.other_grade - self.better_grade:,} a worse one); {self.other_lists:,} are on other "
+            f"lists; {self.other_decisions:,} of {self.decisions:,} decisions answered differently"
+        )
+
+
+@dataclass
+class Comparison:
+    written: list[Path]  # the HTML page first, then its figures
+    summary: Summary
+
+
+def summarise(pair: Pair, doc: Document) -> Summary:
+    figures = {f.id: f for section in doc.sections for f in section.figures}
+    grades = figures["grade-changes"].queries[0].rows
+    total, moved, up = _moves(grades, _grade_order(pair, grades))
+    lists_ = figures["list-changes"].queries[1].rows
+    asked = figures["decision-changes"].queries[0].rows
+    return Summary(
+        citizens=total,
+        other_grade=moved,
+        better_grade=up,
+        other_lists=sum(r["on_other_lists"] for r in lists_),
+        decisions=sum(r["attempts"] for r in asked),
+        other_decisions=sum(r["attempts"] for r in asked if r["outcome_a"] != r["outcome_b"]),
+    )
+
+
+def compare(run_a: Path, run_b: Path, out: Path | None = None) -> Comparison:
+    """Write the comparison of two runs (default RUN_B/compare.html); return the files written and a summary."""
     pair = Pair.open(run_a, run_b)
     try:
         doc = build(pair)
+        summary = summarise(pair, doc)
     finally:
         pair.close()
-    return write(doc, out or Path(run_b) / "compare.html")
+    return Comparison(write(doc, out or Path(run_b) / "compare.html"), summary)
 
 
-__all__ = ["DECISION_CHANGES_SQL", "GRADE_CHANGES_SQL", "RULES_SQL", "Pair", "build", "compare"]
+__all__ = [
+    "DECISION_CHANGES_SQL", "GRADE_CHANGES_SQL", "OTHER_LISTS_SQL", "RULES_SQL", "Comparison", "Pair", "Summary",
+    "build", "compare", "summarise",
+]  # fmt: skip
