@@ -174,7 +174,9 @@ def _entries(store: Store, ckey: int, at: dt.datetime) -> list[dict[str, Any]]:
         """SELECT e.list_id, e.kind, e.start, e."end", e.cause, r.record_id, r.agency, b.code, e.characteristic,
                   e.grade, e.score, e.version
            FROM list_entries e LEFT JOIN records r USING (rkey) LEFT JOIN behaviours b ON b.bkey = r.bkey
-           WHERE e.ckey = ? AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY e.start, e.list_id""",
+           WHERE e.ckey = ? AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)
+           -- natural keys break ties, never rkey: the same facts in another arrival order list the same way
+           ORDER BY e.start, e.list_id, e.cause, r.agency, r.record_id, e.characteristic, e.grade""",
         [ckey, at, at],
     ).fetchall()
     keys = (
@@ -330,7 +332,9 @@ class Decider:
 
     def measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime,
                  service: str | None = None) -> list[ActiveMeasure]:
-        return self.own_measures(idx, ckey, city, at, service) + self.reaching_measures(idx, ckey, at, service)
+        found = self.own_measures(idx, ckey, city, at, service) + self.reaching_measures(idx, ckey, at, service)
+        # in an order of their own (stays in the index follow arrival order): same facts, same answer
+        return sorted(found, key=lambda m: (m.since, m.measure, m.via, m.until or dt.datetime.max))
 
     def _decision(self, idx: StayIndex, citizen_id: str, ckey: int, city: str, service: str, t: dt.datetime
                   ) -> tuple[Decision, Rulebook | None]:
