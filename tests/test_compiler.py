@@ -52,9 +52,13 @@ def _compiled():
 
 
 def _golden(name: str, sql: str) -> None:
+    """The SQL must equal the checked-in file; a missing file is a failure, never written by the test (a
+    test that writes its own expectation passes whatever it is given). Refresh on purpose with
+    SOCIALCREDIT_UPDATE_GOLDEN=1."""
     path = GOLDEN / name
-    if os.environ.get("SOCIALCREDIT_UPDATE_GOLDEN") or not path.exists():
+    if os.environ.get("SOCIALCREDIT_UPDATE_GOLDEN"):
         path.write_text(sql + "\n", encoding="utf-8")
+    assert path.exists(), f"{path} is missing: generate it with SOCIALCREDIT_UPDATE_GOLDEN=1 and review it"
     assert sql + "\n" == path.read_text(encoding="utf-8")
 
 
