@@ -109,14 +109,20 @@ def test_grade_list_entry_and_exit_with_min_stay(store, make_citizens):
 
 
 def test_min_stay_holds_after_quick_recovery(store, make_citizens):
+    """Down to D for one month only: the grade list keeps the citizen for its min_stay (3m), not one month.
+
+    By hand: 100 - 40 (late.severe, 5 Mar) - 50 (court defaulter, 10 Mar to 10 Apr) = 10 → D at the
+    1 April assessment; on 1 May the listing is gone: 100 - 40 = 60 → B, which alone would end the stay
+    then. min_stay 3m holds it to the first assessment at least three months after entry: 1 July.
+    """
     (a,) = make_citizens(store, 1)
-    store.ingest([rec(f"r{i}", a, "late_bill_payment", cst(2021, 3, 10 + i), days_late=100) for i in range(3)]
-                 + [rec(f"v{i}", a, "volunteer_work", cst(2021, 4, 2 + i), hours=1) for i in range(2)],
-                 now=NOW)
-    # with volunteering: 0+(-20 raw + 10) → still D; use an expiry-free check of min_stay instead:
-    run(store, cst(2022, 12, 1))
-    (_, _, start, end) = next(e for e in entries(store, a) if e[0] == "blacklist")
-    assert end is not None and end >= start + dt.timedelta(days=89)
+    store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
+                  rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
+                  rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10))], now=NOW)
+    run(store, cst(2021, 12, 1))
+    assert score(store, a, cst(2021, 4, 1)) == 10 and score(store, a, cst(2021, 5, 1)) == 60
+    by_grade = [e for e in entries(store, a) if e[0] == "blacklist" and e[1] == "grade"]
+    assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
 
 
 def test_behaviour_trigger_list_with_duration(store, make_citizens):
