@@ -86,6 +86,32 @@ def test_memory_ends_the_whitelist_at_the_first_blacklisting_and_bars_it_after(s
     assert d.outcome == "allow" and d.reasons == []
 
 
+TRIGGERED_WHITELIST_YAML = NATIONAL_YAML.replace(
+    "    grades: [A]\n    measures: [hospital_priority]\n",
+    "    grades: [A]\n    triggers:\n      - behaviour: volunteer_work\n        duration: 30d\n"
+    "    measures: [hospital_priority]\n")
+
+
+def test_memory_removes_a_whitelist_stay_that_begins_after_the_blacklisting(make_store, make_citizens):
+    """A whitelist entered by a trigger (not by grade, whose entry checks the bar itself) after a past
+    blacklisting is removed by memory; a citizen never blacklisted keeps the same stay."""
+    assert TRIGGERED_WHITELIST_YAML != NATIONAL_YAML
+    store = make_store(TRIGGERED_WHITELIST_YAML, city_yaml())
+    a, b = make_citizens(store, 2)
+    store.ingest([rec("l1", a, "court_defaulter_listing", cst(2021, 5, 5), ground=1, term_days=0),
+                  rec("d1", a, "court_defaulter_delisting", cst(2021, 9, 5)),
+                  rec("va", a, "volunteer_work", cst(2022, 3, 1), hours=1),
+                  rec("vb", b, "volunteer_work", cst(2022, 3, 1), hours=1)], now=NOW)
+    Engine(store).run(as_of=cst(2022, 6, 1))
+    assert stays(store, a, "blacklist") == [(utc(cst(2021, 5, 5)), utc(cst(2021, 9, 5)))]
+    assert stays(store, b, "whitelist") == [(utc(cst(2022, 3, 1)), utc(cst(2022, 3, 31)))]  # 1 March + 30 days
+    assert stays(store, a, "whitelist") == []
+    assert "hospital_priority" not in {m.measure for m in standing(store, a, cst(2022, 3, 10)).measures}
+    assert "hospital_priority" in {m.measure for m in standing(store, b, cst(2022, 3, 10)).measures}
+    d = decide(store, a, "hospital.queue", cst(2022, 3, 10), record=False)
+    assert d.outcome == "allow" and d.reasons == []
+
+
 # 3 ------------------------------------------------------------------ memory's lasting measures reach decisions
 
 LASTING_YAML = NATIONAL_YAML.replace("    never_lists: [whitelist]\n",
