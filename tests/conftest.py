@@ -257,3 +257,34 @@ def page(browser, screenshots):
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))  # type: ignore[attr-defined]
     yield pg
     context.close()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (servers in tests listen there only)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(db: Path, port: int, log: Path, ready: str = "/openapi.json") -> subprocess.Popen[bytes]:
+    """`socialcredit serve` in its own process on 127.0.0.1, returned once `ready` answers 200 (at most 60 s);
+    its stderr is appended to `log`."""
+    import time
+
+    import httpx
+
+    with log.open("ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "socialcredit.cli", "serve", "--db", str(db), "--port",
+                                 str(port)], stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=5).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"server did not start: {log.read_text()[-2000:]}")

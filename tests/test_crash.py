@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import NATIONAL_YAML, citizen, city_yaml, cst, rec
+from conftest import NATIONAL_YAML, citizen, city_yaml, cst, free_port, rec, serve
 from socialcredit.audit import verify
 from socialcredit.engine import Engine
 from socialcredit.keys import create_key
@@ -277,28 +276,6 @@ API_BATCHES, API_ROWS = 6, 200
 API_AGENCY = "commercial_banks"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "socialcredit.cli", "serve", "--db", str(db), "--port",
-                                 str(port)], stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise AssertionError(f"server did not start: {log.read_text()[-2000:]}")
-
-
 def _api_batches(rng: random.Random, ids: list[str], round_: int) -> list[list[dict[str, object]]]:
     out = []
     for b in range(API_BATCHES):
@@ -342,10 +319,10 @@ def test_kill_server_during_api_writes(tmp_path):
         token = create_key(store, "agency", API_AGENCY)[1]
         before = set(_keys(store))
     ids = sorted(citizen_ids().values())
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api/v1"
 
-    proc = _serve(db, port, log)
+    proc = serve(db, port, log)
     sent = _api_batches(rng, ids, 0)
     t = time.perf_counter()
     _send(url, token, sent)
@@ -390,7 +367,7 @@ def test_kill_server_during_api_writes(tmp_path):
                         SELECT CAST(json_extract(detail, '$.batch') AS INTEGER) FROM audit_log
                         WHERE action = 'records.submit' AND json_extract(detail, '$.batch') != 'null')""",
                     [f"api:agency:{API_AGENCY}"]).fetchall()}
-            proc = _serve(db, port, log)  # restarted on the same store; the agency re-sends the whole round
+            proc = serve(db, port, log)  # restarted on the same store; the agency re-sends the whole round
             _send(url, token, batches)
             done |= set().union(*map(_keyset, batches))
         proc.send_signal(signal.SIGTERM)

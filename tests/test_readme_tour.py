@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import free_port
 from socialcredit.ids import make_id
 from socialcredit.sample import citizen_ids
 
@@ -108,12 +108,6 @@ def command_of(words: list[str]) -> str:
 
 def collapse(text: str) -> str:
     return " ".join(text.split())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_inputs(base: Path, words_seen: list[str]) -> None:

@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,6 +17,7 @@ import httpx
 import test_api
 from test_api import CHEN, RULEBOOK_V3, ZHANG
 
+from conftest import free_port, serve
 from socialcredit.api.service import DEADLINE_S
 
 base = test_api.base
@@ -27,34 +25,12 @@ base = test_api.base
 SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(db, port: int) -> subprocess.Popen[bytes]:
-    log = db.with_suffix(".log")
-    with log.open("wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "socialcredit.cli", "serve", "--db", str(db), "--port",
-                                 str(port)], stdout=subprocess.DEVNULL, stderr=f)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/register?q=Zhang", timeout=5).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"server did not start: {log.read_text()}")
-
-
 def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_path):
     path, tokens = base
     db = tmp_path / "served.duckdb"
     shutil.copyfile(path, db)
-    port = _free_port()
-    proc = _start(db, port)
+    port = free_port()
+    proc = serve(db, port, db.with_suffix(".log"), ready="/api/v1/register?q=Zhang")
     url = f"http://127.0.0.1:{port}/api/v1"
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     own = {"Authorization": f"Bearer {tokens['citizen']}"}

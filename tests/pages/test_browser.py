@@ -4,7 +4,6 @@ monitor that re-reads its feed, the login form, and the README's screenshots."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from urllib.parse import urlencode
 import pytest
 import uvicorn
 
+from conftest import free_port
 from socialcredit.api.app import create_app
 
 from .pages_society import Society
@@ -24,9 +24,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def server(store_copy: Path) -> Iterator[str]:
     """uvicorn on 127.0.0.1 and a free port, in a thread, for this module; stopped at its end."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = uvicorn.Config(create_app(store_copy), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
