@@ -19,9 +19,9 @@ import pyarrow as pa
 from socialcredit.catalog import Catalog, Measure
 from socialcredit.clock import bounded
 from socialcredit.compiler import CST
-from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, utc_naive
+from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
 from socialcredit.rulebook import Rulebook, add_duration
-from socialcredit.stays import Stay, StayIndex
+from socialcredit.stays import Stay, StayIndex, storable
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
@@ -134,11 +134,7 @@ def question_clock(store: Store) -> dt.datetime:
     """The clock a question's time is bounded by: the door's (a service's), else the later of the store's
     last run and today (so a store scored in the past can still be asked about the present)."""
     d = _DECIDERS.get(store)
-    if d is not None and d.clock is not None:
-        return d.clock()
-    last, _, _ = run_state(store)
-    now = utc_naive(None)
-    return now if last is None else max(last, now)
+    return d.clock() if d is not None and d.clock is not None else store_clock(store)
 
 
 def question_time(store: Store, t: dt.datetime | None, field: str) -> dt.datetime:
@@ -279,7 +275,7 @@ class Decider:
         if idx is not None and not self.check_facts and self._valid_until is not None and at < self._valid_until:
             return idx
         ensure_fresh(self.store, at)
-        computed = self.store.con.execute("SELECT computed_at, as_of FROM engine_run").fetchall()
+        computed = self.store.con.execute("SELECT computed_at, as_of, pin FROM engine_run").fetchall()
         if idx is None or not computed or idx.computed_at != computed[0][0]:
             idx = self._index = StayIndex.load(self.store)
             if self.buffered:
@@ -290,8 +286,8 @@ class Decider:
             self._by_hour.clear()
             self._plans.clear()
         self._valid_until = answers_until(self.store, computed[0][1]) if computed else None
-        pin = self.store.con.execute("SELECT pin FROM engine_run").fetchall()
-        self._pin = self.store.rulebooks().parse_version(pin[0][0])[1] if pin and pin[0][0] else None
+        pin = computed[0][2] if computed else None
+        self._pin = self.store.rulebooks().parse_version(pin)[1] if pin else None
         return idx
 
     def rulebook(self, city: str, at: dt.datetime) -> Rulebook | None:
@@ -413,8 +409,8 @@ class Decider:
         return out
 
     def _check_citizens(self, citizen_ids: list[str]) -> None:
-        shaped = [c for c in citizen_ids if len(c) == 18 and c.isascii()]
-        unknown = [c for c in citizen_ids if not (len(c) == 18 and c.isascii())]
+        shaped = [c for c in citizen_ids if storable(c)]
+        unknown = [c for c in citizen_ids if not storable(c)]
         unknown += [c for (c,) in self.store.con.execute(
             "SELECT DISTINCT u.id FROM unnest(?::VARCHAR[]) AS u(id) ANTI JOIN citizens c ON c.citizen_id = u.id",
             [shaped],

@@ -177,9 +177,7 @@ class Engine:
         t0 = time.perf_counter()
         self.store.require_init()
         if as_of is not None:  # a projection is bounded too (socialcredit.clock): checked before any work
-            last, _, _ = run_state(self.store)
-            now = utc_naive(None)
-            as_of = bounded(as_of, "as_of", now if last is None else max(last, now), RUN_HORIZON)
+            as_of = bounded(as_of, "as_of", store_clock(self.store), RUN_HORIZON)
         as_of = utc_naive(as_of)
         self.prepare(pin)
         step = progress or (lambda *_: None)
@@ -1137,11 +1135,12 @@ def watermark(store: Store) -> str:
     return str(store.con.execute(f"SELECT {_WATERMARK}").fetchall()[0][0])
 
 
-def last_run(store: Store) -> tuple[dt.datetime | None, bool]:
-    """(as_of of the last run, whether facts changed since or it was a replay) in one round trip."""
-    # engine_run exists from `init` on (empty until the first run), so this never fails mid-transaction
-    row = store.con.execute(f"SELECT as_of, watermark <> {_WATERMARK} OR pin IS NOT NULL FROM engine_run").fetchall()
-    return (row[0][0], bool(row[0][1])) if row else (None, True)
+def store_clock(store: Store) -> dt.datetime:
+    """The later of the store's last run and today: what bounds the times a question or a run may name
+    (a store scored in the past can still be asked about the present, and one projected ahead about then)."""
+    last, _, _ = run_state(store)
+    now = utc_naive(None)
+    return now if last is None else max(last, now)
 
 
 def run_state(store: Store) -> tuple[dt.datetime | None, bool, str | None]:
@@ -1167,4 +1166,4 @@ def next_record_after(store: Store, t: dt.datetime) -> dt.datetime | None:
     return found[0][0] if found else None
 
 
-__all__ = ["Engine", "RunSummary", "last_run", "next_record_after", "run_state", "watermark"]
+__all__ = ["Engine", "RunSummary", "next_record_after", "run_state", "store_clock", "watermark"]

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from socialcredit import ids
 from socialcredit.catalog import ENVELOPE, RESERVED_NAMES
-from socialcredit.text import is_unicode
+from socialcredit.clock import EARLIEST
+from socialcredit.text import problem as text_problem
 from socialcredit.yamlio import LocatedError
 
 if TYPE_CHECKING:
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 RECORD_FIELDS = ENVELOPE
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "str": "VARCHAR"}
 MAX_ID_LENGTH = 200
-# The earliest time a record may carry. Older times name no act any rulebook could score (the first
-# rulebooks date from 2014); before this bound a typo such as 0001-01-01 or -infinity would be stored and
-# silently never scored.
-EARLIEST_RECORD = dt.datetime(1950, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 _CSV_ERROR = re.compile(r"CSV Error on Line: (\d+).*?Expected Number of Columns: (\d+) Found: (\d+)", re.S)
 
 
@@ -84,11 +81,12 @@ def _text_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[Problem]]:
             if not isinstance(k, str):
                 problems.append(Problem(i, str(k), "field names are text"))
                 continue
-            text = None if v is None else _text(v)
-            if text is not None and not is_unicode(text):
-                problems.append(Problem(i, name, "not valid Unicode text (a lone surrogate)"))
+            value = None if v is None else _text(v)
+            why = None if value is None else text_problem(value)
+            if why is not None:
+                problems.append(Problem(i, name, why))
                 continue
-            d.setdefault(k, text)
+            d.setdefault(k, value)
         flat.append(d)
     names = list(dict.fromkeys(k for d in flat for k in d))
     return pa.table({n: pa.array([d.get(n) for d in flat], pa.string()) for n in names}), problems
@@ -291,7 +289,7 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         "WHERE t.occurred_at IS NULL AND nullif(trim(s.occurred_at), '') IS NOT NULL",
         "SELECT row, 'occurred_at', 'in the future: ' || strftime(occurred_at, '%Y-%m-%d %H:%M:%S') || ' UTC' "
         "FROM _typed WHERE occurred_at > ?",
-        f"SELECT t.row, 'occurred_at', 'before {EARLIEST_RECORD:%Y-%m-%d} (CST), the earliest time a record may "
+        f"SELECT t.row, 'occurred_at', 'before {EARLIEST:%Y-%m-%d} (CST), the earliest time a record may "
         "carry: ' || s.occurred_at FROM _typed t JOIN _stage s USING (row) WHERE t.occurred_at < ?",
         f"SELECT row, 'record_id', 'longer than {MAX_ID_LENGTH} characters' FROM _typed "
         f"WHERE length(record_id) > {MAX_ID_LENGTH}",
@@ -342,7 +340,7 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         + " OR ".join(f"(d.attribute = '{a}' AND nullif(trim(s.{q(a)}), '') IS NULL)" for a in attrs)
     )
     sql = " UNION ALL ".join(f"({c})" for c in checks)
-    earliest = EARLIEST_RECORD.astimezone(dt.UTC).replace(tzinfo=None)
+    earliest = EARLIEST.astimezone(dt.UTC).replace(tzinfo=None)  # before it: a typo, never scored
     found = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1, 2", [now_utc, earliest]).fetchall()
     problems = [Problem(int(r), f, m) for r, f, m in found]
     unknown = con.execute("SELECT row, citizen_id FROM _typed WHERE ckey IS NULL AND citizen_id <> ''").fetchall()

@@ -84,7 +84,7 @@ class StayIndex:
 
     def locate(self, citizen_id: str) -> tuple[int, str]:
         """(ckey, city) of one citizen; an unknown ID is a located error, as in `Store.ckey`."""
-        if not _storable(citizen_id):
+        if not storable(citizen_id):
             raise LocatedError(f"citizen_id {citizen_id!r}: no such citizen in the store")
         key = citizen_id.encode()
         i = int(np.searchsorted(self.ids, key))
@@ -95,7 +95,7 @@ class StayIndex:
     def locate_many(self, citizen_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(ckeys, city indexes) for many IDs at once; every unknown ID is named in one error."""
         # S18 would truncate a longer ID onto a real one and cannot hold non-ASCII text: such IDs are unknown
-        shaped = np.fromiter((_storable(c) for c in citizen_ids), bool, len(citizen_ids))
+        shaped = np.fromiter((storable(c) for c in citizen_ids), bool, len(citizen_ids))
         keys = np.asarray([c if k else "" for c, k in zip(citizen_ids, shaped, strict=True)], dtype="S18")
         pos = np.searchsorted(self.ids, keys)
         pos_c = np.minimum(pos, max(len(self.ids) - 1, 0))
@@ -107,7 +107,7 @@ class StayIndex:
         return self.ckeys[pos_c], self.city_of[pos_c]
 
 
-def _storable(citizen_id: str) -> bool:
+def storable(citizen_id: str) -> bool:
     """Whether the ID has the stored IDs' shape (18 ASCII characters); nothing else can be in the index."""
     return len(citizen_id) == 18 and citizen_id.isascii()
 

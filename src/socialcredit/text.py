@@ -27,10 +27,6 @@ def problem(value: Any, max_length: int | None = None) -> str | None:
     return None
 
 
-def is_unicode(value: str) -> bool:
-    return problem(value) is None
-
-
 def plain(value: Any, nested: bool = False) -> str:
     """`value` as a person reads it: mappings as `key=value` (unset keys left out), lists comma-separated,
     true/false and dates as YAML writes them, nothing as `—`; a text with spaces inside a mapping is quoted

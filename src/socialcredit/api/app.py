@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from socialcredit import text
 from socialcredit.api.service import Service
 from socialcredit.store import BatchRejected
 from socialcredit.yamlio import LocatedError
@@ -93,11 +94,7 @@ def lone_surrogate(body: bytes) -> str | None:
 
     def walk(x: Any, path: str) -> str | None:
         if isinstance(x, str):
-            try:
-                x.encode("utf-8")
-            except UnicodeEncodeError:
-                return path or "(the whole body)"
-            return None
+            return (path or "(the whole body)") if text.problem(x) is not None else None
         items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
         for k, v in items:
             key = f"{path}.{k}" if path else str(k)
