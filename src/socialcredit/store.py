@@ -115,10 +115,10 @@ class IngestReport:
 # What a generated population knows beyond the registry (income, occupation, household), kept out of the
 # citizens table so the registry's shape stays what every other part of the system reads.
 @functools.lru_cache(maxsize=512)
-def _parsed(text: str, origin: str) -> Layer:
+def _parsed(source: str, origin: str) -> Layer:
     """A stored version's layer, parsed once per process: layers are immutable once parsed, and every new
     `Store` of the same file (a CLI call, a preview's scratch copy) would otherwise parse them all again."""
-    return parse_layer(text, origin)
+    return parse_layer(source, origin)
 
 
 # what a registry row may carry (add_citizens); anything else is refused, not silently dropped
