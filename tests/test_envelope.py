@@ -146,6 +146,15 @@ def test_an_integral_number_written_with_a_zero_fraction_is_an_int(two):
     assert store.con.execute("SELECT days_late FROM records").fetchall() == [(40,)]
 
 
+def test_text_is_bounded_by_the_catalog_and_ids_by_their_length(two):
+    store, a, _ = two
+    with pytest.raises(BatchRejected) as e:
+        store.ingest([rec("z" * 201, a, "smoking_on_train", cst(2021, 1, 1), site="s" * 201)])
+    assert sorted((p.field, p.message) for p in e.value.problems) == [
+        ("record_id", "longer than 200 characters"), ("site", "longer than 200 characters")]
+    assert _stored(store) == []
+
+
 @pytest.mark.parametrize("when", ["-infinity", "0001-01-01T00:00", "1949-12-31T23:59"])
 def test_times_before_the_earliest_record_are_refused(two, when):
     store, a, _ = two

@@ -289,10 +289,9 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         "WHERE t.occurred_at IS NULL AND nullif(trim(s.occurred_at), '') IS NOT NULL",
         "SELECT row, 'occurred_at', 'in the future: ' || strftime(occurred_at, '%Y-%m-%d %H:%M:%S') || ' UTC' "
         "FROM _typed WHERE occurred_at > ?",
-        f"SELECT t.row, 'occurred_at', 'before {EARLIEST:%Y-%m-%d} (CST), the earliest time a record may "
+        "SELECT t.row, 'occurred_at', 'before ' || ? || ' (CST), the earliest time a record may "
         "carry: ' || s.occurred_at FROM _typed t JOIN _stage s USING (row) WHERE t.occurred_at < ?",
-        f"SELECT row, 'record_id', 'longer than {MAX_ID_LENGTH} characters' FROM _typed "
-        f"WHERE length(record_id) > {MAX_ID_LENGTH}",
+        "SELECT row, 'record_id', 'longer than ' || ? || ' characters' FROM _typed WHERE length(record_id) > ?",
         "SELECT row, 'behaviour', 'unknown behaviour ' || behaviour FROM _typed WHERE bkey IS NULL AND behaviour <> ''",
         "SELECT row, 'reported_by', 'unknown agency ' || agency FROM _typed "
         "WHERE agency <> '' AND agency NOT IN (SELECT agency FROM _allowed)",
@@ -304,6 +303,9 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         "SELECT t.row, 'record_id', 'already stored with different content (record ' || t.record_id || ')' "
         "FROM _typed t JOIN _stored r USING (row) WHERE r.digest <> t.digest",
     ]
+    earliest = EARLIEST.astimezone(dt.UTC).replace(tzinfo=None)  # before it: a typo, never scored
+    # values reach the checks as bound parameters, in the order their `?` appear in the union
+    params: list[object] = [now_utc, f"{EARLIEST:%Y-%m-%d}", earliest, MAX_ID_LENGTH, MAX_ID_LENGTH]
     for a in attrs.values():
         col = q(a.name)
         checks.append(
@@ -319,16 +321,16 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
             )
         )
         if a.min is not None and a.max is not None:
-            lo, hi = f"{a.min:g}", f"{a.max:g}"
             checks.append(
-                f"SELECT row, '{a.name}', 'outside the catalog range [{lo}, {hi}]: ' || {col}::VARCHAR FROM _typed "
-                f"WHERE isfinite({col}::DOUBLE) AND ({col} < {a.min!r} OR {col} > {a.max!r})"
+                f"SELECT row, '{a.name}', 'outside the catalog range [' || ? || ', ' || ? || ']: ' || {col}::VARCHAR "
+                f"FROM _typed WHERE isfinite({col}::DOUBLE) AND ({col} < ? OR {col} > ?)"
             )
+            params += [f"{a.min:g}", f"{a.max:g}", a.min, a.max]
         if a.type == "str":
             checks.append(
-                f"SELECT row, '{a.name}', 'longer than {a.max_length} characters' FROM _typed "
-                f"WHERE length({col}) > {a.max_length}"
+                f"SELECT row, '{a.name}', 'longer than ' || ? || ' characters' FROM _typed WHERE length({col}) > ?"
             )
+            params += [a.max_length, a.max_length]
         checks.append(
             f"SELECT t.row, '{a.name}', 'behaviour ' || t.behaviour || ' has no attribute {a.name}' FROM _typed t "
             f"WHERE t.{col} IS NOT NULL AND t.bkey IS NOT NULL AND NOT EXISTS "
@@ -340,8 +342,7 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         + " OR ".join(f"(d.attribute = '{a}' AND nullif(trim(s.{q(a)}), '') IS NULL)" for a in attrs)
     )
     sql = " UNION ALL ".join(f"({c})" for c in checks)
-    earliest = EARLIEST.astimezone(dt.UTC).replace(tzinfo=None)  # before it: a typo, never scored
-    found = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1, 2", [now_utc, earliest]).fetchall()
+    found = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1, 2", params).fetchall()
     problems = [Problem(int(r), f, m) for r, f, m in found]
     unknown = con.execute("SELECT row, citizen_id FROM _typed WHERE ckey IS NULL AND citizen_id <> ''").fetchall()
     for row, cid in unknown:
