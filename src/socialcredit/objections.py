@@ -91,6 +91,13 @@ def apply_repair(store: Store, citizen_id: str, list_id: str, reason: str) -> in
     ).fetchall()[0][0]
     if not on:
         raise LocatedError(f"list_id {list_id!r}: citizen {citizen_id} has no stay on that blacklist")
+    # one open application per stay: a second would let one cure be reported (and scored) twice when both are upheld
+    open_ = store.con.execute(
+        "SELECT case_id FROM cases WHERE kind = 'repair' AND ckey = ? AND list_id = ? AND status = 'open'",
+        [ckey, list_id],
+    ).fetchall()
+    if open_:
+        raise LocatedError(f"list_id {list_id!r}: repair application {open_[0][0]} is already open")
     case_id = _next_id(store)
     store.con.execute(
         "INSERT INTO cases VALUES (?, 'repair', ?, ?, NULL, NULL, ?, ?, ?, 'open', NULL, NULL, NULL)",
