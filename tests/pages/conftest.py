@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
+
+from conftest import free_port
+from socialcredit.api.app import create_app
 
 from .pages_society import Society, build
 
@@ -21,3 +28,21 @@ def store_copy(society: Society, tmp_path_factory: pytest.TempPathFactory) -> Pa
     copy = tmp_path_factory.mktemp("pages") / "store.duckdb"
     shutil.copyfile(society.store, copy)
     return copy
+
+
+@pytest.fixture(scope="module")
+def server(store_copy: Path) -> Iterator[str]:
+    """uvicorn on 127.0.0.1 and a free port, in a thread, for this module; stopped at its end."""
+    port = free_port()
+    config = uvicorn.Config(create_app(store_copy), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=15)
+    assert not thread.is_alive()

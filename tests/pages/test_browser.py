@@ -4,55 +4,12 @@ monitor that re-reads its feed, the login form, and the README's screenshots."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlencode
-
 import pytest
-import uvicorn
 
-from conftest import free_port
-from socialcredit.api.app import create_app
-
+from .browsing import clean, shot, sign_in
 from .pages_society import Society
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server(store_copy: Path) -> Iterator[str]:
-    """uvicorn on 127.0.0.1 and a free port, in a thread, for this module; stopped at its end."""
-    port = free_port()
-    config = uvicorn.Config(create_app(store_copy), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=15)
-    assert not thread.is_alive()
-
-
-def clean(page) -> None:  # type: ignore[no-untyped-def]
-    assert page.failed_requests == []
-    assert page.console_errors == []
-
-
-def sign_in(page, base: str, key: str, next_: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/login?{urlencode({'next': next_})}")
-    page.fill("#key", key)
-    with page.expect_navigation():
-        page.click("form[action='/login'] button[type=submit]")
-
-
-def shot(page, name: str, full: bool = False) -> None:  # type: ignore[no-untyped-def]
-    page.screenshot(path=str(page.shots / f"{name}.png"), full_page=full)
 
 
 def test_dashboard(page, server: str) -> None:  # type: ignore[no-untyped-def]
