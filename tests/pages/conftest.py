@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import shutil
 import threading
 import time
@@ -30,11 +32,12 @@ def store_copy(society: Society, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return copy
 
 
-@pytest.fixture(scope="module")
-def server(store_copy: Path) -> Iterator[str]:
-    """uvicorn on 127.0.0.1 and a free port, in a thread, for this module; stopped at its end."""
+@contextlib.contextmanager
+def serving(store: Path, as_of: dt.datetime | None = None) -> Iterator[str]:
+    """uvicorn over `store` on 127.0.0.1 and a free port, in a thread, until the block ends; `as_of` fixes
+    the service's clock as `serve --as-of` does."""
     port = free_port()
-    config = uvicorn.Config(create_app(store_copy), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(store, as_of=as_of), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -42,7 +45,16 @@ def server(store_copy: Path) -> Iterator[str]:
     while not srv.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=15)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=15)
     assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def server(store_copy: Path) -> Iterator[str]:
+    """The pages served over this module's store copy, with the real clock."""
+    with serving(store_copy) as base:
+        yield base

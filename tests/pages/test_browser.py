@@ -4,9 +4,17 @@ monitor that re-reads its feed, the login form, and the README's screenshots."""
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
 import pytest
 
+from socialcredit.compiler import CST
+
 from .browsing import clean, shot, sign_in
+from .conftest import serving
 from .pages_society import Society
 
 pytestmark = pytest.mark.browser
@@ -66,6 +74,25 @@ def test_station_monitor_rotates_and_refreshes(page, server: str) -> None:  # ty
     assert int(page.locator("#total").inner_text()) == page.locator(".slide").count() >= 2
     shot(page, "station")
     clean(page)
+
+
+def test_station_monitor_clock_is_the_service_clock(page, society: Society, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A monitor of a world served as it stood at a fixed time shows that time, after its feed refreshes
+    too (its script once ticked the wall clock while its data stayed as of the service's clock)."""
+    copy = tmp_path / "clock.duckdb"
+    shutil.copyfile(society.store, copy)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        first = con.execute("SELECT min(start) FROM list_entries").fetchall()[0][0]
+    as_of = first.replace(second=0, microsecond=0) + dt.timedelta(days=1, minutes=17)
+    shown = as_of.replace(tzinfo=dt.UTC).astimezone(CST)
+    with serving(copy, as_of=as_of) as base:
+        page.goto(base + "/station/shenzhen?refresh=2")
+        with page.expect_response(lambda r: r.url.endswith("/station/shenzhen.json") and r.ok, timeout=8000):
+            pass
+        page.wait_for_timeout(300)
+        assert page.locator("#clock").inner_text() == f"{shown:%H:%M}"
+        assert page.locator("#clock-day").inner_text() == f"{shown:%Y-%m-%d}"
+        clean(page)
 
 
 def test_citizen_page_after_login_and_an_objection(page, server: str, society: Society) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ audited), cookie login, objections and reviews through forms, the admin's diff, 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import shutil
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from fastapi.testclient import TestClient
 from socialcredit.api.app import create_app
 from socialcredit.api.auth import COOKIE
 from socialcredit.compiler import CST
-from socialcredit.rulebook import shipped_dir
+from socialcredit.rulebook import RulebookSet, shipped_dir, shipped_layers
+from socialcredit.store import Store
 
 from .pages_society import HIDDEN_LIST, Society
 
@@ -122,6 +124,36 @@ def test_station_monitor_and_its_feed_follow_disclosure(client: TestClient, soci
     assert client.get("/station/rongcheng.json").status_code == 404
 
 
+def test_station_monitor_titles_each_slide_by_its_own_lists(society: Society, tmp_path: Path) -> None:
+    """The monitor once stood under one header, 失信被执行人 (judgment defaulters), whatever list its people
+    were on, jaywalkers too: now each slide is titled by the labels of the public lists its person is on.
+    Here Shenzhen's jaywalker screen is public again (shenzhen@3 is shenzhen@1 once more)."""
+    copy = tmp_path / "lists.duckdb"
+    shutil.copyfile(society.store, copy)
+    layer = yaml.safe_load((shipped_dir() / "shenzhen@1.yaml").read_text(encoding="utf-8"))
+    layer.update(version=3, effective_from=dt.date(2020, 1, 2))
+    store = Store(copy)
+    store.add_rulebook(yaml.safe_dump(layer, sort_keys=False, allow_unicode=True), "test")
+    store.close()
+    with TestClient(create_app(copy)) as c:
+        feed = c.get("/station/shenzhen.json").json()
+        page = c.get("/station/shenzhen").text
+    assert feed["version"].startswith("shenzhen@3")
+    rb = RulebookSet(shipped_layers()).resolve("shenzhen", None)
+    assert rb is not None
+    labels = {x.label for x in rb.lists if x.kind == "blacklist" and x.public}
+    entries = feed["entries"]
+    assert all(e["lists"] and set(e["lists"]) <= labels for e in entries)
+    for e in entries:  # every reason is one of the person's lists: its label, then why
+        assert {r.split(": ")[0] for r in e["reasons"]} == set(e["lists"]), e
+    titles = {tuple(e["lists"]) for e in entries}
+    assert ("Jaywalkers shown on the screens at crossings",) in titles and len(titles) >= 2, titles
+    assert "失信被执行人" not in page, "the header names no one list"
+    slides = re.findall(r'<p class="slide-list">(.*?)</p>', page)
+    shown = [[html.unescape(t) for t in re.findall(r'<span class="list-label">(.*?)</span>', x)] for x in slides]
+    assert shown == [e["lists"] for e in entries]
+
+
 def test_a_fixed_clock_shows_the_boards_as_they_stood_then(society: Society, tmp_path: Path) -> None:
     copy = tmp_path / "clock.duckdb"
     shutil.copyfile(society.store, copy)
@@ -133,6 +165,9 @@ def test_a_fixed_clock_shows_the_boards_as_they_stood_then(society: Society, tmp
         board = c.get("/blacklist/shenzhen").text
         assert f"Nobody in Shenzhen is on a public blacklist on {shown:%Y-%m-%d}" in board
         assert c.get("/station/shenzhen.json").json()["entries"] == []
+        station = c.get("/station/shenzhen").text  # its clock is the service's, not the wall clock
+        assert f'<span id="clock-day">{shown:%Y-%m-%d}</span>' in station
+        assert f'<span id="clock">{shown:%H:%M}</span>' in station
         assert f"as of {shown:%Y-%m-%d %H:%M}" in c.get("/").text
 
 
