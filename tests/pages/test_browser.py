@@ -122,6 +122,8 @@ def test_admin_page_shows_the_queue_and_a_diff(page, server: str, society: Socie
     with page.expect_navigation():
         page.click("#diff button[type=submit]")
     assert "publish_scores" in page.locator("#diff").inner_text()
+    assert page.locator("#a").input_value() == "rongcheng@1+national@2", "the dropdowns show what was compared"
+    assert page.locator("#b").input_value() == "rongcheng@2+national@2"
     shot(page, "admin", full=True)
     clean(page)
 

@@ -287,6 +287,51 @@ def test_admin_page_is_for_admins_only(client: TestClient, society: Society) -> 
     assert "<code>rc.heroic_act</code>" not in diffed, "a rule with the same content is not shown as changed"
 
 
+def selected(page: str, select_id: str) -> list[str]:
+    """The options a <select> shows as chosen."""
+    body = page.split(f'<select id="{select_id}"')[1].split("</select>")[0]
+    return re.findall(r"<option selected>([^<]*)</option>", body)
+
+
+def test_admin_dropdowns_show_the_versions_compared(client: TestClient, society: Society) -> None:
+    """`/admin?a=…&b=…` once showed the diff of a and b under dropdowns set to other versions."""
+    admin = bearer(society, "admin")
+    short = client.get("/admin", params={"a": "rongcheng@1", "b": "rongcheng@2"}, headers=admin).text
+    assert "rongcheng@1+national@2</code> → <code>rongcheng@2+national@2" in short
+    assert selected(short, "a") == ["rongcheng@1+national@2"] and selected(short, "b") == ["rongcheng@2+national@2"]
+    # the chain typed into an address bar: its `+` arrives as a space
+    typed = client.get("/admin?a=shenzhen@1+guangdong@1+national@2&b=rongcheng@1+national@1", headers=admin).text
+    assert "shenzhen@1+guangdong@1+national@2</code> → <code>rongcheng@1+national@1" in typed
+    assert selected(typed, "a") == ["shenzhen@1+guangdong@1+national@2"]
+    assert selected(typed, "b") == ["rongcheng@1+national@1"]
+    plain = client.get("/admin", headers=admin).text
+    assert selected(plain, "a") == [] and len(selected(plain, "b")) == 1, "no diff asked: the newest is offered"
+
+
+def test_a_preview_after_the_clock_says_why_it_shows_nothing(client: TestClient, society: Society) -> None:
+    """A version starting after the service's clock has no record to govern yet: all zeros, and the page
+    says so and which date would show its rules at work; previewed with that date, they show."""
+    admin = bearer(society, "admin")
+    layer = yaml.safe_load((shipped_dir() / "shenzhen@1.yaml").read_text(encoding="utf-8"))
+    for rule in layer["rules"]:
+        if rule["id"] == "red_light_crossing":
+            rule["points"] = -300
+    today = dt.datetime.now(CST).date()
+    layer.update(version=7, effective_from=today + dt.timedelta(days=10))
+    later = client.post("/admin/preview", data={"text": yaml.safe_dump(layer, allow_unicode=True)}, headers=admin)
+    assert later.status_code == 200, later.text
+    text = re.sub(r"\s+", " ", html.unescape(later.text))
+    starts = today + dt.timedelta(days=10)
+    assert f"Every count is zero because shenzhen@7 starts on {starts}, after the service's clock" in text
+    suggested = re.search(r"preview it with <code>effective_from: (\d{4}-\d\d-\d\d)</code>", text)
+    assert suggested, text
+    layer.update(effective_from=dt.date.fromisoformat(suggested.group(1)))
+    earlier = client.post("/admin/preview", data={"text": yaml.safe_dump(layer, allow_unicode=True)}, headers=admin)
+    assert earlier.status_code == 200 and 'class="note ahead"' not in earlier.text
+    counts = re.findall(r'<td class="num" data-label="score changes">([\d,]+)</td>', earlier.text)
+    assert counts and any(n != "0" for n in counts), "the suggested date shows the rules at work"
+
+
 def test_preview_then_schedule_a_version_from_the_admin_page(client: TestClient, society: Society) -> None:
     admin = bearer(society, "admin")
     broken = client.post("/admin/preview", data={"text": "jurisdiction: shenzhen\nversion: [\n"}, headers=admin)
