@@ -629,3 +629,13 @@ def test_a_new_version_that_drops_what_the_previous_had_is_warned_about_by_name(
     again = beijing.model_copy(update={"version": 2, "remove": Remove()})
     assert any("no longer removes the inherited rules beijing@1 removed, so they apply again: visiting_parents" in w
                for w in dropped(again, beijing))
+
+
+def test_where_authors_look_says_a_version_file_is_a_complete_rulebook() -> None:
+    """An author who wrote only the changes lost Shanghai's filial-piety rule: the README and the rulebook
+    reference say a version is whole, and that `rulebook validate` warns about what it drops."""
+    root = Path(__file__).resolve().parents[1]
+    for page in (root / "README.md", root / "docs" / "rulebooks.md"):
+        text = " ".join(page.read_text(encoding="utf-8").split())
+        assert "A version file is a complete rulebook of its jurisdiction, not a list of changes" in text, page
+        assert "`rulebook validate` warns" in text or "rulebook validate FILE…` checks" in text, page
