@@ -7,6 +7,7 @@ register's rows ran past the edge."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,13 +19,19 @@ pytestmark = pytest.mark.browser
 SIZES = {"phone": PHONE, "desktop": {"width": 1280, "height": 800}}
 
 
+@pytest.fixture(scope="module")
+def phone_shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the phone-size screenshots go, to look at when a test fails: never docs/ (the README shows none)."""
+    return tmp_path_factory.mktemp("phone")
+
+
 @pytest.fixture(params=list(SIZES))
-def sized(request, browser, screenshots) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def sized(request, browser, phone_shots: Path) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """A fresh page at one screen size, recording failed requests and console errors as `page` does."""
     context = browser.new_context(viewport=SIZES[request.param])
     pg = context.new_page()
     pg.size = request.param  # type: ignore[attr-defined]
-    pg.shots = screenshots  # type: ignore[attr-defined]
+    pg.shots = phone_shots  # type: ignore[attr-defined]
     pg.failed_requests = []  # type: ignore[attr-defined]
     pg.console_errors = []  # type: ignore[attr-defined]
     pg.on("requestfailed", lambda r: pg.failed_requests.append(r.url))  # type: ignore[attr-defined]
