@@ -229,6 +229,57 @@ def test_rulebook_load_refuses_a_past_date_unless_backdated(tmp_path):
     assert r.exit_code == 2 and "effective_from 2026-08-20 is before today (2026-09-01)" in r.output, r.output
     r = runner.invoke(app, ["rulebook", "load", str(past), "--db", db, "--backdate"])
     assert r.exit_code == 0 and "loaded rongcheng@9" in r.output, r.output
+    # after the store's clock, a date is not in the past, whatever the wall clock says
+    later = tmp_path / "rongcheng@10.yaml"
+    later.write_text(re.sub(r"(?m)^effective_from: .*$", "effective_from: 2026-09-15",
+                            re.sub(r"(?m)^version: .*$", "version: 10", text)), encoding="utf-8")
+    r = runner.invoke(app, ["rulebook", "load", str(later), "--db", db])
+    assert r.exit_code == 0 and "loaded rongcheng@10, in force from 2026-09-15" in r.stdout, r.output
+
+
+def test_rulebook_validate_warns_when_a_version_drops_what_the_previous_had(tmp_path):
+    """An author who wrote only the changes into shanghai@2 lost Shanghai's filial-piety rule silently."""
+    p = tmp_path / "shanghai@2.yaml"
+    p.write_text("jurisdiction: shanghai\nname: Shanghai\nlevel: city\nextends: national\nversion: 2\n"
+                 "effective_from: 2027-01-01\nsource: illustrative\nrules:\n"
+                 "  - id: sh.new\n    behaviour: littering\n    points: -1\n    source: illustrative\n",
+                 encoding="utf-8")
+    r = runner.invoke(app, ["rulebook", "validate", str(p)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "ok: shanghai@2\n"
+    first = f"warning: {p}:1: shanghai@2 drops 2 of the rules shanghai@1 had: sh.neglecting_parents, visiting_parents"
+    assert r.stderr.startswith(first + " (a version file is a complete rulebook"), r.stderr
+    assert f"warning: {p}:1: shanghai@2 drops 1 of the caps shanghai@1 had: sh.visiting_parents.per_year" in r.stderr
+    whole = (shipped_dir() / "shanghai@1.yaml").read_text(encoding="utf-8")
+    p.write_text(whole.replace("version: 1", "version: 2").replace("effective_from: 2016-05-01",
+                                                                   "effective_from: 2027-01-01"), encoding="utf-8")
+    r = runner.invoke(app, ["rulebook", "validate", str(p)])
+    assert r.exit_code == 0 and r.stderr == "", r.stderr
+
+
+def test_rulebook_validate_tells_every_error_of_every_file_at_once(tmp_path):
+    a, b = tmp_path / "a@1.yaml", tmp_path / "b@1.yaml"
+    head = "name: A\nlevel: city\nextends: national\nversion: 1\nsource: illustrative\n"
+    rule = "  - id: a.x\n    behaviour: littering\n    points: lots\n    source: illustrative\n"
+    a.write_text("jurisdiction: a\n" + head + "effective_from: 2024-13-01\nrules:\n" + rule, encoding="utf-8")
+    b.write_text("jurisdiction: b\n" + head + "effective_from: 2024-02-30\n", encoding="utf-8")
+    r = runner.invoke(app, ["rulebook", "validate", str(a), str(b)])
+    assert r.exit_code == 2
+    assert r.stderr.splitlines() == [
+        f"error: {a}:7: '2024-13-01' is not a valid value: month must be in 1..12",
+        f"{a}:11: rules.0.points: Input should be a valid integer, unable to parse string as an integer",
+        f"{b}:7: '2024-02-30' is not a valid value: day is out of range for month",
+    ]
+    a.write_text(a.read_text().replace("2024-13-01", "2024-12-01").replace("lots", "-1")
+                 .replace("behaviour: littering", "behaviour: guarantor_for_defaulter"), encoding="utf-8")
+    b.write_text(b.read_text().replace("2024-02-30", "2024-02-28") + "remove:\n  rules: [no_such_rule]\n",
+                 encoding="utf-8")
+    r = runner.invoke(app, ["rulebook", "validate", str(a), str(b)])
+    assert r.exit_code == 2
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(f"error: {a}:9: unknown behaviour 'guarantor_for_defaulter': it is a characteristic")
+    assert "set by behaviour 'guarantee_default'" in lines[0]
+    assert lines[1:] == [f"{b}:9: remove.rules: nothing inherited has id 'no_such_rule'"]
 
 
 def test_rulebook_diff_prints_every_difference(make_store):

@@ -21,13 +21,16 @@ from sqlglot import exp
 from socialcredit.catalog import default_catalog
 from socialcredit.rulebook import (
     Layer,
+    Remove,
     Rule,
     Rulebook,
     RulebookSet,
+    dropped,
     load_layer,
     parse_layer,
     shipped_dir,
     shipped_layers,
+    validate_files,
 )
 from socialcredit.yamlio import LocatedError
 
@@ -497,7 +500,7 @@ def test_removing_an_item_nothing_inherits_fails() -> None:
         "source: illustrative\nremove:\n  rules: [no_such_rule]\n",
         "child.yaml",
     )
-    with pytest.raises(LocatedError, match=r"child\.yaml:1: remove\.rules: .*no_such_rule"):
+    with pytest.raises(LocatedError, match=r"child\.yaml:9: remove\.rules: .*no_such_rule"):
         RulebookSet([parent, child]).resolve("y", dt.date(2020, 6, 1))
 
 
@@ -512,3 +515,127 @@ def test_diff_reports_what_rules_say_not_where_they_are_written():
     assert [i for i, _, _ in d["lists"]] == ["blacklist"] and "disclosure" in d["other"]
     other = diff(r1, rbs.resolve("shanghai", None, {}))
     assert any(kind == "added" for kind, *_ in other["rules"])
+
+
+# ------------------------------------------------------------------ every problem at once, each located
+
+
+def line_of(text: str, fragment: str) -> int:
+    return next(i for i, x in enumerate(text.splitlines(), start=1) if fragment in x)
+
+
+def test_every_problem_of_a_file_is_told_at_once_each_with_its_line() -> None:
+    """An impossible date, a word for a number, a bad duration, a duplicate key and an id used twice: five
+    problems, one message, in line order (once the first one alone, or a traceback for the date)."""
+    text = (HEADER.replace("effective_from: 2020-01-01", "effective_from: 2024-13-01")
+            .replace("    points: -5\n", "    points: many\n", 1)
+            + "  - id: fine\n    behaviour: littering\n    points: -1\n    valid_for: 2w\n    source: illustrative\n"
+            + "  - id: other\n    behaviour: littering\n    points: -1\n    points: -2\n    source: illustrative\n")
+    with pytest.raises(LocatedError) as err:
+        parse_layer(text, "x.yaml")
+    lines = str(err.value).splitlines()
+    assert lines == [
+        f"x.yaml:{line_of(text, '2024-13-01')}: '2024-13-01' is not a valid value: month must be in 1..12",
+        f"x.yaml:{line_of(text, 'points: many')}: rules.0.points: Input should be a valid integer, unable to parse "
+        "string as an integer",
+        f"x.yaml:{line_of(text, 'valid_for: 2w')}: rules.1.valid_for: String should match pattern '^[1-9][0-9]*[dmy]$'",
+        f"x.yaml:{line_of(text, 'points: -2')}: duplicate key 'points' (the first one is read)",
+    ]
+    fixed = text.replace("2024-13-01", "2024-12-01").replace("points: many", "points: -5").replace("2w", "2y")
+    with pytest.raises(LocatedError) as err:
+        parse_layer(fixed, "x.yaml")
+    assert str(err.value).splitlines() == [
+        f"x.yaml:{[i for i, x in enumerate(fixed.splitlines(), 1) if x == '  - id: fine'][1]}: rules: id 'fine' is "
+        "used twice in this file",
+        f"x.yaml:{line_of(fixed, 'points: -2')}: duplicate key 'points' (the first one is read)",
+    ]
+
+
+def test_every_problem_against_the_catalog_and_parents_is_told_at_once(tmp_path: Path) -> None:
+    """Across rules, caps, lists, removals and grades, and across files: all of them, each at its line."""
+    national = tmp_path / "nat@1.yaml"
+    national.write_text(HEADER.replace("jurisdiction: x", "jurisdiction: nat").replace("level: city", "level: national")
+                        .replace("  - {grade: A, min: 0}\n", "  - {grade: B, min: 0}\n  - {grade: A, min: 10}\n"),
+                        encoding="utf-8")
+    city = tmp_path / "town@1.yaml"
+    text = ("jurisdiction: town\nname: Town\nlevel: city\nextends: nat\nversion: 1\neffective_from: 2020-02-01\n"
+            "source: illustrative\nrules:\n"
+            "  - id: t.one\n    behaviour: no_such_thing\n    points: -1\n    source: illustrative\n"
+            "  - id: t.two\n    characteristic: littering\n    points: -1\n    source: illustrative\n"
+            "caps:\n  - id: t.cap\n    behaviour: guarantor_for_defaulter\n    max: 5\n    source: illustrative\n"
+            "lists:\n  - id: t_list\n    kind: blacklist\n    label: T\n    measures: [no_such_measure]\n"
+            "    source: illustrative\n"
+            "remove:\n  rules: [fine, not_inherited]\n")
+    city.write_text(text, encoding="utf-8")
+    with pytest.raises(LocatedError) as err:
+        validate_files([national, city], base=[])
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{national}:{line_of(national.read_text(), 'grade: B')}: grades must be listed highest " \
+                       "first, each once (town@1+nat@1)"
+    assert lines[1] == f"{national}:{line_of(national.read_text(), 'grade: B')}: the lowest grade must start at " \
+                       "or below scale.min (0) (town@1+nat@1)"
+    at = {f: f"{city}:{line_of(text, f)}: " for f in ("t.one", "t.two", "t.cap", "t_list", "not_inherited")}
+    assert lines[2:] == [
+        at["t.one"] + "unknown behaviour 'no_such_thing'",
+        at["t.two"] + "unknown characteristic 'littering': it is a behaviour (an event an agency reports); write "
+        "`behaviour: littering`",
+        at["t.cap"] + "cap names unknown behaviour 'guarantor_for_defaulter': it is a characteristic (a state the "
+        "citizen is in: guarantor for a defaulter), set by behaviour 'guarantee_default', cleared by "
+        "'guarantee_settled'; write `characteristic: guarantor_for_defaulter` to score the state, or "
+        "`behaviour: guarantee_default` to score the event that sets it",
+        at["t_list"] + "list 't_list' names unknown measure 'no_such_measure'",
+        at["not_inherited"] + "remove.rules: nothing inherited has id 'not_inherited'",
+    ]
+
+
+def test_a_characteristic_written_as_a_behaviour_says_what_it_is_and_what_sets_it() -> None:
+    text, line = _bad_rulebook("behaviour: guarantor_for_defaulter", "amount > 0")
+    with pytest.raises(LocatedError) as err:
+        RulebookSet([parse_layer(text, "x.yaml")]).resolve("x", dt.date(2020, 6, 1))
+    assert str(err.value) == (
+        f"x.yaml:{line}: unknown behaviour 'guarantor_for_defaulter': it is a characteristic (a state the citizen "
+        "is in: guarantor for a defaulter), set by behaviour 'guarantee_default', cleared by 'guarantee_settled'; "
+        "write `characteristic: guarantor_for_defaulter` to score the state, or `behaviour: guarantee_default` to "
+        "score the event that sets it"
+    )
+    text, line = _bad_rulebook("behaviour: late_bil_payment", "days_late > 0")
+    with pytest.raises(LocatedError, match=r"unknown behaviour 'late_bil_payment' \(did you mean 'late_bill_payment'"):
+        RulebookSet([parse_layer(text, "x.yaml")]).resolve("x", dt.date(2020, 6, 1))
+
+
+# ------------------------------------------------------------------ a version file is a complete rulebook
+
+
+def test_a_new_version_that_drops_what_the_previous_had_is_warned_about_by_name() -> None:
+    """Shanghai's filial-piety rule was lost by an author who wrote only the changes into shanghai@2."""
+    shanghai = load_layer(shipped_dir() / "shanghai@1.yaml")
+    delta = parse_layer(
+        "jurisdiction: shanghai\nname: Shanghai\nlevel: city\nextends: national\nversion: 2\n"
+        "effective_from: 2027-01-01\nsource: illustrative\nrules:\n"
+        "  - id: sh.new\n    behaviour: littering\n    points: -1\n    source: illustrative\n",
+        "shanghai@2.yaml",
+    )
+    warnings = dropped(delta, shanghai)
+    had = [r.id for r in shanghai.rules]
+    assert "sh.neglecting_parents" in had
+    assert warnings[0] == (f"shanghai@2.yaml:1: shanghai@2 drops {len(had)} of the rules shanghai@1 had: "
+                           f"{', '.join(had)} (a version file is a complete rulebook, not a list of changes: "
+                           "repeat them to keep them)")
+    assert any(w.startswith("shanghai@2.yaml:1: shanghai@2 drops 1 of the caps shanghai@1 had: "
+                            "sh.visiting_parents.per_year") for w in warnings)
+    assert any("drops the disclosure shanghai@1 set, so its parents' apply" in w for w in warnings)
+    assert dropped(shanghai, shanghai) == [], "a complete copy drops nothing"
+    beijing = load_layer(shipped_dir() / "beijing@1.yaml")
+    again = beijing.model_copy(update={"version": 2, "remove": Remove()})
+    assert any("no longer removes the inherited rules beijing@1 removed, so they apply again: visiting_parents" in w
+               for w in dropped(again, beijing))
+
+
+def test_where_authors_look_says_a_version_file_is_a_complete_rulebook() -> None:
+    """An author who wrote only the changes lost Shanghai's filial-piety rule: the README and the rulebook
+    reference say a version is whole, and that `rulebook validate` warns about what it drops."""
+    root = Path(__file__).resolve().parents[1]
+    for page in (root / "README.md", root / "docs" / "rulebooks.md"):
+        text = " ".join(page.read_text(encoding="utf-8").split())
+        assert "A version file is a complete rulebook of its jurisdiction, not a list of changes" in text, page
+        assert "`rulebook validate` warns" in text or "rulebook validate FILE…` checks" in text, page

@@ -1,5 +1,7 @@
 """Located YAML: every problem names the file and line it comes from."""
 
+import datetime as dt
+
 import pytest
 from pydantic import BaseModel, ConfigDict
 
@@ -56,3 +58,31 @@ def test_an_impossible_date_is_a_located_error_not_a_traceback():
     why = r"book\.yaml:2: '2024-13-01' is not a valid value: month must be in 1\.\.12"
     with pytest.raises(LocatedError, match=why):
         parse_yaml_located("version: 7\neffective_from: 2024-13-01\n", "book.yaml")
+
+
+def test_keep_going_reads_past_bad_values_and_names_each():
+    """For a caller that reports every problem of a file at once: the bad values stay text, the first of two
+    keys wins, and each problem keeps its line; validation then skips what was already told."""
+    text = "version: 7\neffective_from: 2024-13-01\nagain: 2023-02-30\nversion: 8\n"
+    data, where = parse_yaml_located(text, "book.yaml", keep_going=True)
+    assert data == {"version": 7, "effective_from": "2024-13-01", "again": "2023-02-30"}
+    assert where.located("book.yaml") == [
+        "book.yaml:2: '2024-13-01' is not a valid value: month must be in 1..12",
+        "book.yaml:3: '2023-02-30' is not a valid value: day is out of range for month",
+        "book.yaml:4: duplicate key 'version' (the first one is read)",
+    ]
+
+    class Book(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        version: str
+        effective_from: dt.date
+
+    with pytest.raises(LocatedError) as e:
+        validate_located(Book, data, "book.yaml", where)
+    assert str(e.value).splitlines() == [
+        "book.yaml:1: version: Input should be a valid string",
+        "book.yaml:2: '2024-13-01' is not a valid value: month must be in 1..12",
+        "book.yaml:3: '2023-02-30' is not a valid value: day is out of range for month",
+        "book.yaml:3: again: Extra inputs are not permitted",
+        "book.yaml:4: duplicate key 'version' (the first one is read)",
+    ]

@@ -18,7 +18,7 @@ from socialcredit import decisions, text
 from socialcredit.catalog import default_catalog
 from socialcredit.clock import to_utc
 from socialcredit.engine import Engine
-from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_layers
+from socialcredit.rulebook import RulebookSet, dropped, json_schema, previous_version, shipped_layers, validate_files
 from socialcredit.rulebook import diff as rulebook_diff_of
 from socialcredit.simulate.cli import population_app
 from socialcredit.simulate.run import simulate_command
@@ -377,18 +377,13 @@ def catalog(json_out: JsonOpt = False) -> None:
 @rulebook_app.command("validate")
 @guarded
 def rulebook_validate(files: list[Path]) -> None:
-    """Check rulebook files (with the shipped rulebooks they extend); errors are file:line: message."""
-    layers = [load_layer(f) for f in files]
-    keys = {(x.jurisdiction, x.version) for x in layers}
-    base = [x for x in shipped_layers() if (x.jurisdiction, x.version) not in keys]
-    rbs = RulebookSet([*base, *layers])
-    for layer in layers:
-        if layer.level == "city":
-            rbs.timeline(layer.jurisdiction)
-        else:
-            for city in rbs.cities:
-                if layer.jurisdiction in rbs.ancestors(city):
-                    rbs.timeline(city)
+    """Check rulebook files (with the shipped rulebooks they extend); every error at once, as file:line: message.
+
+    A version file is a complete rulebook: a warning names every rule, cap, list or memory the previous
+    version of its jurisdiction had and this one drops."""
+    layers, warnings = validate_files(files)
+    for w in warnings:
+        err.print(Text.assemble(("warning:", "yellow"), " ", w))
     out.print(f"ok: {', '.join(x.key for x in layers)}")
 
 
@@ -500,6 +495,10 @@ def rulebook_load(
         fail(f"{file}: cannot read: {e}")
     last, _, _ = run_state(store)
     layer = schedule(store, text, str(file), last, backdate)
+    stored = [v for versions in store.rulebooks().layers.values() for v in versions]
+    if (prev := previous_version(layer, stored)) is not None:
+        for w in dropped(layer, prev):
+            err.print(Text.assemble(("warning:", "yellow"), " ", w))
     out.print(f"loaded {layer.key}, in force from {layer.effective_from}")
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from socialcredit.cli import out
+from socialcredit.compiler import CST
 from socialcredit.decisions import decide, explain, standing
 from socialcredit.keys import create_key
 from socialcredit.store import Store
@@ -52,6 +53,26 @@ def denied_child(store: Store, at: dt.datetime) -> str | None:
         if decide(store, cid, "school.private_admission", at, record=False).outcome == "deny":
             return str(cid)
     return None
+
+
+def population_cities(store: Store) -> list[str]:
+    return [c for (c,) in store.con.execute("SELECT DISTINCT city FROM citizens ORDER BY city").fetchall()]
+
+
+def published_citizen(store: Store, at: dt.datetime) -> str | None:
+    """A citizen of a city whose rulebook in force at `at` publishes scores (Beijing's in the demo), assessed
+    by then, for the register's example link; None where no city publishes them."""
+    day = at.replace(tzinfo=dt.UTC).astimezone(CST).date()
+    rbs = store.rulebooks()
+    cities = [c for c in population_cities(store)
+              if c in rbs.cities and (rb := rbs.resolve(c, day)) is not None and rb.disclosure.publish_scores]
+    rows = store.con.execute(
+        """SELECT c.citizen_id FROM citizens c WHERE c.city IN (SELECT unnest(?))
+           AND EXISTS (SELECT 1 FROM score_log s WHERE s.ckey = c.ckey AND s.assessed_at <= ?)
+           ORDER BY c.citizen_id LIMIT 1""",
+        [cities, at],
+    ).fetchall() if cities else []
+    return str(rows[0][0]) if rows else None
 
 
 def keys(store: Store, listed: str | None) -> dict[str, str]:
@@ -124,10 +145,13 @@ def main() -> None:
     city = store.con.execute(
         "SELECT c.city FROM citizens c WHERE c.citizen_id = ?", [listed]
     ).fetchall()[0][0] if listed else "shenzhen"
+    others = len(population_cities(store)) - 1
+    scored = published_citizen(store, at)
     store.close()
     base = f"http://{a.host}:{a.port}"
     out.print(Text.assemble("\n", ("pages", "bold")))
-    for label, path in [("dashboard", "/"), ("register", "/register"), ("billboard", "/blacklist/shenzhen"),
+    register = ("register (a published score)", f"/register?q={scored}") if scored else ("register", "/register")
+    for label, path in [("dashboard", "/"), register, ("billboard", "/blacklist/shenzhen"),
                         ("station monitor", "/station/shenzhen"), ("citizen (log in with its key)",
                                                                    f"/citizens/{listed}" if listed else "/login"),
                         ("admin (log in with the admin key)", "/admin"), ("API docs", "/docs")]:
@@ -145,7 +169,7 @@ def main() -> None:
         return
     from socialcredit.api.app import create_app, serve
 
-    out.print(f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and three other cities); "
+    out.print(f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and {others} other cities); "
               "Ctrl-C stops")
     serve(create_app(db, as_of=at), a.host, a.port)
 

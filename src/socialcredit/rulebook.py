@@ -9,6 +9,8 @@ then; its version is the chain of layer versions (e.g. `rongcheng@2+national@1`)
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import itertools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,7 +22,7 @@ from sqlglot import exp
 
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.conditions import ConditionError, parse_condition
-from socialcredit.yamlio import LocatedError, Where, parse_yaml_located, validate_located
+from socialcredit.yamlio import LocatedError, Where, in_line_order, parse_yaml_located, validate_located
 
 DURATION = r"^[1-9][0-9]*[dmy]$"
 SOURCE = r"^(seed|illustrative|reported: .+)$"
@@ -172,10 +174,16 @@ class Layer(_M):
     lists: list[ListDef] = []
     memory: list[Memory] = []
     remove: Remove = Remove()
+    _sections: dict[str, str] = PrivateAttr(default_factory=dict)  # scale, grades, disclosure → file:line
+    _removals: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)  # (section, id) → file:line
 
     @property
     def key(self) -> str:
         return f"{self.jurisdiction}@{self.version}"
+
+    def where(self, section: str) -> str:
+        """`file:line` of a section of this file (its start when the section is not written)."""
+        return self._sections.get(section, self.at)
 
 
 @dataclass
@@ -197,6 +205,7 @@ class Rulebook:
     memory: list[Memory]
     region_code: str | None
     conditions: dict[str, exp.Expression] = field(default_factory=dict)
+    set_at: dict[str, str] = field(default_factory=dict)  # scale, grades → `file:line` of the layer that set them
 
     def grade_of(self, score: float) -> str:
         for g in self.grades:
@@ -212,22 +221,32 @@ class Rulebook:
 
 
 def parse_layer(text: str, name: str) -> Layer:
-    raw, where = parse_yaml_located(text, name)
+    """One rulebook file as a layer; every problem the file has on its own is told at once, each as
+    `file:line: …` (what it names is checked against the catalog and its parents when it is resolved)."""
+    raw, where = parse_yaml_located(text, name, keep_going=True)
     if not isinstance(raw, dict):
-        raise LocatedError(f"{name}:1: a rulebook is a mapping (jurisdiction, version, rules …)")
-    layer = validate_located(Layer, raw, name, where)
+        raise LocatedError("\n".join([*where.located(name),
+                                      f"{name}:1: a rulebook is a mapping (jurisdiction, version, rules …)"]))
+    layer = validate_located(Layer, raw, name, where)  # raises with where's problems too
     _stamp(layer, name, where)
+    problems = where.located(name)
     for coll in ("rules", "caps", "lists", "memory"):
         seen: set[str] = set()
         for item in getattr(layer, coll):
             if item.id in seen:
-                raise LocatedError(f"{item.at}: {coll}: id {item.id!r} is used twice in this file")
+                problems.append(f"{item.at}: {coll}: id {item.id!r} is used twice in this file")
             seen.add(item.id)
+    if problems:
+        raise LocatedError("\n".join(in_line_order(problems)))
     return layer
 
 
 def _stamp(layer: Layer, name: str, where: Where) -> None:
     layer._at = f"{name}:{where.line(())}"
+    layer._sections = {key: f"{name}:{where.line((key,))}" for key in ("scale", "grades", "disclosure")}
+    layer._removals = {(coll, rid): f"{name}:{where.line(('remove', coll, i))}"
+                       for coll in ("rules", "caps", "lists", "memory")
+                       for i, rid in enumerate(getattr(layer.remove, coll))}
     for coll in ("rules", "caps", "lists", "memory"):
         for i, item in enumerate(getattr(layer, coll)):
             item._at = f"{name}:{where.line((coll, i))}"
@@ -242,6 +261,74 @@ def load_layer(path: Path) -> Layer:
     except OSError as e:
         raise LocatedError(f"{path}: cannot read: {e.strerror}") from None
     return parse_layer(text, str(path))
+
+
+def previous_version(layer: Layer, layers: list[Layer]) -> Layer | None:
+    """The version of the same jurisdiction in force just before `layer` takes effect, if any."""
+    earlier = [v for v in layers if v.jurisdiction == layer.jurisdiction and v.effective_from < layer.effective_from]
+    return max(earlier, key=lambda v: v.effective_from, default=None)
+
+
+def dropped(layer: Layer, previous: Layer) -> list[str]:
+    """What `previous` said that `layer`, its next version, no longer says, as warnings naming the items.
+
+    A version file is a complete rulebook, not a list of changes: whatever it leaves out is gone from its
+    first day on (an own rule, cap, list or memory), comes back from the parents (an inherited item the
+    previous version removed), or is the parents' again (scale, grades, disclosure). An author who wrote
+    only the changes would lose the rest silently; these warnings say what went.
+    """
+    out: list[str] = []
+    why = "a version file is a complete rulebook, not a list of changes: repeat them to keep them"
+    for coll in ("rules", "caps", "lists", "memory"):
+        kept = {item.id for item in getattr(layer, coll)}
+        gone = [item.id for item in getattr(previous, coll) if item.id not in kept]
+        if gone:
+            out.append(f"{layer.at}: {layer.key} drops {len(gone)} of the {coll} {previous.key} had: "
+                       f"{', '.join(gone)} ({why})")
+        back = [rid for rid in getattr(previous.remove, coll) if rid not in getattr(layer.remove, coll)]
+        if back:
+            out.append(f"{layer.at}: {layer.key} no longer removes the inherited {coll} {previous.key} removed, "
+                       f"so they apply again: {', '.join(back)} ({why})")
+    for section in ("scale", "grades", "disclosure"):
+        if getattr(previous, section) is not None and getattr(layer, section) is None:
+            out.append(f"{layer.at}: {layer.key} drops the {section} {previous.key} set, so its parents' apply "
+                       f"({why})")
+    return out
+
+
+def validate_files(paths: list[Path], base: list[Layer] | None = None) -> tuple[list[Layer], list[str]]:
+    """Check rulebook files together with `base` (the shipped layers; a file replaces the base's version of
+    the same key) and resolve every city they reach on every day its rulebook changes.
+
+    Every problem is told at once, each as `file:line: …`: raises LocatedError with all of them. Returns
+    the files' layers and the warnings about each file against its jurisdiction's previous version
+    (`dropped`). A file that cannot be read or parsed stops the check after every file was parsed: what it
+    would name cannot be resolved."""
+    problems: list[str] = []
+    layers: list[Layer] = []
+    for path in paths:
+        try:
+            layers.append(load_layer(path))
+        except LocatedError as e:
+            problems += str(e).splitlines()
+    if problems:
+        raise LocatedError("\n".join(problems))
+    keys = {x.key for x in layers}
+    base = [x for x in (shipped_layers() if base is None else base) if x.key not in keys]
+    rbs = RulebookSet([*base, *layers])
+    cities = sorted({city for layer in layers for city in rbs.cities if layer.jurisdiction in rbs.ancestors(city)})
+    for city in cities:
+        for day in rbs.change_days(city):
+            try:
+                rbs.resolve(city, day)
+            except LocatedError as e:
+                problems += str(e).splitlines()
+    if problems:
+        raise LocatedError("\n".join(in_line_order(problems)))
+    every = [*base, *layers]
+    warnings = [w for layer in layers if (prev := previous_version(layer, every)) is not None
+                for w in dropped(layer, prev)]
+    return layers, warnings
 
 
 def shipped_dir() -> Path:
@@ -269,20 +356,25 @@ class RulebookSet:
     def __init__(self, layers: list[Layer], catalog: Catalog | None = None) -> None:
         self.catalog = catalog or default_catalog()
         self.layers: dict[str, list[Layer]] = {}
+        problems: list[str] = []
         for layer in layers:
             versions = self.layers.setdefault(layer.jurisdiction, [])
             if any(v.version == layer.version for v in versions):
-                raise LocatedError(f"{layer.at}: {layer.key} is defined twice")
+                problems.append(f"{layer.at}: {layer.key} is defined twice")
+                continue
             versions.append(layer)
         for versions in self.layers.values():
             versions.sort(key=lambda v: v.effective_from)
-            dates = [v.effective_from for v in versions]
-            if len(set(dates)) != len(dates):
-                raise LocatedError(f"{versions[0].at}: two versions of {versions[0].jurisdiction} share a date")
+            for a, b in itertools.pairwise(versions):
+                if a.effective_from == b.effective_from:
+                    problems.append(f"{b.at}: {b.key} takes effect on {b.effective_from}, the day {a.key} "
+                                    f"({a.at}) does: two versions of {b.jurisdiction} share a date")
         for versions in self.layers.values():
             for layer in versions:
                 if layer.extends is not None and layer.extends not in self.layers:
-                    raise LocatedError(f"{layer.at}: extends unknown jurisdiction {layer.extends!r}")
+                    problems.append(f"{layer.at}: extends unknown jurisdiction {layer.extends!r}")
+        if problems:
+            raise LocatedError("\n".join(problems))
         self._cache: dict[tuple[str, ...], Rulebook] = {}
 
     @property
@@ -366,8 +458,8 @@ class RulebookSet:
             return None
         key = tuple(c.key for c in chosen)
         if key not in self._cache:
-            rb = _merge(chosen)
-            check(rb, self.catalog)
+            rb, problems = _merge(chosen)
+            check(rb, self.catalog, problems)
             self._cache[key] = rb
         return self._cache[key]
 
@@ -388,18 +480,24 @@ class RulebookSet:
         return city, pin
 
 
-def _merge(chain: list[Layer]) -> Rulebook:
+def _merge(chain: list[Layer]) -> tuple[Rulebook, list[str]]:
+    """The layers stacked; and the removals that named nothing inherited, for `check` to tell with the rest."""
     scale = period = grades = disclosure = None
+    set_at: dict[str, str] = {}
     colls: dict[str, dict[str, Any]] = {"rules": {}, "caps": {}, "lists": {}, "memory": {}}
+    problems: list[str] = []
     for layer in chain:
         scale = layer.scale or scale
         period = layer.period or period
         grades = layer.grades or grades
         disclosure = layer.disclosure or disclosure
+        set_at.update({k: layer.where(k) for k in ("scale", "grades") if getattr(layer, k)})
         for coll, items in colls.items():
             for rid in getattr(layer.remove, coll):
                 if rid not in items:
-                    raise LocatedError(f"{layer.at}: remove.{coll}: nothing inherited has id {rid!r}")
+                    at = layer._removals.get((coll, rid), layer.at)
+                    problems.append(f"{at}: remove.{coll}: nothing inherited has id {rid!r}")
+                    continue
                 del items[rid]
             for item in getattr(layer, coll):
                 items[item.id] = item
@@ -421,28 +519,33 @@ def _merge(chain: list[Layer]) -> Rulebook:
         lists=list(colls["lists"].values()),
         memory=list(colls["memory"].values()),
         region_code=top.region_code,
-    )
+        set_at=set_at,
+    ), problems
 
 
-def check(rb: Rulebook, catalog: Catalog) -> None:
-    """Everything a resolved rulebook names must exist, and every condition must be in the language."""
-    problems: list[str] = []
+def check(rb: Rulebook, catalog: Catalog, problems: list[str] | None = None) -> None:
+    """Everything a resolved rulebook names must exist, and every condition must be in the language.
+    Raises LocatedError with every problem (and those already found, `problems`), each at its line."""
+    problems = list(problems or [])
     grades = [g.grade for g in rb.grades]
     mins = [g.min for g in rb.grades]
+    grades_at = rb.set_at.get("grades", rb.version)
     if mins != sorted(mins, reverse=True) or len(set(grades)) != len(grades):
-        problems.append(f"{rb.version}: grades must be listed highest first, each once")
+        problems.append(f"{grades_at}: grades must be listed highest first, each once ({rb.version})")
     if mins and mins[-1] > rb.scale.min:
-        problems.append(f"{rb.version}: the lowest grade must start at or below scale.min ({rb.scale.min})")
+        problems.append(f"{grades_at}: the lowest grade must start at or below scale.min ({rb.scale.min}) "
+                        f"({rb.version})")
 
     def attrs_of(behaviour: str | None, characteristic: str | None, at: str) -> dict[str, str] | None:
         if behaviour is not None:
             if behaviour not in catalog.behaviours:
-                problems.append(f"{at}: unknown behaviour {behaviour!r}")
+                problems.append(f"{at}: unknown behaviour {behaviour!r}{unknown_hint(behaviour, 'behaviour', catalog)}")
                 return None
             return {a.name: a.type for a in catalog.attributes_of(behaviour)}
         assert characteristic is not None
         if characteristic not in catalog.characteristics:
-            problems.append(f"{at}: unknown characteristic {characteristic!r}")
+            problems.append(f"{at}: unknown characteristic {characteristic!r}"
+                            f"{unknown_hint(characteristic, 'characteristic', catalog)}")
             return None
         return {a: catalog.attributes[a].type for a in catalog.characteristics[characteristic].attributes}
 
@@ -460,7 +563,8 @@ def check(rb: Rulebook, catalog: Catalog) -> None:
             condition(f"rule:{r.id}", r.when, attrs, r.at)
     for c in rb.caps:
         if c.behaviour not in catalog.behaviours:
-            problems.append(f"{c.at}: cap names unknown behaviour {c.behaviour!r}")
+            problems.append(f"{c.at}: cap names unknown behaviour {c.behaviour!r}"
+                            f"{unknown_hint(c.behaviour, 'behaviour', catalog)}")
     list_ids = {x.id for x in rb.lists}
     for lst in rb.lists:
         for g in lst.grades:
@@ -487,7 +591,28 @@ def check(rb: Rulebook, catalog: Catalog) -> None:
             if code not in catalog.measures:
                 problems.append(f"{mem.at}: memory {mem.id!r} names unknown measure {code!r}")
     if problems:
-        raise LocatedError("\n".join(dict.fromkeys(problems)))
+        raise LocatedError("\n".join(in_line_order(problems)))
+
+
+def unknown_hint(code: str, kind: Literal["behaviour", "characteristic"], catalog: Catalog) -> str:
+    """What an unknown code is instead, for the error message: a characteristic written as a behaviour
+    (and which behaviours set it), a behaviour written as a characteristic, or the nearest known codes."""
+    if kind == "behaviour" and code in catalog.characteristics:
+        ch = catalog.characteristics[code]
+        if ch.kind == "network":
+            how = "it is derived from the citizen's contacts, not reported"
+        else:
+            how = f"set by behaviour {' or '.join(map(repr, ch.set_by))}" if ch.set_by else "set by no behaviour"
+            if ch.cleared_by:
+                how += f", cleared by {' or '.join(map(repr, ch.cleared_by))}"
+        event = f", or `behaviour: {ch.set_by[0]}` to score the event that sets it" if ch.set_by else ""
+        return (f": it is a characteristic (a state the citizen is in: {ch.label.lower()}), {how}; write "
+                f"`characteristic: {code}` to score the state{event}")
+    if kind == "characteristic" and code in catalog.behaviours:
+        return f": it is a behaviour (an event an agency reports); write `behaviour: {code}`"
+    known = catalog.behaviours if kind == "behaviour" else catalog.characteristics
+    near = difflib.get_close_matches(code, list(known), n=3, cutoff=0.75)
+    return f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
 
 
 def duration_parts(text: str) -> tuple[int, str]:

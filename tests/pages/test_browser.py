@@ -4,55 +4,20 @@ monitor that re-reads its feed, the login form, and the README's screenshots."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
+import datetime as dt
+import shutil
 from pathlib import Path
-from urllib.parse import urlencode
 
+import duckdb
 import pytest
-import uvicorn
 
-from conftest import free_port
-from socialcredit.api.app import create_app
+from socialcredit.compiler import CST
 
+from .browsing import clean, shot, sign_in
+from .conftest import serving
 from .pages_society import Society
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server(store_copy: Path) -> Iterator[str]:
-    """uvicorn on 127.0.0.1 and a free port, in a thread, for this module; stopped at its end."""
-    port = free_port()
-    config = uvicorn.Config(create_app(store_copy), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=15)
-    assert not thread.is_alive()
-
-
-def clean(page) -> None:  # type: ignore[no-untyped-def]
-    assert page.failed_requests == []
-    assert page.console_errors == []
-
-
-def sign_in(page, base: str, key: str, next_: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/login?{urlencode({'next': next_})}")
-    page.fill("#key", key)
-    with page.expect_navigation():
-        page.click("form[action='/login'] button[type=submit]")
-
-
-def shot(page, name: str, full: bool = False) -> None:  # type: ignore[no-untyped-def]
-    page.screenshot(path=str(page.shots / f"{name}.png"), full_page=full)
 
 
 def test_dashboard(page, server: str) -> None:  # type: ignore[no-untyped-def]
@@ -111,6 +76,25 @@ def test_station_monitor_rotates_and_refreshes(page, server: str) -> None:  # ty
     clean(page)
 
 
+def test_station_monitor_clock_is_the_service_clock(page, society: Society, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A monitor of a world served as it stood at a fixed time shows that time, after its feed refreshes
+    too (its script once ticked the wall clock while its data stayed as of the service's clock)."""
+    copy = tmp_path / "clock.duckdb"
+    shutil.copyfile(society.store, copy)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        first = con.execute("SELECT min(start) FROM list_entries").fetchall()[0][0]
+    as_of = first.replace(second=0, microsecond=0) + dt.timedelta(days=1, minutes=17)
+    shown = as_of.replace(tzinfo=dt.UTC).astimezone(CST)
+    with serving(copy, as_of=as_of) as base:
+        page.goto(base + "/station/shenzhen?refresh=2")
+        with page.expect_response(lambda r: r.url.endswith("/station/shenzhen.json") and r.ok, timeout=8000):
+            pass
+        page.wait_for_timeout(300)
+        assert page.locator("#clock").inner_text() == f"{shown:%H:%M}"
+        assert page.locator("#clock-day").inner_text() == f"{shown:%Y-%m-%d}"
+        clean(page)
+
+
 def test_citizen_page_after_login_and_an_objection(page, server: str, society: Society) -> None:  # type: ignore[no-untyped-def]
     sign_in(page, server, society.tokens["citizen"], f"/citizens/{society.shamed}")
     assert page.url.endswith(f"/citizens/{society.shamed}")
@@ -138,6 +122,8 @@ def test_admin_page_shows_the_queue_and_a_diff(page, server: str, society: Socie
     with page.expect_navigation():
         page.click("#diff button[type=submit]")
     assert "publish_scores" in page.locator("#diff").inner_text()
+    assert page.locator("#a").input_value() == "rongcheng@1+national@2", "the dropdowns show what was compared"
+    assert page.locator("#b").input_value() == "rongcheng@2+national@2"
     shot(page, "admin", full=True)
     clean(page)
 

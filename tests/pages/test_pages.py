@@ -4,6 +4,7 @@ audited), cookie login, objections and reviews through forms, the admin's diff, 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import shutil
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from fastapi.testclient import TestClient
 from socialcredit.api.app import create_app
 from socialcredit.api.auth import COOKIE
 from socialcredit.compiler import CST
-from socialcredit.rulebook import shipped_dir
+from socialcredit.rulebook import RulebookSet, shipped_dir, shipped_layers
+from socialcredit.store import Store
 
 from .pages_society import HIDDEN_LIST, Society
 
@@ -122,6 +124,36 @@ def test_station_monitor_and_its_feed_follow_disclosure(client: TestClient, soci
     assert client.get("/station/rongcheng.json").status_code == 404
 
 
+def test_station_monitor_titles_each_slide_by_its_own_lists(society: Society, tmp_path: Path) -> None:
+    """The monitor once stood under one header, 失信被执行人 (judgment defaulters), whatever list its people
+    were on, jaywalkers too: now each slide is titled by the labels of the public lists its person is on.
+    Here Shenzhen's jaywalker screen is public again (shenzhen@3 is shenzhen@1 once more)."""
+    copy = tmp_path / "lists.duckdb"
+    shutil.copyfile(society.store, copy)
+    layer = yaml.safe_load((shipped_dir() / "shenzhen@1.yaml").read_text(encoding="utf-8"))
+    layer.update(version=3, effective_from=dt.date(2020, 1, 2))
+    store = Store(copy)
+    store.add_rulebook(yaml.safe_dump(layer, sort_keys=False, allow_unicode=True), "test")
+    store.close()
+    with TestClient(create_app(copy)) as c:
+        feed = c.get("/station/shenzhen.json").json()
+        page = c.get("/station/shenzhen").text
+    assert feed["version"].startswith("shenzhen@3")
+    rb = RulebookSet(shipped_layers()).resolve("shenzhen", None)
+    assert rb is not None
+    labels = {x.label for x in rb.lists if x.kind == "blacklist" and x.public}
+    entries = feed["entries"]
+    assert all(e["lists"] and set(e["lists"]) <= labels for e in entries)
+    for e in entries:  # every reason is one of the person's lists: its label, then why
+        assert {r.split(": ")[0] for r in e["reasons"]} == set(e["lists"]), e
+    titles = {tuple(e["lists"]) for e in entries}
+    assert ("Jaywalkers shown on the screens at crossings",) in titles and len(titles) >= 2, titles
+    assert "失信被执行人" not in page, "the header names no one list"
+    slides = re.findall(r'<p class="slide-list">(.*?)</p>', page)
+    shown = [[html.unescape(t) for t in re.findall(r'<span class="list-label">(.*?)</span>', x)] for x in slides]
+    assert shown == [e["lists"] for e in entries]
+
+
 def test_a_fixed_clock_shows_the_boards_as_they_stood_then(society: Society, tmp_path: Path) -> None:
     copy = tmp_path / "clock.duckdb"
     shutil.copyfile(society.store, copy)
@@ -133,6 +165,9 @@ def test_a_fixed_clock_shows_the_boards_as_they_stood_then(society: Society, tmp
         board = c.get("/blacklist/shenzhen").text
         assert f"Nobody in Shenzhen is on a public blacklist on {shown:%Y-%m-%d}" in board
         assert c.get("/station/shenzhen.json").json()["entries"] == []
+        station = c.get("/station/shenzhen").text  # its clock is the service's, not the wall clock
+        assert f'<span id="clock-day">{shown:%Y-%m-%d}</span>' in station
+        assert f'<span id="clock">{shown:%H:%M}</span>' in station
         assert f"as of {shown:%Y-%m-%d %H:%M}" in c.get("/").text
 
 
@@ -250,6 +285,51 @@ def test_admin_page_is_for_admins_only(client: TestClient, society: Society) -> 
     diffed = page.text.split('id="diff"')[1].split('id="rulebooks"')[0]
     assert "publish_scores</code> true → false" in diffed
     assert "<code>rc.heroic_act</code>" not in diffed, "a rule with the same content is not shown as changed"
+
+
+def selected(page: str, select_id: str) -> list[str]:
+    """The options a <select> shows as chosen."""
+    body = page.split(f'<select id="{select_id}"')[1].split("</select>")[0]
+    return re.findall(r"<option selected>([^<]*)</option>", body)
+
+
+def test_admin_dropdowns_show_the_versions_compared(client: TestClient, society: Society) -> None:
+    """`/admin?a=…&b=…` once showed the diff of a and b under dropdowns set to other versions."""
+    admin = bearer(society, "admin")
+    short = client.get("/admin", params={"a": "rongcheng@1", "b": "rongcheng@2"}, headers=admin).text
+    assert "rongcheng@1+national@2</code> → <code>rongcheng@2+national@2" in short
+    assert selected(short, "a") == ["rongcheng@1+national@2"] and selected(short, "b") == ["rongcheng@2+national@2"]
+    # the chain typed into an address bar: its `+` arrives as a space
+    typed = client.get("/admin?a=shenzhen@1+guangdong@1+national@2&b=rongcheng@1+national@1", headers=admin).text
+    assert "shenzhen@1+guangdong@1+national@2</code> → <code>rongcheng@1+national@1" in typed
+    assert selected(typed, "a") == ["shenzhen@1+guangdong@1+national@2"]
+    assert selected(typed, "b") == ["rongcheng@1+national@1"]
+    plain = client.get("/admin", headers=admin).text
+    assert selected(plain, "a") == [] and len(selected(plain, "b")) == 1, "no diff asked: the newest is offered"
+
+
+def test_a_preview_after_the_clock_says_why_it_shows_nothing(client: TestClient, society: Society) -> None:
+    """A version starting after the service's clock has no record to govern yet: all zeros, and the page
+    says so and which date would show its rules at work; previewed with that date, they show."""
+    admin = bearer(society, "admin")
+    layer = yaml.safe_load((shipped_dir() / "shenzhen@1.yaml").read_text(encoding="utf-8"))
+    for rule in layer["rules"]:
+        if rule["id"] == "red_light_crossing":
+            rule["points"] = -300
+    today = dt.datetime.now(CST).date()
+    layer.update(version=7, effective_from=today + dt.timedelta(days=10))
+    later = client.post("/admin/preview", data={"text": yaml.safe_dump(layer, allow_unicode=True)}, headers=admin)
+    assert later.status_code == 200, later.text
+    text = re.sub(r"\s+", " ", html.unescape(later.text))
+    starts = today + dt.timedelta(days=10)
+    assert f"Every count is zero because shenzhen@7 starts on {starts}, after the service's clock" in text
+    suggested = re.search(r"preview it with <code>effective_from: (\d{4}-\d\d-\d\d)</code>", text)
+    assert suggested, text
+    layer.update(effective_from=dt.date.fromisoformat(suggested.group(1)))
+    earlier = client.post("/admin/preview", data={"text": yaml.safe_dump(layer, allow_unicode=True)}, headers=admin)
+    assert earlier.status_code == 200 and 'class="note ahead"' not in earlier.text
+    counts = re.findall(r'<td class="num" data-label="score changes">([\d,]+)</td>', earlier.text)
+    assert counts and any(n != "0" for n in counts), "the suggested date shows the rules at work"
 
 
 def test_preview_then_schedule_a_version_from_the_admin_page(client: TestClient, society: Society) -> None:

@@ -8,6 +8,7 @@ Forms rely on the SameSite=Strict key cookie against cross-site forgery (see `pa
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from socialcredit import impact, objections
 from socialcredit.api.service import Service
+from socialcredit.compiler import CST
 from socialcredit.keys import Principal
 from socialcredit.pages import queries
 from socialcredit.pages.citizen import login_form
@@ -52,6 +54,8 @@ def admin_page(
         rbs = svc.store.rulebooks()
         choices = [rb.version for rb in rbs.all_resolved()]
         if a and b:
+            # a `+` typed into an address bar arrives as a space
+            a, b = a.strip().replace(" ", "+"), b.strip().replace(" ", "+")
             try:
                 books = []
                 for spec in (a, b):
@@ -61,6 +65,9 @@ def admin_page(
                         raise LocatedError(f"{spec}: does not resolve")
                     books.append(rb)
                 changes = diff(books[0], books[1])
+                # the dropdowns show what was compared: `rongcheng@1` is the chain it resolved to
+                a, b = books[0].version, books[1].version
+                choices += [v for v in dict.fromkeys((a, b)) if v not in choices]
             except LocatedError as e:
                 diff_error = str(e)
         versions = queries.rulebook_versions(svc.store)
@@ -104,11 +111,25 @@ def preview(request: Request, data: dict[str, str] = Depends(form)) -> HTMLRespo
     svc: Service = get_service(request)
     try:
         with svc.lock:
-            result = impact.preview(svc.store, text, "upload", svc.now())
+            clock = svc.now()
+            result = impact.preview(svc.store, text, "upload", clock)
             svc.audit.append(who.name, "page.rulebook.preview", None, version=result["version"])
     except LocatedError as e:
         return admin_page(request, who, status=422, text=text, upload_error=str(e))
-    return admin_page(request, who, text=text, impact=result)
+    return admin_page(request, who, text=text, impact=result, ahead=ahead(result, clock))
+
+
+def ahead(result: dict[str, Any], clock: dt.datetime) -> dict[str, Any] | None:
+    """Why a preview of a version that starts after the service's clock shows few or no changes, and which
+    date would show its rules at work: the preview compares standings as of the version's first day, and a
+    version governs only records from that day on, of which the store holds none yet. None when the version
+    starts on or before the clock's day."""
+    today = clock.replace(tzinfo=dt.UTC).astimezone(CST).date()
+    starts = dt.date.fromisoformat(result["effective_from"])
+    if starts <= today:
+        return None
+    zero = all(not (r["score_changed"] or r["grade_changed"] or r["list_changed"]) for r in result["by_city"])
+    return {"clock": clock, "starts": starts, "zero": zero, "try": today - dt.timedelta(days=365)}
 
 
 @router.post("/admin/rulebooks", include_in_schema=False)

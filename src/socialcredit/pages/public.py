@@ -59,9 +59,11 @@ def reason(svc: Service, rb: Rulebook, row: dict[str, Any]) -> str:
 
 
 def board(svc: Service, city: str, rb: Rulebook, at: dt.datetime) -> tuple[list[dict[str, Any]], int]:
-    """The city's blacklisted citizens (public lists only) with every reason, newest stay first, at most
-    `BOARD_LIMIT` of them with their faces drawn; and how many there are in all."""
+    """The city's blacklisted citizens (public lists only) with every reason and the labels of the lists
+    they are on (in the rulebook's order), newest stay first, at most `BOARD_LIMIT` of them with their faces
+    drawn; and how many there are in all."""
     public = [x.id for x in rb.lists if x.kind == "blacklist" and x.public]
+    labels = {x.id: x.label for x in rb.lists}
     people: dict[str, dict[str, Any]] = {}
     for row in queries.blacklisted(svc.store, city, public, at):
         p = people.get(row["citizen_id"])
@@ -72,15 +74,19 @@ def board(svc: Service, city: str, rb: Rulebook, at: dt.datetime) -> tuple[list[
                 "name_latin": row["name_latin"],
                 "since": row["start"],
                 "reasons": [],
+                "lists": [],
                 "face": (row["avatar_seed"], row["sex"], age(row["birth_date"], at)),
             }
         p["since"] = min(p["since"], row["start"])
         text = reason(svc, rb, row)
         if text not in p["reasons"]:
             p["reasons"].append(text)
+        if row["list_id"] not in p["lists"]:
+            p["lists"].append(row["list_id"])
     shown = list(people.values())[:BOARD_LIMIT]
     for p in shown:
         p["avatar"] = avatar_svg(*p.pop("face"))
+        p["lists"] = [labels[i] for i in public if i in p["lists"]]
     return shown, len(people)
 
 
@@ -207,7 +213,10 @@ def _station_data(request: Request, city: str, at: dt.datetime) -> tuple[Ruleboo
         fresh(svc, at)
         people, _ = board(svc, city, rb, at)
         svc.audit.append(viewer_name(request), "page.station", None, city=city, shown=len(people))
-        return rb, people
+    # a monitor shows one list after another, each slide titled by the lists its person is on
+    order = [x.label for x in rb.lists]
+    people.sort(key=lambda p: [order.index(label) for label in p["lists"]])
+    return rb, people
 
 
 def viewer_name(request: Request) -> str:

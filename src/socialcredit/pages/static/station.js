@@ -1,5 +1,7 @@
-// Train-station monitor: show one blacklisted person at a time, rotating every `data-every` seconds,
-// and refresh the list from the JSON feed every `data-refresh` seconds. Without JavaScript the page
+// Train-station monitor: show one blacklisted person at a time, each titled by the lists they are on,
+// rotating every `data-every` seconds, and refresh the list from the JSON feed every `data-refresh`
+// seconds. The clock shows the time the list is as of (the feed's `as_of`, the service's clock), never
+// the wall time: a monitor of a simulated world shows it as it stood then. Without JavaScript the page
 // shows the first person and reloads itself every minute.
 (function () {
   "use strict";
@@ -10,6 +12,7 @@
   const pos = document.getElementById("pos");
   const total = document.getElementById("total");
   const clock = document.getElementById("clock");
+  const clockDay = document.getElementById("clock-day");
   let index = 0;
 
   function slides() {
@@ -39,6 +42,9 @@
     const svg = new DOMParser().parseFromString(p.avatar, "image/svg+xml").documentElement;
     face.appendChild(document.importNode(svg, true));
     const who = el("div", "who");
+    const lists = el("p", "slide-list");
+    (p.lists || []).forEach((label) => lists.appendChild(el("span", "list-label", label)));
+    who.appendChild(lists);
     const name = el("p", "name");
     const zh = el("span", "zh", p.name);
     zh.lang = "zh-Hans";
@@ -56,6 +62,11 @@
       const response = await fetch(monitor.dataset.feed, { cache: "no-store" });
       if (!response.ok) return;
       const data = await response.json();
+      const [day, time] = String(data.as_of || "").split(" ");
+      if (day && time) {
+        clockDay.textContent = day;
+        clock.textContent = time;
+      }
       let list = monitor.querySelector(".slides");
       if (!list) {
         list = el("ol", "slides");
@@ -73,15 +84,7 @@
     }
   }
 
-  function tick() {
-    clock.textContent = new Date().toLocaleTimeString("zh-CN", {
-      timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false,
-    });
-  }
-
   show(0);
-  tick();
   setInterval(() => show(index + 1), every);
   setInterval(reload, refresh);
-  setInterval(tick, 10000);
 })();
