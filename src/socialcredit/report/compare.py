@@ -229,7 +229,7 @@ def grade_changes(pair: Pair) -> Figure:
         f"hold another grade in B ({up} a better one, {moved - up} a worse one). Right: the score difference per "
         f"citizen, B minus A."
     )
-    return Figure("grade-changes", "Who changes grade", caption, png(fig), [q, diff])
+    return Figure("grade-changes", "Who changes grade", caption, png(fig), [q, diff], drawing=fig)
 
 
 def _rank(grade: str | None, order: list[str]) -> int:
@@ -285,7 +285,7 @@ def list_changes(pair: Pair) -> Figure:
         + (f"At the end {other} citizens are on other lists in B: " + "; ".join(parts) + "."
            if parts else "At the end both runs list the same people.")
     )  # fmt: skip
-    return Figure("list-changes", "Who changes list", caption, png(fig), [q, who])
+    return Figure("list-changes", "Who changes list", caption, png(fig), [q, who], drawing=fig)
 
 
 def rules_driving(pair: Pair) -> Figure:
@@ -313,7 +313,7 @@ def rules_driving(pair: Pair) -> Figure:
         + (f"Largest: {top}." if top else "")
         + " The numbers fold lists the 50 citizens who change most, with their rules."
     )
-    return Figure("rules", "Rules driving the difference", caption, png(fig), [q, who])
+    return Figure("rules", "Rules driving the difference", caption, png(fig), [q, who], drawing=fig)
 
 
 def decision_changes(pair: Pair) -> Figure:
@@ -351,7 +351,7 @@ def decision_changes(pair: Pair) -> Figure:
         "got another answer. An attempt made in one run only (two simulated runs whose citizens reacted "
         "differently) shows as 'not asked' on the other side."
     )
-    return Figure("decision-changes", "Decisions answered differently", caption, png(fig), [q])
+    return Figure("decision-changes", "Decisions answered differently", caption, png(fig), [q], drawing=fig)
 
 
 def over_time(pair: Pair) -> Figure:
@@ -396,7 +396,7 @@ def over_time(pair: Pair) -> Figure:
         "The two runs month by month: the share of each city in the lowest grades, and each list's size. Where the "
         "lines part, the rules differ in what they do to this population."
     )
-    return Figure("over-time", "The two runs over time", caption, png(fig), [ga, gb, la, lb])
+    return Figure("over-time", "The two runs over time", caption, png(fig), [ga, gb, la, lb], drawing=fig)
 
 
 def build(pair: Pair) -> Document:
