@@ -19,6 +19,7 @@ import math
 import pyarrow as pa
 
 from socialcredit.report.figures import PALETTE, Figure, canvas, distinct, grid, legend, pick, png
+from socialcredit.report.interactive import hover
 from socialcredit.report.rundir import CST_OFFSET_HOURS, Query, RunDir
 
 DIMENSIONS = ("age group", "sex", "income decile", "city", "district")
@@ -134,7 +135,7 @@ def disparity(run: RunDir) -> Figure:
         everyone = next(r for r in pick(rows, list_id=list_id) if r["dimension"] == "everyone")
         colour = PALETTE[k % len(PALETTE)]
         shown = [(i, r) for i, r in enumerate(mine) if r["risk_ratio"] is not None and r["ci_low"] is not None]
-        ax.errorbar(
+        drawn = ax.errorbar(
             [min(hi_edge, max(lo_edge, r["risk_ratio"])) for _, r in shown],
             [i for i, _ in shown],
             xerr=[
@@ -146,6 +147,14 @@ def disparity(run: RunDir) -> Figure:
             capsize=2,
             color=colour,
             label="risk ratio, 95% interval",
+        )
+        hover(
+            drawn.lines[0],
+            [
+                f"{r['grp']}: {r['listed']} of {r['citizens']} ({r['listed_pct']}%); rest {r['others_listed']} of "
+                f"{r['others']}; risk ratio {r['risk_ratio']} (95% {r['ci_low']}–{r['ci_high']})"
+                for _, r in shown
+            ],
         )
         none = [i for i, r in enumerate(mine) if r["listed"] == 0 and r["risk_ratio"] is not None]
         if none:

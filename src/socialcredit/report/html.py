@@ -80,8 +80,15 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render(doc: Document) -> str:
+def render(doc: Document, interactive: bool = False) -> str:
+    """The page; `interactive` swaps each PNG for its drawing as inline SVG with hover and zoom (one inline
+    script), for the reader who wants to explore; the default page has no script at all."""
     figures = [f for s in doc.sections for f in s.figures]
+    charts = {}
+    if interactive:
+        from socialcredit.report.interactive import chart
+
+        charts = {f.id: chart(f.drawing, f"fig-{f.id}") for f in figures if f.drawing is not None}
     return (
         environment()
         .get_template("report.html.j2")
@@ -91,6 +98,7 @@ def render(doc: Document) -> str:
             facts=doc.facts,
             sections=doc.sections,
             images={f.id: base64.b64encode(f.png).decode("ascii") for f in figures},
+            charts=charts,
             tables={f.id: [_shown(q.table) for q in f.queries] for f in figures},
             preamble=doc.preamble,
             check=doc.check,
@@ -100,11 +108,11 @@ def render(doc: Document) -> str:
     )
 
 
-def write(doc: Document, out: Path) -> list[Path]:
+def write(doc: Document, out: Path, interactive: bool = False) -> list[Path]:
     """Write the HTML to `out` and each figure to `<stem>-<figure id>.png` beside it; return every path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(doc), encoding="utf-8")
+    out.write_text(render(doc, interactive), encoding="utf-8")
     written = [out]
     for section in doc.sections:
         for f in section.figures:

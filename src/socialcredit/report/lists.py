@@ -26,6 +26,7 @@ from socialcredit.report.figures import (
     pick,
     png,
 )
+from socialcredit.report.interactive import hover
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
 
 LISTS_SQL = f"""WITH {MONTHS_CTE},
@@ -191,7 +192,20 @@ def time_on_list(run: RunDir) -> Figure:
         mine = pick(curves.rows, list_id=list_id)
         colour = PALETTE[k % len(PALETTE)]
         days = [0, *[r["days"] for r in mine]]
-        ax.step(days, [1.0, *[r["still_on"] for r in mine]], where="post", color=colour, label="still on the list")
+        (curve,) = ax.step(
+            days, [1.0, *[r["still_on"] for r in mine]], where="post", color=colour, label="still on the list"
+        )
+        hover(
+            curve,
+            [
+                "day 0: all stays running",
+                *[
+                    f"day {r['days']}: {r['still_on']:.1%} still on (95% {_share(r['ci_low'])}–{_share(r['ci_high'])});"
+                    f" at risk {r['at_risk']}, ended {r['ended']}, censored {r['censored']}"
+                    for r in mine
+                ],
+            ],
+        )
         band = [r for r in mine if r["ci_low"] is not None]
         if band:
             ax.fill_between(
@@ -385,6 +399,10 @@ def once_untrustworthy(run: RunDir) -> Figure:
         + "."
     )
     return Figure("memory", "Once untrustworthy, always restricted", caption, png(fig), [q, inputs], drawing=fig)
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
 
 
 def _pct(value: float | None) -> str:

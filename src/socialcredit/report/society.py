@@ -61,11 +61,13 @@ def build(run: RunDir) -> Document:
     )
 
 
-def report(run_dir: Path, out: Path | None = None) -> list[Path]:
-    """Build the report of `run_dir` into `out` (default RUN_DIR/report.html); return the files written."""
+def report(run_dir: Path, out: Path | None = None, interactive: bool = False) -> list[Path]:
+    """Build the report of `run_dir` into `out` (default RUN_DIR/report.html, or report-interactive.html with
+    hover and zoom); return the files written."""
     with RunDir.open(run_dir) as run:
         doc = build(run)
-    return write(doc, out or Path(run_dir) / "report.html")
+    default = "report-interactive.html" if interactive else "report.html"
+    return write(doc, out or Path(run_dir) / default, interactive)
 
 
 __all__ = ["FACTS_SQL", "build", "facts", "report"]

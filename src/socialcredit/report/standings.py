@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from socialcredit.report.figures import Figure, Section, canvas, distinct, grid, legend, month_ticks, pick, png
+from socialcredit.report.interactive import hover_at
 from socialcredit.report.rundir import MONTHS_CTE, RunDir
 
 STANDING_CTE = """standing AS (  -- each citizen at each assessment: the last score change logged at or before it
@@ -71,6 +72,15 @@ def score_distribution(run: RunDir) -> Figure:
                 edgecolor="#1b4f72",
                 label="citizens per 10-point bin" if k == 0 else None,
             )
+        for k, r in enumerate(pick(rows, city=city)):
+            if r["median"] is not None:
+                hover_at(
+                    ax,
+                    r["median"],
+                    len(months) - 1 - k,
+                    f"{r['month']:%Y-%m-%d}: median {r['median']} (5th–95th percentile {r['p5']}–{r['p95']}, "
+                    f"lowest {r['min']}, highest {r['max']}); {r['assessed']:,} assessed",
+                )
         ax.set_yticks(range(len(months)))
         ax.set_yticklabels([f"{m:%Y-%m}" for m in reversed(months)], fontsize=8)
         ax.set_title(city, fontsize=10)
@@ -106,6 +116,12 @@ def grade_shares(run: RunDir) -> Figure:
         ]
         colours = [GRADE_COLOURS[order.index(g)] if g in order else GRADE_COLOURS[-1] for g in grades]
         ax.stackplot(range(len(months)), stack, labels=grades, colors=colours, alpha=0.9)
+        for i, month in enumerate(months):
+            below = 0.0
+            for g, layer in zip(grades, stack, strict=True):
+                if layer[i]:
+                    hover_at(ax, i, below + layer[i] / 2, f"{month:%Y-%m-%d}: {g} {layer[i]:.2f}% of citizens")
+                below += layer[i]
         month_ticks(ax, [f"{m:%Y-%m}" for m in months])
         ax.set_ylim(0, 100)
         ax.set_title(city, fontsize=10)
