@@ -9,6 +9,7 @@ print over each other — of every figure of a report built from the session's t
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,28 @@ def test_time_on_a_list_marks_each_censored_stay(figures: dict[str, Figure]) -> 
         step = next(line for line in ax.get_lines() if line.get_drawstyle() == "steps-post")
         assert step.get_ydata()[0] == 1.0 and list(step.get_ydata()[1:]) == [r["still_on"] for r in mine]
     assert any(r["censored"] for r in curves) and any(r["ended"] for r in curves)
+
+
+def test_the_numbers_are_never_cut(tmp_path: Path) -> None:
+    """A numbers table is printed whole, in a box that only scrolls sideways; past MAX_ROWS rows the page prints
+    the first ones and links every row as CSV inside the file itself."""
+    import base64
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    from socialcredit.report.figures import Section
+    from socialcredit.report.html import MAX_ROWS, Document, render
+    from socialcredit.report.rundir import Query
+
+    rows = MAX_ROWS + 5
+    q = Query("many rows", "SELECT 1", pa.table({"n": list(range(rows)), "word": [f"w{i}" for i in range(rows)]}))
+    figure = Figure("many", "Many", "a caption", b"\x89PNG", [q])
+    doc = Document("t", "l", [], [Section("s", "S", "i", [figure])], "", "", "", "")
+    text = render(doc)
+    assert "max-height" not in text
+    link = re.search(r'<a download="many-0.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)">', text)
+    assert link, "a cut table links all its rows"
+    got = list(csv.reader(io.StringIO(base64.b64decode(link.group(1)).decode())))
+    assert got[0] == ["n", "word"] and len(got) == rows + 1 and got[-1] == [str(rows - 1), f"w{rows - 1}"]

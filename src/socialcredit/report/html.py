@@ -9,7 +9,9 @@ so a reader (or a test) can compare them with the same query run on the store.
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +44,7 @@ class ShownTable:
     text: list[bool]  # left-aligned columns (text), the rest are numbers
     rows: list[list[str]]
     total: int
+    csv: str = ""  # every row as a CSV data URI, when the page prints only the first MAX_ROWS
 
 
 def cell(value: Any) -> str:
@@ -63,7 +66,14 @@ def _shown(table: Any) -> ShownTable:
     rows = table.slice(0, MAX_ROWS).to_pylist()
     columns = list(table.column_names)
     text = [not _numeric(str(t)) for t in table.schema.types]
-    return ShownTable(columns, text, [[cell(r[c]) for c in columns] for r in rows], table.num_rows)
+    shown = ShownTable(columns, text, [[cell(r[c]) for c in columns] for r in rows], table.num_rows)
+    if table.num_rows > MAX_ROWS:  # the page is not the place for thousands of rows, but none is withheld
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\n")
+        out.writerow(columns)
+        out.writerows([cell(r[c]) for c in columns] for r in table.to_pylist())
+        shown.csv = "data:text/csv;charset=utf-8;base64," + base64.b64encode(buf.getvalue().encode()).decode("ascii")
+    return shown
 
 
 def _numeric(type_name: str) -> bool:
