@@ -29,6 +29,8 @@ incentives:
   settle_guarantee: 0.1
   deterrence: 0.7
 """
+# every city gets Shanghai's own rulebook: Shanghai's citizens keep their record points exactly
+REPLAY = "shanghai@1"
 
 
 def invoke(*args: str) -> str:

@@ -28,29 +28,52 @@ def figures(run_dir: Path) -> dict[str, Figure]:
     return {f.id: f for s in doc.sections for f in s.figures}
 
 
+@pytest.fixture(scope="module")
+def comparison(run_dir: Path, replay_dir: Path) -> dict[str, Figure]:
+    from socialcredit.report.compare import Pair, build
+
+    pair = Pair.open(run_dir, replay_dir)
+    try:
+        doc = build(pair)
+    finally:
+        pair.close()
+    return {f.id: f for s in doc.sections for f in s.figures}
+
+
 def panels(figure: Figure) -> list[Axes]:
     assert figure.drawing is not None, figure.id
     return [ax for ax in figure.drawing.axes if ax.get_visible()]
 
 
-def test_every_bar_starts_at_zero(figures: dict[str, Figure]) -> None:
+def test_every_bar_starts_at_zero(figures: dict[str, Figure], comparison: dict[str, Figure]) -> None:
     checked = set()
-    for figure in figures.values():
+    for figure in [*figures.values(), *comparison.values()]:
         for ax in panels(figure):
-            for bars in (c for c in ax.containers if isinstance(c, BarContainer)):
-                if not len(bars):
+            drawn = [c for c in ax.containers if isinstance(c, BarContainer) and len(c)]
+            for horizontal in (False, True):
+                sizes = [
+                    p.get_width() if horizontal else p.get_height()
+                    for c in drawn
+                    if (c.orientation == "horizontal") == horizontal
+                    for p in c.patches
+                ]
+                if not sizes:
                     continue
-                low = ax.get_xlim()[0] if bars.orientation == "horizontal" else ax.get_ylim()[0]
-                assert low == 0, f"{figure.id} / {ax.get_title()}: bars start at {low}"
+                low, high = ax.get_xlim() if horizontal else ax.get_ylim()
+                if min(sizes) >= 0:
+                    assert low == 0, f"{figure.id} / {ax.get_title()}: bars start at {low}"
+                else:  # bars either side of zero (more or fewer points): zero is on the axis
+                    assert low <= min(sizes) and high >= 0, (figure.id, low, high)
                 checked.add(figure.id)
-    assert {"lists", "blacklist-exits", "memory", "decisions", "children"} <= checked
+    expected = {"lists", "blacklist-exits", "memory", "decisions", "children", "list-changes", "decision-changes"}
+    assert expected <= checked
     mean_score = next(ax for ax in panels(figures["memory"]) if ax.get_title() == "mean score")
     assert mean_score.get_ylim()[0] == 0
 
 
-def test_count_axes_are_ticked_in_whole_numbers(figures: dict[str, Figure]) -> None:
+def test_count_axes_are_ticked_in_whole_numbers(figures: dict[str, Figure], comparison: dict[str, Figure]) -> None:
     found = set()
-    for figure in figures.values():
+    for figure in [*figures.values(), *comparison.values()]:
         for ax in panels(figure):
             for axis, (low, high) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
                 label = axis.get_label_text()
@@ -59,13 +82,13 @@ def test_count_axes_are_ticked_in_whole_numbers(figures: dict[str, Figure]) -> N
                 ticks = [t for t in axis.get_majorticklocs() if min(low, high) <= t <= max(low, high)]
                 assert ticks and all(float(t).is_integer() for t in ticks), (figure.id, label, ticks)
                 found.add(figure.id)
-    assert {"lists", "blacklist-exits", "decisions", "children", "network"} <= found
+    assert {"lists", "blacklist-exits", "decisions", "children", "network", "list-changes", "over-time"} <= found
 
 
-def test_every_panel_says_what_its_marks_are(figures: dict[str, Figure]) -> None:
-    for figure in figures.values():
+def test_every_panel_says_what_its_marks_are(figures: dict[str, Figure], comparison: dict[str, Figure]) -> None:
+    for figure in [*figures.values(), *comparison.values()]:
         for ax in panels(figure):
-            if ax.has_data():
+            if ax.has_data() and not ax.get_images():  # a matrix of counts prints its numbers in its cells
                 legend = ax.get_legend()
                 assert legend is not None and legend.get_texts(), f"{figure.id} / {ax.get_title()}: no legend"
 
@@ -92,8 +115,8 @@ def overlapping(boxes: list[tuple[str, object]]) -> list[tuple[str, str]]:
     return found
 
 
-def test_no_labels_print_over_each_other(figures: dict[str, Figure]) -> None:
-    for figure in figures.values():
+def test_no_labels_print_over_each_other(figures: dict[str, Figure], comparison: dict[str, Figure]) -> None:
+    for figure in [*figures.values(), *comparison.values()]:
         assert figure.drawing is not None
         figure.drawing.canvas.draw()
         renderer = figure.drawing.canvas.get_renderer()  # type: ignore[attr-defined]

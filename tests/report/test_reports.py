@@ -25,15 +25,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from report_page import Page, read_page
-from report_run import invoke
+from report_run import REPLAY, invoke
 from stats_reference import katz_interval
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
 from socialcredit.report.html import cell
 
-# every city gets Shanghai's own rulebook: Shanghai's citizens keep their record points exactly
-REPLAY = "shanghai@1"
 FIGURES = ("scores", "grades", "lists", "time-on-list", "blacklist-exits", "memory", "decisions", "children",
            "disparity", "network")  # fmt: skip
 COMPARE_FIGURES = ("grade-changes", "list-changes", "rules", "decision-changes", "over-time")
@@ -42,13 +40,6 @@ COMPARE_FIGURES = ("grade-changes", "list-changes", "rules", "decision-changes",
 @pytest.fixture(scope="module")
 def page_of_report(report_html: Path) -> Page:
     return read_page(report_html)
-
-
-@pytest.fixture(scope="module")
-def replay_dir(run_dir: Path) -> Path:
-    out = run_dir.parent / "replay"
-    invoke("replay", str(run_dir), "--rulebook", REPLAY, "--out", str(out))
-    return out
 
 
 @pytest.fixture(scope="module")
