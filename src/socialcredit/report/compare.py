@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from matplotlib.ticker import FuncFormatter
 
 from socialcredit.report import lists, standings
 from socialcredit.report.figures import (
@@ -212,15 +213,17 @@ def grade_changes(pair: Pair) -> Figure:
     left.set_title("grade in A → grade in B (red: changed)", fontsize=10)
     for k, city in enumerate(distinct(diff.rows, "city")):
         mine = pick(diff.rows, city=city)
-        right.plot(  # steps, not bars: a bar on a log scale has no honest base
+        right.plot(  # dots, not bars: a bar on a log scale has no honest base, and empty bins stay empty
             [r["difference_from"] + 5 for r in mine],
             [r["citizens"] for r in mine],
-            drawstyle="steps-mid",
-            marker=".",
+            "o",
+            ms=5,
+            alpha=0.8,
             label=city,
             color=PALETTE[k % len(PALETTE)],
         )
     right.set_yscale("log")
+    right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     right.set_xlabel("score in B − score in A", fontsize=9)
     right.set_ylabel("citizens (log scale)", fontsize=9)
     right.set_title("how far scores move (10-point bins)", fontsize=10)

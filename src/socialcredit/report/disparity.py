@@ -110,6 +110,11 @@ def list_scope(run: RunDir) -> pa.Table:
     )
 
 
+def _group(dimension: str, grp: str) -> str:
+    """A group as a sentence names it: "aged 18–29", "sex F", "decile 03", "shanghai"."""
+    return {"age group": f"aged {grp}", "sex": f"sex {grp}"}.get(dimension, grp)
+
+
 def disparity(run: RunDir) -> Figure:
     scope = list_scope(run)
     risk = run.query(
@@ -189,7 +194,7 @@ def disparity(run: RunDir) -> Figure:
             findings.append((abs(math.log(r["risk_ratio"])), r))
     findings.sort(key=lambda t: -t[0])
     said = "; ".join(
-        f"{r['list_id']}, {r['dimension']} {r['grp']}: {r['risk_ratio']}× ({r['ci_low']}–{r['ci_high']}; "
+        f"{r['list_id']}, {_group(r['dimension'], r['grp'])}: {r['risk_ratio']}× ({r['ci_low']}–{r['ci_high']}; "
         f"{r['listed']} of {r['citizens']})"
         for _, r in findings[:5]
     )
