@@ -90,9 +90,11 @@ def _where(ax: Axes, x: float, y: float) -> str:
     return f"{xs if xs is not None else (xlabel + ' ' if xlabel else '') + _number(x)}: {_number(y)}"
 
 
-def points(fig: MplFigure) -> list[Point]:
-    """Every hoverable mark of a drawn figure, in SVG coordinates (pt from the top left)."""
-    fig.canvas.draw()
+def points(fig: MplFigure, drawn: bool = False) -> list[Point]:
+    """Every hoverable mark of a figure, in SVG coordinates (pt from the top left); `drawn` says the layout
+    is already done (the SVG was just saved), so it need not be drawn once more."""
+    if not drawn:
+        fig.canvas.draw()
     height = fig.bbox.height
     scale = 72.0 / fig.dpi
     found: list[Point] = []
@@ -144,8 +146,8 @@ def points(fig: MplFigure) -> list[Point]:
 
 def chart(fig: MplFigure, prefix: str) -> dict[str, Any]:
     """What the interactive template needs of one figure."""
-    marks = points(fig)
-    return {"svg": svg(fig, prefix), "points": [[x, y, t] for x, y, t in marks]}
+    picture = svg(fig, prefix)  # lays the figure out, so the marks can be read without drawing it again
+    return {"svg": picture, "points": [[x, y, t] for x, y, t in points(fig, drawn=True)]}
 
 
 __all__ = ["HOVER", "chart", "hover", "hover_at", "points", "svg"]
