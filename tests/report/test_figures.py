@@ -171,3 +171,21 @@ def test_the_numbers_are_never_cut(tmp_path: Path) -> None:
     assert link, "a cut table links all its rows"
     got = list(csv.reader(io.StringIO(base64.b64decode(link.group(1)).decode())))
     assert got[0] == ["n", "word"] and len(got) == rows + 1 and got[-1] == [str(rows - 1), f"w{rows - 1}"]
+
+
+def test_a_partitions_report_says_which_district_it_covers(run_dir: Path, tmp_path: Path) -> None:
+    """A partitioned run's partitions are districts of a city (their scenario.yaml says `district:`); a report
+    of one must say it covers that district alone, since its rates are not the city's."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(run_dir, tmp_path / "run")
+    scenario = yaml.safe_load((tmp_path / "run" / "scenario.yaml").read_text(encoding="utf-8"))
+    with RunDir.open(tmp_path / "run") as run:
+        assert "district" not in dict(society.facts(run)[1])
+    scenario["district"] = {"index": 1, "of": 3}
+    (tmp_path / "run" / "scenario.yaml").write_text(yaml.safe_dump(scenario), encoding="utf-8")
+    with RunDir.open(tmp_path / "run") as run:
+        said = dict(society.facts(run)[1])["district"]
+    assert said.startswith("2 of 3 of ") and "that district alone" in said

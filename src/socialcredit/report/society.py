@@ -39,6 +39,11 @@ def facts(run: RunDir) -> tuple[Query, list[tuple[str, str]]]:
     ]
     if meta.get("replay_of"):
         shown.insert(1, ("replay of", f"{meta['replay_of']} under {meta.get('rulebook')}"))
+    district = run.scenario.get("district")
+    if isinstance(district, dict) and {"index", "of"} <= set(district):
+        # a partition of a partitioned run: its citizens are one district of the city, and every figure says so
+        shown.insert(2, ("district", f"{int(district['index']) + 1} of {district['of']} of {row['cities']}: "
+                                     "this report covers that district alone"))  # fmt: skip
     return q, shown
 
 
