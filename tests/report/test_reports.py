@@ -25,72 +25,21 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from report_page import Page, read_page
+from report_run import REPLAY, invoke
+from stats_reference import katz_interval
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
 from socialcredit.report.html import cell
 
-SCENARIO = """\
-name: report-test
-seed: 11
-start: 2025-01-01
-months: 3
-cities:
-  rongcheng: 350
-  shanghai: 350
-rates:
-  scale: 2.0
-  multipliers: {court_defaulter_listing: 150, smoking_on_train: 20, guarantee_default: 20}
-services:
-  rail.ticket: 0.08
-  air.ticket: 0.04
-  bank.loan: 0.02
-  hotel.booking: 0.03
-  school.private_admission: {rate: 0.1, for: children}
-incentives:
-  repay_base: 0.05
-  repay_when_sanctioned: 0.2
-  settle_guarantee: 0.1
-  deterrence: 0.7
-"""
-# every city gets Shanghai's own rulebook: Shanghai's citizens keep their record points exactly
-REPLAY = "shanghai@1"
-FIGURES = ("scores", "grades", "lists", "blacklist-time", "blacklist-exits", "memory", "decisions", "children",
+FIGURES = ("scores", "grades", "lists", "time-on-list", "blacklist-exits", "memory", "decisions", "children",
            "disparity", "network")  # fmt: skip
 COMPARE_FIGURES = ("grade-changes", "list-changes", "rules", "decision-changes", "over-time")
-
-
-def invoke(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("report")
-    (base / "scenario.yaml").write_text(SCENARIO, encoding="utf-8")
-    invoke("simulate", str(base / "scenario.yaml"), "--out", str(base / "run"))
-    return base / "run"
-
-
-@pytest.fixture(scope="module")
-def report_html(run_dir: Path) -> Path:
-    out = run_dir.parent / "out" / "report.html"
-    invoke("report", str(run_dir), "--out", str(out))
-    return out
 
 
 @pytest.fixture(scope="module")
 def page_of_report(report_html: Path) -> Page:
     return read_page(report_html)
-
-
-@pytest.fixture(scope="module")
-def replay_dir(run_dir: Path) -> Path:
-    out = run_dir.parent / "replay"
-    invoke("replay", str(run_dir), "--rulebook", REPLAY, "--out", str(out))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -168,13 +117,15 @@ def test_disparity_and_memory_equal_a_recount_in_python(run_dir: Path, page_of_r
     with store(run_dir) as con:
         as_of = con.execute("SELECT as_of FROM engine_run").fetchall()[0][0]
         sex = dict(con.execute("SELECT ckey, sex FROM citizens").fetchall())
+        city = dict(con.execute("SELECT ckey, city FROM citizens").fetchall())
         stays = con.execute('SELECT ckey, kind, start, "end" FROM list_entries').fetchall()
+        stays_by_list = con.execute('SELECT ckey, kind, list_id, start, "end" FROM list_entries').fetchall()
         asks = con.execute("SELECT ckey, outcome FROM decisions WHERE asked_at <= ?", [as_of]).fetchall()
     ever = {c for c, kind, start, _ in stays if kind == "blacklist" and start <= as_of}
     now = {
         c for c, kind, start, end in stays if kind == "blacklist" and start <= as_of and (end is None or end > as_of)
     }
-    rows = {(r["dimension"], r["grp"]): r for r in table(page_of_report, "disparity")}
+    rows = {(r["dimension"], r["grp"]): r for r in table(page_of_report, "disparity", 1)}
     everyone = rows[("everyone", "all")]
     assert everyone["citizens"] == str(len(sex))
     assert everyone["ever_blacklisted_pct"] == cell(round(100.0 * len(ever) / len(sex), 2))
@@ -186,7 +137,24 @@ def test_disparity_and_memory_equal_a_recount_in_python(run_dir: Path, page_of_r
         assert shown["citizens"] == str(len(group))
         rate = 100.0 * sum(c in ever for c in group) / len(group)
         assert shown["ever_blacklisted_pct"] == cell(round(rate, 2))
-        assert shown["blacklisted_ratio"] == cell(round(round(rate, 2) / float(everyone["ever_blacklisted_pct"]), 2))
+    # per list, among citizens of the cities whose rulebooks have it: women against everyone else, Katz's interval
+    risk = {(r["list_id"], r["dimension"], r["grp"]): r for r in table(page_of_report, "disparity", 0)}
+    scope = [(r["city"], r["list_id"]) for r in table(page_of_report, "disparity", 2)]
+    lists = {list_id for _, _, list_id, _, _ in stays_by_list}
+    assert lists and {k[0] for k in risk} == lists
+    checked = 0
+    for lst in lists:
+        people = {c for c in sex if (city[c], lst) in scope}
+        on = {c for c, _, list_id, start, _ in stays_by_list if list_id == lst and start <= as_of} & people
+        women = {c for c in people if sex[c] == "F"}
+        a, n1, c, n0 = len(on & women), len(women), len(on - women), len(people) - len(women)
+        shown = risk[(lst, "sex", "F")]
+        assert [shown[k] for k in ("listed", "citizens", "others_listed", "others")] == [str(x) for x in (a, n1, c, n0)]
+        if a and c:
+            expected = [cell(round(v, 3)) for v in katz_interval(a, n1, c, n0)]
+            assert [shown[k] for k in ("risk_ratio", "ci_low", "ci_high")] == expected
+            checked += 1
+    assert checked, "some list should have both women and men on it"
     history = {r["history"]: int(r["citizens"]) for r in table(page_of_report, "memory")}
     assert history["on a blacklist now"] == len(now)
     assert history["listed before, not now"] == len(ever - now)
@@ -206,7 +174,7 @@ def check_shown_sql(page: Page, connect: Callable[[], duckdb.DuckDBPyConnection]
     checked = 0
     for (figure, i), text in page.sql.items():
         body = text.split(";\n\n", 1)[-1]
-        if body.lstrip().startswith("--") or re.search(r"\b(reaching|memory_rules)\b", body):
+        if body.lstrip().startswith("--") or re.search(r"\b(reaching|memory_rules|list_scope)\b", body):
             continue  # an input derived from the rulebooks (shown, not queried), or a query that reads one
         with connect() as con:
             got = con.execute(text.rstrip().rstrip(";")).fetchall()

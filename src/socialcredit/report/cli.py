@@ -17,7 +17,13 @@ RunArg = Annotated[Path, typer.Argument(help="a run directory (from `socialcredi
 OutOpt = Annotated[Path | None, typer.Option("--out", help="HTML file to write; figures go beside it as PNG")]
 
 
-def report_command(run_dir: RunArg, out: OutOpt = None) -> None:
+def report_command(
+    run_dir: RunArg,
+    out: OutOpt = None,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="charts with hover and zoom (one inline script; nothing fetched)")
+    ] = False,
+) -> None:
     """Write a self-contained HTML report of a run (and its figures as PNG files)."""
     from socialcredit.cli import guarded
     from socialcredit.cli import out as console
@@ -25,7 +31,7 @@ def report_command(run_dir: RunArg, out: OutOpt = None) -> None:
 
     @guarded
     def run() -> None:
-        written = report(run_dir, out)
+        written = report(run_dir, out, interactive)
         console.print(f"report: {written[0]} ({len(written) - 1} figures beside it as PNG)")
 
     run()

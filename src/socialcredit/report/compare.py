@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from matplotlib.ticker import FuncFormatter
 
 from socialcredit.report import lists, standings
 from socialcredit.report.figures import (
@@ -22,9 +23,11 @@ from socialcredit.report.figures import (
     Figure,
     Section,
     canvas,
+    counts,
     distinct,
     grid,
     headroom,
+    legend,
     month_ticks,
     pick,
     png,
@@ -210,26 +213,28 @@ def grade_changes(pair: Pair) -> Figure:
     left.set_title("grade in A → grade in B (red: changed)", fontsize=10)
     for k, city in enumerate(distinct(diff.rows, "city")):
         mine = pick(diff.rows, city=city)
-        right.bar(
-            [r["difference_from"] + 5 + k * 2 for r in mine],
+        right.plot(  # dots, not bars: a bar on a log scale has no honest base, and empty bins stay empty
+            [r["difference_from"] + 5 for r in mine],
             [r["citizens"] for r in mine],
-            8,
-            alpha=0.6,
+            "o",
+            ms=5,
+            alpha=0.8,
             label=city,
             color=PALETTE[k % len(PALETTE)],
         )
     right.set_yscale("log")
+    right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     right.set_xlabel("score in B − score in A", fontsize=9)
     right.set_ylabel("citizens (log scale)", fontsize=9)
-    right.set_title("how far scores move", fontsize=10)
-    right.legend(fontsize=8)
+    right.set_title("how far scores move (10-point bins)", fontsize=10)
+    legend(right, loc="upper right")
     total, moved, up = _moves(rows, grades)
     caption = (
         f"Each citizen's grade at {pair.as_of:%Y-%m-%d %H:%M} UTC in run A and in run B: {moved} of {total} citizens "
         f"hold another grade in B ({up} a better one, {moved - up} a worse one). Right: the score difference per "
         f"citizen, B minus A."
     )
-    return Figure("grade-changes", "Who changes grade", caption, png(fig), [q, diff])
+    return Figure("grade-changes", "Who changes grade", caption, png(fig), [q, diff], drawing=fig)
 
 
 def _rank(grade: str | None, order: list[str]) -> int:
@@ -275,7 +280,9 @@ def list_changes(pair: Pair) -> Figure:
         ax.set_yticks(range(len(lists_)), lists_, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(f"citizens {scope}", fontsize=10)
-    axes[0].legend(fontsize=8)
+        counts(ax, "citizens", axis="x")
+        headroom(ax, [(r or {}).get(c, 0) for r in mine for c in ("only_a", "only_b", "in_both")], horizontal=True)
+        legend(ax, loc="lower right")
     end = pick(rows, scope="on it at the end")
     parts = [
         f"{r['list_id']} {r['only_a']} only in A / {r['only_b']} only in B" for r in end if r["only_a"] or r["only_b"]
@@ -285,7 +292,7 @@ def list_changes(pair: Pair) -> Figure:
         + (f"At the end {other} citizens are on other lists in B: " + "; ".join(parts) + "."
            if parts else "At the end both runs list the same people.")
     )  # fmt: skip
-    return Figure("list-changes", "Who changes list", caption, png(fig), [q, who])
+    return Figure("list-changes", "Who changes list", caption, png(fig), [q, who], drawing=fig)
 
 
 def rules_driving(pair: Pair) -> Figure:
@@ -294,16 +301,16 @@ def rules_driving(pair: Pair) -> Figure:
     rows = q.rows[:15]
     fig = canvas(11, 1.2 + 0.32 * max(3, len(rows)))
     ax = fig.subplots()
-    ax.barh(
-        range(len(rows)),
-        [r["difference"] for r in rows],
-        color=["#c0392b" if r["difference"] < 0 else "#27ae60" for r in rows],
-    )
+    for more, colour, label in ((True, "#27ae60", "more points in B"), (False, "#c0392b", "fewer points in B")):
+        mine = [(i, r) for i, r in enumerate(rows) if (r["difference"] >= 0) == more]
+        ax.barh([i for i, _ in mine], [r["difference"] for _, r in mine], color=colour, label=label)
     ax.set_yticks(range(len(rows)), [f"{r['rule_id']} ({r['citizens']} citizens)" for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="#1c2833", lw=0.8)
     ax.set_xlabel("points in B − points in A, summed over the citizens who change", fontsize=9)
-    if not rows:
+    if rows:
+        legend(ax, loc="lower right")
+    else:
         ax.text(0.5, 0.5, "no rule's points differ for anyone who changes", ha="center", transform=ax.transAxes)
     top = "; ".join(f"{r['rule_id']} {r['difference']:+,} points over {r['citizens']} citizens" for r in rows[:3])
     caption = (
@@ -313,7 +320,7 @@ def rules_driving(pair: Pair) -> Figure:
         + (f"Largest: {top}." if top else "")
         + " The numbers fold lists the 50 citizens who change most, with their rules."
     )
-    return Figure("rules", "Rules driving the difference", caption, png(fig), [q, who])
+    return Figure("rules", "Rules driving the difference", caption, png(fig), [q, who], drawing=fig)
 
 
 def decision_changes(pair: Pair) -> Figure:
@@ -340,8 +347,8 @@ def decision_changes(pair: Pair) -> Figure:
     headroom(ax, left, horizontal=True)
     ax.set_yticks(range(len(services)), services, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("service attempts", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
+    counts(ax, "attempts", axis="x")
+    legend(ax, loc="lower right")
     if not services:
         ax.text(0.5, 0.5, "neither run asked for a service", ha="center", transform=ax.transAxes)
     changed = sum(r["attempts"] for r in rows if r["outcome_a"] != r["outcome_b"])
@@ -351,7 +358,7 @@ def decision_changes(pair: Pair) -> Figure:
         "got another answer. An attempt made in one run only (two simulated runs whose citizens reacted "
         "differently) shows as 'not asked' on the other side."
     )
-    return Figure("decision-changes", "Decisions answered differently", caption, png(fig), [q])
+    return Figure("decision-changes", "Decisions answered differently", caption, png(fig), [q], drawing=fig)
 
 
 def over_time(pair: Pair) -> Figure:
@@ -376,7 +383,9 @@ def over_time(pair: Pair) -> Figure:
             )
     month_ticks(left, [f"{m:%Y-%m}" for m in months])
     left.set_title(f"% of citizens in grades {' or '.join(low)} (solid A, dashed B)", fontsize=10)
-    left.legend(fontsize=7)
+    left.set_ylim(0, max(1.0, left.get_ylim()[1]) * 1.3)  # from zero, with room for the legend
+    left.set_ylabel("% of citizens", fontsize=8)
+    legend(left, loc="upper left")
     pmonths = distinct(la.rows, "month")
     for k, list_id in enumerate(sorted(set(distinct(la.rows, "list_id")) | set(distinct(lb.rows, "list_id")))):
         for q, ls in ((la, "-"), (lb, "--")):
@@ -391,12 +400,14 @@ def over_time(pair: Pair) -> Figure:
             )
     month_ticks(right, [f"{m:%Y-%m}" for m in pmonths])
     right.set_title("citizens on each list at the month's end (solid A, dashed B)", fontsize=10)
-    right.legend(fontsize=6)
+    right.set_ylim(0, max(1.0, right.get_ylim()[1]) * 1.3)
+    counts(right, "citizens")
+    legend(right, loc="upper left", fontsize=6, ncols=2)
     caption = (
         "The two runs month by month: the share of each city in the lowest grades, and each list's size. Where the "
         "lines part, the rules differ in what they do to this population."
     )
-    return Figure("over-time", "The two runs over time", caption, png(fig), [ga, gb, la, lb])
+    return Figure("over-time", "The two runs over time", caption, png(fig), [ga, gb, la, lb], drawing=fig)
 
 
 def build(pair: Pair) -> Document:

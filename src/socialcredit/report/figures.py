@@ -16,6 +16,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import MaxNLocator
 
 from socialcredit.report.rundir import Query
 
@@ -42,6 +43,7 @@ class Figure:
     png: bytes
     queries: list[Query]
     limits: list[str] = field(default_factory=list)  # what the figure cannot show yet, and why
+    drawing: MplFigure | None = field(default=None, repr=False, compare=False)  # kept for tests and the SVG
 
     @property
     def main(self) -> Query:
@@ -70,11 +72,12 @@ def png(fig: MplFigure) -> bytes:
     return buf.getvalue()
 
 
-def grid(fig: MplFigure, n: int, cols: int = 3, sharey: bool = False) -> list[Axes]:
-    """`n` small multiples, row-major; spare cells are hidden."""
+def grid(fig: MplFigure, n: int, cols: int = 3, sharey: bool = False, sharex: bool = False) -> list[Axes]:
+    """`n` small multiples, row-major; spare cells are hidden. Panels that compare like with like (cities,
+    lists) share their axes, so equal heights mean equal numbers across panels."""
     cols = max(1, min(cols, n))
     rows = (n + cols - 1) // cols
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey)
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey, sharex=sharex)
     flat = [ax for row in axes for ax in row]
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -105,6 +108,25 @@ def headroom(ax: Axes, totals: Sequence[float], horizontal: bool = False) -> Non
         ax.set_ylim(0, top)
 
 
+# Axis labels that name a count: such an axis gets whole-number ticks only (a test reads them off every figure).
+COUNT_UNITS = ("citizens", "stays", "decisions", "children", "people", "ties", "attempts")
+
+
+def counts(ax: Axes, label: str, axis: str = "y") -> None:
+    """Label a count axis (its first word is the unit counted) and tick it at whole numbers only."""
+    assert label.split()[0] in COUNT_UNITS, label
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(MaxNLocator(integer=True))
+    target.set_label_text(label, fontsize=8)
+
+
+def legend(ax: Axes, **kw: Any) -> None:
+    """Every panel carries its own legend (a panel cut out of the picture must still say what its marks are)."""
+    kw.setdefault("fontsize", 7)
+    kw.setdefault("framealpha", 0.9)
+    ax.legend(**kw)
+
+
 def month_ticks(ax: Axes, labels: Sequence[str]) -> None:
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=45 if len(labels) > 8 else 0, fontsize=8)
@@ -116,9 +138,11 @@ __all__ = [
     "Figure",
     "Section",
     "canvas",
+    "counts",
     "distinct",
     "grid",
     "headroom",
+    "legend",
     "month_ticks",
     "pick",
     "png",

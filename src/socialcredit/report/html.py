@@ -9,7 +9,9 @@ so a reader (or a test) can compare them with the same query run on the store.
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +44,7 @@ class ShownTable:
     text: list[bool]  # left-aligned columns (text), the rest are numbers
     rows: list[list[str]]
     total: int
+    csv: str = ""  # every row as a CSV data URI, when the page prints only the first MAX_ROWS
 
 
 def cell(value: Any) -> str:
@@ -63,7 +66,14 @@ def _shown(table: Any) -> ShownTable:
     rows = table.slice(0, MAX_ROWS).to_pylist()
     columns = list(table.column_names)
     text = [not _numeric(str(t)) for t in table.schema.types]
-    return ShownTable(columns, text, [[cell(r[c]) for c in columns] for r in rows], table.num_rows)
+    shown = ShownTable(columns, text, [[cell(r[c]) for c in columns] for r in rows], table.num_rows)
+    if table.num_rows > MAX_ROWS:  # the page is not the place for thousands of rows, but none is withheld
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\n")
+        out.writerow(columns)
+        out.writerows([cell(r[c]) for c in columns] for r in table.to_pylist())
+        shown.csv = "data:text/csv;charset=utf-8;base64," + base64.b64encode(buf.getvalue().encode()).decode("ascii")
+    return shown
 
 
 def _numeric(type_name: str) -> bool:
@@ -80,8 +90,15 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render(doc: Document) -> str:
+def render(doc: Document, interactive: bool = False) -> str:
+    """The page; `interactive` swaps each PNG for its drawing as inline SVG with hover and zoom (one inline
+    script), for the reader who wants to explore; the default page has no script at all."""
     figures = [f for s in doc.sections for f in s.figures]
+    charts = {}
+    if interactive:
+        from socialcredit.report.interactive import chart
+
+        charts = {f.id: chart(f.drawing, f"fig-{f.id}") for f in figures if f.drawing is not None}
     return (
         environment()
         .get_template("report.html.j2")
@@ -91,6 +108,7 @@ def render(doc: Document) -> str:
             facts=doc.facts,
             sections=doc.sections,
             images={f.id: base64.b64encode(f.png).decode("ascii") for f in figures},
+            charts=charts,
             tables={f.id: [_shown(q.table) for q in f.queries] for f in figures},
             preamble=doc.preamble,
             check=doc.check,
@@ -100,11 +118,11 @@ def render(doc: Document) -> str:
     )
 
 
-def write(doc: Document, out: Path) -> list[Path]:
+def write(doc: Document, out: Path, interactive: bool = False) -> list[Path]:
     """Write the HTML to `out` and each figure to `<stem>-<figure id>.png` beside it; return every path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(doc), encoding="utf-8")
+    out.write_text(render(doc, interactive), encoding="utf-8")
     written = [out]
     for section in doc.sections:
         for f in section.figures:

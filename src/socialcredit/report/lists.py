@@ -7,6 +7,8 @@ whose end lies after the run's last assessment is counted as still on: the repor
 
 from __future__ import annotations
 
+import textwrap
+
 import pyarrow as pa
 
 from socialcredit.report.figures import (
@@ -14,13 +16,17 @@ from socialcredit.report.figures import (
     Figure,
     Section,
     canvas,
+    counts,
     distinct,
+    empty_note,
     grid,
     headroom,
+    legend,
     month_ticks,
     pick,
     png,
 )
+from socialcredit.report.interactive import hover
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
 
 LISTS_SQL = f"""WITH {MONTHS_CTE},
@@ -32,24 +38,39 @@ SELECT p.month, e.list_id, e.kind,
 FROM periods p CROSS JOIN list_entries e
 GROUP BY p.month, e.list_id, e.kind ORDER BY e.kind, e.list_id, p.month"""
 
-STAYS_CTE = """stays AS (  -- every blacklist stay begun by the run's end; one still running then is cut off there
-    SELECT list_id, cause, ckey, start, "end", coalesce("end" <= getvariable('as_of'), false) AS ended,
+STAYS_CTE = """stays AS (  -- every stay begun by the run's end; one still running then is censored there
+    SELECT list_id, kind, ckey, start, "end", coalesce("end" <= getvariable('as_of'), false) AS ended,
            date_diff('day', start, CASE WHEN "end" <= getvariable('as_of') THEN "end" ELSE getvariable('as_of') END)
                AS days
-    FROM list_entries WHERE kind = 'blacklist' AND start <= getvariable('as_of'))"""
+    FROM list_entries WHERE start <= getvariable('as_of'))"""
 
-STAY_SUMMARY_SQL = f"""WITH {STAYS_CTE}
-SELECT list_id, count(*) AS stays, count(*) FILTER (WHERE ended) AS ended,
-       count(*) FILTER (WHERE NOT ended) AS still_on, median(days) FILTER (WHERE ended) AS median_days_ended,
-       median(days) FILTER (WHERE NOT ended) AS median_days_so_far,
-       max(days) AS longest_days,
+# Kaplan–Meier, one curve per list, in SQL so the shown numbers can be re-run like every other: at each length
+# (whole days) at which a stay ended, the share still on is multiplied by (1 - ended / at risk); a stay still
+# running at as_of leaves the risk set at its length so far (censored) without ending. The 95% interval is
+# the log one (Greenwood's variance for log S, as R's survfit gives by default); it is left out once S is 0.
+KM_CTES = """times AS (SELECT list_id, kind, days, count(*) FILTER (WHERE ended) AS ended,
+                 count(*) FILTER (WHERE NOT ended) AS censored
+          FROM stays GROUP BY ALL),
+risk AS (SELECT *, sum(ended + censored) OVER (PARTITION BY list_id ORDER BY days DESC) AS at_risk FROM times),
+km AS (SELECT *, product(1 - ended / at_risk) OVER w AS s,
+              sum(ended / nullif(at_risk * (at_risk - ended), 0)) OVER w AS greenwood
+       FROM risk WINDOW w AS (PARTITION BY list_id ORDER BY days ROWS UNBOUNDED PRECEDING))"""
+
+SURVIVAL_SQL = f"""WITH {STAYS_CTE},
+{KM_CTES}
+SELECT list_id, kind, days, at_risk::BIGINT AS at_risk, ended, censored, round(s, 4) AS still_on,
+       CASE WHEN s > 0 THEN round(s * exp(-1.959964 * sqrt(greenwood)), 4) END AS ci_low,
+       CASE WHEN s > 0 THEN round(least(1, s * exp(1.959964 * sqrt(greenwood))), 4) END AS ci_high
+FROM km ORDER BY kind, list_id, days"""
+
+STAY_SUMMARY_SQL = f"""WITH {STAYS_CTE},
+{KM_CTES}
+SELECT list_id, any_value(kind) AS kind, count(*) AS stays, count(*) FILTER (WHERE ended) AS ended,
+       count(*) FILTER (WHERE NOT ended) AS still_on, max(days) AS longest_days,
+       (SELECT min(k.days) FROM km k WHERE k.list_id = stays.list_id AND k.s <= 0.5) AS median_days,
        median(date_diff('day', start, "end")) FILTER (WHERE NOT ended AND "end" IS NOT NULL) AS median_term_days_set,
        count(*) FILTER (WHERE "end" IS NULL) AS open_ended
-FROM stays GROUP BY list_id ORDER BY stays DESC, list_id"""
-
-STAY_HISTOGRAM_SQL = f"""WITH {STAYS_CTE}
-SELECT list_id, ended, (days // 7) * 7 AS days_from, count(*) AS stays
-FROM stays GROUP BY ALL ORDER BY list_id, ended, days_from"""
+FROM stays GROUP BY list_id ORDER BY kind, stays DESC, list_id"""
 
 EXITS_SQL = f"""WITH {MONTHS_CTE},
 {PERIODS_CTE},
@@ -111,29 +132,40 @@ def list_sizes(run: RunDir) -> Figure:
     months = distinct(rows, "month") or [run.first_month]
     lists = distinct(rows, "list_id")
     labels = [f"{m:%Y-%m}" for m in months]
-    fig = canvas(11, 3.6)
+    fig = canvas(11, 3.8)
     axes = grid(fig, 3, 3)
-    width = 0.8 / max(1, len(lists))
+    axes[2].sharey(axes[1])  # begun and ended are compared bar for bar
+    x = range(len(months))
+    begun, ended = [0] * len(months), [0] * len(months)
     for k, list_id in enumerate(lists):
         mine = pick(rows, list_id=list_id)
         colour = PALETTE[k % len(PALETTE)]
         axes[0].plot(
-            range(len(months)),
+            x,
             [r["on_list"] for r in mine],
             marker="os^vD"[k % 5],
             label=list_id,
             color=colour,
             ls=("-", "--", ":", "-.")[k % 4],
         )  # identical lists (one cause) stay visible
-        for ax, col in ((axes[1], "entries"), (axes[2], "exits")):
-            ax.bar(
-                [i - 0.4 + width * (k + 0.5) for i in range(len(months))], [r[col] for r in mine], width, color=colour
-            )
-    for ax, title in zip(axes, ("on the list at the month's end", "stays begun", "stays ended"), strict=True):
+        for ax, col, bottom in ((axes[1], "entries", begun), (axes[2], "exits", ended)):
+            hs = [r[col] for r in mine]
+            ax.bar(x, hs, 0.7, bottom=list(bottom), color=colour, label=list_id)
+            bottom[:] = [b + h for b, h in zip(bottom, hs, strict=True)]
+    headroom(axes[1], [*begun, *ended])
+    axes[0].set_ylim(0, max([1, *[r["on_list"] for r in rows]]) * 1.05)
+    for ax, title, unit in zip(
+        axes,
+        ("on the list at the month's end", "stays begun (stacked by list)", "stays ended (stacked by list)"),
+        ("citizens", "stays begun", "stays ended"),
+        strict=True,
+    ):
         ax.set_title(title, fontsize=10)
         month_ticks(ax, labels)
-    if lists:
-        axes[0].legend(fontsize=7, loc="upper left")
+        counts(ax, unit)
+        ax.tick_params(labelleft=True)
+        if lists:
+            legend(ax, loc="upper left", fontsize=6)
     last = months[-1]
     size = ", ".join(f"{r['list_id']} {r['on_list']}" for r in pick(rows, month=last))
     entries = sum(r["entries"] for r in rows)
@@ -145,49 +177,88 @@ def list_sizes(run: RunDir) -> Figure:
         f"{exits} ended."
     )
     limits = [] if rows else ["No list entries in this run: the picture is empty because nobody was listed."]
-    return Figure("lists", "List sizes, entries and exits per month", caption, png(fig), [q], limits)
+    return Figure("lists", "List sizes, entries and exits per month", caption, png(fig), [q], limits, drawing=fig)
 
 
-def time_on_blacklist(run: RunDir) -> Figure:
-    summary = run.query("blacklist stays per list: ended, still on, lengths in days", STAY_SUMMARY_SQL)
-    hist = run.query("blacklist stays by length (7-day bins), ended or still on", STAY_HISTOGRAM_SQL)
+def time_on_list(run: RunDir) -> Figure:
+    curves = run.query("share of stays still running by days on the list (Kaplan–Meier), per list", SURVIVAL_SQL)
+    summary = run.query("stays per list: ended, still on at the run's end (censored), median length", STAY_SUMMARY_SQL)
     lists = distinct(summary.rows, "list_id")
-    fig = canvas(11, 3.4)
-    axes = grid(fig, max(1, len(lists)), 3)
+    fig = canvas(11, 1.0 + 2.6 * max(1, (len(lists) + 2) // 3))
+    axes = grid(fig, max(1, len(lists)), 3, sharex=True, sharey=True)
     if not lists:
-        axes[0].text(0.5, 0.5, "nobody was blacklisted in this run", ha="center", transform=axes[0].transAxes)
-    for ax, list_id in zip(axes, lists, strict=False):
-        for done, colour, label in ((True, "#1b4f72", "ended"), (False, "#c0392b", "still on at the run's end")):
-            mine = pick(hist.rows, list_id=list_id, ended=done)
-            ax.bar(
-                [r["days_from"] + 3.5 for r in mine],
-                [r["stays"] for r in mine],
-                7,
-                alpha=0.7,
+        empty_note(axes[0], "nobody was put on a list in this run")
+    for k, (ax, list_id) in enumerate(zip(axes, lists, strict=False)):
+        mine = pick(curves.rows, list_id=list_id)
+        colour = PALETTE[k % len(PALETTE)]
+        days = [0, *[r["days"] for r in mine]]
+        (curve,) = ax.step(
+            days, [1.0, *[r["still_on"] for r in mine]], where="post", color=colour, label="still on the list"
+        )
+        hover(
+            curve,
+            [
+                "day 0: all stays running",
+                *[
+                    f"day {r['days']}: {r['still_on']:.1%} still on (95% {_share(r['ci_low'])}–{_share(r['ci_high'])});"
+                    f" at risk {r['at_risk']}, ended {r['ended']}, censored {r['censored']}"
+                    for r in mine
+                ],
+            ],
+        )
+        band = [r for r in mine if r["ci_low"] is not None]
+        if band:
+            ax.fill_between(
+                [0, *[r["days"] for r in band]],
+                [1.0, *[r["ci_low"] for r in band]],
+                [1.0, *[r["ci_high"] for r in band]],
+                step="post",
+                alpha=0.18,
                 color=colour,
-                label=label,
+                lw=0,
+                label="95% interval",
             )
-        ax.set_title(list_id, fontsize=10)
+        cut = [r for r in mine if r["censored"]]
+        ax.plot(
+            [r["days"] for r in cut],
+            [r["still_on"] for r in cut],
+            "|",
+            ms=9,
+            mew=1.2,
+            color="#1c2833",
+            label="still on at the run's end (censored)",
+        )
+        info = pick(summary.rows, list_id=list_id)[0]
+        ax.set_title(f"{list_id} ({info['kind']}, {info['stays']} stays)", fontsize=9)
+        ax.set_ylim(0, 1.05)
         ax.set_xlabel("days on the list", fontsize=8)
-        ax.set_ylabel("stays", fontsize=8)
-    if lists:
-        axes[0].legend(fontsize=7)
+        ax.set_ylabel("share of stays still running", fontsize=8)
+        ax.tick_params(labelbottom=True, labelleft=True, labelsize=8)
+        legend(ax, loc="lower left")
+    axes[0].set_xlim(0, max([1, *[r["longest_days"] for r in summary.rows]]) * 1.03)  # shared by every panel
     parts = []
     for r in summary.rows:
-        how = f"median {r['median_days_ended']:.0f} days among the {r['ended']} ended" if r["ended"] else "none ended"
+        median = (
+            f"half end within {r['median_days']} days"
+            if r["median_days"] is not None
+            else f"more than half still running (longest so far {r['longest_days']} days)"
+        )
         term = (
-            f"; {r['median_term_days_set']:.0f} days is the median term already set for those still on"
-            if r["median_term_days_set"] is not None
+            f", terms already set for those still on: median {r['median_term_days_set']:.0f} days"
+            if (r["median_term_days_set"] is not None)
             else ""
         )
-        parts.append(f"{r['list_id']}: {r['stays']} stays, {how}, {r['still_on']} still on{term}")
+        parts.append(
+            f"{r['list_id']}: {r['stays']} stays, {r['ended']} ended, {r['still_on']} still on, {median}{term}"
+        )
     caption = (
-        "How long blacklist stays last. A stay still running at the run's end is drawn at its length so far (a "
-        "lower bound), so in a short run the red bars mostly measure the run, not the sanction. "
-        + ("; ".join(parts) if parts else "Nobody was blacklisted in this run.")
-        + "."
+        "How long stays on each list last, as survival curves (Kaplan–Meier): the share of stays still running after "
+        "so many days. A stay still running at the run's end is censored — a tick mark at its length so far: it "
+        "counts as running up to there and drops out of the curve after, instead of being drawn as if it had ended. "
+        "Shaded: the 95% interval (log, Greenwood). Fixed terms (a 30-day screen, a 180-day rail ban) show as a "
+        "drop to zero at the term. " + ("; ".join(parts) if parts else "Nobody was listed in this run.") + "."
     )
-    return Figure("blacklist-time", "Time on the blacklist", caption, png(fig), [summary, hist])
+    return Figure("time-on-list", "Time on a list", caption, png(fig), [curves, summary], drawing=fig)
 
 
 def blacklist_exits(run: RunDir) -> Figure:
@@ -201,7 +272,7 @@ def blacklist_exits(run: RunDir) -> Figure:
         queries.append(cases)
     months = run.period_months()
     routes = distinct(rows, "route")
-    fig = canvas(11, 3.6)
+    fig = canvas(11, 3.8)
     left, right = grid(fig, 2, 2)
     bottom = [0] * len(months)
     for k, route in enumerate(routes):
@@ -210,19 +281,28 @@ def blacklist_exits(run: RunDir) -> Figure:
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     headroom(left, bottom)
     month_ticks(left, [f"{m:%Y-%m}" for m in months])
-    left.set_title("blacklist stays ended per month", fontsize=10)
+    counts(left, "stays ended")
+    left.set_title("blacklist stays ended per month, by the way out", fontsize=10)
     if routes:
-        left.legend(fontsize=7, loc="upper left")
+        legend(left, loc="upper left")
+    else:
+        empty_note(left, "no blacklist stay ended in this run")
     pairs = [(lst, route) for lst in distinct(rows, "list_id") for route in routes]
-    totals = [
-        (f"{lst}\n{route}", sum(r["exits"] for r in pick(rows, list_id=lst, route=route))) for lst, route in pairs
-    ]
-    totals = [t for t in totals if t[1]]
-    right.barh([t[0] for t in totals], [t[1] for t in totals], color="#566573")
-    right.tick_params(axis="y", labelsize=7)
+    totals = [(lst, route, sum(r["exits"] for r in pick(rows, list_id=lst, route=route))) for lst, route in pairs]
+    totals = [t for t in totals if t[2]]
+    for k, route in enumerate(routes):
+        mine = [(i, t) for i, t in enumerate(totals) if t[1] == route]
+        right.barh([i for i, _ in mine], [t[2] for _, t in mine], color=PALETTE[k % len(PALETTE)], label=route)
+    right.set_yticks(range(len(totals)))
+    right.set_yticklabels([t[0] for t in totals], fontsize=7)
+    right.invert_yaxis()
     right.set_title("ended stays over the run, by list and way out", fontsize=10)
-    if not totals:
-        right.text(0.5, 0.5, "no blacklist stay ended in this run", ha="center", transform=right.transAxes)
+    if totals:
+        counts(right, "stays ended over the run", axis="x")
+        headroom(right, [t[2] for t in totals], horizontal=True)
+        legend(right, loc="lower right")
+    else:
+        empty_note(right, "no blacklist stay ended in this run")
     by_route = {route: sum(r["exits"] for r in pick(rows, route=route)) for route in routes}
     n_retracted = retracted.rows[0]["retracted_records"]
     caption = (
@@ -249,7 +329,7 @@ def blacklist_exits(run: RunDir) -> Figure:
             f"{repaired}."
         )
         limits = []
-    return Figure("blacklist-exits", "How people leave the blacklist", caption, png(fig), queries, limits)
+    return Figure("blacklist-exits", "How people leave the blacklist", caption, png(fig), queries, limits, drawing=fig)
 
 
 def memory_rules(run: RunDir) -> pa.Table:
@@ -279,9 +359,10 @@ def once_untrustworthy(run: RunDir) -> Figure:
     )
     rows = sorted(q.rows, key=lambda r: HISTORY_ORDER.index(r["history"]) if r["history"] in HISTORY_ORDER else 9)
     groups = [r["history"] for r in rows]
-    fig = canvas(11, 3.2)
+    fig = canvas(11, 3.4)
     axes = grid(fig, 4, 4)
     colours = ["#7fb3d5", "#d68910", "#c0392b"][: len(groups)]
+    names = [f"{g} ({r['citizens']:,})" for g, r in zip(groups, rows, strict=True)]
     for ax, (col, title) in zip(
         axes,
         (
@@ -292,15 +373,16 @@ def once_untrustworthy(run: RunDir) -> Figure:
         ),
         strict=True,
     ):
-        ax.bar(range(len(groups)), [r[col] or 0 for r in rows], color=colours)
+        values = [r[col] or 0 for r in rows]
+        bars = ax.bar(range(len(groups)), values, color=colours)
+        for bar, name in zip(bars, names, strict=True):
+            bar.set_label(name)
+        ax.bar_label(bars, [f"{v:g}" for v in values], fontsize=7, padding=2)
         ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels([g.replace(", ", ",\n") for g in groups], fontsize=7)
+        ax.set_xticklabels([textwrap.fill(g, 14) for g in groups], fontsize=7)
         ax.set_title(title, fontsize=9)
-        if col != "mean_score":
-            ax.set_ylim(0, max([1.0, *[(r[col] or 0) * 1.15 for r in rows]]))
-    if any(r["mean_score"] for r in rows):
-        lo = min(r["mean_score"] for r in rows if r["mean_score"] is not None)
-        axes[0].set_ylim(max(0, lo - 100), None)
+        ax.set_ylim(0, max([1.0, *values]) * 1.6)  # bars start at zero; room for the labels and the legend
+        legend(ax, loc="upper left", fontsize=6, title="citizens", title_fontsize=6)
     remembered = ", ".join(sorted({f"{r['after_list']} → {r['measures']}" for r in rules.to_pylist()}))
     text = "; ".join(
         f"{r['history']}: {r['citizens']} citizens, mean score {r['mean_score']}, {r['whitelisted_pct']}% whitelisted,"
@@ -316,7 +398,11 @@ def once_untrustworthy(run: RunDir) -> Figure:
         + text
         + "."
     )
-    return Figure("memory", "Once untrustworthy, always restricted", caption, png(fig), [q, inputs])
+    return Figure("memory", "Once untrustworthy, always restricted", caption, png(fig), [q, inputs], drawing=fig)
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
 
 
 def _pct(value: float | None) -> str:
@@ -328,8 +414,8 @@ def section(run: RunDir) -> Section:
         "lists",
         "Lists",
         "Who is put on the whitelist and the blacklists, for how long, how they get off, and what stays with them.",
-        [list_sizes(run), time_on_blacklist(run), blacklist_exits(run), once_untrustworthy(run)],
+        [list_sizes(run), time_on_list(run), blacklist_exits(run), once_untrustworthy(run)],
     )
 
 
-__all__ = ["EXITS_SQL", "LISTS_SQL", "MEMORY_SQL", "STAY_SUMMARY_SQL", "section"]
+__all__ = ["EXITS_SQL", "LISTS_SQL", "MEMORY_SQL", "STAY_SUMMARY_SQL", "SURVIVAL_SQL", "section", "time_on_list"]

@@ -1,57 +1,15 @@
-"""Who is affected: outcomes by age, sex, income and district, and the network effect of the association rule.
+"""Who is affected: who is listed group by group (`disparity`), and the network effect of the association rule.
 
-Disparities are rates per group divided by the whole population's rate (1.0 = as often as everyone),
-computed in one GROUPING SETS query so every group is measured the same way. The network figure puts a
-citizen's score beside the share of their contacts who are blacklisted at each month's end; people who
-are themselves blacklisted are left out, so what remains is the penalty for the company one keeps.
+The network figure puts a citizen's score beside the share of their contacts who are blacklisted at each
+month's end; people who are themselves blacklisted are left out, so what remains is the penalty for the
+company one keeps.
 """
 
 from __future__ import annotations
 
-from socialcredit.report.figures import PALETTE, Figure, Section, canvas, grid, month_ticks, pick, png
+from socialcredit.report.disparity import disparity
+from socialcredit.report.figures import PALETTE, Figure, Section, canvas, counts, grid, legend, month_ticks, png
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
-
-DIMENSIONS = ("age group", "sex", "income decile", "district")
-
-DISPARITY_SQL = """WITH
-person AS (
-    SELECT c.ckey, datesub('year', c.birth_date, (getvariable('as_of') + INTERVAL 8 HOUR)::DATE) AS age, c.sex,
-           coalesce('decile ' || lpad(p.income_decile::VARCHAR, 2, '0'), 'none (minors)') AS income,
-           substr(c.citizen_id, 1, 6) || ' ' || c.city AS district
-    FROM citizens c LEFT JOIN citizen_profiles p USING (ckey)),
-black AS (SELECT ckey, bool_or("end" IS NULL OR "end" > getvariable('as_of')) AS now FROM list_entries
-          WHERE kind = 'blacklist' AND start <= getvariable('as_of') GROUP BY ckey),
-white AS (SELECT DISTINCT ckey FROM list_entries WHERE kind = 'whitelist' AND start <= getvariable('as_of')
-          AND ("end" IS NULL OR "end" > getvariable('as_of'))),
-last AS (SELECT ckey, arg_max(score, assessed_at) AS score FROM score_log
-         WHERE assessed_at <= getvariable('as_of') GROUP BY ckey),
-asks AS (SELECT ckey, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'deny') AS denied
-         FROM decisions WHERE asked_at <= getvariable('as_of') GROUP BY ckey),
-per AS (
-    SELECT CASE WHEN age < 18 THEN '00–17' WHEN age < 30 THEN '18–29' WHEN age < 45 THEN '30–44'
-                WHEN age < 60 THEN '45–59' ELSE '60+' END AS age_group,
-           sex, income, district, b.ckey IS NOT NULL AS ever_black, coalesce(b.now, false) AS black_now,
-           w.ckey IS NOT NULL AS white_now, l.score, coalesce(a.attempts, 0) AS attempts,
-           coalesce(a.denied, 0) AS denied
-    FROM person LEFT JOIN black b USING (ckey) LEFT JOIN white w USING (ckey) LEFT JOIN last l USING (ckey)
-    LEFT JOIN asks a USING (ckey)),
-groups AS (
-    SELECT CASE WHEN grouping(age_group) = 0 THEN 'age group' WHEN grouping(sex) = 0 THEN 'sex'
-                WHEN grouping(income) = 0 THEN 'income decile' WHEN grouping(district) = 0 THEN 'district'
-                ELSE 'everyone' END AS dimension,
-           coalesce(age_group, sex, income, district, 'all') AS grp,
-           count(*) AS citizens,
-           round(100.0 * count(*) FILTER (WHERE ever_black) / count(*), 2) AS ever_blacklisted_pct,
-           round(100.0 * count(*) FILTER (WHERE black_now) / count(*), 2) AS blacklisted_now_pct,
-           round(100.0 * count(*) FILTER (WHERE white_now) / count(*), 2) AS whitelisted_pct,
-           round(avg(score), 1) AS mean_score,
-           sum(attempts)::BIGINT AS attempts, sum(denied)::BIGINT AS denied,
-           round(100.0 * sum(denied) / nullif(sum(attempts), 0), 2) AS denied_pct
-    FROM per GROUP BY GROUPING SETS ((age_group), (sex), (income), (district), ()))
-SELECT g.*, round(g.ever_blacklisted_pct / nullif(e.ever_blacklisted_pct, 0), 2) AS blacklisted_ratio,
-       round(g.denied_pct / nullif(e.denied_pct, 0), 2) AS denied_ratio
-FROM groups g CROSS JOIN (SELECT * FROM groups WHERE dimension = 'everyone') e
-ORDER BY g.dimension = 'everyone' DESC, g.dimension, g.grp"""
 
 SHARE_CTE = f"""{MONTHS_CTE},
 {PERIODS_CTE},
@@ -93,58 +51,6 @@ CONTACT_CHANGES_SQL = """SELECT month, count(*) FILTER (WHERE change = 'drop') A
 FROM contact_changes GROUP BY month ORDER BY month"""
 
 
-def disparity(run: RunDir) -> Figure:
-    q = run.query("outcomes by age group, sex, income decile and district, with ratios to everyone", DISPARITY_SQL)
-    rows = q.rows
-    everyone = next((r for r in rows if r["dimension"] == "everyone"), None)
-    fig = canvas(11, 6.5)
-    axes = grid(fig, 4, 2)
-    for ax, dim in zip(axes, DIMENSIONS, strict=True):
-        mine = pick(rows, dimension=dim)
-        ys = range(len(mine))
-        ax.barh(
-            [y + 0.2 for y in ys],
-            [r["ever_blacklisted_pct"] for r in mine],
-            0.4,
-            color="#c0392b",
-            label="ever blacklisted %",
-        )
-        ax.barh(
-            [y - 0.2 for y in ys], [r["denied_pct"] or 0 for r in mine], 0.4, color="#2e86c1", label="attempts denied %"
-        )
-        ax.set_yticks(list(ys))
-        ax.set_yticklabels([r["grp"] for r in mine], fontsize=7)
-        ax.invert_yaxis()
-        if everyone:
-            ax.axvline(everyone["ever_blacklisted_pct"], color="#c0392b", ls="--", lw=0.8)
-        ax.set_title(dim, fontsize=10)
-    axes[0].legend(fontsize=7, loc="lower right")
-    spreads = []
-    for dim in DIMENSIONS:
-        ratios = [(r["blacklisted_ratio"], r["grp"]) for r in pick(rows, dimension=dim) if r["blacklisted_ratio"]]
-        if ratios:
-            hi, lo = max(ratios), min(ratios)
-            spreads.append(f"{dim}: {hi[1]} {hi[0]:.2f}× vs {lo[1]} {lo[0]:.2f}×")
-    head = (
-        (
-            f"Of all {everyone['citizens']} citizens {everyone['ever_blacklisted_pct']}% were blacklisted at some "
-            f"point and {everyone['denied_pct'] or 0}% of service attempts were denied. "
-        )
-        if everyone
-        else ""
-    )
-    caption = (
-        "Who is affected, group by group, at the run's end: the share ever blacklisted and the share of service "
-        "attempts denied; the table gives each rate and its ratio to the whole population's (1.00 = as often as "
-        "everyone; dashed line = everyone's blacklisting rate). Income is the simulated income decile (adults "
-        "only); district is the resident ID's region code, which the simulator gives one per city, so district "
-        "equals city here. "
-        + head
-        + ("Highest vs lowest blacklisting ratio — " + "; ".join(spreads) + "." if spreads else "")
-    )
-    return Figure("disparity", "Who is affected: disparity by age, sex, income and district", caption, png(fig), [q])
-
-
 def network(run: RunDir) -> Figure:
     binned = run.query(
         "score by share of blacklisted contacts (citizens not blacklisted themselves), all months", NETWORK_SQL
@@ -169,11 +75,14 @@ def network(run: RunDir) -> Figure:
         s=[6 + 4 * r["citizens"] for r in pts],
         alpha=0.5,
         color="#1b4f72",
+        label="citizens (area ∝ how many)",
     )
     axes[0].set_xlabel("share of contacts on a blacklist", fontsize=8)
     axes[0].set_ylabel("score", fontsize=8)
     axes[0].set_title("last month's end (share > 0)", fontsize=9)
-    if not pts:
+    if pts:
+        legend(axes[0], loc="lower left")
+    else:
         axes[0].text(0.5, 0.5, "nobody had a blacklisted contact", ha="center", transform=axes[0].transAxes)
     b = binned.rows
     axes[1].errorbar(
@@ -183,7 +92,11 @@ def network(run: RunDir) -> Figure:
         fmt="o",
         capsize=4,
         color="#c0392b",
+        label="median score, 10th–90th percentile",
     )
+    axes[1].set_xlabel("share of contacts on a blacklist", fontsize=8)
+    if b:
+        legend(axes[1], loc="lower left")
     axes[1].set_xticks(range(len(b)))
     axes[1].set_xticklabels([r["listed_contacts_share"][2:] for r in b], fontsize=7)
     axes[1].set_title("median score (bars: 10th–90th pct), all months", fontsize=9)
@@ -209,9 +122,11 @@ def network(run: RunDir) -> Figure:
             color=PALETTE[5],
             label="contact ties dropped",
         )
-    axes[2].legend(fontsize=7)
+    axes[2].set_ylim(0, max([1, *[r["with_listed_contact"] for r in e]]) * 1.3)
+    legend(axes[2], loc="upper left")
     axes[2].set_title("exposure to the association rule per month", fontsize=9)
     month_ticks(axes[2], labels)
+    counts(axes[2], "citizens")
     gap = ""
     none = next((r for r in b if r["listed_contacts_share"].startswith("0")), None)
     most = b[-1] if b else None
@@ -241,7 +156,9 @@ def network(run: RunDir) -> Figure:
         "their contacts on a blacklist at each month's end, leaving out people blacklisted themselves, so the gap "
         "is the penalty for one's company." + gap + graph
     )
-    return Figure("network", "The network effect of the association rule", caption, png(fig), queries, limits)
+    return Figure(
+        "network", "The network effect of the association rule", caption, png(fig), queries, limits, drawing=fig
+    )
 
 
 def section(run: RunDir) -> Section:
@@ -253,4 +170,4 @@ def section(run: RunDir) -> Section:
     )
 
 
-__all__ = ["DISPARITY_SQL", "EXPOSURE_SQL", "NETWORK_SQL", "disparity", "network", "section"]
+__all__ = ["EXPOSURE_SQL", "NETWORK_SQL", "network", "section"]

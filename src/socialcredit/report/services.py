@@ -20,9 +20,12 @@ from socialcredit.report.figures import (
     Figure,
     Section,
     canvas,
+    counts,
     distinct,
+    empty_note,
     grid,
     headroom,
+    legend,
     month_ticks,
     pick,
     png,
@@ -81,7 +84,7 @@ def decisions_over_time(run: RunDir) -> Figure:
     fig = canvas(11, 3.0 * max(1, (len(services) + 2) // 3))
     axes = grid(fig, max(1, len(services)), 3)
     if not services:
-        axes[0].text(0.5, 0.5, "no service was asked for in this run", ha="center", transform=axes[0].transAxes)
+        empty_note(axes[0], "no service was asked for in this run")
     for ax, service in zip(axes, services, strict=False):
         bottom = [0] * len(months)
         for outcome in outcomes:
@@ -92,9 +95,9 @@ def decisions_over_time(run: RunDir) -> Figure:
             bottom = [b + h for b, h in zip(bottom, hs, strict=True)]
         headroom(ax, bottom)
         month_ticks(ax, [f"{m:%Y-%m}" for m in months])
+        counts(ax, "decisions")
         ax.set_title(service, fontsize=10)
-    if services:
-        axes[0].legend(fontsize=7, loc="upper left")
+        legend(ax, loc="upper left", ncols=min(4, len(outcomes)), fontsize=6)
     parts = []
     for service in services:
         total = sum(r["decisions"] for r in pick(rows, service=service))
@@ -109,7 +112,9 @@ def decisions_over_time(run: RunDir) -> Figure:
         + ("; ".join(parts) + ". " if parts else "")
         + (f"Most frequent reasons: {why}." if why else "No decision other than allow.")
     )
-    return Figure("decisions", "Decisions by service and outcome over time", caption, png(fig), [q, binding])
+    return Figure(
+        "decisions", "Decisions by service and outcome over time", caption, png(fig), [q, binding], drawing=fig
+    )
 
 
 def reaching_table(run: RunDir) -> pa.Table:
@@ -165,7 +170,9 @@ def children_reached(run: RunDir) -> Figure:
     left.plot(range(len(months)), [r["children"] for r in rows], marker="o", label="all ages", color="#c0392b")
     left.plot(range(len(months)), [r["under_18"] for r in rows], marker="s", label="under 18", color="#d68910")
     left.set_title("children reached by a parent's measure (month's end)", fontsize=10)
-    left.legend(fontsize=8)
+    left.set_ylim(0, max([1, *[r["children"] for r in rows]]) * 1.1)
+    counts(left, "citizens reached")
+    legend(left, loc="upper left")
     month_ticks(left, [f"{m:%Y-%m}" for m in months])
     bmonths = run.period_months()
     services = distinct(bound.rows, "service")
@@ -180,9 +187,11 @@ def children_reached(run: RunDir) -> Figure:
     right.set_title("decisions bound by a parent's measure", fontsize=10)
     month_ticks(right, [f"{m:%Y-%m}" for m in bmonths])
     if services:
-        right.legend(fontsize=8)
+        counts(right, "decisions")
+        headroom(right, [sum(r["decisions"] for r in pick(bound.rows, month=m)) for m in bmonths])
+        legend(right, loc="upper left")
     else:
-        right.text(0.5, 0.5, "no decision was bound by a parent's measure", ha="center", transform=right.transAxes)
+        empty_note(right, "no decision was bound by a parent's measure")
     measures = ", ".join(sorted({r["measure"] for r in reaching.to_pylist()})) or "none"
     last = rows[-1] if rows else {"children": 0, "under_18": 0, "month": run.first_month}
     denied = sum(r["decisions"] for r in bound.rows if r["outcome"] == "deny")
@@ -192,7 +201,9 @@ def children_reached(run: RunDir) -> Figure:
         f"them under 18 — and the decisions they decided ({denied} denials over the run). As in the decision path, a "
         f"grown child is reached too."
     )
-    return Figure("children", "Children reached by their parents' measures", caption, png(fig), [q, bound, inputs])
+    return Figure(
+        "children", "Children reached by their parents' measures", caption, png(fig), [q, bound, inputs], drawing=fig
+    )
 
 
 def section(run: RunDir) -> Section:

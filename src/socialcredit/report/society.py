@@ -39,6 +39,11 @@ def facts(run: RunDir) -> tuple[Query, list[tuple[str, str]]]:
     ]
     if meta.get("replay_of"):
         shown.insert(1, ("replay of", f"{meta['replay_of']} under {meta.get('rulebook')}"))
+    district = run.scenario.get("district")
+    if isinstance(district, dict) and {"index", "of"} <= set(district):
+        # a partition of a partitioned run: its citizens are one district of the city, and every figure says so
+        shown.insert(2, ("district", f"{int(district['index']) + 1} of {district['of']} of {row['cities']}: "
+                                     "this report covers that district alone"))  # fmt: skip
     return q, shown
 
 
@@ -61,11 +66,13 @@ def build(run: RunDir) -> Document:
     )
 
 
-def report(run_dir: Path, out: Path | None = None) -> list[Path]:
-    """Build the report of `run_dir` into `out` (default RUN_DIR/report.html); return the files written."""
+def report(run_dir: Path, out: Path | None = None, interactive: bool = False) -> list[Path]:
+    """Build the report of `run_dir` into `out` (default RUN_DIR/report.html, or report-interactive.html with
+    hover and zoom); return the files written."""
     with RunDir.open(run_dir) as run:
         doc = build(run)
-    return write(doc, out or Path(run_dir) / "report.html")
+    default = "report-interactive.html" if interactive else "report.html"
+    return write(doc, out or Path(run_dir) / default, interactive)
 
 
 __all__ = ["FACTS_SQL", "build", "facts", "report"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-from socialcredit.report.figures import Figure, Section, canvas, distinct, grid, month_ticks, pick, png
+from socialcredit.report.figures import Figure, Section, canvas, distinct, grid, legend, month_ticks, pick, png
+from socialcredit.report.interactive import hover_at
 from socialcredit.report.rundir import MONTHS_CTE, RunDir
 
 STANDING_CTE = """standing AS (  -- each citizen at each assessment: the last score change logged at or before it
@@ -52,7 +53,7 @@ def score_distribution(run: RunDir) -> Figure:
     cities = distinct(rows, "city")
     months = distinct(rows, "month")
     fig = canvas(11, 1.2 + 0.45 * len(months) * math.ceil(len(cities) / 3))
-    for ax, city in zip(grid(fig, len(cities), 3, sharey=True), cities, strict=True):
+    for ax, city in zip(grid(fig, len(cities), 3, sharey=True, sharex=True), cities, strict=True):
         mine = pick(bins, city=city)
         peak = max((r["citizens"] for r in mine), default=1)
         for k, month in enumerate(months):
@@ -61,13 +62,31 @@ def score_distribution(run: RunDir) -> Figure:
             hs = [0.9 * math.log1p(r["citizens"]) / math.log1p(peak) for r in ridge]
             base = len(months) - 1 - k
             ax.fill_between(
-                xs, base, [base + h for h in hs], step="mid", alpha=0.75, color="#2e86c1", lw=0.6, edgecolor="#1b4f72"
+                xs,
+                base,
+                [base + h for h in hs],
+                step="mid",
+                alpha=0.75,
+                color="#2e86c1",
+                lw=0.6,
+                edgecolor="#1b4f72",
+                label="citizens per 10-point bin" if k == 0 else None,
             )
+        for k, r in enumerate(pick(rows, city=city)):
+            if r["median"] is not None:
+                hover_at(
+                    ax,
+                    r["median"],
+                    len(months) - 1 - k,
+                    f"{r['month']:%Y-%m-%d}: median {r['median']} (5th–95th percentile {r['p5']}–{r['p95']}, "
+                    f"lowest {r['min']}, highest {r['max']}); {r['assessed']:,} assessed",
+                )
         ax.set_yticks(range(len(months)))
         ax.set_yticklabels([f"{m:%Y-%m}" for m in reversed(months)], fontsize=8)
         ax.set_title(city, fontsize=10)
         ax.set_xlabel("score (10-point bins; height ∝ log(1 + citizens))", fontsize=8)
-        ax.tick_params(axis="x", labelsize=8)
+        ax.tick_params(axis="x", labelsize=8, labelbottom=True)
+        legend(ax, loc="upper left")
     last = months[-1]
     summary = "; ".join(
         f"{r['city']} median {r['median']} (5th–95th percentile {r['p5']}–{r['p95']}, lowest {r['min']})"
@@ -78,7 +97,7 @@ def score_distribution(run: RunDir) -> Figure:
         f"starting point, before any record counted). Heights are on a log scale, so the few people far from the "
         f"base score stay visible next to the many at it. At the last assessment ({last:%Y-%m-%d}): {summary}."
     ) + (GRAPH_NOTE if run.has_table("contact_changes") else "")
-    return Figure("scores", "Score distribution per city over time", caption, png(fig), [quant, hist])
+    return Figure("scores", "Score distribution per city over time", caption, png(fig), [quant, hist], drawing=fig)
 
 
 def grade_shares(run: RunDir) -> Figure:
@@ -90,18 +109,25 @@ def grade_shares(run: RunDir) -> Figure:
     grades = [g for g in order if any(r["grade"] == g for r in rows)]
     grades += [g for g in distinct(rows, "grade") if g not in grades]
     fig = canvas(11, 3.4 * math.ceil(len(cities) / 3))
-    axes = grid(fig, len(cities), 3, sharey=True)
+    axes = grid(fig, len(cities), 3, sharey=True, sharex=True)
     for ax, city in zip(axes, cities, strict=True):
         stack = [
             [next((r["pct"] for r in pick(rows, city=city, month=m, grade=g)), 0.0) for m in months] for g in grades
         ]
         colours = [GRADE_COLOURS[order.index(g)] if g in order else GRADE_COLOURS[-1] for g in grades]
         ax.stackplot(range(len(months)), stack, labels=grades, colors=colours, alpha=0.9)
+        for i, month in enumerate(months):
+            below = 0.0
+            for g, layer in zip(grades, stack, strict=True):
+                if layer[i]:
+                    hover_at(ax, i, below + layer[i] / 2, f"{month:%Y-%m-%d}: {g} {layer[i]:.2f}% of citizens")
+                below += layer[i]
         month_ticks(ax, [f"{m:%Y-%m}" for m in months])
         ax.set_ylim(0, 100)
         ax.set_title(city, fontsize=10)
         ax.set_ylabel("% of citizens", fontsize=8)
-    axes[-1].legend(loc="lower left", fontsize=8, ncols=2, framealpha=0.9)
+        ax.tick_params(axis="x", labelbottom=True)
+        legend(ax, loc="center left", ncols=3)  # the thin best and worst grades lie at the edges
     last = months[-1]
     parts = []
     for city in cities:
@@ -113,7 +139,7 @@ def grade_shares(run: RunDir) -> Figure:
         f"Share of each city's citizens holding each grade at every monthly assessment, best grade on top. "
         f"At {last:%Y-%m-%d}: " + "; ".join(parts) + "."
     ) + (GRAPH_NOTE if run.has_table("contact_changes") else "")
-    return Figure("grades", "Grade shares over time", caption, png(fig), [q])
+    return Figure("grades", "Grade shares over time", caption, png(fig), [q], drawing=fig)
 
 
 def section(run: RunDir) -> Section:
