@@ -16,7 +16,7 @@ from rich.text import Text
 
 from socialcredit import decisions, text
 from socialcredit.catalog import default_catalog
-from socialcredit.clock import to_utc
+from socialcredit.clock import stored, to_utc
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_layers
 from socialcredit.rulebook import diff as rulebook_diff_of
@@ -81,9 +81,9 @@ def parse_time(text: str | None, option: str = "--as-of") -> dt.datetime | None:
     except ValueError:
         fail(f"{text!r} is not a time (use ISO 8601, e.g. 2020-01-31 or 2020-01-31T12:00+08:00)")
         raise
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    return to_utc(t, option)  # the bounds are the core's (socialcredit.clock); year 1 is refused, not an OverflowError
+    # without an offset: CST, by the library's own rule (socialcredit.clock.to_utc), so the CLI and the library
+    # answer the same time; the bounds are the core's too (year 1 is refused, not an OverflowError)
+    return stored(to_utc(t, option))
 
 
 _opened: list[Store] = []  # the stores the running command opened; `guarded` closes them when it returns
@@ -244,7 +244,7 @@ def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     if json_out:
         emit(st.to_json())
         return
-    out.print(Text.assemble((st.name, "bold"), f" {st.citizen_id} · {st.city} · as of {_cst(st.as_of)}"))
+    out.print(Text.assemble((st.name, "bold"), f" {st.citizen_id} · {st.city} · {when(st.as_of, st.clock)}"))
     out.print(Text.assemble("score ", (str(st.score), "bold"), " grade ", (str(st.grade), "bold"),
                             f" under {st.rulebook_version}"))  # fmt: skip
     t = Table("list", "kind", "since", "until", "cause", title="list entries")
@@ -265,17 +265,28 @@ def show(table: Table) -> None:
         out.print(f"{table.title}: none")
 
 
+def when(t: dt.datetime, clock: str) -> str:
+    """Which time an answer is for, and whose clock that is: `as of 2025-12-31 24:00 CST (the store's clock: its
+    last engine run …)` — a question without --as-of is answered at the store's clock, never the wall clock."""
+    return f"as of {_cst(t)} CST ({decisions.CLOCKS.get(clock, clock)})"
+
+
 def _cst(t: dt.datetime | None) -> str:
     if t is None:
         return "—"
     return t.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
 
 
+def _utc(iso: str) -> dt.datetime:
+    """An ISO UTC time from the JSON explanation ("…Z") as the naive UTC the store keeps."""
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
 def _cst_day(iso: str | None) -> str:
     """An ISO UTC time from the JSON explanation as its CST calendar day."""
     if iso is None:
         return "never"
-    return _cst(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None))[:10]
+    return _cst(_utc(iso))[:10]
 
 
 def _cause(e: dict[str, Any]) -> str:
@@ -296,7 +307,8 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
         emit(x)
         return
     s = x["score"]
-    out.print(Text.assemble((x["name"], "bold"), f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']}"))
+    out.print(Text.assemble((x["name"], "bold"), f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']} · "
+                            f"{when(_utc(x['as_of']), x['clock'])}"))
     out.print(
         f"score {s['value']} = clamp(base {s['base']} + {s['sum_of_entries']} from the entries below, "
         f"{s['scale'][0] if s['scale'] else '?'}…{s['scale'][1] if s['scale'] else '?'}) → grade {s['grade']}"
@@ -339,12 +351,13 @@ def capped(cap: dict[str, Any], points: int) -> str:
 def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """Ask for an automated decision: may this citizen use this service?"""
     store = open_store(db)
-    d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"))
+    d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"), record=True)  # a provider's question
     if json_out:
         emit(d.to_json())
         return
     colour = {"deny": "red", "allow": "green"}.get(d.outcome, "yellow")
     out.print(Text.assemble((d.outcome.upper(), colour), f" {service} for {citizen_id}: {d.public_reason}"))
+    out.print(f"  {when(d.at, d.clock)}; rulebook {d.rulebook_version or 'none'}")
     for r in d.reasons:
         out.print(f"  · {r['measure']} ({r['effect']}) via {r['via']} since {_cst(r['since'])}")
 
