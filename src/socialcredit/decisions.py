@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from socialcredit.catalog import Catalog, Measure
-from socialcredit.clock import bounded, stored
+from socialcredit.clock import bounded, shown, stored
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
 from socialcredit.rulebook import Rulebook, add_duration
@@ -118,6 +118,10 @@ def ensure_fresh(store: Store, at: dt.datetime) -> None:
     — and a replay reruns under its own pin, so it stays a replay until someone scores unpinned.
     """
     last, changed, pin = run_state(store)
+    if store.read_only and (last is None or changed or at >= answers_until(store, last)):
+        raise LocatedError(f"{store.path}: opened read-only, and its last engine run "
+                           f"({'none' if last is None else shown(last)}) does not answer for {shown(at)}; ask "
+                           "without a time (the store's clock), or open it writable so the engine can run")
     if last is None:
         Engine(store).run(as_of=stored(at))
     elif changed or at >= answers_until(store, last):

@@ -169,12 +169,25 @@ _RULEBOOK_CACHE: dict[tuple, RulebookSet] = {}  # parsing 1,000-rule rulebooks i
 class Store:
     """The single owner of the DuckDB connection; readers go through it too."""
 
-    def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None,
+                 read_only: bool = False) -> None:
+        """Open (or create) a store. `read_only=True` opens an existing file for reading only — DuckDB refuses
+        every write, and several read-only openers may share the file (not beside a writer)."""
         self.path = Path(path) if path is not None else default_path()
         self.catalog = catalog or default_catalog()
-        self.con = connect(self.path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise LocatedError(f"{self.path}: no store here to open read-only")
+        self.con = connect(self.path, read_only=read_only)
         self.con.execute("SET TimeZone = 'Asia/Shanghai'")
         self._rulebooks: RulebookSet | None = None
+        self.readable()
+
+    def readable(self) -> list[str]:
+        """(Re)make the readable views over the keys (socialcredit.views); their names."""
+        from socialcredit.views import install
+
+        return install(self.con, self.catalog)
 
     def close(self) -> None:
         self.con.close()
@@ -235,6 +248,7 @@ class Store:
                     self._insert_layer(layer, text, f"shipped:{path.name}")
             self.rulebooks()  # resolves and checks every version now, not at first use
             self._sync_dimensions()
+        self.readable()
 
     def _sync_dimensions(self) -> None:
         have = {c for (c,) in self.con.execute("SELECT code FROM behaviours").fetchall()}

@@ -307,6 +307,7 @@ def standing(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Pri
     at = _as_of(svc, as_of)
     with svc.lock:
         st = decisions.standing(svc.store, citizen_id, stored(at))
+        st.clock = "asked" if as_of is not None else "service"
         svc.audit.append(who.name, "citizen.standing", citizen_id)
     return st.to_json()
 
@@ -320,6 +321,7 @@ def explanation(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: 
     at = _as_of(svc, as_of)
     with svc.lock:
         x = decisions.explain(svc.store, citizen_id, stored(at))
+        x["clock"] = "asked" if as_of is not None else "service"
         svc.audit.append(who.name, "citizen.explanation", citizen_id)
     return x
 
