@@ -534,6 +534,32 @@ def sample(db: DbOpt = None) -> None:
     out.print(f"sample loaded: {n_citizens} citizens, {report.accepted} records ({report.duplicates} already there)")
 
 
+@app.command("export")
+@guarded
+def export_command(
+    source: Annotated[Path, typer.Argument(help="a run directory (its store and report) or a store file")],
+    to: Annotated[Path, typer.Option("--to", help="directory to write into (made if missing)")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet (typed) or csv (lists and structs as JSON)")
+                   ] = "parquet",
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the main tables (readable: resident IDs, cities, behaviours, CST times) and, for a run, every
+    report figure's data, named as in the report, with a manifest.json saying what each file is."""
+    from socialcredit.export import export
+
+    with progress_bar() as bar:
+        task = bar.add_task("exporting", total=None)
+        done = export(source, to, fmt, lambda what, i, n: bar.update(task, description=what, completed=i, total=n))
+    if json_out:
+        emit({"out": str(done.out), **done.manifest()})
+        return
+    files = len(done.tables) + sum(len(f["files"]) for f in done.figures)
+    out.print(f"exported {len(done.tables)} tables and the data of {len(done.figures)} figures ({files} {fmt} files) "
+              f"to {done.out}; what each file is: {done.out / 'manifest.json'}")
+    if done.note:
+        out.print(done.note)
+
+
 # ---------------------------------------------------------------------------------------------- service
 
 keys_app = typer.Typer(help="API keys for the HTTP service (stored hashed; a token is shown once).",
