@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from socialcredit import frames
 from socialcredit.catalog import Catalog, Measure
 from socialcredit.clock import bounded, shown, stored
 from socialcredit.compiler import CST
@@ -65,7 +66,7 @@ class ActiveMeasure:
 
 
 @dataclass
-class Standing:
+class Standing(frames.Tabular):
     citizen_id: str
     name: str
     city: str
@@ -80,9 +81,19 @@ class Standing:
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))
 
+    def _repr_html_(self) -> str:
+        head = frames.fields_html(f"{self.name} {self.citizen_id}", [
+            ("city", self.city), ("as of (CST)", self.as_of), ("whose time", CLOCKS.get(self.clock, self.clock)),
+            ("score", self.score), ("grade", self.grade), ("rulebook", self.rulebook_version)])  # fmt: skip
+        entries = frames.html_table(self.list_entries, ["list_id", "kind", "start", "end", "cause", "record_id",
+                                                        "behaviour", "characteristic", "grade"], "list entries")
+        measures = frames.html_table([asdict(m) for m in self.measures],
+                                     ["measure", "effect", "services", "via", "since", "until"], "active measures")
+        return head + entries + measures
+
 
 @dataclass
-class Decision:
+class Decision(frames.Tabular):
     citizen_id: str
     service: str
     at: dt.datetime
@@ -95,6 +106,55 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))
+
+    def _repr_html_(self) -> str:
+        head = frames.fields_html(f"{self.outcome.upper()} {self.service} for {self.citizen_id}", [
+            ("at (CST)", self.at), ("whose time", CLOCKS.get(self.clock, self.clock)),
+            ("public reason", self.public_reason), ("rulebook", self.rulebook_version),
+            ("valid until", self.valid_until)])  # fmt: skip
+        return head + frames.html_table(self.reasons, ["measure", "effect", "via", "since", "until"], "reasons")
+
+
+class Explanation(dict[str, Any], frames.Tabular):
+    """What `explain` answers: the JSON-ready mapping every door shows (score → ledger entries → records and
+    rules; list entries → cause; measures → list), also readable as a table of its ledger entries."""
+
+    def ledger_rows(self) -> list[dict[str, Any]]:
+        """One row per ledger entry in force: its points, where they come from, and the rules that gave them."""
+        rows = []
+        for e in self["ledger"]:
+            r = e.get("record") or e.get("set_by_record") or {}
+            rows.append({
+                "points": e["points"], "source": e["source"], "behaviour": r.get("behaviour"),
+                "characteristic": e.get("characteristic"), "record_id": r.get("record_id"), "agency": r.get("agency"),
+                "rule_ids": [x["id"] for x in e["rules"]], "rule_points": [x["points"] for x in e["rules"]],
+                "capped_by": (e.get("cap") or {}).get("id"),
+                "valid_from": _from_iso(e["valid_from"]), "valid_to": _from_iso(e["valid_to"]),
+                "rulebook_version": e["rulebook_version"],
+            })  # fmt: skip
+        return rows
+
+    def to_arrow(self) -> pa.Table:
+        return frames.table(self.ledger_rows(), LEDGER_COLUMNS)
+
+    def _repr_html_(self) -> str:
+        s = self["score"]
+        head = frames.fields_html(f"{self['name']} {self['citizen_id']}", [
+            ("city", self["city"]), ("as of (CST)", self["as_of"]),
+            ("whose time", CLOCKS.get(self["clock"], self["clock"])), ("rulebook", self["rulebook_version"]),
+            ("score", f"{s['value']} = clamp(base {s['base']} + {s['sum_of_entries']}) → grade {s['grade']}")])
+        return (head + frames.html_table(self.ledger_rows(), LEDGER_COLUMNS, "ledger entries in force")
+                + frames.html_table(self["list_entries"], ["list_id", "start", "cause", "record_id", "behaviour",
+                                                           "characteristic", "grade"], "list entries")
+                + frames.html_table(self["measures"], ["measure", "effect", "via", "until"], "measures"))
+
+
+LEDGER_COLUMNS = ["points", "source", "behaviour", "characteristic", "record_id", "agency", "rule_ids", "rule_points",
+                  "capped_by", "valid_from", "valid_to", "rulebook_version"]
+
+
+def _from_iso(iso: str | None) -> dt.datetime | None:
+    return None if iso is None else dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 def jsonable(x: Any) -> Any:
@@ -585,7 +645,7 @@ def decide_many(
     return decider(store).decide_many(requests, asked_by=asked_by, record=record)
 
 
-def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> dict[str, Any]:
+def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> Explanation:
     """Score → ledger entries → records and rules; list entries → their cause; measures → their list."""
     st = standing(store, citizen_id, as_of)
     ckey = store.ckey(citizen_id)
@@ -657,7 +717,7 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
                 item["set_by_record"] = {"record_id": record_id, "agency": agency, "behaviour": behaviour}
         entries.append(item)
     rb_now = rulebook_at(store, st.city, at)
-    return jsonable(
+    return Explanation(jsonable(
         {
             "citizen_id": st.citizen_id,
             "name": st.name,
@@ -676,7 +736,7 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
             "list_entries": st.list_entries,
             "measures": [asdict(m) for m in st.measures],
         }
-    )
+    ))
 
 
 def _attributes(store: Store, rkey: int | None, behaviour: str | None) -> dict[str, Any]:
