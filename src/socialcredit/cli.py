@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -49,6 +51,15 @@ def console(stderr: bool = False) -> Console:
 
 out = console()
 err = console(stderr=True)
+
+
+@contextlib.contextmanager
+def working(what: str) -> Iterator[None]:
+    """A transient spinner on stderr while a command works (the engine may run first, a report draws its
+    figures): a command that can take seconds never sits silent. Nothing of it reaches stdout or a pipe."""
+    with progress_bar() as bar:
+        bar.add_task(what, total=None)
+        yield
 
 
 def progress_bar(*columns: ProgressColumn) -> Progress:
@@ -142,7 +153,8 @@ def guarded(fn):
 def init(db: DbOpt = None) -> None:
     """Create the store and load the shipped rulebooks."""
     store = open_store(db, must_exist=False)
-    store.init()
+    with working("creating the store and checking the shipped rulebooks"):
+        store.init()
     out.print(
         f"store ready at {store.path} with {len(store.rulebooks().cities)} cities: "
         f"{', '.join(store.rulebooks().cities)}"
@@ -181,7 +193,8 @@ def _read_jsonl(file: Path) -> list[dict[str, Any]]:
 def ingest(file: Path, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Append a batch of records (CSV, JSON Lines or Parquet); all valid or nothing is written."""
     store = open_store(db)
-    report = store.ingest(file)
+    with working(f"checking and storing {file}"):
+        report = store.ingest(file)
     if json_out:
         emit(report.__dict__)
     else:
@@ -240,7 +253,8 @@ def score(
 def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """A citizen's standing: score, grade, list entries, active measures."""
     store = open_store(db)
-    st = decisions.standing(store, citizen_id, parse_time(as_of))
+    with working("reading the standing (the engine runs first if facts changed)"):
+        st = decisions.standing(store, citizen_id, parse_time(as_of))
     if json_out:
         emit(st.to_json())
         return
@@ -258,8 +272,13 @@ def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
 
 
 def show(table: Table) -> None:
-    """A table, or one line saying it is empty (an empty grid reads as a rendering fault)."""
+    """A table, or one line saying it is empty (an empty grid reads as a rendering fault).
+
+    On a narrow console a cell wraps (at spaces, or inside a word too long for its column) and is never cut
+    with "…": a resident ID, a rule id or a source URL must reach the reader whole."""
     if table.row_count:
+        for column in table.columns:
+            column.overflow = "fold"
         out.print(table)
     else:
         out.print(f"{table.title}: none")
@@ -302,7 +321,8 @@ def _cause(e: dict[str, Any]) -> str:
 def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """Why: score → ledger entries → records and rules; list entries → cause; measures → list."""
     store = open_store(db)
-    x = decisions.explain(store, citizen_id, parse_time(as_of))
+    with working("explaining (the engine runs first if facts changed)"):
+        x = decisions.explain(store, citizen_id, parse_time(as_of))
     if json_out:
         emit(x)
         return
@@ -351,7 +371,8 @@ def capped(cap: dict[str, Any], points: int) -> str:
 def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """Ask for an automated decision: may this citizen use this service?"""
     store = open_store(db)
-    d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"), record=True)  # a provider's question
+    with working("deciding (the engine runs first if facts changed)"):
+        d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"), record=True)  # a provider asks
     if json_out:
         emit(d.to_json())
         return
@@ -389,7 +410,7 @@ def catalog(json_out: JsonOpt = False) -> None:
 
 @rulebook_app.command("validate")
 @guarded
-def rulebook_validate(files: list[Path]) -> None:
+def rulebook_validate(files: list[Path], json_out: JsonOpt = False) -> None:
     """Check rulebook files (with the shipped rulebooks they extend); errors are file:line: message."""
     layers = [load_layer(f) for f in files]
     keys = {(x.jurisdiction, x.version) for x in layers}
@@ -402,6 +423,11 @@ def rulebook_validate(files: list[Path]) -> None:
             for city in rbs.cities:
                 if layer.jurisdiction in rbs.ancestors(city):
                     rbs.timeline(city)
+    if json_out:
+        emit({"ok": True, "versions": [{"key": x.key, "jurisdiction": x.jurisdiction, "version": x.version,
+                                        "effective_from": x.effective_from.isoformat(), "rules": len(x.rules)}
+                                       for x in layers]})
+        return
     out.print(f"ok: {', '.join(x.key for x in layers)}")
 
 
@@ -512,7 +538,8 @@ def rulebook_load(
     except (OSError, UnicodeDecodeError) as e:
         fail(f"{file}: cannot read: {e}")
     last, _, _ = run_state(store)
-    layer = schedule(store, text, str(file), last, backdate)
+    with working(f"checking {file} against every version stored"):
+        layer = schedule(store, text, str(file), last, backdate)
     out.print(f"loaded {layer.key}, in force from {layer.effective_from}")
 
 
@@ -529,8 +556,9 @@ def sample(db: DbOpt = None) -> None:
     from socialcredit.sample import load_sample
 
     store = open_store(db, must_exist=False)
-    store.init()
-    n_citizens, report = load_sample(store)
+    with working("loading the sample"):
+        store.init()
+        n_citizens, report = load_sample(store)
     out.print(f"sample loaded: {n_citizens} citizens, {report.accepted} records ({report.duplicates} already there)")
 
 
@@ -633,7 +661,8 @@ def audit_verify(
         checkpoint = Checkpoint.parse(against) if against is not None else None
     except BadCheckpoint as e:
         fail(str(e))
-    v = verify(open_store(db), checkpoint)
+    with working("walking the audit trail"):
+        v = verify(open_store(db), checkpoint)
     if json_out:
         extra = {"against": str(checkpoint)} if checkpoint else {}
         emit({"ok": v.ok, "entries": v.entries, "problems": v.problems, **extra})
@@ -726,7 +755,8 @@ def compact(db: DbOpt = None) -> None:
 
     store = open_store(db)
     t = time.perf_counter()
-    done = store.compact()
+    with working("rewriting the records in citizen order"):
+        done = store.compact()
     out.print(f"records {'rewritten in citizen order' if done else 'already in citizen order'} "
               f"({time.perf_counter() - t:.1f} s)")
 

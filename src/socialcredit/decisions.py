@@ -199,7 +199,7 @@ def answers_until(store: Store, last: dt.datetime) -> dt.datetime:
 # what an answer's `clock` says about its time
 CLOCKS = {
     "asked": "the time asked about",
-    "store": "the store's clock: its last engine run (a simulation's end)",
+    "store": "the store's clock: its last engine run, or a simulation's end",
     "service": "the service's clock",
     "now": "now: the store has no engine run yet, so the first question scores it as of now",
 }
