@@ -369,7 +369,8 @@ def capped(cap: dict[str, Any], points: int) -> str:
 @app.command()
 @guarded
 def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
-    """Ask for an automated decision: may this citizen use this service?"""
+    """Ask for an automated decision: may this citizen use this service? Recorded in the store, as a service
+    provider's question is (the library's `decide()` records only with record=True)."""
     store = open_store(db)
     with working("deciding (the engine runs first if facts changed)"):
         d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"), record=True)  # a provider asks

@@ -181,7 +181,8 @@ class Store:
         self.con = connect(self.path, read_only=read_only)
         self.con.execute("SET TimeZone = 'Asia/Shanghai'")
         self._rulebooks: RulebookSet | None = None
-        self.readable()
+        if read_only:  # an analyst's open: the readable views come with it (a writer asks, `readable()`)
+            self.readable()
 
     def to_arrow(self, name: str = "citizens") -> pa.Table:
         """A readable view as Arrow: `citizens`, `relations`, `records`, `retractions`, `ledger`, `score_log`,
@@ -213,7 +214,9 @@ class Store:
         ])  # fmt: skip
 
     def readable(self) -> list[str]:
-        """(Re)make the readable views over the keys (socialcredit.views); their names."""
+        """(Re)make the readable views over the keys (socialcredit.views); their names. A read-only open makes
+        them; a writer (every CLI command, the service) does not pay for them (binding the view over the
+        engine's ledger costs ~0.2 s) until it asks, as `to_arrow` and `export` do."""
         from socialcredit.views import install
 
         return install(self.con, self.catalog)
@@ -277,7 +280,6 @@ class Store:
                     self._insert_layer(layer, text, f"shipped:{path.name}")
             self.rulebooks()  # resolves and checks every version now, not at first use
             self._sync_dimensions()
-        self.readable()
 
     def _sync_dimensions(self) -> None:
         have = {c for (c,) in self.con.execute("SELECT code FROM behaviours").fetchall()}

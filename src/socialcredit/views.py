@@ -7,9 +7,11 @@ behaviour's code and label, the record's own ID — and gives every time as a TI
 instant, shown in China Standard Time by the store's session, and carried with its zone into Arrow,
 pandas and polars). `decisions_view.reasons` is a typed list of structs, not the JSON text the table keeps.
 
-They are TEMP views, made by the store when it opens a file (read-only too) and after `init`, so the
-file's schema stays the one the store declares; a view over a table the engine has not made yet
-appears after its first run (`install` again, as `readable()` does). Nothing here writes to the file.
+They are TEMP views, so the file's schema stays the one the store declares: `Store(path, read_only=True)`
+makes them when it opens the file, a writable store when asked (`store.readable()`, which `to_arrow` and
+`export` call), since binding the view over the engine's ledger costs a writer ~0.2 s it rarely needs. A
+view over a table the engine has not made yet appears after its first run (`install` again, as
+`readable()` does). Nothing here writes to the file.
 """
 
 from __future__ import annotations
