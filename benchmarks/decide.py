@@ -55,7 +55,7 @@ def build(path: Path, citizens: int, months: int) -> list[str]:
         recs = generate_records(store, month, rates, first=first)
         first += recs.num_rows
         store.ingest(recs, name=f"month {m}")
-    Engine(store).run(as_of=dt.datetime(2025, months + 1, 1) - dt.timedelta(hours=9))
+    Engine(store).run(as_of=dt.datetime(2025, months + 1, 1, tzinfo=dt.UTC) - dt.timedelta(hours=9))
     ids = [r[0] for r in store.con.execute("SELECT citizen_id FROM citizens").fetchall()]
     listed = store.con.execute("SELECT count(DISTINCT ckey) FROM list_entries").fetchall()[0][0]
     out.print(f"population {len(ids):,}, records {first:,}, citizens with a list stay {listed:,}")
@@ -207,7 +207,7 @@ def main() -> None:
         path = Path(tmp) / "decide.duckdb"
         with out.status("building population, records and standings"):
             ids = build(path, a.citizens, a.months)
-        at = dt.datetime(2025, a.months, 20, 4)
+        at = dt.datetime(2025, a.months, 20, 4, tzinfo=dt.UTC)
         with out.status("in-process decisions"):
             res = in_process(path, ids, at)
         base = res["library decide (checks facts per call)"]

@@ -83,11 +83,11 @@ def test_denial_notifies_where_city_does_not(make_store, make_citizens):
     store = make_store(NATIONAL_YAML, city_yaml(notify=False))
     (a,) = make_citizens(store, 1)
     store.ingest([rec("s1", a, "smoking_on_train", cst(2026, 5, 5, 12))], now=NOW)
-    d = decisions.decide(store, a, "rail.ticket", cst(2026, 6, 1))
+    d = decisions.decide(store, a, "rail.ticket", cst(2026, 6, 1), record=True)  # a provider asked: recorded
     assert d.outcome == "deny"
     kinds = [k for (k,) in store.con.execute("SELECT kind FROM notifications").fetchall()]
     assert kinds == ["learned_by_denial"]
-    decisions.decide(store, a, "rail.ticket", cst(2026, 6, 2))
+    decisions.decide(store, a, "rail.ticket", cst(2026, 6, 2), record=True)
     assert store.con.execute("SELECT count(*) FROM notifications").fetchall()[0][0] == 1
 
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import NATIONAL_YAML, city_yaml, cst, rec
+from socialcredit.clock import stored
 from socialcredit.engine import Engine, month_start_utc, next_month_utc, utc_naive
 from socialcredit.store import Store
 
@@ -66,7 +67,7 @@ def _derived(store: Store, as_of: dt.datetime) -> tuple:
 def _full(store: Store, as_of: dt.datetime) -> Engine:
     store.con.execute("DROP TABLE IF EXISTS engine_grade_stays")  # nothing to resume from: a from-scratch run
     eng = Engine(store)
-    eng.run(as_of)
+    eng.run(stored(as_of))
     assert eng.resumed_from is None
     return eng
 
@@ -92,11 +93,11 @@ def _month_by_month(make_store, make_citizens, seed: int, n: int, mid_month: boo
         if mid_month and rnd.random() < 0.4:
             as_of = MONTHS[m] + dt.timedelta(days=rnd.randrange(1, 27))
         eng = Engine(inc)
-        eng.run(as_of)
+        eng.run(stored(as_of))
         resumed += eng.resumed_from is not None
         if rnd.random() < 0.2:  # again, with nothing new: every assessment is kept
             eng = Engine(inc)
-            eng.run(as_of)
+            eng.run(stored(as_of))
             assert eng.resumed_from is not None
         _full(full, as_of)
         assert _derived(inc, as_of) == _derived(full, as_of), f"month {m}, as_of {as_of}"
@@ -128,7 +129,7 @@ def test_changes_other_than_appended_records_recompute_fully(make_store, make_ci
 
     def resumed(as_of: dt.datetime, pin: str | None = None) -> dt.datetime | None:
         eng = Engine(store)
-        eng.run(as_of, pin=pin)
+        eng.run(stored(as_of), pin=pin)
         return eng.resumed_from
 
     assert resumed(cst(2021, 6, 1)) is None  # the first assessment moved to the first ledger entry's month
@@ -179,7 +180,7 @@ def test_carried_state_equals_full_with_expiries_caps_and_clearing(make_store, m
                 s.ingest(batches[m], now=NOW)
         as_of = months[m + 1]
         eng = Engine(inc)
-        eng.run(as_of)
+        eng.run(stored(as_of))
         carried += eng.carried
         assert not (eng.carried and m == 15)
         _full(full, as_of)
@@ -215,7 +216,7 @@ def test_assessing_only_who_moved_equals_assessing_everyone(make_store, make_cit
             batch = [r for k, r in records if k == m]
             if batch:
                 monthly.ingest(batch, now=NOW)
-            Engine(monthly).run(MONTHS[m + 1])
+            Engine(monthly).run(stored(MONTHS[m + 1]))
             seen.append(_derived(monthly, MONTHS[m + 1]))
         whole.ingest([r for _, r in records], now=NOW)
         _full(whole, MONTHS[12])

@@ -57,7 +57,7 @@ EXPECT = {
     "simulate": rf"\d+ citizens, {TINY_MONTHS} months, \d+ records, \d+ service attempts",
     "ingest": r"accepted 2 records \(batch \d+\); 0 already stored, unchanged",
     "score": r"scored \d+ records into \d+ ledger entries; \d+ monthly assessments",
-    "citizen": r"· rongcheng · as of {T} 00:00 score \d+ grade \w+ under rongcheng@\d",
+    "citizen": r"· rongcheng · as of {T} 00:00 CST \(the time asked about\) score \d+ grade \w+ under rongcheng@\d",
     "explain": r"score \d+ = clamp\(base \d+ \+ -?\d+ from the entries below, .* list entries",
     "decide": r"DENY air\.ticket for {ID}: ",
     "rulebook show": r"rongcheng@2\+national@2, in force from \S+; scale \d+–\d+, base \d+; \d+ rules",
@@ -74,9 +74,11 @@ EXPECT = {
     "compare": r"comparison: .*compare\.html \(5 figures beside it as PNG\) \d+ of \d+ citizens hold another "
                r"grade in B \(\d+ a better one, \d+ a worse one\); \d+ are on other lists; \d+ of \d+ decisions "
                r"answered differently",
+    "export": r"exported \d+ tables and the data of \d+ figures \(\d+ (parquet|csv) files\) to runs/demo/data; ",
     "serve": r"serving socialcredit\.duckdb on http://127\.0\.0\.1:\d+/",
 }
-# commands that read the wall clock unless given a time: the tour gives them T
+# commands that read a clock unless given a time (`score` and `serve` the wall clock, the questions the store's):
+# the tour gives them T
 CLOCKED = {"score": "--as-of", "citizen": "--as-of", "explain": "--as-of", "decide": "--at", "serve": "--as-of"}
 JSON_CHECKS = {  # command → (key of the JSON object it prints, expected value or None for "present")
     "citizen": ("citizen_id", "{ID}"),

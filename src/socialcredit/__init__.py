@@ -1,7 +1,7 @@
 """socialcredit: an inspectable social credit system, run on a simulated society, for study and teaching."""
 
 from socialcredit.catalog import Catalog, default_catalog, load_catalog
-from socialcredit.decisions import Decision, Standing, decide, explain, standing
+from socialcredit.decisions import Decision, Explanation, Standing, decide, explain, standing
 from socialcredit.engine import Engine, RunSummary
 from socialcredit.rulebook import Rulebook, RulebookSet, shipped_layers
 from socialcredit.store import BatchRejected, IngestReport, Store
@@ -12,6 +12,7 @@ __all__ = [
     "Catalog",
     "Decision",
     "Engine",
+    "Explanation",
     "IngestReport",
     "LocatedError",
     "Rulebook",

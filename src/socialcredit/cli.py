@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -16,7 +18,7 @@ from rich.text import Text
 
 from socialcredit import decisions, text
 from socialcredit.catalog import default_catalog
-from socialcredit.clock import to_utc
+from socialcredit.clock import stored, to_utc
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, dropped, json_schema, previous_version, shipped_layers, validate_files
 from socialcredit.rulebook import diff as rulebook_diff_of
@@ -51,6 +53,15 @@ out = console()
 err = console(stderr=True)
 
 
+@contextlib.contextmanager
+def working(what: str) -> Iterator[None]:
+    """A transient spinner on stderr while a command works (the engine may run first, a report draws its
+    figures): a command that can take seconds never sits silent. Nothing of it reaches stdout or a pipe."""
+    with progress_bar() as bar:
+        bar.add_task(what, total=None)
+        yield
+
+
 def progress_bar(*columns: ProgressColumn) -> Progress:
     """A transient bar on stderr; its descriptions (stage, city and partition names) are shown as they are."""
     return Progress(
@@ -81,9 +92,9 @@ def parse_time(text: str | None, option: str = "--as-of") -> dt.datetime | None:
     except ValueError:
         fail(f"{text!r} is not a time (use ISO 8601, e.g. 2020-01-31 or 2020-01-31T12:00+08:00)")
         raise
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    return to_utc(t, option)  # the bounds are the core's (socialcredit.clock); year 1 is refused, not an OverflowError
+    # without an offset: CST, by the library's own rule (socialcredit.clock.to_utc), so the CLI and the library
+    # answer the same time; the bounds are the core's too (year 1 is refused, not an OverflowError)
+    return stored(to_utc(t, option))
 
 
 _opened: list[Store] = []  # the stores the running command opened; `guarded` closes them when it returns
@@ -142,7 +153,8 @@ def guarded(fn):
 def init(db: DbOpt = None) -> None:
     """Create the store and load the shipped rulebooks."""
     store = open_store(db, must_exist=False)
-    store.init()
+    with working("creating the store and checking the shipped rulebooks"):
+        store.init()
     out.print(
         f"store ready at {store.path} with {len(store.rulebooks().cities)} cities: "
         f"{', '.join(store.rulebooks().cities)}"
@@ -181,7 +193,8 @@ def _read_jsonl(file: Path) -> list[dict[str, Any]]:
 def ingest(file: Path, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Append a batch of records (CSV, JSON Lines or Parquet); all valid or nothing is written."""
     store = open_store(db)
-    report = store.ingest(file)
+    with working(f"checking and storing {file}"):
+        report = store.ingest(file)
     if json_out:
         emit(report.__dict__)
     else:
@@ -240,11 +253,12 @@ def score(
 def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """A citizen's standing: score, grade, list entries, active measures."""
     store = open_store(db)
-    st = decisions.standing(store, citizen_id, parse_time(as_of))
+    with working("reading the standing (the engine runs first if facts changed)"):
+        st = decisions.standing(store, citizen_id, parse_time(as_of))
     if json_out:
         emit(st.to_json())
         return
-    out.print(Text.assemble((st.name, "bold"), f" {st.citizen_id} · {st.city} · as of {_cst(st.as_of)}"))
+    out.print(Text.assemble((st.name, "bold"), f" {st.citizen_id} · {st.city} · {when(st.as_of, st.clock)}"))
     out.print(Text.assemble("score ", (str(st.score), "bold"), " grade ", (str(st.grade), "bold"),
                             f" under {st.rulebook_version}"))  # fmt: skip
     t = Table("list", "kind", "since", "until", "cause", title="list entries")
@@ -258,11 +272,22 @@ def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
 
 
 def show(table: Table) -> None:
-    """A table, or one line saying it is empty (an empty grid reads as a rendering fault)."""
+    """A table, or one line saying it is empty (an empty grid reads as a rendering fault).
+
+    On a narrow console a cell wraps (at spaces, or inside a word too long for its column) and is never cut
+    with "…": a resident ID, a rule id or a source URL must reach the reader whole."""
     if table.row_count:
+        for column in table.columns:
+            column.overflow = "fold"
         out.print(table)
     else:
         out.print(f"{table.title}: none")
+
+
+def when(t: dt.datetime, clock: str) -> str:
+    """Which time an answer is for, and whose clock that is: `as of 2025-12-31 24:00 CST (the store's clock: its
+    last engine run …)` — a question without --as-of is answered at the store's clock, never the wall clock."""
+    return f"as of {_cst(t)} CST ({decisions.CLOCKS.get(clock, clock)})"
 
 
 def _cst(t: dt.datetime | None) -> str:
@@ -271,11 +296,16 @@ def _cst(t: dt.datetime | None) -> str:
     return t.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
 
 
+def _utc(iso: str) -> dt.datetime:
+    """An ISO UTC time from the JSON explanation ("…Z") as the naive UTC the store keeps."""
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
 def _cst_day(iso: str | None) -> str:
     """An ISO UTC time from the JSON explanation as its CST calendar day."""
     if iso is None:
         return "never"
-    return _cst(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(tzinfo=None))[:10]
+    return _cst(_utc(iso))[:10]
 
 
 def _cause(e: dict[str, Any]) -> str:
@@ -291,12 +321,14 @@ def _cause(e: dict[str, Any]) -> str:
 def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """Why: score → ledger entries → records and rules; list entries → cause; measures → list."""
     store = open_store(db)
-    x = decisions.explain(store, citizen_id, parse_time(as_of))
+    with working("explaining (the engine runs first if facts changed)"):
+        x = decisions.explain(store, citizen_id, parse_time(as_of))
     if json_out:
         emit(x)
         return
     s = x["score"]
-    out.print(Text.assemble((x["name"], "bold"), f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']}"))
+    out.print(Text.assemble((x["name"], "bold"), f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']} · "
+                            f"{when(_utc(x['as_of']), x['clock'])}"))
     out.print(
         f"score {s['value']} = clamp(base {s['base']} + {s['sum_of_entries']} from the entries below, "
         f"{s['scale'][0] if s['scale'] else '?'}…{s['scale'][1] if s['scale'] else '?'}) → grade {s['grade']}"
@@ -337,14 +369,17 @@ def capped(cap: dict[str, Any], points: int) -> str:
 @app.command()
 @guarded
 def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
-    """Ask for an automated decision: may this citizen use this service?"""
+    """Ask for an automated decision: may this citizen use this service? Recorded in the store, as a service
+    provider's question is (the library's `decide()` records only with record=True)."""
     store = open_store(db)
-    d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"))
+    with working("deciding (the engine runs first if facts changed)"):
+        d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"), record=True)  # a provider asks
     if json_out:
         emit(d.to_json())
         return
     colour = {"deny": "red", "allow": "green"}.get(d.outcome, "yellow")
     out.print(Text.assemble((d.outcome.upper(), colour), f" {service} for {citizen_id}: {d.public_reason}"))
+    out.print(f"  {when(d.at, d.clock)}; rulebook {d.rulebook_version or 'none'}")
     for r in d.reasons:
         out.print(f"  · {r['measure']} ({r['effect']}) via {r['via']} since {_cst(r['since'])}")
 
@@ -376,12 +411,18 @@ def catalog(json_out: JsonOpt = False) -> None:
 
 @rulebook_app.command("validate")
 @guarded
-def rulebook_validate(files: list[Path]) -> None:
+def rulebook_validate(files: list[Path], json_out: JsonOpt = False) -> None:
     """Check rulebook files (with the shipped rulebooks they extend); every error at once, as file:line: message.
 
     A version file is a complete rulebook: a warning names every rule, cap, list or memory the previous
     version of its jurisdiction had and this one drops."""
     layers, warnings = validate_files(files)
+    if json_out:
+        emit({"ok": True, "warnings": warnings,
+              "versions": [{"key": x.key, "jurisdiction": x.jurisdiction, "version": x.version,
+                            "effective_from": x.effective_from.isoformat(), "rules": len(x.rules)}
+                           for x in layers]})
+        return
     for w in warnings:
         err.print(Text.assemble(("warning:", "yellow"), " ", w))
     out.print(f"ok: {', '.join(x.key for x in layers)}")
@@ -494,9 +535,10 @@ def rulebook_load(
     except (OSError, UnicodeDecodeError) as e:
         fail(f"{file}: cannot read: {e}")
     last, _, _ = run_state(store)
-    layer = schedule(store, text, str(file), last, backdate)
-    stored = [v for versions in store.rulebooks().layers.values() for v in versions]
-    if (prev := previous_version(layer, stored)) is not None:
+    with working(f"checking {file} against every version stored"):
+        layer = schedule(store, text, str(file), last, backdate)
+    kept = [v for versions in store.rulebooks().layers.values() for v in versions]
+    if (prev := previous_version(layer, kept)) is not None:
         for w in dropped(layer, prev):
             err.print(Text.assemble(("warning:", "yellow"), " ", w))
     out.print(f"loaded {layer.key}, in force from {layer.effective_from}")
@@ -515,9 +557,36 @@ def sample(db: DbOpt = None) -> None:
     from socialcredit.sample import load_sample
 
     store = open_store(db, must_exist=False)
-    store.init()
-    n_citizens, report = load_sample(store)
+    with working("loading the sample"):
+        store.init()
+        n_citizens, report = load_sample(store)
     out.print(f"sample loaded: {n_citizens} citizens, {report.accepted} records ({report.duplicates} already there)")
+
+
+@app.command("export")
+@guarded
+def export_command(
+    source: Annotated[Path, typer.Argument(help="a run directory (its store and report) or a store file")],
+    to: Annotated[Path, typer.Option("--to", help="directory to write into (made if missing)")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet (typed) or csv (lists and structs as JSON)")
+                   ] = "parquet",
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the main tables (readable: resident IDs, cities, behaviours, CST times) and, for a run, every
+    report figure's data, named as in the report, with a manifest.json saying what each file is."""
+    from socialcredit.export import export
+
+    with progress_bar() as bar:
+        task = bar.add_task("exporting", total=None)
+        done = export(source, to, fmt, lambda what, i, n: bar.update(task, description=what, completed=i, total=n))
+    if json_out:
+        emit({"out": str(done.out), **done.manifest()})
+        return
+    files = len(done.tables) + sum(len(f["files"]) for f in done.figures)
+    out.print(f"exported {len(done.tables)} tables and the data of {len(done.figures)} figures ({files} {fmt} files) "
+              f"to {done.out}; what each file is: {done.out / 'manifest.json'}")
+    if done.note:
+        out.print(done.note)
 
 
 # ---------------------------------------------------------------------------------------------- service
@@ -593,7 +662,8 @@ def audit_verify(
         checkpoint = Checkpoint.parse(against) if against is not None else None
     except BadCheckpoint as e:
         fail(str(e))
-    v = verify(open_store(db), checkpoint)
+    with working("walking the audit trail"):
+        v = verify(open_store(db), checkpoint)
     if json_out:
         extra = {"against": str(checkpoint)} if checkpoint else {}
         emit({"ok": v.ok, "entries": v.entries, "problems": v.problems, **extra})
@@ -686,7 +756,8 @@ def compact(db: DbOpt = None) -> None:
 
     store = open_store(db)
     t = time.perf_counter()
-    done = store.compact()
+    with working("rewriting the records in citizen order"):
+        done = store.compact()
     out.print(f"records {'rewritten in citizen order' if done else 'already in citizen order'} "
               f"({time.perf_counter() - t:.1f} s)")
 

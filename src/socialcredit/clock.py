@@ -15,8 +15,10 @@ work starts, and refused with a message naming the field (a 422 over HTTP, exit 
 - a rulebook version's impact preview no later than `PREVIEW_HORIZON` (a year) past the clock: it runs
   the engine up to the version's first day, twice, on a copy of the store.
 
-Times are kept as naive UTC (the store's convention); a time without an offset means China Standard
-Time at every door.
+Times are kept as naive UTC (the store's convention). A time named to the system — at the CLI, over
+HTTP, on a page or through the Python library — means China Standard Time when it has no offset:
+`to_utc` is the one place that rule lives. Code that hands a time it read from the store (naive UTC)
+back to the library marks it first with `stored`, so it is not read as CST.
 """
 
 from __future__ import annotations
@@ -43,14 +45,21 @@ def shown(t: dt.datetime) -> str:
 
 
 def to_utc(t: dt.datetime, field: str = "time") -> dt.datetime:
-    """Naive UTC for an aware time (or a naive one already in UTC, the store's convention)."""
+    """The naive UTC the store keeps for a time someone named: one with an offset is converted, one
+    without is China Standard Time — the same `2025-06-02 09:00` in every door and in the library."""
     if t.tzinfo is None:
-        return t
+        t = t.replace(tzinfo=CST)
     try:
         return t.astimezone(dt.UTC).replace(tzinfo=None)
     except OverflowError:
         raise TimeOutOfBounds(f"{field}: {t.isoformat()} is before {EARLIEST:%Y-%m-%d} (CST), the earliest time "
                               "the system knows") from None
+
+
+def stored(t: dt.datetime) -> dt.datetime:
+    """A time read from the store (naive UTC) made explicit (aware UTC), for handing back to the library,
+    which reads a naive time as CST."""
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
 
 
 def bounded(t: dt.datetime, field: str, clock: dt.datetime, horizon: dt.timedelta = QUESTION_HORIZON) -> dt.datetime:

@@ -16,8 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from socialcredit import frames
 from socialcredit.catalog import Catalog, Measure
-from socialcredit.clock import bounded
+from socialcredit.clock import bounded, shown, stored
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
 from socialcredit.rulebook import Rulebook, add_duration
@@ -65,7 +66,7 @@ class ActiveMeasure:
 
 
 @dataclass
-class Standing:
+class Standing(frames.Tabular):
     citizen_id: str
     name: str
     city: str
@@ -75,13 +76,24 @@ class Standing:
     rulebook_version: str | None
     list_entries: list[dict[str, Any]]
     measures: list[ActiveMeasure]
+    clock: str = "asked"  # whose time `as_of` is (see CLOCKS): every answer says which time it is for
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))
 
+    def _repr_html_(self) -> str:
+        head = frames.fields_html(f"{self.name} {self.citizen_id}", [
+            ("city", self.city), ("as of (CST)", self.as_of), ("whose time", CLOCKS.get(self.clock, self.clock)),
+            ("score", self.score), ("grade", self.grade), ("rulebook", self.rulebook_version)])  # fmt: skip
+        entries = frames.html_table(self.list_entries, ["list_id", "kind", "start", "end", "cause", "record_id",
+                                                        "behaviour", "characteristic", "grade"], "list entries")
+        measures = frames.html_table([asdict(m) for m in self.measures],
+                                     ["measure", "effect", "services", "via", "since", "until"], "active measures")
+        return head + entries + measures
+
 
 @dataclass
-class Decision:
+class Decision(frames.Tabular):
     citizen_id: str
     service: str
     at: dt.datetime
@@ -90,9 +102,59 @@ class Decision:
     rulebook_version: str | None
     valid_until: dt.datetime | None
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    clock: str = "asked"  # whose time `at` is (see CLOCKS)
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))
+
+    def _repr_html_(self) -> str:
+        head = frames.fields_html(f"{self.outcome.upper()} {self.service} for {self.citizen_id}", [
+            ("at (CST)", self.at), ("whose time", CLOCKS.get(self.clock, self.clock)),
+            ("public reason", self.public_reason), ("rulebook", self.rulebook_version),
+            ("valid until", self.valid_until)])  # fmt: skip
+        return head + frames.html_table(self.reasons, ["measure", "effect", "via", "since", "until"], "reasons")
+
+
+class Explanation(dict[str, Any], frames.Tabular):
+    """What `explain` answers: the JSON-ready mapping every door shows (score → ledger entries → records and
+    rules; list entries → cause; measures → list), also readable as a table of its ledger entries."""
+
+    def ledger_rows(self) -> list[dict[str, Any]]:
+        """One row per ledger entry in force: its points, where they come from, and the rules that gave them."""
+        rows = []
+        for e in self["ledger"]:
+            r = e.get("record") or e.get("set_by_record") or {}
+            rows.append({
+                "points": e["points"], "source": e["source"], "behaviour": r.get("behaviour"),
+                "characteristic": e.get("characteristic"), "record_id": r.get("record_id"), "agency": r.get("agency"),
+                "rule_ids": [x["id"] for x in e["rules"]], "rule_points": [x["points"] for x in e["rules"]],
+                "capped_by": (e.get("cap") or {}).get("id"),
+                "valid_from": _from_iso(e["valid_from"]), "valid_to": _from_iso(e["valid_to"]),
+                "rulebook_version": e["rulebook_version"],
+            })  # fmt: skip
+        return rows
+
+    def to_arrow(self) -> pa.Table:
+        return frames.table(self.ledger_rows(), LEDGER_COLUMNS)
+
+    def _repr_html_(self) -> str:
+        s = self["score"]
+        head = frames.fields_html(f"{self['name']} {self['citizen_id']}", [
+            ("city", self["city"]), ("as of (CST)", self["as_of"]),
+            ("whose time", CLOCKS.get(self["clock"], self["clock"])), ("rulebook", self["rulebook_version"]),
+            ("score", f"{s['value']} = clamp(base {s['base']} + {s['sum_of_entries']}) → grade {s['grade']}")])
+        return (head + frames.html_table(self.ledger_rows(), LEDGER_COLUMNS, "ledger entries in force")
+                + frames.html_table(self["list_entries"], ["list_id", "start", "cause", "record_id", "behaviour",
+                                                           "characteristic", "grade"], "list entries")
+                + frames.html_table(self["measures"], ["measure", "effect", "via", "until"], "measures"))
+
+
+LEDGER_COLUMNS = ["points", "source", "behaviour", "characteristic", "record_id", "agency", "rule_ids", "rule_points",
+                  "capped_by", "valid_from", "valid_to", "rulebook_version"]
+
+
+def _from_iso(iso: str | None) -> dt.datetime | None:
+    return None if iso is None else dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 def jsonable(x: Any) -> Any:
@@ -116,10 +178,14 @@ def ensure_fresh(store: Store, at: dt.datetime) -> None:
     — and a replay reruns under its own pin, so it stays a replay until someone scores unpinned.
     """
     last, changed, pin = run_state(store)
+    if store.read_only and (last is None or changed or at >= answers_until(store, last)):
+        raise LocatedError(f"{store.path}: opened read-only, and its last engine run "
+                           f"({'none' if last is None else shown(last)}) does not answer for {shown(at)}; ask "
+                           "without a time (the store's clock), or open it writable so the engine can run")
     if last is None:
-        Engine(store).run(as_of=at)
+        Engine(store).run(as_of=stored(at))
     elif changed or at >= answers_until(store, last):
-        Engine(store).run(as_of=max(last, at), pin=pin)
+        Engine(store).run(as_of=stored(max(last, at)), pin=pin)
 
 
 def answers_until(store: Store, last: dt.datetime) -> dt.datetime:
@@ -130,6 +196,27 @@ def answers_until(store: Store, last: dt.datetime) -> dt.datetime:
     return month if after is None else min(month, after)
 
 
+# what an answer's `clock` says about its time
+CLOCKS = {
+    "asked": "the time asked about",
+    "store": "the store's clock: its last engine run, or a simulation's end",
+    "service": "the service's clock",
+    "now": "now: the store has no engine run yet, so the first question scores it as of now",
+}
+
+
+def default_time(store: Store) -> tuple[dt.datetime, str]:
+    """The time a question without one is asked at, and whose clock that is: the door's (a service's), else
+    the store's own — its last engine run, which a simulation leaves at its end — never the wall clock, so a
+    store simulated in 2025 answers about 2025. Only a store never scored is asked about now (that first
+    question scores it, and sets its clock)."""
+    d = _DECIDERS.get(store)
+    if d is not None and d.clock is not None:
+        return d.clock(), "service"
+    last, _, _ = run_state(store)
+    return (store_clock(store), "now") if last is None else (last, "store")
+
+
 def question_clock(store: Store) -> dt.datetime:
     """The clock a question's time is bounded by: the door's (a service's), else the later of the store's
     last run and today (so a store scored in the past can still be asked about the present)."""
@@ -137,10 +224,10 @@ def question_clock(store: Store) -> dt.datetime:
     return d.clock() if d is not None and d.clock is not None else store_clock(store)
 
 
-def question_time(store: Store, t: dt.datetime | None, field: str) -> dt.datetime:
-    """The time a question is about: the door's clock when none is named, else `t` within the bounds."""
-    clock = question_clock(store)
-    return clock if t is None else bounded(t, field, clock)
+def question_time(store: Store, t: dt.datetime | None, field: str) -> tuple[dt.datetime, str]:
+    """The time a question is about (naive UTC) and whose clock it is: `default_time` when none is named,
+    else `t` (naive = CST) within the bounds."""
+    return default_time(store) if t is None else (bounded(t, field, question_clock(store)), "asked")
 
 
 def _citizen(store: Store, citizen_id: str) -> tuple[int, str, str, int]:
@@ -381,7 +468,8 @@ class Decider:
         if not requests:
             return []
         clock = question_clock(self.store) if self.clock is None else self.clock()
-        times = [clock if t is None else bounded(t, f"request {i + 1}: at", clock) for i, (_, _, t) in
+        default, whose = (self.clock(), "service") if self.clock is not None else default_time(self.store)
+        times = [default if t is None else bounded(t, f"request {i + 1}: at", clock) for i, (_, _, t) in
                  enumerate(requests)]
         if self._index is None or self.check_facts:  # the engine may run: refuse unknown citizens first
             self._check_citizens([c for c, _, _ in requests])
@@ -404,6 +492,9 @@ class Decider:
         finally:
             if paused:
                 gc.enable()
+        for (_, _, t), d in zip(requests, out, strict=True):
+            if t is None:
+                d.clock = whose
         if record:
             self._record(out, ckeys, asked_by, denied)
         return out
@@ -504,8 +595,9 @@ def install(store: Store, d: Decider) -> None:
 
 
 def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> Standing:
+    """Everything about a citizen as of a time (naive = CST; none: the store's clock, see `default_time`)."""
     ckey, name, city, _ = _citizen(store, citizen_id)  # an unknown ID is refused before any engine work
-    at = question_time(store, as_of, "as_of")
+    at, whose = question_time(store, as_of, "as_of")
     dec = decider(store)
     idx = dec.index(at)
     rb = dec.rulebook(city, at)
@@ -520,6 +612,7 @@ def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) ->
         rb.version if rb else None,
         _entries(store, ckey, at),
         dec.measures(idx, ckey, city, at),
+        whose,
     )
 
 
@@ -535,20 +628,24 @@ def decide(
     service: str,
     at: dt.datetime | None = None,
     asked_by: str = "cli",
-    record: bool = True,
+    record: bool = False,
 ) -> Decision:
-    """May this citizen use this service now? The answer carries its reasons and the version used."""
+    """May this citizen use this service at `at` (naive = CST; none: the store's clock)? The answer carries
+    its reasons, the time and the version used. A what-if writes nothing: `record=True` appends the decision
+    to the store's `decisions` (as a service provider's question through the CLI or HTTP is)."""
     return decider(store).decide(citizen_id, service, at, asked_by=asked_by, record=record)
 
 
 def decide_many(
-    store: Store, requests: Sequence[tuple[str, str, dt.datetime | None]], asked_by: str = "cli", record: bool = True
+    store: Store, requests: Sequence[tuple[str, str, dt.datetime | None]], asked_by: str = "cli",
+    record: bool = False,
 ) -> list[Decision]:
-    """Decisions for many (citizen, service, time) requests in one pass; refused whole on any bad request."""
+    """Decisions for many (citizen, service, time) requests in one pass; refused whole on any bad request.
+    Written to the store only with `record=True`."""
     return decider(store).decide_many(requests, asked_by=asked_by, record=record)
 
 
-def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> dict[str, Any]:
+def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> Explanation:
     """Score → ledger entries → records and rules; list entries → their cause; measures → their list."""
     st = standing(store, citizen_id, as_of)
     ckey = store.ckey(citizen_id)
@@ -620,12 +717,13 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
                 item["set_by_record"] = {"record_id": record_id, "agency": agency, "behaviour": behaviour}
         entries.append(item)
     rb_now = rulebook_at(store, st.city, at)
-    return jsonable(
+    return Explanation(jsonable(
         {
             "citizen_id": st.citizen_id,
             "name": st.name,
             "city": st.city,
             "as_of": at,
+            "clock": st.clock,
             "rulebook_version": st.rulebook_version,
             "score": {
                 "value": st.score,
@@ -638,7 +736,7 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
             "list_entries": st.list_entries,
             "measures": [asdict(m) for m in st.measures],
         }
-    )
+    ))
 
 
 def _attributes(store: Store, rkey: int | None, behaviour: str | None) -> dict[str, Any]:

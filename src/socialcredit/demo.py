@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from socialcredit.cli import out
-from socialcredit.compiler import CST
+from socialcredit.clock import CST, stored
 from socialcredit.decisions import decide, explain, standing
 from socialcredit.keys import create_key
 from socialcredit.store import Store
@@ -50,7 +50,7 @@ def denied_child(store: Store, at: dt.datetime) -> str | None:
     """A child whom a parent's listing keeps out of a private school (not every city's lists reach children);
     the youngest first, since measures that reach children do not look at the child's age (a known limit)."""
     for (cid,) in store.con.execute(CHILDREN, [at, at]).fetchall():
-        if decide(store, cid, "school.private_admission", at, record=False).outcome == "deny":
+        if decide(store, cid, "school.private_admission", stored(at), record=False).outcome == "deny":
             return str(cid)
     return None
 
@@ -99,7 +99,7 @@ def show(store: Store, at: dt.datetime) -> str | None:
     for role, cid in people.items():
         if cid is None:
             continue
-        st = standing(store, cid, at)
+        st = standing(store, cid, stored(at))
         t.add_row(role, f"{st.name} {cid}", st.city, str(st.score), st.grade or "—",
                   ", ".join(e["list_id"] for e in st.list_entries) or "—")
     out.print(t)
@@ -109,12 +109,12 @@ def show(store: Store, at: dt.datetime) -> str | None:
                          (people["child of a listed parent"], "school.private_admission"),
                          (people["on an honour roll"], "hospital.queue")]:
         if cid is not None:
-            d = decide(store, cid, service, at, record=False)
+            d = decide(store, cid, service, stored(at), record=False)
             t.add_row(cid, service, d.outcome, d.public_reason)
     out.print(t)
     listed = people["on Shenzhen's billboard"] or people["court defaulter"]
     if listed:
-        x = explain(store, listed, at)
+        x = explain(store, listed, stored(at))
         out.print(Text.assemble(("why", "bold"), f" {x['name']}: score {x['score']['value']} = base "
                                 f"{x['score']['base']} {x['score']['sum_of_entries']:+d} → {x['score']['grade']} "
                                 f"under {x['rulebook_version']}"))

@@ -41,6 +41,7 @@ from socialcredit.compiler import (
     record_ledger_query,
     to_sql,
 )
+from socialcredit.frames import Tabular
 from socialcredit.ingest import SQL_TYPES, q
 from socialcredit.rulebook import Rulebook, RulebookSet, add_duration, duration_parts
 from socialcredit.store import Store
@@ -141,7 +142,7 @@ _PREPARED: dict[int, tuple[Compiled, _Prepared]] = {}
 
 
 @dataclass
-class RunSummary:
+class RunSummary(Tabular):  # to_arrow/to_pandas and Jupyter HTML: one row (socialcredit.frames)
     as_of: dt.datetime
     pin: str | None
     records: int

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from socialcredit.catalog import Catalog
-from socialcredit.clock import PREVIEW_HORIZON
+from socialcredit.clock import PREVIEW_HORIZON, stored
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, utc_naive
 from socialcredit.rulebook import Layer, parse_layer
@@ -83,10 +83,10 @@ def run_preview(job: PreviewCopy) -> dict[str, Any]:
     with job.directory:
         scratch = Store(job.path, catalog=job.catalog)
         try:
-            Engine(scratch).run(as_of=at)
+            Engine(scratch).run(as_of=stored(at))
             before = _snapshot(scratch, at)
             scratch.add_rulebook(text, origin)
-            Engine(scratch).run(as_of=at)
+            Engine(scratch).run(as_of=stored(at))
             after = _snapshot(scratch, at)
             people = {
                 ckey: (cid, name, city)

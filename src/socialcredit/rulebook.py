@@ -17,9 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from sqlglot import exp
 
+from socialcredit import frames
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.conditions import ConditionError, parse_condition
 from socialcredit.yamlio import LocatedError, Where, in_line_order, parse_yaml_located, validate_located
@@ -350,8 +352,22 @@ def json_schema() -> dict[str, Any]:
 # --------------------------------------------------------------------------- the set of layers
 
 
-class RulebookSet:
+class RulebookSet(frames.Tabular):
     """All layers known to a store, able to resolve any city's rulebook at any time."""
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per version: jurisdiction, level, version, effective date, parent, source, counts."""
+        return [{"jurisdiction": v.jurisdiction, "name": v.name, "level": v.level, "version": v.version,
+                 "effective_from": v.effective_from, "extends": v.extends, "source": v.source, "rules": len(v.rules),
+                 "lists": len(v.lists)} for vs in self.layers.values() for v in vs]
+
+    def to_arrow(self) -> pa.Table:
+        return frames.table(self.rows())
+
+    def _repr_html_(self) -> str:
+        rows = self.rows()
+        return frames.html_table(rows, list(rows[0]) if rows else [], f"RulebookSet: {len(rows)} versions, "
+                                 f"cities {', '.join(self.cities)}")
 
     def __init__(self, layers: list[Layer], catalog: Catalog | None = None) -> None:
         self.catalog = catalog or default_catalog()

@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from socialcredit import ids, text
+from socialcredit import frames, ids, text
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.ingest import SQL_TYPES, q
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
@@ -169,12 +169,57 @@ _RULEBOOK_CACHE: dict[tuple, RulebookSet] = {}  # parsing 1,000-rule rulebooks i
 class Store:
     """The single owner of the DuckDB connection; readers go through it too."""
 
-    def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None,
+                 read_only: bool = False) -> None:
+        """Open (or create) a store. `read_only=True` opens an existing file for reading only — DuckDB refuses
+        every write, and several read-only openers may share the file (not beside a writer)."""
         self.path = Path(path) if path is not None else default_path()
         self.catalog = catalog or default_catalog()
-        self.con = connect(self.path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise LocatedError(f"{self.path}: no store here to open read-only")
+        self.con = connect(self.path, read_only=read_only)
         self.con.execute("SET TimeZone = 'Asia/Shanghai'")
         self._rulebooks: RulebookSet | None = None
+        if read_only:  # an analyst's open: the readable views come with it (a writer asks, `readable()`)
+            self.readable()
+
+    def to_arrow(self, name: str = "citizens") -> pa.Table:
+        """A readable view as Arrow: `citizens`, `relations`, `records`, `retractions`, `ledger`, `score_log`,
+        `list_entries`, `decisions` or `notifications` (socialcredit.views: IDs, cities, CST-zoned times)."""
+        view = f"{name}_view"
+        if view not in self.readable():
+            from socialcredit.views import VIEWS
+
+            known = ", ".join(v.removesuffix("_view") for v in VIEWS)
+            raise LocatedError(f"{name!r}: no such readable table in this store (tables: {known}; ledger, "
+                               "score_log and list_entries appear after the first engine run)")
+        return self.con.sql(f"SELECT * FROM {view}").to_arrow_table()  # a name from VIEWS, never a value
+
+    def to_pandas(self, name: str = "citizens") -> Any:
+        """`to_arrow(name)` as a pandas DataFrame (the `pandas` extra)."""
+        frames.require("pandas")
+        return self.to_arrow(name).to_pandas()
+
+    def to_polars(self, name: str = "citizens") -> Any:
+        """`to_arrow(name)` as a polars DataFrame (the `polars` extra)."""
+        return frames.require("polars").from_arrow(self.to_arrow(name))
+
+    def _repr_html_(self) -> str:
+        last = self.con.execute("SELECT max(as_of) FROM engine_run").fetchall()[0][0] if self.initialised else None
+        return frames.fields_html(f"Store {self.path}", [
+            ("opened", "read-only" if self.read_only else "read-write"),
+            *(self.counts().items() if self.initialised else [("initialised", "no")]),
+            ("last engine run (the store's clock)", last),
+        ])  # fmt: skip
+
+    def readable(self) -> list[str]:
+        """(Re)make the readable views over the keys (socialcredit.views); their names. A read-only open makes
+        them; a writer (every CLI command, the service) does not pay for them (binding the view over the
+        engine's ledger costs ~0.2 s) until it asks, as `to_arrow` and `export` do."""
+        from socialcredit.views import install
+
+        return install(self.con, self.catalog)
 
     def close(self) -> None:
         self.con.close()

@@ -141,7 +141,7 @@ def test_three_months_ingest_cleanly_and_the_engine_lists_citizens(store):
             name=f"2025-0{month}",
         )
         assert report.accepted > 500 and report.duplicates == 0
-    summary = Engine(store).run(as_of=dt.datetime(2025, 4, 1))
+    summary = Engine(store).run(as_of=dt.datetime(2025, 4, 1, tzinfo=dt.UTC))
     assert summary.records > 1500 and summary.ledger_entries > 0
     listed = store.con.execute("SELECT count(DISTINCT ckey) FROM list_entries WHERE kind = 'blacklist'").fetchall()
     assert listed[0][0] > 0

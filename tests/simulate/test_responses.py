@@ -140,7 +140,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Store:
         rates = BehaviourRates(scale=8.0)
         batch = generate_records(store, dt.date(2025, month, 1), rates, np.random.default_rng(month))
         store.ingest(batch, name=f"m{month}")
-    Engine(store).run(as_of=dt.datetime(2025, 3, 31, 16))
+    Engine(store).run(as_of=dt.datetime(2025, 3, 31, 16, tzinfo=dt.UTC))
     return store
 
 

@@ -172,6 +172,8 @@ class Standing(_Out):
     rulebook_version: str | None
     list_entries: list[ListEntry]
     measures: list[ActiveMeasure]
+    clock: str = Field(description="whose time as_of is: 'asked' (the request named it) or 'service' (the "
+                       "service's clock)")
 
 
 class Score(_Out):
@@ -237,6 +239,7 @@ class Explanation(_Out):
     name: str
     city: str
     as_of: Time
+    clock: str = Field(description="whose time as_of is: 'asked' or 'service'")
     rulebook_version: str | None
     score: Score
     ledger: list[LedgerEntry]

@@ -22,7 +22,7 @@ from socialcredit.api import models as m
 from socialcredit.api.auth import own_citizen, principal, require, service
 from socialcredit.api.models import errors
 from socialcredit.api.service import Service
-from socialcredit.clock import bounded
+from socialcredit.clock import bounded, stored
 from socialcredit.compiler import CST
 from socialcredit.decisions import Decision
 from socialcredit.keys import Principal, provider_services
@@ -306,7 +306,8 @@ def standing(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Pri
     own_citizen(who, citizen_id)
     at = _as_of(svc, as_of)
     with svc.lock:
-        st = decisions.standing(svc.store, citizen_id, at)
+        st = decisions.standing(svc.store, citizen_id, stored(at))
+        st.clock = "asked" if as_of is not None else "service"
         svc.audit.append(who.name, "citizen.standing", citizen_id)
     return st.to_json()
 
@@ -319,7 +320,8 @@ def explanation(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: 
     own_citizen(who, citizen_id)
     at = _as_of(svc, as_of)
     with svc.lock:
-        x = decisions.explain(svc.store, citizen_id, at)
+        x = decisions.explain(svc.store, citizen_id, stored(at))
+        x["clock"] = "asked" if as_of is not None else "service"
         svc.audit.append(who.name, "citizen.explanation", citizen_id)
     return x
 

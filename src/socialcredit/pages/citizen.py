@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from socialcredit import objections
 from socialcredit.api.auth import COOKIE
 from socialcredit.api.service import Service
+from socialcredit.clock import stored
 from socialcredit.decisions import explain
 from socialcredit.keys import Principal, authenticate
 from socialcredit.pages import queries
@@ -73,7 +74,7 @@ def citizen_page(
         if person is None:
             return message(request, "No such citizen", f"No citizen {citizen_id!r} is registered.", status=404, who=who)
         fresh(svc, at)
-        x = explain(svc.store, citizen_id, at)
+        x = explain(svc.store, citizen_id, stored(at))
         rb = rulebook_today(svc, person["city"], at)
         cases = objections.cases(svc.store, citizen_id=citizen_id)
         stays = queries.stays(svc.store, citizen_id)

@@ -15,6 +15,7 @@ import typer
 
 RunArg = Annotated[Path, typer.Argument(help="a run directory (from `socialcredit simulate` or `replay`)")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="HTML file to write; figures go beside it as PNG")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def report_command(
@@ -23,15 +24,20 @@ def report_command(
     interactive: Annotated[
         bool, typer.Option("--interactive", help="charts with hover and zoom (one inline script; nothing fetched)")
     ] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Write a self-contained HTML report of a run (and its figures as PNG files)."""
-    from socialcredit.cli import guarded
+    from socialcredit.cli import emit, guarded, working
     from socialcredit.cli import out as console
     from socialcredit.report.society import report
 
     @guarded
     def run() -> None:
-        written = report(run_dir, out, interactive)
+        with working(f"drawing the report of {run_dir}"):
+            written = report(run_dir, out, interactive)
+        if json_out:
+            emit({"report": str(written[0]), "figures": [str(p) for p in written[1:]]})
+            return
         console.print(f"report: {written[0]} ({len(written) - 1} figures beside it as PNG)")
 
     run()
@@ -41,15 +47,23 @@ def compare_command(
     run_a: Annotated[Path, typer.Argument(help="the run to compare from (A)")],
     run_b: Annotated[Path, typer.Argument(help="the run to compare with (B): same population, other rules")],
     out: OutOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Compare two runs of the same population: who changes grade or list, and which rules drive it."""
-    from socialcredit.cli import guarded
+    from dataclasses import asdict
+
+    from socialcredit.cli import emit, guarded, working
     from socialcredit.cli import out as console
     from socialcredit.report.compare import compare
 
     @guarded
     def run() -> None:
-        result = compare(run_a, run_b, out)
+        with working(f"comparing {run_a} with {run_b}"):
+            result = compare(run_a, run_b, out)
+        if json_out:
+            emit({"page": str(result.written[0]), "figures": [str(p) for p in result.written[1:]],
+                  "summary": {**asdict(result.summary), "text": str(result.summary)}})
+            return
         console.print(f"comparison: {result.written[0]} ({len(result.written) - 1} figures beside it as PNG)")
         console.print(f"{result.summary}")
 

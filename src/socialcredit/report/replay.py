@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from socialcredit import decisions
+from socialcredit.clock import stored
 from socialcredit.engine import Engine
 from socialcredit.report.rundir import CST_OFFSET_HOURS, RunDir
 from socialcredit.rulebook import parse_layer
@@ -70,7 +71,7 @@ def replay(run_dir: Path, spec: str, out: Path | None = None, progress: Step | N
         step("adding the rulebook to every city", 1)
         versions = install(store, spec, first_month, as_of)
         step("rescoring (engine)", 2)
-        Engine(store).run(as_of=as_of)
+        Engine(store).run(as_of=stored(as_of))
         step("asking every service attempt again", 3)
         asked, changed, outcomes = redecide(store)
         citizens = int(store.con.execute("SELECT count(*) FROM citizens").fetchall()[0][0])
@@ -185,7 +186,8 @@ def redecide(store: Store) -> tuple[int, int, dict[str, int]]:
         while end < len(rows) and rows[end][4] == rows[start][4]:
             end += 1
         batch = rows[start:end]
-        answers = decisions.decide_many(store, [(cid, s, at) for _, cid, s, at, _, _ in batch], asked_by=batch[0][4])
+        answers = decisions.decide_many(store, [(cid, s, stored(at)) for _, cid, s, at, _, _ in batch],
+                                         asked_by=batch[0][4], record=True)
         for old, new in zip(batch, answers, strict=True):
             changed += old[5] != new.outcome
             counts[new.outcome] = counts.get(new.outcome, 0) + 1

@@ -37,6 +37,7 @@ import yaml
 from rich.progress import MofNCompleteColumn
 
 from socialcredit import decisions
+from socialcredit.clock import stored
 from socialcredit.compiler import CST
 from socialcredit.engine import Engine, next_month_utc
 from socialcredit.simulate.behaviour import generate_records
@@ -210,7 +211,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
             timing["respond"] = time.perf_counter() - t
         step(m, scenario.months, f"{label:%Y-%m}: engine")
         t = time.perf_counter()
-        Engine(store).run(as_of=end)
+        Engine(store).run(as_of=stored(end))
         decider.invalidate()
         timing["engine"] = time.perf_counter() - t
         step(m, scenario.months, f"{label:%Y-%m}: services")
@@ -305,11 +306,12 @@ def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, 
     services = sorted(scenario.services)
     asking = ids.take(pa.array(citizen[order])).to_pylist()
     names = [services[i] for i in service_ix[order].tolist()]
-    times = (np.datetime64(start, "us") + offset[order].astype("timedelta64[s]")).astype("datetime64[us]").tolist()
+    times = [stored(t) for t in  # naive UTC, as the store keeps it: marked, so the library does not read it as CST
+             (np.datetime64(start, "us") + offset[order].astype("timedelta64[s]")).astype("datetime64[us]").tolist()]
     requests: list[tuple[str, str, dt.datetime | None]] = list(zip(asking, names, times, strict=True))
     outcomes: Counter[tuple[str, str]] = Counter()
     for lo in range(0, len(requests), DECIDE_BATCH):  # set-wise: one look-up pass and one insert per batch
-        for d in decisions.decide_many(store, requests[lo : lo + DECIDE_BATCH], asked_by=ASKED_BY):
+        for d in decisions.decide_many(store, requests[lo : lo + DECIDE_BATCH], asked_by=ASKED_BY, record=True):
             outcomes[(d.service, d.outcome)] += 1
     return outcomes
 
