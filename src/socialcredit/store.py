@@ -169,15 +169,42 @@ _RULEBOOK_CACHE: dict[tuple, RulebookSet] = {}  # parsing 1,000-rule rulebooks i
 class Store:
     """The single owner of the DuckDB connection; readers go through it too."""
 
-    def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None,
+                 read_only: bool = False) -> None:
+        """`read_only` opens a file no read-write process holds (a served store's published snapshot):
+        DuckDB lets many processes open it that way at once; nothing can be written through it."""
         self.path = Path(path) if path is not None else default_path()
         self.catalog = catalog or default_catalog()
-        self.con = connect(self.path)
+        self.read_only = read_only
+        self.con = connect(self.path, read_only=read_only)
         self.con.execute("SET TimeZone = 'Asia/Shanghai'")
         self._rulebooks: RulebookSet | None = None
+        self._file: int | None = None  # a descriptor kept open for copies (see copy_file)
 
     def close(self) -> None:
         self.con.close()
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+
+    def copy_file(self, to: Path) -> int:
+        """Copy the store's file (checkpointed by the caller, with no statement in flight) to `to`; its size.
+
+        DuckDB keeps other processes out of the file with a POSIX record lock, and POSIX drops every lock a
+        process holds on a file when the process closes *any* descriptor of it: `shutil.copyfile(path)` in the
+        serving process would let a second process open the store read-write. So copies read through one
+        descriptor opened once and closed only with the store."""
+        if self._file is None:
+            self._file = os.open(self.path, os.O_RDONLY)
+        size = os.fstat(self._file).st_size
+        with open(to, "wb") as out:
+            done = 0
+            while done < size:
+                n = os.sendfile(out.fileno(), self._file, done, size - done)
+                if n == 0:
+                    break
+                done += n
+        return size
 
     def __enter__(self) -> Store:
         return self
