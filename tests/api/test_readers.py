@@ -2,8 +2,8 @@
 withstands load while a reader is killed and the writer restarted.
 
 Real servers on 127.0.0.1 (the supervisor, its writer and two readers); counts and times are bounded. The
-load test runs at a reduced size here (8 clients, 10 s) and at the issue's size (32 and 128 clients, 20 s)
-behind `slow`.
+load test runs at a reduced size here (8 clients, 8 s) and at the issue's size (32 and 128 clients, 20 s)
+behind `slow` (scaled by SOCIALCREDIT_SLOW_SCALE; at CI's 0.1 that is the reduced size, so it is skipped).
 """
 
 from __future__ import annotations
@@ -154,8 +154,10 @@ class Load:
                 r = self._send(c, "POST", "/decisions", json=body)
                 if not self.ok(r):
                     return
-                with self.lock:
-                    self.decided.append((int(r.headers["x-socialcredit-snapshot"]), r.json()))
+                answered_by = r.headers["x-socialcredit-snapshot"]  # a generation, or "store": the writer's
+                if answered_by != "store":
+                    with self.lock:
+                        self.decided.append((int(answered_by), r.json()))
 
     def submit(self, client: int) -> None:
         rnd = random.Random(1000 + client)
@@ -240,18 +242,24 @@ def run_load(base, tmp_path, monkeypatch, clients: int, seconds: float) -> None:
     for generation, answer in load.decided:
         by_generation[generation].append(answer)
     generations = sorted(by_generation)
-    checked = {generations[0], generations[len(generations) // 2], generations[-1]}
+    checked = {generations[0], generations[-1]}  # the first and the last (an engine run from scratch each)
     for generation in sorted(checked):
         asked = by_generation[generation][:2000]
         snap = db.with_name(db.name + ".snapshots") / f"{generation}.duckdb"
         assert fresh_answers(snap, asked, tmp_path) == asked, f"snapshot {generation}"
 
 
+REDUCED = (8, 8.0)  # clients, seconds
+
+
 def test_load_with_a_reader_killed_and_the_writer_restarted(base, tmp_path, monkeypatch):
-    run_load(base, tmp_path, monkeypatch, clients=8, seconds=10)
+    run_load(base, tmp_path, monkeypatch, *REDUCED)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("clients", [32, 128])
 def test_load_with_faults_at_full_size(base, tmp_path, monkeypatch, clients):
-    run_load(base, tmp_path, monkeypatch, clients=max(8, int(clients * SCALE)), seconds=max(10.0, 20 * SCALE))
+    size = (max(REDUCED[0], int(clients * SCALE)), max(REDUCED[1], 20 * SCALE))
+    if size == REDUCED:
+        pytest.skip("at this SOCIALCREDIT_SLOW_SCALE it is the reduced test above")
+    run_load(base, tmp_path, monkeypatch, *size)

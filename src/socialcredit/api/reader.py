@@ -4,7 +4,8 @@ Decisions (single and batch), standings, explanations, the register, billboards 
 public pages (dashboard, register, billboards, station monitors) are answered here, from the newest
 snapshot the writer published (`socialcredit.snapshot`), opened read-only: a reader never waits on the
 writer's lock, so an engine run or a batch being written delays no decision. Every answer names the
-snapshot it used (`X-Socialcredit-Snapshot: <generation>`; decisions also name their rulebook version).
+snapshot it used (`X-Socialcredit-Snapshot: <generation>`, or `store` for an answer the writer gave from the
+store itself; decisions also name their rulebook version).
 
 Everything else (records, retractions, objections, cases, rulebooks, history, the audit routes) is
 forwarded to the writer over loopback, as is a question the snapshot cannot answer without an engine run
@@ -256,7 +257,9 @@ class Watcher:
                 log.warning("could not open snapshot %d; trying the next", snap.generation, exc_info=True)
                 continue
             self.app.state.service = fresh
-            threading.Timer(RETIRE_AFTER_S, svc.close).start()
+            retire = threading.Timer(RETIRE_AFTER_S, svc.close)
+            retire.daemon = True  # a stopping reader does not wait for it
+            retire.start()
 
 
 class Front:
@@ -389,6 +392,7 @@ class Front:
             return
         out = [(k, v) for k, v in r.headers.raw if k.lower() not in _HOP and k.lower() != b"content-encoding"]
         out.append((b"content-length", str(len(r.content)).encode()))
+        out.append((SNAPSHOT_HEADER, b"store"))  # answered by the writer, from the store itself
         await send({"type": "http.response.start", "status": r.status_code, "headers": out})
         await send({"type": "http.response.body", "body": r.content})
 
