@@ -17,6 +17,7 @@ machine's two cores, and other work may share them too: every line carries the l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import random
 import re
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,9 +171,9 @@ def script_for(ids: list[str], token: str) -> Path:
     return script
 
 
-def over_http(path: Path, ids: list[str], seconds: int, readers: int, connections: tuple[int, ...] = CONNECTIONS
-              ) -> dict[str, Any]:
-    """`socialcredit serve --readers N` in a subprocess, driven by wrk at each connection count."""
+@contextlib.contextmanager
+def served(path: Path, ids: list[str], readers: int) -> Iterator[tuple[str, str]]:
+    """`socialcredit serve --readers N` in a subprocess, warmed up; yields its base URL and a service key."""
     store = Store(path)
     _, token = create_key(store, "service", "rail")
     store.close()
@@ -181,30 +183,17 @@ def over_http(path: Path, ids: list[str], seconds: int, readers: int, connection
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base, server)
-        headers = {"Authorization": f"Bearer {token}"}
-        # warm up, untimed: the first decision of each reader loads its stay index
-        for _ in range(8):
+        for _ in range(8):  # untimed: the first decision of each reader loads its stay index
             httpx.post(base + "/api/v1/decisions", json={"citizen_id": ids[0], "service": "rail.ticket"},
-                       headers=headers, timeout=600).raise_for_status()
-        script = script_for(ids, token)
-        runs = [wrk(base, script, seconds, c) for c in connections]
-        # one batch call: a whole train of 1,000 passengers
-        rnd = random.Random(3)
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
-            train = {"requests": [{"citizen_id": rnd.choice(ids), "service": "rail.ticket"} for _ in range(1000)]}
-            c.post("/api/v1/decisions", json=train).raise_for_status()
-            t0 = time.perf_counter()
-            for _ in range(5):
-                c.post("/api/v1/decisions", json=train).raise_for_status()
-            batch_rate = 5 * len(train["requests"]) / (time.perf_counter() - t0)
+                       headers={"Authorization": f"Bearer {token}"}, timeout=600).raise_for_status()
+        yield base, token
     finally:
         stop(server)
-    return {"runs": runs, "batch_rate": batch_rate, "batch_load": load(), "script": script}
 
 
-def echo_floor(script: Path, seconds: int, workers: int, connections: tuple[int, ...] = CONNECTIONS,
-               stack: str = "uvicorn") -> list[dict[str, Any]]:
-    """The same load against `echo_app.py` (FastAPI, no work) on the same stack: `workers` uvicorn processes
+@contextlib.contextmanager
+def echo(workers: int, stack: str = "uvicorn") -> Iterator[str]:
+    """`echo_app.py` (FastAPI, an endpoint doing no work) on the same stack: `workers` uvicorn processes
     sharing one socket, as `serve` runs its readers (or another ASGI server, for `--stacks`)."""
     port = free_port()
     cmd = {
@@ -219,9 +208,26 @@ def echo_floor(script: Path, seconds: int, workers: int, connections: tuple[int,
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base, server, "/docs", 60)
-        return [wrk(base, script, seconds, c) for c in connections]
+        yield base
     finally:
         stop(server)
+
+
+def batch_rate(base: str, token: str, ids: list[str]) -> float:
+    """Decisions per second through the batch endpoint: trains of 1,000 passengers."""
+    rnd = random.Random(3)
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        train = {"requests": [{"citizen_id": rnd.choice(ids), "service": "rail.ticket"} for _ in range(1000)]}
+        c.post("/api/v1/decisions", json=train).raise_for_status()
+        t0 = time.perf_counter()
+        for _ in range(5):
+            c.post("/api/v1/decisions", json=train).raise_for_status()
+        return 5 * len(train["requests"]) / (time.perf_counter() - t0)
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput (its latencies with it: one real run, not a blend)."""
+    return sorted(runs, key=lambda r: r["throughput"])[len(runs) // 2]
 
 
 def publish_cost(path: Path) -> tuple[float, int]:
@@ -248,6 +254,7 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=6)
     ap.add_argument("--http-seconds", type=int, default=10, help="per connection count")
     ap.add_argument("--readers", type=int, default=2, help="`serve --readers`, and the floor's uvicorn workers")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each (floor, service) pair; the median is shown")
     ap.add_argument("--no-before", dest="before", action="store_false",
                     help="skip the single-process service (--readers 0) at 32 connections")
     ap.add_argument("--stacks", nargs="*", default=[], choices=["uvicorn", "granian", "hypercorn"],
@@ -269,17 +276,25 @@ def main() -> None:
         seconds, size = publish_cost(path)
         out.print(f"[bold]snapshot[/bold]: publishing one (checkpoint + copy of the {size / 2**20:,.0f} MiB file) "
                   f"took {seconds:.2f} s  ({load()})")
-        with out.status(f"HTTP: socialcredit serve --readers {a.readers}, {a.http_seconds} s per connection count"):
-            h = over_http(path, ids, a.http_seconds, a.readers)
-        with out.status("HTTP: the floor"):
-            floor = echo_floor(h["script"], a.http_seconds, a.readers)
-        out.print(f"[bold]over HTTP[/bold] on 127.0.0.1 (wrk, one thread), one decision per request; floor = the same "
-                  f"load on an empty FastAPI endpoint served by {a.readers} uvicorn workers on one socket")
-        for f, r in zip(floor, h["runs"], strict=True):
-            out.print(row("floor (empty endpoint)", f))
-            out.print(row(f"service, {a.readers} readers + writer", r, f))
-        at32 = next((r, f) for r, f in zip(h["runs"], floor, strict=True) if r["connections"] == 32)
-        at128 = next(r for r in h["runs"] if r["connections"] == 128)
+        out.print(f"[bold]over HTTP[/bold] on 127.0.0.1 (wrk, one thread, {a.http_seconds} s a run), one decision per "
+                  f"request; floor = the same load on an empty FastAPI endpoint on {a.readers} uvicorn workers "
+                  f"sharing one socket; floor and service runs alternate, {a.repeat} each, the median shown")
+        pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        with out.status("HTTP: the service and the floor, alternating"), \
+                served(path, ids, a.readers) as (service_base, token), echo(a.readers) as floor_base:
+            script = script_for(ids, token)
+            for c in CONNECTIONS:
+                floors, services = [], []
+                for _ in range(a.repeat):
+                    floors.append(wrk(floor_base, script, a.http_seconds, c))
+                    services.append(wrk(service_base, script, a.http_seconds, c))
+                pairs.append((median_run(services), median_run(floors)))
+                out.print(row("floor (empty endpoint)", pairs[-1][1]))
+                out.print(row(f"service, {a.readers} readers + writer", pairs[-1][0], pairs[-1][1]))
+            batch = batch_rate(service_base, token, ids)
+            batch_load = load()
+        at32 = next((r, f) for r, f in pairs if r["connections"] == 32)
+        at128 = next(r for r, _ in pairs if r["connections"] == 128)
         out.print(f"  targets: p99 < 20 ms at 32 connections: {'met' if at32[0]['p99_ms'] < 20 else 'NOT met'} "
                   f"({at32[0]['p99_ms']:.1f} ms; the floor's own p99 {at32[1]['p99_ms']:.1f} ms"
                   f"{', above 20 ms itself' if at32[1]['p99_ms'] >= 20 else ''}); throughput ≥ 0.8× the floor's: "
@@ -287,16 +302,16 @@ def main() -> None:
                   f"({at32[0]['throughput'] / at32[1]['throughput']:.2f}×); at 128: no error "
                   f"{'met' if at128['errors'] == 0 else 'NOT met'}, p99 < 100 ms "
                   f"{'met' if at128['p99_ms'] < 100 else 'NOT met'} ({at128['p99_ms']:.1f} ms)")
-        out.print(f"  batch endpoint, 1,000 passengers per call: {h['batch_rate']:,.0f} decisions/s  "
-                  f"({h['batch_load']})")
+        out.print(f"  batch endpoint, 1,000 passengers per call: {batch:,.0f} decisions/s  ({batch_load})")
         if a.before:
-            with out.status("HTTP: one process, one lock (--readers 0), 32 connections"):
-                one = over_http(path, ids, a.http_seconds, 0, (32,))
-            out.print(row("before: one process (--readers 0)", one["runs"][0], at32[1]))
+            with out.status("HTTP: one process, one lock (--readers 0), 32 connections"), \
+                    served(path, ids, 0) as (one_base, token):
+                one = wrk(one_base, script_for(ids, token), a.http_seconds, 32)
+            out.print(row("before: one process (--readers 0)", one, at32[1]))
         for stack in a.stacks:
             for workers in (1, 2):
-                for f in echo_floor(h["script"], a.http_seconds, workers, (32,), stack):
-                    out.print(row(f"floor, {stack} × {workers}", f))
+                with echo(workers, stack) as floor_base:
+                    out.print(row(f"floor, {stack} × {workers}", wrk(floor_base, script, a.http_seconds, 32)))
         out.print(f"peak memory of the benchmark process {peak_gib():.2f} GiB")
 
 

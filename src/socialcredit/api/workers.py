@@ -37,6 +37,7 @@ from socialcredit.api.writer import TOKEN_ENV, TOKEN_HEADER
 
 READERS = 2
 STATUS = "serving.json"
+RESTART_PAUSE_S = 1.0
 START_TIMEOUT_S = 300.0  # the writer's first snapshot may need an engine run over a large store
 
 
@@ -52,11 +53,15 @@ class Supervisor:
         self.writer: subprocess.Popen[bytes] | None = None
         self.readers: list[subprocess.Popen[bytes]] = []
         self.stopping = False
+        self.writer_started = -RESTART_PAUSE_S
 
     def _clock(self) -> list[str]:
         return ["--as-of", self.as_of.isoformat()] if self.as_of is not None else []
 
     def start_writer(self) -> None:
+        if time.monotonic() - self.writer_started < RESTART_PAUSE_S:
+            time.sleep(RESTART_PAUSE_S)  # a writer that cannot start is not restarted in a tight loop
+        self.writer_started = time.monotonic()
         self.writer = subprocess.Popen(
             [sys.executable, "-m", "socialcredit.api.writer", "--db", str(self.db), "--fd", str(self.inner.fileno()),
              *self._clock()], pass_fds=[self.inner.fileno()], env=self.env)
@@ -74,7 +79,7 @@ class Supervisor:
         import httpx
 
         deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopping:
             assert self.writer is not None
             if self.writer.poll() is not None:
                 raise SystemExit(f"the writer of {self.db} stopped (exit status {self.writer.returncode}); "
@@ -87,7 +92,8 @@ class Supervisor:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise SystemExit(f"the writer of {self.db} did not start within {START_TIMEOUT_S:.0f} s")
+        if not self.stopping:
+            raise SystemExit(f"the writer of {self.db} did not start within {START_TIMEOUT_S:.0f} s")
 
     def _status(self) -> None:
         d = snapshot.snapshot_dir(self.db)
