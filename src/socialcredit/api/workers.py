@@ -10,8 +10,8 @@ Why uvicorn workers that share one socket, rather than a front process that rout
 (and a process on two cores) to every request, while most requests are decisions a reader answers
 itself; only writes and the few questions a snapshot cannot answer take the second hop, to the writer.
 The server stack was chosen by measurement (`benchmarks/decide.py` prints the empty-endpoint floor of
-the same stack; on the 2-core machine of the README, uvicorn with two workers had the highest floor and
-the lowest p99 of uvicorn, granian and hypercorn).
+the same stack, and `--stacks` those of granian and hypercorn; on the README's shared 2-core machine,
+uvicorn with two workers had the highest median floor and the lowest p99 over three runs).
 
 `serving.json` in the store's snapshot directory names the processes (supervisor, writer, readers) while
 it runs, for operators and the fault tests.
