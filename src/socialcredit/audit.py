@@ -61,14 +61,19 @@ class AuditTrail:
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
         self._oldest = 0.0
-        store.con.execute(AUDIT_DDL)
-        last = store.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
+        if not store.read_only:  # a published snapshot has the table, or no entries to read
+            store.con.execute(AUDIT_DDL)
+        last = store.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall() \
+            if _has_trail(store) else []
         self._seq, self._head = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
 
-    def append(self, principal: str, action: str, citizen_id: str | None = None, **detail: Any) -> int:
-        """Add one entry; returns its sequence number."""
+    def append(self, principal: str, action: str, citizen_id: str | None = None, *,
+               logged_at: dt.datetime | None = None, defer: bool = False, **detail: Any) -> int:
+        """Add one entry; returns its sequence number. `logged_at` (naive UTC) is when it happened, if not
+        now: a reader process of the service answered the request and sends its entries on in batches.
+        `defer` never writes here: the caller writes them in its own transaction (`flush_within`)."""
         with self._lock:
-            at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            at = logged_at if logged_at is not None else dt.datetime.now(dt.UTC).replace(tzinfo=None)
             text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else "{}"
             self._seq += 1
             h = entry_hash(self._seq, at, principal, action, citizen_id, text, self._head)
@@ -77,7 +82,7 @@ class AuditTrail:
             if len(self._pending) == 1:
                 self._oldest = time.monotonic()
             seq = self._seq
-            due = len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._oldest > FLUSH_SECONDS
+            due = not defer and (len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._oldest > FLUSH_SECONDS)
         if due:
             self.flush()
         return seq
@@ -130,6 +135,11 @@ class AuditTrail:
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
 
+def _has_trail(store: Store) -> bool:
+    return bool(store.con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'").fetchall()[0][0])
+
+
 class BadCheckpoint(ValueError):
     """A text that is not a checkpoint; the message quotes it and shows the expected form."""
 
@@ -174,8 +184,10 @@ class Verdict:
 def verify(store: Store, against: Checkpoint | None = None) -> Verdict:
     """Walk the whole chain in stored order and report every break, naming the entry; with `against`, also
     require the checkpoint's entry to be there with the checkpoint's hash (which no rewrite can forge)."""
-    store.con.execute(AUDIT_DDL)
-    rows = store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall()
+    if not store.read_only:
+        store.con.execute(AUDIT_DDL)
+    rows = store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall() \
+        if _has_trail(store) else []
     problems: list[str] = []
     prev = GENESIS
     for i, (seq, at, principal, action, citizen_id, detail, stored_prev, h) in enumerate(rows, start=1):

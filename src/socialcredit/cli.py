@@ -101,11 +101,22 @@ _opened: list[Store] = []  # the stores the running command opened; `guarded` cl
 _depth = [0]  # guarded commands running (one calling another closes nothing until the outer one returns)
 
 
-def open_store(db: Path | None, must_exist: bool = True) -> Store:
+def open_store(db: Path | None, must_exist: bool = True, read: bool = False) -> Store:
+    """The store, read-write; for a `read` command, the snapshot `socialcredit serve` published of it if the
+    server holds it (read-only: a question the snapshot cannot answer says so)."""
     path = db or default_path()
     if must_exist and not path.exists():
         fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
-    store = Store(path)
+    try:
+        store = Store(path)
+    except StoreLocked as held:
+        if not read:
+            raise
+        from socialcredit.snapshot import open_snapshot
+
+        store, snap = open_snapshot(path, held)
+        err.print(f"note: {path} is served (PID {held.pid}); reading its snapshot {snap.generation}, published "
+                  f"{snap.published_at:%Y-%m-%d %H:%M:%S} UTC")
     _opened.append(store)
     if must_exist:
         store.require_init()
@@ -114,6 +125,18 @@ def open_store(db: Path | None, must_exist: bool = True) -> Store:
 
 def emit(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+
+
+_SERVED = "\nIf it is `socialcredit serve`, the server owns the store: "
+_WRITE_THROUGH = {  # how a write command's change reaches a served store (read commands read its snapshot)
+    "ingest": _SERVED + "send the records through it: POST /api/v1/records with an agency key (see /docs).",
+    "decide": _SERVED + "ask it (POST /api/v1/decisions with a service key), or add --no-record to ask the "
+    "snapshot without recording the decision.",
+    "rulebook_load": _SERVED + "send the version through it: POST /api/v1/rulebooks with an admin key.",
+    "score": _SERVED + "it reruns the engine itself after each change it commits.",
+    **{name: _SERVED + "stop it first (this change has no HTTP route)." for name in
+       ("init", "citizens", "sample", "compact", "keys_create", "keys_revoke")},
+}
 
 
 def guarded(fn):
@@ -138,7 +161,7 @@ def guarded(fn):
             except LocatedError as e:
                 fail(str(e))
             except StoreLocked as e:
-                fail(str(e))
+                fail(str(e) + _WRITE_THROUGH.get(fn.__name__, ""))
         finally:
             _depth[0] -= 1
             if _depth[0] == 0:
@@ -252,7 +275,7 @@ def score(
 @guarded
 def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """A citizen's standing: score, grade, list entries, active measures."""
-    store = open_store(db)
+    store = open_store(db, read=True)
     with working("reading the standing (the engine runs first if facts changed)"):
         st = decisions.standing(store, citizen_id, parse_time(as_of))
     if json_out:
@@ -320,7 +343,7 @@ def _cause(e: dict[str, Any]) -> str:
 @guarded
 def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """Why: score → ledger entries → records and rules; list entries → cause; measures → list."""
-    store = open_store(db)
+    store = open_store(db, read=True)
     with working("explaining (the engine runs first if facts changed)"):
         x = decisions.explain(store, citizen_id, parse_time(as_of))
     if json_out:
@@ -368,12 +391,16 @@ def capped(cap: dict[str, Any], points: int) -> str:
 
 @app.command()
 @guarded
-def decide(citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
+def decide(
+    citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False,
+    no_record: Annotated[bool, typer.Option("--no-record", help="ask without recording the decision (works on "
+                                            "a served store, through its snapshot)")] = False,
+) -> None:
     """Ask for an automated decision: may this citizen use this service? Recorded in the store, as a service
-    provider's question is (the library's `decide()` records only with record=True)."""
-    store = open_store(db)
+    provider's question is, unless --no-record (the library's `decide()` records only with record=True)."""
+    store = open_store(db, read=no_record)
     with working("deciding (the engine runs first if facts changed)"):
-        d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"), record=True)  # a provider asks
+        d = decisions.decide(store, citizen_id, service, parse_time(at, "--at"), record=not no_record)
     if json_out:
         emit(d.to_json())
         return
@@ -432,7 +459,7 @@ def rulebook_validate(files: list[Path], json_out: JsonOpt = False) -> None:
 @guarded
 def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False) -> None:
     """The resolved rulebook of a city (inheritance applied) in force at a time."""
-    rbs = open_store(db).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
+    rbs = open_store(db, read=True).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
     when = parse_time(at, "--at")
     day = when.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date() if when else None
     rb = rbs.resolve(city, day)
@@ -487,7 +514,7 @@ def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: Jso
 @guarded
 def rulebook_diff(a: str, b: str, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Differences between two resolved versions, e.g. `rongcheng@1 rongcheng@2` or `shanghai@1 shenzhen@1`."""
-    rbs = open_store(db).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
+    rbs = open_store(db, read=True).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
     books = []
     for spec in (a, b):
         city, pin = rbs.parse_version(spec)
@@ -626,7 +653,7 @@ def keys_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Every key's id, principal and dates (never the token)."""
     from socialcredit.keys import list_keys
 
-    rows = list_keys(open_store(db))
+    rows = list_keys(open_store(db, read=True))
     if json_out:
         emit(rows)
         return
@@ -663,7 +690,7 @@ def audit_verify(
     except BadCheckpoint as e:
         fail(str(e))
     with working("walking the audit trail"):
-        v = verify(open_store(db), checkpoint)
+        v = verify(open_store(db, read=True), checkpoint)
     if json_out:
         extra = {"against": str(checkpoint)} if checkpoint else {}
         emit({"ok": v.ok, "entries": v.entries, "problems": v.problems, **extra})
@@ -687,7 +714,7 @@ def audit_head(db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """
     from socialcredit.audit import verify
 
-    v = verify(open_store(db))
+    v = verify(open_store(db, read=True))
     if v.head is None:
         for p in v.problems:
             err.print(Text(p, "red"))
@@ -709,7 +736,7 @@ def audit_show(
     """The latest audit entries (who did what, to whose data)."""
     from socialcredit.audit import AuditTrail
 
-    trail = AuditTrail(open_store(db))
+    trail = AuditTrail(open_store(db, read=True))
     total = trail._seq
     rows = trail.entries(citizen, limit, after=0 if citizen else max(0, total - limit))
     if json_out:
@@ -732,8 +759,14 @@ def serve(
         str | None, typer.Option(help="fix the service's clock, e.g. the last day of a simulated run (default: now)")
     ] = None,
     db: DbOpt = None,
+    readers: Annotated[int, typer.Option(
+        min=0, max=64, help="reader processes answering from published snapshots beside the one writer "
+        "(0: one process does everything, behind one lock)")] = 2,
 ) -> None:
-    """Start the HTTP API (/api/v1, OpenAPI at /docs) and the pages on the store."""
+    """Start the HTTP API (/api/v1, OpenAPI at /docs) and the pages on the store.
+
+    The store stays usable while served: read commands (citizen, explain, decide --no-record, audit verify,
+    rulebook show, report) read the snapshot the server publishes after each change."""
     from socialcredit.api.app import create_app
     from socialcredit.api.app import serve as run_server
 
@@ -741,10 +774,18 @@ def serve(
     if not path.exists():
         fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
     clock = parse_time(as_of)
-    served = create_app(path, as_of=clock)  # opens the store: one held elsewhere fails here, before "serving"
-    out.print(f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)"
-              + (f", clock fixed at {as_of}" if clock else ""))
-    run_server(served, host, port)
+    where = (f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)"
+             + (f", clock fixed at {as_of}" if clock else ""))
+    if readers == 0:
+        served = create_app(path, as_of=clock)  # opens the store: one held elsewhere fails here, before "serving"
+        out.print(where)
+        run_server(served, host, port)
+        return
+    from socialcredit.api.workers import serve_workers
+
+    Store(path).close()  # one held elsewhere fails here, with the holder named, before "serving"
+    out.print(f"{where}; {readers} readers beside one writer")
+    serve_workers(path, host, port, clock, readers)
 
 
 

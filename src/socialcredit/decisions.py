@@ -178,14 +178,26 @@ def ensure_fresh(store: Store, at: dt.datetime) -> None:
     — and a replay reruns under its own pin, so it stays a replay until someone scores unpinned.
     """
     last, changed, pin = run_state(store)
-    if store.read_only and (last is None or changed or at >= answers_until(store, last)):
-        raise LocatedError(f"{store.path}: opened read-only, and its last engine run "
-                           f"({'none' if last is None else shown(last)}) does not answer for {shown(at)}; ask "
-                           "without a time (the store's clock), or open it writable so the engine can run")
+    if store.read_only:  # an analyst's read-only open or a served store's snapshot: its engine output is all there is
+        if last is None or changed or at >= answers_until(store, last):
+            raise SnapshotCannotAnswer(store.path, last, at)
+        return
     if last is None:
         Engine(store).run(as_of=stored(at))
     elif changed or at >= answers_until(store, last):
         Engine(store).run(as_of=stored(max(last, at)), pin=pin)
+
+
+class SnapshotCannotAnswer(LocatedError):
+    """A question a read-only store (a served store's published snapshot) cannot answer without an engine
+    run, which only the store's writer may do: the service forwards it to its writer; the CLI says so."""
+
+    def __init__(self, path: object, last: dt.datetime | None, at: dt.datetime) -> None:
+        self.at = at
+        until = "it has no engine run" if last is None else f"its last engine run is as of {shown(last)}"
+        super().__init__(f"{path}: opened read-only, so it cannot answer about {shown(at)} ({until}); ask without "
+                         "a time (the store's clock), ask the running service (its writer reruns the engine), or "
+                         "open it writable so the engine can run")
 
 
 def answers_until(store: Store, last: dt.datetime) -> dt.datetime:
@@ -541,11 +553,25 @@ class Decider:
         for ckey, d, rb in denied:
             # where the city does not notify, a citizen learns of a listing only when a decision denies them
             if rb is not None and not rb.disclosure.notify_citizens:
-                con.execute(
-                    """INSERT INTO notifications SELECT ?, ?, 'learned_by_denial', ? WHERE NOT EXISTS (
-                       SELECT 1 FROM notifications WHERE ckey = ? AND kind = 'learned_by_denial')""",
-                    [ckey, d.at, f"Denied {d.service}: {d.public_reason}", ckey],
-                )
+                _learned_by_denial(con, ckey, d.at, f"Denied {d.service}: {d.public_reason}")
+
+    def record_elsewhere_decided(self, rows: Sequence[tuple[Any, ...]],
+                                 learned: Sequence[tuple[int, dt.datetime, str]]) -> None:
+        """Record decisions another process answered (a reader of the service, from a published snapshot):
+        `rows` are (ckey, service, at, outcome, reasons JSON, asked_by, rulebook version); `learned` the
+        (ckey, at, message) of denials that told a citizen of a listing the city does not notify.
+        They take the next decision IDs of this store, as this decider's own do."""
+        con = self.store.con
+        if self._next_id is None or not self.buffered:
+            self._next_id = con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchall()[0][0]
+        first = self._next_id
+        self._next_id = first + len(rows)
+        self._pending.extend((first + i, *r) for i, r in enumerate(rows))
+        self._pending_rows += len(rows)
+        if not self.buffered:
+            self.flush()
+        for ckey, at, message in learned:
+            _learned_by_denial(con, ckey, at, message)
 
     @property
     def has_pending(self) -> bool:
@@ -575,6 +601,14 @@ class Decider:
             con.execute("INSERT INTO decisions SELECT * FROM _decided")
         finally:
             con.unregister("_decided")
+
+
+def _learned_by_denial(con: Any, ckey: int, at: dt.datetime, message: str) -> None:
+    con.execute(
+        """INSERT INTO notifications SELECT ?, ?, 'learned_by_denial', ? WHERE NOT EXISTS (
+           SELECT 1 FROM notifications WHERE ckey = ? AND kind = 'learned_by_denial')""",
+        [ckey, at, message, ckey],
+    )
 
 
 _DECIDERS: weakref.WeakKeyDictionary[Store, Decider] = weakref.WeakKeyDictionary()

@@ -167,11 +167,12 @@ def main() -> None:
               f"-H 'Content-Type: application/json' -d '{body}'")
     if a.no_serve:
         return
-    from socialcredit.api.app import create_app, serve
+    from socialcredit.api.workers import READERS, serve_workers
 
-    out.print(f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and {others} other cities); "
+    out.print(f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and {others} other cities; "
+              f"{READERS} readers beside one writer, so `socialcredit citizen ID --db {db}` works meanwhile); "
               "Ctrl-C stops")
-    serve(create_app(db, as_of=at), a.host, a.port)
+    serve_workers(db, a.host, a.port, at)
 
 
 if __name__ == "__main__":

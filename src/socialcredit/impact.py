@@ -9,7 +9,6 @@ the one scoring path twice, never an estimate.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +67,7 @@ def copy_for_preview(store: Store, text: str, origin: str = "upload", now: dt.da
     store.con.execute("CHECKPOINT")
     job = PreviewCopy(text, origin, layer, max(clock, first_day), store.catalog,
                       tempfile.TemporaryDirectory(prefix="impact-"))
-    shutil.copyfile(store.path, job.path)
+    store.copy_file(job.path)  # not shutil.copyfile: closing a second descriptor would drop the store's lock
     return job
 
 

@@ -122,12 +122,17 @@ class SafeJSONResponse(JSONResponse):
 
 def create_app(db: str | Path, max_body: int = MAX_BODY, as_of: dt.datetime | None = None) -> FastAPI:
     """The app over store `db`; `as_of` fixes its clock (see `Service`)."""
-    service = Service(db, as_of)
+    return build_app(Service(db, as_of), max_body)
+
+
+def build_app(service: Service, max_body: int = MAX_BODY) -> FastAPI:
+    """The API and pages over `service`: the store's own (`create_app`, the writer) or a reader's
+    (`socialcredit.api.reader`, over a published snapshot); the app closes it when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         yield
-        service.close()
+        app.state.service.close()  # a reader's app swaps in newer snapshots' services: close the last one
 
     app = FastAPI(
         title="socialcredit",

@@ -16,8 +16,14 @@ from socialcredit.keys import PUBLIC, Principal
 COOKIE = "sc_key"
 
 
+SERVICE_KEY = "socialcredit.service"
+
+
 async def service(request: Request) -> Service:
-    return request.app.state.service  # type: ignore[no-any-return]
+    """The service answering this request: the one a reader pinned when the request arrived (its snapshot
+    may be replaced by a newer one meanwhile, and the answer names the one it used), else the app's."""
+    pinned = request.scope.get(SERVICE_KEY)
+    return pinned if pinned is not None else request.app.state.service  # type: ignore[no-any-return]
 
 
 async def principal(request: Request, svc: Service = Depends(service)) -> Principal:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from socialcredit.audit import AuditTrail
 from socialcredit.decisions import Decider, install
@@ -44,6 +46,8 @@ class Service:
         # compile every city's rulebooks now (about a second), not in the first request that reruns the engine
         Engine(self.store).prepare()
         self.principals: dict[str, Principal] = {}
+        self.on_change: list[Callable[[], None]] = []  # e.g. the writer's publisher of snapshots
+        self.on_close: list[Callable[[], None]] = []  # called first when the service closes
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="flush", daemon=True)
         self._flusher.start()
@@ -66,8 +70,10 @@ class Service:
     def changed(self) -> None:
         """Facts changed through this door: the next decision re-reads the engine's output."""
         self.decider.invalidate()
+        for listener in self.on_change:
+            listener()
 
-    def audit_write(self, principal: str, action: str, citizen_id: str | None = None, **detail: object) -> None:
+    def audit_write(self, principal: str, action: str, citizen_id: str | None = None, **detail: Any) -> None:
         """The audit entry of a write, on disk before the write is acknowledged. Reads' entries are buffered
         (a crash can lose the last half second of them); an entry for a batch an agency was told was
         accepted must not be lost with them."""
@@ -89,6 +95,8 @@ class Service:
             self.flush()
 
     def close(self) -> None:
+        for listener in self.on_close:
+            listener()
         self._stop.set()
         self._flusher.join()
         with self.lock:

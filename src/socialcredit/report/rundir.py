@@ -20,7 +20,7 @@ import yaml
 
 from socialcredit.catalog import default_catalog
 from socialcredit.rulebook import Rulebook, RulebookSet, parse_layer
-from socialcredit.store import connect
+from socialcredit.store import StoreLocked, connect
 from socialcredit.yamlio import LocatedError
 
 CST_OFFSET_HOURS = 8  # China has no daylight saving time, so CST midnight is always 16:00 UTC the day before
@@ -86,7 +86,15 @@ class RunDir:
             raise LocatedError(f"{path}: not a run directory (no store.duckdb); make one with `socialcredit simulate`")
         meta = _read_json(path / "run.json")
         scenario = _read_yaml(path / "scenario.yaml")
-        con = connect(db, read_only=True)
+        try:
+            con = connect(db, read_only=True)
+        except StoreLocked:  # `socialcredit serve` holds it: report the snapshot it published
+            from socialcredit.snapshot import current
+
+            snap = current(db)
+            if snap is None:
+                raise
+            con = connect(snap.path, read_only=True)
         try:
             found = con.execute("SELECT as_of FROM engine_run").fetchall()
         except duckdb.CatalogException:

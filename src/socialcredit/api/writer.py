@@ -1,0 +1,182 @@
+"""The writer of a served store: the one process that holds it read-write, and publishes snapshots of it.
+
+It is the whole single-process service (`create_app`: every route, one lock) on a loopback socket that
+only the supervisor and the readers know (`socialcredit.api.workers`), plus two duties:
+
+- **Publishing.** After each commit that changed facts (records, retractions, a scheduled rulebook, an
+  upheld case) it reruns the engine where needed and publishes a snapshot (`socialcredit.snapshot`),
+  within `PUBLISH_POLL_S`; when only decisions and audit entries were added, at most every
+  `LOG_PUBLISH_S`; and whenever the clock passes what the last snapshot can answer. Engine runs and
+  copies hold this process's lock: writes wait for them, readers never do (they keep answering from the
+  snapshot they have until the next one is whole).
+- **Group commits of what readers answered.** A reader ships the decisions it answered and the audit
+  entries of its reads in batches (`POST /internal/v1/shipments`, with the supervisor's token); each
+  batch is one transaction here: its audit entries join the one hash chain in arrival order, its
+  decisions take the next decision IDs, and the (origin, sequence number) of the batch is stored with
+  them, so a batch re-sent after a lost answer is recorded once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from socialcredit import decisions, snapshot
+from socialcredit.api.service import Service
+from socialcredit.engine import run_state
+
+PUBLISH_POLL_S = 0.2
+LOG_PUBLISH_S = 10.0
+TOKEN_ENV = "SOCIALCREDIT_INTERNAL_TOKEN"
+TOKEN_HEADER = "x-socialcredit-internal"
+KEEP_ENV = "SOCIALCREDIT_SNAPSHOTS_KEEP"
+SHIPMENTS_DDL = "CREATE TABLE IF NOT EXISTS shipments(origin VARCHAR, seq BIGINT)"
+log = logging.getLogger("socialcredit.writer")
+
+
+class Publisher:
+    """Publishes snapshots of the service's store (see the module's docstring for when)."""
+
+    def __init__(self, svc: Service, keep: int = 3) -> None:
+        self.svc = svc
+        self.keep = keep
+        self.facts = threading.Event()
+        self.logged = False
+        self.last = 0.0
+        self.computed: Any = None  # the engine run (computed_at) the last snapshot holds
+        self.current: snapshot.Snapshot | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="publish", daemon=True)
+        svc.on_change.append(self.facts.set)
+        svc.on_close.append(self.stop)
+
+    def publish(self) -> snapshot.Snapshot:
+        with self.svc.lock:
+            self.facts.clear()
+            self.logged = False
+            self.svc.flush()
+            decisions.ensure_fresh(self.svc.store, self.svc.now())
+            self.computed = self._computed()
+            self.current, seconds = snapshot.publish(self.svc.store, self.keep)
+        self.last = time.monotonic()
+        log.info("published snapshot %d in %.3f s", self.current.generation, seconds)
+        return self.current
+
+    def _computed(self) -> Any:
+        rows = self.svc.store.con.execute("SELECT computed_at FROM engine_run").fetchall()
+        return rows[0][0] if rows else None
+
+    def due(self) -> bool:
+        if self.facts.is_set():
+            return True
+        if self.logged and time.monotonic() - self.last >= LOG_PUBLISH_S:
+            return True
+        with self.svc.lock:  # the engine ran here (a question ahead), or the clock passed what the last run answers
+            last, changed, _ = run_state(self.svc.store)
+            if last is None or changed or self._computed() != self.computed:
+                return True
+            return self.svc.now() >= decisions.answers_until(self.svc.store, last)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(PUBLISH_POLL_S):
+            try:
+                if self.due():
+                    self.publish()
+            except Exception:  # a failed publish leaves the last snapshot in place; the next poll tries again
+                log.exception("publishing a snapshot failed")
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def record_shipment(svc: Service, body: dict[str, Any]) -> int:
+    """Write one reader's batch in one transaction; 0 if this (origin, seq) was recorded already."""
+    origin, seq = str(body["origin"]), int(body["seq"])
+    rows = [(int(c), str(s), _time(at), str(o), str(r), str(by), v) for c, s, at, o, r, by, v in body["decisions"]]
+    learned = [(int(c), _time(at), str(m)) for c, at, m in body["learned"]]
+    entries = [(str(p), str(a), c, json.loads(d), _time(at)) for p, a, c, d, at in body["audit"]]
+    with svc.lock:
+        con = svc.store.con
+        done = con.execute("SELECT max(seq) FROM shipments WHERE origin = ?", [origin]).fetchall()[0][0]
+        if done is not None and done >= seq:
+            return 0
+        svc.flush()  # this service's own buffered rows first, in their own commit
+        with svc.store.transaction():
+            for principal, action, citizen_id, detail, at in entries:
+                svc.audit.append(principal, action, citizen_id, logged_at=at, defer=True, **detail)
+            svc.decider.record_elsewhere_decided(rows, learned)
+            svc.decider.flush()
+            svc.audit.flush_within()
+            con.execute("DELETE FROM shipments WHERE origin = ?", [origin])
+            con.execute("INSERT INTO shipments VALUES (?, ?)", [origin, seq])
+    return len(rows) + len(entries)
+
+
+def internal_router(svc: Service, publisher: Publisher) -> APIRouter:
+    """`/internal/v1/…`: for the service's own readers only (the supervisor's token); never proxied to."""
+    router = APIRouter(include_in_schema=False)
+    token = os.environ.get(TOKEN_ENV, "")
+
+    @router.post("/internal/v1/shipments")
+    async def shipments(request: Request) -> dict[str, Any]:
+        if not token or request.headers.get(TOKEN_HEADER, "") != token:
+            raise HTTPException(404, "Not Found")
+        body = await request.json()
+        n = await run_in_threadpool(record_shipment, svc, body)
+        publisher.logged = publisher.logged or n > 0
+        return {"recorded": n}
+
+    @router.get("/internal/v1/ready")
+    async def ready(request: Request) -> dict[str, Any]:
+        if not token or request.headers.get(TOKEN_HEADER, "") != token:
+            raise HTTPException(404, "Not Found")
+        return {"generation": publisher.current.generation if publisher.current else None}
+
+    return router
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m socialcredit.api.writer --db STORE --fd N [--as-of T]`: started by the supervisor only."""
+    import uvicorn
+
+    from socialcredit.api.app import SHUTDOWN_GRACE_S, build_app
+
+    ap = argparse.ArgumentParser(description="the writer of a served store (started by `socialcredit serve`)")
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--fd", type=int, required=True, help="a listening socket inherited from the supervisor")
+    ap.add_argument("--as-of", default="", help="the service's fixed clock, naive UTC ISO 8601")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="writer %(process)d: %(message)s")
+    svc = Service(a.db, dt.datetime.fromisoformat(a.as_of) if a.as_of else None)
+    svc.store.con.execute(SHIPMENTS_DDL)
+    publisher = Publisher(svc, int(os.environ.get(KEEP_ENV, "3")))
+    publisher.publish()  # readers start from this one
+    publisher.start()
+    app = build_app(svc)
+    app.include_router(internal_router(svc, publisher))
+    sock = socket.socket(fileno=a.fd)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
