@@ -11,6 +11,7 @@ import pytest
 
 from conftest import cst, held_by_another_process, rec
 from socialcredit.ids import make_id
+from socialcredit.sample import citizen_ids, load_sample
 from socialcredit.store import BatchRejected, Store, StoreLocked, connect
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -222,3 +223,34 @@ def test_a_store_another_process_holds_says_who(tmp_path):
             assert (e.path, e.pid) == (path, holder.pid)
             assert "held.duckdb" in e.program  # /proc/PID/cmdline: the holder's own arguments
             assert f"PID {holder.pid}" in str(e) and "Stop that process" in str(e)
+
+
+def test_a_read_only_store_answers_many_threads_at_once(tmp_path):
+    """A reader process of the service answers on a thread pool from one read-only store; DuckDB refuses a
+    call on a connection busy with another (ResourceInUseException), so each thread must read on its own."""
+    import threading
+
+    path = tmp_path / "r.duckdb"
+    with Store(path) as s:
+        s.init()
+        load_sample(s)
+    store = Store(path, read_only=True, views=False)
+    barrier = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        barrier.wait()
+        try:
+            for _ in range(30):
+                n = store.con.execute("SELECT count(*) FROM range(200000) a, (SELECT 1 FROM citizens) b").fetchall()
+                assert n[0][0] == 200000 * len(citizen_ids())
+        except BaseException as e:  # collected and asserted below
+            failures.append(e)
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    store.close()
+    assert failures == []

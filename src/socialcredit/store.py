@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,8 +181,12 @@ class Store:
         self.read_only = read_only
         if read_only and not self.path.exists():
             raise LocatedError(f"{self.path}: no store here to open read-only")
-        self.con = connect(self.path, read_only=read_only)
-        self.con.execute("SET TimeZone = 'Asia/Shanghai'")
+        self._main = connect(self.path, read_only=read_only)
+        self._main.execute("SET TimeZone = 'Asia/Shanghai'")
+        self._opener = threading.get_ident()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
         self._rulebooks: RulebookSet | None = None
         self._file: int | None = None  # a descriptor kept open for copies (see copy_file)
         if read_only and views:  # an analyst's open: the readable views come with it (a writer asks, `readable()`)
@@ -224,8 +229,29 @@ class Store:
 
         return install(self.con, self.catalog)
 
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The store's connection. A read-only store is read by many threads at once (a reader process of the
+        service answers on a thread pool), and DuckDB refuses a call on a connection busy with another one, so
+        every other thread than the opener's reads through a cursor of its own; a writable store has one
+        writer, whose doors serialise their calls (the service's lock), so it is one connection."""
+        if not self.read_only or threading.get_ident() == self._opener:
+            return self._main
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
+        if cur is None:
+            cur = self._main.cursor()
+            cur.execute("SET TimeZone = 'Asia/Shanghai'")
+            with self._cursors_lock:
+                self._cursors.append(cur)
+            self._local.con = cur
+        return cur
+
     def close(self) -> None:
-        self.con.close()
+        with self._cursors_lock:
+            for cur in self._cursors:
+                cur.close()
+            self._cursors.clear()
+        self._main.close()
         if self._file is not None:
             os.close(self._file)
             self._file = None

@@ -179,7 +179,8 @@ def test_decision_answer_reveals_no_history(api):
     assert r.status_code == 200
     d = r.json()
     assert d["outcome"] == "deny" and d["public_reason"] and d["rulebook_version"].startswith("rongcheng")
-    assert set(d) == {"citizen_id", "service", "at", "outcome", "public_reason", "rulebook_version", "valid_until"}
+    assert set(d) == {"citizen_id", "service", "at", "outcome", "public_reason", "rulebook_version", "valid_until",
+                      "clock"}
 
 
 def test_decision_batch_a_whole_train(api):

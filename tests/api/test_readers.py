@@ -192,7 +192,10 @@ def fresh_answers(snapshot: Path, asked: list[dict[str, Any]], tmp: Path) -> lis
         Engine(store).run(as_of=as_of)
         got = decisions.decide_many(store, [(a["citizen_id"], a["service"], dt.datetime.fromisoformat(a["at"]))
                                             for a in asked], record=False)
-        return [{k: v for k, v in decisions.jsonable(d.to_json()).items() if k != "reasons"} for d in got]
+        # the fresh side names each time explicitly, so its `clock` says "asked" where the service said whose
+        # clock it used; the answers themselves must agree
+        return [{k: v for k, v in decisions.jsonable(d.to_json()).items() if k != "reasons"} | {"clock": a["clock"]}
+                for d, a in zip(got, asked, strict=True)]
 
 
 def run_load(base, tmp_path, monkeypatch, clients: int, seconds: float) -> None:

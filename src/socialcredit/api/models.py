@@ -87,6 +87,8 @@ class DecisionAnswer(_Out):
     public_reason: str
     rulebook_version: str | None
     valid_until: Time | None
+    clock: str = Field(description="whose time `at` is: 'asked' (the request named it) or 'service' (the service's "
+                       "clock, when the request named none)")
 
 
 class DecisionAnswers(_Out):

@@ -154,6 +154,7 @@ def _answer(d: Decision) -> dict[str, Any]:
         "public_reason": d.public_reason,
         "rulebook_version": d.rulebook_version,
         "valid_until": decisions.jsonable(d.valid_until),
+        "clock": d.clock,
     }
 
 
