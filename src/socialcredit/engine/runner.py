@@ -126,8 +126,8 @@ class Engine:
             # cap changes points, never rows): counting through the view would pay for its running sums
             records, ledger, listed = ctx.rows(fill(
                 """SELECT (SELECT count(*) FROM records WHERE occurred_at <= $as_of),
-                          (SELECT count(*) FROM record_entries AS e WHERE valid_from <= $as_of
-                           AND NOT EXISTS (SELECT 1 FROM retractions AS x WHERE x.rkey = e.rkey))
+                          (SELECT count(*) FROM record_entries AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
+                           WHERE e.valid_from <= $as_of)
                           + (SELECT count(*) FROM state_ledger WHERE valid_from <= $as_of),
                           (SELECT count(*) FROM list_entries)""", as_of=as_of))[0]
             ex.materialize("engine_run", fill(
@@ -136,9 +136,10 @@ class Engine:
                           CAST($facts AS VARCHAR) AS facts, CAST($state AS VARCHAR) AS state,
                           CAST($first AS TIMESTAMP) AS first_assessment,
                           (SELECT min(occurred_at) FROM records WHERE occurred_at > $as_of) AS next_record,
-                          CAST($carried AS TIMESTAMP) AS carried_at""",
+                          CAST($carried AS TIMESTAMP) AS carried_at, $kept AS kept""",
                 as_of=as_of, pin=pin, now=dt.datetime.now(dt.UTC).replace(tzinfo=None), watermark=watermark_expr(),
-                facts=facts, state=state, first=self._first_assessment, carried=self._carried_at))
+                facts=facts, state=state, first=self._first_assessment, carried=self._carried_at,
+                kept=resume.kept_expr()))
             self.store.comment_tables()
             step("done", STEPS, STEPS)
         return RunSummary(as_of, pin, int(records), int(ledger), int(listed), n_assess, time.perf_counter() - t0)
@@ -182,7 +183,7 @@ class Engine:
             n = ctx.scalar(fill("SELECT coalesce(max(ckey), 0) + 1 FROM citizens"))
             self.executor = ctx.executor = DuckDBExecutor(self.con, dense_keys=int(n))
         ex = self.executor
-        self.store.ensure_tables()
+        self.store.ensure_tables(("record_entries", "record_entries_built"))  # what `built` reads
         prep = prepared(ctx)
         made = entries.built(ctx)
         if made is None or made[1] != prep.loaded:
@@ -251,8 +252,7 @@ class Engine:
         # the first entry's time, from the stored rows: a cap changes points, never times
         first = ctx.scalar(fill(
             """SELECT min(valid_from) FROM (
-                   SELECT valid_from FROM record_entries AS e
-                   WHERE NOT EXISTS (SELECT 1 FROM retractions AS x WHERE x.rkey = e.rkey)
+                   SELECT e.valid_from FROM record_entries AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
                    UNION ALL SELECT valid_from FROM state_ledger WHERE source <> 'network') AS v
                WHERE valid_from <= $as_of""", as_of=as_of))
         starts = [s.start for s in c.segments if s.start is not None]
@@ -274,9 +274,9 @@ class Engine:
         t0 = periods[p0] if p0 < len(periods) else assessments.FAR
         ex.materialize("score_log", resume.score_log_before(t0) if p0 else TABLES["score_log"].empty())
         self._carried_at = None
-        if not periods:
-            ex.drop("engine_carry")
-            ex.drop("engine_pending")
+        if not periods:  # nothing carried (engine_run.carried_at is NULL)
+            ex.materialize("engine_carry", TABLES["engine_carry"].empty())
+            ex.materialize("engine_pending", TABLES["engine_pending"].empty())
             return 0
         # the carried state, when the last run ended at the month before p0: then only the changes from p0 on
         carried_at = self._last["carried_at"] if self._last else None
