@@ -19,7 +19,7 @@ from sqlglot import exp
 from socialcredit.clock import cst_year_start
 from socialcredit.compiler import Compiled, columns, record_ledger_query, to_sql
 from socialcredit.engine.context import Context
-from socialcredit.engine.sql import case_by_jkey, fill, isin, score_expr, value
+from socialcredit.engine.sql import case_by_jkey, cst_shift, fill, isin, score_expr, value
 
 # bump when the meaning of a row of `record_entries` changes: the next run then rebuilds it
 LEDGER_FORMAT = "2"
@@ -193,11 +193,11 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
                    AS points,
                   valid_from, valid_to
            FROM (SELECT e.*, c.hi, c.lo, sum(e.points) OVER (
-                     PARTITION BY e.ckey, e.bkey, date_trunc(coalesce(c.per, 'year'), e.valid_from + INTERVAL 8 HOUR)
+                     PARTITION BY e.ckey, e.bkey, date_trunc(coalesce(c.per, 'year'), e.valid_from + $cst)
                      ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
                  FROM __entries AS e LEFT JOIN caps AS c USING (jkey, epoch, bkey) WHERE $capped_e) AS w
            WHERE $recent""",
-        entries=entries, recent=recent,
+        entries=entries, recent=recent, cst=cst_shift(),
         capped_q=isin(exp.column("bkey", table="q"), capped), capped_e=isin(exp.column("bkey", table="e"), capped),
     )
 
