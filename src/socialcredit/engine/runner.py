@@ -34,7 +34,7 @@ from socialcredit.engine.sql import fill
 from socialcredit.executors import Executor
 from socialcredit.executors.duckdb import DuckDBExecutor
 from socialcredit.rulebook import RulebookSet
-from socialcredit.schema import TABLES
+from socialcredit.schema import TABLES, all_tables
 from socialcredit.store import Store
 
 Progress = assessments.Progress
@@ -140,7 +140,9 @@ class Engine:
                 as_of=as_of, pin=pin, now=dt.datetime.now(dt.UTC).replace(tzinfo=None), watermark=watermark_expr(),
                 facts=facts, state=state, first=self._first_assessment, carried=self._carried_at,
                 kept=resume.kept_expr()))
-            self.store.comment_tables()
+            # the tables this run replaced lost their comments (the analyst reads them): the derived ones, and
+            # the notifications it rewrote
+            self.store.comment_tables((*(t.name for t in all_tables(self.catalog) if t.derived), "notifications"))
             step("done", STEPS, STEPS)
         return RunSummary(as_of, pin, int(records), int(ledger), int(listed), n_assess, time.perf_counter() - t0)
 
