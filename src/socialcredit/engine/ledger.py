@@ -22,9 +22,14 @@ from socialcredit.engine.context import Context
 from socialcredit.engine.sql import case_by_jkey, cst_shift, fill, isin, score_expr, value
 
 # bump when the meaning of a row of `record_entries` changes: the next run then rebuilds it
-LEDGER_FORMAT = "2"
+LEDGER_FORMAT = "3"
 CITY_SHIFT = 40  # scores sums a citizen's city and points in one BIGINT
 ENTRY_COLUMNS = ("ckey", "jkey", "epoch", "rkey", "bkey", "piece", "points", "valid_from", "valid_to")
+# the compiled scoring query over the records no stored row covers, and over a batch being stored: views made
+# when the compiled tables are loaded (once per compile, not per run: generating the compiled query's SQL
+# costs more than running it on a month's records); each run only moves the bounds of the record views
+LIVE_VIEW = "record_entries_unscored"
+BATCH_VIEW = "record_entries_batch"
 
 
 @dataclass(frozen=True)
@@ -161,13 +166,13 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
 
     With `stored_only`, for a caller that has just stored every record's rows, without the on-the-fly part.
     """
-    live = prepared(ctx).entries_unscored
+    live = exp.select(*ENTRY_COLUMNS).from_(LIVE_VIEW)
     if stored_only:
         union = _stored()
     elif ctx.through >= 0:
-        union = exp.union(_stored(), live.copy(), distinct=False)
+        union = exp.union(_stored(), live, distinct=False)
     else:
-        union = live.copy()
+        union = live
     capped = sorted({ctx.bkeys[cap.behaviour] for s in ctx.compiled.segments for cap in s.rulebook.caps})
     since: exp.Expression = exp.true()
     recent: exp.Expression = exp.true()
@@ -202,11 +207,24 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
     )
 
 
+def record_views(through: int, top: int | None = None) -> list[tuple[str, exp.Expression]]:
+    """The records no stored row covers (after `through`), and the batch being stored (through `top`)."""
+    unscored = fill("SELECT * FROM records WHERE rkey > $through", through=int(through))
+    batch = fill("SELECT * FROM records WHERE rkey > $after AND rkey <= $top", after=int(through),
+                 top=int(through if top is None else top))
+    return [("records_unscored", unscored), ("records_batch", batch)]
+
+
+def compiled_views(ctx: Context) -> list[tuple[str, exp.Expression]]:
+    """The compiled scoring query over the record views (made when the compiled tables are loaded)."""
+    prep = prepared(ctx)
+    return [(LIVE_VIEW, prep.entries_unscored.copy()), (BATCH_VIEW, prep.entries_batch.copy())]
+
+
 def ledger_views(ctx: Context) -> list[tuple[str, exp.Expression]]:
     """The stored views over the ledger (other connections to the store read the ledger through them)."""
-    unscored = fill("SELECT * FROM records WHERE rkey > $through", through=int(ctx.through))
     return [
-        ("records_unscored", unscored),
+        record_views(ctx.through)[0],
         ("record_ledger", record_ledger(ctx)),
         ("ledger", fill("SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")),
     ]

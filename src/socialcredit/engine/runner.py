@@ -28,7 +28,14 @@ from socialcredit.engine import assessments, entries, memory, resume
 from socialcredit.engine.characteristics import characteristic_entries, event_records, intervals, trigger_stays
 from socialcredit.engine.context import Context
 from socialcredit.engine.entries import LedgerUpdate
-from socialcredit.engine.ledger import ledger_views, prepared, record_ledger, scores_query
+from socialcredit.engine.ledger import (
+    compiled_views,
+    ledger_views,
+    prepared,
+    record_ledger,
+    record_views,
+    scores_query,
+)
 from socialcredit.engine.runstate import store_clock, watermark_expr
 from socialcredit.engine.sql import fill
 from socialcredit.executors import Executor
@@ -191,6 +198,8 @@ class Engine:
         if made is None or made[1] != prep.loaded:
             for name, table in prep.tables.items():
                 ex.load(name, table)
+            for name, query in (*record_views(-1), *compiled_views(ctx)):
+                ex.view(name, query)
         ex.materialize("state_ledger", TABLES["state_ledger"].empty())
         if store_ledger:
             self.ledger_update, through, seen = entries.update(ctx, prep, made)
