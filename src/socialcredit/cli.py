@@ -18,7 +18,7 @@ from rich.text import Text
 
 from socialcredit import decisions, text
 from socialcredit.catalog import default_catalog
-from socialcredit.clock import stored, to_utc
+from socialcredit.clock import cst, stored, to_utc
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, dropped, json_schema, previous_version, shipped_layers, validate_files
 from socialcredit.rulebook import diff as rulebook_diff_of
@@ -316,7 +316,7 @@ def when(t: dt.datetime, clock: str) -> str:
 def _cst(t: dt.datetime | None) -> str:
     if t is None:
         return "—"
-    return t.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+    return cst(t).strftime("%Y-%m-%d %H:%M")
 
 
 def _utc(iso: str) -> dt.datetime:
@@ -461,7 +461,7 @@ def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: Jso
     """The resolved rulebook of a city (inheritance applied) in force at a time."""
     rbs = open_store(db, read=True).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
     when = parse_time(at, "--at")
-    day = when.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date() if when else None
+    day = cst(when).date() if when else None
     rb = rbs.resolve(city, day)
     if rb is None:
         fail(f"no rulebook of {city} is in force then")
