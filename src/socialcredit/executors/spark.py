@@ -1,0 +1,132 @@
+"""The distributed executor: steps run on Apache Spark, over the store's facts as Parquet.
+
+Spark is an optional extra (`pip install socialcredit[spark]`, plus a Java 17 runtime); nothing else in
+the package imports this module, so DuckDB stays the embedded default. Names are Spark temporary views:
+
+* `materialize` computes the query now and cuts its lineage (a local checkpoint), so a table the engine
+  replaces every month (its running state) does not drag every earlier month's plan along;
+* `view` is a SQL temporary view, which Spark resolves by name when it is read, as DuckDB does, so a view
+  over a name that is materialized again later sees the new rows on both executors;
+* `load` and `fetch` are Arrow both ways (small tables: compiled rulebooks, control results);
+* `attach` and `save` read and write Parquet directories, the hand-over with the store (`handover`).
+
+The store keeps naive UTC TIMESTAMPs. The session is set so that they stay naive and unshifted everywhere:
+TIMESTAMP means TIMESTAMP_NTZ (in SQL casts, in Arrow without a zone, in Parquet written by DuckDB, which
+marks them not adjusted to UTC), and the session time zone is UTC for anything that still converts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import TimestampNTZType, TimestampType
+from sqlglot import exp
+
+from socialcredit.executors import sql
+
+# Small, test-friendly settings: a handful of shuffle partitions (the default 200 makes every shuffle of a small
+# store cost seconds), no web UI, no console progress bars, everything bound to 127.0.0.1.
+SETTINGS: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.executor.memory": "1g",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def session(
+    master: str = "local[2]", app: str = "socialcredit", settings: dict[str, str] | None = None
+) -> SparkSession:
+    """A Spark session on `master` (`local[N]` in this process's JVM, or `spark://HOST:PORT`, a standalone
+    cluster), with SETTINGS and then `settings` on top. The workers run this same Python."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(app)
+    for key, value in {**SETTINGS, **(settings or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    # PySpark logs every failed query's Java stack to stderr before raising; the exception says it all
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return spark
+
+
+class SparkExecutor:
+    """Runs steps on a Spark session; every name is a temporary view of that session."""
+
+    dialect = "spark"
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        # the checkpointed frames behind materialized names: dropping the reference lets Spark free the blocks
+        self._held: dict[str, DataFrame] = {}
+
+    def _frame(self, query: exp.Expression) -> DataFrame:
+        return _naive(self.spark.sql(sql(query, self.dialect)))
+
+    def _register(self, name: str, frame: DataFrame) -> None:
+        self.drop(name)
+        frame.createOrReplaceTempView(name)
+        self._held[name] = frame
+
+    def materialize(self, name: str, query: exp.Expression) -> None:
+        # analysed before `name` is replaced, so a query may read the name it replaces (the month loop does)
+        self._register(name, self._frame(query).localCheckpoint(eager=True))
+
+    def view(self, name: str, query: exp.Expression) -> None:
+        create = exp.Create(
+            this=exp.to_table(name),
+            kind="VIEW",
+            replace=True,
+            expression=query,
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+        self._held.pop(name, None)
+        self.spark.sql(sql(create, self.dialect))
+
+    def load(self, name: str, table: pa.Table) -> None:
+        # a column of nothing but NULLs arrives typed `null`, which Spark has no Arrow conversion for
+        fixed = table.cast(
+            pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
+        )
+        self._register(name, self.spark.createDataFrame(fixed))
+
+    def fetch(self, query: exp.Expression) -> pa.Table:
+        return self._frame(query).toArrow()
+
+    def drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+        self._held.pop(name, None)
+
+    # ------------------------------------------------------------------ the Parquet hand-over
+
+    def attach(self, name: str, path: Path) -> None:
+        """`name` becomes the Parquet files at `path` (a file or a directory of them), read lazily."""
+        self._register(name, _naive(self.spark.read.parquet(str(path))))
+
+    def save(self, name: str, path: Path) -> None:
+        """The rows of `name` into a Parquet directory at `path` (replacing it), one file per partition."""
+        _naive(self.spark.table(name)).write.mode("overwrite").parquet(str(path))
+
+
+def _naive(frame: DataFrame) -> DataFrame:
+    """Every TIMESTAMP column as TIMESTAMP_NTZ. Some Spark functions return a zoned TIMESTAMP even from naive
+    input (`date_trunc` does); in a UTC session the cast keeps the wall-clock value, and without it the
+    column would come home marked as an instant (Arrow with a zone, Parquet adjusted to UTC)."""
+    zoned = [f.name for f in frame.schema.fields if isinstance(f.dataType, TimestampType)]
+    if not zoned:
+        return frame
+    return frame.withColumns({name: frame[name].cast(TimestampNTZType()) for name in zoned})
