@@ -131,3 +131,22 @@ def test_a_table_that_fails_halfway_leaves_every_table_as_it_was(made: Made, tmp
         with pytest.raises(handover.HandoverError, match="notifications: cannot be imported, nothing was changed"):
             handover.import_derived(store, broken)
         assert {n: table_rows(store, n) for n in before} == before
+
+
+def test_the_commands_carry_a_run_home_and_say_what_is_wrong(made: Made, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from socialcredit.cli import app
+
+    runner = CliRunner()
+    shutil.copyfile(made.fresh, tmp_path / "s.duckdb")
+    db = ["--db", str(tmp_path / "s.duckdb")]
+    r = runner.invoke(app, ["export-facts", *db, "--to", str(tmp_path / "facts")])
+    assert r.exit_code == 0 and "records) to" in r.output, r.output
+    assert (tmp_path / "facts" / handover.MANIFEST).is_file()
+    r = runner.invoke(app, ["import-derived", *db, "--from", str(tmp_path / "facts")])
+    assert r.exit_code == 2 and "holds facts, not the derived tables" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["import-derived", *db, "--from", str(made.derived)])
+    assert r.exit_code == 0 and "imported" in r.output, r.output
+    with Store(tmp_path / "s.duckdb") as store, Store(made.scored) as scored:
+        assert table_rows(store, "score_log") == table_rows(scored, "score_log")
