@@ -58,7 +58,8 @@ import pyarrow as pa
 from rich.console import Console
 
 from socialcredit.catalog import Behaviour, Catalog, default_catalog
-from socialcredit.engine import Engine, lit
+from socialcredit.engine import Engine
+from socialcredit.engine.sql import fill
 from socialcredit.store import Store
 
 console = Console(stderr=True, highlight=False)
@@ -336,11 +337,13 @@ class EngineBench:
         same store, and sum by citizen for everyone in one perfect-hash aggregation, as Engine.scores does.
         No engine can score the stored records in less; the distance to it is what the rules cost."""
         t0 = time.perf_counter()
-        self.con.sql(f"""SELECT ckey, sum(v) AS v FROM (
-                SELECT ckey, 0::BIGINT AS v FROM citizens
-                UNION ALL SELECT ckey, (bkey + jkey)::BIGINT FROM records
-                WHERE occurred_at <= {lit(AS_OF)} AND amount IS NOT NULL AND rkey >= 0)
-            WHERE ckey BETWEEN 0 AND {self.citizens - 1} GROUP BY ckey""").to_arrow_table()
+        # values as sqlglot literals (a bound parameter would hide the bound from DuckDB's planner)
+        query = fill("""SELECT ckey, sum(v) AS v FROM (
+                SELECT ckey, CAST(0 AS BIGINT) AS v FROM citizens
+                UNION ALL SELECT ckey, CAST(bkey + jkey AS BIGINT) FROM records
+                WHERE occurred_at <= $as_of AND amount IS NOT NULL AND rkey >= 0) AS u
+            WHERE ckey BETWEEN 0 AND $top GROUP BY ckey""", as_of=AS_OF, top=self.citizens - 1)
+        self.con.sql(query.sql(dialect="duckdb")).to_arrow_table()
         return time.perf_counter() - t0
 
     def close(self) -> None:

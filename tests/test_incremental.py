@@ -64,7 +64,7 @@ def _derived(store: Store, as_of: dt.datetime) -> tuple:
 
 
 def _full(store: Store, as_of: dt.datetime) -> Engine:
-    store.con.execute("DROP TABLE IF EXISTS engine_grade_stays")  # nothing to resume from: a from-scratch run
+    store.con.execute("DELETE FROM engine_run")  # no last run to resume from: a from-scratch run
     eng = Engine(store)
     eng.run(as_of)
     assert eng.resumed_from is None

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from socialcredit import decisions, text
 from socialcredit.catalog import default_catalog
-from socialcredit.clock import to_utc
+from socialcredit.clock import CST, cst, to_utc
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, json_schema, load_layer, shipped_layers
 from socialcredit.rulebook import diff as rulebook_diff_of
@@ -82,7 +82,7 @@ def parse_time(text: str | None, option: str = "--as-of") -> dt.datetime | None:
         fail(f"{text!r} is not a time (use ISO 8601, e.g. 2020-01-31 or 2020-01-31T12:00+08:00)")
         raise
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+        t = t.replace(tzinfo=CST)
     return to_utc(t, option)  # the bounds are the core's (socialcredit.clock); year 1 is refused, not an OverflowError
 
 
@@ -295,7 +295,7 @@ def show(table: Table) -> None:
 def _cst(t: dt.datetime | None) -> str:
     if t is None:
         return "—"
-    return t.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+    return cst(t).strftime("%Y-%m-%d %H:%M")
 
 
 def _cst_day(iso: str | None) -> str:
@@ -425,7 +425,7 @@ def rulebook_show(city: str, db: DbOpt = None, at: TimeOpt = None, json_out: Jso
     """The resolved rulebook of a city (inheritance applied) in force at a time."""
     rbs = open_store(db).rulebooks() if (db or default_path()).exists() else RulebookSet(shipped_layers())
     when = parse_time(at, "--at")
-    day = when.replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date() if when else None
+    day = cst(when).date() if when else None
     rb = rbs.resolve(city, day)
     if rb is None:
         fail(f"no rulebook of {city} is in force then")

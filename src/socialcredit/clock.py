@@ -64,3 +64,43 @@ def bounded(t: dt.datetime, field: str, clock: dt.datetime, horizon: dt.timedelt
         raise TimeOutOfBounds(f"{field}: {t.isoformat()} is more than {horizon.days} days past the clock "
                               f"({shown(clock)}); the latest time asked about may be {shown(latest)}")
     return u
+
+
+# --------------------------------------------------------------------------- the calendar (CST) over UTC storage
+
+
+def utc_naive(t: dt.datetime | None) -> dt.datetime:
+    """Naive UTC for an aware time, a naive one as is (already UTC), and now (whole seconds) for None."""
+    if t is None:
+        return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    if t.tzinfo is None:
+        return t
+    return t.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def cst_midnight_utc(day: dt.date) -> dt.datetime:
+    """A rule's date is a CST calendar date; the store keeps naive UTC."""
+    return dt.datetime.combine(day, dt.time(), CST).astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def cst(t_utc: dt.datetime) -> dt.datetime:
+    """A naive UTC time as an aware CST one (its calendar day, month and year)."""
+    return t_utc.replace(tzinfo=dt.UTC).astimezone(CST)
+
+
+def month_start_utc(t_utc: dt.datetime) -> dt.datetime:
+    """The start of the CST month `t_utc` falls in, as naive UTC."""
+    start = cst(t_utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def next_month_utc(t_utc: dt.datetime) -> dt.datetime:
+    """The start of the CST month after the one `t_utc` falls in, as naive UTC."""
+    local = cst(t_utc)
+    y, m = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return dt.datetime(y, m, 1, tzinfo=CST).astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def cst_year_start(t_utc: dt.datetime) -> dt.datetime:
+    """The start of the CST year `t_utc` falls in, as naive UTC."""
+    return cst_midnight_utc(dt.date(cst(t_utc).year, 1, 1))

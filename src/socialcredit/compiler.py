@@ -22,20 +22,16 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
+from socialcredit.clock import CST as CST  # re-exported: older imports read the zone from here
+from socialcredit.clock import cst_midnight_utc
 from socialcredit.conditions import Bounds, as_bounds, qualify
 from socialcredit.rulebook import Rule, Rulebook, RulebookSet
 
-CST = dt.timezone(dt.timedelta(hours=8))
 MAX_BUCKETS = 1 << 14  # per decision table; buckets are refined until at most CUTS_PER_BUCKET cuts share one
 CUTS_PER_BUCKET = 2
 FAR_PAST = dt.datetime(1, 1, 1)
 FAR_FUTURE = dt.datetime(9999, 12, 31)
 PIECE_COLUMNS = ("piece", "points", "vf_months", "vf_days")
-
-
-def cst_midnight_utc(day: dt.date) -> dt.datetime:
-    """A rule's date is a CST calendar date; the store keeps naive UTC."""
-    return dt.datetime.combine(day, dt.time(), CST).astimezone(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

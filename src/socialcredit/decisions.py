@@ -17,8 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from socialcredit.catalog import Catalog, Measure
-from socialcredit.clock import bounded
-from socialcredit.compiler import CST
+from socialcredit.clock import CST, bounded, cst
 from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.stays import Stay, StayIndex, storable
@@ -29,7 +28,6 @@ OUTCOME_ORDER = ("deny", "throttle", "deprioritise", "publish", "priority", "dis
 OUTCOME_NAME = {"deposit_waived": "waive_deposit"}
 NO_MEASURE = "No restriction or privilege applies."
 FLUSH_ROWS = 2048
-_CST_OFFSET = dt.timedelta(hours=8)
 _MISSING: Any = object()
 
 
@@ -295,7 +293,7 @@ class Decider:
         hour = (city, at.year, at.month, at.day, at.hour)
         rb = self._by_hour.get(hour, _MISSING)
         if rb is _MISSING:
-            key = (city, (at + _CST_OFFSET).date())  # times here are naive UTC
+            key = (city, cst(at).date())  # times here are naive UTC
             if key not in self._rulebooks:
                 self._rulebooks[key] = self.store.rulebooks().resolve(city, key[1], self._pin)
             rb = self._by_hour[hour] = self._rulebooks[key]

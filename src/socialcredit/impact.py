@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from socialcredit.catalog import Catalog
-from socialcredit.clock import PREVIEW_HORIZON
-from socialcredit.compiler import CST
+from socialcredit.clock import PREVIEW_HORIZON, cst, cst_midnight_utc
 from socialcredit.engine import Engine, utc_naive
 from socialcredit.rulebook import Layer, parse_layer
 from socialcredit.store import Store
@@ -60,7 +59,7 @@ def copy_for_preview(store: Store, text: str, origin: str = "upload", now: dt.da
     """Validate `text` and copy the store: the only part of a preview that needs the store itself (a
     service holds its lock for this copy alone, not for the two engine runs on it)."""
     layer = store.check_rulebook(text, origin)  # located errors (a stored version too) surface before any copying
-    first_day = dt.datetime.combine(layer.effective_from, dt.time(), CST).astimezone(dt.UTC).replace(tzinfo=None)
+    first_day = cst_midnight_utc(layer.effective_from)
     clock = utc_naive(now)
     if first_day > clock + PREVIEW_HORIZON:
         raise LocatedError(f"{origin}: effective_from {layer.effective_from} is more than {PREVIEW_HORIZON.days} days "
@@ -130,7 +129,7 @@ def schedule(store: Store, text: str, origin: str, now: dt.datetime | None = Non
     the old rules — the retroactive change versioning exists to prevent — so it needs `backdate=True`.
     """
     layer = parse_layer(text, origin)
-    today = (utc_naive(now) + dt.timedelta(hours=8)).date()
+    today = cst(utc_naive(now)).date()
     if layer.effective_from < today and not backdate:
         raise LocatedError(
             f"{origin}: effective_from {layer.effective_from} is before today ({today}); records of the past would "

@@ -124,12 +124,17 @@ class Scale(_M):
             raise ValueError("scale needs min <= base <= max")
         return self
 
-    # score = clamp(base + points in force): the one formula, for a single citizen and as SQL for sets
+    # score = clamp(base + points in force): the one formula, for a single citizen (`score`) and as a sqlglot
+    # expression over a set (`score_expr`, what the engine runs), both from the same three numbers
     def score(self, points: int) -> int:
         return min(max(self.base + points, self.min), self.max)
 
-    def score_sql(self, points: str) -> str:
-        return f"least(greatest({self.base} + {points}, {self.min}), {self.max})"
+    def score_expr(self, points: exp.Expression) -> exp.Expression:
+        total = exp.Add(this=exp.Literal.number(self.base), expression=points)
+        return exp.Least(
+            this=exp.Greatest(this=total, expressions=[exp.Literal.number(self.min)]),
+            expressions=[exp.Literal.number(self.max)],
+        )
 
 
 class Grade(_M):
@@ -198,11 +203,20 @@ class Rulebook:
     region_code: str | None
     conditions: dict[str, exp.Expression] = field(default_factory=dict)
 
+    # the grade of a score: the first grade (best first) whose minimum it reaches, else the lowest grade; one
+    # rule, read by `grade_of` for a single citizen and turned into the engine's CASE by `grade_expr`
     def grade_of(self, score: float) -> str:
         for g in self.grades:
             if score >= g.min:
                 return g.grade
         return self.grades[-1].grade
+
+    def grade_expr(self, score: exp.Expression) -> exp.Expression:
+        return exp.Case(
+            ifs=[exp.If(this=exp.GTE(this=score.copy(), expression=exp.Literal.number(g.min)),
+                        true=exp.Literal.string(g.grade)) for g in self.grades],
+            default=exp.Literal.string(self.grades[-1].grade),
+        )
 
     def list_by_id(self, list_id: str) -> ListDef:
         return next(x for x in self.lists if x.id == list_id)
@@ -492,6 +506,22 @@ def check(rb: Rulebook, catalog: Catalog) -> None:
 
 def duration_parts(text: str) -> tuple[int, str]:
     return int(text[:-1]), {"d": "day", "m": "month", "y": "year"}[text[-1]]
+
+
+def stay_parts(text: str | None) -> tuple[int, int]:
+    """A minimum stay as (months, days): what the engine adds to a stay's start (none: (0, 0))."""
+    if not text:
+        return 0, 0
+    n, unit = duration_parts(text)
+    return (n * 12 if unit == "year" else n if unit == "month" else 0), (n if unit == "day" else 0)
+
+
+def stay_due(start: dt.datetime, text: str | None) -> dt.datetime | None:
+    """When a minimum stay entered at `start` is reached (None without one): months first, then days."""
+    months, days = stay_parts(text)
+    if not (months or days):
+        return None
+    return (add_duration(start, f"{months}m") if months else start) + dt.timedelta(days=days)
 
 
 def add_duration(t: dt.datetime, text: str) -> dt.datetime:

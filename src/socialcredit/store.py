@@ -25,9 +25,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from socialcredit import ids, text
+from socialcredit import ids, schema, text
 from socialcredit.catalog import Catalog, default_catalog
-from socialcredit.ingest import SQL_TYPES, q
+from socialcredit.ingest import q
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
 from socialcredit.yamlio import LocatedError
 
@@ -197,32 +197,9 @@ class Store:
 
     def init(self, load_shipped_rulebooks: bool = True) -> None:
         """Create the tables (idempotent) and load the shipped rulebooks not yet in the store."""
-        attrs = ", ".join(f"{q(a.name)} {SQL_TYPES[a.type]}" for a in self.catalog.attributes.values())
-        self.con.execute(f"""
-            CREATE TABLE IF NOT EXISTS jurisdictions(jkey SMALLINT, code VARCHAR, level VARCHAR);
-            CREATE TABLE IF NOT EXISTS behaviours(bkey SMALLINT, code VARCHAR);
-            CREATE TABLE IF NOT EXISTS citizens(ckey INTEGER, citizen_id VARCHAR, name VARCHAR,
-                name_latin VARCHAR, sex VARCHAR, birth_date DATE, city VARCHAR, jkey SMALLINT,
-                avatar_seed BIGINT);
-            CREATE TABLE IF NOT EXISTS relations(ckey INTEGER, other INTEGER, kind VARCHAR);
-            CREATE TABLE IF NOT EXISTS records(rkey BIGINT, record_id VARCHAR, agency VARCHAR,
-                ckey INTEGER, jkey SMALLINT, bkey SMALLINT, occurred_at TIMESTAMP, {attrs},
-                batch INTEGER, ingested_at TIMESTAMP, digest VARCHAR);
-            CREATE TABLE IF NOT EXISTS retractions(rkey BIGINT, agency VARCHAR, record_id VARCHAR,
-                retracted_at TIMESTAMP, reason VARCHAR, requested_by VARCHAR);
-            CREATE TABLE IF NOT EXISTS batches(batch INTEGER, source VARCHAR, received_at TIMESTAMP,
-                accepted INTEGER, duplicates INTEGER);
-            CREATE TABLE IF NOT EXISTS rulebook_versions(jurisdiction VARCHAR, version INTEGER,
-                effective_from DATE, text VARCHAR, digest VARCHAR, loaded_at TIMESTAMP, origin VARCHAR);
-            CREATE TABLE IF NOT EXISTS decisions(decision_id BIGINT, ckey INTEGER, service VARCHAR,
-                asked_at TIMESTAMP, outcome VARCHAR, reasons VARCHAR, asked_by VARCHAR, rulebook_version VARCHAR);
-            CREATE TABLE IF NOT EXISTS notifications(ckey INTEGER, sent_at TIMESTAMP, kind VARCHAR,
-                message VARCHAR);
-            CREATE TABLE IF NOT EXISTS meta(key VARCHAR, value VARCHAR);
-            CREATE TABLE IF NOT EXISTS engine_run(as_of TIMESTAMP, pin VARCHAR, computed_at TIMESTAMP,
-                watermark VARCHAR);
-            {PROFILES_DDL};
-        """)
+        self.ensure_tables()
+        self.con.execute(PROFILES_DDL)
+        self.comment_tables(derived=False)
         self._sync_dimensions()
         if load_shipped_rulebooks:
             known = {
@@ -235,6 +212,17 @@ class Store:
                     self._insert_layer(layer, text, f"shipped:{path.name}")
             self.rulebooks()  # resolves and checks every version now, not at first use
             self._sync_dimensions()
+
+    def ensure_tables(self) -> None:
+        """Every table `socialcredit.schema` declares, created if missing (facts and the derived tables the
+        engine fills, empty until its first run), so no reader needs to ask the database what exists."""
+        self.con.execute(";\n".join(schema.create(t) for t in schema.all_tables(self.catalog)))
+
+    def comment_tables(self, derived: bool = True) -> None:
+        """`COMMENT ON` every table and column from the schema's sentences (the derived ones only with
+        `derived`): the engine replaces derived tables whole, and a replaced table has lost its comments."""
+        tables = [t for t in schema.all_tables(self.catalog) if t.derived or not derived]
+        self.con.execute(";\n".join(c for t in tables for c in schema.comments(t)))
 
     def _sync_dimensions(self) -> None:
         have = {c for (c,) in self.con.execute("SELECT code FROM behaviours").fetchall()}

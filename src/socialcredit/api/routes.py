@@ -22,8 +22,7 @@ from socialcredit.api import models as m
 from socialcredit.api.auth import own_citizen, principal, require, service
 from socialcredit.api.models import errors
 from socialcredit.api.service import Service
-from socialcredit.clock import bounded
-from socialcredit.compiler import CST
+from socialcredit.clock import CST, bounded
 from socialcredit.decisions import Decision
 from socialcredit.keys import Principal, provider_services
 from socialcredit.rulebook import diff as rulebook_diff

@@ -24,14 +24,24 @@ class Executor(Protocol):
 
     dialect: str
 
-    def materialize(self, name: str, query: exp.Expression) -> None:
-        """`name` becomes the result of `query`, computed now (replacing any table of that name)."""
+    def materialize(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
+        """`name` becomes the result of `query`, computed now (replacing any table of that name; `query` may
+        read the table it replaces). `temporary`: a working table of one run, never written to the store
+        (an extension of the first protocol: the engine's month loop rewrites a few such tables each month)."""
 
-    def view(self, name: str, query: exp.Expression) -> None:
-        """`name` becomes `query`, evaluated lazily each time it is read."""
+    def view(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
+        """`name` becomes `query`, evaluated lazily each time it is read (`temporary`: for this run only)."""
 
-    def load(self, name: str, table: pa.Table) -> None:
+    def load(self, name: str, table: pa.Table, temporary: bool = False) -> None:
         """`name` becomes a copy of an Arrow table (compiled rulebook tables, periods)."""
+
+    def append(self, name: str, query: exp.Expression) -> int:
+        """The rows of `query` added to the existing table `name` (same columns, in order); how many.
+
+        An extension of the first protocol: the record ledger is append-only (`record_entries` grows by the
+        records appended since the last run, SPEC §4), and rewriting millions of stored rows to add a
+        thousand would cost what the incremental run saves; the month loop appends each month's changes.
+        """
 
     def fetch(self, query: exp.Expression) -> pa.Table:
         """The rows of `query`, as Arrow (small control results and the derived tables brought home)."""
@@ -40,9 +50,13 @@ class Executor(Protocol):
         """Forget `name` if it exists."""
 
 
-def sql(expression: exp.Expression, dialect: str) -> str:
-    """The expression in `dialect`, refusing anything sqlglot can only approximate there."""
-    return expression.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+def sql(expression: exp.Expression, dialect: str, copy: bool = True) -> str:
+    """The expression in `dialect`, refusing anything sqlglot can only approximate there.
+
+    `copy=False` for a tree made for this one statement (the engine's steps build a fresh tree each time):
+    sqlglot's generator may rewrite the tree it is given, so it copies it by default, and copying costs
+    as much as generating."""
+    return expression.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE, copy=copy)
 
 
 def portable(expression: exp.Expression) -> dict[str, str]:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from socialcredit.api.service import Service
-from socialcredit.compiler import CST
+from socialcredit.clock import CST
 from socialcredit.pages import queries
 from socialcredit.pages.render import HEADERS, cst, fresh, get_service, masked, message, now, render, viewer
 from socialcredit.rulebook import Rulebook

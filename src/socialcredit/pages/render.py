@@ -22,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 
 from socialcredit.api.auth import COOKIE
 from socialcredit.api.service import Service
-from socialcredit.compiler import CST
+from socialcredit.clock import CST
 from socialcredit.keys import PUBLIC, Principal, authenticate
 from socialcredit.text import plain
 

@@ -19,11 +19,13 @@ import pyarrow as pa
 import yaml
 
 from socialcredit.catalog import default_catalog
+from socialcredit.clock import CST
 from socialcredit.rulebook import Rulebook, RulebookSet, parse_layer
 from socialcredit.store import connect
 from socialcredit.yamlio import LocatedError
 
-CST_OFFSET_HOURS = 8  # China has no daylight saving time, so CST midnight is always 16:00 UTC the day before
+# China has no daylight saving time, so CST midnight is always 16:00 UTC the day before (the clock's CST)
+CST_OFFSET_HOURS = int((CST.utcoffset(None) or dt.timedelta()).total_seconds()) // 3600
 
 # The assessment instants of the run: the first day of each month (CST) from the first simulated month to
 # the month after the last, as the naive UTC the store keeps. Every time series in the report uses it.

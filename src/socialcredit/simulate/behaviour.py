@@ -46,12 +46,12 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from socialcredit.catalog import Catalog, default_catalog
+from socialcredit.clock import CST
 
 if TYPE_CHECKING:
     from socialcredit.simulate.population import Population
     from socialcredit.store import Store
 
-CST = dt.timezone(dt.timedelta(hours=8), "CST")
 ADULT = 18
 
 # --------------------------------------------------------------------------- the model's numbers

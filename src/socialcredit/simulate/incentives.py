@@ -36,11 +36,11 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from socialcredit.catalog import Catalog, default_catalog
+from socialcredit.clock import CST
 
 if TYPE_CHECKING:
     from socialcredit.store import Store
 
-CST = dt.timezone(dt.timedelta(hours=8), "CST")
 PAID = 1  # SPC 2017 Art. 10 deletion ground 1: the obligations were performed
 RECORD_PREFIX = "resp"  # record ids `resp-YYYYMM-NNNNNNNN`, never colliding with the generator's `sim-…`
 SECONDS_PER_MONTH = 365.2425 / 12 * 86400

@@ -37,7 +37,7 @@ import yaml
 from rich.progress import MofNCompleteColumn
 
 from socialcredit import decisions
-from socialcredit.compiler import CST
+from socialcredit.clock import cst, cst_midnight_utc
 from socialcredit.engine import Engine, next_month_utc
 from socialcredit.simulate.behaviour import generate_records
 from socialcredit.simulate.contacts import SCHEMA as CONTACTS_SCHEMA
@@ -90,11 +90,11 @@ class RunResult:
 
 def _utc(day: dt.date) -> dt.datetime:
     """The first instant of a CST calendar day, as the naive UTC the store keeps."""
-    return dt.datetime(day.year, day.month, day.day, tzinfo=CST).astimezone(dt.UTC).replace(tzinfo=None)
+    return cst_midnight_utc(day)
 
 
 def _cst_day(t_utc: dt.datetime) -> dt.date:
-    return t_utc.replace(tzinfo=dt.UTC).astimezone(CST).date()
+    return cst(t_utc).date()
 
 
 def _rng(scenario: Scenario, purpose: int, month: int) -> np.random.Generator:

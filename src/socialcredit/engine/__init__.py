@@ -1,0 +1,25 @@
+"""The engine: compiled steps from records to ledger, scores, grades, list entries and measures.
+
+Each module is one step along the run (see `runner.py` for the order); every statement is a sqlglot
+expression executed through `socialcredit.executors`. The public names stay here.
+"""
+
+from socialcredit.clock import month_start_utc, next_month_utc, utc_naive
+from socialcredit.engine.entries import LedgerUpdate
+from socialcredit.engine.runner import STEPS, Engine, Progress, RunSummary
+from socialcredit.engine.runstate import next_record_after, run_state, store_clock, watermark
+
+__all__ = [
+    "STEPS",
+    "Engine",
+    "LedgerUpdate",
+    "Progress",
+    "RunSummary",
+    "month_start_utc",
+    "next_month_utc",
+    "next_record_after",
+    "run_state",
+    "store_clock",
+    "utc_naive",
+    "watermark",
+]

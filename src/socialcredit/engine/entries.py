@@ -1,0 +1,79 @@
+"""The stored record ledger (`record_entries`): brought up to date by scoring only the records appended since.
+
+A record's rows depend only on the record and the ledger fingerprint (the SQL that scores it and the
+decision tables it joins), so rows once written never change: records only ever get higher rkeys, and
+the count of those up to the last covered one must still be what it was. Any change to the compiled
+rulebooks rebuilds it whole.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from socialcredit.engine.context import Context
+from socialcredit.engine.ledger import Prepared
+from socialcredit.engine.sql import fill
+from socialcredit.schema import TABLES
+
+Built = tuple[str, str, int, int]
+
+
+@dataclass
+class LedgerUpdate:
+    """What bringing `record_entries` up to date cost: whether it was rebuilt, how many records were scored
+    (those appended since, or all) and how many rows they added."""
+
+    rebuilt: bool
+    records: int
+    entries: int
+    seconds: float = field(default=0.0, compare=False)
+
+
+def built(ctx: Context) -> Built | None:
+    """What the stored record ledger and compiled tables were made from: (ledger fingerprint, tables
+    fingerprint, last rkey scored, number of records then), or None before the first run."""
+    rows = ctx.rows(fill("SELECT fingerprint, tables, through, records FROM record_entries_built"))
+    return (str(rows[0][0]), str(rows[0][1]), int(rows[0][2]), int(rows[0][3])) if len(rows) == 1 else None
+
+
+def usable_through(ctx: Context, prep: Prepared, made: Built | None) -> int:
+    """The last rkey whose stored ledger rows still hold (-1 for none): those of the same fingerprint,
+    while every record they were made from is still there."""
+    if made is None or made[0] != prep.ledger:
+        return -1
+    seen = ctx.scalar(fill("SELECT count(*) FROM records WHERE rkey <= $through", through=made[2]))
+    return made[2] if int(seen) == made[3] else -1
+
+
+def update(ctx: Context, prep: Prepared, made: Built | None) -> tuple[LedgerUpdate, int, int]:
+    """Score the records appended since `record_entries` was built, or all of them into a new one when the
+    fingerprint changed (or records it had seen are gone); the update, the rkey it now covers and the
+    number of records."""
+    ex = ctx.executor
+    t0 = time.perf_counter()
+    top, total = ctx.rows(fill("SELECT coalesce(max(rkey), -1), count(*) FROM records"))[0]
+    usable = usable_through(ctx, prep, made)
+    after = usable if usable >= 0 else None
+    if after is None:
+        ex.materialize("record_entries", TABLES["record_entries"].empty())
+    scored, added = 0, 0
+    if after is None or top > after:
+        if after is None:
+            scored, query = int(total), prep.entries_all
+        else:
+            scored = int(ctx.scalar(fill("SELECT count(*) FROM records WHERE rkey > $after", after=after)))
+            ex.view("records_batch", fill("SELECT * FROM records WHERE rkey > $after AND rkey <= $top",
+                                          after=after, top=int(top)), temporary=True)
+            query = prep.entries_batch
+        added = ex.append("record_entries", query.copy())  # the prepared tree is kept for later runs
+    return LedgerUpdate(after is None, scored, added, time.perf_counter() - t0), int(top), int(total)
+
+
+def built_row(prep: Prepared, through: int, records: int) -> object:
+    """The one row of `record_entries_built`."""
+    return fill(
+        """SELECT CAST($fingerprint AS VARCHAR) AS fingerprint, CAST($tables AS VARCHAR) AS tables,
+                  CAST($through AS BIGINT) AS through, CAST($records AS BIGINT) AS records""",
+        fingerprint=prep.ledger, tables=prep.loaded, through=through, records=records,
+    )

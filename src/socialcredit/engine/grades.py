@@ -1,0 +1,223 @@
+"""One monthly assessment's statements: running sums, the network rule, scores and grades, grade lists.
+
+The month loop (`assessments.py`) keeps its state in a few working tables, each rewritten whole when it
+changes (a portable statement for every executor, where DuckDB alone would `UPDATE … FROM`):
+- `cur`: every citizen's running sum of ledger points (`raw`), network points this month (`net`),
+  score and grade;
+- `grade_stays`: the stays on grade lists (the trigger stays, fixed during the loop, are `trigger_stays`;
+  the view `stays` is both);
+- `glists`, `glist_grades`, `glist_bars`: the grade lists of the versions in force, small tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+from sqlglot import exp
+
+from socialcredit.compiler import condition_sql
+from socialcredit.engine.characteristics import condition
+from socialcredit.engine.context import Context
+from socialcredit.engine.sql import case_by_jkey, fill, grade_expr, score_expr, value
+from socialcredit.rulebook import Rulebook, stay_parts
+
+# the month's running sums (deltas of the month) and network points, in one rewrite of `cur`
+_CUR = """SELECT c.ckey, c.jkey, CAST(c.raw + coalesce(d.d, 0) AS INT) AS raw, CAST($net AS INT) AS net,
+                 c.score, c.grade
+          FROM cur AS c LEFT JOIN (SELECT ckey, d FROM deltas WHERE p = $p) AS d ON d.ckey = c.ckey
+          LEFT JOIN __network AS x ON x.ckey = c.ckey"""
+
+
+def month_state(p: int, t: dt.datetime, network: bool) -> exp.Expression:
+    """`cur` after month `p`'s deltas, with the network points given at `t` (0 without the network rule)."""
+    pts = fill("""SELECT ckey, sum(points) AS pts FROM state_ledger WHERE source = 'network' AND valid_from = $t
+                  GROUP BY ckey""", t=t) if network else fill("SELECT 0 AS ckey, 0 AS pts WHERE FALSE")
+    return fill(_CUR, p=p, network=pts, net=fill("coalesce(x.pts, 0)"))
+
+
+def network_share(t: dt.datetime) -> exp.Expression:
+    """Share of contacts on a blacklist at `t` (before this assessment), for the citizens with a listed contact.
+
+    Only citizens with a listed contact get a share: find them from the few listed, then count all the
+    contacts of those alone (grouping every citizen's contacts cost 0.5 s a month at 1M citizens).
+    """
+    return fill(
+        """WITH listed AS (SELECT DISTINCT ckey FROM stays WHERE kind = 'blacklist'
+                           AND start <= $t AND ("end" IS NULL OR "end" > $t)),
+           hit AS (SELECT r.ckey, count(*) AS n FROM relations AS r WHERE r.kind = 'contact'
+                   AND r.other IN (SELECT ckey FROM listed) GROUP BY r.ckey),
+           degree AS (SELECT r.ckey, count(*) AS n FROM relations AS r WHERE r.kind = 'contact'
+                      AND r.ckey IN (SELECT ckey FROM hit) GROUP BY r.ckey)
+           SELECT h.ckey, c.jkey, CAST(h.n AS DOUBLE) / d.n AS share
+           FROM hit AS h JOIN degree AS d ON d.ckey = h.ckey JOIN citizens AS c ON c.ckey = h.ckey""",
+        t=t,
+    )
+
+
+def network_rules(ctx: Context, segs: dict[int, Rulebook]) -> tuple[pa.Table, exp.Expression] | None:
+    """The network rules in force, as a small table (city, epoch, piece, points, condition number) and the
+    statement that turns `share_t` into their ledger entries for the month in `month_t`; None when no rule
+    in force reads the network. Made once per set of versions: a month only loads its own `month_t`, so
+    no statement is rebuilt per month (a condition in several cities is evaluated by number, as the
+    compiler's general rules are)."""
+    epoch_of = {s.jkey: s.epoch for s in ctx.compiled.segments if s.jkey in segs and segs[s.jkey] is s.rulebook}
+    rows: list[tuple[int, int, int, int, int]] = []
+    conds: dict[str, tuple[int, exp.Expression | None]] = {}
+    for seg, rule, cond, piece in ctx.compiled.characteristic_rules:
+        if ctx.catalog.characteristics[rule.characteristic or ""].kind != "network":
+            continue
+        if epoch_of.get(seg.jkey) != seg.epoch:
+            continue
+        n = conds.setdefault(condition_sql(cond, "s"), (len(conds), cond))[0]
+        rows.append((seg.jkey, seg.epoch, piece, rule.points, n))
+    if not rows:
+        return None
+    cols = list(zip(*sorted(set(rows)), strict=True))  # a rule met in one city once, as `IN (…)` would
+    table = pa.table({
+        "jkey": pa.array(cols[0], pa.int16()), "epoch": pa.array(cols[1], pa.int32()),
+        "piece": pa.array(cols[2], pa.int32()), "points": pa.array(cols[3], pa.int32()),
+        "cond": pa.array(cols[4], pa.int32()),
+    })  # fmt: skip
+    case = exp.Case(this=exp.column("cond", table="n"),
+                    ifs=[exp.If(this=value(i), true=condition(cond, "s")) for i, cond in conds.values()],
+                    default=exp.false())
+    query = fill(
+        """SELECT s.ckey, s.jkey, n.epoch, 'network' AS source, CAST(NULL AS BIGINT) AS rkey,
+                  CAST(NULL AS SMALLINT) AS bkey, 'blacklisted_contacts' AS characteristic, n.piece, n.points,
+                  m.t AS valid_from, m.t_next AS valid_to
+           FROM share_t AS s JOIN net_rules AS n ON n.jkey = s.jkey CROSS JOIN month_t AS m
+           WHERE $case""",
+        case=case,
+    )
+    return table, query
+
+
+def month_table(t: dt.datetime, t_next: dt.datetime) -> pa.Table:
+    """The month being assessed and the next one's start, for the statements kept across months."""
+    return pa.table({"t": pa.array([t], pa.timestamp("us")), "t_next": pa.array([t_next], pa.timestamp("us"))})
+
+
+def moved(p: int) -> exp.Expression:
+    """The citizens a month must assess when not everyone: whose running sum moves, who have ever had
+    network points (the kept state does not carry them apart), and whom a minimum stay keeps on a grade
+    list though their grade no longer holds."""
+    return fill(
+        """SELECT ckey FROM deltas WHERE p = $p
+           UNION SELECT ckey FROM state_ledger WHERE source = 'network'
+           UNION SELECT e.ckey FROM grade_stays AS e JOIN cur AS c ON c.ckey = e.ckey
+               JOIN glists AS g ON g.jkey = c.jkey AND g.list_id = e.list_id
+           WHERE e."end" IS NULL
+             AND NOT EXISTS (SELECT 1 FROM glist_grades AS gg WHERE gg.jkey = c.jkey AND gg.list_id = e.list_id
+                             AND gg.grade = c.grade)""",
+        p=p,
+    )
+
+
+def _who(everyone: bool, alias: str | None = None) -> exp.Expression:
+    return exp.true() if everyone else fill("$k IN (SELECT ckey FROM moved)", k=exp.column("ckey", table=alias))
+
+
+def assessed(segs: dict[int, Rulebook], everyone: bool) -> exp.Expression:
+    """Scores and grades from `cur` for everyone, or for the citizens in `moved`: the rulebooks' formulas."""
+    raw = fill("raw + net")
+    score = case_by_jkey(segs, lambda rb: score_expr(rb, raw.copy()))
+    grade = case_by_jkey(segs, lambda rb: grade_expr(rb, exp.column("score")))
+    version = case_by_jkey(segs, lambda rb: value(rb.version))
+    return fill(
+        """SELECT ckey, jkey, raw, net, score, $grade AS grade, $version AS version
+           FROM (SELECT ckey, jkey, raw, net, $score AS score FROM cur WHERE $who) AS s""",
+        grade=grade, version=version, score=score, who=_who(everyone),
+    )
+
+
+def score_changes(t: dt.datetime) -> exp.Expression:
+    """The rows of the score log for the assessment at `t`: whoever's score or grade changed."""
+    return fill(
+        """SELECT n.ckey, $t AS assessed_at, n.score, n.grade, n.version FROM nxt AS n JOIN cur AS c ON c.ckey = n.ckey
+           WHERE n.score IS NOT NULL AND (c.score IS DISTINCT FROM n.score OR c.grade IS DISTINCT FROM n.grade)""",
+        t=t,
+    )
+
+
+def after_assessment(everyone: bool) -> exp.Expression:
+    """`cur` with the assessed scores and grades (the others keep theirs)."""
+    if everyone:
+        return fill("SELECT ckey, jkey, raw, net, score, grade FROM nxt")
+    return fill(
+        """SELECT c.ckey, c.jkey, c.raw, c.net,
+                  CASE WHEN n.ckey IS NULL THEN c.score ELSE n.score END AS score,
+                  CASE WHEN n.ckey IS NULL THEN c.grade ELSE n.grade END AS grade
+           FROM cur AS c LEFT JOIN nxt AS n ON n.ckey = c.ckey"""
+    )
+
+
+def grade_list_tables(segs: dict[int, Rulebook]) -> dict[str, pa.Table]:
+    """The grade lists in force, as small tables the two per-month statements join against."""
+    lists, grades, bars = [], [], []
+    for jkey, rb in segs.items():
+        for lst in rb.lists:
+            if not lst.grades:
+                continue
+            months, days = stay_parts(lst.min_stay)
+            lists.append((jkey, lst.id, lst.kind, months, days, rb.version))
+            grades += [(jkey, lst.id, g) for g in lst.grades]
+            bars += [(jkey, lst.id, m.after) for m in rb.memory if lst.id in m.never_lists]
+
+    def table(rows: list[tuple], names: list[str], types: list[pa.DataType]) -> pa.Table:
+        cols: list[list] = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in names]
+        return pa.table({n: pa.array(c, t) for n, c, t in zip(names, cols, types, strict=True)})
+
+    s, i16, i32 = pa.string(), pa.int16(), pa.int32()
+    return {
+        "glists": table(lists, ["jkey", "list_id", "kind", "stay_months", "stay_days", "version"],
+                        [i16, s, s, i32, i32, s]),
+        "glist_grades": table(grades, ["jkey", "list_id", "grade"], [i16, s, s]),
+        "glist_bars": table(bars, ["jkey", "list_id", "after"], [i16, s, s]),
+    }
+
+
+def left_grade_lists(t: dt.datetime, everyone: bool) -> exp.Expression:
+    """`grade_stays` with the stays ended at `t` whose grade no longer holds after the minimum stay (for
+    everyone, or the citizens in `moved`: no one else's grade changed)."""
+    return fill(
+        """SELECT e.ckey, e.jkey, e.list_id, e.kind, e.start,
+                  CASE WHEN e."end" IS NULL AND l.ckey IS NOT NULL THEN $t ELSE e."end" END AS "end",
+                  e.cause, e.rkey, e.characteristic, e.grade, e.score, e.version
+           FROM grade_stays AS e LEFT JOIN (
+               SELECT c.ckey, g.list_id, g.stay_months, g.stay_days FROM cur AS c JOIN glists AS g ON g.jkey = c.jkey
+               WHERE $who AND NOT EXISTS (SELECT 1 FROM glist_grades AS gg WHERE gg.jkey = c.jkey
+                                          AND gg.list_id = g.list_id AND gg.grade = c.grade)) AS l
+             ON l.ckey = e.ckey AND l.list_id = e.list_id
+            AND e.start + INTERVAL (l.stay_months) MONTH + INTERVAL (l.stay_days) DAY <= $t""",
+        t=t, who=_who(everyone, "c"),
+    )
+
+
+def entered_grade_lists(t: dt.datetime, everyone: bool) -> exp.Expression:
+    """New grade stays at `t`: the grade lists whose grade now holds, unless already on one or barred by memory."""
+    return fill(
+        """SELECT c.ckey, c.jkey, g.list_id, g.kind, $t AS start, CAST(NULL AS TIMESTAMP) AS "end", 'grade' AS cause,
+                  CAST(NULL AS BIGINT) AS rkey, CAST(NULL AS VARCHAR) AS characteristic, c.grade, c.score, g.version
+           FROM cur AS c JOIN glists AS g ON g.jkey = c.jkey
+           JOIN glist_grades AS gg ON gg.jkey = c.jkey AND gg.list_id = g.list_id AND gg.grade = c.grade
+           WHERE NOT EXISTS (SELECT 1 FROM grade_stays AS e WHERE e.ckey = c.ckey AND e.list_id = g.list_id
+                             AND e."end" IS NULL) AND $who
+             AND NOT EXISTS (SELECT 1 FROM glist_bars AS b JOIN stays AS x ON x.list_id = b.after
+                             WHERE b.jkey = c.jkey AND b.list_id = g.list_id AND x.ckey = c.ckey AND x.start <= $t)""",
+        t=t, who=_who(everyone, "c"),
+    )
+
+
+def minimum_stays_entered(t: dt.datetime) -> exp.Expression:
+    """The minimum stays (months, days) of the grade stays entered at `t`: those months are looked at again."""
+    return fill(
+        """SELECT DISTINCT g.stay_months, g.stay_days FROM grade_stays AS e JOIN glists AS g
+           ON g.jkey = e.jkey AND g.list_id = e.list_id
+           WHERE e.start = $t AND (g.stay_months > 0 OR g.stay_days > 0)""",
+        t=t,
+    )
+
+
+def blacklisted_any() -> exp.Expression:
+    return fill("SELECT count(*) FROM stays WHERE kind = 'blacklist'")

@@ -1,0 +1,238 @@
+"""Records → ledger: the compiled tables, the rows of `record_entries`, the ledger views and scores.
+
+Records are scored by the compiled decision tables (`compiler.record_ledger_query`) into `record_entries`,
+an append-only table each run extends with the rows of the records appended since; retractions and caps
+are applied by the `record_ledger` view over it, so they show at once and stay right for back-dated
+records. Everything here is a sqlglot expression; `store.py`'s runner decides when to write what.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+from sqlglot import exp
+
+from socialcredit.clock import cst_year_start
+from socialcredit.compiler import Compiled, columns, record_ledger_query, to_sql
+from socialcredit.engine.context import Context
+from socialcredit.engine.sql import case_by_jkey, fill, isin, score_expr, value
+
+# bump when the meaning of a row of `record_entries` changes: the next run then rebuilds it
+LEDGER_FORMAT = "2"
+CITY_SHIFT = 40  # scores sums a citizen's city and points in one BIGINT
+ENTRY_COLUMNS = ("ckey", "jkey", "epoch", "rkey", "bkey", "piece", "points", "valid_from", "valid_to")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What one compile loads and runs, made once per compile (and shared by the runs of one process)."""
+
+    tables: dict[str, pa.Table]
+    ledger: str  # ledger_fingerprint
+    loaded: str  # every table loaded, and the ledger fingerprint
+    # the record ledger's rows over all records, over those no stored row covers yet (the view
+    # `records_unscored`) and over a batch being stored (`records_batch`): building the query costs more
+    # than running it on a month's records
+    entries_all: exp.Expression
+    entries_unscored: exp.Expression
+    entries_batch: exp.Expression
+    attributes: list[str]
+
+
+def _digest(parts: list[str], tables: dict[str, pa.Table], names: Iterable[str]) -> str:
+    """sha256 of some text and of tables by content (their Arrow IPC bytes)."""
+    h = hashlib.sha256("\x00".join(parts).encode())
+    for name in names:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, tables[name].schema) as writer:
+            writer.write_table(tables[name])
+        h.update(name.encode())
+        h.update(sink.getvalue())
+    return h.hexdigest()
+
+
+_PREPARED: dict[int, tuple[Compiled, Prepared]] = {}
+
+
+def prepared(ctx: Context) -> Prepared:
+    """The small tables the compiled SQL joins, the queries that score records, and their fingerprints."""
+    c = ctx.compiled
+    hit = _PREPARED.get(id(c))
+    if hit is not None and hit[0] is c:
+        return hit[1]
+    seg = pa.table(
+        {
+            "jkey": pa.array([s.jkey for s in c.segments], pa.int16()),
+            "epoch": pa.array([s.epoch for s in c.segments], pa.int32()),
+            "version": [s.rulebook.version for s in c.segments],
+            "start": pa.array([s.start for s in c.segments], pa.timestamp("us")),
+            "end": pa.array([s.end for s in c.segments], pa.timestamp("us")),
+            "notify": [s.rulebook.disclosure.notify_citizens for s in c.segments],
+            **c._bound_columns([(s.jkey, s.epoch) for s in c.segments]),
+        }
+    )
+    tables = {
+        "dt_params": c.params_table(),
+        "dt_buckets": c.buckets_table(),
+        "dt_cells": c.cells_table(),
+        "pieces": c.pieces_table(),
+        "general_rules": c.general_table(),
+        "segments": seg,
+        "caps": caps_table(ctx),
+    }
+    entries = entries_query(record_ledger_query(c, "records"))
+    # what a record's rows depend on besides the record: the SQL that scores it and the tables it joins
+    # (caps and retractions are not: the view applies them); and what the loaded tables are
+    ledger = _digest([LEDGER_FORMAT, to_sql(entries.copy())], tables,
+                     ("dt_params", "dt_buckets", "dt_cells", "general_rules"))
+    prep = Prepared(
+        tables,
+        ledger,
+        _digest([LEDGER_FORMAT, ledger], tables, sorted(tables)),
+        entries,
+        entries_query(record_ledger_query(c, "records_unscored")),
+        entries_query(record_ledger_query(c, "records_batch")),
+        attributes_used(ctx),
+    )
+    if len(_PREPARED) >= 4:
+        _PREPARED.clear()
+    _PREPARED[id(c)] = (c, prep)
+    return prep
+
+
+def entries_query(query: exp.Expression) -> exp.Expression:
+    """Rows of `record_entries` from a record_ledger_query: its validity as an end time."""
+    return fill(
+        """SELECT q.ckey, q.jkey, q.epoch, q.rkey, q.bkey, q.piece, q.points, q.occurred_at AS valid_from,
+                  CASE WHEN q.vf_months IS NULL THEN NULL
+                       ELSE q.occurred_at + INTERVAL (q.vf_months) MONTH + INTERVAL (q.vf_days) DAY END AS valid_to
+           FROM __scored AS q""",
+        scored=query,
+    )
+
+
+def caps_table(ctx: Context) -> pa.Table:
+    rows = [
+        (s.jkey, s.epoch, ctx.bkeys[cap.behaviour], cap.per, cap.max, cap.min)
+        for s in ctx.compiled.segments
+        for cap in s.rulebook.caps
+    ]
+    cols = columns(rows, 6)
+    return pa.table({
+        "jkey": pa.array(cols[0], pa.int16()), "epoch": pa.array(cols[1], pa.int32()),
+        "bkey": pa.array(cols[2], pa.int16()), "per": pa.array(cols[3], pa.string()),
+        "hi": pa.array(cols[4], pa.int32()), "lo": pa.array(cols[5], pa.int32()),
+    })  # fmt: skip
+
+
+def attributes_used(ctx: Context) -> list[str]:
+    """The record attributes some rule, trigger or characteristic reads."""
+    names: set[str] = {d for d in ctx.compiled.dims if d}
+    for seg in ctx.compiled.segments:
+        for tree in seg.rulebook.conditions.values():
+            names |= {col.name for col in tree.find_all(exp.Column)}
+    for ch in ctx.catalog.characteristics.values():
+        names |= set(ch.attributes) | ({ch.term_attribute} if ch.term_attribute else set())
+    return sorted(names & set(ctx.catalog.attributes))
+
+
+def _stored() -> exp.Expression:
+    return exp.select(*ENTRY_COLUMNS).from_("record_entries")
+
+
+def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: bool = False) -> exp.Expression:
+    """The record part of the ledger: the path every score takes.
+
+    The rows of records up to `ctx.through` are read from `record_entries`; those of any record appended
+    since (the view `records_unscored`) are computed by the same query on the fly, so the view never lags
+    the records. Retractions are applied here (as NOT EXISTS, which DuckDB plans as the anti join it
+    was written as), so a withdrawal shows at once and the stored rows stay append-only. Behaviours under
+    a cap go through a running sum per cap period (CST calendar), clamped, over all of their rows, so a
+    back-dated record moves the later ones; the rest do not pay for that window.
+
+    With `after`, only the rows valid from after it, each as in the whole view: a capped row's running
+    sum reads the rows of its cap period before it, all in the CST year it falls in (no cap period is
+    longer), so the window reads the rows from the start of the year `after` falls in.
+
+    With `stored_only`, for a caller that has just stored every record's rows, without the on-the-fly part.
+    """
+    live = prepared(ctx).entries_unscored
+    if stored_only:
+        union = _stored()
+    elif ctx.through >= 0:
+        union = exp.union(_stored(), live.copy(), distinct=False)
+    else:
+        union = live.copy()
+    capped = sorted({ctx.bkeys[cap.behaviour] for s in ctx.compiled.segments for cap in s.rulebook.caps})
+    since: exp.Expression = exp.true()
+    recent: exp.Expression = exp.true()
+    if after is not None:
+        since = exp.column("valid_from", table="e") >= value(cst_year_start(after) if capped else after)
+        recent = exp.column("valid_from") > value(after)
+    entries = fill(
+        """SELECT e.ckey, e.jkey, e.epoch, 'record' AS source, e.rkey, e.bkey,
+                  CAST(NULL AS VARCHAR) AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
+           FROM __union AS e
+           WHERE NOT EXISTS (SELECT 1 FROM retractions AS x WHERE x.rkey = e.rkey) AND $since""",
+        union=union, since=since,
+    )
+    if not capped:
+        return entries if after is None else fill("SELECT * FROM __entries AS q WHERE $recent",
+                                                  entries=entries, recent=recent)
+    return fill(
+        """SELECT * FROM __entries AS q WHERE NOT $capped_q AND $recent
+           UNION ALL
+           SELECT ckey, jkey, epoch, source, rkey, bkey, characteristic, piece,
+                  CAST(least(greatest(cum, coalesce(lo, cum)), coalesce(hi, cum))
+                   - least(greatest(cum - points, coalesce(lo, cum - points)), coalesce(hi, cum - points)) AS INT)
+                   AS points,
+                  valid_from, valid_to
+           FROM (SELECT e.*, c.hi, c.lo, sum(e.points) OVER (
+                     PARTITION BY e.ckey, e.bkey, date_trunc(coalesce(c.per, 'year'), e.valid_from + INTERVAL 8 HOUR)
+                     ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
+                 FROM __entries AS e LEFT JOIN caps AS c USING (jkey, epoch, bkey) WHERE $capped_e) AS w
+           WHERE $recent""",
+        entries=entries, recent=recent,
+        capped_q=isin(exp.column("bkey", table="q"), capped), capped_e=isin(exp.column("bkey", table="e"), capped),
+    )
+
+
+def ledger_views(ctx: Context) -> list[tuple[str, exp.Expression]]:
+    """The stored views over the ledger (other connections to the store read the ledger through them)."""
+    unscored = fill("SELECT * FROM records WHERE rkey > $through", through=int(ctx.through))
+    return [
+        ("records_unscored", unscored),
+        ("record_ledger", record_ledger(ctx)),
+        ("ledger", fill("SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")),
+    ]
+
+
+def in_force(t: dt.datetime) -> exp.Expression:
+    """Ledger rows that count at `t`."""
+    return fill("valid_from <= $t AND (valid_to IS NULL OR valid_to > $t)", t=t)
+
+
+def scores_query(ctx: Context, t: dt.datetime, top: int) -> exp.Expression:
+    """Every citizen's score at `t` from the ledger in one aggregation by citizen (see Engine.scores).
+
+    The city rides in the same BIGINT sum as (jkey + 1) << 40 from the citizen's row (a citizen's points
+    stay far below 2^39); the bound on ckey gives DuckDB back the statistics the UNION ALL hides.
+    """
+    city = fill("((a.total + $half) >> $shift)", half=1 << (CITY_SHIFT - 1), shift=CITY_SHIFT)
+    points = fill("a.pts + coalesce(s.pts, 0)")
+    score = case_by_jkey(ctx.segments_at(t), lambda rb: score_expr(rb, points.copy()), "a.jkey")
+    return fill(
+        """SELECT a.ckey, CAST($score AS INT) AS score FROM (
+               SELECT ckey, $city - 1 AS jkey, a.total - ($city << $shift) AS pts FROM (
+                   SELECT ckey, sum(v) AS total FROM (
+                       SELECT ckey, CAST(jkey + 1 AS BIGINT) << $shift AS v FROM citizens
+                       UNION ALL SELECT ckey, CAST(points AS BIGINT) FROM record_ledger WHERE $in_force) AS u
+                   WHERE ckey BETWEEN 0 AND $top GROUP BY ckey) AS a) AS a
+           LEFT JOIN (SELECT ckey, sum(CAST(points AS BIGINT)) AS pts FROM state_ledger WHERE $in_force
+                      GROUP BY ckey) AS s USING (ckey)""",
+        score=score, city=city, shift=CITY_SHIFT, in_force=in_force(t), top=int(top),
+    )

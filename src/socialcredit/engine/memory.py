@@ -1,0 +1,58 @@
+"""Memory and notifications: the last steps of a run, over the finished list entries.
+
+- Memory: once untrustworthy, always restricted. A stay on a list the rulebook bars after a blacklisting
+  ends at the first blacklisting, and one that would begin after it is removed.
+- Notifications: where a city notifies, the citizen is told at entry; elsewhere only a denial tells them.
+Both are whole rewrites of their table (portable to every executor), once per run.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from socialcredit.compiler import FAR_PAST
+from socialcredit.engine.context import Context
+from socialcredit.engine.sql import fill, isin
+
+
+def barred_pairs(ctx: Context) -> dict[tuple[str, str], set[int]]:
+    """(list that leaves the mark, list barred after it) → the cities whose rulebooks say so."""
+    pairs: dict[tuple[str, str], set[int]] = {}
+    for seg in ctx.compiled.segments:
+        for mem in seg.rulebook.memory:
+            for lid in mem.never_lists:
+                pairs.setdefault((mem.after, lid), set()).add(seg.jkey)
+    return pairs
+
+
+def remembered(after: str, barred: str, jkeys: set[int]) -> exp.Expression:
+    """`list_entries` with the barred list's stays ended at the first stay on `after` (in those cities),
+    and those that began at or after a stay on `after` removed."""
+    return fill(
+        """WITH firsts AS (SELECT ckey, min(start) AS first_at FROM list_entries
+                           WHERE list_id = $after AND $cities GROUP BY ckey)
+           SELECT e.ckey, e.jkey, e.list_id, e.kind, e.start,
+                  CASE WHEN e.list_id = $barred AND e.start < f.first_at AND (e."end" IS NULL OR e."end" > f.first_at)
+                       THEN f.first_at ELSE e."end" END AS "end",
+                  e.cause, e.rkey, e.characteristic, e.grade, e.score, e.version
+           FROM list_entries AS e LEFT JOIN firsts AS f ON f.ckey = e.ckey
+           WHERE NOT (e.list_id = $barred AND $cities_e AND EXISTS (
+                 SELECT 1 FROM list_entries AS b
+                 WHERE b.ckey = e.ckey AND b.list_id = $after AND b.start <= e.start))""",
+        after=after, barred=barred,
+        cities=isin(exp.column("jkey"), sorted(jkeys)), cities_e=isin(exp.column("jkey", table="e"), sorted(jkeys)),
+    )
+
+
+def notifications() -> exp.Expression:
+    """The notifications table with the listings redone from the list entries (denials kept as they are)."""
+    return fill(
+        """SELECT ckey, sent_at, kind, message FROM notifications WHERE kind IS NULL OR kind <> 'listed'
+           UNION ALL
+           SELECT e.ckey, e.start AS sent_at, 'listed' AS kind,
+                  'You were placed on the ' || e.list_id || ' (' || e.cause || ')' AS message
+           FROM list_entries AS e JOIN segments AS s ON s.jkey = e.jkey
+            AND e.start >= coalesce(s.start, $far_past) AND (s."end" IS NULL OR e.start < s."end")
+           WHERE s.notify""",
+        far_past=FAR_PAST,
+    )

@@ -1,0 +1,276 @@
+"""The store's tables, declared once: every fact and derived table, its columns, their types and what they mean.
+
+The store creates its tables from here (`Store.init`), the engine's steps build their empty tables and
+typed columns from here, and the comments go into the database (`COMMENT ON`), so an analyst browsing the
+store reads the same sentence as a developer reading this file. Nothing learns what exists by probing the
+database's catalog: what a table holds is what this module says.
+
+Types are written as SQL type names that sqlglot reads and writes for every executed dialect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from socialcredit.catalog import Catalog
+
+ATTRIBUTE_TYPES = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "str": "VARCHAR"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    comment: str
+    columns: tuple[Column, ...]
+    derived: bool = False
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def empty(self) -> exp.Select:
+        """A query with this table's columns, typed, and no rows: how a step starts a table it fills."""
+        return exp.select(
+            *[exp.cast(exp.null(), c.type).as_(c.name) for c in self.columns]
+        ).where(exp.false())
+
+
+def _t(name: str, comment: str, cols: str, derived: bool = False) -> Table:
+    """A table from lines `name TYPE -- comment` (a compact way to keep one sentence per column)."""
+    columns = []
+    for line in cols.strip().splitlines():
+        decl, _, note = line.partition("--")
+        col, typ = decl.split(None, 1)
+        columns.append(Column(col.strip(), typ.strip(), note.strip()))
+    return Table(name, comment, tuple(columns), derived)
+
+
+_LIST_ENTRY_COLUMNS = """
+ckey INTEGER -- the citizen
+jkey SMALLINT -- the city whose rulebook put them there
+list_id VARCHAR -- the list (rulebook list id)
+kind VARCHAR -- blacklist, whitelist or watchlist
+start TIMESTAMP -- when the stay began (UTC)
+end TIMESTAMP -- when it ended (UTC); NULL while it lasts
+cause VARCHAR -- behaviour, characteristic or grade: what put them on it
+rkey BIGINT -- the record behind a behaviour or characteristic stay
+characteristic VARCHAR -- the characteristic behind a characteristic stay
+grade VARCHAR -- the grade behind a grade stay
+score INTEGER -- the score at a grade stay's entry
+version VARCHAR -- the rulebook versions in force at entry
+"""
+
+FACTS: tuple[Table, ...] = (
+    _t("jurisdictions", "Cities and provinces that have rulebooks, with their small integer keys.", """
+jkey SMALLINT -- the jurisdiction's key in every other table
+code VARCHAR -- its rulebook jurisdiction code
+level VARCHAR -- national, province or city
+"""),
+    _t("behaviours", "The catalog's behaviours, with their small integer keys.", """
+bkey SMALLINT -- the behaviour's key in every other table
+code VARCHAR -- its catalog code
+"""),
+    _t("citizens", "The population register (synthetic people only).", """
+ckey INTEGER -- the citizen's dense integer key
+citizen_id VARCHAR -- the 18-character resident ID
+name VARCHAR -- name as registered
+name_latin VARCHAR -- name in Latin letters
+sex VARCHAR -- as registered
+birth_date DATE -- as registered
+city VARCHAR -- the city of registration (rulebook jurisdiction code)
+jkey SMALLINT -- that city's key
+avatar_seed BIGINT -- seed for the generated portrait
+"""),
+    _t("relations", "Ties between citizens: parents, children, spouses, contacts (both directions stored).", """
+ckey INTEGER -- the citizen
+other INTEGER -- the related citizen
+kind VARCHAR -- parent, child, spouse or contact (what `other` is to `ckey`)
+"""),
+    _t("retractions", "Records an agency withdrew; the ledger ignores them from then on (append-only).", """
+rkey BIGINT -- the withdrawn record
+agency VARCHAR -- the agency that withdrew it
+record_id VARCHAR -- the agency's record ID
+retracted_at TIMESTAMP -- when (UTC)
+reason VARCHAR -- the reason given
+requested_by VARCHAR -- who asked
+"""),
+    _t("batches", "Each ingest: its source and what it added.", """
+batch INTEGER -- the batch number
+source VARCHAR -- the file or feed it came from
+received_at TIMESTAMP -- when (UTC)
+accepted INTEGER -- records stored
+duplicates INTEGER -- records already stored, skipped
+"""),
+    _t("rulebook_versions", "Every rulebook layer loaded, with its text (append-only).", """
+jurisdiction VARCHAR -- the layer's jurisdiction
+version INTEGER -- its version number
+effective_from DATE -- CST date it takes effect
+text VARCHAR -- the YAML text as loaded
+digest VARCHAR -- sha256 of the text
+loaded_at TIMESTAMP -- when (UTC)
+origin VARCHAR -- the file it came from
+"""),
+    _t("decisions", "Each service decision asked of the system, with its outcome and reasons.", """
+decision_id BIGINT -- the decision's number
+ckey INTEGER -- the citizen asked about
+service VARCHAR -- the service (catalog measure) asked for
+asked_at TIMESTAMP -- when (UTC)
+outcome VARCHAR -- granted or denied
+reasons VARCHAR -- the reasons, as JSON
+asked_by VARCHAR -- the asking official or service
+rulebook_version VARCHAR -- the versions in force then
+"""),
+    _t("notifications", "What citizens were told: a listing where the city notifies, a denial everywhere.", """
+ckey INTEGER -- the citizen told
+sent_at TIMESTAMP -- when (UTC)
+kind VARCHAR -- listed (rewritten by every engine run) or denied
+message VARCHAR -- the text sent
+"""),
+    _t("meta", "Store settings and markers (key, value).", """
+key VARCHAR -- the setting
+value VARCHAR -- its value
+"""),
+)
+
+DERIVED: tuple[Table, ...] = (
+    _t("engine_run", "The last engine run: its as_of, pin and what it was computed from (one row).", """
+as_of TIMESTAMP -- the time the run computed the derived tables for (UTC)
+pin VARCHAR -- the rulebook versions pinned, or NULL
+computed_at TIMESTAMP -- when the run finished (UTC)
+watermark VARCHAR -- the facts' counts then: a change means the derived tables are stale
+facts VARCHAR -- the facts other than records, fingerprinted (resuming needs them unchanged)
+state VARCHAR -- the compiled rulebooks and engine format, fingerprinted
+first_assessment TIMESTAMP -- the first monthly assessment (UTC)
+next_record TIMESTAMP -- the first stored record after as_of, when the run ended
+carried_at TIMESTAMP -- the month whose end state engine_carry holds, or NULL
+""", derived=True),
+    _t("record_entries", "The record ledger's stored rows: one per (record, piece), before caps and retractions.", """
+ckey INTEGER -- the citizen
+jkey SMALLINT -- the city whose rulebook scored it
+epoch INT -- which rulebook versions were in force
+rkey BIGINT -- the record
+bkey SMALLINT -- its behaviour
+piece INT -- the piece (set of rules met) it scored
+points INT -- the points, before any cap
+valid_from TIMESTAMP -- when they start to count (the record's time, UTC)
+valid_to TIMESTAMP -- when they stop counting (UTC); NULL for good
+""", derived=True),
+    _t("record_entries_built", "What record_entries and the compiled tables were made from (one row).", """
+fingerprint VARCHAR -- the compiled SQL and decision tables that scored the rows
+tables VARCHAR -- every compiled table loaded, fingerprinted
+through BIGINT -- the last rkey scored
+records BIGINT -- the number of records then
+""", derived=True),
+    _t("state_ledger", "Ledger entries that come from states, not records: characteristics and the network rule.", """
+ckey INTEGER -- the citizen
+jkey SMALLINT -- the city whose rulebook gave them
+epoch INT -- which rulebook versions were in force
+source VARCHAR -- characteristic or network
+rkey BIGINT -- the record that set the characteristic
+bkey SMALLINT -- always NULL here (records' entries have it)
+characteristic VARCHAR -- the characteristic
+piece INT -- the piece (rules met) it scored
+points INT -- the points
+valid_from TIMESTAMP -- from (UTC)
+valid_to TIMESTAMP -- to (UTC); NULL while it holds
+""", derived=True),
+    _t("list_entries", "Stays on blacklists, whitelists and watchlists.", _LIST_ENTRY_COLUMNS, derived=True),
+    _t("engine_grade_stays",
+       "The grade stays as the monthly loop left them, before memory: what a resumed run starts from.",
+       _LIST_ENTRY_COLUMNS, derived=True),
+    _t("score_log", "Scores and grades at each monthly assessment where either changed.", """
+ckey INTEGER -- the citizen
+assessed_at TIMESTAMP -- the assessment (a CST month's start, as UTC)
+score INTEGER -- the score then
+grade VARCHAR -- the grade then
+version VARCHAR -- the rulebook versions in force
+""", derived=True),
+    _t("engine_carry", "The monthly loop's end state (running sums, scores, grades): where the next run resumes.", """
+carried_at TIMESTAMP -- the month it holds the end state of (UTC)
+ckey INTEGER -- the citizen
+raw INTEGER -- the running sum of ledger points
+score INTEGER -- the score
+grade VARCHAR -- the grade
+""", derived=True),
+    _t("engine_pending", "Record entries' expiries after the last assessed month, for the next run.", """
+ckey INTEGER -- the citizen
+due TIMESTAMP -- when the points stop counting (UTC)
+d INTEGER -- the change then (minus the points)
+vf TIMESTAMP -- when they started counting (UTC)
+""", derived=True),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (*FACTS, *DERIVED)}
+
+
+def records(catalog: Catalog) -> Table:
+    """The records table: its fixed columns and one column per catalog attribute, in between."""
+    head = _t("records", "Acts reported by agencies, one row each (append-only).", """
+rkey BIGINT -- the record's key, increasing with arrival
+record_id VARCHAR -- the agency's record ID
+agency VARCHAR -- the reporting agency
+ckey INTEGER -- the citizen
+jkey SMALLINT -- the citizen's city then
+bkey SMALLINT -- the behaviour
+occurred_at TIMESTAMP -- when it happened (UTC)
+""")
+    attrs = tuple(Column(a.name, ATTRIBUTE_TYPES[a.type], f"catalog attribute ({a.type})")
+                  for a in catalog.attributes.values())
+    tail = _t("records", "", """
+batch INTEGER -- the ingest batch it came in
+ingested_at TIMESTAMP -- when it was stored (UTC)
+digest VARCHAR -- sha256 of its content, for duplicates
+""")
+    return Table("records", head.comment, (*head.columns, *attrs, *tail.columns))
+
+
+def characteristic_intervals(catalog: Catalog) -> Table:
+    """State characteristics as intervals, with the attributes any characteristic carries."""
+    attrs = sorted({a for ch in catalog.characteristics.values() for a in ch.attributes})
+    head = _t("characteristic_intervals", "State characteristics as intervals: from a setting record to its end.", """
+ckey INTEGER -- the citizen
+jkey SMALLINT -- the city of the setting record
+characteristic VARCHAR -- the characteristic
+rkey BIGINT -- the record that set it
+start TIMESTAMP -- from (UTC)
+end TIMESTAMP -- to (UTC): the clearing record or the term's end; NULL while it holds
+""", derived=True)
+    cols = tuple(Column(a, ATTRIBUTE_TYPES[catalog.attributes[a].type], "the setting record's attribute")
+                 for a in attrs)
+    return Table(head.name, head.comment, (*head.columns, *cols), derived=True)
+
+
+def all_tables(catalog: Catalog) -> list[Table]:
+    """Every table the store holds for this catalog, facts first."""
+    return [*FACTS, records(catalog), *DERIVED, characteristic_intervals(catalog)]
+
+
+def create(table: Table, dialect: str = "duckdb") -> str:
+    """`CREATE TABLE IF NOT EXISTS` for a table, generated by sqlglot (identifiers quoted, no value inside)."""
+    schema = exp.Schema(
+        this=exp.to_table(table.name),
+        expressions=[exp.ColumnDef(this=exp.to_identifier(c.name, quoted=True), kind=exp.DataType.build(c.type))
+                     for c in table.columns],
+    )
+    return exp.Create(this=schema, kind="TABLE", exists=True).sql(dialect=dialect)
+
+
+def comments(table: Table, dialect: str = "duckdb") -> list[str]:
+    """`COMMENT ON` the table and each column, with the comments as sqlglot string literals."""
+    out = [exp.Comment(this=exp.to_table(table.name), kind="TABLE",
+                       expression=exp.Literal.string(table.comment)).sql(dialect=dialect)]
+    out += [
+        exp.Comment(this=exp.column(c.name, table=table.name, quoted=True), kind="COLUMN",
+                    expression=exp.Literal.string(c.comment)).sql(dialect=dialect)
+        for c in table.columns if c.comment
+    ]
+    return out
