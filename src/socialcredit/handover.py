@@ -16,14 +16,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from socialcredit import schema
 from socialcredit.engine import Engine, watermark
+from socialcredit.engine.entries import built
+from socialcredit.engine.ledger import ledger_views, prepared
 from socialcredit.executors import sql
+from socialcredit.executors.duckdb import DuckDBExecutor
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
@@ -31,14 +36,14 @@ MANIFEST = "manifest.json"
 FORMAT = "socialcredit-handover/1"
 
 # the facts an engine run reads (rulebook texts are not among them: they travel compiled, as COMPILED)
-FACTS = ("jurisdictions", "behaviours", "citizens", "relations", "records", "retractions", "notifications")
+FACTS = ("jurisdictions", "behaviours", "citizens", "relations", "records", "retractions", "notifications",
+         "rulebook_versions")
 # the compiled rulebooks as the engine's steps join them: made by the exporting side, so the other side needs
 # no rulebook parser and runs exactly the tables this store's engine would
 COMPILED = ("dt_params", "dt_buckets", "dt_cells", "pieces", "general_rules", "segments", "caps")
-# what a run writes: the compiled tables it ran with, and the tables it computed
-DERIVED = (*COMPILED, "record_entries", "record_entries_built", "state_ledger", "characteristic_intervals",
-           "list_entries", "engine_grade_stays", "score_log", "engine_carry", "engine_pending", "engine_run",
-           "notifications")  # fmt: skip
+# what a run writes: the compiled tables it ran with, and the tables it computed (socialcredit.schema's)
+COMPUTED = (*[t.name for t in schema.DERIVED], "characteristic_intervals")
+DERIVED = (*COMPILED, *COMPUTED, "notifications")
 # absent after a run with no monthly assessment (the engine drops them then, and so does the import)
 OPTIONAL = frozenset({"engine_carry", "engine_pending"})
 # notifications mixes facts (denials, written by decisions) and a run's listings: only these come home
@@ -119,7 +124,9 @@ def compiled_tables(store: Store, pin: str | None = None) -> dict[str, pa.Table]
     """The compiled rulebook tables this store's engine would load for a run (with `pin`: a replay's)."""
     engine = Engine(store)
     engine.prepare(pin)
-    return dict(engine._prepared().tables)
+    tables = dict(prepared(engine.ctx).tables)
+    assert set(tables) == set(COMPILED), f"the engine loads {sorted(tables)}; COMPILED says {sorted(COMPILED)}"
+    return tables
 
 
 def export_facts(store: Store, directory: Path, pin: str | None = None) -> Manifest:
@@ -180,29 +187,51 @@ def check_derived(store: Store, directory: Path) -> Manifest:
 
 
 def import_derived(store: Store, directory: Path) -> Manifest:
-    """Replace the store's derived tables with those in `directory`, all of them or none (one transaction)."""
+    """Replace the store's derived tables with those in `directory`, all of them or none (one transaction),
+    typed as `socialcredit.schema` declares them, with the ledger views over them as the engine makes them:
+    afterwards every reader sees the store as after a run here."""
     store.require_init()
     manifest = check_derived(store, directory)
+    declared = {t.name: t for t in schema.all_tables(store.catalog)}
     with store.transaction():
         for name in DERIVED:
             try:
-                _replace(store.con, directory, name, name in manifest.tables)
+                _replace(store.con, directory, name, name in manifest.tables, declared.get(name))
             except duckdb.Error as e:  # the transaction rolls back: every table stays as it was
                 raise HandoverError(f"{directory / name}: cannot be imported, nothing was changed ({e})") from None
+        _ledger_views(store)
+        store.comment_tables()
     return manifest
 
 
-def _replace(con: duckdb.DuckDBPyConnection, directory: Path, name: str, present: bool) -> None:
+def _replace(con: duckdb.DuckDBPyConnection, directory: Path, name: str, present: bool,
+             declared: schema.Table | None) -> None:  # fmt: skip
     """One derived table of the store replaced by the hand-over's (inside import_derived's transaction)."""
     paths = [str(p) for p in files(directory, name)]
+    source = exp.func("read_parquet", exp.Placeholder())
+    columns: list[Any] = [exp.Star()]
+    if declared is not None:  # another engine may type a column wider (a count as BIGINT): the store's type
+        columns = [exp.cast(exp.column(c.name, quoted=True), c.type).as_(c.name, quoted=True) for c in declared.columns]
+    rows = exp.select(*columns).from_(source)
     if name == "notifications":
         keep = exp.column("kind").eq(exp.Literal.string(NOTIFIED_BY_RUNS))
         con.execute(sql(exp.delete("notifications", where=keep), "duckdb"))
-        listed = exp.select("*").from_(exp.func("read_parquet", exp.Placeholder())).where(keep)
-        con.execute(sql(exp.insert(listed, "notifications"), "duckdb"), [paths])
+        con.execute(sql(exp.insert(rows.where(keep), "notifications"), "duckdb"), [paths])
     elif not present:  # an OPTIONAL table the run did not make
         con.execute(sql(exp.Drop(this=exp.to_table(name), kind="TABLE", exists=True), "duckdb"))
     else:
-        rows = exp.select("*").from_(exp.func("read_parquet", exp.Placeholder()))
         create = exp.Create(this=exp.to_table(name), kind="TABLE", replace=True, expression=rows)
         con.execute(sql(create, "duckdb"), [paths])
+
+
+def _ledger_views(store: Store) -> None:
+    """The stored views over the imported tables (record_ledger, ledger, ...), made by the engine's own code for
+    the run's pin and the records its record_entries cover, as the run would have left them here."""
+    pin = store.con.execute("SELECT pin FROM engine_run").fetchall()
+    engine = Engine(store)
+    engine.prepare(pin[0][0] if pin else None)
+    made = built(engine.ctx)
+    engine.ctx.through = made[2] if made is not None else -1
+    ex = DuckDBExecutor(store.con)
+    for name, query in ledger_views(engine.ctx):
+        ex.view(name, query)
