@@ -35,9 +35,9 @@ def require_spark() -> None:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     require_spark()
-    from socialcredit.executors.spark import session
+    from socialcredit.executors.spark import TINY, session
 
-    s = session("local[2]", "socialcredit-tests")
+    s = session("local[2]", "socialcredit-tests", TINY)
     yield s
     s.stop()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from socialcredit.compiler import record_ledger_query
 from socialcredit.engine import Engine
-from socialcredit.executors.spark import SparkExecutor, session
+from socialcredit.executors.spark import TINY, SparkExecutor, session
 from socialcredit.handover import Manifest
 from socialcredit.store import Store
 
@@ -16,7 +16,7 @@ from socialcredit.store import Store
 def main(db: Path, facts: Path, out: Path, master: str) -> None:
     with Store(db) as store:
         compiled = Engine(store).prepare()
-    spark = session(master, "socialcredit-ledger", {"spark.executor.memory": "512m", "spark.cores.max": "2"})
+    spark = session(master, "socialcredit-ledger", {**TINY, "spark.executor.memory": "512m", "spark.cores.max": "2"})
     try:
         ex = SparkExecutor(spark)
         for name in Manifest.read(facts).tables:
