@@ -25,7 +25,8 @@ import datetime as dt
 
 from socialcredit.yamlio import LocatedError
 
-CST = dt.timezone(dt.timedelta(hours=8))
+CST_OFFSET = dt.timedelta(hours=8)  # China has no daylight saving time
+CST = dt.timezone(CST_OFFSET)
 EARLIEST = dt.datetime(1950, 1, 1, tzinfo=CST)
 QUESTION_HORIZON = dt.timedelta(days=31)
 RUN_HORIZON = dt.timedelta(days=3653)

@@ -131,9 +131,11 @@ class Scale(_M):
 
     def score_expr(self, points: exp.Expression) -> exp.Expression:
         total = exp.Add(this=exp.Literal.number(self.base), expression=points)
+        # ignore_nulls: SQL's own least/greatest (sqlglot's default would wrap each in a NULL check)
         return exp.Least(
-            this=exp.Greatest(this=total, expressions=[exp.Literal.number(self.min)]),
+            this=exp.Greatest(this=total, expressions=[exp.Literal.number(self.min)], ignore_nulls=True),
             expressions=[exp.Literal.number(self.max)],
+            ignore_nulls=True,
         )
 
 

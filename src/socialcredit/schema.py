@@ -152,6 +152,7 @@ state VARCHAR -- the compiled rulebooks and engine format, fingerprinted
 first_assessment TIMESTAMP -- the first monthly assessment (UTC)
 next_record TIMESTAMP -- the first stored record after as_of, when the run ended
 carried_at TIMESTAMP -- the month whose end state engine_carry holds, or NULL
+kept VARCHAR -- the row counts of the state tables it left: a run resumes only from those, untouched
 """, derived=True),
     _t("record_entries", "The record ledger's stored rows: one per (record, piece), before caps and retractions.", """
 ckey INTEGER -- the citizen

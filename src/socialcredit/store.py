@@ -197,9 +197,10 @@ class Store:
 
     def init(self, load_shipped_rulebooks: bool = True) -> None:
         """Create the tables (idempotent) and load the shipped rulebooks not yet in the store."""
-        self.ensure_tables()
-        self.con.execute(PROFILES_DDL)
-        self.comment_tables(derived=False)
+        with self.transaction():  # one commit: ~150 COMMENT statements cost 20 times more one by one
+            self.ensure_tables()
+            self.con.execute(PROFILES_DDL)
+            self.comment_tables()
         self._sync_dimensions()
         if load_shipped_rulebooks:
             known = {
@@ -213,15 +214,18 @@ class Store:
             self.rulebooks()  # resolves and checks every version now, not at first use
             self._sync_dimensions()
 
-    def ensure_tables(self) -> None:
-        """Every table `socialcredit.schema` declares, created if missing (facts and the derived tables the
-        engine fills, empty until its first run), so no reader needs to ask the database what exists."""
-        self.con.execute(";\n".join(schema.create(t) for t in schema.all_tables(self.catalog)))
+    def ensure_tables(self, names: tuple[str, ...] | None = None) -> None:
+        """Every table `socialcredit.schema` declares (or those named), created if missing (facts and the
+        derived tables the engine fills, empty until its first run), so no reader needs to ask the database
+        what exists."""
+        tables = [t for t in schema.all_tables(self.catalog) if names is None or t.name in names]
+        self.con.execute(";\n".join(schema.create(t) for t in tables))
 
-    def comment_tables(self, derived: bool = True) -> None:
-        """`COMMENT ON` every table and column from the schema's sentences (the derived ones only with
-        `derived`): the engine replaces derived tables whole, and a replaced table has lost its comments."""
-        tables = [t for t in schema.all_tables(self.catalog) if t.derived or not derived]
+    def comment_tables(self, names: tuple[str, ...] | None = None) -> None:
+        """`COMMENT ON` every table and column from the schema's sentences (or those of the tables named):
+        the engine replaces tables whole, and a replaced table has lost its comments. Call it inside a
+        transaction (the engine's run, `init`): committed one by one they are slow."""
+        tables = [t for t in schema.all_tables(self.catalog) if names is None or t.name in names]
         self.con.execute(";\n".join(c for t in tables for c in schema.comments(t)))
 
     def _sync_dimensions(self) -> None:

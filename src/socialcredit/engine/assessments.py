@@ -21,7 +21,7 @@ from sqlglot import exp
 from socialcredit.clock import cst, month_start_utc, next_month_utc
 from socialcredit.engine import grades
 from socialcredit.engine.context import Context
-from socialcredit.engine.sql import fill
+from socialcredit.engine.sql import cst_shift, fill
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.schema import TABLES
 
@@ -46,10 +46,9 @@ def period_of(at: exp.Expression, first: dt.datetime) -> exp.Expression:
     the CST month number of `at`, one more unless `at` is exactly a month's start, minus the first's."""
     local = cst(first)
     return fill(
-        """greatest(year($at + INTERVAL 8 HOUR) * 12 + month($at + INTERVAL 8 HOUR)
-                    + CASE WHEN $at + INTERVAL 8 HOUR > date_trunc('month', $at + INTERVAL 8 HOUR) THEN 1 ELSE 0 END
-                    - $m0, 0)""",
-        at=at, m0=local.year * 12 + local.month,
+        """greatest(year($at + $cst) * 12 + month($at + $cst)
+                    + CASE WHEN $at + $cst > date_trunc('month', $at + $cst) THEN 1 ELSE 0 END - $m0, 0)""",
+        at=at, m0=local.year * 12 + local.month, cst=cst_shift(),
     )
 
 

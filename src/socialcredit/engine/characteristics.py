@@ -44,9 +44,9 @@ def event_records(ctx: Context, as_of: dt.datetime) -> exp.Expression:
     """
     epoch = epoch_expr(ctx.compiled.change_points, exp.column("occurred_at", table="r"))
     query = fill(
-        """SELECT r.rkey, r.ckey, r.jkey, r.bkey, r.occurred_at FROM records AS r
-           WHERE r.occurred_at <= $as_of AND $events
-             AND NOT EXISTS (SELECT 1 FROM retractions AS x WHERE x.rkey = r.rkey)""",
+        """SELECT r.rkey, r.ckey, r.jkey, r.bkey, r.occurred_at
+           FROM records AS r ANTI JOIN retractions AS x ON x.rkey = r.rkey
+           WHERE r.occurred_at <= $as_of AND $events""",
         as_of=as_of, events=isin(exp.column("bkey", table="r"), event_bkeys(ctx)),
     )
     assert isinstance(query, exp.Select)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from sqlglot import exp
+
 from socialcredit.engine.context import Context
-from socialcredit.engine.ledger import Prepared
+from socialcredit.engine.ledger import BATCH_VIEW, Prepared, record_views
 from socialcredit.engine.sql import fill
 from socialcredit.schema import TABLES
 
@@ -63,9 +65,8 @@ def update(ctx: Context, prep: Prepared, made: Built | None) -> tuple[LedgerUpda
             scored, query = int(total), prep.entries_all
         else:
             scored = int(ctx.scalar(fill("SELECT count(*) FROM records WHERE rkey > $after", after=after)))
-            ex.view("records_batch", fill("SELECT * FROM records WHERE rkey > $after AND rkey <= $top",
-                                          after=after, top=int(top)), temporary=True)
-            query = prep.entries_batch
+            ex.view(*record_views(after, int(top))[1])
+            query = exp.select("*").from_(BATCH_VIEW)
         added = ex.append("record_entries", query.copy())  # the prepared tree is kept for later runs
     return LedgerUpdate(after is None, scored, added, time.perf_counter() - t0), int(top), int(total)
 

@@ -45,10 +45,10 @@ def network_share(t: dt.datetime) -> exp.Expression:
     return fill(
         """WITH listed AS (SELECT DISTINCT ckey FROM stays WHERE kind = 'blacklist'
                            AND start <= $t AND ("end" IS NULL OR "end" > $t)),
-           hit AS (SELECT r.ckey, count(*) AS n FROM relations AS r WHERE r.kind = 'contact'
-                   AND r.other IN (SELECT ckey FROM listed) GROUP BY r.ckey),
-           degree AS (SELECT r.ckey, count(*) AS n FROM relations AS r WHERE r.kind = 'contact'
-                      AND r.ckey IN (SELECT ckey FROM hit) GROUP BY r.ckey)
+           hit AS (SELECT r.ckey, count(*) AS n FROM relations AS r SEMI JOIN listed AS l ON l.ckey = r.other
+                   WHERE r.kind = 'contact' GROUP BY r.ckey),
+           degree AS (SELECT r.ckey, count(*) AS n FROM relations AS r SEMI JOIN hit AS h ON h.ckey = r.ckey
+                      WHERE r.kind = 'contact' GROUP BY r.ckey)
            SELECT h.ckey, c.jkey, CAST(h.n AS DOUBLE) / d.n AS share
            FROM hit AS h JOIN degree AS d ON d.ckey = h.ckey JOIN citizens AS c ON c.ckey = h.ckey""",
         t=t,

@@ -19,12 +19,17 @@ from sqlglot import exp
 from socialcredit.clock import cst_year_start
 from socialcredit.compiler import Compiled, columns, record_ledger_query, to_sql
 from socialcredit.engine.context import Context
-from socialcredit.engine.sql import case_by_jkey, fill, isin, score_expr, value
+from socialcredit.engine.sql import case_by_jkey, cst_shift, fill, isin, score_expr, value
 
 # bump when the meaning of a row of `record_entries` changes: the next run then rebuilds it
-LEDGER_FORMAT = "2"
+LEDGER_FORMAT = "3"
 CITY_SHIFT = 40  # scores sums a citizen's city and points in one BIGINT
 ENTRY_COLUMNS = ("ckey", "jkey", "epoch", "rkey", "bkey", "piece", "points", "valid_from", "valid_to")
+# the compiled scoring query over the records no stored row covers, and over a batch being stored: views made
+# when the compiled tables are loaded (once per compile, not per run: generating the compiled query's SQL
+# costs more than running it on a month's records); each run only moves the bounds of the record views
+LIVE_VIEW = "record_entries_unscored"
+BATCH_VIEW = "record_entries_batch"
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,9 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
 
     The rows of records up to `ctx.through` are read from `record_entries`; those of any record appended
     since (the view `records_unscored`) are computed by the same query on the fly, so the view never lags
-    the records. Retractions are applied here (as NOT EXISTS, which DuckDB plans as the anti join it
-    was written as), so a withdrawal shows at once and the stored rows stay append-only. Behaviours under
+    the records. Retractions are applied here, as an anti join (`ANTI JOIN`, which DuckDB and Spark both
+    read; a NOT EXISTS over this UNION ALL would make DuckDB materialize the union and mark-join it, three
+    times slower), so a withdrawal shows at once and the stored rows stay append-only. Behaviours under
     a cap go through a running sum per cap period (CST calendar), clamped, over all of their rows, so a
     back-dated record moves the later ones; the rest do not pay for that window.
 
@@ -160,13 +166,13 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
 
     With `stored_only`, for a caller that has just stored every record's rows, without the on-the-fly part.
     """
-    live = prepared(ctx).entries_unscored
+    live = exp.select(*ENTRY_COLUMNS).from_(LIVE_VIEW)
     if stored_only:
         union = _stored()
     elif ctx.through >= 0:
-        union = exp.union(_stored(), live.copy(), distinct=False)
+        union = exp.union(_stored(), live, distinct=False)
     else:
-        union = live.copy()
+        union = live
     capped = sorted({ctx.bkeys[cap.behaviour] for s in ctx.compiled.segments for cap in s.rulebook.caps})
     since: exp.Expression = exp.true()
     recent: exp.Expression = exp.true()
@@ -176,8 +182,8 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
     entries = fill(
         """SELECT e.ckey, e.jkey, e.epoch, 'record' AS source, e.rkey, e.bkey,
                   CAST(NULL AS VARCHAR) AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
-           FROM __union AS e
-           WHERE NOT EXISTS (SELECT 1 FROM retractions AS x WHERE x.rkey = e.rkey) AND $since""",
+           FROM __union AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
+           WHERE $since""",
         union=union, since=since,
     )
     if not capped:
@@ -192,20 +198,33 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
                    AS points,
                   valid_from, valid_to
            FROM (SELECT e.*, c.hi, c.lo, sum(e.points) OVER (
-                     PARTITION BY e.ckey, e.bkey, date_trunc(coalesce(c.per, 'year'), e.valid_from + INTERVAL 8 HOUR)
+                     PARTITION BY e.ckey, e.bkey, date_trunc(coalesce(c.per, 'year'), e.valid_from + $cst)
                      ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
                  FROM __entries AS e LEFT JOIN caps AS c USING (jkey, epoch, bkey) WHERE $capped_e) AS w
            WHERE $recent""",
-        entries=entries, recent=recent,
+        entries=entries, recent=recent, cst=cst_shift(),
         capped_q=isin(exp.column("bkey", table="q"), capped), capped_e=isin(exp.column("bkey", table="e"), capped),
     )
 
 
+def record_views(through: int, top: int | None = None) -> list[tuple[str, exp.Expression]]:
+    """The records no stored row covers (after `through`), and the batch being stored (through `top`)."""
+    unscored = fill("SELECT * FROM records WHERE rkey > $through", through=int(through))
+    batch = fill("SELECT * FROM records WHERE rkey > $after AND rkey <= $top", after=int(through),
+                 top=int(through if top is None else top))
+    return [("records_unscored", unscored), ("records_batch", batch)]
+
+
+def compiled_views(ctx: Context) -> list[tuple[str, exp.Expression]]:
+    """The compiled scoring query over the record views (made when the compiled tables are loaded)."""
+    prep = prepared(ctx)
+    return [(LIVE_VIEW, prep.entries_unscored.copy()), (BATCH_VIEW, prep.entries_batch.copy())]
+
+
 def ledger_views(ctx: Context) -> list[tuple[str, exp.Expression]]:
     """The stored views over the ledger (other connections to the store read the ledger through them)."""
-    unscored = fill("SELECT * FROM records WHERE rkey > $through", through=int(ctx.through))
     return [
-        ("records_unscored", unscored),
+        record_views(ctx.through)[0],
         ("record_ledger", record_ledger(ctx)),
         ("ledger", fill("SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")),
     ]

@@ -26,7 +26,20 @@ from socialcredit.schema import TABLES
 # bump when the meaning of the stored derived tables changes: the next run then recomputes fully
 INCREMENTAL_FORMAT = "2"
 # what a run must find in `engine_run` to resume from it
-_RESUMABLE = ("as_of", "pin", "watermark", "facts", "state", "first_assessment", "carried_at")
+_RESUMABLE = ("as_of", "pin", "watermark", "facts", "state", "first_assessment", "carried_at", "kept")
+# the tables a resumed run reads besides the facts (all declared in socialcredit.schema)
+STATE_TABLES = ("record_entries", "engine_grade_stays", "score_log", "state_ledger", "engine_carry", "engine_pending")
+
+
+def kept_expr() -> exp.Expression:
+    """The row counts of the state tables, as one text: the last run stores it, and a run resumes only when
+    the tables still hold what it left (a table dropped and recreated empty does not)."""
+    counts = [exp.cast(exp.select(exp.func("count", exp.Star())).from_(t).subquery(), "VARCHAR")
+              for t in STATE_TABLES]
+    out: exp.Expression = counts[0]
+    for c in counts[1:]:
+        out = exp.DPipe(this=exp.DPipe(this=out, expression=exp.Literal.string(",")), expression=c)
+    return out
 
 
 def state_fingerprint(ctx: Context) -> str:
@@ -97,6 +110,8 @@ def resume_from(ctx: Context, last: dict[str, object] | None, as_of: dt.datetime
     last_as_of = last["as_of"]
     assert isinstance(last_as_of, dt.datetime)
     if last["pin"] is not None or last["state"] != state or last["facts"] != facts or last_as_of > as_of:
+        return None
+    if ctx.scalar(exp.select(kept_expr())) != last["kept"]:
         return None
     top = int(str(last["watermark"]).split(",")[0])
     if int(ctx.scalar(fill("SELECT coalesce(max(rkey), -1) FROM records"))) < top:

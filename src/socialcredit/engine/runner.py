@@ -28,13 +28,20 @@ from socialcredit.engine import assessments, entries, memory, resume
 from socialcredit.engine.characteristics import characteristic_entries, event_records, intervals, trigger_stays
 from socialcredit.engine.context import Context
 from socialcredit.engine.entries import LedgerUpdate
-from socialcredit.engine.ledger import ledger_views, prepared, record_ledger, scores_query
+from socialcredit.engine.ledger import (
+    compiled_views,
+    ledger_views,
+    prepared,
+    record_ledger,
+    record_views,
+    scores_query,
+)
 from socialcredit.engine.runstate import store_clock, watermark_expr
 from socialcredit.engine.sql import fill
 from socialcredit.executors import Executor
 from socialcredit.executors.duckdb import DuckDBExecutor
 from socialcredit.rulebook import RulebookSet
-from socialcredit.schema import TABLES
+from socialcredit.schema import TABLES, all_tables
 from socialcredit.store import Store
 
 Progress = assessments.Progress
@@ -127,8 +134,8 @@ class Engine:
             # cap changes points, never rows): counting through the view would pay for its running sums
             records, ledger, listed = ctx.rows(fill(
                 """SELECT (SELECT count(*) FROM records WHERE occurred_at <= $as_of),
-                          (SELECT count(*) FROM record_entries AS e WHERE valid_from <= $as_of
-                           AND NOT EXISTS (SELECT 1 FROM retractions AS x WHERE x.rkey = e.rkey))
+                          (SELECT count(*) FROM record_entries AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
+                           WHERE e.valid_from <= $as_of)
                           + (SELECT count(*) FROM state_ledger WHERE valid_from <= $as_of),
                           (SELECT count(*) FROM list_entries)""", as_of=as_of))[0]
             ex.materialize("engine_run", fill(
@@ -137,10 +144,13 @@ class Engine:
                           CAST($facts AS VARCHAR) AS facts, CAST($state AS VARCHAR) AS state,
                           CAST($first AS TIMESTAMP) AS first_assessment,
                           (SELECT min(occurred_at) FROM records WHERE occurred_at > $as_of) AS next_record,
-                          CAST($carried AS TIMESTAMP) AS carried_at""",
+                          CAST($carried AS TIMESTAMP) AS carried_at, $kept AS kept""",
                 as_of=as_of, pin=pin, now=dt.datetime.now(dt.UTC).replace(tzinfo=None), watermark=watermark_expr(),
-                facts=facts, state=state, first=self._first_assessment, carried=self._carried_at))
-            self.store.comment_tables()
+                facts=facts, state=state, first=self._first_assessment, carried=self._carried_at,
+                kept=resume.kept_expr()))
+            # the tables this run replaced lost their comments (the analyst reads them): the derived ones, and
+            # the notifications it rewrote
+            self.store.comment_tables((*(t.name for t in all_tables(self.catalog) if t.derived), "notifications"))
             step("done", STEPS, STEPS)
         return RunSummary(as_of, pin, int(records), int(ledger), int(listed), n_assess, time.perf_counter() - t0)
 
@@ -183,12 +193,14 @@ class Engine:
             n = ctx.scalar(fill("SELECT coalesce(max(ckey), 0) + 1 FROM citizens"))
             self.executor = ctx.executor = DuckDBExecutor(self.con, dense_keys=int(n))
         ex = self.executor
-        self.store.ensure_tables()
+        self.store.ensure_tables(("record_entries", "record_entries_built"))  # what `built` reads
         prep = prepared(ctx)
         made = entries.built(ctx)
         if made is None or made[1] != prep.loaded:
             for name, table in prep.tables.items():
                 ex.load(name, table)
+            for name, query in (*record_views(-1), *compiled_views(ctx)):
+                ex.view(name, query)
         ex.materialize("state_ledger", TABLES["state_ledger"].empty())
         if store_ledger:
             self.ledger_update, through, seen = entries.update(ctx, prep, made)
@@ -252,8 +264,7 @@ class Engine:
         # the first entry's time, from the stored rows: a cap changes points, never times
         first = ctx.scalar(fill(
             """SELECT min(valid_from) FROM (
-                   SELECT valid_from FROM record_entries AS e
-                   WHERE NOT EXISTS (SELECT 1 FROM retractions AS x WHERE x.rkey = e.rkey)
+                   SELECT e.valid_from FROM record_entries AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
                    UNION ALL SELECT valid_from FROM state_ledger WHERE source <> 'network') AS v
                WHERE valid_from <= $as_of""", as_of=as_of))
         starts = [s.start for s in c.segments if s.start is not None]
@@ -275,9 +286,9 @@ class Engine:
         t0 = periods[p0] if p0 < len(periods) else assessments.FAR
         ex.materialize("score_log", resume.score_log_before(t0) if p0 else TABLES["score_log"].empty())
         self._carried_at = None
-        if not periods:
-            ex.drop("engine_carry")
-            ex.drop("engine_pending")
+        if not periods:  # nothing carried (engine_run.carried_at is NULL)
+            ex.materialize("engine_carry", TABLES["engine_carry"].empty())
+            ex.materialize("engine_pending", TABLES["engine_pending"].empty())
             return 0
         # the carried state, when the last run ended at the month before p0: then only the changes from p0 on
         carried_at = self._last["carried_at"] if self._last else None

@@ -17,6 +17,7 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 
+from socialcredit.clock import CST_OFFSET
 from socialcredit.rulebook import Rulebook
 
 READ = "duckdb"  # the dialect templates are read in; they use only what sqlglot writes for every dialect
@@ -119,6 +120,11 @@ def score_expr(rb: Rulebook, points: exp.Expression) -> exp.Expression:
 def grade_expr(rb: Rulebook, score: exp.Expression) -> exp.Expression:
     """The rulebook's grade (`Rulebook.grade_of`) of a score expression."""
     return rb.grade_expr(score)
+
+
+def cst_shift() -> exp.Expression:
+    """The clock's CST offset as an interval: UTC + this is CST wall time (calendar months and years in SQL)."""
+    return interval(int(CST_OFFSET.total_seconds()) // 3600, "HOUR")
 
 
 def interval(n: exp.Expression | int, unit: str) -> exp.Expression:
