@@ -26,7 +26,7 @@ from sqlglot import exp
 from socialcredit import schema
 from socialcredit.engine import Engine, watermark
 from socialcredit.engine.entries import built
-from socialcredit.engine.ledger import ledger_views, prepared
+from socialcredit.engine.ledger import compiled_views, ledger_views, prepared, record_views
 from socialcredit.executors import sql
 from socialcredit.executors.duckdb import DuckDBExecutor
 from socialcredit.store import Store
@@ -233,5 +233,6 @@ def _ledger_views(store: Store) -> None:
     made = built(engine.ctx)
     engine.ctx.through = made[2] if made is not None else -1
     ex = DuckDBExecutor(store.con)
-    for name, query in ledger_views(engine.ctx):
+    # in the runner's order: the record views, the compiled query over them, the ledger over those
+    for name, query in (*record_views(-1), *compiled_views(engine.ctx), *ledger_views(engine.ctx)):
         ex.view(name, query)
