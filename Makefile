@@ -12,7 +12,7 @@ DEMO_PORT ?= 8000
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,pandas,polars]'
+	$(BIN)/pip install --quiet -e '.[dev,pandas,polars,spark]'
 	touch $(STAMP)
 
 # A year of four simulated cities (about a minute), its report, then the service on 127.0.0.1 (Ctrl-C stops).
@@ -26,7 +26,12 @@ demo: $(STAMP)
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
 
-test: $(STAMP) $(CHROMIUM)
+# The Spark executor's tests need a Java 17 runtime (Debian's, never a downloaded JDK).
+JAVA := /usr/bin/java
+$(JAVA):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+
+test: $(STAMP) $(CHROMIUM) $(JAVA)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q

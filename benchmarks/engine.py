@@ -42,6 +42,7 @@ of 40) are reported for each engine mode apart. Nothing is asserted on time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gc
 import os
@@ -56,10 +57,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from rich.console import Console
+from sqlglot import exp
 
 from socialcredit.catalog import Behaviour, Catalog, default_catalog
 from socialcredit.engine import Engine
+from socialcredit.engine.ledger import compiled_views, ledger_views, prepared, record_views, scores_query
 from socialcredit.engine.sql import fill
+from socialcredit.executors import sql
+from socialcredit.schema import TABLES
 from socialcredit.store import Store
 
 console = Console(stderr=True, highlight=False)
@@ -81,6 +86,7 @@ APPROACHES = {
     "duckdb": "naive DuckDB join",
     "floor": "scan floor (no rules)",
     "python": "Python loop",
+    "spark": "engine COLD on Spark local[2]",
 }
 
 
@@ -350,6 +356,53 @@ class EngineBench:
         self.store.close()
 
 
+class SparkBench:
+    """The engine's cold scoring path on Apache Spark (local[2]): the same compiled decision tables, ledger
+    views and score query as EngineBench's cold run, executed by SparkExecutor over the first `n` records
+    exported as Parquet. The session's start and the export are untimed (printed apart); timed is what a
+    cold run on a warm cluster pays: attach the facts, load the compiled tables, score every citizen."""
+
+    def __init__(self, eb: EngineBench, n: int, directory: Path) -> None:
+        from socialcredit.executors.spark import SparkExecutor, session
+
+        t0 = time.perf_counter()
+        self.spark = session("local[2]", "socialcredit-bench", {"spark.driver.memory": "4g"})
+        self.start_s = time.perf_counter() - t0
+        self.ex = SparkExecutor(self.spark)
+        self.eb, self.n, self.dir = eb, n, directory
+        t0 = time.perf_counter()
+        prefix = sql(exp.column("rkey") < exp.Literal.number(n), "duckdb")
+        for name, rel in (("records", eb.con.table("records").filter(prefix)), ("citizens", eb.con.table("citizens")),
+                          ("retractions", eb.con.table("retractions"))):  # fmt: skip
+            (directory / name).mkdir(exist_ok=True)
+            rel.write_parquet(str(directory / name / "part-0.parquet"))
+        self.export_s = time.perf_counter() - t0
+
+    def run(self) -> tuple[float, np.ndarray]:
+        ex = self.ex
+        t0 = time.perf_counter()
+        eng = Engine(self.eb.store)
+        eng.prepare()
+        ctx = dataclasses.replace(eng.ctx, executor=ex, through=-1, memo={})
+        for name in ("records", "citizens", "retractions"):
+            ex.attach(name, self.dir / name)
+        for name, table in prepared(ctx).tables.items():
+            ex.load(name, table)
+        ex.materialize("state_ledger", TABLES["state_ledger"].empty())
+        for name, query in (*record_views(-1), *compiled_views(ctx), *ledger_views(ctx)):
+            ex.view(name, query)
+        res = ex.fetch(scores_query(ctx, AS_OF, self.eb.citizens - 1))
+        elapsed = time.perf_counter() - t0
+        scores = dense(res.column("ckey").to_numpy(), res.column("score").to_numpy(), self.eb.citizens)
+        for view in self.spark.catalog.listTables():
+            if view.isTemporary:
+                ex.drop(view.name)
+        return elapsed, scores
+
+    def close(self) -> None:
+        self.spark.stop()
+
+
 def python_loop(
     cid: list[int], beh: list[int], amt: list[float], rules: dict[int, list[tuple[float, int]]], citizens: int
 ) -> tuple[float, list[int]]:
@@ -399,10 +452,15 @@ def main() -> None:
         help="run the Python loop on this prefix of the records (default: all; its rate is per record)",
     )
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--spark-records", type=int, default=2_000_000,
+                    help="the Spark row scores this prefix of the records (0: no Spark row; needs the spark extra)")
     ap.add_argument("--tmp", type=Path, default=None, help="directory for the temporary store file")
     args = ap.parse_args()
     n, citizens, k = args.records, args.citizens, max(1, args.repeat)
     p = n if args.python_records is None else min(args.python_records, n)
+    sp = min(args.spark_records, n)
+    if not sp:
+        APPROACHES.pop("spark")
     load_start = os.getloadavg()
 
     catalog, codes, added = bench_catalog()
@@ -430,6 +488,13 @@ def main() -> None:
         console.log(f"store compacted in {compact_s:.1f} s")
         bkey_of = eb.bkey_of
         bkey = bkey_of[data["b"]]
+        sb = None
+        if sp:
+            with console.status(f"starting Spark (local[2]) and exporting {sp:,} records as Parquet"):
+                (Path(tmp) / "spark").mkdir()
+                sb = SparkBench(eb, sp, Path(tmp) / "spark")
+            notes.append(f"Spark session start (untimed): {sb.start_s:.1f} s; Parquet export of {sp:,} records "
+                         f"(untimed): {sb.export_s:.1f} s")  # fmt: skip
 
         # the naive DuckDB baseline reads the same records as an in-memory Arrow table
         dcon = duckdb.connect()
@@ -450,6 +515,7 @@ def main() -> None:
             cid_l, beh_l, amt_l = data["ckey"][:p].tolist(), bkey[:p].tolist(), data["amount"][:p].tolist()
 
         refs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        refs_s: dict[int, np.ndarray] = {}
         rules_tbls: dict[int, pa.Table] = {}
         pyrules: dict[int, dict[int, list[tuple[float, int]]]] = {}
         with console.status("numpy reference scores (untimed)"):
@@ -461,6 +527,10 @@ def main() -> None:
                     else numpy_reference(data["b"][:p], data["cents"][:p], data["ckey"][:p], citizens, thr, pts)
                 )
                 refs[r] = ref, ref_p
+                if sp:
+                    ref_s = numpy_reference(data["b"][:sp], data["cents"][:sp], data["ckey"][:sp], citizens, thr, pts)
+                    refs_s[r] = ref_s
+                    ref_sums[("ref_s", r)] = checksum(ref_s)
                 ref_sums[("ref", r)], ref_sums[("ref_p", r)] = checksum(ref), checksum(ref_p)
                 rules_tbls[r] = pa.table(
                     {
@@ -503,6 +573,12 @@ def main() -> None:
                     for rr in (40, 1000):
                         results[("floor", rr)].append(s)
                     console.log(f"scan floor: {s:.2f} s")
+                if sb is not None:
+                    with console.status(f"round {i + 1}/{k}: engine cold on Spark, {r} rules, {sp:,} records"):
+                        s, scores = sb.run()
+                    results[("spark", r)].append(s)
+                    checks[("spark", r)] &= bool(np.array_equal(scores, refs_s[r]))
+                    console.log(f"spark cold {r} rules: {s:.2f} s")
                 with console.status(f"round {i + 1}/{k}: naive DuckDB join, {r} rules"):
                     s, scores = duckdb_join(dcon, rules_tbls[r], citizens)
                 results[("duckdb", r)].append(s)
@@ -529,11 +605,13 @@ def main() -> None:
                 )
         eb.close()
         dcon.close()
+        if sb is not None:
+            sb.close()
 
     # ----------------------------------------------------------------- report
     med = {key: statistics.median(v) for key, v in results.items()}
     best = {key: min(v) for key, v in results.items()}
-    rows = {"cold": n, "first": n, "warm": n, "duckdb": n, "floor": n, "python": p}
+    rows = {"cold": n, "first": n, "warm": n, "duckdb": n, "floor": n, "python": p, "spark": sp}
     print(
         f"socialcredit engine benchmark: {n:,} records, {citizens:,} citizens, {N_BEHAVIOURS} behaviours, "
         f"repeat {k} (median seconds, best also shown), DuckDB threads={THREADS}"
@@ -568,7 +646,7 @@ def main() -> None:
     print(f"  {'approach':<34}{'rules':>6}{'records':>13}{'seconds':>10}{'best':>9}   {'rate (median)':>16}  scores")
     for r in (40, 1000):
         for a in APPROACHES:
-            ref_key = "ref_p" if a == "python" else "ref"
+            ref_key = {"python": "ref_p", "spark": "ref_s"}.get(a, "ref")
             mark = "✓" if checks.get((a, r), True) else "✗"
             result = (
                 "(no scores: a lower bound)"
@@ -601,6 +679,11 @@ def main() -> None:
             print(f"  {f'engine {tag} time / scan floor, {r:,} rules':<52}{v:>9.2f}×")
         v = med[(a, 1000)] / med[(a, 40)]
         line(f"engine {tag} cost, 1,000 rules / 40 rules", v, "≤ 2×", v <= TARGETS["cost"])
+        print()
+    if sp:
+        for r in (40, 1000):
+            v = per_rec("spark", r) / per_rec("cold", r)
+            print(f"  {f'engine on Spark local[2] / on DuckDB, cold, {r:,} rules':<52}{v:>9.3f}×   (records/s ratio)")
         print()
     v = med[("duckdb", 1000)] / med[("duckdb", 40)]
     print(f"  {'(naive DuckDB cost, 1,000 / 40 rules)':<52}{v:>9.2f}×")

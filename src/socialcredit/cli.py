@@ -226,6 +226,33 @@ def ingest(file: Path, db: DbOpt = None, json_out: JsonOpt = False) -> None:
         )
 
 
+@app.command("export-facts")
+@guarded
+def export_facts(
+    to: Annotated[Path, typer.Option("--to", help="directory to write (new, empty, or an earlier export)")],
+    db: DbOpt = None,
+    rulebook: Annotated[str | None, typer.Option(help="a replay under CITY@VERSION[+PARENT@VERSION]")] = None,
+) -> None:
+    """Write the facts an engine run reads, and the compiled rulebooks, as Parquet (for a run on Spark)."""
+    from socialcredit.handover import export_facts as export
+
+    manifest = export(open_store(db), to, rulebook)
+    out.print(f"exported {len(manifest.tables)} tables ({manifest.tables['records']} records) to {to}")
+
+
+@app.command("import-derived")
+@guarded
+def import_derived(
+    from_: Annotated[Path, typer.Option("--from", help="directory of a run's derived tables, as Parquet")],
+    db: DbOpt = None,
+) -> None:
+    """Replace the store's derived tables with a run's from a Parquet directory: all of them or none."""
+    from socialcredit.handover import import_derived as bring_home
+
+    manifest = bring_home(open_store(db), from_)
+    out.print(f"imported {len(manifest.tables)} derived tables from {from_}")
+
+
 @app.command()
 @guarded
 def score(

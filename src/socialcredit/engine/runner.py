@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
@@ -104,7 +104,8 @@ class Engine:
         state = resume.state_fingerprint(ctx)
         with self.store.transaction():
             self.store.ensure_tables()
-            facts = resume.facts_fingerprint(ctx)
+            # the store's own fingerprint (DuckDB's row hash, see resume.py), whatever executor runs the steps
+            facts = resume.facts_fingerprint(replace(ctx, executor=DuckDBExecutor(self.con)))
             self._last = resume.last_run(ctx)
             start = resume.resume_from(ctx, self._last, as_of, pin, facts, state)
             self.resumed_from = start

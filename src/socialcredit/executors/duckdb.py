@@ -62,5 +62,11 @@ class DuckDBExecutor:
         return self.con.sql(sql(query, self.dialect, copy=False)).to_arrow_table()
 
     def drop(self, name: str) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS {self._name(name)}")
-        self.con.execute(f"DROP VIEW IF EXISTS {self._name(name)}")
+        # DROP TABLE on a view is an error (and an error aborts the store's transaction): ask what it is first
+        kinds = self.con.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_name = ? "
+            "AND table_catalog = current_database() AND table_schema = current_schema()",
+            [name],
+        ).fetchall()
+        kind = "VIEW" if ("VIEW",) in kinds else "TABLE"
+        self.con.execute(f"DROP {kind} IF EXISTS {self._name(name)}")

@@ -1,0 +1,99 @@
+"""A real Spark standalone cluster on 127.0.0.1 for a test: a master and workers, each its own JVM started
+from the PySpark distribution's own classes (the wheel has no start-master.sh), on free ports, with bounded
+waits, and every JVM killed when the test ends, however it ends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from conftest import free_port
+
+START_SECONDS = 120  # a JVM's start on a loaded two-core machine; past this the test fails, it does not hang
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(tmp),
+        "SPARK_WORKER_DIR": str(tmp / "work"),
+        "SPARK_DAEMON_MEMORY": "256m",
+    }
+
+
+def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([str(spark_home() / "bin" / "spark-class"), *args], stdout=out,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """The JVM and anything it started (its own process group): TERM, then KILL after 20 s."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+
+
+def master_state(ui: int) -> dict:
+    return httpx.get(f"http://127.0.0.1:{ui}/json/", timeout=5).json()
+
+
+def _wait(what: str, ready, procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            break
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            if ready():
+                return
+        time.sleep(0.5)
+    tails = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}" for log in logs)
+    raise AssertionError(f"the Spark {what} did not come up within {START_SECONDS} s:\n{tails}")
+
+
+@contextlib.contextmanager
+def standalone(tmp: Path, workers: int = 2) -> Iterator[tuple[str, int]]:
+    """(master URL, master web UI port) of a running cluster whose workers have all registered."""
+    env = _env(tmp)
+    (tmp / "work").mkdir(exist_ok=True)
+    port, ui = free_port(), free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = [tmp / "master.log"]
+    try:
+        procs.append(_start(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                             "--webui-port", str(ui)], logs[0], env))  # fmt: skip
+        _wait("master", lambda: master_state(ui)["status"] == "ALIVE", procs, logs)
+        url = f"spark://127.0.0.1:{port}"
+        for i in range(workers):
+            logs.append(tmp / f"worker{i}.log")
+            procs.append(_start(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--port",
+                                 str(free_port()), "--webui-port", str(free_port()), "--cores", "1", "--memory",
+                                 "1g", "--work-dir", str(tmp / "work"), url], logs[-1], env))  # fmt: skip
+        _wait("workers", lambda: len([w for w in master_state(ui)["workers"] if w["state"] == "ALIVE"]) == workers,
+              procs, logs)  # fmt: skip
+        yield url, ui
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
