@@ -48,7 +48,8 @@ def config(paths: list[str], tests: list[str]) -> str:
     def arr(xs: list[str]) -> str:
         return "[" + ", ".join(f'"{x}"' for x in xs) + "]"
 
-    return (f"\n[tool.mutmut]\npaths_to_mutate = {arr(paths)}\nsource_paths = [\"src\"]\n"
+    only = [p if p.endswith(".py") else p.rstrip("/") + "/*" for p in paths]
+    return (f"\n[tool.mutmut]\nsource_paths = [\"src\"]\nonly_mutate = {arr(only)}\n"
             f"tests_dir = {arr(tests)}\npytest_add_cli_args = [\"-q\", \"-x\", \"-p\", \"no:cacheprovider\"]\n"
             f"also_copy = [\"tests\", \"scenarios\", \"docs\", \"README.md\"]\n")
 
