@@ -82,7 +82,10 @@ def run_group(name: str, paths: list[str], tests: list[str], sample: int | None,
             if (m := STATUS.match(line)) and (not names or m.group(1) in names):
                 counts[m.group(2)] = counts.get(m.group(2), 0) + 1
                 if m.group(2) == "survived":
-                    print(f"  survived: {m.group(1)}", flush=True)
+                    diff = subprocess.run([*MUTMUT, "show", m.group(1)], cwd=work, env=env, capture_output=True,
+                                          text=True).stdout
+                    print(f"  survived: {m.group(1)}\n" + "\n".join("    " + x for x in diff.splitlines()[-8:]),
+                          flush=True)
         if not counts:
             print(out.stdout[-3000:], out.stderr[-3000:], sep="\n")
         return counts
