@@ -150,3 +150,23 @@ def test_explain_names_the_cap_that_cut_points(store, make_citizens):
     assert ["cap" in e for e in ledger] == [False, False, True]
     assert ledger[2]["cap"] == {"id": "volunteer.cap", "per": "year", "max": 10, "min": None, "points_before_cap": 5}
     assert ledger[2]["rules"] == [{"id": "volunteer", "points": 5, "when": None, "label": "", "source": "illustrative"}]
+
+
+def test_explain_shows_each_rule_as_the_version_that_scored_it_wrote_it(make_store, make_citizens):
+    """A record of December 2023 was scored under testcity@1: explain shows that version's rule (no label),
+    not version 2's relabelled one; a characteristic's entry names the record that set it."""
+    v2 = city_yaml(2).replace("    points: -80\n", "    points: -80\n    label: Severe, doubled from 2024\n")
+    assert v2 != city_yaml(2)
+    store = make_store(NATIONAL_YAML, city_yaml(1), v2)
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("old", a, "late_bill_payment", cst(2023, 12, 1), days_late=100),
+                  rec("c1", a, "court_defaulter_listing", cst(2023, 12, 2), ground=1, term_days=0)], now=NOW)
+    x = decisions.explain(store, a, cst(2024, 2, 15))
+    by_source = {e["source"]: e for e in x["ledger"]}
+    old = by_source["record"]
+    assert old["rulebook_version"] == "testcity@1+national@1"
+    assert [(r["id"], r["points"], r["label"]) for r in old["rules"]] == [("late.severe", -40, "")]
+    (held,) = [e for e in x["ledger"] if e["source"] != "record"]
+    assert held["characteristic"] == "court_defaulter"
+    assert held["set_by_record"] == {"record_id": "c1", "agency": "local_peoples_court",
+                                     "behaviour": "court_defaulter_listing"}
