@@ -49,13 +49,13 @@ def test_refusals_say_why(api):
     """What each refusal says (mutation survivors in api/auth.py changed only the words): the caller learns
     which rule refused them — own record only, a key of which role, an unknown key."""
     r = api.get(f"/api/v1/citizens/{ZHANG}/standing", headers=auth(api, "other_citizen"))
-    assert r.status_code == 403 and "a citizen may see only their own record" in r.json()["error"]
+    assert (r.status_code, r.json()["error"]) == (403, "a citizen may see only their own record")
     r = api.get("/api/v1/cases")
-    assert r.status_code == 401 and "this needs an API key of role admin" in r.json()["error"]
+    assert r.status_code == 401 and r.json()["error"].startswith("this needs an API key of role admin")
     r = api.get("/api/v1/cases", headers=auth(api, "citizen"))
-    assert r.status_code == 403 and "role citizen may not do this (needs admin" in r.json()["error"]
+    assert r.status_code == 403 and r.json()["error"].startswith("role citizen may not do this (needs admin")
     r = api.get("/api/v1/cases", headers={"Authorization": "Bearer not-a-key"})
-    assert r.status_code == 401 and "unknown or revoked API key" in r.json()["error"]
+    assert (r.status_code, r.json()["error"]) == (401, "unknown or revoked API key")
     # the scheme is case-insensitive, and the key is the part after it
     r = api.get(f"/api/v1/citizens/{ZHANG}/standing", headers={"Authorization": f"bearer  {api.tokens['citizen']}"})
     assert r.status_code == 200, r.text
