@@ -130,6 +130,13 @@ def histories(draw: st.DrawFn) -> History:
         seen.add((agency, rid))
         at = draw(when()) + dt.timedelta(seconds=k)  # distinct times: a cap's order is the records' order
         records.append(Record(rid, agency, who, behaviour, at.astimezone(dt.UTC), draw(ATTRS[behaviour])))
+        if behaviour in ("charity_donation", "volunteer_work") and draw(st.booleans()):
+            # a twin a day earlier or later: at a CST month or year turn the two share a UTC period, not a CST one
+            twin = at + dt.timedelta(days=draw(st.sampled_from([-1, 1])), seconds=30)
+            if (agency, f"t{rid}") not in seen:
+                seen.add((agency, f"t{rid}"))
+                records.append(Record(f"t{rid}", agency, who, behaviour, twin.astimezone(dt.UTC),
+                                      draw(ATTRS[behaviour])))
     retracted = [r for r in records if draw(st.integers(0, 9)) == 0]
     order = draw(st.permutations(records))
     cut = draw(st.integers(1, max(1, len(order))))
