@@ -7,7 +7,7 @@ CHROMIUM := /usr/bin/chromium
 DEMO_RUN ?= runs/demo
 DEMO_PORT ?= 8000
 
-.PHONY: demo test lint bench schema docs screenshots clean
+.PHONY: demo test lint bench schema docs screenshots clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench: $(STAMP) $(WRK)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/population.py
 	$(BIN)/python benchmarks/decide.py
+
+# Mutation testing with mutmut over the core, a score per module (hours in full; not run in CI):
+# `make mutation MUTATION_ARGS="--sample 40"` runs 40 mutants per module, labelled as sampled.
+MUTATION_ARGS ?=
+mutation: $(STAMP)
+	$(BIN)/python tests/mutation_run.py $(MUTATION_ARGS)
 
 schema: $(STAMP)
 	$(BIN)/socialcredit rulebook schema > src/socialcredit/rulebooks/rulebook.schema.json

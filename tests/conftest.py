@@ -13,9 +13,28 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from socialcredit.ids import make_id
 from socialcredit.store import Store
+
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (default `ci`, what `make test` and CI run):
+# - ci: derandomized and without an example database, so a run depends on no earlier run and fails the
+#   same way twice; tests keep the example counts they state (most are small: each example builds a store);
+# - nightly: random, thousands of examples for the tests that scale with `examples()`, failures kept in
+#   the ignored .hypothesis/ directory and replayed first next time.
+_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=_HEALTH)
+settings.register_profile("nightly", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=_HEALTH)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+
+def examples(ci: int, nightly: int) -> int:
+    """A test's example count under the loaded profile: `ci` in the suite, `nightly` by hand."""
+    return nightly if PROFILE == "nightly" else ci
 
 REGION = "371082"
 

@@ -321,7 +321,8 @@ def _stay_measures(plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime,
         for m, for_ in measures:
             if service is not None and service not in m.services:
                 continue
-            until = add_duration(start, for_) if for_ else end
+            # `for` counts on the CST calendar (SPEC §5): a month from 1 July 00:30 CST ends 1 August 00:30 CST
+            until = add_duration(start + _CST_OFFSET, for_) - _CST_OFFSET if for_ else end
             if for_ and until is not None and until <= at:
                 continue
             out.append(ActiveMeasure.of(m, f"list:{list_id}", start, until))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from test_api import CHEN, IDS, ZHANG, auth, base  # noqa: F401 (base is a fixture)
 from typer.testing import CliRunner, Result
 
+from conftest import examples
 from socialcredit.api.app import create_app
 from socialcredit.audit import COLUMNS, GENESIS, AuditTrail, entry_hash, verify
 from socialcredit.cli import app as cli
@@ -62,7 +63,9 @@ AUDITED_CALLS = st.lists(st.sampled_from(range(len(CALLS))), min_size=2, max_siz
 )
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# the nightly profile runs the 1,000 examples issue #18 asks this property to pass
+@settings(max_examples=examples(ci=10, nightly=1000), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(calls=AUDITED_CALLS, tamper=st.sampled_from(range(len(TAMPER))), data=st.data())
 def test_verifies_after_calls_and_fails_after_tampering(base, tmp_path_factory, calls, tamper, data):  # noqa: F811
     path, tokens = base

@@ -43,3 +43,19 @@ def test_another_citizen_s_key_is_refused_on_the_citizen_page(api):
         assert api.get(page).status_code == 200
     finally:
         api.cookies.clear()
+
+
+def test_refusals_say_why(api):
+    """What each refusal says (mutation survivors in api/auth.py changed only the words): the caller learns
+    which rule refused them — own record only, a key of which role, an unknown key."""
+    r = api.get(f"/api/v1/citizens/{ZHANG}/standing", headers=auth(api, "other_citizen"))
+    assert (r.status_code, r.json()["error"]) == (403, "a citizen may see only their own record")
+    r = api.get("/api/v1/cases")
+    assert r.status_code == 401 and r.json()["error"].startswith("this needs an API key of role admin")
+    r = api.get("/api/v1/cases", headers=auth(api, "citizen"))
+    assert r.status_code == 403 and r.json()["error"].startswith("role citizen may not do this (needs admin")
+    r = api.get("/api/v1/cases", headers={"Authorization": "Bearer not-a-key"})
+    assert (r.status_code, r.json()["error"]) == (401, "unknown or revoked API key")
+    # the scheme is case-insensitive, and the key is the part after it
+    r = api.get(f"/api/v1/citizens/{ZHANG}/standing", headers={"Authorization": f"bearer  {api.tokens['citizen']}"})
+    assert r.status_code == 200, r.text
