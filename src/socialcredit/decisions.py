@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from socialcredit import frames
 from socialcredit.catalog import Catalog, Measure
-from socialcredit.clock import CST, bounded, cst, shown, stored
+from socialcredit.clock import CST, CST_OFFSET, bounded, cst, shown, stored
 from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.stays import Stay, StayIndex, storable
@@ -322,7 +322,7 @@ def _stay_measures(plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime,
             if service is not None and service not in m.services:
                 continue
             # `for` counts on the CST calendar (SPEC §5): a month from 1 July 00:30 CST ends 1 August 00:30 CST
-            until = add_duration(start + _CST_OFFSET, for_) - _CST_OFFSET if for_ else end
+            until = add_duration(start + CST_OFFSET, for_) - CST_OFFSET if for_ else end
             if for_ and until is not None and until <= at:
                 continue
             out.append(ActiveMeasure.of(m, f"list:{list_id}", start, until))

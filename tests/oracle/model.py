@@ -60,14 +60,6 @@ def cst_date(t: dt.datetime) -> dt.date:
     return t.astimezone(CST).date()
 
 
-# The engine counts a ledger entry's `valid_for` in months and years on the UTC calendar (engine.py's
-# `occurred_at + to_months(…)` on UTC times): a record at 00:30 CST on 1 May with `valid_for: 1m` expires
-# 31 May 00:30 CST there, 1 June 00:30 CST here. tests/oracle/test_known.py pins the CST answer (xfail,
-# strict); until the engine is fixed the comparison uses the engine's calendar for that one duration, and
-# when it is fixed that test passes, fails as strict, and this switch goes.
-LEDGER_MONTHS_IN_UTC = True
-
-
 def plus(t: dt.datetime, duration: str, calendar_tz: dt.tzinfo = CST) -> dt.datetime:
     """`t` + a rulebook duration (`30d`, `6m`, `1y`), counted on the CST calendar (a month from 31 March is
     30 April, clipped to the month's last day)."""
@@ -315,7 +307,7 @@ class Oracle:
                         points = min(0, max(points, cap.min - used[key]))
                     used[key] += points
                 if points:
-                    end = plus(r.at, term, dt.UTC if LEDGER_MONTHS_IN_UTC else CST) if term else None
+                    end = plus(r.at, term) if term else None
                     self.entries[r.citizen].append(Entry(r.record_id, r.agency, points, r.at, end))
 
     # 3

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from conftest import NATIONAL_YAML, city_yaml, cst, rec
 from socialcredit.decisions import standing
 from socialcredit.engine import Engine
@@ -41,10 +39,6 @@ def test_a_measure_s_for_counts_cst_calendar_months(make_store, make_citizens):
     assert [(m.since, m.until) for m in rail] == [(utc(cst(2022, 7, 1, 0, 30)), utc(cst(2022, 8, 1, 0, 30)))]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug found by the oracle: a ledger entry's valid_for in months is "
-                   "counted on UTC dates (engine.py, occurred_at + to_months(vf_months) on UTC times), so a record "
-                   "at 00:30 CST on 1 May with valid_for 1m expires 31 May 00:30 CST instead of 1 June; when it is "
-                   "fixed, set LEDGER_MONTHS_IN_UTC = False in tests/oracle/model.py and drop this mark")
 def test_valid_for_counts_cst_calendar_months(make_store, make_citizens):
     assert VOLUNTEER_FOR_A_MONTH != NATIONAL_YAML
     store = make_store(VOLUNTEER_FOR_A_MONTH, city_yaml())

@@ -22,7 +22,7 @@ from socialcredit.engine.context import Context
 from socialcredit.engine.sql import case_by_jkey, cst_shift, fill, isin, score_expr, value
 
 # bump when the meaning of a row of `record_entries` changes: the next run then rebuilds it
-LEDGER_FORMAT = "3"
+LEDGER_FORMAT = "4"  # 4: validity months on the CST calendar
 CITY_SHIFT = 40  # scores sums a citizen's city and points in one BIGINT
 ENTRY_COLUMNS = ("ckey", "jkey", "epoch", "rkey", "bkey", "piece", "points", "valid_from", "valid_to")
 # the compiled scoring query over the records no stored row covers, and over a batch being stored: views made
@@ -110,13 +110,18 @@ def prepared(ctx: Context) -> Prepared:
 
 
 def entries_query(query: exp.Expression) -> exp.Expression:
-    """Rows of `record_entries` from a record_ledger_query: its validity as an end time."""
+    """Rows of `record_entries` from a record_ledger_query: its validity as an end time.
+
+    A validity in months counts on the CST calendar (SPEC §5), as caps and assessments do: a month from
+    1 May 00:30 CST ends 1 June 00:30 CST, so the months are added to the CST wall time, not to UTC (where
+    that record sits on 30 April and its month would end on 30 May)."""
     return fill(
         """SELECT q.ckey, q.jkey, q.epoch, q.rkey, q.bkey, q.piece, q.points, q.occurred_at AS valid_from,
                   CASE WHEN q.vf_months IS NULL THEN NULL
-                       ELSE q.occurred_at + INTERVAL (q.vf_months) MONTH + INTERVAL (q.vf_days) DAY END AS valid_to
+                       ELSE q.occurred_at + $cst + INTERVAL (q.vf_months) MONTH + INTERVAL (q.vf_days) DAY - $cst
+                  END AS valid_to
            FROM __scored AS q""",
-        scored=query,
+        scored=query, cst=cst_shift(),
     )
 
 
