@@ -254,3 +254,19 @@ def test_a_read_only_store_answers_many_threads_at_once(tmp_path):
         t.join(timeout=120)
     store.close()
     assert failures == []
+
+
+def test_receipt_stamps_are_utc_like_every_other_stored_time(tmp_path):
+    """schema.py says every stored time is UTC; the store's session zone is Asia/Shanghai, so a stamp taken
+    with DuckDB's now()::TIMESTAMP would be CST wall time, eight hours off the event times beside it."""
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with Store(tmp_path / "t.duckdb") as s:
+        s.init()
+        load_sample(s)
+        after = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        stamps = s.con.execute(
+            "SELECT min(received_at), max(received_at) FROM batches UNION ALL "
+            "SELECT min(loaded_at), max(loaded_at) FROM rulebook_versions"
+        ).fetchall()
+    for lo, hi in stamps:
+        assert before - dt.timedelta(seconds=1) <= lo <= hi <= after + dt.timedelta(seconds=1)

@@ -84,7 +84,7 @@ def revoke_key(store: Store, key_id: str) -> None:
     n = store.con.execute("SELECT count(*) FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", [key_id]).fetchall()
     if not n[0][0]:
         raise LocatedError(f"key {key_id!r}: no such active key")
-    store.con.execute("UPDATE api_keys SET revoked_at = now()::TIMESTAMP WHERE key_id = ?", [key_id])
+    store.con.execute("UPDATE api_keys SET revoked_at = timezone('UTC', now()) WHERE key_id = ?", [key_id])
 
 
 def list_keys(store: Store) -> list[dict[str, object]]:

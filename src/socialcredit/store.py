@@ -384,7 +384,7 @@ class Store:
 
     def _insert_layer(self, layer: Layer, text: str, origin: str) -> None:
         self.con.execute(
-            "INSERT INTO rulebook_versions VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
+            "INSERT INTO rulebook_versions VALUES (?, ?, ?, ?, ?, timezone('UTC', now()), ?)",
             [
                 layer.jurisdiction,
                 layer.version,
@@ -734,10 +734,10 @@ class Store:
             self.con.execute(f"""
                 INSERT INTO records
                 SELECT {base} + row_number() OVER (ORDER BY row) - 1, record_id, agency, ckey, jkey, bkey,
-                       occurred_at, {cols}, {batch}, now()::TIMESTAMP, digest
+                       occurred_at, {cols}, {batch}, timezone('UTC', now()), digest
                 FROM _typed WHERE NOT duplicate ORDER BY ckey, occurred_at, row""")
             self.con.execute(
-                "INSERT INTO batches VALUES (?, ?, now()::TIMESTAMP, ?, ?)", [batch, label, new, len(dup_ids)]
+                "INSERT INTO batches VALUES (?, ?, timezone('UTC', now()), ?, ?)", [batch, label, new, len(dup_ids)]
             )
         return IngestReport(batch, new, len(dup_ids), dup_ids, about)
 
@@ -774,7 +774,7 @@ class Store:
         with self.transaction():
             for rid in record_ids:
                 self.con.execute(
-                    """INSERT INTO retractions SELECT ?, ?, ?, now()::TIMESTAMP, ?, ?
+                    """INSERT INTO retractions SELECT ?, ?, ?, timezone('UTC', now()), ?, ?
                     WHERE NOT EXISTS (SELECT 1 FROM retractions WHERE rkey = ?)""",
                     [found[rid], agency, rid, reason, requested_by, found[rid]],
                 )
