@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from report_run import REPLAY, SCENARIO, invoke
+
+from .report_run import REPLAY, SCENARIO, invoke
 
 
 @pytest.fixture(scope="session")

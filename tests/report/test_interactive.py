@@ -13,8 +13,9 @@ import re
 from pathlib import Path
 
 import pytest
-from report_page import read_page
-from report_run import invoke
+
+from .report_page import read_page
+from .report_run import invoke
 
 FIGURES = ("scores", "grades", "lists", "time-on-list", "blacklist-exits", "memory", "decisions", "children",
            "disparity", "network")  # fmt: skip

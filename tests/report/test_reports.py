@@ -24,13 +24,14 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from report_page import Page, read_page
-from report_run import REPLAY, invoke
-from stats_reference import katz_interval
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
 from socialcredit.report.html import cell
+
+from .report_page import Page, read_page
+from .report_run import REPLAY, invoke
+from .stats_reference import katz_interval
 
 FIGURES = ("scores", "grades", "lists", "time-on-list", "blacklist-exits", "memory", "decisions", "children",
            "disparity", "network")  # fmt: skip

@@ -16,10 +16,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from stats_reference import kaplan_meier, katz_interval
 
 from socialcredit.report.disparity import RISK_SQL
 from socialcredit.report.lists import SURVIVAL_SQL
+
+from .stats_reference import kaplan_meier, katz_interval
 
 # weeks in remission; False = censored (still in remission when last seen)
 SIX_MP = [(6, True), (6, True), (6, True), (6, False), (7, True), (9, False), (10, True), (10, False), (11, False),
