@@ -287,6 +287,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a served store's whole process group (supervisor, writer, readers: a machine losing power), and
+    wait until none of it holds the store (at most 30 s)."""
+    import signal
+    import time
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process group {proc.pid} still alive 30 s after SIGKILL")
+
+
 def serve(db: Path, port: int, log: Path, ready: str = "/openapi.json") -> subprocess.Popen[bytes]:
     """`socialcredit serve` in its own process on 127.0.0.1, returned once `ready` answers 200 (at most 60 s);
     its stderr is appended to `log`."""
@@ -295,8 +314,9 @@ def serve(db: Path, port: int, log: Path, ready: str = "/openapi.json") -> subpr
     import httpx
 
     with log.open("ab") as err:
+        # its own process group: the supervisor, its writer and its readers, killed together by kill_group
         proc = subprocess.Popen([sys.executable, "-m", "socialcredit.cli", "serve", "--db", str(db), "--port",
-                                 str(port)], stdout=subprocess.DEVNULL, stderr=err)
+                                 str(port)], stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:

@@ -24,7 +24,7 @@ from socialcredit.sample import citizen_ids
 runner = CliRunner()
 # commands that change the store or start something: every other command reads, and has --json
 WRITES = {"init", "citizens", "sample", "rulebook load", "keys revoke", "serve", "compact", "replay", "simulate",
-          "rulebook schema"}  # fmt: skip  (schema prints JSON whatever)
+          "rulebook schema", "import-derived"}  # fmt: skip  (schema prints JSON whatever)
 BORDERS = "│┃"
 
 
@@ -133,7 +133,7 @@ def test_report_and_compare_show_a_spinner_while_they_draw(spinner: io.StringIO,
     import socialcredit.report.society as society
 
     page = tmp_path / "report.html"
-    monkeypatch.setattr(society, "report", lambda run_dir, out: [page])
+    monkeypatch.setattr(society, "report", lambda run_dir, out, interactive=False: [page])
     r = runner.invoke(app, ["report", str(tmp_path), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == {"report": str(page), "figures": []}

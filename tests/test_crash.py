@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import NATIONAL_YAML, citizen, city_yaml, cst, free_port, rec, serve
+from conftest import NATIONAL_YAML, citizen, city_yaml, cst, free_port, kill_group, rec, serve
 from socialcredit.audit import verify
 from socialcredit.engine import Engine
 from socialcredit.keys import create_key
@@ -342,7 +342,7 @@ def test_kill_server_during_api_writes(tmp_path):
             sender.start()
             time.sleep(rng.uniform(0, took))
             mid_work += sender.is_alive()
-            _kill_after(proc, 0)
+            kill_group(proc)  # supervisor, writer and readers at once
             sender.join(timeout=60)
             assert not sender.is_alive()
             kills += 1

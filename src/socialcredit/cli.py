@@ -232,11 +232,15 @@ def export_facts(
     to: Annotated[Path, typer.Option("--to", help="directory to write (new, empty, or an earlier export)")],
     db: DbOpt = None,
     rulebook: Annotated[str | None, typer.Option(help="a replay under CITY@VERSION[+PARENT@VERSION]")] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Write the facts an engine run reads, and the compiled rulebooks, as Parquet (for a run on Spark)."""
     from socialcredit.handover import export_facts as export
 
     manifest = export(open_store(db), to, rulebook)
+    if json_out:
+        emit({"to": str(to), "tables": dict(manifest.tables)})
+        return
     out.print(f"exported {len(manifest.tables)} tables ({manifest.tables['records']} records) to {to}")
 
 

@@ -246,6 +246,11 @@ class Store:
             self._local.con = cur
         return cur
 
+    @con.setter
+    def con(self, value: duckdb.DuckDBPyConnection) -> None:
+        """Replace the opener's connection (a fault-injection test wraps it to stop between two writes)."""
+        self._main = value
+
     def close(self) -> None:
         with self._cursors_lock:
             for cur in self._cursors:

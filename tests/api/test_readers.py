@@ -177,6 +177,28 @@ class Load:
                 time.sleep(0.2)
 
 
+def test_the_writer_and_readers_stop_when_their_supervisor_is_killed(base, tmp_path):
+    """A supervisor killed outright cannot stop its children: they notice it is gone and stop themselves, so
+    no orphaned writer keeps the store locked (and no reader answers from an old snapshot)."""
+    path, _ = base
+    db = tmp_path / "orphaned.duckdb"
+    shutil.copyfile(path, db)
+    port = free_port()
+    proc = serve(db, port, tmp_path / "serve.log", ready="/api/v1/register?q=Zhang")
+    children = [status_of(db)["writer"], *status_of(db)["readers"]]
+    os.kill(proc.pid, signal.SIGKILL)  # the supervisor only, as the OOM killer would
+    proc.wait()
+    deadline = time.monotonic() + 30
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]]
+    assert alive == [], "children outlived their supervisor"
+    with Store(db) as store:  # no one holds it any more
+        assert store.con.execute("SELECT count(*) FROM citizens").fetchall()[0][0] > 0
+
+
 def fresh_answers(snapshot: Path, asked: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
     """What a fresh engine run over the snapshot's facts (as of the snapshot's run) decides for `asked`."""
     fresh = tmp / f"fresh-{snapshot.stem}.duckdb"

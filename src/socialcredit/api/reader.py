@@ -45,7 +45,7 @@ from socialcredit.api import routes
 from socialcredit.api.app import MAX_BODY, SafeJSONResponse, build_app
 from socialcredit.api.auth import SERVICE_KEY
 from socialcredit.api.service import Service
-from socialcredit.api.writer import TOKEN_ENV, TOKEN_HEADER
+from socialcredit.api.writer import TOKEN_ENV, TOKEN_HEADER, exit_with_supervisor
 from socialcredit.audit import AuditTrail
 from socialcredit.decisions import Decider, Decision, SnapshotCannotAnswer, install, jsonable
 from socialcredit.engine import utc_naive
@@ -433,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--as-of", default="", help="the service's fixed clock, naive UTC ISO 8601")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="reader %(process)d: %(message)s")
+    exit_with_supervisor()
     shipper = Shipper(a.writer, os.environ.get(TOKEN_ENV, ""))
     shipper.start()
     front, watcher = reader_app(a.db, dt.datetime.fromisoformat(a.as_of) if a.as_of else None, a.writer, shipper)

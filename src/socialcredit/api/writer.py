@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -154,6 +155,22 @@ def internal_router(svc: Service, publisher: Publisher) -> APIRouter:
     return router
 
 
+def exit_with_supervisor(interval_s: float = 0.2) -> None:
+    """Stop this process (gracefully, as SIGTERM does) when the supervisor that started it is gone.
+
+    A supervisor killed outright (SIGKILL, the OOM killer) cannot stop its children; an orphaned writer would
+    keep the store locked and an orphaned reader keep answering from an old snapshot. The kernel re-parents an
+    orphan, so a change of parent is the signal (polled: portable, unlike Linux's PR_SET_PDEATHSIG)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-supervisor", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m socialcredit.api.writer --db STORE --fd N [--as-of T]`: started by the supervisor only."""
     import uvicorn
@@ -166,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--as-of", default="", help="the service's fixed clock, naive UTC ISO 8601")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="writer %(process)d: %(message)s")
+    exit_with_supervisor()
     svc = Service(a.db, dt.datetime.fromisoformat(a.as_of) if a.as_of else None)
     svc.store.con.execute(SHIPMENTS_DDL)
     publisher = Publisher(svc, int(os.environ.get(KEEP_ENV, "3")))
