@@ -66,16 +66,22 @@ class BodyLimit:
         if where is not None:
             await _refuse(422, f"body: {where}: not valid Unicode text (a lone surrogate)")(scope, receive, send)
             return
-        sent = False
+        await self.app(scope, replaying(body, receive), send)
 
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def replaying(body: bytes, then: Receive) -> Receive:
+    """An ASGI `receive` that hands the app a body already read in full, then defers to `then` (the client's
+    own receive, which reports a disconnect): the body guard and the readers read a body before choosing."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await then()
+
+    return replay
 
 
 def lone_surrogate(body: bytes) -> str | None:

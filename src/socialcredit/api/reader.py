@@ -42,13 +42,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from socialcredit import snapshot
 from socialcredit.api import routes
-from socialcredit.api.app import MAX_BODY, SafeJSONResponse, build_app
+from socialcredit.api.app import MAX_BODY, SafeJSONResponse, build_app, replaying
 from socialcredit.api.auth import SERVICE_KEY
 from socialcredit.api.service import Service
 from socialcredit.api.writer import TOKEN_ENV, TOKEN_HEADER, exit_with_supervisor
 from socialcredit.audit import AuditTrail
 from socialcredit.decisions import Decider, Decision, SnapshotCannotAnswer, install, jsonable
-from socialcredit.engine import utc_naive
+from socialcredit.engine import computed_at, utc_naive
 from socialcredit.keys import Principal
 from socialcredit.rulebook import Rulebook
 from socialcredit.store import Store
@@ -202,7 +202,7 @@ class ReaderService(Service):
         self.store = Store(snap.path, read_only=True, views=False)
         self.lock = threading.RLock()
         self.decider = ShippingDecider(self.store, shipper, self.now)
-        if previous is not None and _computed(previous.store) == _computed(self.store):
+        if previous is not None and computed_at(previous.store) == computed_at(self.store):
             # the same engine output (only decisions or audit entries were added): keep its stay index
             self.decider._index = previous.decider._index
         install(self.store, self.decider)
@@ -223,11 +223,6 @@ class ReaderService(Service):
     def close(self) -> None:
         with self.lock:
             self.store.close()
-
-
-def _computed(store: Store) -> Any:
-    rows = store.con.execute("SELECT computed_at FROM engine_run").fetchall()
-    return rows[0][0] if rows else None
 
 
 class Watcher:
@@ -350,13 +345,8 @@ class Front:
         scope = {**scope, SERVICE_KEY: svc}
         tag = str(svc.snapshot.generation).encode()
         forwarded = False
-        sent = False
 
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
+        async def disconnected() -> Message:
             return {"type": "http.disconnect"}
 
         async def tagged(message: Message) -> None:
@@ -371,7 +361,7 @@ class Front:
                 return
             await send(message)
 
-        await self.app(scope, replay, tagged)
+        await self.app(scope, replaying(body, disconnected), tagged)
         return not forwarded
 
     async def _forward(self, scope: Scope, body: bytes, send: Send) -> None:

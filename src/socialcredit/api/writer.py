@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from socialcredit import decisions, snapshot
 from socialcredit.api.service import Service
-from socialcredit.engine import run_state
+from socialcredit.engine import computed_at, run_state
 
 PUBLISH_POLL_S = 0.2
 LOG_PUBLISH_S = 10.0
@@ -67,15 +67,11 @@ class Publisher:
             self.logged = False
             self.svc.flush()
             decisions.ensure_fresh(self.svc.store, self.svc.now())
-            self.computed = self._computed()
+            self.computed = computed_at(self.svc.store)
             self.current, seconds = snapshot.publish(self.svc.store, self.keep)
         self.last = time.monotonic()
         log.info("published snapshot %d in %.3f s", self.current.generation, seconds)
         return self.current
-
-    def _computed(self) -> Any:
-        rows = self.svc.store.con.execute("SELECT computed_at FROM engine_run").fetchall()
-        return rows[0][0] if rows else None
 
     def due(self) -> bool:
         if self.facts.is_set():
@@ -84,7 +80,7 @@ class Publisher:
             return True
         with self.svc.lock:  # the engine ran here (a question ahead), or the clock passed what the last run answers
             last, changed, _ = run_state(self.svc.store)
-            if last is None or changed or self._computed() != self.computed:
+            if last is None or changed or computed_at(self.svc.store) != self.computed:
                 return True
             return self.svc.now() >= decisions.answers_until(self.svc.store, last)
 

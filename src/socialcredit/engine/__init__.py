@@ -7,7 +7,7 @@ expression executed through `socialcredit.executors`. The public names stay here
 from socialcredit.clock import month_start_utc, next_month_utc, utc_naive
 from socialcredit.engine.entries import LedgerUpdate
 from socialcredit.engine.runner import STEPS, Engine, Progress, RunSummary
-from socialcredit.engine.runstate import next_record_after, run_state, store_clock, watermark
+from socialcredit.engine.runstate import computed_at, next_record_after, run_state, store_clock, watermark
 
 __all__ = [
     "STEPS",
@@ -15,6 +15,7 @@ __all__ = [
     "LedgerUpdate",
     "Progress",
     "RunSummary",
+    "computed_at",
     "month_start_utc",
     "next_month_utc",
     "next_record_after",

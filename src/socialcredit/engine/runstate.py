@@ -47,6 +47,14 @@ def run_state(store: Store) -> tuple[dt.datetime | None, bool, str | None]:
     return (row[0][0], bool(row[0][1]), row[0][2]) if row else (None, True, None)
 
 
+def computed_at(store: Store) -> dt.datetime | None:
+    """When the last engine run finished (None before the first): what tells a served store's writer and
+    readers that the derived tables changed, so a snapshot must be published or reopened."""
+    rows = store.con.execute("SELECT computed_at FROM engine_run").fetchall()
+    found: dt.datetime | None = rows[0][0] if rows else None
+    return found
+
+
 def next_record_after(store: Store, t: dt.datetime) -> dt.datetime | None:
     """When the first stored record after `t` occurred: a run as of `t` did not see it (it may have been
     ingested before that run), so that run's derived tables answer questions only before this time.
