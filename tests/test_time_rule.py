@@ -94,3 +94,17 @@ def test_a_named_time_says_it_was_asked(db: Path) -> None:
     with Store(db) as store:
         st = decisions.standing(store, who, dt.datetime(2025, 6, 2, 11))  # naive: CST
     assert (st.as_of, st.clock) == (dt.datetime(2025, 6, 2, 3), "asked")
+
+
+@pytest.mark.parametrize("aware", [True, False])
+def test_a_door_clock_may_be_aware_or_naive_utc(db: Path, aware: bool) -> None:
+    """A service's clock is naive UTC by the store's convention, but a door that says its zone (an aware
+    time) means the same instant: the decision is the same, at the same time, and no comparison fails."""
+    who = citizen_ids()["zhang_wei"]
+    now = dt.datetime(2025, 6, 2, 3, tzinfo=dt.UTC) if aware else dt.datetime(2025, 6, 2, 3)
+    with Store(db) as store:
+        dec = decisions.Decider(store, check_facts=False, clock=lambda: now)
+        unnamed = dec.decide(who, "air.ticket", record=False)
+        named = dec.decide(who, "air.ticket", dt.datetime(2025, 6, 2, 11), record=False)  # naive: CST
+    assert (unnamed.at, unnamed.clock) == (dt.datetime(2025, 6, 2, 3), "service")
+    assert (named.at, named.clock, named.outcome) == (dt.datetime(2025, 6, 2, 3), "asked", "deny")

@@ -64,8 +64,10 @@ def stored(t: dt.datetime) -> dt.datetime:
 
 
 def bounded(t: dt.datetime, field: str, clock: dt.datetime, horizon: dt.timedelta = QUESTION_HORIZON) -> dt.datetime:
-    """`t` as naive UTC if it lies in [EARLIEST, clock + horizon]; else TimeOutOfBounds naming `field`."""
+    """`t` as naive UTC if it lies in [EARLIEST, clock + horizon]; else TimeOutOfBounds naming `field`.
+    The clock is naive UTC, or aware (a door's clock may say its zone)."""
     u = to_utc(t, field)
+    clock = utc_naive(clock)
     if u < _EARLIEST_UTC:
         raise TimeOutOfBounds(f"{field}: {t.isoformat()} is before {EARLIEST:%Y-%m-%d} (CST), the earliest time "
                               "the system knows")

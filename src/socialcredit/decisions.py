@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from socialcredit import frames
 from socialcredit.catalog import Catalog, Measure
-from socialcredit.clock import CST, CST_OFFSET, bounded, cst, shown, stored
+from socialcredit.clock import CST, CST_OFFSET, bounded, cst, shown, stored, utc_naive
 from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.stays import Stay, StayIndex, storable
@@ -222,7 +222,7 @@ def default_time(store: Store) -> tuple[dt.datetime, str]:
     question scores it, and sets its clock)."""
     d = _DECIDERS.get(store)
     if d is not None and d.clock is not None:
-        return d.clock(), "service"
+        return utc_naive(d.clock()), "service"
     last, _, _ = run_state(store)
     return (store_clock(store), "now") if last is None else (last, "store")
 
@@ -231,7 +231,7 @@ def question_clock(store: Store) -> dt.datetime:
     """The clock a question's time is bounded by: the door's (a service's), else the later of the store's
     last run and today (so a store scored in the past can still be asked about the present)."""
     d = _DECIDERS.get(store)
-    return d.clock() if d is not None and d.clock is not None else store_clock(store)
+    return utc_naive(d.clock()) if d is not None and d.clock is not None else store_clock(store)
 
 
 def question_time(store: Store, t: dt.datetime | None, field: str) -> tuple[dt.datetime, str]:
@@ -478,8 +478,8 @@ class Decider:
             raise LocatedError("; ".join(bad[:20]) + " (see `socialcredit catalog`)")
         if not requests:
             return []
-        clock = question_clock(self.store) if self.clock is None else self.clock()
-        default, whose = (self.clock(), "service") if self.clock is not None else default_time(self.store)
+        clock = question_clock(self.store) if self.clock is None else utc_naive(self.clock())
+        default, whose = (clock, "service") if self.clock is not None else default_time(self.store)
         times = [default if t is None else bounded(t, f"request {i + 1}: at", clock) for i, (_, _, t) in
                  enumerate(requests)]
         if self._index is None or self.check_facts:  # the engine may run: refuse unknown citizens first
