@@ -63,7 +63,7 @@ def providers(store: Store) -> list[str]:
 
 
 def provider_services(store: Store, provider: str) -> list[str]:
-    return sorted(code for code in store.catalog.services if code.split(".")[0] == provider)
+    return list(store.catalog.services_by_provider.get(provider, ()))
 
 
 def create_key(store: Store, role: str, subject: str | None = None, label: str = "") -> tuple[str, str]:

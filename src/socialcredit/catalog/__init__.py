@@ -7,7 +7,7 @@ what actually exists before any SQL is generated from it.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -156,6 +156,15 @@ class Catalog(_Model):
 
     def attributes_of(self, behaviour: str) -> list[Attribute]:
         return [self.attributes[a] for a in self.behaviours[behaviour].attributes]
+
+    @cached_property
+    def services_by_provider(self) -> dict[str, tuple[str, ...]]:
+        """Each provider's services (the code's first part), sorted: asked on every decision a provider
+        requests, so worked out once per catalog (it is frozen)."""
+        out: dict[str, list[str]] = {}
+        for code in sorted(self.services):
+            out.setdefault(code.split(".")[0], []).append(code)
+        return {p: tuple(codes) for p, codes in out.items()}
 
 
 _FILES = ("attributes", "behaviours", "characteristics", "services", "measures", "agencies")
