@@ -124,3 +124,19 @@ def test_decision_times_out_of_bounds_are_422(api, at):
         r = api.post("/api/v1/decisions", json=body, headers=auth(api, "service"))
         assert r.status_code == 422, r.text
         assert r.json()["error"].startswith(field)
+
+
+@pytest.mark.parametrize("body", [{"citizen_id": ZHANG, "service": "air.ticket"},
+                                  {"requests": [{"citizen_id": ZHANG, "service": "rail.ticket"},
+                                                {"citizen_id": ZHANG, "service": "air.ticket"}]}])
+def test_a_provider_may_ask_only_about_its_own_services(api, body):
+    """The railway's key asks about rail services; asking about an airline's is a 403 naming both, and no
+    decision of the batch is made or logged (the refusal is whole)."""
+    before = len(_audit_tail(api, 1000))
+    r = api.post("/api/v1/decisions", json=body, headers=auth(api, "service"))
+    assert r.status_code == 403, r.text
+    assert "rail.ticket" in r.json()["error"] and "not air.ticket" in r.json()["error"]
+    assert not [e for e in _audit_tail(api, 1000)[before:] if e["action"] == "decision"]
+    ok = api.post("/api/v1/decisions", json={"citizen_id": ZHANG, "service": "rail.ticket"},
+                  headers=auth(api, "service"))
+    assert ok.status_code == 200 and ok.json()["service"] == "rail.ticket"
