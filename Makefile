@@ -20,7 +20,7 @@ demo: $(STAMP)
 	rm -rf $(DEMO_RUN)
 	$(BIN)/socialcredit simulate scenarios/demo-year.yaml --out $(DEMO_RUN)
 	$(BIN)/socialcredit report $(DEMO_RUN)
-	$(BIN)/python -m socialcredit.demo $(DEMO_RUN) --port $(DEMO_PORT)
+	$(BIN)/python -m socialcredit.cli.demo $(DEMO_RUN) --port $(DEMO_PORT)
 
 # Browser tests drive Debian's Chromium (never a downloaded browser build).
 $(CHROMIUM):
@@ -67,4 +67,4 @@ clean:
 
 docs: $(STAMP)
 	$(BIN)/python -m socialcredit.reference docs
-	$(BIN)/python -m socialcredit.cli_reference docs
+	$(BIN)/python -m socialcredit.cli.reference docs

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-import socialcredit.cli as cli
+import socialcredit.cli.console as cli  # the consoles every command prints to
 from socialcredit.cli import app
 from socialcredit.sample import citizen_ids
 

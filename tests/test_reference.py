@@ -17,7 +17,7 @@ def test_reference_pages_are_current(tmp_path: Path) -> None:
 
 
 def test_cli_reference_is_current(tmp_path: Path) -> None:
-    from socialcredit.cli_reference import write as write_cli
+    from socialcredit.cli.reference import write as write_cli
 
     fresh = write_cli(tmp_path)
     assert (DOCS / "cli.md").read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (

@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -23,7 +24,36 @@ from socialcredit.text import problem as text_problem
 from socialcredit.yamlio import LocatedError
 
 if TYPE_CHECKING:
-    from socialcredit.store import Problem, Store
+    from socialcredit.catalog import Catalog
+
+
+class Store(Protocol):
+    """What staging and validation need of the store: its connection and its catalog. A protocol, not the
+    store's class, because the store calls ingest (one direction only: no import circle)."""
+
+    con: duckdb.DuckDBPyConnection
+    catalog: Catalog
+
+
+@dataclass
+class Problem:
+    row: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, {self.field}: {self.message}"
+
+
+class BatchRejected(ValueError):
+    """A batch with at least one bad row; nothing of it was written."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        shown = "\n".join(f"{source}: {p}" for p in problems[:50])
+        more = f"\n… and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"batch rejected, nothing written ({len(problems)} problems):\n{shown}{more}")
 
 RECORD_FIELDS = ENVELOPE
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "str": "VARCHAR"}
@@ -44,7 +74,6 @@ def key_problems(row: int, top: list[str], nested: list[str] | None) -> list[Pro
     twice (twice at the top, twice in attributes, or both at the top and in attributes) has no single
     meaning, so it is refused rather than resolved by whichever reader wins.
     """
-    from socialcredit.store import Problem
 
     out: list[Problem] = []
     for k in sorted({k for k in top if top.count(k) > 1}):
@@ -61,7 +90,6 @@ def key_problems(row: int, top: list[str], nested: list[str] | None) -> list[Pro
 
 
 def _text_table(rows: list[dict[str, Any]]) -> tuple[pa.Table, list[Problem]]:
-    from socialcredit.store import Problem
 
     flat: list[dict[str, str | None]] = []
     problems: list[Problem] = []
@@ -114,7 +142,6 @@ def _column_names(names: list[str], label: str) -> None:
 
 def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any]], label: str) -> None:
     """Stage a batch as all-text rows; raises LocatedError (the whole input) or BatchRejected (by row)."""
-    from socialcredit.store import BatchRejected
 
     con = store.con
     con.execute("DROP TABLE IF EXISTS _stage")
@@ -214,8 +241,6 @@ def _stage_jsonl(store: Store, path: Path) -> None:
         [sorted(RESERVED_NAMES)],
     ).fetchall()
     if suspects:
-        from socialcredit.store import BatchRejected, Problem
-
         problems: list[Problem] = []
         for row, k, ak, jt in suspects:
             problems.extend(key_problems(int(row), [x for x in k if x != "attributes"], ak))
@@ -252,7 +277,6 @@ def _lit(s: str) -> str:
 
 
 def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem], list[str]]:
-    from socialcredit.store import Problem
 
     con, cat = store.con, store.catalog
     attrs = cat.attributes

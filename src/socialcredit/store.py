@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from socialcredit import frames, ids, schema, text
 from socialcredit.catalog import Catalog, default_catalog
-from socialcredit.ingest import q
+from socialcredit.ingest import BatchRejected, Problem, q
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
 from socialcredit.yamlio import LocatedError
 
@@ -37,27 +37,6 @@ DEFAULT_DB = "socialcredit.duckdb"
 
 def default_path() -> Path:
     return Path(os.environ.get("SOCIALCREDIT_DB") or DEFAULT_DB)
-
-
-@dataclass
-class Problem:
-    row: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"row {self.row}, {self.field}: {self.message}"
-
-
-class BatchRejected(ValueError):
-    """A batch with at least one bad row; nothing of it was written."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        shown = "\n".join(f"{source}: {p}" for p in problems[:50])
-        more = f"\n… and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"batch rejected, nothing written ({len(problems)} problems):\n{shown}{more}")
 
 
 # DuckDB's words when another process has the file open: 'Could not set lock on file "…": Conflicting lock is

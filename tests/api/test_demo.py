@@ -22,7 +22,7 @@ def test_demo_prints_what_the_system_did_and_the_keys(tmp_path):
     spec["cities"] = {city: n // 5 for city, n in spec["cities"].items()}
     spec.setdefault("rates", {})["multipliers"] = {"court_defaulter_listing": 60}
     run_scenario(parse_scenario(yaml.safe_dump(spec), "demo-small.yaml"), tmp_path / "run")
-    r = subprocess.run([sys.executable, "-m", "socialcredit.demo", str(tmp_path / "run"), "--no-serve"],
+    r = subprocess.run([sys.executable, "-m", "socialcredit.cli.demo", str(tmp_path / "run"), "--no-serve"],
                        capture_output=True, text=True, timeout=300, env={"COLUMNS": "200", "PATH": ""})
     assert r.returncode == 0, r.stderr
     for part in ("standings at", "automated decisions", "/blacklist/shenzhen", "/station/shenzhen", "/admin",

@@ -12,7 +12,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from socialcredit.api.app import create_app
-from socialcredit.demo import published_citizen, run_end
+from socialcredit.cli.demo import published_citizen, run_end
 from socialcredit.rulebook import RulebookSet, shipped_layers
 from socialcredit.simulate.run import run_scenario
 from socialcredit.simulate.scenario import parse_scenario

@@ -1,6 +1,6 @@
 """`make demo`: show a simulated year — standings, decisions with their reasons, one explanation — then serve it.
 
-Usage: python -m socialcredit.demo RUN_DIR [--port 8000] [--no-serve]
+Usage: python -m socialcredit.cli.demo RUN_DIR [--port 8000] [--no-serve]
 
 RUN_DIR is a finished `socialcredit simulate` run. The demo creates one API key per role (printed once;
 only digests are stored), prints what the system did to a few citizens chosen from the run (a Shenzhen
@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from socialcredit.cli import out
+from socialcredit.cli.console import out
 from socialcredit.clock import CST, stored
 from socialcredit.decisions import decide, explain, standing
 from socialcredit.keys import create_key

@@ -2,8 +2,7 @@
 
 Each command parses its options, calls one core function and prints where the result went (`compare` also
 prints who changes, so the terminal answers the question without opening the page). The shared
-helpers of `socialcredit.cli` (errors as exit status 2, the consoles) are imported inside the commands,
-because `socialcredit.cli` imports this module while it is still being built.
+helpers (errors as exit status 2, the consoles) come from `socialcredit.cli.console`.
 """
 
 from __future__ import annotations
@@ -13,9 +12,11 @@ from typing import Annotated
 
 import typer
 
+from socialcredit.cli.console import JsonOpt, emit, guarded, progress_bar, working
+from socialcredit.cli.console import out as console
+
 RunArg = Annotated[Path, typer.Argument(help="a run directory (from `socialcredit simulate` or `replay`)")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="HTML file to write; figures go beside it as PNG")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def report_command(
@@ -27,8 +28,6 @@ def report_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Write a self-contained HTML report of a run (and its figures as PNG files)."""
-    from socialcredit.cli import emit, guarded, working
-    from socialcredit.cli import out as console
     from socialcredit.report.society import report
 
     @guarded
@@ -52,8 +51,6 @@ def compare_command(
     """Compare two runs of the same population: who changes grade or list, and which rules drive it."""
     from dataclasses import asdict
 
-    from socialcredit.cli import emit, guarded, working
-    from socialcredit.cli import out as console
     from socialcredit.report.compare import compare
 
     @guarded
@@ -78,8 +75,6 @@ def replay_command(
     ] = None,
 ) -> None:
     """Replay a run's records and service attempts under another rulebook: counterfactual standings."""
-    from socialcredit.cli import guarded, progress_bar
-    from socialcredit.cli import out as console
     from socialcredit.report.replay import replay
 
     @guarded
@@ -101,7 +96,7 @@ def replay_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the three commands to the main app (called once from socialcredit.cli)."""
+    """Add the three commands to the main app (called once from socialcredit.cli.app)."""
     app.command("report")(report_command)
     app.command("compare")(compare_command)
     app.command("replay")(replay_command)

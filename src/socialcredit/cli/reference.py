@@ -12,7 +12,7 @@ from typing import Any
 
 import typer.main
 
-from socialcredit.cli import app
+from socialcredit.cli.app import app
 
 
 # Typer ships its own copy of click, so commands and parameters are recognised by what they have

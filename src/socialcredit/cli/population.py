@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from socialcredit.cli.console import DbOpt, emit, fail, guarded, open_store, out, progress_bar
+
 population_app = typer.Typer(help="Generate synthetic populations (synthetic people only).", no_args_is_help=True)
 
-DbOpt = Annotated[
-    Path | None, typer.Option("--db", help="DuckDB file (default: $SOCIALCREDIT_DB or ./socialcredit.duckdb)")
-]
 
 
 @population_app.command("generate")
@@ -32,8 +30,6 @@ def generate(
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Generate citizens, households and contacts for some cities and store them."""
-    # imported here, not at the top: socialcredit.cli imports this module while it is being built
-    from socialcredit.cli import emit, fail, guarded, open_store, out, progress_bar
 
     @guarded
     def run() -> None:

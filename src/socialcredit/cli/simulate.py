@@ -1,0 +1,100 @@
+"""`socialcredit simulate`: run a scenario month by month into a run directory, whole or partitioned.
+
+A thin door over `socialcredit.simulate`: it reads the scenario (and any `--rulebook` overrides), refuses a
+run directory already used, and shows a bar per month (or per partition) while the core runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import MofNCompleteColumn
+
+from socialcredit.cli.console import fail, guarded, progress_bar
+from socialcredit.cli.console import out as console
+from socialcredit.simulate.partition import run_partitioned, split
+from socialcredit.simulate.policy import parse_overrides
+from socialcredit.simulate.run import run_scenario
+from socialcredit.simulate.scenario import Scenario, load_scenario
+
+
+def simulate_command(
+    scenario: Annotated[Path, typer.Argument(help="scenario file (YAML), e.g. scenarios/demo.yaml")],
+    out: Annotated[Path, typer.Option("--out", help="run directory to create (store, Parquet series, run.json)")],
+    rulebook: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rulebook",
+            help="CITY=JURISDICTION@VERSION: run CITY under that layer's rules (policy comparison); repeatable",
+        ),
+    ] = None,
+    partition_size: Annotated[
+        int | None,
+        typer.Option(
+            "--partition-size",
+            help="split into partitions of at most this many citizens (one or more per city), run side by side",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="partitions run at once (with --partition-size; default 2)")
+    ] = None,
+    memory_gib: Annotated[
+        float | None,
+        typer.Option("--memory-gib", help="memory the partitions' stores may use together, GiB (default 16)"),
+    ] = None,
+) -> None:
+    """Run a scenario month by month into a run directory (synthetic people only)."""
+    @guarded
+    def run() -> None:
+        loaded = load_scenario(scenario)
+        if rulebook:  # the command line adds to (and wins over) the scenario's own policy
+            policy = {**loaded.policy, **parse_overrides(rulebook)}
+            loaded = Scenario.model_validate({**loaded.model_dump(by_alias=True), "policy": policy})
+            unknown = [c for c in policy if c not in loaded.cities]
+            if unknown:
+                fail(f"--rulebook {', '.join(unknown)}: not a city of scenario {loaded.name}")
+        if (out / "store.duckdb").exists() or (out / "partitions").exists():
+            fail(f"{out}: already holds a run; choose a new --out directory")
+        if partition_size is not None:
+            _run_partitioned(loaded, out, partition_size, workers or 2, memory_gib or 16.0)
+            return
+        if workers is not None or memory_gib is not None:
+            fail("--workers and --memory-gib apply to partitioned runs: add --partition-size")
+        with progress_bar(MofNCompleteColumn()) as bar:
+            task = bar.add_task("starting", total=loaded.months)
+
+            def step(done: int, total: int, label: str) -> None:
+                bar.update(task, completed=done, description=label)
+
+            result = run_scenario(loaded, out, step)
+        denied = result.decisions.get("deny", 0)
+        attempts = sum(result.decisions.values())
+        console.print(
+            f"{loaded.name}: {result.citizens:,} citizens, {loaded.months} months, {result.records:,} records, "
+            f"{attempts:,} service attempts ({denied:,} denied) in {result.seconds:.1f}s → {out}"
+        )
+
+    run()
+
+
+def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, memory_gib: float) -> None:
+    """The door to `simulate.partition`: a bar per partition while it runs, one line when all are done."""
+    with progress_bar(MofNCompleteColumn()) as bar:
+        tasks = {p.key: bar.add_task(f"{p.key}: waiting", total=scenario.months) for p in split(scenario, size)}
+
+        def step(key: str, done: int, total: int, label: str) -> None:
+            bar.update(tasks[key], completed=done, description=f"{key}: {label}")
+
+        result = run_partitioned(scenario, out, size, workers, memory_gib, step)
+    denied = result.decisions.get("deny", 0)
+    attempts = sum(result.decisions.values())
+    console.print(
+        f"{scenario.name}: {result.citizens:,} citizens in {len(result.partitions)} partitions ({workers} at a time), "
+        f"{scenario.months} months, {result.records:,} records, {attempts:,} service attempts ({denied:,} denied) "
+        f"in {result.seconds:.1f}s, peak {result.peak_gib:.1f} GiB → {out} (partitions in {out / 'partitions'})"
+    )
+
+
+__all__ = ["simulate_command"]
