@@ -31,7 +31,8 @@ def _type_checking_only(tree: ast.Module) -> set[int]:
     lines: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            lines |= {n.lineno for stmt in node.body for n in ast.walk(stmt) if isinstance(n, ast.Import | ast.ImportFrom)}
+            found = (n for stmt in node.body for n in ast.walk(stmt))
+            lines |= {n.lineno for n in found if isinstance(n, ast.Import | ast.ImportFrom)}
     return lines
 
 
