@@ -31,10 +31,12 @@ JAVA := /usr/bin/java
 $(JAVA):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
 
+# two pytest-xdist workers, whatever the machine: a folder sharing a session fixture runs on one (tests/conftest.py)
+TEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM) $(JAVA)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The README's screenshots: the browser tests, writing into docs/screenshots instead of a temporary directory.
 screenshots: $(STAMP) $(CHROMIUM)

@@ -32,6 +32,23 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 
 
+# the folders whose tests share a session-scoped fixture (a simulated run, a Spark session and cluster, the
+# pages' society): under pytest-xdist each runs on one worker, so it is built once, not once per worker
+_SHARED = {"report", "spark", "pages"}
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs two pytest-xdist workers (`--dist loadgroup`): a group is a folder above, or a file
+    (its module-scoped fixtures are built once). Without xdist nothing changes."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(TESTS)
+        group = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] in _SHARED else rel.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def examples(ci: int, nightly: int) -> int:
     """A test's example count under the loaded profile: `ci` in the suite, `nightly` by hand."""
     return nightly if PROFILE == "nightly" else ci
