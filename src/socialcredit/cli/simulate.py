@@ -42,10 +42,16 @@ def simulate_command(
     ] = None,
     memory_gib: Annotated[
         float | None,
-        typer.Option("--memory-gib", help="memory the partitions' stores may use together, GiB (default 16)"),
+        typer.Option("--memory-gib", help="memory the partitions' stores may use together, GiB (default 16; with --cluster, each task's: default 2)"),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="run the partitions as Spark tasks on this master: local[N] or "
+                     "spark://HOST:PORT (with --partition-size; needs the [spark] extra)"),
     ] = None,
 ) -> None:
     """Run a scenario month by month into a run directory (synthetic people only)."""
+
     @guarded
     def run() -> None:
         loaded = load_scenario(scenario)
@@ -57,6 +63,13 @@ def simulate_command(
                 fail(f"--rulebook {', '.join(unknown)}: not a city of scenario {loaded.name}")
         if (out / "store.duckdb").exists() or (out / "partitions").exists():
             fail(f"{out}: already holds a run; choose a new --out directory")
+        if cluster is not None:
+            if partition_size is None:
+                fail("--cluster runs partitions: add --partition-size")
+            if workers is not None:
+                fail("--workers is for the local process pool; with --cluster the cluster's cores decide")
+            _run_on_cluster(loaded, out, partition_size, cluster, memory_gib)
+            return
         if partition_size is not None:
             _run_partitioned(loaded, out, partition_size, workers or 2, memory_gib or 16.0)
             return
@@ -77,6 +90,26 @@ def simulate_command(
         )
 
     run()
+
+
+def _run_on_cluster(scenario: Scenario, out: Path, size: int, master: str, memory_gib: float | None) -> None:
+    """The door to `simulate.cluster`: one bar over the partitions while the cluster runs them."""
+    from socialcredit.simulate.cluster import run_on_cluster
+
+    with progress_bar(MofNCompleteColumn()) as bar:
+        task = bar.add_task(f"partitions on {master}", total=None)
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run_on_cluster(scenario, out, size, master, step, **({"memory_gib": memory_gib} if memory_gib else {}))
+    denied = result.decisions.get("deny", 0)
+    attempts = sum(result.decisions.values())
+    console.print(
+        f"{scenario.name}: {result.citizens:,} citizens in {len(result.partitions)} partitions on {master}, "
+        f"{scenario.months} months, {result.records:,} records, {attempts:,} service "
+        f"attempts ({denied:,} denied) in {result.seconds:.1f}s → {out} (partitions in {out / 'partitions'})"
+    )
 
 
 def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, memory_gib: float) -> None:

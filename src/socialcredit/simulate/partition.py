@@ -108,16 +108,7 @@ def _run_one(
         queue.put(("progress", partition.key, done, total, label))
 
     queue.put(("pid", os.getpid()))  # so the parent can sample this worker's memory
-    result = run_scenario(partition.scenario, out_dir, step, settings)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
-    return partition.key, {
-        "partition": partition.key,
-        "citizens": result.citizens,
-        "records": result.records,
-        "decisions": result.decisions,
-        "seconds": round(result.seconds, 3),
-        "worker_peak_gib": round(peak, 3),
-    }
+    return partition.key, run_partition(partition, out_dir, settings, step)
 
 
 class _MemorySampler(threading.Thread):
@@ -157,15 +148,9 @@ def run_partitioned(
     the largest partition come on top)."""
     began = time.perf_counter()
     out_dir = Path(out_dir)
-    if (out_dir / "store.duckdb").exists() or (out_dir / "partitions").exists():
-        raise LocatedError(f"{out_dir}: already holds a run; choose a new --out directory")
     if workers < 1:
         raise LocatedError(f"workers must be at least 1, not {workers}")
-    parts = split(scenario, size)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "partitions").mkdir()
-    saved = scenario.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    parts = prepare(scenario, out_dir, size)
     cores = os.cpu_count() or 1
     settings = {
         "threads": str(max(1, cores // workers)),
@@ -205,8 +190,43 @@ def run_partitioned(
             finally:
                 sampler.done.set()
                 sampler.join()
-    infos = [done[p.key] for p in parts]
-    merge(out_dir, [p.key for p in parts])
+    how = {"size": size, "workers": workers, "duckdb": settings}
+    return finish(scenario, out_dir, [done[p.key] for p in parts], how, began, sampler.peak / (1 << 30))
+
+
+def prepare(scenario: Scenario, out_dir: Path, size: int) -> list[Partition]:
+    """The partitions of a new partitioned run in `out_dir`, with its scenario.yaml written; refused when
+    `out_dir` holds a run already."""
+    if (out_dir / "store.duckdb").exists() or (out_dir / "partitions").exists():
+        raise LocatedError(f"{out_dir}: already holds a run; choose a new --out directory")
+    parts = split(scenario, size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "partitions").mkdir()
+    saved = scenario.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return parts
+
+
+def run_partition(partition: Partition, out_dir: Path, settings: dict[str, str],
+                  step: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """One partition's run into `out_dir` (wherever it runs: a worker process or a Spark task), and what
+    the merged run.json says of it."""
+    result = run_scenario(partition.scenario, out_dir, step, settings)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
+    return {
+        "partition": partition.key,
+        "citizens": result.citizens,
+        "records": result.records,
+        "decisions": result.decisions,
+        "seconds": round(result.seconds, 3),
+        "worker_peak_gib": round(peak, 3),
+    }
+
+
+def finish(scenario: Scenario, out_dir: Path, infos: list[dict[str, Any]], how: dict[str, Any], began: float,
+           peak_gib: float) -> PartitionedResult:
+    """The run's own series (merged from its partitions') and run.json, once every partition is done."""
+    merge(out_dir, [i["partition"] for i in infos])
     totals: dict[str, int] = {}
     for info in infos:
         for outcome, n in info["decisions"].items():
@@ -217,15 +237,15 @@ def run_partitioned(
         sum(i["records"] for i in infos),
         dict(sorted(totals.items())),
         time.perf_counter() - began,
-        workers,
-        sampler.peak / (1 << 30),
+        int(how.get("workers", how.get("parallelism", 0))),
+        peak_gib,
         infos,
     )
     (out_dir / "run.json").write_text(
         json.dumps(
             {
                 **summary(scenario, result.citizens, result.records, result.decisions),
-                "partitioned": {"size": size, "workers": workers, "duckdb": settings},
+                "partitioned": how,
                 "partitions": infos,
                 "timings": {"total_seconds": round(result.seconds, 3), "peak_gib": round(result.peak_gib, 3)},
             },
@@ -265,4 +285,4 @@ def merge(out_dir: Path, keys: list[str]) -> None:
         pq.write_table(merged, out_dir / f"{name}.parquet")
 
 
-__all__ = ["Partition", "PartitionedResult", "merge", "run_partitioned", "split"]
+__all__ = ["Partition", "PartitionedResult", "finish", "merge", "prepare", "run_partition", "run_partitioned", "split"]

@@ -1,0 +1,131 @@
+"""The simulator's partitions as Spark tasks on a real standalone cluster (a master and two workers on
+127.0.0.1, started and stopped here): the series equal the local process pool's, and a run that loses a
+worker while its partitions run still completes, with the same series."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from socialcredit.simulate.partition import run_partitioned
+from socialcredit.simulate.scenario import parse_scenario
+
+from .cluster import master_state, standalone
+from .conftest import require_spark
+
+# small on purpose: a partition's cost is mostly its store's set-up, and the point is placement and re-runs
+SCENARIO = """\
+name: spark-partitions
+seed: 11
+start: 2025-01-01
+months: 2
+cities:
+  shenzhen: 90
+  rongcheng: 60
+rates:
+  scale: 3.0
+services:
+  rail.ticket: 0.05
+"""
+SIZE = 50  # four partitions: shenzhen 2, rongcheng 2 (one more than the cluster's two cores)
+
+
+def series(run: Path) -> dict[str, object]:
+    return {p.name: pq.read_table(p) for p in sorted(run.glob("*.parquet"))}
+
+
+def simulate_on(master: str, out: Path) -> subprocess.Popen[str]:
+    """`socialcredit simulate … --cluster MASTER` in a process of its own: a process has one Spark context,
+    and this suite's other tests hold a local one."""
+    scenario = out.parent / "scenario.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    return subprocess.Popen([sys.executable, "-m", "socialcredit.cli", "simulate", str(scenario), "--out", str(out),
+                             "--partition-size", str(SIZE), "--cluster", master],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def finished(proc: subprocess.Popen[str]) -> str:
+    try:
+        output, _ = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, output
+    return output
+
+
+@pytest.fixture(scope="module")
+def pool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_spark()
+    out = tmp_path_factory.mktemp("pool") / "run"
+    run_partitioned(parse_scenario(SCENARIO, "spark-partitions.yaml"), out, SIZE, workers=2, memory_gib=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    with standalone(tmp_path_factory.mktemp("cluster"), workers=2) as (master, ui):
+        yield master, ui
+
+
+def test_partitions_on_a_cluster_give_the_process_pools_series(pool_run: Path, cluster, tmp_path: Path) -> None:
+    master, ui = cluster
+    out = tmp_path / "run"
+    said = finished(simulate_on(master, out))
+    assert "in 4 partitions on spark://127.0.0.1" in " ".join(said.split())
+    assert sorted(p.name for p in (out / "partitions").iterdir()) == sorted(
+        p.name for p in (pool_run / "partitions").iterdir())  # every partition in place, no attempt left over
+    got, want = series(out), series(pool_run)
+    assert got.keys() == want.keys() and "scores.parquet" in got
+    for name, table in want.items():
+        assert got[name].equals(table), name
+    apps = master_state(ui)["completedapps"]
+    assert apps and all(a["state"] == "FINISHED" for a in apps)  # it really ran on this cluster
+
+
+def _worker_pid(port: int) -> int:
+    found = subprocess.run(["pgrep", "-f", f"deploy.worker.Worker --host 127.0.0.1 --port {port} "],
+                           capture_output=True, text=True).stdout.split()
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+def test_a_run_that_loses_a_worker_completes_with_the_same_series(pool_run: Path, cluster, tmp_path: Path) -> None:
+    """A worker (with its executor and Python workers, one process group) is killed outright once a
+    partition is under way; Spark runs its tasks again on the other worker. Last in this module: the
+    cluster has one worker afterwards."""
+    master, ui = cluster
+    out = tmp_path / "run"
+    victim = master_state(ui)["workers"][0]["port"]
+    pid = _worker_pid(victim)
+    killed = threading.Event()
+
+    def kill_when_running() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed.is_set():
+            if (out / "partitions").exists() and any(p.name.startswith(".") for p in (out / "partitions").iterdir()):
+                os.killpg(pid, signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_running, daemon=True)
+    killer.start()
+    finished(simulate_on(master, out))
+    killer.join(timeout=5)
+    assert killed.is_set(), "no partition was under way to kill a worker under"
+    states = {w["port"]: w["state"] for w in master_state(ui)["workers"]}
+    assert states[victim] != "ALIVE"
+    got, want = series(out), series(pool_run)
+    assert got.keys() == want.keys()
+    for name, table in want.items():
+        assert got[name].equals(table), name
+    assert not [p for p in (out / "partitions").iterdir() if p.name.startswith(".")]  # no attempt left over
