@@ -45,7 +45,7 @@ def test_cap_year_is_the_cst_year_a_record_just_after_cst_midnight_starts_a_new_
     Engine(store).run(as_of=cst(2024, 2, 1))
     assert points_by_record(store) == {"v1": 5, "v2": 5, "v3": 5}
     st = standing(store, a, cst(2024, 1, 2))
-    assert st.score == 115  # 100 + 5 + 5 + 5
+    assert st.running_score == 115  # 100 + 5 + 5 + 5 (the running score: the next assessment publishes it)
 
 
 def test_cap_still_binds_within_one_cst_year_across_utc_midnight(store, make_citizens):

@@ -16,11 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from socialcredit import frames
+from socialcredit import frames, standings
 from socialcredit.catalog import Catalog, Measure
-from socialcredit.clock import CST, CST_OFFSET, bounded, cst, shown, stored, utc_naive
+from socialcredit.clock import CST_OFFSET, bounded, cst, shown, stored, utc_naive
 from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
 from socialcredit.rulebook import Rulebook, add_duration
+from socialcredit.standings import rulebook_at
 from socialcredit.stays import Stay, StayIndex, storable
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
@@ -65,6 +66,11 @@ class ActiveMeasure:
 
 @dataclass
 class Standing(frames.Tabular):
+    """Everything about a citizen as of a time. `score` and `grade` are the published ones (`standings`: the
+    latest monthly assessment at or before `as_of`, the one the grade lists follow, assessed at `assessed_at`);
+    `running_score` is the ledger's clamp(base + points in force) at `as_of`, which the explanation itemises
+    and the next assessment publishes."""
+
     citizen_id: str
     name: str
     city: str
@@ -75,6 +81,8 @@ class Standing(frames.Tabular):
     list_entries: list[dict[str, Any]]
     measures: list[ActiveMeasure]
     clock: str = "asked"  # whose time `as_of` is (see CLOCKS): every answer says which time it is for
+    assessed_at: dt.datetime | None = None  # when the published score was assessed (None: never assessed)
+    running_score: int | None = None  # the ledger's score at `as_of` (None: no rulebook in force)
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -82,7 +90,8 @@ class Standing(frames.Tabular):
     def _repr_html_(self) -> str:
         head = frames.fields_html(f"{self.name} {self.citizen_id}", [
             ("city", self.city), ("as of (CST)", self.as_of), ("whose time", CLOCKS.get(self.clock, self.clock)),
-            ("score", self.score), ("grade", self.grade), ("rulebook", self.rulebook_version)])  # fmt: skip
+            ("score", self.score), ("grade", self.grade), ("assessed at (CST)", self.assessed_at),
+            ("running score", self.running_score), ("rulebook", self.rulebook_version)])  # fmt: skip
         entries = frames.html_table(self.list_entries, ["list_id", "kind", "start", "end", "cause", "record_id",
                                                         "behaviour", "characteristic", "grade"], "list entries")
         measures = frames.html_table([asdict(m) for m in self.measures],
@@ -246,11 +255,6 @@ def _citizen(store: Store, citizen_id: str) -> tuple[int, str, str, int]:
     return ckey, name, city, jkey
 
 
-def rulebook_at(store: Store, city: str, at: dt.datetime) -> Rulebook | None:
-    day = at.replace(tzinfo=dt.UTC).astimezone(CST).date()
-    return store.rulebooks().resolve(city, day)
-
-
 def score_at(store: Store, ckey: int, rb: Rulebook | None, at: dt.datetime) -> int | None:
     if rb is None:
         return None
@@ -260,33 +264,6 @@ def score_at(store: Store, ckey: int, rb: Rulebook | None, at: dt.datetime) -> i
         [ckey, at, at],
     ).fetchall()[0][0]
     return rb.scale.score(int(total))
-
-
-def _entries(store: Store, ckey: int, at: dt.datetime) -> list[dict[str, Any]]:
-    rows = store.con.execute(
-        """SELECT e.list_id, e.kind, e.start, e."end", e.cause, r.record_id, r.agency, b.code, e.characteristic,
-                  e.grade, e.score, e.version
-           FROM list_entries e LEFT JOIN records r USING (rkey) LEFT JOIN behaviours b ON b.bkey = r.bkey
-           WHERE e.ckey = ? AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)
-           -- natural keys break ties, never rkey: the same facts in another arrival order list the same way
-           ORDER BY e.start, e.list_id, e.cause, r.agency, r.record_id, e.characteristic, e.grade""",
-        [ckey, at, at],
-    ).fetchall()
-    keys = (
-        "list_id",
-        "kind",
-        "start",
-        "end",
-        "cause",
-        "record_id",
-        "agency",
-        "behaviour",
-        "characteristic",
-        "grade",
-        "score",
-        "version",
-    )
-    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -634,18 +611,20 @@ def standing(store: Store, citizen_id: str, as_of: dt.datetime | None = None) ->
     dec = decider(store)
     idx = dec.index(at)
     rb = dec.rulebook(city, at)
-    score = score_at(store, ckey, rb, at)
+    shown = standings.published(store, ckey, rb, at)
     return Standing(
         citizen_id,
         name,
         city,
         at,
-        score,
-        rb.grade_of(score) if rb and score is not None else None,
+        shown.score if shown else None,
+        shown.grade if shown else None,
         rb.version if rb else None,
-        _entries(store, ckey, at),
+        standings.stays_of(store, ckey, at),
         dec.measures(idx, ckey, city, at),
         whose,
+        shown.assessed_at if shown else None,
+        score_at(store, ckey, rb, at),
     )
 
 
@@ -750,6 +729,8 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
                 item["set_by_record"] = {"record_id": record_id, "agency": agency, "behaviour": behaviour}
         entries.append(item)
     rb_now = rulebook_at(store, st.city, at)
+    rb_asked = decider(store).rulebook(st.city, at)  # the version the standing was read under (a replay's pin)
+    running = st.running_score
     return Explanation(jsonable(
         {
             "citizen_id": st.citizen_id,
@@ -759,8 +740,12 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
             "clock": st.clock,
             "rulebook_version": st.rulebook_version,
             "score": {
-                "value": st.score,
-                "grade": st.grade,
+                # the running score the entries below add up to; the published one is the last assessment's
+                "value": running,
+                "grade": rb_asked.grade_of(running) if rb_asked and running is not None else None,
+                "published": st.score,
+                "published_grade": st.grade,
+                "assessed_at": st.assessed_at,
                 "base": rb_now.scale.base if rb_now else None,
                 "scale": [rb_now.scale.min, rb_now.scale.max] if rb_now else None,
                 "sum_of_entries": sum(e["points"] for e in entries),

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from socialcredit import standings
 from socialcredit.catalog import Catalog
 from socialcredit.clock import PREVIEW_HORIZON, cst, cst_midnight_utc, stored
 from socialcredit.engine import Engine, utc_naive
+from socialcredit.engine.sql import fill
 from socialcredit.rulebook import Layer, parse_layer
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
@@ -26,14 +28,11 @@ SAMPLE = 20
 
 def _snapshot(store: Store, at: dt.datetime) -> dict[int, tuple[int | None, str | None, tuple[str, ...]]]:
     """ckey → (score, grade, lists on at `at`) after the engine ran as of `at`."""
-    rows = store.con.execute(
-        """WITH g AS (SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade
-                      FROM score_log WHERE assessed_at <= ? GROUP BY ckey),
-                l AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists FROM list_entries
-                      WHERE start <= ? AND ("end" IS NULL OR "end" > ?) GROUP BY ckey)
-           SELECT c.ckey, g.score, g.grade, coalesce(l.lists, []) FROM citizens c
-           LEFT JOIN g USING (ckey) LEFT JOIN l USING (ckey)""",
-        [at, at, at],
+    rows = store.con.execute(fill(
+        """WITH l AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists FROM __on AS e GROUP BY ckey)
+           SELECT c.ckey, g.score, g.grade, coalesce(l.lists, []) FROM citizens AS c
+           LEFT JOIN __g AS g ON g.ckey = c.ckey LEFT JOIN l ON l.ckey = c.ckey""",
+        g=standings.latest_assessments(at), on=standings.stays_at(at)).sql(standings.DIALECT)
     ).fetchall()
     return {ckey: (score, grade, tuple(lists)) for ckey, score, grade, lists in rows}
 

@@ -222,7 +222,7 @@ def test_disclosure_respected(api):
     # Rongcheng published scores under rongcheng@1 (to 2020), not under the Seashell rules (rongcheng@2)
     then = api.get("/api/v1/register", params={"q": "Zhang Wei", "as_of": "2020-06-01"}).json()["results"]
     zhang = next(r for r in then if r["citizen_id"] == ZHANG)
-    assert zhang["published"] and zhang["score"] == 1000
+    assert zhang["published"] and zhang["score"] == 1000  # not assessed before the sample's records: the base
     now = api.get("/api/v1/register", params={"q": "Zhang Wei"}).json()["results"]
     assert not next(r for r in now if r["citizen_id"] == ZHANG)["published"]
     li = next(r for r in api.get("/api/v1/register", params={"q": "Li Na"}).json()["results"])

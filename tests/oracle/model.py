@@ -362,6 +362,18 @@ class Oracle:
         book, s = self.book(cid, t), self.score(cid, t)
         return None if book is None or s is None else book.grade(s)
 
+    def published(self, cid: str, t: dt.datetime) -> tuple[int | None, str | None]:
+        """The published score and grade at `t`: the monthly assessment at the last CST month start at or before
+        `t` (assessments run from the first record's month on), else the base under the book in force at `t`."""
+        first = min((r.at for r in self.records), default=self.until)
+        m = month_start(t)
+        book = self.book(cid, m) if m >= month_start(first) else None
+        if book is not None:
+            s = self.score(cid, m)
+            return s, None if s is None else book.grade(s)
+        book = self.book(cid, t)
+        return (None, None) if book is None else (book.score(0), book.grade(book.score(0)))
+
     # 4, 6, 7, 8
     def _lists(self) -> None:
         first = min((r.at for r in self.records), default=self.until)

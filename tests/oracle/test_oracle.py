@@ -181,7 +181,7 @@ def probes(h: History, draw_index: list[int]) -> list[dt.datetime]:
 def engine_view(store: Store, cid: str, t: dt.datetime) -> dict[str, Any]:
     s = standing(store, cid, t)
     return {
-        "score": s.score, "grade": s.grade, "version": s.rulebook_version,
+        "score": s.score, "grade": s.grade, "running": s.running_score, "version": s.rulebook_version,
         "stays": sorted((e["list_id"], e["cause"], e["start"], e["end"]) for e in s.list_entries),
         "measures": sorted((m.measure, m.via, m.since, m.until) for m in s.measures),
     }
@@ -190,7 +190,8 @@ def engine_view(store: Store, cid: str, t: dt.datetime) -> dict[str, Any]:
 def oracle_view(o: Oracle, cid: str, t: dt.datetime) -> dict[str, Any]:
     book = o.book(cid, t)
     return {
-        "score": o.score(cid, t), "grade": o.grade(cid, t), "version": book.version if book else None,
+        "score": o.published(cid, t)[0], "grade": o.published(cid, t)[1], "running": o.score(cid, t),
+        "version": book.version if book else None,
         "stays": sorted((s.list_id, s.cause, naive(s.start), naive(s.end)) for s in o.stays_at(cid, t)),
         "measures": sorted((m, via, naive(since), naive(until)) for m, via, since, until in o.measures(cid, t)),
     }

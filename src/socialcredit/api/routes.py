@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from socialcredit import audit, decisions, impact, objections
+from socialcredit import audit, decisions, impact, objections, standings
 from socialcredit.api import models as m
 from socialcredit.api.auth import own_citizen, principal, require, service
 from socialcredit.api.models import errors
@@ -227,22 +227,28 @@ def register(q: str = Query(min_length=2, max_length=100), as_of: dt.datetime | 
     at = _public_time(svc, as_of)
     with svc.lock:
         decisions.ensure_fresh(svc.store, at)
-        rows = svc.store.con.execute(
-            """SELECT c.ckey, c.citizen_id, c.name, c.name_latin, c.city FROM citizens c
-               WHERE c.citizen_id = ? OR c.name = ? OR contains(lower(c.name_latin), lower(?))
-               ORDER BY c.citizen_id LIMIT 50""",
-            [q, q, q],
-        ).fetchall()
-        out = []
-        for ckey, cid, name, latin, city in rows:
-            rb = svc.decider.rulebook(city, at)
-            shown = bool(rb and rb.disclosure.publish_scores)
-            score = decisions.score_at(svc.store, ckey, rb, at) if shown else None
-            out.append({"citizen_id": cid, "name": name, "name_latin": latin, "city": city, "published": shown,
-                        "score": score, "grade": rb.grade_of(score) if rb and score is not None else None,
-                        "rulebook_version": rb.version if rb else None})
-        svc.audit.append(who.name, "register.search", None, q=q, shown=[r["citizen_id"] for r in out])
+        found = standings.register(svc.store, q, at, svc.decider.rulebook, limit=50)
+        svc.audit.append(who.name, "register.search", None, q=q, shown=[r.citizen["citizen_id"] for r in found])
+    out = [{"citizen_id": r.citizen["citizen_id"], "name": r.citizen["name"], "name_latin": r.citizen["name_latin"],
+            "city": r.citizen["city"], "published": r.published,
+            "score": r.assessment.score if r.assessment else None,
+            "grade": r.assessment.grade if r.assessment else None,
+            "rulebook_version": r.rulebook.version if r.rulebook else None} for r in found]
     return {"query": q, "as_of": decisions.jsonable(at), "results": out}
+
+
+BOARD_LIMIT = 500  # the newest stays of a board; the rest are not sent
+
+
+def _entries(stays: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """A board's stays as entries: one per citizen, list, cause and reason, since its earliest stay; newest first."""
+    since: dict[tuple[Any, ...], dt.datetime] = {}
+    for r in stays:
+        key = (r["citizen_id"], r["name"], r["name_latin"], r["list_id"], r["cause"], standings.reason_code(r))
+        since[key] = min(since.get(key, r["start"]), r["start"])
+    out = sorted(((*k, t) for k, t in since.items()), key=lambda e: e[0])
+    out.sort(key=lambda e: e[-1], reverse=True)  # newest first; a tie keeps citizen order (the sort is stable)
+    return out[:BOARD_LIMIT]
 
 
 def _list_board(svc: Service, city: str, kind: str, who: Principal, at: dt.datetime) -> dict[str, Any]:
@@ -251,22 +257,10 @@ def _list_board(svc: Service, city: str, kind: str, who: Principal, at: dt.datet
         if city not in svc.store.rulebooks().cities:
             raise HTTPException(404, f"no city {city!r}")
         rb = svc.decider.rulebook(city, at)
-        d = rb.disclosure if rb else None
-        if d is None or not (d.billboard if kind == "blacklist" else d.billboard or d.publish_scores):
+        if rb is None or not standings.publishes(rb, "billboard" if kind == "blacklist" else "honour_roll"):
             what = "blacklist billboard" if kind == "blacklist" else "honour roll"
             raise HTTPException(404, f"{city} does not publish a {what} (its rulebook's disclosure policy)")
-        assert rb is not None
-        public = [x.id for x in rb.lists if x.kind == kind and x.public]
-        rows = svc.store.con.execute(
-            """SELECT c.citizen_id, c.name, c.name_latin, e.list_id, e.cause, coalesce(b.code, e.characteristic,
-                      'grade ' || e.grade), min(e.start)
-               FROM list_entries e JOIN citizens c USING (ckey) LEFT JOIN records r USING (rkey)
-               LEFT JOIN behaviours b ON b.bkey = r.bkey
-               WHERE c.city = ? AND e.list_id IN (SELECT unnest(?))
-                 AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)
-               GROUP BY ALL ORDER BY min(e.start) DESC, c.citizen_id LIMIT 500""",
-            [city, public, at, at],
-        ).fetchall()
+        rows = _entries(standings.board(svc.store, city, rb, kind, at))
         svc.audit.append(who.name, f"{kind}.read", None, city=city, shown=len(rows))
     labels = {x.id: x.label for x in rb.lists}
     return {

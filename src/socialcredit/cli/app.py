@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from socialcredit import decisions, text
+from socialcredit import decisions, standings, text
 from socialcredit.catalog import default_catalog
 from socialcredit.cli.console import (
     DbOpt,
@@ -152,15 +152,8 @@ def score(
             pin=rulebook,
             progress=lambda stage, i, n: bar.update(task, description=stage, completed=i, total=n),
         )
-    grades = store.con.execute(
-        """SELECT c.city, s.grade, count(*) FROM (SELECT ckey, arg_max(grade, assessed_at) AS grade FROM score_log
-           GROUP BY ckey) s JOIN citizens c USING (ckey) GROUP BY ALL ORDER BY 1, 2"""
-    ).fetchall()
-    lists = store.con.execute(
-        """SELECT list_id, count(*) FILTER (WHERE "end" IS NULL OR "end" > ?), count(*) FROM list_entries
-           GROUP BY 1 ORDER BY 1""",
-        [summary.as_of],
-    ).fetchall()
+    grades = [(city, g, n) for city, by in standings.grade_counts(store, summary.as_of).items() for g, n in by.items()]
+    lists = standings.list_totals(store, summary.as_of)
     if json_out:
         emit({"summary": summary.__dict__, "grades": grades, "lists": lists})
         return
@@ -175,8 +168,8 @@ def score(
         t.add_row(*map(str, row))
     show(t)
     t = Table("list", "on it now", "stays ever", title="lists")
-    for row in lists:
-        t.add_row(*map(str, row))
+    for item in lists:
+        t.add_row(*map(str, item))
     show(t)
 
 
@@ -192,7 +185,8 @@ def citizen(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
         return
     out.print(Text.assemble((st.name, "bold"), f" {st.citizen_id} · {st.city} · {when(st.as_of, st.clock)}"))
     out.print(Text.assemble("score ", (str(st.score), "bold"), " grade ", (str(st.grade), "bold"),
-                            f" under {st.rulebook_version}"))  # fmt: skip
+                            f" (published: the monthly assessment of {_cst(st.assessed_at)})",
+                            f"; running score {st.running_score} under {st.rulebook_version}"))  # fmt: skip
     t = Table("list", "kind", "since", "until", "cause", title="list entries")
     for e in st.list_entries:
         t.add_row(e["list_id"], e["kind"], _cst(e["start"]), _cst(e["end"]), _cause(e))
@@ -262,8 +256,10 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     out.print(Text.assemble((x["name"], "bold"), f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']} · "
                             f"{when(_utc(x['as_of']), x['clock'])}"))
     out.print(
-        f"score {s['value']} = clamp(base {s['base']} + {s['sum_of_entries']} from the entries below, "
-        f"{s['scale'][0] if s['scale'] else '?'}…{s['scale'][1] if s['scale'] else '?'}) → grade {s['grade']}"
+        f"running score {s['value']} = clamp(base {s['base']} + {s['sum_of_entries']} from the entries below, "
+        f"{s['scale'][0] if s['scale'] else '?'}…{s['scale'][1] if s['scale'] else '?'}) → grade {s['grade']}; "
+        f"published score {s['published']} (grade {s['published_grade']}, the monthly assessment of "
+        f"{_cst_day(s['assessed_at'])})"
     )
     t = Table("points", "from", "rules", "valid", title="ledger entries in force")
     for e in x["ledger"]:

@@ -15,12 +15,15 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+import sqlglot
 from rich.table import Table
 from rich.text import Text
 
+from socialcredit import standings
 from socialcredit.cli.console import out
 from socialcredit.clock import CST, stored
 from socialcredit.decisions import decide, explain, standing
+from socialcredit.engine.sql import fill
 from socialcredit.keys import create_key
 from socialcredit.store import Store
 
@@ -33,23 +36,25 @@ def run_end(store: Store) -> dt.datetime:
     return rows[0][0] - dt.timedelta(seconds=1)
 
 
-def pick(store: Store, sql: str, at: dt.datetime) -> str | None:
-    rows = store.con.execute(sql, [at, at]).fetchall()
+def pick(store: Store, where: str, at: dt.datetime) -> str | None:
+    """The first citizen (earliest stay) on a list at `at` whose stay and registry entry meet `where` (a condition
+    written here, in code, over `e` the stay and `c` the citizen)."""
+    rows = store.con.execute(fill(ON_LIST, on=standings.stays_at(at), where=sqlglot.condition(where))
+                             .sql(standings.DIALECT)).fetchall()
     return rows[0][0] if rows else None
 
 
-ON_LIST = """SELECT c.citizen_id FROM list_entries e JOIN citizens c USING (ckey)
-    WHERE {where} AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY e.start, c.citizen_id LIMIT 1"""
-CHILDREN = """SELECT DISTINCT c.citizen_id FROM relations r JOIN citizens c ON c.ckey = r.ckey
-    JOIN list_entries e ON e.ckey = r.other
-    WHERE r.kind = 'parent' AND e.kind = 'blacklist' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?)
-    ORDER BY c.birth_date DESC, c.citizen_id"""
+ON_LIST = """SELECT c.citizen_id FROM __on AS e JOIN citizens AS c ON c.ckey = e.ckey
+    WHERE $where ORDER BY e.start, c.citizen_id LIMIT 1"""
+CHILDREN = """SELECT DISTINCT c.citizen_id, c.birth_date FROM relations AS r JOIN citizens AS c ON c.ckey = r.ckey
+    JOIN __on AS e ON e.ckey = r.other WHERE r.kind = 'parent' ORDER BY c.birth_date DESC, c.citizen_id"""
 
 
 def denied_child(store: Store, at: dt.datetime) -> str | None:
     """A child whom a parent's listing keeps out of a private school (not every city's lists reach children);
     the youngest first, since measures that reach children do not look at the child's age (a known limit)."""
-    for (cid,) in store.con.execute(CHILDREN, [at, at]).fetchall():
+    query = fill(CHILDREN, on=standings.stays_at(at, "blacklist")).sql(standings.DIALECT)
+    for cid, _ in store.con.execute(query).fetchall():
         if decide(store, cid, "school.private_admission", stored(at), record=False).outcome == "deny":
             return str(cid)
     return None
@@ -89,11 +94,10 @@ def keys(store: Store, listed: str | None) -> dict[str, str]:
 
 def show(store: Store, at: dt.datetime) -> str | None:
     people = {
-        "on Shenzhen's billboard": pick(store, ON_LIST.format(where="c.city = 'shenzhen' AND e.kind = 'blacklist'"),
-                                        at),
-        "court defaulter": pick(store, ON_LIST.format(where="e.list_id = 'dishonest_judgment_defaulters'"), at),
+        "on Shenzhen's billboard": pick(store, "c.city = 'shenzhen' AND e.kind = 'blacklist'", at),
+        "court defaulter": pick(store, "e.list_id = 'dishonest_judgment_defaulters'", at),
         "child of a listed parent": denied_child(store, at),
-        "on an honour roll": pick(store, ON_LIST.format(where="e.kind = 'whitelist'"), at),
+        "on an honour roll": pick(store, "e.kind = 'whitelist'", at),
     }
     t = Table("who", "citizen", "city", "score", "grade", "lists", title=f"standings at {at:%Y-%m-%d} (end of run)")
     for role, cid in people.items():

@@ -42,7 +42,8 @@ def simulate_command(
     ] = None,
     memory_gib: Annotated[
         float | None,
-        typer.Option("--memory-gib", help="memory the partitions' stores may use together, GiB (default 16; with --cluster, each task's: default 2)"),
+        typer.Option("--memory-gib", help="memory the partitions' stores may use together, GiB (default 16; "
+                     "with --cluster, each task's: default 2)"),
     ] = None,
     cluster: Annotated[
         str | None,

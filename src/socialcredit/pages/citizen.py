@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from socialcredit import objections
+from socialcredit import objections, standings
 from socialcredit.api.auth import COOKIE
 from socialcredit.api.service import Service
 from socialcredit.clock import stored
@@ -80,7 +80,8 @@ def citizen_page(
         stays = queries.stays(svc.store, citizen_id)
         asked = queries.decisions_about(svc.store, citizen_id)
         notes = queries.notifications(svc.store, citizen_id)
-        assessed = queries.assessments(svc.store, [citizen_id], at).get(citizen_id)
+        published = standings.published(svc.store, person["ckey"], rb, at)
+        assessed = published if published is not None and published.assessed_at is not None else None
         svc.audit.append(who.name, "page.citizen", citizen_id)
     cat = svc.store.catalog
     lists = {x.id: x for x in rb.lists} if rb else {}

@@ -18,8 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from socialcredit import standings
 from socialcredit.api.service import Service
-from socialcredit.clock import CST
 from socialcredit.pages import queries
 from socialcredit.pages.render import HEADERS, cst, fresh, get_service, masked, message, now, render, viewer
 from socialcredit.rulebook import Rulebook
@@ -31,10 +31,11 @@ OUTCOMES = ("deny", "throttle", "deprioritise", "allow", "priority", "discount",
 
 
 def rulebook_today(svc: Service, city: str, at: dt.datetime) -> Rulebook | None:
-    """The city's rulebook in force on today's CST date; None for an unknown city."""
+    """The city's rulebook in force on today's CST date, as the service's decider (and so the HTTP API) reads it;
+    None for an unknown city."""
     if city not in svc.store.rulebooks().cities:
         return None
-    return svc.store.rulebooks().resolve(city, at.replace(tzinfo=dt.UTC).astimezone(CST).date())
+    return svc.decider.rulebook(city, at)
 
 
 def age(born: dt.date, at: dt.datetime) -> int:
@@ -62,10 +63,10 @@ def board(svc: Service, city: str, rb: Rulebook, at: dt.datetime) -> tuple[list[
     """The city's blacklisted citizens (public lists only) with every reason and the labels of the lists
     they are on (in the rulebook's order), newest stay first, at most `BOARD_LIMIT` of them with their faces
     drawn; and how many there are in all."""
-    public = [x.id for x in rb.lists if x.kind == "blacklist" and x.public]
+    public = standings.public_lists(rb, "blacklist")
     labels = {x.id: x.label for x in rb.lists}
     people: dict[str, dict[str, Any]] = {}
-    for row in queries.blacklisted(svc.store, city, public, at):
+    for row in standings.board(svc.store, city, rb, "blacklist", at):
         p = people.get(row["citizen_id"])
         if p is None:
             p = people[row["citizen_id"]] = {
@@ -158,22 +159,18 @@ def register(request: Request, q: str = "") -> HTMLResponse:
     if q:
         with svc.lock:
             fresh(svc, at)
-            found = queries.search(svc.store, q, limit=51)
-            books = {city: rulebook_today(svc, city, at) for city in {r["city"] for r in found}}
-            publishing = [r["citizen_id"] for r in found if (rb := books[r["city"]]) and rb.disclosure.publish_scores]
-            scores = queries.assessments(svc.store, publishing, at)
+            found = standings.register(svc.store, q, at, svc.decider.rulebook, limit=51)
             svc.audit.append(
-                viewer_name(request), "page.register", None, q=q, shown=[r["citizen_id"] for r in found[:50]]
+                viewer_name(request), "page.register", None, q=q, shown=[r.citizen["citizen_id"] for r in found[:50]]
             )
         for r in found[:50]:
-            rb = books[r["city"]]
             results.append(
                 {
-                    **r,
-                    "id": masked(r["citizen_id"]),
-                    "city_name": rb.name if rb else r["city"],
-                    "published": r["citizen_id"] in scores,
-                    "assessment": scores.get(r["citizen_id"]),
+                    **r.citizen,
+                    "id": masked(r.citizen["citizen_id"]),
+                    "city_name": r.rulebook.name if r.rulebook else r.citizen["city"],
+                    "published": r.published,
+                    "assessment": r.assessment,
                 }
             )
         more = len(found) > 50
@@ -190,7 +187,7 @@ def billboard(request: Request, city: str) -> HTMLResponse:
         rb = rulebook_today(svc, city, at)
         if rb is None:
             return message(request, "No such city", f"There is no city {city!r} in this system.", status=404)
-        if not rb.disclosure.billboard:
+        if not standings.publishes(rb, "billboard"):
             return message(
                 request,
                 f"{rb.name} does not publish a blacklist billboard",
@@ -208,7 +205,7 @@ def _station_data(request: Request, city: str, at: dt.datetime) -> tuple[Ruleboo
     svc: Service = get_service(request)
     with svc.lock:
         rb = rulebook_today(svc, city, at)
-        if rb is None or not rb.disclosure.station_monitor:
+        if rb is None or not standings.publishes(rb, "station_monitor"):
             return rb, []
         fresh(svc, at)
         people, _ = board(svc, city, rb, at)
@@ -229,7 +226,7 @@ def station_feed(request: Request, city: str) -> JSONResponse:
     """The monitor's live feed; refused (404) wherever the page itself would not be shown."""
     at = now(request)
     rb, people = _station_data(request, city, at)
-    if rb is None or not rb.disclosure.station_monitor:
+    if rb is None or not standings.publishes(rb, "station_monitor"):
         return JSONResponse({"error": f"{city} does not publish a station monitor"}, status_code=404, headers=HEADERS)
     entries = [{**p, "since": cst(p["since"], "%Y-%m-%d")} for p in people]
     return JSONResponse(
@@ -245,7 +242,7 @@ def station(request: Request, city: str, every: float = 6.0, refresh: float = 60
     rb, people = _station_data(request, city, at)
     if rb is None:
         return message(request, "No such city", f"There is no city {city!r} in this system.", status=404)
-    if not rb.disclosure.station_monitor:
+    if not standings.publishes(rb, "station_monitor"):
         return message(
             request,
             f"{rb.name} has no train-station monitor",

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 from matplotlib.ticker import FuncFormatter
 
+from socialcredit import standings as read_model
 from socialcredit.report import lists, standings
 from socialcredit.report.figures import (
     PALETTE,
@@ -36,15 +37,21 @@ from socialcredit.report.html import Document, write
 from socialcredit.report.rundir import Query, RunDir, literal
 from socialcredit.yamlio import LocatedError
 
-LATEST_CTE = """{x}_std AS (SELECT ckey, arg_max(grade, assessed_at) AS grade, arg_max(score, assessed_at) AS score
-    FROM {x}.score_log WHERE assessed_at <= getvariable('as_of') GROUP BY ckey),
-{x}_on AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists FROM {x}.list_entries
-    WHERE start <= getvariable('as_of') AND ("end" IS NULL OR "end" > getvariable('as_of')) GROUP BY ckey)"""
+AS_OF = read_model.AS_OF
+
+
+def _latest_cte(x: str) -> str:
+    """Run `x`'s published standing at the end (the read model's latest assessment) and the lists it is on."""
+    latest = read_model.sql(read_model.latest_assessments(AS_OF, f"{x}.score_log"))
+    on = read_model.sql(read_model.in_force(AS_OF))
+    return (f"{x}_std AS ({latest}),\n{x}_on AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists "
+            f"FROM {x}.list_entries\n    WHERE {on} GROUP BY ckey)")
+
 
 CHANGED_CTE = (
-    LATEST_CTE.format(x="a")
+    _latest_cte("a")
     + ",\n"
-    + LATEST_CTE.format(x="b")
+    + _latest_cte("b")
     + """,
 everyone AS (SELECT c.ckey, c.citizen_id, c.city, sa.grade AS grade_a, sb.grade AS grade_b, sa.score AS score_a,
                 sb.score AS score_b, coalesce(oa.lists, []) AS lists_a, coalesce(ob.lists, []) AS lists_b
@@ -61,11 +68,11 @@ SCORE_DIFF_SQL = f"""WITH {CHANGED_CTE}
 SELECT city, ((score_b - score_a) // 10) * 10 AS difference_from, count(*) AS citizens
 FROM everyone WHERE score_a IS NOT NULL AND score_b IS NOT NULL GROUP BY ALL ORDER BY city, difference_from"""
 
-LIST_CHANGES_SQL = """WITH
+LIST_CHANGES_SQL = f"""WITH
 stays AS (SELECT 'a' AS run, ckey, list_id, start, "end" FROM a.list_entries
           UNION ALL SELECT 'b', ckey, list_id, start, "end" FROM b.list_entries),
 scoped AS (SELECT 'on it at the end' AS scope, run, ckey, list_id FROM stays
-           WHERE start <= getvariable('as_of') AND ("end" IS NULL OR "end" > getvariable('as_of'))
+           WHERE {read_model.sql(read_model.in_force(AS_OF))}
            UNION ALL SELECT 'ever during the run', run, ckey, list_id FROM stays WHERE start <= getvariable('as_of')),
 per AS (SELECT scope, ckey, list_id, bool_or(run = 'a') AS in_a, bool_or(run = 'b') AS in_b FROM scoped GROUP BY ALL)
 SELECT list_id, scope, count(*) FILTER (WHERE in_a AND NOT in_b) AS only_a,

@@ -18,6 +18,7 @@ import math
 
 import pyarrow as pa
 
+from socialcredit import standings as read_model
 from socialcredit.report.figures import PALETTE, Figure, canvas, distinct, grid, legend, pick, png
 from socialcredit.report.interactive import hover
 from socialcredit.report.rundir import CST_OFFSET_HOURS, Query, RunDir
@@ -40,6 +41,11 @@ GROUPS = """CASE WHEN grouping(age_group) = 0 THEN 'age group' WHEN grouping(sex
                 WHEN grouping(income) = 0 THEN 'income decile' WHEN grouping(city) = 0 THEN 'city'
                 WHEN grouping(district) = 0 THEN 'district' ELSE 'everyone' END AS dimension,
            coalesce(age_group, sex, income, city, district, 'all') AS grp"""
+
+# the read model's questions at the report's time: a stay not yet ended, the whitelist now, the latest assessment
+_NOT_ENDED = read_model.sql(read_model.not_ended(read_model.AS_OF))
+_WHITE_NOW = read_model.sql(read_model.stays_at(read_model.AS_OF, "whitelist"))
+_LATEST = read_model.sql(read_model.latest_assessments(read_model.AS_OF))
 
 RISK_SQL = f"""WITH {PERSON_CTE},
 listed AS (SELECT DISTINCT ckey, list_id FROM list_entries WHERE start <= getvariable('as_of')),
@@ -67,12 +73,10 @@ SELECT list_id, kind, dimension, grp, n1 AS citizens, a AS listed, round(100.0 *
 FROM pairs ORDER BY kind, list_id, dimension = 'everyone' DESC, dimension, grp"""
 
 OUTCOMES_SQL = f"""WITH {PERSON_CTE},
-black AS (SELECT ckey, bool_or("end" IS NULL OR "end" > getvariable('as_of')) AS now FROM list_entries
+black AS (SELECT ckey, bool_or({_NOT_ENDED}) AS now FROM list_entries
           WHERE kind = 'blacklist' AND start <= getvariable('as_of') GROUP BY ckey),
-white AS (SELECT DISTINCT ckey FROM list_entries WHERE kind = 'whitelist' AND start <= getvariable('as_of')
-          AND ("end" IS NULL OR "end" > getvariable('as_of'))),
-last AS (SELECT ckey, arg_max(score, assessed_at) AS score FROM score_log
-         WHERE assessed_at <= getvariable('as_of') GROUP BY ckey),
+white AS (SELECT DISTINCT ckey FROM ({_WHITE_NOW})),
+last AS ({_LATEST}),
 asks AS (SELECT ckey, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'deny') AS denied
          FROM decisions WHERE asked_at <= getvariable('as_of') GROUP BY ckey),
 per AS (

@@ -11,6 +11,7 @@ import textwrap
 
 import pyarrow as pa
 
+from socialcredit import standings as read_model
 from socialcredit.report.figures import (
     PALETTE,
     Figure,
@@ -29,10 +30,15 @@ from socialcredit.report.figures import (
 from socialcredit.report.interactive import hover
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
 
+# the read model's questions at the report's time: a stay not yet ended, the whitelist now, the latest assessment
+_IN_FORCE = read_model.sql(read_model.in_force(read_model.AS_OF))
+_WHITE_NOW = read_model.sql(read_model.stays_at(read_model.AS_OF, "whitelist"))
+_LATEST = read_model.sql(read_model.latest_assessments(read_model.AS_OF))
+
 LISTS_SQL = f"""WITH {MONTHS_CTE},
 {PERIODS_CTE}
 SELECT p.month, e.list_id, e.kind,
-       count(DISTINCT e.ckey) FILTER (WHERE e.start <= p.until AND (e."end" IS NULL OR e."end" > p.until)) AS on_list,
+       count(DISTINCT e.ckey) FILTER (WHERE {read_model.sql(read_model.in_force("p.until", "e"))}) AS on_list,
        count(*) FILTER (WHERE e.start > p.since AND e.start <= p.until) AS entries,
        count(*) FILTER (WHERE e."end" > p.since AND e."end" <= p.until) AS exits
 FROM periods p CROSS JOIN list_entries e
@@ -99,17 +105,15 @@ GROUP BY ALL ORDER BY ALL"""
 RETRACTIONS_SQL = """SELECT count(*) AS retracted_records, count(DISTINCT r.ckey) AS citizens
 FROM retractions x JOIN records r USING (rkey) WHERE x.retracted_at <= getvariable('as_of')"""
 
-MEMORY_SQL = """WITH
+MEMORY_SQL = f"""WITH
 stays AS (SELECT ckey,
-                 bool_or(start <= getvariable('as_of') AND ("end" IS NULL OR "end" > getvariable('as_of'))) AS now
+                 bool_or({_IN_FORCE}) AS now
           FROM list_entries WHERE kind = 'blacklist' AND start <= getvariable('as_of') GROUP BY ckey),
 marked AS (  -- a stay on a list that the citizen's rulebook remembers for good ("once untrustworthy …")
     SELECT DISTINCT e.ckey FROM list_entries e JOIN citizens c USING (ckey)
     JOIN memory_rules m ON m.city = c.city AND m.after_list = e.list_id WHERE e.start <= getvariable('as_of')),
-white AS (SELECT DISTINCT ckey FROM list_entries WHERE kind = 'whitelist' AND start <= getvariable('as_of')
-          AND ("end" IS NULL OR "end" > getvariable('as_of'))),
-last AS (SELECT ckey, arg_max(score, assessed_at) AS score FROM score_log
-         WHERE assessed_at <= getvariable('as_of') GROUP BY ckey),
+white AS (SELECT DISTINCT ckey FROM ({_WHITE_NOW})),
+last AS ({_LATEST}),
 asks AS (SELECT ckey, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'deny') AS denied
          FROM decisions WHERE asked_at <= getvariable('as_of') GROUP BY ckey)
 SELECT CASE WHEN s.now THEN 'on a blacklist now' WHEN s.ckey IS NOT NULL THEN 'listed before, not now'

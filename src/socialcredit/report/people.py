@@ -7,6 +7,7 @@ company one keeps.
 
 from __future__ import annotations
 
+from socialcredit import standings as read_model
 from socialcredit.report.disparity import disparity
 from socialcredit.report.figures import PALETTE, Figure, Section, canvas, counts, grid, legend, month_ticks, png
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
@@ -15,7 +16,7 @@ SHARE_CTE = f"""{MONTHS_CTE},
 {PERIODS_CTE},
 black AS (  -- on a blacklist just before the month-end assessment: what the engine's network rule reads
     SELECT DISTINCT p.i, e.ckey FROM periods p JOIN list_entries e ON e.kind = 'blacklist'
-    AND e.start < p.until AND (e."end" IS NULL OR e."end" >= p.until)),
+    AND {read_model.sql(read_model.in_force_just_before("p.until", "e"))}),
 share AS (  -- each citizen with contacts, at each month's end: the share of those contacts on a blacklist
     SELECT p.i, p.month, p.until, r.ckey, count(b.ckey) AS listed_contacts, count(*) AS contacts,
            count(b.ckey)::DOUBLE / count(*) AS share
@@ -25,7 +26,7 @@ unlisted AS (  -- left out: citizens blacklisted themselves then
     SELECT s.* FROM share s ANTI JOIN black b ON b.i = s.i AND b.ckey = s.ckey)"""
 
 NETWORK_SQL = f"""WITH {SHARE_CTE},
-scored AS (SELECT u.*, l.score FROM unlisted u ASOF JOIN score_log l ON l.ckey = u.ckey AND u.until >= l.assessed_at)
+scored AS (SELECT u.*, l.score FROM unlisted u {read_model.assessed_asof_join("u", "until", "l", outer=False)})
 SELECT CASE WHEN share = 0 THEN '0 none' WHEN share < 0.1 THEN '1 under 10%' WHEN share < 0.2 THEN '2 10–20%'
             WHEN share < 0.5 THEN '3 20–50%' ELSE '4 50% or more' END AS listed_contacts_share,
        count(*) AS citizen_months, count(DISTINCT ckey) AS citizens, round(avg(score), 1) AS mean_score,
@@ -43,7 +44,7 @@ FROM share s JOIN penalised x USING (i) GROUP BY s.month ORDER BY s.month"""
 
 SCATTER_SQL = f"""WITH {SHARE_CTE}
 SELECT u.share, l.score, count(*) AS citizens
-FROM unlisted u ASOF JOIN score_log l ON l.ckey = u.ckey AND u.until >= l.assessed_at
+FROM unlisted u {read_model.assessed_asof_join("u", "until", "l", outer=False)}
 WHERE u.i = getvariable('months') - 1 AND u.share > 0 GROUP BY ALL ORDER BY u.share, l.score"""
 
 CONTACT_CHANGES_SQL = """SELECT month, count(*) FILTER (WHERE change = 'drop') AS ties_dropped,

@@ -14,6 +14,7 @@ import datetime as dt
 
 import pyarrow as pa
 
+from socialcredit import standings as read_model
 from socialcredit.catalog import default_catalog
 from socialcredit.report.figures import (
     OUTCOME_COLOURS,
@@ -54,7 +55,7 @@ reached AS (  -- children of a parent whose stay, at the month's end, carries a 
     JOIN list_entries s ON s.start <= p.until
     JOIN citizens parent ON parent.ckey = s.ckey
     JOIN reaching m ON m.i = p.i AND m.city = parent.city AND m.list_id = s.list_id
-         AND (m.lasting OR ((s."end" IS NULL OR s."end" > p.until)
+         AND (m.lasting OR (({read_model.sql(read_model.not_ended("p.until", "s"))})
               AND (m.term_months IS NULL OR s.start + to_months(m.term_months) + to_days(m.term_days) > p.until)))
     JOIN relations r ON r.other = s.ckey AND r.kind = 'parent')
 SELECT p.month, count(x.child) AS children,

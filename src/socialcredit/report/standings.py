@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 
+from socialcredit import standings as read_model
 from socialcredit.report.figures import Figure, Section, canvas, distinct, grid, legend, month_ticks, pick, png
 from socialcredit.report.interactive import hover_at
 from socialcredit.report.rundir import MONTHS_CTE, RunDir
 
-STANDING_CTE = """standing AS (  -- each citizen at each assessment: the last score change logged at or before it
+STANDING_CTE = f"""standing AS (  -- each citizen at each assessment: the last score change logged at or before it
     SELECT x.i, x.month, x.city, x.ckey, s.score, s.grade
     FROM (SELECT m.i, m.month, m.instant, c.ckey, c.city FROM months m CROSS JOIN citizens c) x
-    ASOF LEFT JOIN score_log s ON s.ckey = x.ckey AND x.instant >= s.assessed_at)"""
+    {read_model.assessed_asof_join("x", "instant", "s")})"""
 
 QUANTILES_SQL = f"""WITH {MONTHS_CTE},
 {STANDING_CTE}

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from socialcredit import standings
+
 if TYPE_CHECKING:
     from socialcredit.store import Store
 
@@ -61,15 +63,7 @@ class ContactMonth:
 
 
 def _listed(store: Store, at: dt.datetime) -> np.ndarray:
-    has = store.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'list_entries'").fetchall()[0][0]
-    if not has:
-        return np.zeros(0, np.int64)
-    rows = store.con.execute(
-        """SELECT DISTINCT ckey FROM list_entries WHERE kind = 'blacklist' AND start <= ?
-           AND ("end" IS NULL OR "end" > ?) ORDER BY 1""",
-        [at, at],
-    ).fetchall()
-    return np.array([r[0] for r in rows], np.int64)
+    return np.array(standings.listed(store, at, "blacklist"), np.int64)
 
 
 def exposure(store: Store, listed: np.ndarray) -> tuple[int, int, float]:

@@ -35,8 +35,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from socialcredit import standings
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.clock import CST
+from socialcredit.engine.sql import fill
 
 if TYPE_CHECKING:
     from socialcredit.store import Store
@@ -87,14 +89,7 @@ def _previous_month(month_start: dt.datetime) -> dt.datetime:
 
 def blacklisted(store: Store, at: dt.datetime) -> pa.Array:
     """Citizen ids on any blacklist at `at` (naive UTC), per the last engine run; empty before the first."""
-    if not _has_table(store, "list_entries"):
-        return pa.array([], pa.string())
-    rows = store.con.execute(
-        """SELECT DISTINCT c.citizen_id FROM list_entries e JOIN citizens c USING (ckey)
-           WHERE e.kind = 'blacklist' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY 1""",
-        [at, at],
-    ).fetchall()
-    return pa.array([r[0] for r in rows], pa.string())
+    return pa.array(standings.listed_citizens(store, at, "blacklist"), pa.string())
 
 
 def near_threshold(store: Store, at: dt.datetime, band: int) -> pa.Array:
@@ -121,15 +116,13 @@ def near_threshold(store: Store, at: dt.datetime, band: int) -> pa.Array:
     store.con.register("_bounds", bounds)
     try:
         found = store.con.execute(
-            """WITH last AS (SELECT ckey, arg_max(score, assessed_at) AS score FROM score_log
-                             WHERE assessed_at <= ? GROUP BY ckey),
-                    s AS (SELECT c.ckey, c.citizen_id, c.city, coalesce(l.score, any_value(b.base)) AS score
-                          FROM citizens c JOIN _bounds b USING (city) LEFT JOIN last l USING (ckey)
-                          GROUP BY c.ckey, c.citizen_id, c.city, l.score)
-               SELECT s.citizen_id FROM s JOIN _bounds b USING (city)
-               WHERE b.bound <= s.score GROUP BY s.ckey, s.citizen_id, s.score
-               HAVING max(b.bound) > any_value(b.lowest) AND s.score - max(b.bound) < ? ORDER BY s.ckey""",
-            [at, band],
+            fill("""WITH s AS (SELECT c.ckey, c.citizen_id, c.city, coalesce(l.score, any_value(b.base)) AS score
+                               FROM citizens AS c JOIN _bounds AS b ON b.city = c.city LEFT JOIN __last AS l
+                               ON l.ckey = c.ckey GROUP BY c.ckey, c.citizen_id, c.city, l.score)
+                    SELECT s.citizen_id FROM s JOIN _bounds AS b ON b.city = s.city
+                    WHERE b.bound <= s.score GROUP BY s.ckey, s.citizen_id, s.score
+                    HAVING max(b.bound) > any_value(b.lowest) AND s.score - max(b.bound) < $band ORDER BY s.ckey""",
+                 last=standings.latest_assessments(at), band=band).sql(standings.DIALECT)
         ).fetchall()
     finally:
         store.con.unregister("_bounds")
@@ -139,16 +132,15 @@ def near_threshold(store: Store, at: dt.datetime, band: int) -> pa.Array:
 def _holders(store: Store, characteristic: str, at: dt.datetime, since: dt.datetime) -> list[tuple]:
     """(citizen_id, setter agency, amount, denied since `since`, held since) per holder of `characteristic` at `at`."""
     return store.con.execute(
-        """WITH h AS (SELECT ci.ckey, arg_min(r.agency, ci.start) AS agency, arg_min(ci.amount, ci.start) AS amount,
-                             min(ci.start) AS held_since
-                      FROM characteristic_intervals ci JOIN records r USING (rkey)
-                      WHERE ci.characteristic = $ch AND ci.start <= $at AND (ci."end" IS NULL OR ci."end" > $at)
-                      GROUP BY ci.ckey),
+        fill("""WITH h AS (SELECT ci.ckey, arg_min(r.agency, ci.start) AS agency,
+                             arg_min(ci.amount, ci.start) AS amount, min(ci.start) AS held_since
+                      FROM characteristic_intervals AS ci JOIN records AS r ON r.rkey = ci.rkey
+                      WHERE ci.characteristic = $ch AND $held GROUP BY ci.ckey),
                 d AS (SELECT DISTINCT ckey FROM decisions WHERE asked_by = 'simulator' AND outcome = 'deny'
                       AND asked_at >= $since AND asked_at < $at)
            SELECT c.citizen_id, h.agency, h.amount, d.ckey IS NOT NULL, h.held_since
-           FROM h JOIN citizens c USING (ckey) LEFT JOIN d USING (ckey) ORDER BY h.ckey""",
-        {"ch": characteristic, "at": at, "since": since},
+           FROM h JOIN citizens AS c ON c.ckey = h.ckey LEFT JOIN d ON d.ckey = h.ckey ORDER BY h.ckey""",
+             ch=characteristic, held=standings.in_force(at, "ci"), at=at, since=since).sql(standings.DIALECT)
     ).fetchall()
 
 

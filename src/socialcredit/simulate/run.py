@@ -34,9 +34,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from socialcredit import decisions
+from socialcredit import decisions, standings
 from socialcredit.clock import cst, cst_midnight_utc, stored
 from socialcredit.engine import Engine, next_month_utc
+from socialcredit.engine.sql import fill
 from socialcredit.simulate.behaviour import generate_records
 from socialcredit.simulate.contacts import SCHEMA as CONTACTS_SCHEMA
 from socialcredit.simulate.contacts import avoid_listed_contacts
@@ -322,13 +323,10 @@ def _scores(store: Store, scenario: Scenario, at: dt.datetime) -> list[dict[str,
         base.append((city, rb.grade_of(rb.scale.base) if rb else None))
     store.con.register("_base", pa.table({"city": [b[0] for b in base], "grade": [b[1] for b in base]}))
     try:
-        found = store.con.execute(
-            """WITH last AS (SELECT ckey, arg_max(grade, assessed_at) AS grade FROM score_log
-                             WHERE assessed_at <= ? GROUP BY ckey)
-               SELECT c.city, coalesce(l.grade, b.grade, '-') AS grade, count(*) AS citizens
-               FROM citizens c LEFT JOIN last l USING (ckey) LEFT JOIN _base b ON b.city = c.city
-               GROUP BY ALL ORDER BY ALL""",
-            [at],
+        found = store.con.execute(fill(
+            """SELECT c.city, coalesce(l.grade, b.grade, '-') AS grade, count(*) AS citizens
+               FROM citizens AS c LEFT JOIN __last AS l ON l.ckey = c.ckey LEFT JOIN _base AS b ON b.city = c.city
+               GROUP BY 1, 2 ORDER BY 1, 2, 3""", last=standings.latest_assessments(at)).sql(standings.DIALECT)
         ).fetchall()
     finally:
         store.con.unregister("_base")
@@ -342,14 +340,13 @@ def _lists(store: Store, scenario: Scenario, previous: dt.datetime | None, at: d
     since = previous or dt.datetime(1900, 1, 1)
     found = {
         list_id: (on, entries, exits)
-        for list_id, on, entries, exits in store.con.execute(
+        for list_id, on, entries, exits in store.con.execute(fill(
             """SELECT list_id,
-                      count(DISTINCT ckey) FILTER (WHERE start <= $at AND ("end" IS NULL OR "end" > $at)),
+                      count(DISTINCT ckey) FILTER (WHERE $on),
                       count(*) FILTER (WHERE start > $since AND start <= $at),
                       count(*) FILTER (WHERE "end" > $since AND "end" <= $at)
-               FROM list_entries GROUP BY list_id""",
-            {"at": at, "since": since},
-        ).fetchall()
+               FROM list_entries GROUP BY list_id""", on=standings.in_force(at), since=since, at=at,
+        ).sql(standings.DIALECT)).fetchall()
     }
     return [
         {"list_id": x, "on_list": found.get(x, (0, 0, 0))[0], "entries": found.get(x, (0, 0, 0))[1],
@@ -365,10 +362,9 @@ def _children(store: Store, at: dt.datetime) -> int:
     with the decider's `reaching_measures`, the function `decide` uses, so the count cannot drift from
     the decisions.
     """
-    candidates = store.con.execute(
-        """SELECT DISTINCT r.ckey FROM relations r JOIN list_entries e ON e.ckey = r.other
-           WHERE r.kind = 'parent' AND e.start <= ? AND (e."end" IS NULL OR e."end" > ?) ORDER BY 1""",
-        [at, at],
+    candidates = store.con.execute(fill(
+        """SELECT DISTINCT r.ckey FROM relations AS r JOIN __on AS e ON e.ckey = r.other
+           WHERE r.kind = 'parent' ORDER BY 1""", on=standings.stays_at(at)).sql(standings.DIALECT)
     ).fetchall()
     decider = decisions.decider(store)  # the run's: its index is the one the month's decisions used
     index = decider.index(at)
