@@ -48,7 +48,7 @@ CHILDREN = """SELECT DISTINCT c.citizen_id FROM relations r JOIN citizens c ON c
 
 def denied_child(store: Store, at: dt.datetime) -> str | None:
     """A child whom a parent's listing keeps out of a private school (not every city's lists reach children);
-    the youngest first, since measures that reach children do not look at the child's age (a known limit)."""
+    the youngest first (a measure reaches a child only while a minor)."""
     for (cid,) in store.con.execute(CHILDREN, [at, at]).fetchall():
         if decide(store, cid, "school.private_admission", stored(at), record=False).outcome == "deny":
             return str(cid)
