@@ -69,8 +69,9 @@ def test_sample_ordinary_citizen_allowed(sample_store):
 def sample_oracle() -> Oracle:
     """The independent model (tests/oracle/model.py) on the same sample: the shipped rulebooks, people, records."""
     ids = citizen_ids()
-    people = [Person(ids[k], city, [ids[c] for c in contacts], [ids[p] for p in parents])
-              for k, _name, _latin, _sex, _born, city, parents, _spouse, contacts in PEOPLE]
+    people = [Person(ids[k], city, [ids[c] for c in contacts], [ids[p] for p in parents],
+                     born=dt.date.fromisoformat(born))
+              for k, _name, _latin, _sex, born, city, parents, _spouse, contacts in PEOPLE]
     records = []
     for key, behaviour, when, agency, attrs in RECORDS:
         at = dt.datetime.fromisoformat(when).replace(tzinfo=CST_TZ).astimezone(dt.UTC)

@@ -72,8 +72,27 @@ def _full(store: Store, as_of: dt.datetime) -> Engine:
     return eng
 
 
+def _contact_change(rnd: random.Random, stores: tuple[Store, ...], m: int) -> None:
+    """Maybe end one contact in force or start a new one, dated in month `m` (at its start, or later in it),
+    the same in every store: the network rule reads the contacts in force at each assessment."""
+    if rnd.random() < 0.5:
+        return
+    at = MONTHS[m] + (dt.timedelta(0) if rnd.random() < 0.3 else dt.timedelta(days=rnd.randrange(1, 27)))
+    ties = stores[0].con.execute(
+        "SELECT ckey, other FROM relations WHERE kind = 'contact' AND valid_to IS NULL AND ckey < other ORDER BY ALL"
+    ).fetchall()
+    n = stores[0].con.execute("SELECT count(*) FROM citizens").fetchall()[0][0]
+    a, b = sorted(rnd.sample(range(n), 2))
+    for s in stores:
+        if (a, b) in ties:
+            s.end_relations([a], [b], "contact", at)
+        else:
+            s.add_relations([a], [b], "contact", at)
+
+
 def _month_by_month(make_store, make_citizens, seed: int, n: int, mid_month: bool) -> int:
     rnd = random.Random(seed)
+    graph = random.Random(seed + 1)  # its own draws: the records are those the seed always gave
     inc = make_store(NATIONAL_YAML, city_yaml(1), city_yaml(2), memory=True)
     full = make_store(NATIONAL_YAML, city_yaml(1), city_yaml(2), memory=True)
     ids = make_citizens(inc, 6, contacts=CONTACTS)
@@ -89,6 +108,7 @@ def _month_by_month(make_store, make_citizens, seed: int, n: int, mid_month: boo
         for s in (inc, full):
             if batch:
                 s.ingest(batch, now=NOW)
+        _contact_change(graph, (inc, full), m)
         as_of = MONTHS[m + 1]
         if mid_month and rnd.random() < 0.4:
             as_of = MONTHS[m] + dt.timedelta(days=rnd.randrange(1, 27))
@@ -141,7 +161,10 @@ def test_changes_other_than_appended_records_recompute_fully(make_store, make_ci
     assert resumed(cst(2021, 7, 1)) == utc_naive(cst(2021, 4, 15))  # back-dated: from its time
     store.retract("state_grid", ["r3"], "wrong", "test")
     assert resumed(cst(2021, 7, 1)) is None
-    store.con.execute("DELETE FROM relations")  # a changed contact graph
+    # a contact ended: a dated fact, so the assessments before it stand and the run resumes from its time
+    store.end_relations([store.ckey(a)], [store.ckey(b)], "contact", cst(2021, 5, 10))
+    assert resumed(cst(2021, 7, 1)) == utc_naive(cst(2021, 5, 10))
+    store.con.execute("DELETE FROM relation_changes WHERE change = 'end'")  # facts removed behind the store's back
     assert resumed(cst(2021, 7, 1)) is None
     assert resumed(cst(2021, 8, 1)) is not None
 

@@ -391,12 +391,17 @@ class Decider:
 
     def reaching_measures(self, idx: StayIndex, ckey: int, at: dt.datetime,
                           service: str | None = None) -> list[ActiveMeasure]:
-        """Measures of parents (reach children) and of household members (reach household)."""
+        """Measures of parents (reach children) and of household members (reach household), through the ties
+        in force at `at`; a parent's measure reaches a child only while the child is under CHILDREN_UNDER on
+        `at`'s CST calendar day (a 56-year-old son is not a child the measure is about)."""
         out: list[ActiveMeasure] = []
-        for other, kind, other_id, city in idx.relatives.get(ckey, []):
+        minor = at < idx.of_age.get(ckey, dt.datetime.min)
+        for other, kind, other_id, city, since, until in idx.relatives.get(ckey, []):
+            if since > at or (until is not None and until <= at):
+                continue
             for m in self.own_measures(idx, other, city, at, service):
                 reach = self.store.catalog.measures[m.measure].reach
-                if (reach == "children" and kind == "parent") or reach == "household":
+                if (reach == "children" and kind == "parent" and minor) or reach == "household":
                     m.via = f"{kind}:{other_id} {m.via}"
                     out.append(m)
         return out

@@ -20,11 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from socialcredit.catalog import CHILDREN_UNDER
+from socialcredit.clock import cst_midnight_utc
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
 Stay = tuple[str, dt.datetime, dt.datetime | None]  # (list_id, start, end)
-Relative = tuple[int, str, str, str]  # (other ckey, kind as seen from the citizen, other's citizen_id, other's city)
+# (other ckey, kind as seen from the citizen, other's citizen_id, other's city, when the tie began and ended: UTC)
+Relative = tuple[int, str, str, str, dt.datetime, dt.datetime | None]
 
 
 @dataclass
@@ -39,6 +42,8 @@ class StayIndex:
     stays: dict[int, list[Stay]] = field(default_factory=dict)
     relatives: dict[int, list[Relative]] = field(default_factory=dict)
     affected: frozenset[int] = frozenset()  # citizens with a stay or a relative with one
+    # for citizens with a parent who has a stay: when they come of age (CHILDREN_UNDER), as naive UTC
+    of_age: dict[int, dt.datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.affected = frozenset(self.stays) | frozenset(self.relatives)
@@ -63,14 +68,19 @@ class StayIndex:
             ).fetchall():
                 stays[ckey].append((list_id, start, end))
         relatives: dict[int, list[Relative]] = defaultdict(list)
+        of_age: dict[int, dt.datetime] = {}
         if stays:
             con.execute("CREATE OR REPLACE TEMP TABLE _listed AS SELECT DISTINCT ckey FROM list_entries")
-            for ckey, other, kind, other_id, city in con.execute(
-                """SELECT r.ckey, r.other, r.kind, c.citizen_id, c.city FROM relations r
-                   JOIN _listed l ON l.ckey = r.other JOIN citizens c ON c.ckey = r.other
-                   WHERE r.kind IN ('parent', 'spouse', 'child') ORDER BY r.ckey, r.kind, r.other"""
+            # every tie that was ever in force, with its dates: a decision asks which held at its own time
+            for ckey, other, kind, other_id, city, since, until, born in con.execute(
+                """SELECT r.ckey, r.other, r.kind, c.citizen_id, c.city, r.valid_from, r.valid_to, me.birth_date
+                   FROM relations r JOIN _listed l ON l.ckey = r.other JOIN citizens c ON c.ckey = r.other
+                   JOIN citizens me ON me.ckey = r.ckey
+                   WHERE r.kind IN ('parent', 'spouse', 'child') ORDER BY r.ckey, r.kind, r.other, r.valid_from"""
             ).fetchall():
-                relatives[ckey].append((other, kind, other_id, city))
+                relatives[ckey].append((other, kind, other_id, city, since, until))
+                if kind == "parent" and ckey not in of_age:
+                    of_age[ckey] = coming_of_age(born)
             con.execute("DROP TABLE _listed")
         return cls(
             computed[0][0] if computed else None,
@@ -80,6 +90,7 @@ class StayIndex:
             [str(c) for c in cities.tolist()],
             dict(stays),
             dict(relatives),
+            of_age=of_age,
         )
 
     def locate(self, citizen_id: str) -> tuple[int, str]:
@@ -107,6 +118,17 @@ class StayIndex:
         return self.ckeys[pos_c], self.city_of[pos_c]
 
 
+def coming_of_age(born: dt.date) -> dt.datetime:
+    """The instant (naive UTC) a citizen born on `born` is no longer a child a measure reaches: the CST midnight
+    that starts their CHILDREN_UNDER-th birthday (29 February births: 1 March in a common year)."""
+    year = born.year + CHILDREN_UNDER
+    try:
+        day = born.replace(year=year)
+    except ValueError:
+        day = dt.date(year, 3, 1)
+    return cst_midnight_utc(day)
+
+
 def storable(citizen_id: str) -> bool:
     """Whether the ID has the stored IDs' shape (18 ASCII characters); nothing else can be in the index."""
     return len(citizen_id) == 18 and citizen_id.isascii()
@@ -123,4 +145,4 @@ def _fixed_width(column: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(a.to_numpy(zero_copy_only=False), dtype="S18")
 
 
-__all__ = ["Relative", "Stay", "StayIndex"]
+__all__ = ["Relative", "Stay", "StayIndex", "coming_of_age"]

@@ -1,13 +1,14 @@
 """The store: one DuckDB file, one writer, append-only facts.
 
-Facts (citizens, relations, records, retractions, rulebook versions) are only ever appended; the
+Facts (citizens, relation changes, records, retractions, rulebook versions) are only ever appended; the
 engine's results (ledger, list entries, score log) are derived tables it recomputes (the record
 ledger it extends with the new records' entries while the rulebooks stay the same), so any
 past standing can be recomputed from the facts. Records are kept physically clustered by citizen
 (each batch is written in citizen order, and `compact` rewrites the table in that order), so the
 engine's per-citizen sums read a citizen's records together; the order changes no result. Every
 batch is validated set-wise in SQL against the catalog before anything is written: a batch with any
-bad row is rejected whole, with every problem.
+bad row is rejected whole, with every problem. Relations are dated: a tie begins and ends by appended
+facts (`add_relations`, `end_relations`, the only writers besides registration), never by a deletion.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pyarrow as pa
 
 from socialcredit import frames, ids, schema, text
 from socialcredit.catalog import Catalog, default_catalog
+from socialcredit.clock import EARLIEST, utc_naive
 from socialcredit.ingest import BatchRejected, Problem, q
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
 from socialcredit.yamlio import LocatedError
@@ -127,6 +129,10 @@ _POP_OPTIONAL = {
 _REL_REQUIRED = {"ckey": "BIGINT", "other": "BIGINT", "kind": "VARCHAR"}
 _MIRROR = {"parent": "child", "child": "parent", "spouse": "spouse", "contact": "contact"}
 _MAX_PROBLEMS = 1000  # a systematically broken million-row batch is reported by its first problems
+# When a tie registered with the citizens began: the register says who is related, not since when, so such a
+# tie is in force as far back as the system reasons (clock.EARLIEST), as every tie was before relations had
+# dates; a store made before then gets the same start for its ties (`_migrate_relations`), so no result moves.
+UNDATED = utc_naive(EARLIEST)
 
 
 def _id_problem_sql(col: str) -> str:
@@ -168,6 +174,7 @@ class Store:
         self._cursors_lock = threading.Lock()
         self._rulebooks: RulebookSet | None = None
         self._file: int | None = None  # a descriptor kept open for copies (see copy_file)
+        self._in_tx = False  # a transaction is open (`transaction`): one opened inside it joins it
         if read_only and views:  # an analyst's open: the readable views come with it (a writer asks, `readable()`)
             self.readable()
 
@@ -300,13 +307,35 @@ class Store:
         what exists."""
         tables = [t for t in schema.all_tables(self.catalog) if names is None or t.name in names]
         self.con.execute(";\n".join(schema.create(t) for t in tables))
+        if names is None or "relation_changes" in names:
+            self._migrate_relations()
+
+    def _migrate_relations(self) -> None:
+        """The `relations` view over the relation changes; a store made when relations were an undated table
+        has its ties moved into `relation_changes` first, as starts at UNDATED (what the engine then read
+        them as: in force at every time), and the old table dropped, in the caller's transaction."""
+        found = dict(self.con.execute(
+            """SELECT table_name, table_type FROM information_schema.tables
+               WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = 'relations'"""
+        ).fetchall())
+        if found.get("relations") == "VIEW":
+            return
+        if found.get("relations") == "BASE TABLE":
+            self.con.execute(
+                """INSERT INTO relation_changes
+                   SELECT (SELECT coalesce(max(seq) + 1, 0) FROM relation_changes) + row_number() OVER () - 1,
+                          ckey, other, kind, 'start', $at, NULL FROM relations""", {"at": UNDATED})
+            self.con.execute("DROP TABLE relations")
+        self.con.execute(";\n".join([schema.RELATIONS.create(), *schema.RELATIONS.comments()]))
 
     def comment_tables(self, names: tuple[str, ...] | None = None) -> None:
         """`COMMENT ON` every table and column from the schema's sentences (or those of the tables named):
         the engine replaces tables whole, and a replaced table has lost its comments. Call it inside a
         transaction (the engine's run, `init`): committed one by one they are slow."""
         tables = [t for t in schema.all_tables(self.catalog) if names is None or t.name in names]
-        self.con.execute(";\n".join(c for t in tables for c in schema.comments(t)))
+        views = [v for v in schema.VIEWS if names is None or v.name in names]
+        self.con.execute(";\n".join([*(c for t in tables for c in schema.comments(t)),
+                                      *(c for v in views for c in v.comments())]))
 
     def _sync_dimensions(self) -> None:
         have = {c for (c,) in self.con.execute("SELECT code FROM behaviours").fetchall()}
@@ -486,9 +515,12 @@ class Store:
             self.con.register("_new_citizens", ctable)
             self.con.register("_new_relations", rtable)
             self.con.execute("INSERT INTO citizens SELECT * FROM _new_citizens")
-            self.con.execute("""INSERT INTO relations SELECT DISTINCT * FROM _new_relations n
-                WHERE NOT EXISTS (SELECT 1 FROM relations r WHERE r.ckey = n.ckey AND r.other = n.other
-                AND r.kind = n.kind)""")
+            self.con.execute("""INSERT INTO relation_changes
+                SELECT (SELECT coalesce(max(seq) + 1, 0) FROM relation_changes) + row_number() OVER () - 1,
+                       ckey, other, kind, 'start', $at, NULL
+                FROM (SELECT DISTINCT * FROM _new_relations n
+                      WHERE NOT EXISTS (SELECT 1 FROM relations r WHERE r.ckey = n.ckey AND r.other = n.other
+                                        AND r.kind = n.kind AND r.valid_to IS NULL))""", {"at": UNDATED})
             self.con.unregister("_new_citizens")
             self.con.unregister("_new_relations")
         return len(rows)
@@ -656,22 +688,111 @@ class Store:
                        c.avatar_seed
                 FROM _pop_c c JOIN jurisdictions j ON j.code = c.city ORDER BY c.row""")
             dense = self.con.execute("SELECT coalesce(bool_and(ckey = row - 1), true) FROM _pop_c").fetchall()[0][0]
+            # registered ties start at UNDATED; their changes are numbered on from the store's last, in row order
+            seq = self.con.execute("SELECT coalesce(max(seq) + 1, 0) FROM relation_changes").fetchall()[0][0]
+            params = {"base": base, "seq": seq, "at": UNDATED}
             if dense:  # local keys are 0 … n-1 in row order, as generated: no lookup needed
-                self.con.execute(f"INSERT INTO relations SELECT {base} + ckey, {base} + other, kind FROM _pop_r")
+                self.con.execute("""INSERT INTO relation_changes
+                    SELECT $seq + row - 1, $base + ckey, $base + other, kind, 'start', $at, NULL FROM _pop_r""", params)
             else:
-                self.con.execute(f"""
-                    INSERT INTO relations
-                    SELECT {base} + a.row - 1, {base} + b.row - 1, r.kind
+                self.con.execute("""
+                    INSERT INTO relation_changes
+                    SELECT $seq + r.row - 1, $base + a.row - 1, $base + b.row - 1, r.kind, 'start', $at, NULL
                     FROM _pop_r r JOIN _pop_c a ON a.ckey = r.ckey JOIN _pop_c b ON b.ckey = r.other
-                    ORDER BY r.row""")
+                    ORDER BY r.row""", params)
             self.con.execute(f"""
                 INSERT INTO citizen_profiles
                 SELECT {base} + row - 1, income_decile, occupation,
                        household - min(household) OVER () + {households[0][0]}
                 FROM _pop_c ORDER BY row""")
 
+    # ------------------------------------------------------------------ relations over time
+
+    def add_relations(self, ckey: Any, other: Any, kind: str, at: dt.datetime, source: str = "relations") -> int:
+        """Ties of one `kind` that begin at `at`: `other[i]` becomes `kind` to `ckey[i]` (and `ckey[i]` the
+        mirror kind to `other[i]`), appended as `start` facts; how many ties. Refused whole (BatchRejected,
+        rows numbered from 1) when a citizen is unknown, a tie is its own, repeated, already in force, or
+        would begin before its last change. `at`: naive UTC, or aware."""
+        return self._change_relations("start", ckey, other, kind, at, source)
+
+    def end_relations(self, ckey: Any, other: Any, kind: str, at: dt.datetime, source: str = "relations") -> int:
+        """Ties of one `kind` in force that end at `at` (and their mirrors), appended as `end` facts naming the
+        start each ends: nothing is deleted, so the tie stays readable for the times it was in force. Refused
+        whole when a tie is not in force or began after `at`."""
+        return self._change_relations("end", ckey, other, kind, at, source)
+
+    def _change_relations(self, change: str, ckey: Any, other: Any, kind: str, at: dt.datetime, source: str) -> int:
+        self.require_init()
+        a = np.asarray(ckey, dtype=np.int64).reshape(-1)
+        b = np.asarray(other, dtype=np.int64).reshape(-1)
+        if kind not in _MIRROR:
+            raise BatchRejected(source, [Problem(0, "kind", f"{kind!r} is not one of {', '.join(_MIRROR)}")])
+        if a.shape != b.shape:
+            raise BatchRejected(source, [Problem(0, "other", f"{b.size} others for {a.size} citizens")])
+        if not a.size:
+            return 0
+        when = utc_naive(at)
+        self.con.register("_rel_in", pa.table({"row": np.arange(1, a.size + 1), "ckey": a, "other": b}))
+        params: dict[str, object] = {"kind": kind, "mirror": _MIRROR[kind]}
+        try:
+            self.con.execute(
+                """CREATE OR REPLACE TEMP TABLE _rel AS
+                   SELECT row, 0 AS dir, ckey, other, $kind AS kind FROM _rel_in
+                   UNION ALL SELECT row, 1, other, ckey, $mirror FROM _rel_in""", params)
+            # the ties concerned as they stand: the open start of each, and the time of its last change
+            self.con.execute(
+                """CREATE OR REPLACE TEMP TABLE _rel_now AS
+                   SELECT r.row, r.dir, r.ckey, r.other, r.kind, max(c.at) AS last,
+                          max(c.seq) FILTER (WHERE c.change = 'start' AND e.ends IS NULL) AS open
+                   FROM _rel r LEFT JOIN relation_changes c ON c.ckey = r.ckey AND c.other = r.other
+                        AND c.kind = r.kind
+                   LEFT JOIN (SELECT ends FROM relation_changes WHERE change = 'end') e ON e.ends = c.seq
+                   GROUP BY r.row, r.dir, r.ckey, r.other, r.kind""")
+            checks = [
+                """SELECT row, 'ckey', 'unknown citizen: ckey ' || ckey FROM _rel_in
+                   WHERE ckey NOT IN (SELECT ckey FROM citizens)""",
+                """SELECT row, 'other', 'unknown citizen: ckey ' || other FROM _rel_in
+                   WHERE other NOT IN (SELECT ckey FROM citizens)""",
+                "SELECT row, 'other', 'a citizen is not their own relation' FROM _rel_in WHERE ckey = other",
+                """SELECT max(row), 'other', 'repeats row ' || min(row) FROM _rel
+                   WHERE ckey <> other GROUP BY ckey, other, kind HAVING count(*) > 1""",
+            ]
+            tie = "'the tie (' || ckey || ', ' || other || ', ' || kind || ')'"
+            if change == "start":
+                checks += [
+                    f"""SELECT min(row), 'other', {tie} || ' is already in force' FROM _rel_now
+                        WHERE open IS NOT NULL GROUP BY ckey, other, kind""",
+                    f"""SELECT min(row), 'at', {tie} || ' last changed at ' || last || ' UTC, after this'
+                        FROM _rel_now WHERE last > $at GROUP BY ckey, other, kind, last""",
+                ]
+            else:
+                checks += [
+                    f"""SELECT min(row), 'other', {tie} || ' is not in force, so cannot end' FROM _rel_now
+                        WHERE open IS NULL GROUP BY ckey, other, kind""",
+                    f"""SELECT min(row), 'at', {tie} || ' began at ' || last || ' UTC, after this' FROM _rel_now
+                        WHERE open IS NOT NULL AND last > $at GROUP BY ckey, other, kind, last""",
+                ]
+            union = "\nUNION ALL\n".join(f"({c})" for c in checks)  # fixed texts; values are bound
+            found = self.con.execute(
+                f"SELECT DISTINCT * FROM ({union}) AS p(row, field, message) ORDER BY row, field, message LIMIT 1001",
+                {"at": when} if "$at" in union else {}).fetchall()
+            if found:
+                raise BatchRejected(source, [Problem(int(r), f, m) for r, f, m in found[:_MAX_PROBLEMS]])
+            with self.transaction():
+                seq = self.con.execute("SELECT coalesce(max(seq) + 1, 0) FROM relation_changes").fetchall()[0][0]
+                self.con.execute(
+                    """INSERT INTO relation_changes
+                       SELECT $seq + row_number() OVER (ORDER BY row, dir) - 1, ckey, other, kind,
+                              $change, $at, CASE WHEN $change = 'end' THEN open END
+                       FROM _rel_now ORDER BY row, dir""",
+                    {"seq": seq, "change": change, "at": when})
+        finally:
+            self.con.unregister("_rel_in")
+            self.con.execute("DROP TABLE IF EXISTS _rel; DROP TABLE IF EXISTS _rel_now")
+        return int(a.size)
+
     def transaction(self) -> _Tx:
-        return _Tx(self.con)
+        return _Tx(self)
 
     def ckey(self, citizen_id: str) -> int:
         why = ids.problem(citizen_id)  # a malformed ID (or one that is not even text) never reaches SQL
@@ -772,11 +893,22 @@ class Store:
 
 
 class _Tx:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
+    """A transaction on the store's connection; one opened inside another joins it (the outer one commits or
+    rolls back), so a caller can make several of the store's writes one change (contact avoidance ends some
+    ties and starts others at once)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.con = store.con
+        self.outer = False
 
     def __enter__(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
+        self.outer = not self.store._in_tx
+        if self.outer:
+            self.con.execute("BEGIN TRANSACTION")
+            self.store._in_tx = True
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+        if self.outer:
+            self.store._in_tx = False
+            self.con.execute("ROLLBACK" if exc_type else "COMMIT")

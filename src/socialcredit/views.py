@@ -41,8 +41,9 @@ VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
         SELECT c.citizen_id, c.name, c.name_latin, c.sex, c.birth_date, c.city, p.income_decile, p.occupation,
                p.household
         FROM citizens c LEFT JOIN citizen_profiles p USING (ckey)"""),
-    "relations_view": (("relations", "citizens"), """
-        SELECT a.citizen_id, r.kind, b.citizen_id AS other_citizen_id
+    "relations_view": (("relations", "citizens"), f"""
+        SELECT a.citizen_id, r.kind, b.citizen_id AS other_citizen_id, {_utc("r.valid_from")} AS valid_from,
+               {_utc("r.valid_to")} AS valid_to
         FROM relations r JOIN citizens a ON a.ckey = r.ckey JOIN citizens b ON b.ckey = r.other"""),
     "records_view": (("records", "citizens", "jurisdictions", "behaviours", "retractions"), f"""
         SELECT r.record_id, r.agency, c.citizen_id, j.code AS city, b.code AS behaviour, l.label AS behaviour_label,

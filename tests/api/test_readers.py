@@ -205,8 +205,8 @@ def fresh_answers(snapshot: Path, asked: list[dict[str, Any]], tmp: Path) -> lis
     with Store(fresh) as store:
         store.init(load_shipped_rulebooks=False)
         store.con.execute("ATTACH ? AS snap (READ_ONLY)", [str(snapshot)])
-        for table in ("jurisdictions", "behaviours", "citizens", "relations", "records", "retractions", "batches",
-                      "rulebook_versions", "citizen_profiles"):
+        for table in ("jurisdictions", "behaviours", "citizens", "relation_changes", "records", "retractions",
+                      "batches", "rulebook_versions", "citizen_profiles"):
             store.con.execute(f"DELETE FROM {table}")
             store.con.execute(f"INSERT INTO {table} SELECT * FROM snap.{table}")
         as_of = store.con.execute("SELECT as_of FROM snap.engine_run").fetchall()[0][0]

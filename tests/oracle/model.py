@@ -17,7 +17,8 @@ What it models (each numbered item is one sentence of the sources):
    while it holds, under the rulebook in force at each instant.
 4. The network characteristic `blacklisted_contacts` holds for a month with `share` = the part of one's
    contacts on a blacklist at the start of that month (a one-month lag: status just before the month's
-   assessment), and gives its rules' points for that month.
+   assessment), and gives its rules' points for that month. The contacts are those in force at the month's
+   start: a tie counts from when it began until (not at) when it ended.
 5. score(t) = clamp(base + points in force at t) with the scale in force at t; grade = its band.
 6. On the first of every CST month each citizen is assessed: a grade list is entered when the grade is one
    of its grades (unless memory bars it) and left at the first assessment with another grade at least
@@ -27,8 +28,9 @@ What it models (each numbered item is one sentence of the sources):
 8. Memory: from the first stay on `after`, the lists in `never_lists` end and are never entered again, and
    the memory's measures apply for good.
 9. Measures: a list's measures apply during a stay (`for`: only that long from entry); a measure that
-   reaches children binds the children of the listed citizen, not the citizen; a decision's outcome is the
-   strongest effect among the measures binding the service.
+   reaches children binds the children of the listed citizen, not the citizen, while the child is under 18
+   on the CST calendar day asked about (a minor); a decision's outcome is the strongest effect among the
+   measures binding the service.
 """
 
 from __future__ import annotations
@@ -226,8 +228,26 @@ class Record:
 class Person:
     cid: str
     city: str
-    contacts: list[str] = field(default_factory=list)
+    contacts: list[str] = field(default_factory=list)  # registered ties, in force from the start
     parents: list[str] = field(default_factory=list)
+    born: dt.date | None = None  # None: an adult for good
+    dropped: dict[str, dt.datetime] = field(default_factory=dict)  # a registered contact that ended then (aware)
+    later: dict[str, dt.datetime] = field(default_factory=dict)  # a contact that began then (aware)
+
+    def contacts_at(self, t: dt.datetime) -> list[str]:
+        """The contacts in force at `t`."""
+        kept = [c for c in self.contacts if c not in self.dropped or t < self.dropped[c]]
+        return kept + [c for c, since in self.later.items() if since <= t]
+
+    def minor_on(self, day: dt.date) -> bool:
+        """Under 18 on this CST calendar day (a birthday on 29 February comes on 1 March in a common year)."""
+        if self.born is None:
+            return False
+        try:
+            eighteen = self.born.replace(year=self.born.year + 18)
+        except ValueError:
+            eighteen = dt.date(self.born.year + 18, 3, 1)
+        return day < eighteen
 
 
 @dataclass(frozen=True)
@@ -386,16 +406,17 @@ class Oracle:
         while m <= self.until:
             # 4: the month's network share, from list status just before this month's assessment
             for cid, p in self.people.items():
-                if not p.contacts:
+                contacts = p.contacts_at(m)
+                if not contacts:
                     continue
                 listed = 0
-                for other in p.contacts:
+                for other in contacts:
                     before = [*trig[other], *grade_stays[other]]
                     before += [Stay(lid, self._kind(other, lid, m), "grade", s, None) for (c, lid), s in open_.items()
                                if c == other]
                     if any(s.kind == "blacklist" and s.start < m and (s.end is None or m <= s.end) for s in before):
                         listed += 1
-                self.network[(cid, m)] = listed / len(p.contacts)
+                self.network[(cid, m)] = listed / len(contacts)
             # 6: the assessment
             for cid in self.people:
                 book = self.book(cid, m)
@@ -483,7 +504,7 @@ class Oracle:
     def measures(self, cid: str, t: dt.datetime) -> list[tuple[str, str, dt.datetime, dt.datetime | None]]:
         """(measure, via, since, until) in force for `cid` at `t`, its own and its parents' that reach it."""
         out = [(m, via, since, until) for m, via, since, until in self._own(cid, t)]
-        for parent in self.people[cid].parents:
+        for parent in self.people[cid].parents if self.people[cid].minor_on(cst_date(t)) else []:
             for m, via, since, until in self._own(parent, t):
                 if self.catalog.measures[m].reach == "children":
                     out.append((m, f"parent:{parent} {via}", since, until))

@@ -1,6 +1,7 @@
 """The engine against the independent oracle (tests/oracle/model.py) on generated histories.
 
-Each example is a small society (citizens in two cities, parents and children, contacts) and a history of
+Each example is a small society (citizens in two cities, parents and children of all ages, some coming of
+age during the history, contacts that end or begin mid-history) and a history of
 records across a rulebook version change: late payments reported by two agencies under the same record id,
 capped volunteering, donations and gaming, smoking on trains (a 180-day trigger), court listings with terms
 and delistings, some retracted, ingested in shuffled batches. The engine runs through the library (`Engine`,
@@ -95,9 +96,12 @@ class History:
 def histories(draw: st.DrawFn) -> History:
     n = draw(st.integers(2, 5))
     cities = [draw(st.sampled_from(["testcity", "testcity", "othercity"])) for _ in range(n)]
-    rows = [citizen(i, city=cities[i], born=dt.date(1960 + 10 * i, 1, 1)) for i in range(n)]
+    # adults, a minor throughout, and one who comes of age on 1 January 2022 (CST), an edge the probes visit
+    born = [draw(st.sampled_from([dt.date(1960 + 10 * i, 1, 1), dt.date(2004, 1, 1), dt.date(2010, 5, 5)]))
+            for i in range(n)]
+    rows = [citizen(i, city=cities[i], born=born[i]) for i in range(n)]
     ids = [r["citizen_id"] for r in rows]
-    people = [Person(ids[i], cities[i]) for i in range(n)]
+    people = [Person(ids[i], cities[i], born=born[i]) for i in range(n)]
     for i in range(1, n):
         if draw(st.booleans()):
             j = draw(st.integers(0, i - 1))
@@ -107,6 +111,11 @@ def histories(draw: st.DrawFn) -> History:
     for i, j in sorted(pairs):  # symmetric: each names the other
         people[i].contacts.append(ids[j])
         people[j].contacts.append(ids[i])
+        if draw(st.integers(0, 3)) == 0:  # the tie ends mid-history (a dated fact: earlier months keep it)
+            people[i].dropped[ids[j]] = people[j].dropped[ids[i]] = draw(when()).astimezone(dt.UTC)
+    for i, j in sorted(draw(st.sets(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1))
+                                    .filter(lambda p: p[0] < p[1] and p not in pairs), max_size=2))):
+        people[i].later[ids[j]] = people[j].later[ids[i]] = draw(when()).astimezone(dt.UTC)  # a tie begins
     for r, p in zip(rows, people, strict=True):
         if p.parents:
             r["parents"] = list(p.parents)
@@ -152,6 +161,13 @@ def engine_store(h: History) -> Store:
     for i, text in enumerate(LAYERS):
         store.add_rulebook(text, f"oracle{i}.yaml")
     store.add_citizens(h.rows)
+    for p in h.people:  # each tie's change once (from the lower ID's side); the store writes both ways
+        for other, at in p.dropped.items():
+            if p.cid < other:
+                store.end_relations([store.ckey(p.cid)], [store.ckey(other)], "contact", at)
+        for other, at in p.later.items():
+            if p.cid < other:
+                store.add_relations([store.ckey(p.cid)], [store.ckey(other)], "contact", at)
     for batch in h.batches:
         if batch:
             store.ingest([{"record_id": r.record_id, "citizen_id": r.citizen, "behaviour": r.behaviour,

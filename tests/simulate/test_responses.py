@@ -64,7 +64,9 @@ def avoid_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]
 
 
 def _contacts(con: duckdb.DuckDBPyConnection) -> set[tuple[int, int]]:
-    return {(a, b) for a, b in con.execute("SELECT ckey, other FROM relations WHERE kind = 'contact'").fetchall()}
+    """The contact graph as it stands at the run's end: the ties still in force."""
+    query = "SELECT ckey, other FROM relations WHERE kind = 'contact' AND valid_to IS NULL"
+    return {(a, b) for a, b in con.execute(query).fetchall()}
 
 
 def test_avoiding_listed_contacts_reshapes_the_graph_and_logs_every_change(avoid_runs: dict[str, RunResult]) -> None:
@@ -115,7 +117,8 @@ def test_with_certain_avoidance_no_tie_to_a_listed_citizen_survives_the_month(av
             if r is run:
                 # listed citizens may still know each other, but nobody unlisted keeps a listed contact
                 unlisted_exposed = store.con.execute(
-                    "SELECT count(*) FROM relations WHERE kind = 'contact' AND other IN (SELECT unnest(?)) "
+                    "SELECT count(*) FROM relations WHERE kind = 'contact' AND valid_to IS NULL "
+                    "AND other IN (SELECT unnest(?)) "
                     "AND ckey NOT IN (SELECT unnest(?))",
                     [listed.tolist(), listed.tolist()],
                 ).fetchall()[0][0]

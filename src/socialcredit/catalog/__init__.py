@@ -35,6 +35,10 @@ Category = Literal[
 ]
 Effect = Literal["deny", "priority", "discount", "deposit_waived", "throttle", "deprioritise", "publish"]
 Reach = Literal["self", "children", "household"]
+# A measure that reaches children binds a child while under this age on the decision's CST calendar day: a
+# minor (the PRC Civil Code, art. 17: 18 and over is an adult). The seed's measures that reach children are
+# about schooling; an adult son of a listed parent is no longer "reached".
+CHILDREN_UNDER = 18
 
 # The record envelope: who reported what about whom, and when. It comes from the declared fields (and the
 # authenticated agency) only, never from attributes, so no attribute may take one of these names; `row`

@@ -52,7 +52,7 @@ CHILDREN = """SELECT DISTINCT c.citizen_id, c.birth_date FROM relations AS r JOI
 
 def denied_child(store: Store, at: dt.datetime) -> str | None:
     """A child whom a parent's listing keeps out of a private school (not every city's lists reach children);
-    the youngest first, since measures that reach children do not look at the child's age (a known limit)."""
+    the youngest first (a measure reaches a child only while a minor)."""
     query = fill(CHILDREN, on=standings.stays_at(at, "blacklist")).sql(standings.DIALECT)
     for cid, _ in store.con.execute(query).fetchall():
         if decide(store, cid, "school.private_admission", stored(at), record=False).outcome == "deny":

@@ -1,8 +1,10 @@
 """Incremental runs: when a run may keep the last run's assessments, and the state it restarts from.
 
-When only records were appended since the last run (and as_of did not go back), a run keeps the monthly
-assessments before the earliest new record and redoes the rest from the state they carried; the result is
-the same as a full run's (tests/test_incremental.py), at one month's cost instead of all.
+When only records and relation changes were appended since the last run (and as_of did not go back), a run
+keeps the monthly assessments before the earliest new record or change and redoes the rest from the state
+they carried; the result is the same as a full run's (tests/test_incremental.py), at one month's cost
+instead of all. Relation changes are dated facts and the network rule reads the contacts in force at each
+assessment, so a tie dropped in a later month changes nothing before it.
 
 This is an optimisation of the store's own executor: it reads the derived tables the last run left in the
 store, and fingerprints the facts with DuckDB's row hash (`hash(c)` of a whole row), which no other dialect
@@ -24,7 +26,7 @@ from socialcredit.rulebook import stay_due
 from socialcredit.schema import TABLES
 
 # bump when the meaning of the stored derived tables changes: the next run then recomputes fully
-INCREMENTAL_FORMAT = "2"
+INCREMENTAL_FORMAT = "3"  # 3: the network rule reads the contacts in force at each assessment
 # what a run must find in `engine_run` to resume from it
 _RESUMABLE = ("as_of", "pin", "watermark", "facts", "state", "first_assessment", "carried_at", "kept")
 # the tables a resumed run reads besides the facts (all declared in socialcredit.schema)
@@ -59,19 +61,17 @@ def state_fingerprint(ctx: Context) -> str:
 
 
 def facts_fingerprint(ctx: Context) -> str:
-    """The facts other than records: a run resumes only when none of them changed.
+    """The facts other than records and relation changes: a run resumes only when none of them changed.
 
-    Counts alone miss a rewired contact graph (same number of ties) or a citizen moved to another city,
-    and either changes past network points or scores; an order-independent sum of row hashes costs one
-    scan of each table.
+    Counts alone miss a citizen moved to another city, which changes past scores; an order-independent sum
+    of row hashes costs one scan of the table. Relation changes are not in it: like records they are
+    appended, dated facts, and `resume_from` redoes the assessments from the earliest new one.
     """
     return str(ctx.scalar(fill(
         """SELECT CAST((SELECT count(*) FROM retractions) AS VARCHAR) || ',' ||
                   CAST((SELECT count(*) FROM rulebook_versions) AS VARCHAR) || ',' ||
                   (SELECT CAST(count(*) AS VARCHAR) || ':' || CAST(coalesce(sum(CAST(hash(c) AS DECIMAL(38, 0))), 0)
-                   AS VARCHAR) FROM citizens AS c) || ',' ||
-                  (SELECT CAST(count(*) AS VARCHAR) || ':' || CAST(coalesce(sum(CAST(hash(r) AS DECIMAL(38, 0))), 0)
-                   AS VARCHAR) FROM relations AS r)""")))
+                   AS VARCHAR) FROM citizens AS c)""")))
 
 
 def last_run(ctx: Context) -> dict[str, object] | None:
@@ -100,10 +100,12 @@ def resume_from(ctx: Context, last: dict[str, object] | None, as_of: dt.datetime
     """A time before which no assessment can change (the first one at or after it is redone), or None for
     a full recompute.
 
-    Only appended records (higher rkeys) and a later as_of are resumable. A new record changes ledger
-    entries from its own time on (a cap's running sum only after it; a clearing record only ends an
-    interval at its time; a trigger's stay starts then), so assessments before it stand; records that
-    existed but lay after the last as_of enter after it, where the last run stopped.
+    Only appended records (higher rkeys), appended relation changes (higher seqs) and a later as_of are
+    resumable. A new record changes ledger entries from its own time on (a cap's running sum only after it;
+    a clearing record only ends an interval at its time; a trigger's stay starts then), so assessments
+    before it stand; records that existed but lay after the last as_of enter after it, where the last run
+    stopped. A relation change at `at` changes the contacts in force from `at` on, so the network rule's
+    shares (and all that follows from them) only from the first assessment at or after it.
     """
     if pin is not None or last is None:
         return None
@@ -113,15 +115,21 @@ def resume_from(ctx: Context, last: dict[str, object] | None, as_of: dt.datetime
         return None
     if ctx.scalar(exp.select(kept_expr())) != last["kept"]:
         return None
-    top = int(str(last["watermark"]).split(",")[0])
+    mark = str(last["watermark"]).split(",")
+    top, seen = int(mark[0]), int(mark[4])  # the last rkey, and the next relation change's seq then
     if int(ctx.scalar(fill("SELECT coalesce(max(rkey), -1) FROM records"))) < top:
+        return None
+    if int(ctx.scalar(fill("SELECT coalesce(max(seq) + 1, 0) FROM relation_changes"))) < seen:
         return None
     if not segments_contiguous(ctx):
         return None
-    first_new = ctx.scalar(fill("SELECT min(occurred_at) FROM records WHERE rkey > $top AND occurred_at <= $as_of",
-                                top=top, as_of=as_of))
-    # an assessment at t sees what happened at or before t, so the first one to redo is the first at or
-    # after the earliest new record, or the first after the last as_of (those the last run did not do)
+    first_new = ctx.scalar(fill(
+        """SELECT min(t) FROM (SELECT occurred_at AS t FROM records WHERE rkey > $top
+                               UNION ALL SELECT at AS t FROM relation_changes WHERE seq >= $seen) AS n
+           WHERE t <= $as_of""", top=top, seen=seen, as_of=as_of))
+    # an assessment at t sees what happened at or before t (and the contacts in force at t), so the first one
+    # to redo is the first at or after the earliest new record or relation change, or the first after the
+    # last as_of (those the last run did not do)
     resume = last_as_of + dt.timedelta(microseconds=1)
     return resume if first_new is None else min(resume, first_new)
 

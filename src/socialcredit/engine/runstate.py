@@ -16,7 +16,8 @@ from socialcredit.store import Store
 _WATERMARK = """CAST((SELECT coalesce(max(rkey), -1) FROM records) AS VARCHAR) || ',' ||
     CAST((SELECT count(*) FROM retractions) AS VARCHAR) || ',' ||
     CAST((SELECT count(*) FROM rulebook_versions) AS VARCHAR) || ',' ||
-    CAST((SELECT count(*) FROM citizens) AS VARCHAR) || ',' || CAST((SELECT count(*) FROM relations) AS VARCHAR)"""
+    CAST((SELECT count(*) FROM citizens) AS VARCHAR) || ',' ||
+    CAST((SELECT coalesce(max(seq) + 1, 0) FROM relation_changes) AS VARCHAR)"""  # the next relation change's seq
 
 
 def watermark_expr() -> exp.Expression:

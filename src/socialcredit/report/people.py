@@ -17,10 +17,12 @@ SHARE_CTE = f"""{MONTHS_CTE},
 black AS (  -- on a blacklist just before the month-end assessment: what the engine's network rule reads
     SELECT DISTINCT p.i, e.ckey FROM periods p JOIN list_entries e ON e.kind = 'blacklist'
     AND {read_model.sql(read_model.in_force_just_before("p.until", "e"))}),
-share AS (  -- each citizen with contacts, at each month's end: the share of those contacts on a blacklist
+share AS (  -- each citizen with contacts in force at each month's end: the share of them on a blacklist
     SELECT p.i, p.month, p.until, r.ckey, count(b.ckey) AS listed_contacts, count(*) AS contacts,
            count(b.ckey)::DOUBLE / count(*) AS share
-    FROM periods p JOIN relations r ON r.kind = 'contact' LEFT JOIN black b ON b.i = p.i AND b.ckey = r.other
+    FROM periods p JOIN relations r ON r.kind = 'contact' AND r.valid_from <= p.until
+         AND (r.valid_to IS NULL OR r.valid_to > p.until)
+    LEFT JOIN black b ON b.i = p.i AND b.ckey = r.other
     GROUP BY p.i, p.month, p.until, r.ckey),
 unlisted AS (  -- left out: citizens blacklisted themselves then
     SELECT s.* FROM share s ANTI JOIN black b ON b.i = s.i AND b.ckey = s.ckey)"""
@@ -141,8 +143,8 @@ def network(run: RunDir) -> Figure:
         added = sum(r["ties_added"] for r in changes.rows)
         graph = (
             f" Contact avoidance over the run: ties to blacklisted people dropped {dropped}, new ties made {added}. "
-            "The store keeps only the final graph (relations carry no dates), and the engine "
-            "scores every month with it, so the shares here are the final graph's, as the scores are."
+            "Relations are dated, so each month's shares and network points are those of the contacts in force "
+            "then: a tie dropped later does not change an earlier month."
         )
         limits = []
     else:

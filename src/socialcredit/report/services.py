@@ -169,7 +169,7 @@ def children_reached(run: RunDir) -> Figure:
     fig = canvas(11, 3.2)
     left, right = grid(fig, 2, 2)
     left.plot(range(len(months)), [r["children"] for r in rows], marker="o", label="all ages", color="#c0392b")
-    left.plot(range(len(months)), [r["under_18"] for r in rows], marker="s", label="under 18", color="#d68910")
+    left.plot(range(len(months)), [r["under_18"] for r in rows], marker="s", label="under 18 (bound)", color="#d68910")
     left.set_title("children reached by a parent's measure (month's end)", fontsize=10)
     left.set_ylim(0, max([1, *[r["children"] for r in rows]]) * 1.1)
     counts(left, "citizens reached")
@@ -197,10 +197,10 @@ def children_reached(run: RunDir) -> Figure:
     last = rows[-1] if rows else {"children": 0, "under_18": 0, "month": run.first_month}
     denied = sum(r["decisions"] for r in bound.rows if r["outcome"] == "deny")
     caption = (
-        f"Measures that reach a citizen's children ({measures}): how many sons and daughters of listed parents they "
-        f"bind at each month's end — {last['children']} at the end of {last['month']:%Y-%m}, {last['under_18']} of "
-        f"them under 18 — and the decisions they decided ({denied} denials over the run). As in the decision path, a "
-        f"grown child is reached too."
+        f"Measures that reach a citizen's children ({measures}): how many sons and daughters listed parents have "
+        f"at each month's end — {last['children']} at the end of {last['month']:%Y-%m}, of whom the {last['under_18']} "
+        f"under 18 are bound (the decision path reaches a child only while a minor) — and the decisions they decided "
+        f"({denied} denials over the run)."
     )
     return Figure(
         "children", "Children reached by their parents' measures", caption, png(fig), [q, bound, inputs], drawing=fig

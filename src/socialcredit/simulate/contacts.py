@@ -8,17 +8,14 @@ not listed does the dropping; two listed citizens do not avoid each other). With
 who is not on a blacklist, not themselves and not already a contact (a draw that hits one of those
 is simply not replaced, so slightly fewer ties are added than the probability says).
 
-Where the change goes: the store's `relations` table is what the engine's network rule reads, so
-dropped ties are deleted from it and new ties inserted (both directions, as every contact is
-symmetric) — the next engine run sees the new graph. So that the graph's evolution stays visible and
-every past graph can be rebuilt, each change is also appended to a `contact_changes` table in the
-run's store (month, ckey, other, change = 'drop' | 'add'), one row per tie (ckey < other), and the
-run writes a per-month `contacts.parquet` series.
-
-Known limit: relations carry no dates, and a run after the contact graph changed recomputes every
-month from scratch (the engine resumes only when relations are unchanged), so once a tie is dropped
-the network rule reads the new graph for earlier months as well. The
-month-by-month shares in `contacts.parquet` are the ones each month actually saw.
+Where the change goes: relations are dated facts the store alone writes, so a dropped tie is ended and a
+new one started through the store's API (`Store.end_relations`, `add_relations`, both directions, as
+every contact is symmetric), dated at the month's start, in one transaction; nothing is deleted. The
+engine's network rule reads the contacts in force at each assessment, so the next run sees the new graph
+from that month on and the months before keep the graph they had (their points stand, and the run
+resumes from the change instead of recomputing every month). For the run's report each change is also
+logged to a `contact_changes` table in the run's store (month, ckey, other, change = 'drop' | 'add'), one
+row per tie (ckey < other), and the run writes a per-month `contacts.parquet` series.
 """
 
 from __future__ import annotations
@@ -67,14 +64,15 @@ def _listed(store: Store, at: dt.datetime) -> np.ndarray:
 
 
 def exposure(store: Store, listed: np.ndarray) -> tuple[int, int, float]:
-    """(ties, citizens with a listed contact, mean share of listed contacts over citizens with contacts)."""
+    """(ties, citizens with a listed contact, mean share of listed contacts over citizens with contacts), for
+    the contacts in force now (the latest graph: changes are dated in the order they are made)."""
     store.con.register("_listed", pa.table({"ckey": pa.array(listed, pa.int32())}))
     try:
         ties, exposed, share = store.con.execute(
             """WITH s AS (SELECT r.ckey, count(l.ckey) AS k, count(*) AS n
                           FROM relations r LEFT JOIN _listed l ON l.ckey = r.other
-                          WHERE r.kind = 'contact' GROUP BY r.ckey)
-               SELECT (SELECT count(*) FROM relations WHERE kind = 'contact') // 2,
+                          WHERE r.kind = 'contact' AND r.valid_to IS NULL GROUP BY r.ckey)
+               SELECT (SELECT count(*) FROM relations WHERE kind = 'contact' AND valid_to IS NULL) // 2,
                       count(*) FILTER (WHERE k > 0), coalesce(avg(k / n), 0) FROM s"""
         ).fetchall()[0]
     finally:
@@ -98,7 +96,7 @@ def avoid_listed_contacts(
             ties = np.array(
                 con.execute(
                     """SELECT r.ckey, r.other FROM relations r JOIN _listed l ON l.ckey = r.other
-                       WHERE r.kind = 'contact' AND r.ckey NOT IN (SELECT ckey FROM _listed)
+                       WHERE r.kind = 'contact' AND r.valid_to IS NULL AND r.ckey NOT IN (SELECT ckey FROM _listed)
                        ORDER BY r.ckey, r.other"""
                 ).fetchall(),
                 np.int64,
@@ -109,7 +107,7 @@ def avoid_listed_contacts(
         if dropped.size and p_rewire > 0:
             added = _rewire(store, at, dropped[rng.random(len(dropped)) < p_rewire, 0], listed, rng)
     if dropped.size or added.size:
-        _apply(store, month, dropped, added)
+        _apply(store, month, at, dropped, added)
     ties_n, exposed, share = exposure(store, listed)
     return ContactMonth(month, len(dropped), len(added), ties_n, exposed, share)
 
@@ -140,7 +138,8 @@ def _rewire(
     a, b = np.minimum(avoiders, pick), np.maximum(avoiders, pick)
     packed = a << 32 | b
     existing = (
-        store.con.sql("SELECT (ckey::BIGINT << 32) | other AS k FROM relations WHERE kind = 'contact' AND ckey < other")
+        store.con.sql("""SELECT (ckey::BIGINT << 32) | other AS k FROM relations
+                         WHERE kind = 'contact' AND valid_to IS NULL AND ckey < other""")
         .to_arrow_table()
         .column("k")
         .to_numpy()
@@ -152,13 +151,10 @@ def _rewire(
     return np.stack([avoiders[ok], pick[ok]], axis=1)
 
 
-def _apply(store: Store, month: dt.date, dropped: np.ndarray, added: np.ndarray) -> None:
-    """Delete dropped ties and insert new ones in `relations` (both directions), logging each tie once."""
+def _apply(store: Store, month: dt.date, at: dt.datetime, dropped: np.ndarray, added: np.ndarray) -> None:
+    """End the dropped ties and start the new ones at `at` through the store (it writes both directions),
+    and log each tie once, all in one transaction."""
     con = store.con
-
-    def both(pairs: np.ndarray) -> pa.Table:
-        a, b = pairs[:, 0], pairs[:, 1]
-        return pa.table({"ckey": pa.array(np.r_[a, b], pa.int32()), "other": pa.array(np.r_[b, a], pa.int32())})
 
     def log(pairs: np.ndarray, change: str) -> pa.Table:
         lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
@@ -172,19 +168,13 @@ def _apply(store: Store, month: dt.date, dropped: np.ndarray, added: np.ndarray)
         )
 
     with store.transaction():
-        con.register("_drop", both(dropped))
-        con.register("_add", both(added))
+        store.end_relations(dropped[:, 0], dropped[:, 1], "contact", at, source=f"contact avoidance {month}")
+        store.add_relations(added[:, 0], added[:, 1], "contact", at, source=f"contact avoidance {month}")
         con.register("_log", pa.concat_tables([log(dropped, "drop"), log(added, "add")]))
         try:
-            con.execute(
-                """DELETE FROM relations WHERE kind = 'contact'
-                   AND EXISTS (SELECT 1 FROM _drop d WHERE d.ckey = relations.ckey AND d.other = relations.other)"""
-            )
-            con.execute("INSERT INTO relations SELECT ckey, other, 'contact' FROM _add")
             con.execute("INSERT INTO contact_changes SELECT * FROM _log ORDER BY change DESC, ckey, other")
         finally:
-            for name in ("_drop", "_add", "_log"):
-                con.unregister(name)
+            con.unregister("_log")
 
 
 __all__ = ["SCHEMA", "ContactMonth", "avoid_listed_contacts", "exposure"]
