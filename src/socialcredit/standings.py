@@ -90,13 +90,15 @@ def stays_at(at: At, kind: str | None = None, table: str = "list_entries") -> ex
     return q
 
 
-def latest_assessments(at: At | None = None, table: str = "score_log") -> exp.Select:
+def latest_assessments(at: At | None = None, table: str = "score_log", of: exp.Expression | None = None
+                       ) -> exp.Select:
     """Each citizen's latest monthly assessment at or before `at` (all of them without): ckey, score, grade,
-    assessed_at, version."""
+    assessed_at, version. `of`, a condition on `ckey`, keeps only some citizens before grouping (DuckDB does not
+    push a filter on the result through the aggregate: a whole-log scan per question otherwise)."""
+    cond = exp.true() if at is None else fill("assessed_at <= $at", at=_time(at))
     q = fill("""SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade,
                        max(assessed_at) AS assessed_at, arg_max(version, assessed_at) AS version
-                FROM score_log WHERE $cond GROUP BY ckey""",
-             cond=exp.true() if at is None else fill("assessed_at <= $at", at=_time(at)))
+                FROM score_log WHERE $cond GROUP BY ckey""", cond=cond if of is None else exp.and_(cond, of))
     assert isinstance(q, exp.Select)
     return q.from_(exp.to_table(table), copy=False)
 
@@ -185,15 +187,21 @@ class Assessment:
 
 
 def _assessments_of_ckeys() -> exp.Expression:
-    return fill("SELECT * FROM __a AS a WHERE a.ckey IN (SELECT unnest(CAST($k AS INT[])))",
-                a=latest_assessments(P()), k=P())
+    return latest_assessments(P(), of=fill("ckey IN (SELECT unnest($k))", k=P()))
+
+
+def _assessment_of_ckey() -> exp.Expression:
+    return latest_assessments(P(), of=fill("ckey = $k", k=P()))
 
 
 def assessments(store: Store, ckeys: Sequence[int], at: dt.datetime) -> dict[int, Assessment]:
     """Each citizen's (by ckey) latest monthly assessment at or before `at`; the never assessed are absent."""
     if not ckeys or not _has(store, "score_log"):
         return {}
-    rows = store.con.execute(_bound(_assessments_of_ckeys), [at, list(ckeys)]).fetchall()
+    if len(ckeys) == 1:  # a standing, a citizen's page: an equality the scan can skip blocks with
+        rows = store.con.execute(_bound(_assessment_of_ckey), [at, ckeys[0]]).fetchall()
+    else:
+        rows = store.con.execute(_bound(_assessments_of_ckeys), [at, list(ckeys)]).fetchall()
     return {ckey: Assessment(score, grade, when, version) for ckey, score, grade, when, version in rows}
 
 

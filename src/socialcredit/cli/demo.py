@@ -119,7 +119,7 @@ def show(store: Store, at: dt.datetime) -> str | None:
     listed = people["on Shenzhen's billboard"] or people["court defaulter"]
     if listed:
         x = explain(store, listed, stored(at))
-        out.print(Text.assemble(("why", "bold"), f" {x['name']}: score {x['score']['value']} = base "
+        out.print(Text.assemble(("why", "bold"), f" {x['name']}: running score {x['score']['value']} = base "
                                 f"{x['score']['base']} {x['score']['sum_of_entries']:+d} → {x['score']['grade']} "
                                 f"under {x['rulebook_version']}"))
         for e in x["ledger"][:8]:
