@@ -270,3 +270,31 @@ def test_receipt_stamps_are_utc_like_every_other_stored_time(tmp_path):
         ).fetchall()
     for lo, hi in stamps:
         assert before - dt.timedelta(seconds=1) <= lo <= hi <= after + dt.timedelta(seconds=1)
+
+
+def test_a_store_an_earlier_version_made_is_upgraded_when_opened_for_writing(tmp_path) -> None:
+    """Made when relations were an undated table (and before relation_changes existed): the first door to
+    open it — here a question, which reads the store's clock through the declared schema — finds it upgraded,
+    its ties kept as in force at every time, instead of failing on a missing table."""
+    from socialcredit import decisions
+    from socialcredit.engine import Engine
+
+    path = tmp_path / "old.duckdb"
+    with Store(path) as store:
+        store.init()
+        load_sample(store)
+        Engine(store).run(as_of=dt.datetime(2025, 7, 1))
+        ties = store.con.execute("SELECT ckey, other, kind FROM relations ORDER BY ALL").fetchall()
+    con = connect(path)  # back to the earlier shape
+    con.execute("DROP VIEW relations")
+    con.execute("DROP TABLE relation_changes")
+    con.execute("CREATE TABLE relations(ckey INTEGER, other INTEGER, kind VARCHAR)")
+    con.executemany("INSERT INTO relations VALUES (?, ?, ?)", ties)
+    con.close()
+    assert ties
+    with Store(path) as store:
+        st = decisions.standing(store, citizen_ids()["zhang_wei"])
+        assert st.clock == "store"
+        assert store.con.execute("SELECT ckey, other, kind FROM relations ORDER BY ALL").fetchall() == ties
+        assert store.con.execute("SELECT count(*) FROM relation_changes WHERE change = 'start'").fetchall()[0][0] \
+            == len(ties)

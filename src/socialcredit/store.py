@@ -175,6 +175,8 @@ class Store:
         self._rulebooks: RulebookSet | None = None
         self._file: int | None = None  # a descriptor kept open for copies (see copy_file)
         self._in_tx = False  # a transaction is open (`transaction`): one opened inside it joins it
+        if not read_only:
+            self._upgrade()
         if read_only and views:  # an analyst's open: the readable views come with it (a writer asks, `readable()`)
             self.readable()
 
@@ -300,6 +302,20 @@ class Store:
                     self._insert_layer(layer, text, f"shipped:{path.name}")
             self.rulebooks()  # resolves and checks every version now, not at first use
             self._sync_dimensions()
+
+    def _upgrade(self) -> None:
+        """A store an earlier version made gets what this version declares (new fact tables, the dated
+        relations) when it is opened for writing, before anything reads it: every question reads through the
+        declared schema, and a table missing there was a traceback in whatever door asked first. A store not
+        initialised yet is left to `init`; a read-only open cannot upgrade (the writer of a served store has)."""
+        declared = {t.name for t in schema.all_tables(self.catalog)} | {v.name for v in schema.VIEWS}
+        have = {name for (name,) in self._main.execute(
+            """SELECT table_name FROM information_schema.tables
+               WHERE table_catalog = current_database() AND table_schema = 'main'""").fetchall()}
+        if "records" in have and not declared <= have:
+            with self.transaction():
+                self.ensure_tables()
+                self.comment_tables()
 
     def ensure_tables(self, names: tuple[str, ...] | None = None) -> None:
         """Every table `socialcredit.schema` declares (or those named), created if missing (facts and the
