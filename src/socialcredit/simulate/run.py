@@ -39,7 +39,7 @@ from rich.progress import MofNCompleteColumn
 from socialcredit import decisions
 from socialcredit.clock import cst, cst_midnight_utc, stored
 from socialcredit.engine import Engine, next_month_utc
-from socialcredit.simulate.behaviour import generate_records
+from socialcredit.simulate.behaviour import Society, generate_records
 from socialcredit.simulate.contacts import SCHEMA as CONTACTS_SCHEMA
 from socialcredit.simulate.contacts import avoid_listed_contacts
 from socialcredit.simulate.incentives import blacklisted, near_threshold, respond
@@ -160,6 +160,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         scenario.cities, scenario.seed, scenario.start, regions=regions_of(rulebooks), district=district
     )
     store.add_population(pop.citizens, pop.relations, source=f"scenario {scenario.name} seed {scenario.seed}")
+    society = Society.of(store)  # read and prepared once: each month's draw then costs its records
     setup = time.perf_counter() - t0
 
     # one decider for the run: the month's attempts and the children count share its stay index, which is
@@ -189,7 +190,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         listed = blacklisted(store, start) if inc is not None else None
         cautious = near_threshold(store, start, inc.threshold_band) if inc is not None else None
         batch = generate_records(
-            store, label, scenario.rates, _rng(scenario, 1, m), first=records,
+            society, label, scenario.rates, _rng(scenario, 1, m), first=records,
             blacklisted=listed, deterrence=inc.deterrence if inc is not None else 1.0,
             cautious=cautious, caution=inc.threshold_caution if inc is not None else 1.0,
         )  # fmt: skip
