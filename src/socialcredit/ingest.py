@@ -419,7 +419,8 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
             f"JOIN _suspects USING (row) WHERE {cond})"
             for i, (field, message, cond) in enumerate(checks)
         )
-        sql = f"SELECT row, field, message FROM ({union}) AS u(row, field, message, ordinal) ORDER BY row, field, ordinal"
+        sql = (f"SELECT row, field, message FROM ({union}) AS u(row, field, message, ordinal) "
+               "ORDER BY row, field, ordinal")
         found = con.execute(sql, _used(params, sql)).fetchall()
     con.execute("DROP TABLE _suspects; DROP TABLE _twice; DROP VIEW _given")
     problems = [Problem(int(r), f, m) for r, f, m in found]
