@@ -559,7 +559,7 @@ _SIMPLE: dict[str, Draw] = {
 }
 
 
-def _codes(prefix: pa.Array, numbers: np.ndarray, width: int = 4) -> pa.Array:
+def _codes(prefix: pa.Array | pa.Scalar, numbers: np.ndarray, width: int = 4) -> pa.Array:
     """`prefix` + zero-padded numbers, as Arrow strings, in one vectorised pass."""
     digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width=width, padding="0")
     return pc.binary_join_element_wise(prefix, digits, "")
@@ -672,9 +672,11 @@ def generate_records(
     order = np.lexsort((citizen, behaviour, offsets))  # time order; ties by behaviour, then citizen
 
     local = np.datetime64(start.replace(tzinfo=None), "s") + offsets[order].astype("timedelta64[s]")
-    occurred = pc.binary_join_element_wise(pa.array(np.datetime_as_string(local, unit="s")), "+08:00", "")
+    # Arrow's cast writes "YYYY-MM-DD hh:mm:ss" fifty times faster than numpy's datetime_as_string
+    text = pc.replace_substring(pa.array(local, pa.timestamp("s")).cast(pa.string()), " ", "T")
+    occurred = pc.binary_join_element_wise(text, "+08:00", "")
     numbers = np.arange(first, first + n)
-    record_id = _codes(pa.array(np.full(n, f"sim-{start:%Y%m}-", dtype=object), pa.string()), numbers, 8)
+    record_id = _codes(pa.scalar(f"sim-{start:%Y%m}-", pa.string()), numbers, 8)
     codes = pa.array(list(catalog.behaviours))
     table = {
         "record_id": record_id,
