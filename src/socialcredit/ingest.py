@@ -263,13 +263,14 @@ _CHECKED = """_typed t JOIN _given g USING (row)
     LEFT JOIN _twice dk ON dk.agency = t.agency AND dk.record_id = t.record_id"""
 
 
-def _checks(store: Store) -> tuple[list[tuple[str, str, str]], dict[str, object]]:
-    """The (field, message, condition) of every check, and the named parameters they bind."""
+def _checks(store: Store, g: str = "g") -> tuple[list[tuple[str, str, str]], dict[str, object]]:
+    """The (field, message, condition) of every check, and the named parameters they bind; `g` is the
+    alias the conditions read the trimmed text by."""
     attrs = store.catalog.attributes
-    checks = [(f"'{f}'", "'missing'", f"g.{q(_given(f))} IS NULL") for f in RECORD_FIELDS]
+    checks = [(f"'{f}'", "'missing'", f"{g}.{q(_given(f))} IS NULL") for f in RECORD_FIELDS]
     checks += [
         ("'occurred_at'", "'not a timestamp: ' || s.occurred_at",
-         f"t.occurred_at IS NULL AND g.{q(_given('occurred_at'))} IS NOT NULL"),
+         f"t.occurred_at IS NULL AND {g}.{q(_given('occurred_at'))} IS NOT NULL"),
         ("'occurred_at'", "'in the future: ' || strftime(t.occurred_at, '%Y-%m-%d %H:%M:%S') || ' UTC'",
          "t.occurred_at > $now"),
         ("'occurred_at'", "'before ' || $earliest_day || ' (CST), the earliest time a record may carry: ' "
@@ -285,7 +286,7 @@ def _checks(store: Store) -> tuple[list[tuple[str, str, str]], dict[str, object]
     ]  # fmt: skip
     params: dict[str, object] = {"max_id": MAX_ID_LENGTH}
     for a in attrs.values():
-        col, name, given = q(a.name), a.name, f"g.{q(_given(a.name))}"
+        col, name, given = q(a.name), a.name, f"{g}.{q(_given(a.name))}"
         typed = (
             # a cast would round 4.5 to 5: an int is written as one, or as a number with a zero fraction
             f"(t.{col} IS NULL OR NOT regexp_full_match({given}, '[+-]?[0-9]+([.]0*)?'))"
@@ -353,18 +354,19 @@ def _used(params: dict[str, object], sql: str) -> dict[str, object]:
 def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem], list[str]]:
     """Every check over the staged batch, set-wise: (problems by row and field, ids of duplicates).
 
-    Why one pass: a batch is typed, digested and marked for duplicates in one statement, then every
-    check's condition is tested together in one scan of it; only rows that fail some check (none, in a
-    clean batch) are asked which checks and with what message. Each check is written once (`_checks`),
-    so the scan and the messages cannot disagree.
+    Why one pass: a batch is typed, digested, marked for duplicates and tested against every check's
+    condition in one statement (the one batch-wide check, an id sent twice with different content, in one
+    grouping after it); only rows that fail some check (none, in a clean batch) are then asked which checks
+    and with what message. Each check is written once (`_checks`), so the test and the messages cannot
+    disagree.
     """
     from socialcredit.store import Problem
 
     con, cat = store.con, store.catalog
     attrs = cat.attributes
     _catalog_tables(store)
-    # each staged text trimmed (`given …`), for the typed values and the checks: a view, since writing
-    # two dozen text columns into a table costs more than trimming them twice
+    # each staged text trimmed (`given …`): computed as the batch is typed, never stored (writing two dozen
+    # text columns into a table costs more than all the checks); the view serves the messages of failing rows
     given = ", ".join(f"nullif(trim({q(f)}), '') AS {q(_given(f))}" for f in [*RECORD_FIELDS, *attrs])
     con.execute(f"CREATE OR REPLACE TEMP VIEW _given AS SELECT row AS row, {given} FROM _stage")
 
@@ -380,16 +382,28 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
     con.execute("""CREATE OR REPLACE TEMP TABLE _stored AS
         SELECT s.row, r.digest FROM _stage s
         JOIN records r ON r.agency = trim(s.reported_by) AND r.record_id = trim(s.record_id)""")
-    con.execute(f"""
+    checks, named = _checks(store)
+    now_utc = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
+    earliest = EARLIEST.astimezone(dt.UTC).replace(tzinfo=None)  # before it: a typo, never scored
+    params = {**named, "now": now_utc, "earliest": earliest, "earliest_day": f"{EARLIEST:%Y-%m-%d}"}
+    # every check but the batch-wide one (an id sent twice with different content) is tested as the batch
+    # is typed, on the trimmed text at hand (`t` here); that one needs the whole batch's digests first
+    row_checks = [cond for _, _, cond in _checks(store, g="t")[0] if "dk." not in cond]
+    any_fails = " OR ".join(f"({cond})" for cond in row_checks)  # NULL OR NULL: no failure, as in a WHERE
+    given_columns = ", ".join(q(_given(f)) for f in [*RECORD_FIELDS, *attrs])
+    typing = f"""
         CREATE OR REPLACE TEMP TABLE _typed AS
         WITH given AS (SELECT row, record_id, reported_by, citizen_id, behaviour, occurred_at, {given} FROM _stage),
         typed AS (
             SELECT s.row, {trimmed("record_id")} AS record_id, {trimmed("reported_by")} AS agency,
                    c.ckey, c.jkey, b.bkey, {trimmed("citizen_id")} AS citizen_id, {trimmed("behaviour")} AS behaviour,
-                   (try_cast(s.occurred_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS occurred_at, {typed_attrs}
+                   (try_cast(s.occurred_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS occurred_at, {typed_attrs},
+                   st.digest AS stored_digest, st.row IS NOT NULL AS stored,
+                   s.* EXCLUDE (row, {", ".join(RECORD_FIELDS)})
             FROM given s
             LEFT JOIN citizens c ON c.citizen_id = s."given citizen_id"
-            LEFT JOIN behaviours b ON b.code = s."given behaviour"),
+            LEFT JOIN behaviours b ON b.code = s."given behaviour"
+            LEFT JOIN _stored st ON st.row = s.row),
         digested AS (
             SELECT *, md5(concat_ws('|', agency, record_id, citizen_id, behaviour,
                                     strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f'), {digest_parts})) AS digest
@@ -397,22 +411,22 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         repeated AS (  -- ids given more than once in this batch (a grouping: a window over every id is slow)
             SELECT trim(reported_by) AS agency, trim(record_id) AS record_id, min(row) AS first FROM _stage
             GROUP BY ALL HAVING count(*) > 1)
-        SELECT d.*, r.digest AS stored_digest,
+        SELECT t.* EXCLUDE (stored, {given_columns}),
                -- a duplicate is stored already, or a repeat of an earlier row of this batch
-               r.row IS NOT NULL OR coalesce(d.row > k.first, false) AS duplicate
-        FROM digested d LEFT JOIN _stored r USING (row)
-        LEFT JOIN repeated k ON k.agency IS NOT DISTINCT FROM d.agency AND k.record_id IS NOT DISTINCT FROM d.record_id
-        """)
+               t.stored OR coalesce(t.row > k.first, false) AS duplicate,
+               coalesce({any_fails}, false) AS suspect
+        FROM digested t
+        LEFT JOIN repeated k ON k.agency IS NOT DISTINCT FROM t.agency AND k.record_id IS NOT DISTINCT FROM t.record_id
+        LEFT JOIN _agencies ka ON ka.agency = t.agency
+        LEFT JOIN _allowed al ON al.agency = t.agency AND al.behaviour = t.behaviour
+        LEFT JOIN _declared d ON d.behaviour = t.behaviour"""
+    con.execute(typing, _used(params, typing))
     con.execute("""CREATE OR REPLACE TEMP TABLE _twice AS
         SELECT agency, record_id FROM _typed GROUP BY ALL HAVING min(digest) <> max(digest)""")
-    checks, named = _checks(store)
-    now_utc = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
-    earliest = EARLIEST.astimezone(dt.UTC).replace(tzinfo=None)  # before it: a typo, never scored
-    params = {**named, "now": now_utc, "earliest": earliest, "earliest_day": f"{EARLIEST:%Y-%m-%d}"}
-    any_fails = " OR ".join(f"({cond})" for _, _, cond in checks)  # NULL OR NULL: no failure, as in a WHERE
-    suspects = f"SELECT row FROM {_CHECKED} WHERE {any_fails}"
+    con.execute("""CREATE OR REPLACE TEMP TABLE _suspects AS
+        SELECT row FROM _typed WHERE suspect
+        UNION SELECT t.row FROM _typed t JOIN _twice dk ON dk.agency = t.agency AND dk.record_id = t.record_id""")
     found: list[tuple[int, str, str]] = []
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _suspects AS {suspects}", _used(params, suspects))
     if con.execute("SELECT count(*) FROM _suspects").fetchall()[0][0]:
         union = " UNION ALL ".join(
             f"(SELECT t.row, {field}, {message}, {i} FROM {_CHECKED} JOIN _stage s USING (row) "
