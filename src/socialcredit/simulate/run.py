@@ -37,6 +37,7 @@ import yaml
 from rich.progress import MofNCompleteColumn
 
 from socialcredit import decisions
+from socialcredit.catalog import default_catalog
 from socialcredit.clock import cst, cst_midnight_utc, stored
 from socialcredit.engine import Engine, next_month_utc
 from socialcredit.simulate.behaviour import Society, generate_records
@@ -161,6 +162,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
     )
     store.add_population(pop.citizens, pop.relations, source=f"scenario {scenario.name} seed {scenario.seed}")
     society = Society.of(store)  # read and prepared once: each month's draw then costs its records
+    society.strata(scenario.rates, default_catalog())  # population-sized: counted with the setup, not month one
     people = _People.of(store, society)
     setup = time.perf_counter() - t0
 
