@@ -293,13 +293,13 @@ class _People:
 
 def _use_services(
     store: Store, scenario: Scenario, m: int, start: dt.datetime, end: dt.datetime, people: _People
-) -> Counter:
+) -> Counter[tuple[str, str]]:
     """Draw this month's attempts (Poisson per eligible citizen and service) and decide each one.
 
     Each service's attempts are drawn as a Poisson total over its eligible citizens, each attempt on
     one of them uniformly: the same independent Poisson count per citizen, in O(attempts) draws."""
     if not scenario.services:
-        return Counter()
+        return Counter[tuple[str, str]]()
     rng = _rng(scenario, 2, m)
     adult_day = _cst_day(start).replace(year=_cst_day(start).year - 18)
     adult = people.born <= int(np.datetime64(adult_day, "D").astype(np.int64))
