@@ -106,7 +106,7 @@ def main() -> None:
     n, m = args.citizens, args.months
     print(
         f"simulator benchmark · {platform.python_implementation()} {platform.python_version()} · "
-        f"{platform.machine()} · {n:,} citizens × {m} months"
+        f"{platform.machine()} · {n:,} citizens × {m} months · load {os.getloadavg()[0]:.2f}"
     )
     began = time.perf_counter()
 
@@ -128,8 +128,13 @@ def main() -> None:
     print(f"  setup (population generated and stored): {setup:8.1f} s")
     print(f"  monthly loop: {looped:8.1f} s for {steps:,} agent-steps = {steps / looped:,.0f} agent-steps/s "
           f"({result.records:,} records, {attempts:,} decisions)")  # fmt: skip
+    records = max(result.records, 1)
+    print(f"    {'phase':<10} {'seconds':>10}  {'share':>6}  {'µs/agent-step':>13}  {'µs/record':>9}")
     for phase, seconds in sorted(phases.items(), key=lambda kv: -kv[1]):
-        print(f"    {phase:<10} {seconds:8.1f} s  {100 * seconds / looped:5.1f}%")
+        print(f"    {phase:<10} {seconds:8.1f} s  {100 * seconds / looped:5.1f}%  "
+              f"{1e6 * seconds / steps:13.3f}  {1e6 * seconds / records:9.2f}")  # fmt: skip
+    print(f"    {'all':<10} {looped:8.1f} s  100.0%  {1e6 * looped / steps:13.3f}  {1e6 * looped / records:9.2f}")
+    print(f"  load average at the end: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
     first = sum(result.months[0]["seconds"].values())
     last = sum(result.months[-1]["seconds"].values())
     engine = [mo["seconds"]["engine"] for mo in result.months]

@@ -58,6 +58,7 @@ class BatchRejected(ValueError):
 RECORD_FIELDS = ENVELOPE
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "str": "VARCHAR"}
 MAX_ID_LENGTH = 200
+_PARAMETER = re.compile(r"\$([a-z0-9_]+)")
 _CSV_ERROR = re.compile(r"CSV Error on Line: (\d+).*?Expected Number of Columns: (\d+) Found: (\d+)", re.S)
 
 
@@ -276,108 +277,195 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+# Every check of a staged batch, as (field, message, condition) over one row of `_CHECKED` (the typed
+# row `t`, its text trimmed `g` (`_given`; the messages also read it as staged, `s`), the catalog's answers about
+# its agency `ka`, agency × behaviour `al`, behaviour's attributes `d` and id within the batch `dk`).
+# Values reach them as named parameters ($now …), never in the text.
+_CHECKED = """_typed t JOIN _given g USING (row)
+    LEFT JOIN _agencies ka ON ka.agency = t.agency
+    LEFT JOIN _allowed al ON al.agency = t.agency AND al.behaviour = t.behaviour
+    LEFT JOIN _declared d ON d.behaviour = t.behaviour
+    LEFT JOIN _twice dk ON dk.agency = t.agency AND dk.record_id = t.record_id"""
+
+
+def _checks(store: Store, g: str = "g") -> tuple[list[tuple[str, str, str]], dict[str, object]]:
+    """The (field, message, condition) of every check, and the named parameters they bind; `g` is the
+    alias the conditions read the trimmed text by."""
+    attrs = store.catalog.attributes
+    checks = [(f"'{f}'", "'missing'", f"{g}.{q(_given(f))} IS NULL") for f in RECORD_FIELDS]
+    checks += [
+        ("'occurred_at'", "'not a timestamp: ' || s.occurred_at",
+         f"t.occurred_at IS NULL AND {g}.{q(_given('occurred_at'))} IS NOT NULL"),
+        ("'occurred_at'", "'in the future: ' || strftime(t.occurred_at, '%Y-%m-%d %H:%M:%S') || ' UTC'",
+         "t.occurred_at > $now"),
+        ("'occurred_at'", "'before ' || $earliest_day || ' (CST), the earliest time a record may carry: ' "
+         "|| s.occurred_at", "t.occurred_at < $earliest"),
+        ("'record_id'", "'longer than ' || $max_id || ' characters'", "length(t.record_id) > $max_id"),
+        ("'behaviour'", "'unknown behaviour ' || t.behaviour", "t.bkey IS NULL AND t.behaviour <> ''"),
+        ("'reported_by'", "'unknown agency ' || t.agency", "t.agency <> '' AND ka.agency IS NULL"),
+        ("'behaviour'", "'agency ' || t.agency || ' may not report ' || t.behaviour",
+         "t.bkey IS NOT NULL AND ka.agency IS NOT NULL AND al.agency IS NULL"),
+        ("'record_id'", "'sent twice in this batch with different content'", "dk.agency IS NOT NULL"),
+        ("'record_id'", "'already stored with different content (record ' || t.record_id || ')'",
+         "t.stored_digest <> t.digest"),
+    ]  # fmt: skip
+    params: dict[str, object] = {"max_id": MAX_ID_LENGTH}
+    for a in attrs.values():
+        col, name, given = q(a.name), a.name, f"{g}.{q(_given(a.name))}"
+        typed = (
+            # a cast would round 4.5 to 5: an int is written as one, or as a number with a zero fraction
+            f"(t.{col} IS NULL OR NOT regexp_full_match({given}, '[+-]?[0-9]+([.]0*)?'))"
+            if a.type == "int"
+            else f"(t.{col} IS NULL OR NOT isfinite(t.{col}))"
+            if a.type == "float"
+            else f"t.{col} IS NULL"
+        )
+        article = "n" if a.type == "int" else ""
+        checks.append((f"'{name}'", f"'not a{article} {a.type}: ' || s.{col}",
+                       f"{given} IS NOT NULL AND {typed}"))  # fmt: skip
+        if a.min is not None and a.max is not None:
+            checks.append((
+                f"'{name}'",
+                f"'outside the catalog range [' || $min_text_{name} || ', ' || $max_text_{name} || ']: ' "
+                f"|| t.{col}::VARCHAR",
+                f"isfinite(t.{col}::DOUBLE) AND (t.{col} < $min_{name} OR t.{col} > $max_{name})",
+            ))  # fmt: skip
+            params |= {f"min_text_{name}": f"{a.min:g}", f"max_text_{name}": f"{a.max:g}",
+                       f"min_{name}": a.min, f"max_{name}": a.max}  # fmt: skip
+        if a.type == "str":
+            checks.append((f"'{name}'", f"'longer than ' || $length_{name} || ' characters'",
+                           f"length(t.{col}) > $length_{name}"))  # fmt: skip
+            params[f"length_{name}"] = a.max_length
+        checks.append((f"'{name}'", f"'behaviour ' || t.behaviour || ' has no attribute {name}'",
+                       f"t.{col} IS NOT NULL AND t.bkey IS NOT NULL AND NOT coalesce(d.{q('has_' + name)}, false)"))
+        checks.append((f"'{name}'", "'required for ' || t.behaviour",
+                       f"coalesce(d.{q('needs_' + name)}, false) AND {given} IS NULL"))
+    return checks, params
+
+
+def _given(field: str) -> str:
+    """The column of `_given` holding a field's staged text, trimmed, NULL where empty: whether it was given."""
+    return f"given {field}"
+
+
+def _catalog_tables(store: Store) -> None:
+    """The catalog as small tables the checks join: agencies, agency × behaviour allowed, and per
+    behaviour whether it has (declares) and needs (requires) each attribute."""
+    cat, con = store.catalog, store.con
+    allowed = [(a.code, b) for a in cat.agencies.values() for b in a.behaviours]
+    declared: dict[str, pa.Array] = {"behaviour": pa.array(list(cat.behaviours), pa.string())}
+    for name in cat.attributes:
+        declared[f"has_{name}"] = pa.array([name in b.attributes for b in cat.behaviours.values()], pa.bool_())
+        declared[f"needs_{name}"] = pa.array([name in b.required for b in cat.behaviours.values()], pa.bool_())
+    tables = {
+        "_agencies": pa.table({"agency": pa.array(sorted({a for a, _ in allowed}), pa.string())}),
+        "_allowed": pa.table({"agency": [a for a, _ in allowed], "behaviour": [b for _, b in allowed]}),
+        "_declared": pa.table(declared),
+    }
+    for name, table in tables.items():
+        con.register(f"{name}_arrow", table)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+        finally:
+            con.unregister(f"{name}_arrow")
+
+
+def _used(params: dict[str, object], sql: str) -> dict[str, object]:
+    """The named parameters `sql` binds (DuckDB refuses any other)."""
+    names = set(_PARAMETER.findall(sql))
+    return {k: v for k, v in params.items() if k in names}
+
+
 def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem], list[str]]:
+    """Every check over the staged batch, set-wise: (problems by row and field, ids of duplicates).
+
+    Why one pass: a batch is typed, digested, marked for duplicates and tested against every check's
+    condition in one statement (the one batch-wide check, an id sent twice with different content, in one
+    grouping after it); only rows that fail some check (none, in a clean batch) are then asked which checks
+    and with what message. Each check is written once (`_checks`), so the test and the messages cannot
+    disagree.
+    """
 
     con, cat = store.con, store.catalog
     attrs = cat.attributes
-    con.execute("DROP TABLE IF EXISTS _allowed; DROP TABLE IF EXISTS _declared")
-    allowed = [(a.code, b) for a in cat.agencies.values() for b in a.behaviours]
-    declared = [(b.code, a, a in b.required) for b in cat.behaviours.values() for a in b.attributes]
-    con.execute("CREATE TEMP TABLE _allowed(agency VARCHAR, behaviour VARCHAR)")
-    con.executemany("INSERT INTO _allowed VALUES (?, ?)", allowed)
-    con.execute("CREATE TEMP TABLE _declared(behaviour VARCHAR, attribute VARCHAR, required BOOLEAN)")
-    con.executemany("INSERT INTO _declared VALUES (?, ?, ?)", declared)
+    _catalog_tables(store)
+    # each staged text trimmed (`given …`): computed as the batch is typed, never stored (writing two dozen
+    # text columns into a table costs more than all the checks); the view serves the messages of failing rows
+    given = ", ".join(f"nullif(trim({q(f)}), '') AS {q(_given(f))}" for f in [*RECORD_FIELDS, *attrs])
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _given AS SELECT row AS row, {given} FROM _stage")
+
+    def trimmed(f: str) -> str:  # trim(s.f), as given: NULL if absent, '' if blank
+        return f"CASE WHEN s.{q(f)} IS NULL THEN NULL ELSE coalesce(s.{q(_given(f))}, '') END"
+
     typed_attrs = ", ".join(
-        f"try_cast(nullif(trim(s.{q(a.name)}), '') AS {SQL_TYPES[a.type]}) AS {q(a.name)}" for a in attrs.values()
+        f"try_cast(s.{q(_given(a.name))} AS {SQL_TYPES[a.type]}) AS {q(a.name)}" for a in attrs.values()
     )
     digest_parts = ", ".join(f"coalesce({q(a)}::VARCHAR, '')" for a in attrs)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _typed AS
-        SELECT s.row, trim(s.record_id) AS record_id, trim(s.reported_by) AS agency, c.ckey, c.jkey, b.bkey,
-               trim(s.citizen_id) AS citizen_id, trim(s.behaviour) AS behaviour,
-               (try_cast(s.occurred_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS occurred_at, {typed_attrs}
-        FROM _stage s
-        LEFT JOIN citizens c ON c.citizen_id = trim(s.citizen_id)
-        LEFT JOIN behaviours b ON b.code = trim(s.behaviour)""")
-    con.execute(f"""ALTER TABLE _typed ADD COLUMN digest VARCHAR;
-        UPDATE _typed SET digest = md5(concat_ws('|', agency, record_id, citizen_id, behaviour,
-            strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f'), {digest_parts}))""")
     # the batch's ids already in the store, looked up once: a hash join probed by one scan of the records'
-    # keys (both checks below read this small table, not the records table)
+    # keys (the checks and the duplicate marks read this small table, not the records table)
     con.execute("""CREATE OR REPLACE TEMP TABLE _stored AS
-        SELECT t.row, r.digest FROM _typed t JOIN records r ON r.agency = t.agency AND r.record_id = t.record_id""")
+        SELECT s.row, r.digest FROM _stage s
+        JOIN records r ON r.agency = trim(s.reported_by) AND r.record_id = trim(s.record_id)""")
+    checks, named = _checks(store)
     now_utc = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
-    checks = [
-        *[f"SELECT row, '{f}', 'missing' FROM _stage WHERE nullif(trim({q(f)}), '') IS NULL" for f in RECORD_FIELDS],
-        "SELECT s.row, 'occurred_at', 'not a timestamp: ' || s.occurred_at FROM _stage s JOIN _typed t USING (row) "
-        "WHERE t.occurred_at IS NULL AND nullif(trim(s.occurred_at), '') IS NOT NULL",
-        "SELECT row, 'occurred_at', 'in the future: ' || strftime(occurred_at, '%Y-%m-%d %H:%M:%S') || ' UTC' "
-        "FROM _typed WHERE occurred_at > ?",
-        "SELECT t.row, 'occurred_at', 'before ' || ? || ' (CST), the earliest time a record may "
-        "carry: ' || s.occurred_at FROM _typed t JOIN _stage s USING (row) WHERE t.occurred_at < ?",
-        "SELECT row, 'record_id', 'longer than ' || ? || ' characters' FROM _typed WHERE length(record_id) > ?",
-        "SELECT row, 'behaviour', 'unknown behaviour ' || behaviour FROM _typed WHERE bkey IS NULL AND behaviour <> ''",
-        "SELECT row, 'reported_by', 'unknown agency ' || agency FROM _typed "
-        "WHERE agency <> '' AND agency NOT IN (SELECT agency FROM _allowed)",
-        "SELECT row, 'behaviour', 'agency ' || agency || ' may not report ' || behaviour FROM _typed t "
-        "WHERE bkey IS NOT NULL AND agency IN (SELECT agency FROM _allowed) AND NOT EXISTS "
-        "(SELECT 1 FROM _allowed a WHERE a.agency = t.agency AND a.behaviour = t.behaviour)",
-        "SELECT row, 'record_id', 'sent twice in this batch with different content' FROM _typed t WHERE EXISTS "
-        "(SELECT 1 FROM _typed u WHERE u.agency = t.agency AND u.record_id = t.record_id AND u.digest <> t.digest)",
-        "SELECT t.row, 'record_id', 'already stored with different content (record ' || t.record_id || ')' "
-        "FROM _typed t JOIN _stored r USING (row) WHERE r.digest <> t.digest",
-    ]
     earliest = EARLIEST.astimezone(dt.UTC).replace(tzinfo=None)  # before it: a typo, never scored
-    # values reach the checks as bound parameters, in the order their `?` appear in the union
-    params: list[object] = [now_utc, f"{EARLIEST:%Y-%m-%d}", earliest, MAX_ID_LENGTH, MAX_ID_LENGTH]
-    for a in attrs.values():
-        col = q(a.name)
-        checks.append(
-            f"SELECT s.row, '{a.name}', 'not a{'n' if a.type == 'int' else ''} {a.type}: ' || s.{col} "
-            f"FROM _stage s JOIN _typed t USING (row) WHERE nullif(trim(s.{col}), '') IS NOT NULL AND "
-            + (
-                # a cast would round 4.5 to 5: an int is written as one, or as a number with a zero fraction
-                f"(t.{col} IS NULL OR NOT regexp_full_match(trim(s.{col}), '[+-]?[0-9]+([.]0*)?'))"
-                if a.type == "int"
-                else f"(t.{col} IS NULL OR NOT isfinite(t.{col}))"
-                if a.type == "float"
-                else f"t.{col} IS NULL"
-            )
+    params = {**named, "now": now_utc, "earliest": earliest, "earliest_day": f"{EARLIEST:%Y-%m-%d}"}
+    # every check but the batch-wide one (an id sent twice with different content) is tested as the batch
+    # is typed, on the trimmed text at hand (`t` here); that one needs the whole batch's digests first
+    row_checks = [cond for _, _, cond in _checks(store, g="t")[0] if "dk." not in cond]
+    any_fails = " OR ".join(f"({cond})" for cond in row_checks)  # NULL OR NULL: no failure, as in a WHERE
+    given_columns = ", ".join(q(_given(f)) for f in [*RECORD_FIELDS, *attrs])
+    typing = f"""
+        CREATE OR REPLACE TEMP TABLE _typed AS
+        WITH given AS (SELECT row, record_id, reported_by, citizen_id, behaviour, occurred_at, {given} FROM _stage),
+        typed AS (
+            SELECT s.row, {trimmed("record_id")} AS record_id, {trimmed("reported_by")} AS agency,
+                   c.ckey, c.jkey, b.bkey, {trimmed("citizen_id")} AS citizen_id, {trimmed("behaviour")} AS behaviour,
+                   (try_cast(s.occurred_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS occurred_at, {typed_attrs},
+                   st.digest AS stored_digest, st.row IS NOT NULL AS stored,
+                   s.* EXCLUDE (row, {", ".join(RECORD_FIELDS)})
+            FROM given s
+            LEFT JOIN citizens c ON c.citizen_id = s."given citizen_id"
+            LEFT JOIN behaviours b ON b.code = s."given behaviour"
+            LEFT JOIN _stored st ON st.row = s.row),
+        digested AS (
+            SELECT *, md5(concat_ws('|', agency, record_id, citizen_id, behaviour,
+                                    strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f'), {digest_parts})) AS digest
+            FROM typed),
+        repeated AS (  -- ids given more than once in this batch (a grouping: a window over every id is slow)
+            SELECT trim(reported_by) AS agency, trim(record_id) AS record_id, min(row) AS first FROM _stage
+            GROUP BY ALL HAVING count(*) > 1)
+        SELECT t.* EXCLUDE (stored, {given_columns}),
+               -- a duplicate is stored already, or a repeat of an earlier row of this batch
+               t.stored OR coalesce(t.row > k.first, false) AS duplicate,
+               coalesce({any_fails}, false) AS suspect
+        FROM digested t
+        LEFT JOIN repeated k ON k.agency IS NOT DISTINCT FROM t.agency AND k.record_id IS NOT DISTINCT FROM t.record_id
+        LEFT JOIN _agencies ka ON ka.agency = t.agency
+        LEFT JOIN _allowed al ON al.agency = t.agency AND al.behaviour = t.behaviour
+        LEFT JOIN _declared d ON d.behaviour = t.behaviour"""
+    con.execute(typing, _used(params, typing))
+    con.execute("""CREATE OR REPLACE TEMP TABLE _twice AS
+        SELECT agency, record_id FROM _typed GROUP BY ALL HAVING min(digest) <> max(digest)""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _suspects AS
+        SELECT row FROM _typed WHERE suspect
+        UNION SELECT t.row FROM _typed t JOIN _twice dk ON dk.agency = t.agency AND dk.record_id = t.record_id""")
+    found: list[tuple[int, str, str]] = []
+    if con.execute("SELECT count(*) FROM _suspects").fetchall()[0][0]:
+        union = " UNION ALL ".join(
+            f"(SELECT t.row, {field}, {message}, {i} FROM {_CHECKED} JOIN _stage s USING (row) "
+            f"JOIN _suspects USING (row) WHERE {cond})"
+            for i, (field, message, cond) in enumerate(checks)
         )
-        if a.min is not None and a.max is not None:
-            checks.append(
-                f"SELECT row, '{a.name}', 'outside the catalog range [' || ? || ', ' || ? || ']: ' || {col}::VARCHAR "
-                f"FROM _typed WHERE isfinite({col}::DOUBLE) AND ({col} < ? OR {col} > ?)"
-            )
-            params += [f"{a.min:g}", f"{a.max:g}", a.min, a.max]
-        if a.type == "str":
-            checks.append(
-                f"SELECT row, '{a.name}', 'longer than ' || ? || ' characters' FROM _typed WHERE length({col}) > ?"
-            )
-            params += [a.max_length, a.max_length]
-        checks.append(
-            f"SELECT t.row, '{a.name}', 'behaviour ' || t.behaviour || ' has no attribute {a.name}' FROM _typed t "
-            f"WHERE t.{col} IS NOT NULL AND t.bkey IS NOT NULL AND NOT EXISTS "
-            f"(SELECT 1 FROM _declared d WHERE d.behaviour = t.behaviour AND d.attribute = '{a.name}')"
-        )
-    checks.append(
-        "SELECT t.row, d.attribute, 'required for ' || t.behaviour FROM _typed t JOIN _declared d "
-        "ON d.behaviour = t.behaviour AND d.required JOIN _stage s USING (row) WHERE "
-        + " OR ".join(f"(d.attribute = '{a}' AND nullif(trim(s.{q(a)}), '') IS NULL)" for a in attrs)
-    )
-    sql = " UNION ALL ".join(f"({c})" for c in checks)
-    found = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1, 2", params).fetchall()
+        sql = (f"SELECT row, field, message FROM ({union}) AS u(row, field, message, ordinal) "
+               "ORDER BY row, field, ordinal")
+        found = con.execute(sql, _used(params, sql)).fetchall()
+    con.execute("DROP TABLE _suspects; DROP TABLE _twice; DROP VIEW _given")
     problems = [Problem(int(r), f, m) for r, f, m in found]
     unknown = con.execute("SELECT row, citizen_id FROM _typed WHERE ckey IS NULL AND citizen_id <> ''").fetchall()
     for row, cid in unknown:
         why = ids.problem(cid)
         problems.append(Problem(int(row), "citizen_id", f"{cid!r}: {why}" if why else f"unknown citizen {cid}"))
     problems.sort(key=lambda p: (p.row, p.field))
-    # a duplicate is stored already, or a repeat of an earlier row of this batch
-    con.execute("""ALTER TABLE _typed ADD COLUMN duplicate BOOLEAN;
-        UPDATE _typed SET duplicate = d.duplicate FROM (
-            SELECT row, row IN (SELECT row FROM _stored)
-                        OR row > min(row) OVER (PARTITION BY agency, record_id) AS duplicate FROM _typed) d
-        WHERE d.row = _typed.row""")
     dups = [r for (r,) in con.execute("SELECT record_id FROM _typed WHERE duplicate ORDER BY row").fetchall()]
     return problems, dups

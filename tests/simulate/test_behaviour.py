@@ -15,7 +15,21 @@ from pydantic import ValidationError
 from socialcredit.catalog import default_catalog
 from socialcredit.engine import Engine
 from socialcredit.simulate import generate_population
-from socialcredit.simulate.behaviour import DEFAULT_RATES, BehaviourRates, allowed_agencies, generate_records
+from socialcredit.simulate.behaviour import (
+    AGES,
+    DEFAULT_RATES,
+    BehaviourRates,
+    Society,
+    _citizens,
+    _day,
+    _rate_factor,
+    _weights,
+    allowed_agencies,
+    citizens_table,
+    generate_records,
+    propensities,
+    weight_sums,
+)
 from socialcredit.store import Store
 
 CITIES = {"rongcheng": 2000, "shanghai": 3000}
@@ -145,3 +159,86 @@ def test_three_months_ingest_cleanly_and_the_engine_lists_citizens(store):
     assert summary.records > 1500 and summary.ledger_entries > 0
     listed = store.con.execute("SELECT count(DISTINCT ckey) FROM list_entries WHERE kind = 'blacklist'").fetchall()
     assert listed[0][0] > 0
+
+
+# The draw is by stratum (income decile × age), then by propensity within it (`simulate.strata`). These
+# compare it with the model's expectation computed the plain way, citizen by citizen (`_weights`, which
+# `weight_sums` and so the calibration's fast model use): first exactly (the mean the strata imply for
+# each citizen), then on a drawn month (counts given the fixed propensities are Poisson; a fixed seed, so
+# the test is deterministic, and the bound, 5 standard deviations over ~1,000 groups, says how far a
+# correct draw may stray).
+# age-limited behaviours far more often, so every age bound is seen; band edges at every bound of AGES
+SCALED = BehaviourRates(scale=20.0, multipliers=dict.fromkeys(AGES, 20.0))
+AGE_BANDS = [0, 15, 18, 19, 22, 23, 30, 40, 51, 61, 70, 81, 200]
+
+
+@pytest.fixture(scope="module")
+def scaled(store: Store) -> pa.Table:
+    return generate_records(store, JAN, SCALED, np.random.default_rng(21))
+
+
+def test_each_citizen_s_mean_in_the_strata_is_the_model_s_rate(store):
+    cat = default_catalog()
+    c = _citizens(citizens_table(store), JAN.date())
+    prop = propensities(c.key, SCALED, cat)
+    strata, sums = Society.of(store).strata(SCALED, cat)
+    cells = strata.month(_day(JAN.date()))
+    stratum = np.repeat(np.arange(cells.age.size), np.diff(cells.starts))  # per citizen, in the strata's order
+    for code, b in cat.behaviours.items():
+        prefix = sums[(b.polarity, b.category)]
+        totals = cells.totals(prefix)
+        mean = SCALED.rate(code, JAN.date()) * _rate_factor(cells.age, cells.decile, totals, code, SCALED)
+        implied = np.zeros(len(c.ids))
+        implied[strata.order] = mean[stratum] * np.diff(prefix) / totals[stratum]
+        rate = SCALED.rate(code, JAN.date()) * _weights(c, prop[code], code, SCALED)
+        assert np.allclose(implied, rate, rtol=1e-9, atol=0), code
+        assert np.isclose(rate.sum(), SCALED.rate(code, JAN.date()) * weight_sums(store, [JAN.date()], code, SCALED)[0])
+
+
+def test_drawn_records_per_behaviour_age_band_and_income_decile(store, scaled):
+    table = citizens_table(store)
+    c = _citizens(table, JAN.date())
+    prop = propensities(c.key, SCALED, default_catalog())
+    band = np.searchsorted(AGE_BANDS, c.age, side="right") - 1
+    decile = np.rint(c.decile).astype(np.int64)  # 6 (5.5 rounded) where there is none: children
+    where = pc.index_in(scaled["citizen_id"], value_set=table["citizen_id"]).to_numpy()
+    behaviour = col(scaled, "behaviour")
+    checked = 0
+    for code in default_catalog().behaviours:
+        rate = SCALED.rate(code, JAN.date()) * _weights(c, prop[code], code, SCALED)
+        mine = where[behaviour == code]
+        for group, size in ((band, len(AGE_BANDS)), (decile, 11)):
+            observed = np.bincount(group[mine], minlength=size)
+            expected = np.bincount(group, weights=rate, minlength=size)
+            assert np.all(np.abs(observed - expected) <= 5 * np.sqrt(expected) + 2), (code, observed, expected)
+            checked += int((expected > 100).sum())
+    assert checked >= 100  # many (behaviour, group) cells are large enough here for the bound to bite
+
+
+def test_records_fall_on_citizens_in_proportion_to_their_own_rate(store, scaled):
+    # within a stratum the draw weighs each citizen by propensity: citizens grouped by their own
+    # expected rate (quintiles) get their expected share of a behaviour with income and age effects
+    table = citizens_table(store)
+    c = _citizens(table, JAN.date())
+    code = "late_bill_payment"
+    rate = SCALED.rate(code) * _weights(c, propensities(c.key, SCALED, default_catalog())[code], code, SCALED)
+    adults = np.flatnonzero(rate > 0)
+    quintile = np.zeros(rate.size, np.int64)
+    quintile[adults] = np.searchsorted(np.quantile(rate[adults], [0.2, 0.4, 0.6, 0.8]), rate[adults]) + 1
+    mine = scaled.filter(pc.equal(scaled["behaviour"], code))
+    where = pc.index_in(mine["citizen_id"], value_set=table["citizen_id"]).to_numpy()
+    observed = np.bincount(quintile[where], minlength=6)
+    expected = np.bincount(quintile, weights=rate, minlength=6)
+    assert observed[0] == 0  # nobody ineligible
+    assert np.all(np.abs(observed[1:] - expected[1:]) <= 5 * np.sqrt(expected[1:]) + 2), (observed, expected)
+    assert observed[5] > 3 * observed[1]  # and the spread is real, not flat
+
+
+def test_a_prepared_society_draws_what_its_source_draws(store, january):
+    society = Society.of(store)
+    assert generate_records(society, JAN, BehaviourRates(), np.random.default_rng(11)).equals(january)
+    # prepared once, it serves later months too (ages move on with the month)
+    march = dt.datetime(2025, 3, 1)
+    assert generate_records(society, march, BehaviourRates(), np.random.default_rng(4)).equals(
+        generate_records(store, march, BehaviourRates(), np.random.default_rng(4))
+    )

@@ -1,7 +1,9 @@
 """Generate one month of behaviour records for a whole simulated population, with arrays.
 
 Why arrays: the simulator must reach the whole country, so a month is drawn per *behaviour* over all
-citizens at once (one Poisson draw per citizen and behaviour, numpy-vectorised), never per citizen.
+citizens at once, never per citizen: how many records each (income decile, age) stratum gets, then
+who, by weighted sampling over the population's propensity prefix sums (`simulate.strata`), so a
+month costs its records, not its population.
 The records come out as one Arrow table in the shape `Store.ingest` reads, so simulated records go
 through exactly the validation and scoring path real agency batches take (SPEC §4: the simulator is a
 client of the engine).
@@ -37,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.clock import CST
+from socialcredit.simulate.strata import Strata
 
 if TYPE_CHECKING:
     from socialcredit.simulate.population import Population
@@ -318,18 +321,28 @@ def citizens_table(store: Store) -> pa.Table:
         FROM citizens c LEFT JOIN citizen_profiles p USING (ckey) ORDER BY c.ckey""").to_arrow_table()
 
 
-def _citizens(source: Store | Population | pa.Table, month: dt.date) -> _Citizens:
+def _table(source: Store | Population | pa.Table) -> pa.Table:
     from socialcredit.simulate.population import Population
 
     if isinstance(source, Population):
-        table = source.citizens
-    elif isinstance(source, pa.Table):
-        table = source
-    else:
-        table = citizens_table(source)
-    born = table["birth_date"].to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64)
-    today = int(np.datetime64(month, "D").astype(np.int64))
-    age = np.floor((today - born) / 365.2425).astype(np.int64)
+        return source.citizens
+    if isinstance(source, pa.Table):
+        return source
+    return citizens_table(source)
+
+
+def _born(table: pa.Table) -> np.ndarray:
+    return np.asarray(table["birth_date"].to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64))
+
+
+def _day(month: dt.date) -> int:
+    return int(np.datetime64(month, "D").astype(np.int64))
+
+
+def _citizens(source: Store | Population | pa.Table, month: dt.date) -> _Citizens:
+    table = _table(source)
+    born = _born(table)
+    age = np.floor((_day(month) - born) / 365.2425).astype(np.int64)
     decile = (
         table["income_decile"].cast(pa.float64()).fill_null(5.5).to_numpy()
         if "income_decile" in (table.column_names)
@@ -404,6 +417,14 @@ def _propensity_factors(
     found = _FACTORS.get(ident)
     if found is not None:
         return found
+    _FACTORS.clear()  # one population at a time: a million citizens' factors are ~100 MB
+    _FACTORS[ident] = _factors(key, rates, categories)
+    return _FACTORS[ident]
+
+
+def _factors(
+    key: np.ndarray, rates: BehaviourRates, categories: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     salt = rates.propensity_seed * 1_000_003
     polarity = {
         p: _lognormal_mean_one(_normal_of(key, salt + i), rates.propensity_sigma)
@@ -413,19 +434,65 @@ def _propensity_factors(
         name: _lognormal_mean_one(_normal_of(key, salt + 100 + i * 7919 + sum(map(ord, name))), rates.category_sigma)
         for i, name in enumerate(categories)
     }
-    _FACTORS.clear()  # one population at a time: a million citizens' factors are ~100 MB
-    _FACTORS[ident] = (polarity, category)
     return polarity, category
+
+
+@dataclass
+class Society:
+    """A population as the generator reads it, prepared once for many months (`generate_records` takes
+    it as its source): the citizens' columns, and per propensity setting their strata with one prefix
+    sum per (polarity, category) of propensity (`simulate.strata`).
+
+    Why: these are the population-sized part of drawing a month; a run draws every month from one
+    population, so it prepares them once and a month costs what happened in it.
+    """
+
+    citizens: _Citizens  # `age` is as of the day prepared; the draws take ages from the strata per month
+    born: np.ndarray  # int64 birth day numbers
+    cameras: np.ndarray  # intersections per city (the simulated camera network)
+    _strata: dict[tuple[object, ...], tuple[Strata, dict[tuple[str, str], np.ndarray]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, source: Store | Population | pa.Table) -> Society:
+        table = _table(source)
+        c = _citizens(table, dt.date(2000, 1, 1))
+        return cls(c, _born(table), _intersections(c))
+
+    def strata(
+        self, rates: BehaviourRates, catalog: Catalog
+    ) -> tuple[Strata, dict[tuple[str, str], np.ndarray]]:
+        """The strata and, per (polarity, category), the prefix sum of that propensity in their order."""
+        categories = tuple(dict.fromkeys(b.category for b in catalog.behaviours.values()))
+        ident = (rates.propensity_seed, rates.propensity_sigma, rates.category_sigma, categories)
+        found = self._strata.get(ident)
+        if found is None:
+            strata = Strata.of(self.born, self.citizens.decile)
+            polarity, category = _factors(self.citizens.key, rates, categories)
+            sums: dict[tuple[str, str], np.ndarray] = {}
+            for b in catalog.behaviours.values():
+                if (b.polarity, b.category) not in sums:
+                    sums[(b.polarity, b.category)] = strata.prefix(polarity[b.polarity] * category[b.category])
+            self._strata.clear()  # one setting at a time: the sums are a float per citizen and pair
+            found = self._strata[ident] = (strata, sums)
+        return found
 
 
 def _weights(c: _Citizens, prop: np.ndarray, code: str, rates: BehaviourRates) -> np.ndarray:
     """Each citizen's rate of `code` per unit of its base rate: eligibility × propensity × gradients."""
+    return _rate_factor(c.age, c.decile, prop, code, rates)
+
+
+def _rate_factor(
+    age: np.ndarray, decile: np.ndarray, prop: np.ndarray, code: str, rates: BehaviourRates
+) -> np.ndarray:
+    """`prop` × eligibility by age × the income and age gradients of `code`: per citizen, or per
+    stratum of one age and decile (then `prop` is the stratum's propensity total)."""
     low, high = AGES.get(code, (ADULT, 200))
-    w = prop * ((c.age >= low) & (c.age <= high))
+    w = prop * ((age >= low) & (age <= high))
     if (g := rates.income_slope(code)) != 0:
-        w = w * np.exp(g * (5.5 - c.decile) / 4.5)
+        w = w * np.exp(g * (5.5 - decile) / 4.5)
     if (g := rates.age_slope(code)) != 0:
-        w = w * np.exp(g * (40.0 - c.age) / 20.0)
+        w = w * np.exp(g * (40.0 - age) / 20.0)
     return w
 
 
@@ -492,7 +559,7 @@ _SIMPLE: dict[str, Draw] = {
 }
 
 
-def _codes(prefix: pa.Array, numbers: np.ndarray, width: int = 4) -> pa.Array:
+def _codes(prefix: pa.Array | pa.Scalar, numbers: np.ndarray, width: int = 4) -> pa.Array:
     """`prefix` + zero-padded numbers, as Arrow strings, in one vectorised pass."""
     digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width=width, padding="0")
     return pc.binary_join_element_wise(prefix, digits, "")
@@ -520,7 +587,7 @@ def _zipf_index(n: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def generate_records(
-    source: Store | Population | pa.Table,
+    source: Store | Population | pa.Table | Society,
     month_start: dt.datetime | dt.date,
     rates: BehaviourRates | None = None,
     rng: np.random.Generator | None = None,
@@ -534,8 +601,10 @@ def generate_records(
 ) -> pa.Table:
     """One month of records for every citizen of `source`, ready for `Store.ingest`.
 
-    `source` is a store (its citizens and generated profiles), a `Population`, or a citizens table
-    with citizen_id, birth_date, city and optionally income_decile and avatar_seed. `month_start` is
+    `source` is a store (its citizens and generated profiles), a `Population`, a citizens table
+    with citizen_id, birth_date, city and optionally income_decile and avatar_seed, or a `Society`
+    prepared from one of these (a run prepares it once, so a month costs its records, not its
+    population). The same source and `rng` give the same table. `month_start` is
     read in China Standard Time (a naive value or a date is taken as CST). `rng` draws the month's
     records (default: seeded from the month, so a month is reproducible on its own); `first` offsets
     the record numbering, so a caller streaming partitions of one month keeps record_ids unique.
@@ -552,14 +621,15 @@ def generate_records(
     start = _cst(month_start)
     end = (start + dt.timedelta(days=32)).replace(day=1)
     rng = rng if rng is not None else np.random.default_rng([start.year, start.month])
-    c = _citizens(source, start.date())
-    prop = propensities(c.key, rates, catalog)
-    deterred: np.ndarray | None = None
-    for ids, factor in ((blacklisted, deterrence), (cautious, caution)):
-        if ids is None or factor == 1.0:
-            continue
-        member = pc.is_in(c.ids, value_set=pa.array(ids, pa.string())).to_numpy(zero_copy_only=False)
-        deterred = (np.ones(len(c.ids)) if deterred is None else deterred) * np.where(member, factor, 1.0)
+    society = source if isinstance(source, Society) else Society.of(source)
+    c = society.citizens
+    strata, sums = society.strata(rates, catalog)
+    cells = strata.month(_day(start.date()))
+    deterring = [
+        (pa.array(ids, pa.string()), factor)
+        for ids, factor in ((blacklisted, deterrence), (cautious, caution))
+        if ids is not None and factor != 1.0
+    ]
 
     who: list[np.ndarray] = []
     what: list[np.ndarray] = []
@@ -568,17 +638,19 @@ def generate_records(
         base = rates.rate(code, start.date())
         if base <= 0:
             continue
-        lam = base * _weights(c, prop[code], code, rates)
-        if deterred is not None and catalog.behaviours[code].polarity == "undesirable":
-            lam = lam * deterred
-        # Independent Poisson counts per citizen, drawn exactly but in O(records) random numbers: the
-        # month's total is Poisson(sum of rates) and each record falls on a citizen with probability
-        # proportional to their rate (a cumulative sum and a binary search, no per-citizen draw).
-        cdf = np.cumsum(lam)
-        total = float(cdf[-1]) if cdf.size else 0.0
-        k = int(rng.poisson(total)) if total > 0 else 0
-        rows = np.sort(np.searchsorted(cdf, rng.random(k) * total, side="right"))
-        rows = np.minimum(rows, max(cdf.size - 1, 0))  # u * total rounds up to total only by float error
+        b = catalog.behaviours[code]
+        prefix = sums[(b.polarity, b.category)]
+        # Independent Poisson counts per citizen, drawn exactly in O(strata + records): a Poisson count
+        # per (decile, age) stratum, then each record on a citizen of it in proportion to propensity.
+        mean = base * _rate_factor(cells.age, cells.decile, cells.totals(prefix), code, rates)
+        rows = strata.draw(cells, prefix, mean, rng)
+        if deterring and b.polarity == "undesirable" and rows.size:
+            # deterrence thins the drawn records (a Poisson count thinned by p is Poisson with p × the rate)
+            keep = np.ones(rows.size)
+            for ids, factor in deterring:
+                member = pc.is_in(c.ids.take(pa.array(rows)), value_set=ids).to_numpy(zero_copy_only=False)
+                keep = keep * np.where(member, factor, 1.0)
+            rows = rows[rng.random(rows.size) < keep]
         if rows.size:
             who.append(rows)
             what.append(np.full(rows.size, bi, np.int16))
@@ -588,7 +660,7 @@ def generate_records(
     columns: dict[str, list[pa.Array]] = {"reported_by": []}
     attr_cols: dict[str, list[pa.Array]] = {a: [] for a in catalog.attributes}
     for code, rows in blocks:
-        attrs, agency = _attributes(code, rows, c, catalog, rng)
+        attrs, agency = _attributes(code, rows, c, society.cameras, catalog, rng)
         columns["reported_by"].append(agency)
         for name, chunks in attr_cols.items():
             chunks.append(attrs.get(name, pa.nulls(rows.size, _arrow_type(catalog.attributes[name].type))))
@@ -600,9 +672,11 @@ def generate_records(
     order = np.lexsort((citizen, behaviour, offsets))  # time order; ties by behaviour, then citizen
 
     local = np.datetime64(start.replace(tzinfo=None), "s") + offsets[order].astype("timedelta64[s]")
-    occurred = pc.binary_join_element_wise(pa.array(np.datetime_as_string(local, unit="s")), "+08:00", "")
+    # Arrow's cast writes "YYYY-MM-DD hh:mm:ss" fifty times faster than numpy's datetime_as_string
+    text = pc.replace_substring(pa.array(local, pa.timestamp("s")).cast(pa.string()), " ", "T")
+    occurred = pc.binary_join_element_wise(text, "+08:00", "")
     numbers = np.arange(first, first + n)
-    record_id = _codes(pa.array(np.full(n, f"sim-{start:%Y%m}-", dtype=object), pa.string()), numbers, 8)
+    record_id = _codes(pa.scalar(f"sim-{start:%Y%m}-", pa.string()), numbers, 8)
     codes = pa.array(list(catalog.behaviours))
     table = {
         "record_id": record_id,
@@ -632,7 +706,7 @@ def _concat(chunks: list[pa.Array], kind: pa.DataType) -> pa.Array:
 
 
 def _attributes(
-    code: str, rows: np.ndarray, c: _Citizens, catalog: Catalog, rng: np.random.Generator
+    code: str, rows: np.ndarray, c: _Citizens, cameras: np.ndarray, catalog: Catalog, rng: np.random.Generator
 ) -> tuple[dict[str, pa.Array], pa.Array]:
     """Every declared attribute of `code` for `rows` (citizen indices), and the reporting agency."""
     declared = catalog.behaviours[code].attributes
@@ -657,7 +731,7 @@ def _attributes(
             out["views"] = pa.array(views)
             out["shares"] = pa.array(rng.binomial(views, 0.02))
     if "site" in declared or "camera" in declared:
-        out.update(_sites(code, rows, c, prefix, rng))
+        out.update(_sites(code, rows, c, cameras, prefix, rng))
     if code in CAMERA_SHARE or code == "red_light_crossing":
         by_camera = rng.random(rows.size) < CAMERA_SHARE.get(code, 1.0)
         if code not in AGENCY_SHARES:
@@ -671,7 +745,9 @@ def _attributes(
     return {k: v for k, v in out.items() if k in declared}, agency
 
 
-def _sites(code: str, rows: np.ndarray, c: _Citizens, prefix: pa.Array, rng: np.random.Generator) -> dict[str, Any]:
+def _sites(
+    code: str, rows: np.ndarray, c: _Citizens, cameras: np.ndarray, prefix: pa.Array, rng: np.random.Generator
+) -> dict[str, Any]:
     """Sites by kind; at an intersection, one of its cameras (the simulated camera network)."""
     kind = SITE_KIND.get(code, "st")
     if kind == "train":
@@ -688,7 +764,7 @@ def _sites(code: str, rows: np.ndarray, c: _Citizens, prefix: pa.Array, rng: np.
         }
     if kind == "st":
         return {"site": _codes(pc.binary_join_element_wise(prefix, "-st-", ""), rng.integers(0, 5000, rows.size))}
-    intersection = _zipf_index(_intersections(c)[c.city[rows]], rng)
+    intersection = _zipf_index(cameras[c.city[rows]], rng)
     camera = intersection * CAMERAS_PER_INTERSECTION + rng.integers(0, CAMERAS_PER_INTERSECTION, rows.size)
     return {
         "site": _codes(pc.binary_join_element_wise(prefix, "-int-", ""), intersection),

@@ -35,10 +35,11 @@ import pyarrow.parquet as pq
 import yaml
 
 from socialcredit import decisions, standings
+from socialcredit.catalog import default_catalog
 from socialcredit.clock import cst, cst_midnight_utc, stored
 from socialcredit.engine import Engine, next_month_utc
 from socialcredit.engine.sql import fill
-from socialcredit.simulate.behaviour import generate_records
+from socialcredit.simulate.behaviour import Society, generate_records
 from socialcredit.simulate.contacts import SCHEMA as CONTACTS_SCHEMA
 from socialcredit.simulate.contacts import avoid_listed_contacts
 from socialcredit.simulate.incentives import blacklisted, near_threshold, respond
@@ -159,6 +160,9 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         scenario.cities, scenario.seed, scenario.start, regions=regions_of(rulebooks), district=district
     )
     store.add_population(pop.citizens, pop.relations, source=f"scenario {scenario.name} seed {scenario.seed}")
+    society = Society.of(store)  # read and prepared once: each month's draw then costs its records
+    society.strata(scenario.rates, default_catalog())  # population-sized: counted with the setup, not month one
+    people = _People.of(store, society)
     setup = time.perf_counter() - t0
 
     # one decider for the run: the month's attempts and the children count share its stay index, which is
@@ -188,7 +192,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         listed = blacklisted(store, start) if inc is not None else None
         cautious = near_threshold(store, start, inc.threshold_band) if inc is not None else None
         batch = generate_records(
-            store, label, scenario.rates, _rng(scenario, 1, m), first=records,
+            society, label, scenario.rates, _rng(scenario, 1, m), first=records,
             blacklisted=listed, deterrence=inc.deterrence if inc is not None else 1.0,
             cautious=cautious, caution=inc.threshold_caution if inc is not None else 1.0,
         )  # fmt: skip
@@ -214,7 +218,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
         timing["engine"] = time.perf_counter() - t
         step(m, scenario.months, f"{label:%Y-%m}: services")
         t = time.perf_counter()
-        outcomes = _use_services(store, scenario, m, start, end)
+        outcomes = _use_services(store, scenario, m, start, end, people)
         timing["decide"] = time.perf_counter() - t
         t = time.perf_counter()
         rows["decisions"] += [
@@ -268,34 +272,48 @@ def summary(scenario: Scenario, citizens: int, records: int, decisions: dict[str
     }
 
 
-def _use_services(store: Store, scenario: Scenario, m: int, start: dt.datetime, end: dt.datetime) -> Counter:
-    """Draw this month's attempts (Poisson per eligible citizen and service) and decide each one."""
+@dataclass(frozen=True)
+class _People:
+    """Who may try a service, read once per run (the population does not change during one): citizen
+    ids and birth days in ckey order, and whether each has a parent in the registry."""
+
+    ids: pa.Array
+    born: np.ndarray  # int64 day numbers
+    has_parent: np.ndarray  # bool
+
+    @classmethod
+    def of(cls, store: Store, society: Society) -> _People:
+        found = store.con.execute(
+            "SELECT ckey IN (SELECT ckey FROM relations WHERE kind = 'parent') FROM citizens ORDER BY ckey"
+        ).fetchnumpy()
+        has_parent = np.asarray(next(iter(found.values())), bool)
+        return cls(society.citizens.ids, society.born, has_parent)
+
+
+def _use_services(
+    store: Store, scenario: Scenario, m: int, start: dt.datetime, end: dt.datetime, people: _People
+) -> Counter[tuple[str, str]]:
+    """Draw this month's attempts (Poisson per eligible citizen and service) and decide each one.
+
+    Each service's attempts are drawn as a Poisson total over its eligible citizens, each attempt on
+    one of them uniformly: the same independent Poisson count per citizen, in O(attempts) draws."""
     if not scenario.services:
-        return Counter()
+        return Counter[tuple[str, str]]()
     rng = _rng(scenario, 2, m)
     adult_day = _cst_day(start).replace(year=_cst_day(start).year - 18)
-    # columns, not Python lists: only the citizens who try a service ever become Python strings
-    people = store.con.sql(
-        """SELECT citizen_id, birth_date <= $day AS adult,
-                  birth_date > $day AND ckey IN (SELECT ckey FROM relations WHERE kind = 'parent') AS child
-           FROM citizens ORDER BY ckey""",
-        params={"day": adult_day},
-    ).to_arrow_table()
-    ids = people.column("citizen_id")
-    eligible = {
-        "adults": np.flatnonzero(people.column("adult").to_numpy()),
-        "children": np.flatnonzero(people.column("child").to_numpy()),
-    }
+    adult = people.born <= int(np.datetime64(adult_day, "D").astype(np.int64))
+    ids = people.ids
+    eligible = {"adults": np.flatnonzero(adult), "children": np.flatnonzero(~adult & people.has_parent)}
     if any(use.for_ == "listed" for use in scenario.services.values()):
         on = pc.is_in(ids, value_set=blacklisted(store, start))
-        eligible["listed"] = np.flatnonzero(on.to_numpy())
+        eligible["listed"] = np.flatnonzero(on.to_numpy(zero_copy_only=False))
     seconds = int((end - start).total_seconds())
     who, what, when = [], [], []
     for si, service in enumerate(sorted(scenario.services)):
         use = scenario.services[service]
         pool = eligible[use.for_]
-        counts = rng.poisson(use.rate, pool.size)
-        citizens = np.repeat(pool, counts)
+        k = int(rng.poisson(use.rate * pool.size)) if pool.size else 0
+        citizens = np.sort(pool[rng.integers(0, pool.size, k)]) if k else np.zeros(0, np.int64)
         who.append(citizens)
         what.append(np.full(citizens.size, si))
         when.append(rng.integers(0, seconds, citizens.size))
