@@ -763,7 +763,7 @@ class Store:
             # the ties concerned as they stand: the open start of each, and the time of its last change
             self.con.execute(
                 """CREATE OR REPLACE TEMP TABLE _rel_now AS
-                   SELECT r.row, r.dir, r.ckey, r.other, r.kind, max(c.at) AS last,
+                   SELECT r.row, r.dir, r.ckey, r.other, r.kind, max(c.changed_at) AS last,
                           max(c.seq) FILTER (WHERE c.change = 'start' AND e.ends IS NULL) AS open
                    FROM _rel r LEFT JOIN relation_changes c ON c.ckey = r.ckey AND c.other = r.other
                         AND c.kind = r.kind
