@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import NATIONAL_YAML, citizen, city_yaml, cst, rec
-from socialcredit import decisions
+from socialcredit import decisions, schema
 from socialcredit.clock import stored
 from socialcredit.engine import Engine, utc_naive
 from socialcredit.sample import citizen_ids, load_sample
@@ -178,3 +178,22 @@ def test_a_parent_s_measure_reaches_a_child_only_while_the_tie_is_in_force(famil
     store, (_, _, son) = family
     assert _school(store, son, cst(2026, 6, 30))[0] == "deny"
     assert _school(store, son, cst(2026, 7, 1)) == ("allow", [])
+
+
+def test_a_store_made_before_dated_relations_keeps_its_ties_from_the_start(tmp_path: Path) -> None:
+    """Opening (initialising) a store whose `relations` is the old undated table moves its ties into
+    relation_changes as starts at UNDATED, where the engine read them (in force at every time)."""
+    path = tmp_path / "old.duckdb"
+    with Store(path) as store:
+        store.init(load_shipped_rulebooks=False)
+        store.con.execute("DROP VIEW relations")
+        store.con.execute("CREATE TABLE relations (ckey INTEGER, other INTEGER, kind VARCHAR)")
+        store.con.execute("INSERT INTO relations VALUES (0, 1, 'contact'), (1, 0, 'contact'), (2, 0, 'parent')")
+    with Store(path) as store:
+        store.init(load_shipped_rulebooks=False)
+        assert store.con.execute("SELECT * FROM relations ORDER BY ALL").fetchall() == [
+            (0, 1, "contact", UNDATED, None), (1, 0, "contact", UNDATED, None), (2, 0, "parent", UNDATED, None)]
+        assert store.con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'relations'"
+                                 ).fetchall() == [("VIEW",)]
+        assert store.con.execute("SELECT comment FROM duckdb_views() WHERE view_name = 'relations'").fetchall() == [
+            (schema.RELATIONS.comment,)]

@@ -99,7 +99,7 @@ ckey INTEGER -- the citizen
 other INTEGER -- the related citizen
 kind VARCHAR -- parent, child, spouse or contact (what `other` is to `ckey`; the mirror is another change)
 change VARCHAR -- start (the tie begins) or end (it ends)
-at TIMESTAMP -- when the tie began or ended (UTC)
+changed_at TIMESTAMP -- when the tie began or ended (UTC)
 ends BIGINT -- on an end, the seq of the start it ends; NULL on a start
 """),
     _t("retractions", "Records an agency withdrew; the ledger ignores them from then on (append-only).", """
@@ -264,9 +264,9 @@ kind VARCHAR -- parent, child, spouse or contact (what `other` is to `ckey`)
 valid_from TIMESTAMP -- when the tie began (UTC); ties registered with the citizens, undated, from clock.EARLIEST
 valid_to TIMESTAMP -- when it ended (UTC); NULL while it is in force
 """).columns,
-    """SELECT s.ckey, s.other, s.kind, s.at AS valid_from, e.at AS valid_to
+    """SELECT s.ckey, s.other, s.kind, s.changed_at AS valid_from, e.changed_at AS valid_to
        FROM relation_changes AS s
-       LEFT JOIN (SELECT ends, at FROM relation_changes WHERE change = 'end') AS e ON e.ends = s.seq
+       LEFT JOIN (SELECT ends, changed_at FROM relation_changes WHERE change = 'end') AS e ON e.ends = s.seq
        WHERE s.change = 'start'""",
 )
 VIEWS: tuple[View, ...] = (RELATIONS,)

@@ -339,8 +339,9 @@ class Store:
         if found.get("relations") == "BASE TABLE":
             self.con.execute(
                 """INSERT INTO relation_changes
-                   SELECT (SELECT coalesce(max(seq) + 1, 0) FROM relation_changes) + row_number() OVER () - 1,
-                          ckey, other, kind, 'start', $at, NULL FROM relations""", {"at": UNDATED})
+                   SELECT (SELECT coalesce(max(seq) + 1, 0) FROM relation_changes)
+                          + row_number() OVER (ORDER BY ckey, other, kind) - 1, ckey, other, kind, 'start', $at, NULL
+                   FROM relations""", {"at": UNDATED})
             self.con.execute("DROP TABLE relations")
         self.con.execute(";\n".join([schema.RELATIONS.create(), *schema.RELATIONS.comments()]))
 
@@ -532,8 +533,8 @@ class Store:
             self.con.register("_new_relations", rtable)
             self.con.execute("INSERT INTO citizens SELECT * FROM _new_citizens")
             self.con.execute("""INSERT INTO relation_changes
-                SELECT (SELECT coalesce(max(seq) + 1, 0) FROM relation_changes) + row_number() OVER () - 1,
-                       ckey, other, kind, 'start', $at, NULL
+                SELECT (SELECT coalesce(max(seq) + 1, 0) FROM relation_changes)
+                       + row_number() OVER (ORDER BY ckey, other, kind) - 1, ckey, other, kind, 'start', $at, NULL
                 FROM (SELECT DISTINCT * FROM _new_relations n
                       WHERE NOT EXISTS (SELECT 1 FROM relations r WHERE r.ckey = n.ckey AND r.other = n.other
                                         AND r.kind = n.kind AND r.valid_to IS NULL))""", {"at": UNDATED})
@@ -758,7 +759,7 @@ class Store:
             # the ties concerned as they stand: the open start of each, and the time of its last change
             self.con.execute(
                 """CREATE OR REPLACE TEMP TABLE _rel_now AS
-                   SELECT r.row, r.dir, r.ckey, r.other, r.kind, max(c.at) AS last,
+                   SELECT r.row, r.dir, r.ckey, r.other, r.kind, max(c.changed_at) AS last,
                           max(c.seq) FILTER (WHERE c.change = 'start' AND e.ends IS NULL) AS open
                    FROM _rel r LEFT JOIN relation_changes c ON c.ckey = r.ckey AND c.other = r.other
                         AND c.kind = r.kind

@@ -104,7 +104,7 @@ def resume_from(ctx: Context, last: dict[str, object] | None, as_of: dt.datetime
     resumable. A new record changes ledger entries from its own time on (a cap's running sum only after it;
     a clearing record only ends an interval at its time; a trigger's stay starts then), so assessments
     before it stand; records that existed but lay after the last as_of enter after it, where the last run
-    stopped. A relation change at `at` changes the contacts in force from `at` on, so the network rule's
+    stopped. A relation change at `changed_at` changes the contacts in force from then on, so the network rule's
     shares (and all that follows from them) only from the first assessment at or after it.
     """
     if pin is not None or last is None:
@@ -125,7 +125,7 @@ def resume_from(ctx: Context, last: dict[str, object] | None, as_of: dt.datetime
         return None
     first_new = ctx.scalar(fill(
         """SELECT min(t) FROM (SELECT occurred_at AS t FROM records WHERE rkey > $top
-                               UNION ALL SELECT at AS t FROM relation_changes WHERE seq >= $seen) AS n
+                               UNION ALL SELECT changed_at AS t FROM relation_changes WHERE seq >= $seen) AS n
            WHERE t <= $as_of""", top=top, seen=seen, as_of=as_of))
     # an assessment at t sees what happened at or before t (and the contacts in force at t), so the first one
     # to redo is the first at or after the earliest new record or relation change, or the first after the
