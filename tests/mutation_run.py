@@ -2,11 +2,17 @@
 
 Each group runs in its own copy of the committed tree (git archive HEAD) with its own `[tool.mutmut]`, so a
 mutant is checked only by the tests that are about it (the whole suite per mutant would take days on two
-cores). `--sample N` runs N mutants per group, drawn with a fixed seed from all of them, and says so.
+cores). `--sample N` (or the environment's MUTATION_SAMPLE=N, so CI can stay small) runs N mutants per
+group, drawn with a fixed seed from all of them, and says so; the same N on the same source draws the same
+mutants, so a before/after comparison runs the same ones.
 
     python tests/mutation_run.py                  # every mutant (hours)
     python tests/mutation_run.py --sample 40      # 40 per group, labelled as sampled
-    python tests/mutation_run.py --only audit     # one group
+    MUTATION_SAMPLE=5 python tests/mutation_run.py --only audit     # one group, 5 mutants
+    python tests/mutation_run.py --json out.json  # also every judged mutant's status, for comparing runs
+
+The table gives a score per module (per source file, and per group) and overall. A mutant none of the
+group's tests reaches ("no tests") counts as not killed: it is a change no test notices.
 
 Not part of the test suite (pytest collects test_*.py only) and not run in CI.
 """
@@ -14,6 +20,7 @@ Not part of the test suite (pytest collects test_*.py only) and not run in CI.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -50,71 +57,111 @@ def config(paths: list[str], tests: list[str]) -> str:
 
     only = [p if p.endswith(".py") else p.rstrip("/") + "/*" for p in paths]
     return (f"\n[tool.mutmut]\nsource_paths = [\"src\"]\nonly_mutate = {arr(only)}\n"
-            f"tests_dir = {arr(tests)}\npytest_add_cli_args = [\"-q\", \"-x\", \"-p\", \"no:cacheprovider\"]\n"
+            f"pytest_add_cli_args_test_selection = {arr(tests)}\n"
+            f"pytest_add_cli_args = [\"-q\", \"-x\", \"-p\", \"no:cacheprovider\"]\n"
             f"also_copy = [\"tests\", \"scenarios\", \"docs\", \"README.md\"]\n")
 
 
-def run_group(name: str, paths: list[str], tests: list[str], sample: int | None, children: int) -> dict[str, int]:
+def module_of(mutant: str) -> str:
+    """The source file a mutant is in, from its name (`socialcredit.engine.sql.x_fill__mutmut_3`)."""
+    dotted = mutant.split("__mutmut_")[0].rsplit(".", 1)[0]
+    return "src/" + dotted.replace(".", "/") + ".py"
+
+
+def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MUTMUT, *args], cwd=work, env={**os.environ, "PYTHONPATH": ""}, capture_output=True,
+                          text=True)
+
+
+def run_group(name: str, paths: list[str], tests: list[str], sample: int | None, children: int) -> dict[str, str]:
+    """Every judged mutant's status (`killed`, `survived`, `no tests`, `timeout`, …), survivors printed."""
     work = Path(tempfile.mkdtemp(prefix=f"mutation-{name.replace(' ', '_').replace('+', '_')}-"))
     try:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
         with (work / "pyproject.toml").open("a", encoding="utf-8") as f:
             f.write(config(paths, tests))
-        env = {**os.environ, "PYTHONPATH": ""}
         names: list[str] = []
         if sample is not None:
             # generate the mutants (no test runs) to draw the sample from
-            subprocess.run([*MUTMUT, "run", "--max-children", str(children), "__none__"], cwd=work, env=env,
-                           capture_output=True, text=True)
-            listed = subprocess.run([*MUTMUT, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
-                                    text=True).stdout
+            mutmut(work, "run", "--max-children", str(children), "__none__")
+            listed = mutmut(work, "results", "--all", "true").stdout
             every = [m.group(1) for line in listed.splitlines() if (m := STATUS.match(line))]
             names = sorted(random.Random(18).sample(every, min(sample, len(every))))
             print(f"{name}: {len(every)} mutants, sampled {len(names)}", flush=True)
-        out = subprocess.run([*MUTMUT, "run", "--max-children", str(children), *names], cwd=work, env=env,
-                             capture_output=True, text=True)
-        listed = subprocess.run([*MUTMUT, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
-                                text=True).stdout
-        counts: dict[str, int] = {}
+        out = mutmut(work, "run", "--max-children", str(children), *names)
+        listed = mutmut(work, "results", "--all", "true").stdout
+        status: dict[str, str] = {}
         for line in listed.splitlines():
             if (m := STATUS.match(line)) and (not names or m.group(1) in names):
-                counts[m.group(2)] = counts.get(m.group(2), 0) + 1
-                if m.group(2) == "survived":
-                    diff = subprocess.run([*MUTMUT, "show", m.group(1)], cwd=work, env=env, capture_output=True,
-                                          text=True).stdout
-                    print(f"  survived: {m.group(1)}\n" + "\n".join("    " + x for x in diff.splitlines()[-8:]),
-                          flush=True)
-        if not counts:
+                status[m.group(1)] = m.group(2)
+                if m.group(2) in ("survived", "no tests"):
+                    diff = mutmut(work, "show", m.group(1)).stdout
+                    body = [x for x in diff.splitlines()[1:] if x.startswith(("@@", "-", "+")) or x.strip()]
+                    print(f"  {m.group(2)}: {m.group(1)}\n" + "\n".join("    " + x for x in body), flush=True)
+        if not status:
             print(out.stdout[-3000:], out.stderr[-3000:], sep="\n")
-        return counts
+        return status
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
+KILLED = ("killed", "timeout")
+JUDGED = (*KILLED, "survived", "no tests")
+
+
+def score(statuses: list[str]) -> tuple[str, int, int]:
+    killed = sum(s in KILLED for s in statuses)
+    judged = sum(s in JUDGED for s in statuses)
+    return (f"{100 * killed / judged:.1f}%" if judged else "n/a"), killed, judged
+
+
+def table(results: dict[str, dict[str, str]], seconds: dict[str, float]) -> list[str]:
+    """One row per group, then one per source file in it, then the overall score."""
+    head = f"  {'module':<44} {'score':>7} {'killed':>7} {'survived':>9} {'no tests':>9} {'other':>6}"
+    lines = [head, "  " + "-" * (len(head) - 2)]
+
+    def row(label: str, statuses: list[str], extra: str = "") -> str:
+        pct, killed, _ = score(statuses)
+        other = sum(s not in JUDGED for s in statuses)
+        return (f"  {label:<44} {pct:>7} {killed:>7} {statuses.count('survived'):>9} "
+                f"{statuses.count('no tests'):>9} {other:>6}{extra}")
+
+    for group, status in results.items():
+        lines.append(row(group, list(status.values()), f"   ({seconds[group]:.0f} s)"))
+        by_module: dict[str, list[str]] = {}
+        for mutant, st in status.items():
+            by_module.setdefault(module_of(mutant), []).append(st)
+        if len(by_module) > 1:
+            lines += [row("  " + m.removeprefix("src/socialcredit/"), sts) for m, sts in sorted(by_module.items())]
+    lines.append(row("overall", [s for status in results.values() for s in status.values()]))
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sample", type=int, default=None, help="mutants per group, drawn with a fixed seed")
+    env_sample = os.environ.get("MUTATION_SAMPLE")
+    ap.add_argument("--sample", type=int, default=int(env_sample) if env_sample else None,
+                    help="mutants per group, drawn with a fixed seed (default: $MUTATION_SAMPLE, else every mutant)")
     ap.add_argument("--only", action="append", choices=sorted(GROUPS), help="run only this group (repeatable)")
     ap.add_argument("--children", type=int, default=2, help="parallel mutant runs")
+    ap.add_argument("--json", type=Path, help="write every judged mutant's status here")
     args = ap.parse_args()
-    rows = []
+    results: dict[str, dict[str, str]] = {}
+    seconds: dict[str, float] = {}
     for name, (paths, tests) in GROUPS.items():
         if args.only and name not in args.only:
             continue
         start = time.monotonic()
-        counts = run_group(name, paths, tests, args.sample, args.children)
-        judged = counts.get("killed", 0) + counts.get("survived", 0) + counts.get("timeout", 0)
-        killed = counts.get("killed", 0) + counts.get("timeout", 0)
-        score = f"{100 * killed / judged:.1f}%" if judged else "n/a"
-        rows.append((name, score, killed, judged, counts, time.monotonic() - start))
-        print(f"{name}: {score} killed ({killed}/{judged}) {counts} in {time.monotonic() - start:.0f} s", flush=True)
+        results[name] = run_group(name, paths, tests, args.sample, args.children)
+        seconds[name] = time.monotonic() - start
+        pct, killed, judged = score(list(results[name].values()))
+        print(f"{name}: {pct} killed ({killed}/{judged}) in {seconds[name]:.0f} s", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     label = f"sampled, {args.sample} mutants per group (seed 18)" if args.sample else "every mutant"
-    print(f"\nmutation score per module ({label}):")
-    for name, score, killed, judged, counts, secs in rows:
-        other = {k: v for k, v in counts.items() if k not in ("killed", "survived", "timeout")}
-        print(f"  {name:<18} {score:>6}  ({killed}/{judged} killed{', not run: ' + str(other) if other else ''}; "
-              f"{secs:.0f} s)")
+    print(f"\nmutation score per module ({label}; timeouts count as killed, `no tests` as not):")
+    print("\n".join(table(results, seconds)))
 
 
 if __name__ == "__main__":
