@@ -125,6 +125,32 @@ def test_min_stay_holds_after_quick_recovery(store, make_citizens):
     assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
 
 
+def test_a_back_dated_record_extends_a_grade_stay_the_last_run_had_ended(store, make_citizens):
+    """An incremental run (only records appended) resumes inside a grade stay the last run had ended.
+
+    By hand, as in the test above: D from the 1 April 2021 assessment, B again on 1 May, so the first run
+    ends the blacklist stay at its min_stay, 1 July. Then a late payment of 10 May (-40, valid a year) is
+    sent late: from 1 June 100 - 40 - 40 = 20 → D until l1 expires (5 March 2022), and on 1 April 2022
+    100 - 40 = 60 → B. One stay, 1 April 2021 to 1 April 2022: the resumed run reopens the stay it restored
+    (it ended after the resume point), never a second stay beside a closed one.
+    """
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
+                  rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
+                  rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10))], now=NOW)
+    run(store, cst(2021, 12, 1))
+    by_grade = [e for e in entries(store, a) if e[0] == "blacklist" and e[1] == "grade"]
+    assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
+    store.ingest([rec("l2", a, "late_bill_payment", cst(2021, 5, 10), days_late=100)], now=NOW)
+    eng = Engine(store)
+    eng.run(as_of=cst(2022, 6, 1))
+    assert eng.resumed_from == utc(cst(2021, 5, 10))  # the incremental path: assessments before it kept
+    assert [score(store, a, cst(2021, m, 1)) for m in (5, 6)] == [60, 20]
+    assert score(store, a, cst(2022, 4, 1)) == 60
+    by_grade = [e for e in entries(store, a) if e[0] == "blacklist" and e[1] == "grade"]
+    assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2022, 4, 1)))]
+
+
 def test_behaviour_trigger_list_with_duration(store, make_citizens):
     (a,) = make_citizens(store, 1)
     store.ingest([rec("s1", a, "smoking_on_train", cst(2021, 5, 5, 12))], now=NOW)
