@@ -151,6 +151,33 @@ def test_a_back_dated_record_extends_a_grade_stay_the_last_run_had_ended(store, 
     assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2022, 4, 1)))]
 
 
+def test_records_after_the_last_run_continue_from_its_carried_state(store, make_citizens):
+    """Records dated after the last run's as_of: the next run continues from the state that run carried
+    (running sums, the expiry it left pending) and assesses only the months after it.
+
+    By hand: 100 - 40 (late.severe, 5 March 2021, valid a year) + 5 (volunteer, 1 June 2021) = 65 at the
+    first run (as of 15 December 2021). Sent later: volunteering on 20 December 2021, 10 January and
+    10 April 2022 (+5 each; 2022's two stay within its cap of 10). Assessments: 1 January 2022 70 (B),
+    1 February 75, 1 April 115 (the -40 expired on 5 March), 1 May 120 = A, so the whitelist from 1 May.
+    """
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
+                  rec("v1", a, "volunteer_work", cst(2021, 6, 1), hours=1)], now=NOW)
+    run(store, cst(2021, 12, 15))
+    store.ingest([rec("v2", a, "volunteer_work", cst(2021, 12, 20), hours=1),
+                  rec("v3", a, "volunteer_work", cst(2022, 1, 10), hours=1),
+                  rec("v4", a, "volunteer_work", cst(2022, 4, 10), hours=1)], now=NOW)
+    eng = Engine(store)
+    eng.run(as_of=cst(2022, 6, 1))
+    assert eng.carried  # the path under test: continued from the carried state
+    log = store.con.execute("SELECT assessed_at, score, grade FROM score_log WHERE assessed_at >= ? ORDER BY 1",
+                            [utc(cst(2021, 12, 1))]).fetchall()
+    assert log == [(utc(cst(2022, 1, 1)), 70, "B"), (utc(cst(2022, 2, 1)), 75, "B"),
+                   (utc(cst(2022, 4, 1)), 115, "B"), (utc(cst(2022, 5, 1)), 120, "A")]
+    assert [e for e in entries(store, a) if e[0] == "whitelist"] == [
+        ("whitelist", "grade", utc(cst(2022, 5, 1)), None)]
+
+
 def test_behaviour_trigger_list_with_duration(store, make_citizens):
     (a,) = make_citizens(store, 1)
     store.ingest([rec("s1", a, "smoking_on_train", cst(2021, 5, 5, 12))], now=NOW)
