@@ -73,16 +73,18 @@ def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True)
 
 
-def run_group(name: str, paths: list[str], tests: list[str], sample: int | None, children: int) -> dict[str, str]:
-    """Every judged mutant's status (`killed`, `survived`, `no tests`, `timeout`, …), survivors printed."""
+def run_group(name: str, paths: list[str], tests: list[str], sample: int | None, children: int,
+              only: list[str] | None = None, rev: str = "HEAD") -> dict[str, str]:
+    """Every judged mutant's status (`killed`, `survived`, `no tests`, `timeout`, …), survivors printed;
+    with `only`, just those mutants (no sampling). The tree is commit `rev`'s (committed work only)."""
     work = Path(tempfile.mkdtemp(prefix=f"mutation-{name.replace(' ', '_').replace('+', '_')}-"))
     try:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True).stdout
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
         with (work / "pyproject.toml").open("a", encoding="utf-8") as f:
             f.write(config(paths, tests))
-        names: list[str] = []
-        if sample is not None:
+        names: list[str] = sorted(only or [])
+        if sample is not None and not names:
             # generate the mutants (no test runs) to draw the sample from
             mutmut(work, "run", "--max-children", str(children), "__none__")
             listed = mutmut(work, "results", "--all", "true").stdout
@@ -146,20 +148,34 @@ def main() -> None:
     ap.add_argument("--only", action="append", choices=sorted(GROUPS), help="run only this group (repeatable)")
     ap.add_argument("--children", type=int, default=2, help="parallel mutant runs")
     ap.add_argument("--json", type=Path, help="write every judged mutant's status here")
+    ap.add_argument("--rev", default="HEAD", help="the commit whose source and tests are mutated (default HEAD)")
+    ap.add_argument("--rerun", type=Path,
+                    help="a --json file of an earlier run on the same source: run again only its mutants that were "
+                         "not killed (tests only added since: a killed mutant stays killed) and report them all")
     args = ap.parse_args()
+    earlier: dict[str, dict[str, str]] = json.loads(args.rerun.read_text("utf-8")) if args.rerun else {}
     results: dict[str, dict[str, str]] = {}
     seconds: dict[str, float] = {}
     for name, (paths, tests) in GROUPS.items():
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or (args.rerun and name not in earlier):
             continue
         start = time.monotonic()
-        results[name] = run_group(name, paths, tests, args.sample, args.children)
+        if args.rerun:
+            again = [m for m, st in earlier[name].items() if st not in KILLED]
+            print(f"{name}: {len(earlier[name])} mutants from {args.rerun}, running again the {len(again)} "
+                  "not killed", flush=True)
+            results[name] = {**earlier[name], **(run_group(name, paths, tests, None, args.children, again, args.rev)
+                                                 if again else {})}
+        else:
+            results[name] = run_group(name, paths, tests, args.sample, args.children, rev=args.rev)
         seconds[name] = time.monotonic() - start
         pct, killed, judged = score(list(results[name].values()))
         print(f"{name}: {pct} killed ({killed}/{judged}) in {seconds[name]:.0f} s", flush=True)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     label = f"sampled, {args.sample} mutants per group (seed 18)" if args.sample else "every mutant"
+    if args.rerun:
+        label = f"the mutants of {args.rerun}, those not killed then run again"
     print(f"\nmutation score per module ({label}; timeouts count as killed, `no tests` as not):")
     print("\n".join(table(results, seconds)))
 
