@@ -38,8 +38,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     # the oracle test (tests/oracle/test_oracle.py) is left out: forty engine runs per mutant do not fit
     "engine": (["src/socialcredit/engine"],
                ["tests/test_engine.py", "tests/test_survivors.py", "tests/oracle/test_known.py"]),
+    # test_frames: what a notebook shows of the answers (decisions.py's HTML and tables)
     "decisions": (["src/socialcredit/decisions.py"],
-                  ["tests/test_decisions.py", "tests/test_survivors.py", "tests/oracle/test_known.py"]),
+                  ["tests/test_decisions.py", "tests/test_survivors.py", "tests/oracle/test_known.py",
+                   "tests/test_frames.py"]),
     "ingest+store": (["src/socialcredit/ingest.py", "src/socialcredit/store.py"],
                      ["tests/test_store.py", "tests/test_survivors.py", "tests/test_retractions.py"]),
     "audit": (["src/socialcredit/audit.py"], ["tests/api/test_audit.py", "tests/test_survivors.py"]),
