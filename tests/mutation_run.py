@@ -48,6 +48,25 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     # ownership (own_citizen) and roles (require) are checked here; routes only call them
     "api authorization": (["src/socialcredit/api/auth.py"], ["tests/api/test_survivors_api.py"]),
 }
+# Survivors judged equivalent (no test can tell them from the original), each with the mutated line as
+# `mutmut show` prints it (a judgement holds only while that is still the mutant's change: the numbering
+# follows the function's source) and why. They are listed apart and left out of the net score.
+EQUIVALENT: dict[str, tuple[str, str]] = {
+    "socialcredit.engine.characteristics.x_intervals__mutmut_88": (
+        "(exp.column(exp.to_identifier(a.name, quoted=True), )",
+        "the attribute column loses its `s.` qualifier; the SELECT's only FROM table is `recs AS s` (the "
+        "correlated subquery has its own scope), so the unqualified name resolves to the same column"),
+    "socialcredit.engine.characteristics.x_intervals__mutmut_110": (
+        "head.select(*cols, copy=None)", "sqlglot tests `copy` for truth: None is False"),
+    "socialcredit.engine.sql.x_case_by_jkey__mutmut_13": (
+        'if ("." in col) and False else None',
+        "the qualifier of `a.jkey` dropped: its one caller (scores_query) joins `a` only with `s`, which has no "
+        "jkey, so the bare name is the same column"),
+    "socialcredit.engine.grades.x_entered_grade_lists__mutmut_12": (
+        'who=_who(everyone, "C")', "unquoted SQL identifiers are case-insensitive: alias C is alias c"),
+    "socialcredit.engine.assessments.x_periods_table__mutmut_5": (
+        'pa.array(range(len(periods)), None)', "dead code: nothing calls periods_table"),
+}
 PYTHON = sys.executable
 MUTMUT = [PYTHON, "-m", "mutmut"]
 STATUS = re.compile(r"^\s*(\S+): (.+)$")
@@ -102,6 +121,13 @@ def run_group(name: str, paths: list[str], tests: list[str], sample: int | None,
                 if m.group(2) in ("survived", "no tests"):
                     diff = mutmut(work, "show", m.group(1)).stdout
                     body = [x for x in diff.splitlines()[1:] if x.startswith(("@@", "-", "+")) or x.strip()]
+                    line, why = EQUIVALENT.get(m.group(1), ("", ""))
+                    if line and any(x.startswith("+") and line in x for x in body):
+                        status[m.group(1)] = "equivalent"
+                        print(f"  equivalent ({m.group(2)}): {m.group(1)}: {why}", flush=True)
+                        continue
+                    if line:
+                        print(f"  (the equivalence judged for {m.group(1)} is stale: its change is another now)")
                     print(f"  {m.group(2)}: {m.group(1)}\n" + "\n".join("    " + x for x in body), flush=True)
         if not status:
             print(out.stdout[-3000:], out.stderr[-3000:], sep="\n")
@@ -111,25 +137,28 @@ def run_group(name: str, paths: list[str], tests: list[str], sample: int | None,
 
 
 KILLED = ("killed", "timeout")
-JUDGED = (*KILLED, "survived", "no tests")
+JUDGED = (*KILLED, "survived", "no tests", "equivalent")
 
 
-def score(statuses: list[str]) -> tuple[str, int, int]:
+def score(statuses: list[str], net: bool = False) -> tuple[str, int, int]:
+    """killed / judged; `net` leaves the survivors judged equivalent out of the judged."""
     killed = sum(s in KILLED for s in statuses)
-    judged = sum(s in JUDGED for s in statuses)
+    judged = sum(s in JUDGED and not (net and s == "equivalent") for s in statuses)
     return (f"{100 * killed / judged:.1f}%" if judged else "n/a"), killed, judged
 
 
 def table(results: dict[str, dict[str, str]], seconds: dict[str, float]) -> list[str]:
     """One row per group, then one per source file in it, then the overall score."""
-    head = f"  {'module':<44} {'score':>7} {'killed':>7} {'survived':>9} {'no tests':>9} {'other':>6}"
+    head = (f"  {'module':<40} {'score':>7} {'net':>7} {'killed':>7} {'survived':>9} {'no tests':>9} "
+            f"{'equiv.':>7} {'other':>6}")
     lines = [head, "  " + "-" * (len(head) - 2)]
 
     def row(label: str, statuses: list[str], extra: str = "") -> str:
         pct, killed, _ = score(statuses)
+        net, _, _ = score(statuses, net=True)
         other = sum(s not in JUDGED for s in statuses)
-        return (f"  {label:<44} {pct:>7} {killed:>7} {statuses.count('survived'):>9} "
-                f"{statuses.count('no tests'):>9} {other:>6}{extra}")
+        return (f"  {label:<40} {pct:>7} {net:>7} {killed:>7} {statuses.count('survived'):>9} "
+                f"{statuses.count('no tests'):>9} {statuses.count('equivalent'):>7} {other:>6}{extra}")
 
     for group, status in results.items():
         lines.append(row(group, list(status.values()), f"   ({seconds[group]:.0f} s)"))
@@ -178,7 +207,8 @@ def main() -> None:
     label = f"sampled, {args.sample} mutants per group (seed 18)" if args.sample else "every mutant"
     if args.rerun:
         label = f"the mutants of {args.rerun}, those not killed then run again"
-    print(f"\nmutation score per module ({label}; timeouts count as killed, `no tests` as not):")
+    print(f"\nmutation score per module ({label}; timeouts count as killed, `no tests` as not; net: without "
+          "the survivors judged equivalent, EQUIVALENT in tests/mutation_run.py):")
     print("\n".join(table(results, seconds)))
 
 
