@@ -66,6 +66,12 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         'who=_who(everyone, "C")', "unquoted SQL identifiers are case-insensitive: alias C is alias c"),
     "socialcredit.engine.assessments.x_periods_table__mutmut_5": (
         'pa.array(range(len(periods)), None)', "dead code: nothing calls periods_table"),
+    "socialcredit.decisions.xǁDeciderǁplan__mutmut_4": (
+        "plan = self._plans.get(id(None))", "a cache that always misses: the same plan is built again (time only)"),
+    "socialcredit.decisions.x_explain__mutmut_54": (
+        '"label": rule.label if (rule) or True else None',
+        "differs only when no rule has the id; an entry's rule ids are those of the pieces the version that "
+        "scored it compiled, and explain resolves that same version, so the rule is always found"),
 }
 PYTHON = sys.executable
 MUTMUT = [PYTHON, "-m", "mutmut"]

@@ -244,3 +244,13 @@ def test_an_unlisted_citizen_s_decision_names_the_version_and_who_asked_is_recor
         "allow", decisions.NO_MEASURE, VERSION, None, [])
     recorded = store.con.execute("SELECT service, asked_at, outcome, asked_by, rulebook_version FROM decisions")
     assert recorded.fetchall() == [("rail.ticket", utc(cst(2026, 5, 5)), "allow", "railway_gate", VERSION)]
+
+
+def test_a_read_only_store_answers_within_its_last_run_and_refuses_past_it(small_base):
+    """Opened read-only (an analyst, a served store's snapshot), the store answers what its run as of 10 May
+    can answer, and refuses a question after the record of 20 May that run did not see (no engine may run)."""
+    with Store(small_base[0], read_only=True) as store:
+        listed, late, _ = small_base[1]
+        assert decisions.decide(store, listed, "rail.ticket", cst(2026, 5, 19)).outcome == "deny"
+        with pytest.raises(decisions.SnapshotCannotAnswer, match="cannot answer about"):
+            decisions.decide(store, late, "rail.ticket", cst(2026, 5, 25))
