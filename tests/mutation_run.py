@@ -72,6 +72,18 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         '"label": rule.label if (rule) or True else None',
         "differs only when no rule has the id; an entry's rule ids are those of the pieces the version that "
         "scored it compiled, and explain resolves that same version, so the rule is always found"),
+    "socialcredit.ingest.x__stage_jsonl__mutmut_24": (
+        'con.execute("DROP TABLE _RAW")', "unquoted SQL identifiers are case-insensitive"),
+    "socialcredit.ingest.x_stage_batch__mutmut_70": (
+        'create temp table _raw as select * from read_parquet(?)', "SQL keywords and identifiers: any case"),
+    "socialcredit.store.xǁStoreǁ_append_stage__mutmut_23": (
+        "select distinct citizen_id from _typed where not duplicate order by 1 limit 1000",
+        "SQL keywords and identifiers: any case"),
+    "socialcredit.store.xǁStoreǁadd_population__mutmut_77": (
+        '"_POP_R"', "DROP TABLE IF EXISTS of an unquoted name: case-insensitive"),
+    "socialcredit.store.xǁStoreǁadd_citizens__mutmut_318": (
+        '"CITIZEN_ID": [r["citizen_id"] for r in rows]',
+        "the Arrow column's name is never read: INSERT INTO citizens SELECT * takes the columns by position"),
 }
 PYTHON = sys.executable
 MUTMUT = [PYTHON, "-m", "mutmut"]
@@ -86,6 +98,9 @@ def config(paths: list[str], tests: list[str]) -> str:
     return (f"\n[tool.mutmut]\nsource_paths = [\"src\"]\nonly_mutate = {arr(only)}\n"
             f"pytest_add_cli_args_test_selection = {arr(tests)}\n"
             f"pytest_add_cli_args = [\"-q\", \"-x\", \"-p\", \"no:cacheprovider\"]\n"
+            # each mutant's tests in a process forked before any test ran: forked from mutmut's own process (the
+            # default), module-level caches the stats run filled (Store.rulebooks' parsed sets) hid mutants
+            f"process_isolation = \"forkserver\"\n"
             f"also_copy = [\"tests\", \"scenarios\", \"docs\", \"README.md\"]\n")
 
 

@@ -303,3 +303,22 @@ def test_receipt_stamps_are_utc_like_every_other_stored_time(tmp_path):
         ).fetchall()
     for lo, hi in stamps:
         assert before - dt.timedelta(seconds=1) <= lo <= hi <= after + dt.timedelta(seconds=1)
+
+
+def test_behaviours_a_newer_catalog_adds_get_keys_of_their_own(tmp_path):
+    """A store made with an older catalog (two behaviours fewer) and opened again with today's: each behaviour
+    keeps one key and no two share one, so no record is ever scored as another behaviour."""
+    from socialcredit.catalog import default_catalog
+
+    full = default_catalog()
+    codes = list(full.behaviours)
+    older = full.model_copy(update={"behaviours": {c: full.behaviours[c] for c in codes[:-2]}})
+    path = tmp_path / "s.duckdb"
+    with Store(path, catalog=older) as s:
+        s.init(load_shipped_rulebooks=False)
+        before = dict(s.con.execute("SELECT code, bkey FROM behaviours").fetchall())
+    with Store(path) as s:
+        s.init(load_shipped_rulebooks=False)
+        keys = dict(s.con.execute("SELECT code, bkey FROM behaviours").fetchall())
+    assert sorted(keys) == sorted(codes) and len(set(keys.values())) == len(codes)
+    assert {c: keys[c] for c in before} == before
