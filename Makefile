@@ -56,10 +56,12 @@ bench: $(STAMP) $(WRK)
 	$(BIN)/python benchmarks/decide.py
 
 # Mutation testing with mutmut over the core, a score per module (hours in full; not run in CI):
-# `make mutation MUTATION_ARGS="--sample 40"` runs 40 mutants per module, labelled as sampled.
+# `make mutation MUTATION_SAMPLE=25` runs 25 mutants per module group (fixed seed), labelled as sampled;
+# MUTATION_ARGS passes more (`--only audit`, `--json out.json`, `--children 1`).
+MUTATION_SAMPLE ?=
 MUTATION_ARGS ?=
 mutation: $(STAMP)
-	$(BIN)/python tests/mutation_run.py $(MUTATION_ARGS)
+	MUTATION_SAMPLE=$(MUTATION_SAMPLE) $(BIN)/python tests/mutation_run.py $(MUTATION_ARGS)
 
 schema: $(STAMP)
 	$(BIN)/socialcredit rulebook schema > src/socialcredit/rulebooks/rulebook.schema.json

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import pytest
 
-from conftest import NATIONAL_YAML, city_yaml, cst, rec
+from conftest import NATIONAL_YAML, citizen, city_yaml, cst, rec
 from oracle.model import CST as CST_TZ
 from oracle.model import Books, Oracle, Person, Record
 from socialcredit import decisions
 from socialcredit.catalog import default_catalog
+from socialcredit.engine import Engine
 from socialcredit.rulebook import shipped_layers
 from socialcredit.sample import PEOPLE, RECORDS, citizen_ids, load_sample
 from socialcredit.store import Store
@@ -18,6 +21,10 @@ from socialcredit.yamlio import LocatedError
 
 AT = cst(2026, 9, 1, 12)
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+def utc(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +178,80 @@ def test_explain_shows_each_rule_as_the_version_that_scored_it_wrote_it(make_sto
     assert held["characteristic"] == "court_defaulter"
     assert held["set_by_record"] == {"record_id": "c1", "agency": "local_peoples_court",
                                      "behaviour": "court_defaulter_listing"}
+
+
+# ------------------------------------------------------------------ small-store answers, worked out by hand
+# conftest's tiny rulebook (in force from 2020): `listed` smoked on a train on 1 March 2026 (rail_list for 180
+# days, rail_ban), `late` smoked on 20 May 2026, after the engine's run as of 10 May; `other` has no record.
+
+
+@pytest.fixture(scope="module")
+def small_base(tmp_path_factory) -> tuple[Path, list[str]]:
+    path = tmp_path_factory.mktemp("small") / "base.duckdb"
+    with Store(path) as store:
+        store.init(load_shipped_rulebooks=False)
+        store.add_rulebook(NATIONAL_YAML, "national.yaml")
+        store.add_rulebook(city_yaml(), "city.yaml")
+        ids = [c["citizen_id"] for c in (citizen(0), citizen(1), citizen(2))]
+        store.add_citizens([citizen(0), citizen(1), citizen(2)])
+        store.ingest([rec("s1", ids[0], "smoking_on_train", cst(2026, 3, 1)),
+                      rec("s2", ids[1], "smoking_on_train", cst(2026, 5, 20, 12))], now=NOW)
+        Engine(store).run(as_of=cst(2026, 5, 10))
+    return path, ids
+
+
+@pytest.fixture
+def small(small_base, tmp_path) -> tuple[Store, list[str]]:
+    """A copy of the base store for one test (answers may rerun the engine and record decisions)."""
+    copy = tmp_path / "small.duckdb"
+    shutil.copyfile(small_base[0], copy)
+    with Store(copy) as store:
+        yield store, small_base[1]
+
+
+VERSION = "testcity@1+national@1"
+
+
+def test_a_question_without_a_time_is_answered_at_the_store_s_clock(small):
+    store, (listed, _, _) = small
+    st = decisions.standing(store, listed)
+    assert (st.as_of, st.clock, st.score, st.grade) == (utc(cst(2026, 5, 10)), "store", 100, "B")
+    assert [(m.measure, m.via, m.since, m.until) for m in st.measures] == [
+        ("rail_ban", "list:rail_list", utc(cst(2026, 3, 1)), utc(cst(2026, 3, 1)) + dt.timedelta(days=180))]
+    assert [(e["list_id"], e["start"], e["end"], e["cause"]) for e in st.list_entries] == [
+        ("rail_list", utc(cst(2026, 3, 1)), utc(cst(2026, 3, 1)) + dt.timedelta(days=180), "behaviour")]
+
+
+def test_nothing_binds_before_any_rulebook_is_in_force(small):
+    store, (listed, _, _) = small
+    d = decisions.decide(store, listed, "rail.ticket", cst(2019, 6, 1))
+    assert (d.outcome, d.rulebook_version, d.reasons) == ("allow", None, [])
+    assert decisions.decide(store, listed, "rail.ticket", cst(2026, 5, 5)).outcome == "deny"
+
+
+def test_a_record_the_last_run_did_not_see_is_seen_by_a_later_question(small):
+    """The run as of 10 May did not see the smoking of 20 May: a decision on 15 May may answer from that run,
+    one on 25 May (after the record, in the same month) may not."""
+    store, (_, late, _) = small
+    assert decisions.decide(store, late, "rail.ticket", cst(2026, 5, 15)).outcome == "allow"
+    d = decisions.decide(store, late, "rail.ticket", cst(2026, 5, 25))
+    assert (d.outcome, [r["via"] for r in d.reasons]) == ("deny", ["list:rail_list"])
+
+
+def test_an_unlisted_citizen_s_decision_names_the_version_and_who_asked_is_recorded(small):
+    store, (_, _, other) = small
+    d = decisions.decide(store, other, "rail.ticket", cst(2026, 5, 5), asked_by="railway_gate", record=True)
+    assert (d.outcome, d.public_reason, d.rulebook_version, d.valid_until, d.reasons) == (
+        "allow", decisions.NO_MEASURE, VERSION, None, [])
+    recorded = store.con.execute("SELECT service, asked_at, outcome, asked_by, rulebook_version FROM decisions")
+    assert recorded.fetchall() == [("rail.ticket", utc(cst(2026, 5, 5)), "allow", "railway_gate", VERSION)]
+
+
+def test_a_read_only_store_answers_within_its_last_run_and_refuses_past_it(small_base):
+    """Opened read-only (an analyst, a served store's snapshot), the store answers what its run as of 10 May
+    can answer, and refuses a question after the record of 20 May that run did not see (no engine may run)."""
+    with Store(small_base[0], read_only=True) as store:
+        listed, late, _ = small_base[1]
+        assert decisions.decide(store, listed, "rail.ticket", cst(2026, 5, 19)).outcome == "deny"
+        with pytest.raises(decisions.SnapshotCannotAnswer, match="cannot answer about"):
+            decisions.decide(store, late, "rail.ticket", cst(2026, 5, 25))

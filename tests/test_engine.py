@@ -125,6 +125,59 @@ def test_min_stay_holds_after_quick_recovery(store, make_citizens):
     assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
 
 
+def test_a_back_dated_record_extends_a_grade_stay_the_last_run_had_ended(store, make_citizens):
+    """An incremental run (only records appended) resumes inside a grade stay the last run had ended.
+
+    By hand, as in the test above: D from the 1 April 2021 assessment, B again on 1 May, so the first run
+    ends the blacklist stay at its min_stay, 1 July. Then a late payment of 10 May (-40, valid a year) is
+    sent late: from 1 June 100 - 40 - 40 = 20 → D until l1 expires (5 March 2022), and on 1 April 2022
+    100 - 40 = 60 → B. One stay, 1 April 2021 to 1 April 2022: the resumed run reopens the stay it restored
+    (it ended after the resume point), never a second stay beside a closed one.
+    """
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
+                  rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
+                  rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10))], now=NOW)
+    run(store, cst(2021, 12, 1))
+    by_grade = [e for e in entries(store, a) if e[0] == "blacklist" and e[1] == "grade"]
+    assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
+    store.ingest([rec("l2", a, "late_bill_payment", cst(2021, 5, 10), days_late=100)], now=NOW)
+    eng = Engine(store)
+    eng.run(as_of=cst(2022, 6, 1))
+    assert eng.resumed_from == utc(cst(2021, 5, 10))  # the incremental path: assessments before it kept
+    assert [score(store, a, cst(2021, m, 1)) for m in (5, 6)] == [60, 20]
+    assert score(store, a, cst(2022, 4, 1)) == 60
+    by_grade = [e for e in entries(store, a) if e[0] == "blacklist" and e[1] == "grade"]
+    assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2022, 4, 1)))]
+
+
+def test_records_after_the_last_run_continue_from_its_carried_state(store, make_citizens):
+    """Records dated after the last run's as_of: the next run continues from the state that run carried
+    (running sums, the expiry it left pending) and assesses only the months after it.
+
+    By hand: 100 - 40 (late.severe, 5 March 2021, valid a year) + 5 (volunteer, 1 June 2021) = 65 at the
+    first run (as of 15 December 2021). Sent later: volunteering on 20 December 2021, 10 January and
+    10 April 2022 (+5 each; 2022's two stay within its cap of 10). Assessments: 1 January 2022 70 (B),
+    1 February 75, 1 April 115 (the -40 expired on 5 March), 1 May 120 = A, so the whitelist from 1 May.
+    """
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
+                  rec("v1", a, "volunteer_work", cst(2021, 6, 1), hours=1)], now=NOW)
+    run(store, cst(2021, 12, 15))
+    store.ingest([rec("v2", a, "volunteer_work", cst(2021, 12, 20), hours=1),
+                  rec("v3", a, "volunteer_work", cst(2022, 1, 10), hours=1),
+                  rec("v4", a, "volunteer_work", cst(2022, 4, 10), hours=1)], now=NOW)
+    eng = Engine(store)
+    eng.run(as_of=cst(2022, 6, 1))
+    assert eng.carried  # the path under test: continued from the carried state
+    log = store.con.execute("SELECT assessed_at, score, grade FROM score_log WHERE assessed_at >= ? ORDER BY 1",
+                            [utc(cst(2021, 12, 1))]).fetchall()
+    assert log == [(utc(cst(2022, 1, 1)), 70, "B"), (utc(cst(2022, 2, 1)), 75, "B"),
+                   (utc(cst(2022, 4, 1)), 115, "B"), (utc(cst(2022, 5, 1)), 120, "A")]
+    assert [e for e in entries(store, a) if e[0] == "whitelist"] == [
+        ("whitelist", "grade", utc(cst(2022, 5, 1)), None)]
+
+
 def test_behaviour_trigger_list_with_duration(store, make_citizens):
     (a,) = make_citizens(store, 1)
     store.ingest([rec("s1", a, "smoking_on_train", cst(2021, 5, 5, 12))], now=NOW)

@@ -4,6 +4,7 @@ for Standing, Explanation, Decision, RunSummary, Store and RulebookSet; a missin
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
@@ -93,3 +94,17 @@ def test_an_unknown_table_is_named(store: Store) -> None:
 def test_explanation_is_still_the_mapping_every_door_reads(store: Store, tmp_path: Path) -> None:
     x = decisions.explain(store, citizen_ids()["zhang_wei"])
     assert isinstance(x, dict) and x["clock"] == "store" and x["ledger"]
+
+
+def test_each_answer_s_heading_names_its_fields(store: Store) -> None:
+    """The two-column head of each answer's HTML: which fields, in which order, and whose time it is (asked
+    without a time: the store's clock, its last run)."""
+    st, x, d, _ = answers(store)
+    head = re.compile(r"<tr><th style='text-align:left'>(.*?)</th><td>(.*?)</td></tr>")
+    store_clock = "the store&#x27;s clock: its last engine run, or a simulation&#x27;s end"
+    for answer, labels in [(st, ["city", "as of (CST)", "whose time", "score", "grade", "rulebook"]),
+                           (x, ["city", "as of (CST)", "whose time", "rulebook", "score"]),
+                           (d, ["at (CST)", "whose time", "public reason", "rulebook", "valid until"])]:
+        fields = dict(head.findall(answer._repr_html_().split("</table>")[0]))
+        assert list(fields) == labels
+        assert fields["whose time"] == store_clock

@@ -159,6 +159,20 @@ def test_the_same_record_id_from_another_agency_is_another_record(store, make_ci
         ("state_grid", "r1"), ("volunteer_association", "r1")]
 
 
+def test_the_same_record_id_from_two_agencies_in_one_batch_is_two_records(store, make_citizens):
+    """Within one batch too: the in-batch repeat and conflict checks key on (agency, record_id). Two utilities
+    both report a late bill `r1` (40 and 100 days late): two records, -10 and -40."""
+    (a,) = make_citizens(store, 1)
+    grid = rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=40)
+    water = {**rec("r1", a, "late_bill_payment", cst(2021, 3, 2), days_late=100), "reported_by": "city_utilities"}
+    report = store.ingest([grid, water], now=NOW)
+    assert (report.accepted, report.duplicates, report.duplicate_ids) == (2, 0, [])
+    Engine(store).run(as_of=cst(2021, 6, 1))
+    assert sorted(store.con.execute(
+        "SELECT r.agency, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1").fetchall()) == [
+        ("city_utilities", -40), ("state_grid", -10)]
+
+
 # 7 ------------------------------------------------------------------ the audit hash chains over `prev`
 
 
