@@ -198,8 +198,6 @@ def test_add_citizens_validation(store):
         store.add_citizens([good])
 
 
-@pytest.mark.xfail(strict=True, reason="store.add_citizens: a row that is not an object is noted ('not an object') "
-                   "but the relations loop then calls row.get on it: AttributeError, a traceback, not BatchRejected")
 def test_a_citizen_row_that_is_not_an_object_is_named(store):
     from conftest import citizen
 

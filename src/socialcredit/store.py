@@ -483,6 +483,8 @@ class Store:
                 problems.append(Problem(i, "birth_date", f"{bd!r} is not a date (YYYY-MM-DD)"))
         everyone = set(known) | set(batch_ids)
         for i, row in enumerate(rows, start=1):
+            if not isinstance(row, dict):  # named above; it has no ties to check
+                continue
             for f in ("parents", "contacts"):
                 for other in row.get(f) or []:
                     if other not in everyone:
