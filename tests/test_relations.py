@@ -16,6 +16,7 @@ from socialcredit.clock import stored
 from socialcredit.engine import Engine, utc_naive
 from socialcredit.sample import citizen_ids, load_sample
 from socialcredit.simulate.contacts import avoid_listed_contacts
+from socialcredit.stays import coming_of_age
 from socialcredit.store import UNDATED, BatchRejected, Store
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -168,10 +169,20 @@ def test_a_parent_s_measure_reaches_a_minor_not_a_56_year_old_son(family) -> Non
     assert _school(store, old, AT) == ("allow", [])
 
 
-def test_a_child_is_reached_until_the_day_she_turns_18(family) -> None:
+def test_a_child_is_reached_until_the_day_she_turns_the_measure_s_age(family) -> None:
+    """The court's private-school bar reaches a minor (under 18); the fewer educational opportunities reach a
+    child in education (the measure's `children_under: 25`), so a university applicant of 18 is reached too."""
     store, (_, daughter, _) = family
-    assert _school(store, daughter, cst(2026, 8, 31, 23, 59))[0] == "deny"
-    assert _school(store, daughter, cst(2026, 9, 1, 0, 0)) == ("allow", [])
+    assert _school(store, daughter, cst(2026, 8, 31, 23, 59)) == (
+        "deny", ["children_education_restriction", "spc_no_private_school_children"])
+    assert _school(store, daughter, cst(2026, 9, 1, 0, 0)) == ("deprioritise", ["children_education_restriction"])
+    uni = decisions.decide(store, daughter, "university.admission", cst(2026, 9, 1), record=False)
+    assert (uni.outcome, [r["measure"] for r in uni.reasons]) == ("deprioritise", ["children_education_restriction"])
+    old = family[1][0]  # 56: no longer a child any measure reaches
+    assert decisions.decide(store, old, "university.admission", AT, record=False).outcome == "allow"
+    # she is no longer reached from her 25th birthday, CST midnight (a question that far ahead is out of bounds)
+    assert coming_of_age(dt.date(2008, 9, 1), 25) == dt.datetime(2033, 8, 31, 16, 0)
+    assert store.catalog.measures["children_education_restriction"].children_under == 25
 
 
 def test_a_parent_s_measure_reaches_a_child_only_while_the_tie_is_in_force(family) -> None:

@@ -22,7 +22,7 @@ from socialcredit.clock import CST_OFFSET, bounded, cst, shown, stored, utc_naiv
 from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.standings import rulebook_at
-from socialcredit.stays import Stay, StayIndex, storable
+from socialcredit.stays import Stay, StayIndex, coming_of_age, storable
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
@@ -392,16 +392,19 @@ class Decider:
     def reaching_measures(self, idx: StayIndex, ckey: int, at: dt.datetime,
                           service: str | None = None) -> list[ActiveMeasure]:
         """Measures of parents (reach children) and of household members (reach household), through the ties
-        in force at `at`; a parent's measure reaches a child only while the child is under CHILDREN_UNDER on
-        `at`'s CST calendar day (a 56-year-old son is not a child the measure is about)."""
+        in force at `at`; a parent's measure reaches a child only while the child is under the measure's
+        `children_under` (18 unless it says otherwise) on `at`'s CST calendar day (a 56-year-old son is not a
+        child the measure is about)."""
         out: list[ActiveMeasure] = []
-        minor = at < idx.of_age.get(ckey, dt.datetime.min)
+        born = idx.born.get(ckey)
         for other, kind, other_id, city, since, until in idx.relatives.get(ckey, []):
             if since > at or (until is not None and until <= at):
                 continue
             for m in self.own_measures(idx, other, city, at, service):
-                reach = self.store.catalog.measures[m.measure].reach
-                if (reach == "children" and kind == "parent" and minor) or reach == "household":
+                measure = self.store.catalog.measures[m.measure]
+                reach = measure.reach
+                child = kind == "parent" and born is not None and at < coming_of_age(born, measure.children_under)
+                if (reach == "children" and child) or reach == "household":
                     m.via = f"{kind}:{other_id} {m.via}"
                     out.append(m)
         return out

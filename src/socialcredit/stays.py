@@ -42,8 +42,8 @@ class StayIndex:
     stays: dict[int, list[Stay]] = field(default_factory=dict)
     relatives: dict[int, list[Relative]] = field(default_factory=dict)
     affected: frozenset[int] = frozenset()  # citizens with a stay or a relative with one
-    # for citizens with a parent who has a stay: when they come of age (CHILDREN_UNDER), as naive UTC
-    of_age: dict[int, dt.datetime] = field(default_factory=dict)
+    # for citizens with a parent who has a stay: their birth date (a measure reaching children says until what age)
+    born: dict[int, dt.date] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.affected = frozenset(self.stays) | frozenset(self.relatives)
@@ -68,7 +68,7 @@ class StayIndex:
             ).fetchall():
                 stays[ckey].append((list_id, start, end))
         relatives: dict[int, list[Relative]] = defaultdict(list)
-        of_age: dict[int, dt.datetime] = {}
+        born_on: dict[int, dt.date] = {}
         if stays:
             con.execute("CREATE OR REPLACE TEMP TABLE _listed AS SELECT DISTINCT ckey FROM list_entries")
             # every tie that was ever in force, with its dates: a decision asks which held at its own time
@@ -79,8 +79,8 @@ class StayIndex:
                    WHERE r.kind IN ('parent', 'spouse', 'child') ORDER BY r.ckey, r.kind, r.other, r.valid_from"""
             ).fetchall():
                 relatives[ckey].append((other, kind, other_id, city, since, until))
-                if kind == "parent" and ckey not in of_age:
-                    of_age[ckey] = coming_of_age(born)
+                if kind == "parent":
+                    born_on[ckey] = born
             con.execute("DROP TABLE _listed")
         return cls(
             computed[0][0] if computed else None,
@@ -90,7 +90,7 @@ class StayIndex:
             [str(c) for c in cities.tolist()],
             dict(stays),
             dict(relatives),
-            of_age=of_age,
+            born=born_on,
         )
 
     def locate(self, citizen_id: str) -> tuple[int, str]:
@@ -118,10 +118,11 @@ class StayIndex:
         return self.ckeys[pos_c], self.city_of[pos_c]
 
 
-def coming_of_age(born: dt.date) -> dt.datetime:
-    """The instant (naive UTC) a citizen born on `born` is no longer a child a measure reaches: the CST midnight
-    that starts their CHILDREN_UNDER-th birthday (29 February births: 1 March in a common year)."""
-    year = born.year + CHILDREN_UNDER
+def coming_of_age(born: dt.date, under: int = CHILDREN_UNDER) -> dt.datetime:
+    """The instant (naive UTC) a citizen born on `born` is no longer a child a measure reaching children under
+    `under` reaches: the CST midnight that starts their `under`-th birthday (29 February births: 1 March in a
+    common year)."""
+    year = born.year + under
     try:
         day = born.replace(year=year)
     except ValueError:

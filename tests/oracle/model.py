@@ -239,15 +239,15 @@ class Person:
         kept = [c for c in self.contacts if c not in self.dropped or t < self.dropped[c]]
         return kept + [c for c, since in self.later.items() if since <= t]
 
-    def minor_on(self, day: dt.date) -> bool:
-        """Under 18 on this CST calendar day (a birthday on 29 February comes on 1 March in a common year)."""
+    def under_on(self, age: int, day: dt.date) -> bool:
+        """Under `age` on this CST calendar day (a birthday on 29 February comes on 1 March in a common year)."""
         if self.born is None:
             return False
         try:
-            eighteen = self.born.replace(year=self.born.year + 18)
+            birthday = self.born.replace(year=self.born.year + age)
         except ValueError:
-            eighteen = dt.date(self.born.year + 18, 3, 1)
-        return day < eighteen
+            birthday = dt.date(self.born.year + age, 3, 1)
+        return day < birthday
 
 
 @dataclass(frozen=True)
@@ -504,9 +504,11 @@ class Oracle:
     def measures(self, cid: str, t: dt.datetime) -> list[tuple[str, str, dt.datetime, dt.datetime | None]]:
         """(measure, via, since, until) in force for `cid` at `t`, its own and its parents' that reach it."""
         out = [(m, via, since, until) for m, via, since, until in self._own(cid, t)]
-        for parent in self.people[cid].parents if self.people[cid].minor_on(cst_date(t)) else []:
+        child = self.people[cid]
+        for parent in child.parents:
             for m, via, since, until in self._own(parent, t):
-                if self.catalog.measures[m].reach == "children":
+                measure = self.catalog.measures[m]  # a measure says until what age it reaches a child (18 if not)
+                if measure.reach == "children" and child.under_on(measure.children_under, cst_date(t)):
                     out.append((m, f"parent:{parent} {via}", since, until))
         return sorted(out, key=lambda x: (x[2], x[0], x[1]))
 

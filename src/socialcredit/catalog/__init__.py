@@ -35,9 +35,9 @@ Category = Literal[
 ]
 Effect = Literal["deny", "priority", "discount", "deposit_waived", "throttle", "deprioritise", "publish"]
 Reach = Literal["self", "children", "household"]
-# A measure that reaches children binds a child while under this age on the decision's CST calendar day: a
-# minor (the PRC Civil Code, art. 17: 18 and over is an adult). The seed's measures that reach children are
-# about schooling; an adult son of a listed parent is no longer "reached".
+# A measure that reaches children binds a child while under this age on the decision's CST calendar day, unless
+# the measure says another (`children_under`): a minor (the PRC Civil Code, art. 17: 18 and over is an adult).
+# An adult son of a listed parent is no longer "reached".
 CHILDREN_UNDER = 18
 
 # The record envelope: who reported what about whom, and when. It comes from the declared fields (and the
@@ -116,6 +116,8 @@ class Measure(_Model):
     effect: Effect
     services: list[str]
     reach: Reach = "self"
+    children_under: int = Field(CHILDREN_UNDER, ge=1, le=30, description="for a measure that reaches children: "
+                                "it reaches a child while under this age on the decision's CST day")
     discount_pct: float | None = Field(None, ge=0, le=100)
     throttle_pct: float | None = Field(None, ge=0, le=100, description="share of normal speed kept")
     public_reason: str
