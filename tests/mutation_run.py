@@ -84,6 +84,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "socialcredit.store.xǁStoreǁadd_citizens__mutmut_318": (
         '"CITIZEN_ID": [r["citizen_id"] for r in rows]',
         "the Arrow column's name is never read: INSERT INTO citizens SELECT * takes the columns by position"),
+    "socialcredit.audit.xǁAuditTrailǁ_write__mutmut_10": (
+        'con.register("_AUDIT_ROWS", rows)', "a registered view's unquoted name is case-insensitive in SQL"),
+    "socialcredit.audit.xǁAuditTrailǁentries__mutmut_10": (
+        'where += " and citizen_id = ?"', "SQL keywords: any case"),
 }
 PYTHON = sys.executable
 MUTMUT = [PYTHON, "-m", "mutmut"]
