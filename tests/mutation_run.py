@@ -84,6 +84,15 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "socialcredit.store.xǁStoreǁadd_citizens__mutmut_318": (
         '"CITIZEN_ID": [r["citizen_id"] for r in rows]',
         "the Arrow column's name is never read: INSERT INTO citizens SELECT * takes the columns by position"),
+    "socialcredit.api.auth.x_principal__mutmut_7": (
+        'request.headers.get("AUTHORIZATION", "")', "Starlette's headers are case-insensitive"),
+    "socialcredit.api.auth.x_principal__mutmut_8": (
+        'request.headers.get("authorization", "XXXX")',
+        "without the header, XXXX does not start with `bearer ` either: the cookie is read as before"),
+    "socialcredit.audit.xǁAuditTrailǁ_write__mutmut_10": (
+        'con.register("_AUDIT_ROWS", rows)', "a registered view's unquoted name is case-insensitive in SQL"),
+    "socialcredit.audit.xǁAuditTrailǁentries__mutmut_10": (
+        'where += " and citizen_id = ?"', "SQL keywords: any case"),
 }
 PYTHON = sys.executable
 MUTMUT = [PYTHON, "-m", "mutmut"]
@@ -113,6 +122,29 @@ def module_of(mutant: str) -> str:
 def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*MUTMUT, *args], cwd=work, env={**os.environ, "PYTHONPATH": ""}, capture_output=True,
                           text=True)
+
+
+FRESH = "killed in a fresh process"
+
+
+def fresh_kill(work: Path, mutant: str, tests: list[str]) -> bool:
+    """Whether the group's tests fail in a fresh process over the source with the mutant written in.
+
+    mutmut switches mutants inside processes forked after the tests were imported, so a function that runs
+    at import (`api.auth.require`, called as the routes are declared) keeps its original, and a survivor
+    there says nothing about the tests; this asks them directly (a copy: the file is put back after)."""
+    path = work / module_of(mutant)
+    original = path.read_bytes()
+    try:
+        if mutmut(work, "apply", mutant).returncode != 0:
+            return False
+        r = subprocess.run([PYTHON, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=work,
+                           env={**os.environ, "PYTHONPATH": str(work / "src")}, capture_output=True, timeout=1800)
+        return r.returncode not in (0, 5)
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        path.write_bytes(original)
 
 
 def run_group(name: str, paths: list[str], tests: list[str], sample: int | None, children: int,
@@ -149,6 +181,10 @@ def run_group(name: str, paths: list[str], tests: list[str], sample: int | None,
                         continue
                     if line:
                         print(f"  (the equivalence judged for {m.group(1)} is stale: its change is another now)")
+                    if fresh_kill(work, m.group(1), tests):
+                        status[m.group(1)] = FRESH
+                        print(f"  {FRESH} ({m.group(2)} under mutmut): {m.group(1)}", flush=True)
+                        continue
                     print(f"  {m.group(2)}: {m.group(1)}\n" + "\n".join("    " + x for x in body), flush=True)
         if not status:
             print(out.stdout[-3000:], out.stderr[-3000:], sep="\n")
@@ -157,7 +193,7 @@ def run_group(name: str, paths: list[str], tests: list[str], sample: int | None,
         shutil.rmtree(work, ignore_errors=True)
 
 
-KILLED = ("killed", "timeout")
+KILLED = ("killed", "timeout", FRESH)
 JUDGED = (*KILLED, "survived", "no tests", "equivalent")
 
 
@@ -228,7 +264,8 @@ def main() -> None:
     label = f"sampled, {args.sample} mutants per group (seed 18)" if args.sample else "every mutant"
     if args.rerun:
         label = f"the mutants of {args.rerun}, those not killed then run again"
-    print(f"\nmutation score per module ({label}; timeouts count as killed, `no tests` as not; net: without "
+    print(f"\nmutation score per module ({label}; timeouts and survivors killed in a fresh process count as killed, "
+          "`no tests` as not; net: without "
           "the survivors judged equivalent, EQUIVALENT in tests/mutation_run.py):")
     print("\n".join(table(results, seconds)))
 

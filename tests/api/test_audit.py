@@ -4,6 +4,7 @@ rewrite)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -257,6 +258,35 @@ def test_an_alteration_after_the_checkpoint_is_still_caught_by_the_chain(base, t
     assert r.exit_code == 1 and "entry5:contentdoesnotmatchitshash" in _said(r)
 
 
+def test_entries_cut_off_the_end_are_caught_by_the_recorded_head(base, tmp_path):  # noqa: F811
+    """Without a checkpoint, removing the last entries (the chain before them intact) is caught by the head
+    kept in `meta`, unless that is rewritten too (pinned above)."""
+    path = _store_with_trail(base, tmp_path, 3)
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM audit_log WHERE seq = 3")
+    con.close()
+    with Store(path) as store:
+        v = verify(store)
+    assert (v.ok, v.entries, v.problems) == (False, 2, ["trail ends at entry 2 but its recorded head is entry 3 "
+                                                        "(entries removed from the end, or the head was altered)"])
+
+
+def test_entries_are_read_back_by_citizen_and_position_with_their_detail_as_canonical_json(base, tmp_path):  # noqa: F811
+    """Details are JSON with sorted keys (one text for the same facts, whatever the call's keyword order) and
+    values JSON lacks written as text; `entries` filters by citizen and reads on after a position."""
+    path = _store_with_trail(base, tmp_path, 0)
+    with Store(path) as store:
+        trail = AuditTrail(store)
+        trail.append("admin", "citizen.standing", ZHANG, z=1, a=dt.date(2026, 1, 2))
+        trail.append("admin", "citizen.standing", CHEN)
+        trail.append("admin", "citizen.history", ZHANG)
+        got = [(e["seq"], e["action"], e["citizen_id"], e["detail"]) for e in trail.entries(ZHANG)]
+        assert got == [(1, "citizen.standing", ZHANG, '{"a": "2026-01-02", "z": 1}'),
+                       (3, "citizen.history", ZHANG, "{}")]
+        assert [e["seq"] for e in trail.entries(after=1, limit=1)] == [2]
+        assert verify(store).ok
+
+
 def test_head_gives_no_checkpoint_for_a_broken_trail(base, tmp_path):  # noqa: F811
     path = _store_with_trail(base, tmp_path, 3)
     con = duckdb.connect(str(path))
@@ -285,6 +315,7 @@ def test_a_malformed_checkpoint_exits_2_naming_it(base, tmp_path, text):  # noqa
     assert r.exit_code == 2
     assert isinstance(r.exception, SystemExit)  # a message, not a traceback
     assert "".join(repr(text).split()) in _said(r) and "isnotanauditcheckpoint" in _said(r)
+    assert "expectedsocialcredit-audit:v1:<seq>:<64hexdigits>,as`socialcreditaudithead`prints" in _said(r)
 
 
 def test_api_head_and_verify_against(base, tmp_path):  # noqa: F811

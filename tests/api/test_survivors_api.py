@@ -59,3 +59,22 @@ def test_refusals_say_why(api):
     # the scheme is case-insensitive, and the key is the part after it
     r = api.get(f"/api/v1/citizens/{ZHANG}/standing", headers={"Authorization": f"bearer  {api.tokens['citizen']}"})
     assert r.status_code == 200, r.text
+
+
+def test_the_api_reads_the_key_from_the_login_cookie_without_a_header(api):
+    """The pages' login sets the `sc_key` cookie; an API call carrying only it is that key's caller."""
+    path = f"/api/v1/citizens/{ZHANG}/standing"
+    assert api.get(path).status_code == 401  # no header, no cookie: the public
+    api.cookies.set("sc_key", api.tokens["citizen"])
+    try:
+        assert api.get(path).status_code == 200
+        api.cookies.set("sc_key", api.tokens["other_citizen"])
+        r = api.get(path)
+        assert (r.status_code, r.json()["error"]) == (403, "a citizen may see only their own record")
+    finally:
+        api.cookies.clear()
+
+
+def test_a_refusal_names_every_role_the_route_admits(api):
+    r = api.get(f"/api/v1/citizens/{ZHANG}/standing", headers=auth(api, "service"))
+    assert (r.status_code, r.json()["error"]) == (403, "role service may not do this (needs citizen or admin)")
