@@ -1,9 +1,11 @@
-"""The compiled record ledger on Spark gives DuckDB's rows: in the tests' local session and on a real
-standalone cluster (a master and two workers on 127.0.0.1), over the bundled sample's facts exported as
-Parquet (the hand-over a user with a cluster makes)."""
+"""The compiled record ledger on Spark gives DuckDB's rows in the tests' local session, over the bundled
+sample's facts exported as Parquet (the hand-over a user with a cluster makes); and the whole engine run on
+a real standalone cluster (a master and two workers on 127.0.0.1) gives DuckDB's derived tables."""
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -11,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from socialcredit import handover
@@ -23,8 +24,9 @@ from socialcredit.store import Store
 
 from .cluster import master_state, standalone
 from .conftest import require_spark
+from .derived import derived, same
 
-DRIVER = Path(__file__).with_name("ledger_driver.py")
+AS_OF = dt.datetime(2026, 8, 31, 16)  # 1 September 2026 CST, as UTC
 
 
 @dataclass
@@ -71,15 +73,24 @@ def test_the_record_ledger_on_spark_is_duckdbs(sample: Sample, sparkx: Any) -> N
     same_rows(sparkx.fetch(record_ledger_query(sample.compiled, "records")), sample.expected)
 
 
-def test_the_record_ledger_on_a_standalone_cluster_is_duckdbs(sample: Sample, tmp_path: Path) -> None:
+def test_the_engine_on_a_standalone_cluster_is_duckdbs(sample: Sample, tmp_path: Path) -> None:
+    """`score --engine spark --master spark://…` (its own process: the tests' is local) runs the whole engine on
+    the cluster, and the store it writes home holds DuckDB's derived tables."""
     require_spark()
-    out = tmp_path / "ledger"
+    duck, spark = tmp_path / "duck.duckdb", tmp_path / "spark.duckdb"
+    for db in (duck, spark):
+        shutil.copy(sample.db, db)
+    with Store(duck) as store:
+        Engine(store).run(AS_OF)
+        expected = derived(store)
     with standalone(tmp_path, workers=2) as (master, ui):
-        done = subprocess.run([sys.executable, str(DRIVER), str(sample.db), str(sample.facts), str(out), master],
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", "from socialcredit.cli import app; app()", "score", "--db",
+                               str(spark), "--as-of", "2026-09-01", "--engine", "spark", "--master", master],
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
         state = master_state(ui)
     # the work ran on the cluster: one application, finished, that held both workers' cores
     apps = state["completedapps"]
-    assert [a["name"] for a in apps] == ["socialcredit-ledger"] and apps[0]["cores"] == 2
-    same_rows(pa.concat_tables(pq.read_table(p) for p in sorted(out.glob("*.parquet"))), sample.expected)
+    assert [a["name"] for a in apps] == ["socialcredit"] and apps[0]["cores"] == 2
+    with Store(spark) as store:
+        same(expected, derived(store))

@@ -142,16 +142,26 @@ def score(
     as_of: TimeOpt = None,
     rulebook: Annotated[str | None, typer.Option(help="replay under CITY@VERSION[+PARENT@VERSION]")] = None,
     json_out: JsonOpt = False,
+    engine: Annotated[str, typer.Option(help="duckdb (embedded) or spark (needs PySpark and Java 17)")] = "duckdb",
+    master: Annotated[str, typer.Option(help="with --engine spark: local[N] or spark://HOST:PORT")] = "local[2]",
 ) -> None:
     """Run the engine: ledger, scores, grades, list entries, as of a time."""
+    from socialcredit.executors import spark_missing
+
+    if engine not in ("duckdb", "spark"):
+        fail(f"--engine {engine!r}: use duckdb or spark")
+    if engine == "spark" and (why := spark_missing()):
+        fail(why)
     store = open_store(db)
     with progress_bar() as bar:
-        task = bar.add_task("scoring", total=7)
-        summary = Engine(store).run(
-            parse_time(as_of),
-            pin=rulebook,
-            progress=lambda stage, i, n: bar.update(task, description=stage, completed=i, total=n),
-        )
+        task = bar.add_task(f"scoring on {engine}", total=7)
+        step = lambda stage, i, n: bar.update(task, description=stage, completed=i, total=n)  # noqa: E731
+        if engine == "spark":
+            from socialcredit.executors.spark_run import score_on_spark
+
+            summary = score_on_spark(store, master, parse_time(as_of), rulebook, step)
+        else:
+            summary = Engine(store).run(parse_time(as_of), pin=rulebook, progress=step)
     grades = [(city, g, n) for city, by in standings.grade_counts(store, summary.as_of).items() for g, n in by.items()]
     lists = standings.list_totals(store, summary.as_of)
     if json_out:

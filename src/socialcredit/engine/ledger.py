@@ -226,11 +226,16 @@ def compiled_views(ctx: Context) -> list[tuple[str, exp.Expression]]:
     return [(LIVE_VIEW, prep.entries_unscored.copy()), (BATCH_VIEW, prep.entries_batch.copy())]
 
 
-def ledger_views(ctx: Context) -> list[tuple[str, exp.Expression]]:
-    """The stored views over the ledger (other connections to the store read the ledger through them)."""
+def ledger_views(ctx: Context, stored_only: bool = False) -> list[tuple[str, exp.Expression]]:
+    """The stored views over the ledger (other connections to the store read the ledger through them).
+
+    `stored_only`: for a run whose ledger never serves another connection (an executor whose tables come home
+    through the hand-over): the record ledger is the stored rows alone, which the run has just brought up to
+    every record, so no view carries the compiled scoring query (an engine that plans a view each time it is
+    read would plan that query again at every statement)."""
     return [
         record_views(ctx.through)[0],
-        ("record_ledger", record_ledger(ctx)),
+        ("record_ledger", record_ledger(ctx, stored_only=stored_only)),
         ("ledger", fill("SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")),
     ]
 

@@ -69,10 +69,16 @@ class Engine:
 
     `executor`: what runs the steps; by default DuckDB on the store's connection, told the number of
     citizens (its dense key) when the compiled tables are loaded.
+
+    `handed_over`: the executor is not the store's, and its derived tables come home through the Parquet
+    hand-over (`socialcredit.handover`), which makes the store's ledger views itself. Then no view needs to
+    score records appended after the run (the ledger is the stored rows, which the run brings up to every
+    record), and the ledger views a run reads many times are computed once (`Executor.keep`).
     """
 
-    def __init__(self, store: Store, executor: Executor | None = None) -> None:
+    def __init__(self, store: Store, executor: Executor | None = None, handed_over: bool = False) -> None:
         self.store = store
+        self.handed_over = handed_over
         self.con = store.con
         self.catalog = store.catalog
         self._given = executor
@@ -200,7 +206,8 @@ class Engine:
         if made is None or made[1] != prep.loaded:
             for name, table in prep.tables.items():
                 ex.load(name, table)
-            for name, query in (*record_views(-1), *compiled_views(ctx)):
+            # the compiled scoring query as views, for records appended after this (not for a hand-over)
+            for name, query in () if self.handed_over else (*record_views(-1), *compiled_views(ctx)):
                 ex.view(name, query)
         ex.materialize("state_ledger", TABLES["state_ledger"].empty())
         if store_ledger:
@@ -209,7 +216,7 @@ class Engine:
         else:
             self.ledger_update, through = None, entries.usable_through(ctx, prep, made)
         self._through = ctx.through = through
-        for name, query in ledger_views(ctx):
+        for name, query in ledger_views(ctx, stored_only=self.handed_over and store_ledger):
             ex.view(name, query)
 
     def ledger_fingerprint(self) -> str:
@@ -262,6 +269,8 @@ class Engine:
         # a copy: the record entries are stored, and copying them all would cost more than reading them
         ex.view("run_ledger", fill("SELECT * FROM ledger WHERE valid_from <= $as_of AND source <> 'network'",
                                    as_of=as_of), temporary=True)
+        if self.handed_over:  # the loop adds network entries only, which it leaves out: its rows are fixed
+            ex.keep("run_ledger")
         # the first entry's time, from the stored rows: a cap changes points, never times
         first = ctx.scalar(fill(
             """SELECT min(valid_from) FROM (

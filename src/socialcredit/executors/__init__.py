@@ -10,6 +10,9 @@ every dialect we execute.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 from typing import Protocol
 
 import pyarrow as pa
@@ -49,6 +52,10 @@ class Executor(Protocol):
     def drop(self, name: str) -> None:
         """Forget `name` if it exists."""
 
+    def keep(self, name: str) -> None:
+        """The view `name` will read the same rows for the rest of the run: an executor that plans a view
+        anew at every statement reading it (Spark) may compute it once now; one that does not, ignores this."""
+
 
 def sql(expression: exp.Expression, dialect: str, copy: bool = True) -> str:
     """The expression in `dialect`, refusing anything sqlglot can only approximate there.
@@ -62,3 +69,15 @@ def sql(expression: exp.Expression, dialect: str, copy: bool = True) -> str:
 def portable(expression: exp.Expression) -> dict[str, str]:
     """The expression in every executed dialect; raises `sqlglot.errors.UnsupportedError` when one cannot say it."""
     return {d: sql(expression, d) for d in DIALECTS}
+
+
+def spark_missing() -> str | None:
+    """What this machine lacks to run the engine on Spark, said for a person (None when nothing): PySpark, an
+    optional extra, and a Java runtime for its JVM. Asked before anything imports PySpark or starts a JVM."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "the Spark engine needs PySpark: pip install 'socialcredit[spark]'"
+    home = os.environ.get("JAVA_HOME")
+    if not (home and os.path.isfile(os.path.join(home, "bin", "java"))) and shutil.which("java") is None:
+        return ("the Spark engine needs a Java 17 runtime: apt-get install openjdk-17-jre-headless (Debian's "
+                "package), or set JAVA_HOME")
+    return None

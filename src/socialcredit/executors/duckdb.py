@@ -70,3 +70,6 @@ class DuckDBExecutor:
         ).fetchall()
         kind = "VIEW" if ("VIEW",) in kinds else "TABLE"
         self.con.execute(f"DROP {kind} IF EXISTS {self._name(name)}")
+
+    def keep(self, name: str) -> None:
+        """Nothing: DuckDB plans a view cheaply and reads it where it is used (a copy would cost a write)."""

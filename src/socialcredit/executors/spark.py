@@ -40,7 +40,12 @@ SETTINGS: dict[str, str] = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.executor.memory": "1g",
+    "spark.driver.memory": "2g",  # local mode: the driver is the executor too
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # constraint propagation infers predicates through every operator; over a union of appended parts it fails
+    # (`key not found` in Union.rewriteConstraints, the month loop's grade stays) and on the compiled record
+    # ledger's wide plans it costs seconds of planning for filters the steps never need
+    "spark.sql.constraintPropagation.enabled": "false",
     # the compiled rulebook tables are a few MB at most: joined by broadcast, never by shuffling the records
     "spark.sql.autoBroadcastJoinThreshold": "64MB",
 }
@@ -134,6 +139,10 @@ class SparkExecutor:
         self.spark.sql(sql(create, self.dialect))
 
     def load(self, name: str, table: pa.Table, temporary: bool = False) -> None:
+        inline = _inline(table)
+        if inline is not None:  # a small table as SQL VALUES: Spark holds it in the plan (a local relation)
+            self._register(name, self.spark.sql(sql(inline, self.dialect)))
+            return
         # a column of nothing but NULLs arrives typed `null`, which Spark has no Arrow conversion for
         fixed = table.cast(
             pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
@@ -150,6 +159,11 @@ class SparkExecutor:
         self._held.pop(name, None)
         self._parts.pop(name, None)
 
+    def keep(self, name: str) -> None:
+        """The view's rows computed now and held under its name: a SQL view is planned again by every statement
+        that reads it, and the engine's ledger views sit under most of a run's statements."""
+        self._register(name, self.spark.table(name).localCheckpoint(eager=True))
+
     # ------------------------------------------------------------------ the Parquet hand-over
 
     def attach(self, name: str, path: Path) -> None:
@@ -159,6 +173,44 @@ class SparkExecutor:
     def save(self, name: str, path: Path) -> None:
         """The rows of `name` into a Parquet directory at `path` (replacing it), one file per partition."""
         _naive(self.spark.table(name)).write.mode("overwrite").parquet(str(path))
+
+
+# a table loaded with at most this many values is inlined in the plans that read it (see `_inline`)
+INLINE_VALUES = 2_000
+_INLINE_TYPES: dict[str, str] = {
+    "int8": "TINYINT", "int16": "SMALLINT", "int32": "INT", "int64": "BIGINT", "double": "DOUBLE", "float": "FLOAT",
+    "bool": "BOOLEAN", "string": "VARCHAR", "large_string": "VARCHAR", "timestamp[us]": "TIMESTAMP",
+}
+
+
+def _inline(table: pa.Table) -> exp.Expression | None:
+    """A small table of plain columns as `SELECT CAST(c AS type) ... FROM VALUES ...`, or None for another.
+
+    Spark keeps such a table in the query plan (a local relation), so a join broadcasts it without first
+    running a job to collect it, as it must for a table made from Arrow (an RDD): the month loop joins its
+    small tables (grade lists, the month, the network rules) in most statements. Larger ones would bloat
+    every task's plan, so they stay RDDs."""
+    kinds = [_INLINE_TYPES.get(str(f.type), "") for f in table.schema]
+    if not all(kinds) or table.num_rows * max(1, table.num_columns) > INLINE_VALUES:
+        return None
+    names = table.column_names
+    cols = [exp.cast(exp.column(f"c{i}"), k).as_(exp.to_identifier(n, quoted=True))
+            for i, (n, k) in enumerate(zip(names, kinds, strict=True))]
+    if table.num_rows == 0:
+        return exp.select(*[exp.cast(exp.null(), k).as_(exp.to_identifier(n, quoted=True))
+                            for n, k in zip(names, kinds, strict=True)]).where(exp.false())
+    rows = [exp.Tuple(expressions=[_literal(v) for v in row.values()]) for row in table.to_pylist()]
+    values = exp.Values(expressions=rows, alias=exp.TableAlias(
+        this=exp.to_identifier("v"), columns=[exp.to_identifier(f"c{i}") for i in range(len(names))]))
+    return exp.select(*cols).from_(values)
+
+
+def _literal(v: object) -> exp.Expression:
+    from socialcredit.engine.sql import value
+
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):  # no SQL literal: Spark's words
+        return exp.cast(exp.Literal.string(str(v).replace("inf", "Infinity")), exp.DataType.Type.DOUBLE)
+    return value(v)
 
 
 def _spark_intervals(query: exp.Expression) -> exp.Expression:

@@ -1,0 +1,31 @@
+"""The derived tables of a store's last run, to compare two runs of the same facts row for row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+from socialcredit import handover
+from socialcredit.store import Store
+
+# what may differ between two runs of the same facts: when each finished
+UNCOMPARED = {"engine_run": ("computed_at",)}
+
+
+def derived(store: Store) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """Every table a run writes (those the hand-over carries home), as column names and sorted rows."""
+    out = {}
+    for name in handover.DERIVED:
+        cur = store.con.execute(exp.select("*").from_(exp.to_table(name)).sql("duckdb"))
+        cols = [d[0] for d in cur.description or []]
+        keep = [i for i, c in enumerate(cols) if c not in UNCOMPARED.get(name, ())]
+        rows = [tuple(r[i] for i in keep) for r in cur.fetchall()]
+        out[name] = ([cols[i] for i in keep], sorted(rows, key=lambda r: tuple((v is not None, v) for v in r)))
+    return out
+
+
+def same(duck: dict[str, Any], spark: dict[str, Any]) -> None:
+    assert sorted(duck) == sorted(spark)
+    for name in duck:
+        assert spark[name] == duck[name], name
