@@ -31,7 +31,7 @@ JAVA := /usr/bin/java
 $(JAVA):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
 
-# two pytest-xdist workers, whatever the machine: a folder sharing a session fixture runs on one (tests/conftest.py)
+# two pytest-xdist workers, whatever the machine: a folder sharing a costly session fixture runs on one (tests/conftest.py)
 TEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM) $(JAVA)
 	$(BIN)/ruff check src tests benchmarks

@@ -32,9 +32,10 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 
 
-# the folders whose tests share a session-scoped fixture (a simulated run, a Spark session and cluster, the
-# pages' society): under pytest-xdist each runs on one worker, so it is built once, not once per worker
-_SHARED = {"report", "spark", "pages"}
+# the folders whose tests share a costly session-scoped fixture (a simulated run, the pages' society): under
+# pytest-xdist each runs on one worker, so it is built once, not once per worker. tests/spark is not one: its
+# files each take minutes, and a Spark session per worker costs less than running them all on one
+_SHARED = {"report", "pages"}
 TESTS = Path(__file__).resolve().parent
 
 
