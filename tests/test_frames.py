@@ -102,7 +102,8 @@ def test_each_answer_s_heading_names_its_fields(store: Store) -> None:
     st, x, d, _ = answers(store)
     head = re.compile(r"<tr><th style='text-align:left'>(.*?)</th><td>(.*?)</td></tr>")
     store_clock = "the store&#x27;s clock: its last engine run, or a simulation&#x27;s end"
-    for answer, labels in [(st, ["city", "as of (CST)", "whose time", "score", "grade", "rulebook"]),
+    for answer, labels in [(st, ["city", "as of (CST)", "whose time", "score", "grade", "assessed at (CST)",
+                                 "running score", "rulebook"]),
                            (x, ["city", "as of (CST)", "whose time", "rulebook", "score"]),
                            (d, ["at (CST)", "whose time", "public reason", "rulebook", "valid until"])]:
         fields = dict(head.findall(answer._repr_html_().split("</table>")[0]))
