@@ -57,7 +57,8 @@ EXPECT = {
     "simulate": rf"\d+ citizens, {TINY_MONTHS} months, \d+ records, \d+ service attempts",
     "ingest": r"accepted 2 records \(batch \d+\); 0 already stored, unchanged",
     "score": r"scored \d+ records into \d+ ledger entries; \d+ monthly assessments",
-    "citizen": r"· rongcheng · as of {T} 00:00 CST \(the time asked about\) score \d+ grade \w+ under rongcheng@\d",
+    "citizen": r"· rongcheng · as of {T} 00:00 CST \(the time asked about\) score \d+ grade \w+ \(published: "
+               r"the monthly assessment of [^)]*\); running score \d+ under rongcheng@\d",
     "explain": r"score \d+ = clamp\(base \d+ \+ -?\d+ from the entries below, .* list entries",
     "decide": r"DENY air\.ticket for {ID}: ",
     "rulebook show": r"rongcheng@2\+national@2, in force from \S+; scale \d+–\d+, base \d+; \d+ rules",
