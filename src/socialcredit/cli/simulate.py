@@ -14,7 +14,8 @@ from rich.progress import MofNCompleteColumn
 
 from socialcredit.cli.console import fail, guarded, progress_bar
 from socialcredit.cli.console import out as console
-from socialcredit.simulate.partition import run_partitioned, split
+from socialcredit.simulate.cluster import TASK_MEMORY_GIB, run_on_cluster
+from socialcredit.simulate.partition import PartitionedResult, run_partitioned, split
 from socialcredit.simulate.policy import parse_overrides
 from socialcredit.simulate.run import run_scenario
 from socialcredit.simulate.scenario import Scenario, load_scenario
@@ -95,22 +96,14 @@ def simulate_command(
 
 def _run_on_cluster(scenario: Scenario, out: Path, size: int, master: str, memory_gib: float | None) -> None:
     """The door to `simulate.cluster`: one bar over the partitions while the cluster runs them."""
-    from socialcredit.simulate.cluster import run_on_cluster
-
     with progress_bar(MofNCompleteColumn()) as bar:
         task = bar.add_task(f"partitions on {master}", total=None)
 
         def step(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = run_on_cluster(scenario, out, size, master, step, **({"memory_gib": memory_gib} if memory_gib else {}))
-    denied = result.decisions.get("deny", 0)
-    attempts = sum(result.decisions.values())
-    console.print(
-        f"{scenario.name}: {result.citizens:,} citizens in {len(result.partitions)} partitions on {master}, "
-        f"{scenario.months} months, {result.records:,} records, {attempts:,} service "
-        f"attempts ({denied:,} denied) in {result.seconds:.1f}s → {out} (partitions in {out / 'partitions'})"
-    )
+        result = run_on_cluster(scenario, out, size, master, step, memory_gib or TASK_MEMORY_GIB)
+    _said(scenario, result, out, f"on {master}")
 
 
 def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, memory_gib: float) -> None:
@@ -122,12 +115,17 @@ def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, mem
             bar.update(tasks[key], completed=done, description=f"{key}: {label}")
 
         result = run_partitioned(scenario, out, size, workers, memory_gib, step)
+    _said(scenario, result, out, f"({workers} at a time)", f", peak {result.peak_gib:.1f} GiB")
+
+
+def _said(scenario: Scenario, result: PartitionedResult, out: Path, where: str, extra: str = "") -> None:
+    """The one line a partitioned run ends with, however its partitions ran."""
     denied = result.decisions.get("deny", 0)
     attempts = sum(result.decisions.values())
     console.print(
-        f"{scenario.name}: {result.citizens:,} citizens in {len(result.partitions)} partitions ({workers} at a time), "
+        f"{scenario.name}: {result.citizens:,} citizens in {len(result.partitions)} partitions {where}, "
         f"{scenario.months} months, {result.records:,} records, {attempts:,} service attempts ({denied:,} denied) "
-        f"in {result.seconds:.1f}s, peak {result.peak_gib:.1f} GiB → {out} (partitions in {out / 'partitions'})"
+        f"in {result.seconds:.1f}s{extra} → {out} (partitions in {out / 'partitions'})"
     )
 
 

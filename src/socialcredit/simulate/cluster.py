@@ -32,6 +32,7 @@ from socialcredit.simulate.scenario import Scenario
 from socialcredit.yamlio import LocatedError
 
 ClusterProgress = Callable[[int, int], None]  # (partitions done, partitions)
+TASK_MEMORY_GIB = 2.0  # each task's DuckDB memory by default (one partition, one core)
 
 
 def _task(item: tuple[str, dict[str, Any]], out_dir: str, settings: dict[str, str]) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def run_on_cluster(
     size: int,
     master: str,
     progress: ClusterProgress | None = None,
-    memory_gib: float = 2.0,
+    memory_gib: float = TASK_MEMORY_GIB,
 ) -> PartitionedResult:
     """Run `scenario` as partitions of at most `size` citizens, one Spark task each, on `master`
     (`local[N]`, or `spark://HOST:PORT`), and merge the series. `memory_gib` bounds each task's DuckDB."""
@@ -80,14 +81,11 @@ def run_on_cluster(
     parts = prepare(scenario, out_dir, size)
     settings = {"threads": "1", "memory_limit": f"{max(0.5, 0.75 * memory_gib):.1f}GiB"}  # one core per task
     items = [(p.key, p.scenario.model_dump(mode="json", by_alias=True)) for p in parts]
-    spark = session(master, f"socialcredit-simulate-{scenario.name}", {
-        "spark.task.maxFailures": "4",  # a task that fails for its own reasons is tried again, then the run fails
-        "spark.python.worker.reuse": "true",
-    })  # fmt: skip
+    # a task that fails for its own reasons is tried again, then the run fails (local masters default to once)
+    spark = session(master, f"socialcredit-simulate-{scenario.name}", {"spark.task.maxFailures": "4"})
     sc = spark.sparkContext
     cores = sc.defaultParallelism  # Spark's default parallelism for this master (its cores, or at least 2)
     try:
-        sc.setJobGroup(f"simulate-{uuid.uuid4().hex[:8]}", f"partitions of {scenario.name}")
         where = str(out_dir)
         job = sc.parallelize(items, len(items)).map(lambda item: _task(item, where, settings))
         infos: list[dict[str, Any]] = []
@@ -121,7 +119,7 @@ def run_on_cluster(
     how = {"size": size, "cluster": master, "parallelism": cores, "duckdb": settings}
     # no sampler reaches the executors' machines: the peak is the largest one task's (as it reported it)
     peak = max((float(i["worker_peak_gib"]) for i in infos), default=0.0)
-    return finish(scenario, out_dir, [by_key[p.key] for p in parts], how, began, peak)
+    return finish(scenario, out_dir, [by_key[p.key] for p in parts], how, began, peak, cores)
 
 
 __all__ = ["run_on_cluster"]

@@ -191,7 +191,7 @@ def run_partitioned(
                 sampler.done.set()
                 sampler.join()
     how = {"size": size, "workers": workers, "duckdb": settings}
-    return finish(scenario, out_dir, [done[p.key] for p in parts], how, began, sampler.peak / (1 << 30))
+    return finish(scenario, out_dir, [done[p.key] for p in parts], how, began, sampler.peak / (1 << 30), workers)
 
 
 def prepare(scenario: Scenario, out_dir: Path, size: int) -> list[Partition]:
@@ -224,7 +224,7 @@ def run_partition(partition: Partition, out_dir: Path, settings: dict[str, str],
 
 
 def finish(scenario: Scenario, out_dir: Path, infos: list[dict[str, Any]], how: dict[str, Any], began: float,
-           peak_gib: float) -> PartitionedResult:
+           peak_gib: float, workers: int) -> PartitionedResult:
     """The run's own series (merged from its partitions') and run.json, once every partition is done."""
     merge(out_dir, [i["partition"] for i in infos])
     totals: dict[str, int] = {}
@@ -237,7 +237,7 @@ def finish(scenario: Scenario, out_dir: Path, infos: list[dict[str, Any]], how: 
         sum(i["records"] for i in infos),
         dict(sorted(totals.items())),
         time.perf_counter() - began,
-        int(how.get("workers", how.get("parallelism", 0))),
+        workers,
         peak_gib,
         infos,
     )
