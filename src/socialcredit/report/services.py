@@ -47,20 +47,32 @@ FROM decisions d, unnest(from_json(d.reasons, {REASONS_JSON})) AS u(r)
 WHERE d.outcome <> 'allow' AND d.asked_at < getvariable('as_of')
 GROUP BY ALL ORDER BY decisions DESC, d.service, r.measure"""
 
+# A parent's measure reaches a child while the child is under the measure's `children_under` on the CST
+# calendar day (`stays.coming_of_age`, which `decide` uses): the local date is before the birthday that
+# ends it, a 29 February birthday falling on 1 March in a common year (DuckDB's date arithmetic would
+# give 28 February, so the day is moved on by hand).
+COMING_OF_AGE = """(c.birth_date + to_years(m.children_under)
+    + CASE WHEN month(c.birth_date) = 2 AND day(c.birth_date) = 29
+                AND day(c.birth_date + to_years(m.children_under)) = 28 THEN INTERVAL 1 DAY ELSE INTERVAL 0 DAY END)"""
+
 CHILDREN_SQL = f"""WITH {MONTHS_CTE},
 {PERIODS_CTE},
-reached AS (  -- children of a parent whose stay, at the month's end, carries a measure that reaches children
-    SELECT DISTINCT p.i, r.ckey AS child
+reached AS (  -- sons and daughters (ties in force) of a parent whose stay, at the month's end, carries a
+              -- measure that reaches children; bound while the child is under that measure's age
+    SELECT p.i, r.ckey AS child,
+           bool_or((p.until + INTERVAL {CST_OFFSET_HOURS} HOUR)::DATE < {COMING_OF_AGE}) AS bound
     FROM periods p
     JOIN list_entries s ON s.start <= p.until
     JOIN citizens parent ON parent.ckey = s.ckey
     JOIN reaching m ON m.i = p.i AND m.city = parent.city AND m.list_id = s.list_id
          AND (m.lasting OR (({read_model.sql(read_model.not_ended("p.until", "s"))})
               AND (m.term_months IS NULL OR s.start + to_months(m.term_months) + to_days(m.term_days) > p.until)))
-    JOIN relations r ON r.other = s.ckey AND r.kind = 'parent')
-SELECT p.month, count(x.child) AS children,
-       count(x.child) FILTER (WHERE c.birth_date > (p.until + INTERVAL 8 HOUR)::DATE - INTERVAL 18 YEAR) AS under_18
-FROM periods p LEFT JOIN reached x USING (i) LEFT JOIN citizens c ON c.ckey = x.child
+    JOIN relations r ON r.other = s.ckey AND r.kind = 'parent'
+         AND r.valid_from <= p.until AND (r.valid_to IS NULL OR r.valid_to > p.until)
+    JOIN citizens c ON c.ckey = r.ckey
+    GROUP BY ALL)
+SELECT p.month, count(x.child) FILTER (WHERE x.bound) AS children, count(x.child) AS any_age
+FROM periods p LEFT JOIN reached x USING (i)
 GROUP BY p.month ORDER BY p.month"""
 
 PARENT_BOUND_SQL = f"""WITH {MONTHS_CTE},
@@ -121,14 +133,17 @@ def decisions_over_time(run: RunDir) -> Figure:
 def reaching_table(run: RunDir) -> pa.Table:
     """Per month end and city: the lists whose measures reach children, from the rulebooks then in force."""
     catalog = default_catalog()
-    cols: dict[str, list] = {k: [] for k in ("i", "city", "list_id", "measure", "term_months", "term_days", "lasting")}
+    cols: dict[str, list] = {
+        k: [] for k in ("i", "city", "list_id", "measure", "term_months", "term_days", "lasting", "children_under")
+    }
 
     def add(i: int, city: str, list_id: str, measure: str, term: str | None, lasting: bool) -> None:
         months = days = None
         if term:
             n, unit = duration_parts(term)
             months, days = (n * 12 if unit == "year" else n if unit == "month" else 0), (n if unit == "day" else 0)
-        for k, v in zip(cols, (i, city, list_id, measure, months, days, lasting), strict=True):
+        under = catalog.measures[measure].children_under
+        for k, v in zip(cols, (i, city, list_id, measure, months, days, lasting, under), strict=True):
             cols[k].append(v)
 
     for i in range(run.months):
@@ -145,7 +160,7 @@ def reaching_table(run: RunDir) -> pa.Table:
                 for code in mem.measures:
                     if catalog.measures[code].reach == "children":
                         add(i, city, mem.after, code, None, True)
-    types = [pa.int64(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.int32(), pa.bool_()]
+    types = [pa.int64(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.int32(), pa.bool_(), pa.int32()]
     return pa.table({k: pa.array(v, t) for (k, v), t in zip(cols.items(), types, strict=True)})
 
 
@@ -155,9 +170,9 @@ def children_reached(run: RunDir) -> Figure:
         "citizens reached through a parent's measure at each month's end", CHILDREN_SQL, {"reaching": reaching}
     )
     bound = run.query("decisions bound by a parent's measure, per month and service", PARENT_BOUND_SQL)
-    distinct_rules = reaching.group_by(["city", "list_id", "measure", "term_months", "term_days", "lasting"]).aggregate(
-        [("i", "min")]
-    )
+    distinct_rules = reaching.group_by(
+        ["city", "list_id", "measure", "term_months", "term_days", "lasting", "children_under"]
+    ).aggregate([("i", "min")])
     inputs = Query(
         "input reaching: lists whose measures reach children (from the rulebooks in force each month)",
         "-- derived from the rulebooks in force each month (one row per month index i; distinct rows shown) and "
@@ -168,10 +183,22 @@ def children_reached(run: RunDir) -> Figure:
     months = [r["month"] for r in rows]
     fig = canvas(11, 3.2)
     left, right = grid(fig, 2, 2)
-    left.plot(range(len(months)), [r["children"] for r in rows], marker="o", label="all ages", color="#c0392b")
-    left.plot(range(len(months)), [r["under_18"] for r in rows], marker="s", label="under 18 (bound)", color="#d68910")
-    left.set_title("children reached by a parent's measure (month's end)", fontsize=10)
-    left.set_ylim(0, max([1, *[r["children"] for r in rows]]) * 1.1)
+    left.plot(
+        range(len(months)),
+        [r["any_age"] for r in rows],
+        marker="o",
+        label="sons and daughters, any age",
+        color="#d68910",
+    )
+    left.plot(
+        range(len(months)),
+        [r["children"] for r in rows],
+        marker="s",
+        label="reached (under the age bound)",
+        color="#c0392b",
+    )
+    left.set_title("children of listed parents (month's end)", fontsize=10)
+    left.set_ylim(0, max([1, *[r["any_age"] for r in rows]]) * 1.1)
     counts(left, "citizens reached")
     legend(left, loc="upper left")
     month_ticks(left, [f"{m:%Y-%m}" for m in months])
@@ -194,13 +221,14 @@ def children_reached(run: RunDir) -> Figure:
     else:
         empty_note(right, "no decision was bound by a parent's measure")
     measures = ", ".join(sorted({r["measure"] for r in reaching.to_pylist()})) or "none"
-    last = rows[-1] if rows else {"children": 0, "under_18": 0, "month": run.first_month}
+    last = rows[-1] if rows else {"children": 0, "any_age": 0, "month": run.first_month}
+    bounds = ", ".join(sorted({f"{r['measure']} under {r['children_under']}" for r in reaching.to_pylist()}))
     denied = sum(r["decisions"] for r in bound.rows if r["outcome"] == "deny")
     caption = (
         f"Measures that reach a citizen's children ({measures}): how many sons and daughters listed parents have "
-        f"at each month's end — {last['children']} at the end of {last['month']:%Y-%m}, of whom the {last['under_18']} "
-        f"under 18 are bound (the decision path reaches a child only while a minor) — and the decisions they decided "
-        f"({denied} denials over the run)."
+        f"at each month's end, and how many of them a measure reaches — {last['children']} of {last['any_age']} at "
+        f"the end of {last['month']:%Y-%m}, because a measure reaches a child only while the child is under its age "
+        f"bound ({bounds or 'none'}) — and the decisions they decided ({denied} denials over the run)."
     )
     return Figure(
         "children", "Children reached by their parents' measures", caption, png(fig), [q, bound, inputs], drawing=fig
