@@ -28,4 +28,8 @@ def derived(store: Store) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
 def same(duck: dict[str, Any], spark: dict[str, Any]) -> None:
     assert sorted(duck) == sorted(spark)
     for name in duck:
-        assert spark[name] == duck[name], name
+        if spark[name] != duck[name]:  # name the table and the first rows that differ, not just the table
+            cols, d_rows = duck[name]
+            only_duck = [dict(zip(cols, r, strict=True)) for r in d_rows if r not in spark[name][1]][:3]
+            only_spark = [dict(zip(spark[name][0], r, strict=True)) for r in spark[name][1] if r not in d_rows][:3]
+            raise AssertionError(f"{name}: DuckDB only {only_duck}; Spark only {only_spark}")

@@ -26,7 +26,7 @@ from .cluster import master_state, standalone
 from .conftest import require_spark
 from .derived import derived, same
 
-AS_OF = dt.datetime(2026, 8, 31, 16)  # 1 September 2026 CST, as UTC
+AS_OF = dt.datetime(2026, 9, 1)  # the library reads a time without an offset as CST, as `--as-of 2026-09-01` is
 
 
 @dataclass
