@@ -7,7 +7,7 @@ task. A partition's run is deterministic from its seed, city and district, so a 
 lost worker, or a retried failure) gives the same run; it writes into a directory of its own attempt
 and moves it into place only when it is whole, so a half-written attempt never becomes the partition.
 The run's series are then merged from the partitions' Parquet files on the driver, as the process pool
-does, and equal its run's for the same scenario and partition size (`tests/spark/test_partitions.py`).
+does, and equal its run's for the same scenario and partition size (`tests/spark/test_cluster.py`).
 
 The partitions' directories must be on storage every worker sees: the driver's disk for a cluster on
 this machine (the workers are local processes), a shared file system for a real one.
