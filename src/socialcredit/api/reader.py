@@ -45,8 +45,8 @@ from socialcredit.api import routes
 from socialcredit.api.app import MAX_BODY, SafeJSONResponse, build_app, replaying
 from socialcredit.api.auth import SERVICE_KEY
 from socialcredit.api.service import Service
-from socialcredit.api.writer import TOKEN_ENV, TOKEN_HEADER, exit_with_supervisor
-from socialcredit.audit import AuditTrail
+from socialcredit.api.writer import AUDITED, DECIDED, TOKEN_ENV, TOKEN_HEADER, exit_with_supervisor
+from socialcredit.audit import AuditTrail, detail_text
 from socialcredit.decisions import Decider, Decision, SnapshotCannotAnswer, install, jsonable
 from socialcredit.engine import computed_at, utc_naive
 from socialcredit.keys import Principal
@@ -86,35 +86,45 @@ class Shipper:
         self.token = token
         self._client = httpx.Client(base_url=writer, timeout=httpx.Timeout(10.0, connect=2.0))
         self._lock = threading.Lock()
-        self._decided: list[list[Any]] = []
+        # columns, as the writer inserts them (`writer.DECIDED`, `writer.AUDITED`): no row is a list of its own
+        self._decided: dict[str, list[Any]] = {c: [] for c in DECIDED}
         self._learned: list[list[Any]] = []
-        self._audit: list[list[Any]] = []
+        self._audit: dict[str, list[Any]] = {c: [] for c in AUDITED}
         self._inflight: dict[str, Any] | None = None
         self._seq = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ship", daemon=True)
         self.trail = ShippedTrail(self)
 
-    def decided(self, rows: list[list[Any]], learned: list[list[Any]]) -> None:
+    def decided(self, columns: dict[str, list[Any]], learned: list[list[Any]]) -> None:
         with self._lock:
-            self._decided.extend(rows)
+            for c, values in columns.items():
+                self._decided[c].extend(values)
             self._learned.extend(learned)
 
-    def logged(self, entry: list[Any]) -> None:
+    def logged(self, principal: str, action: str, citizen_id: str | None, detail: str, at: str) -> None:
         with self._lock:
-            self._audit.append(entry)
+            a = self._audit
+            a["principal"].append(principal)
+            a["action"].append(action)
+            a["citizen_id"].append(citizen_id)
+            a["detail"].append(detail)
+            a["logged_at"].append(at)
 
     def start(self) -> None:
         self._thread.start()
 
     def _next(self) -> dict[str, Any] | None:
         with self._lock:
-            if not (self._decided or self._learned or self._audit):
+            if not (self._decided["ckey"] or self._learned or self._audit["principal"]):
                 return None
             self._seq += 1
-            body = {"origin": self.origin, "seq": self._seq, "decisions": self._decided[:SHIP_MAX],
-                    "learned": self._learned[:SHIP_MAX], "audit": self._audit[:SHIP_MAX]}
-            del self._decided[:SHIP_MAX], self._learned[:SHIP_MAX], self._audit[:SHIP_MAX]
+            body = {"origin": self.origin, "seq": self._seq, "learned": self._learned[:SHIP_MAX],
+                    "decisions": {c: v[:SHIP_MAX] for c, v in self._decided.items()},
+                    "audit": {c: v[:SHIP_MAX] for c, v in self._audit.items()}}
+            del self._learned[:SHIP_MAX]
+            for v in (*self._decided.values(), *self._audit.values()):
+                del v[:SHIP_MAX]
             return body
 
     def ship(self) -> bool:
@@ -157,8 +167,7 @@ class ShippedTrail(AuditTrail):
     def append(self, principal: str, action: str, citizen_id: str | None = None, *,
                logged_at: dt.datetime | None = None, defer: bool = False, **detail: Any) -> int:
         at = logged_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
-        self.shipper.logged([principal, action, citizen_id, text, at.isoformat()])
+        self.shipper.logged(principal, action, citizen_id, detail_text(detail), at.isoformat())
         return 0
 
     @property
@@ -184,12 +193,14 @@ class ShippingDecider(Decider):
 
     def _record(self, out: list[Decision], ckeys: list[int], asked_by: str,
                 denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
-        rows = [[ckey, d.service, d.at.isoformat(), d.outcome,
-                 json.dumps(jsonable(d.reasons), ensure_ascii=False) if d.reasons else "[]", asked_by,
-                 d.rulebook_version] for ckey, d in zip(ckeys, out, strict=True)]
+        columns: dict[str, list[Any]] = {
+            "ckey": ckeys, "service": [d.service for d in out], "asked_at": [d.at.isoformat() for d in out],
+            "outcome": [d.outcome for d in out],
+            "reasons": [json.dumps(jsonable(d.reasons), ensure_ascii=False) if d.reasons else "[]" for d in out],
+            "asked_by": [asked_by] * len(out), "rulebook_version": [d.rulebook_version for d in out]}
         learned = [[ckey, d.at.isoformat(), f"Denied {d.service}: {d.public_reason}"]
                    for ckey, d, rb in denied if rb is not None and not rb.disclosure.notify_citizens]
-        self.shipper.decided(rows, learned)
+        self.shipper.decided(columns, learned)
 
 
 class ReaderService(Service):
