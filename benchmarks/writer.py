@@ -6,7 +6,7 @@ A reader of `socialcredit serve` answers decisions from a snapshot and ships the
 (`socialcredit.api.reader.Shipper`, every 0.2 s: about 700 a batch per reader at the README's 7,000
 decisions/s over two readers); the writer records each batch in one transaction: the decisions' rows, and
 their audit entries chained onto the one hash chain. This measures that writer step in process, on copies of
-one scored sample store, with batches made by the real reader code (`ReaderService`, `routes._decide`):
+one scored sample store, with batches made by the real reader code (`ReaderService`, `routes.decide_requests`):
 
 - **before**: the writer as it was (kept here as the baseline): rows shipped as lists, every audit detail
   parsed and dumped again and appended one entry at a time, the rows transposed into Arrow, a registered
@@ -71,8 +71,7 @@ def batches(base: Path, token: str, n: int, size: int) -> list[dict[str, Any]]:
     out = []
     for _ in range(n):
         for _ in range(size):
-            request = routes.DecisionRequest.model_construct(citizen_id=rnd.choice(ids), service="rail.ticket", at=None)
-            routes._decide(request, who, reader)
+            routes.decide_requests([(rnd.choice(ids), "rail.ticket", None)], who, reader)
         body = shipper._next()
         assert body is not None
         out.append(body)

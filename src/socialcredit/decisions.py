@@ -170,8 +170,8 @@ def jsonable(x: Any) -> Any:
         return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
-    if isinstance(x, dt.datetime):
-        return x.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(x, dt.datetime):  # the UTC clock time as it reads, whatever zone it is marked with
+        return (x.replace(tzinfo=None) if x.tzinfo is not None else x).isoformat() + "Z"
     return x
 
 

@@ -445,6 +445,8 @@ def test_a_shipment_is_recorded_once_across_a_writer_restart_and_a_failed_one_le
         with pytest.raises(BadShipment, match="naive UTC"):
             shipments.record({**_shipment(2, ckey), "audit": {**_shipment(2, ckey)["audit"],
                                                               "logged_at": ["2026-03-01T08:00:00+08:00"] * 2}})
+        with pytest.raises(BadShipment, match="shipped audit entry 1: its detail is not"):
+            shipments.record({**_shipment(2, ckey), "audit": {**_shipment(2, ckey)["audit"], "detail": ["x", "{}"]}})
 
         def fail(*args: object) -> None:
             raise RuntimeError("the disk is full")

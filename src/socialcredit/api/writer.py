@@ -136,7 +136,8 @@ class Shipments:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
         self._last: dict[str, int] = {}
-        svc.store.con.execute(SHIPMENTS_DDL)
+        with svc.lock:  # the publisher's thread may be using the connection (DuckDB refuses a second call)
+            svc.store.con.execute(SHIPMENTS_DDL)
 
     def record(self, body: dict[str, Any]) -> int:
         """Write one reader's batch; the number of decisions and entries written (0 if written already)."""
@@ -167,27 +168,28 @@ class Shipments:
                         con.execute("INSERT INTO shipments VALUES (?, ?)", [origin, seq])
                     else:
                         con.execute("UPDATE shipments SET seq = ? WHERE origin = ?", [seq, origin])
-            except BaseException:
+            except BaseException as e:
                 svc.audit.resync()  # the chain continues from what was committed, not from these
                 svc.decider.resync()
+                if isinstance(e, ValueError) and not isinstance(e, BadShipment):  # an entry the trail refused
+                    raise BadShipment(str(e)) from e
                 raise
             self._last[origin] = seq
         return decided.num_rows + len(details)
 
 
-def internal_router(svc: Service, publisher: Publisher) -> APIRouter:
+def internal_router(svc: Service, publisher: Publisher, shipments: Shipments) -> APIRouter:
     """`/internal/v1/…`: for the service's own readers only (the supervisor's token); never proxied to."""
     router = APIRouter(include_in_schema=False)
     token = os.environ.get(TOKEN_ENV, "")
-    shipments_ = Shipments(svc)
 
     @router.post("/internal/v1/shipments")
-    async def shipments(request: Request) -> dict[str, Any]:
+    async def shipped(request: Request) -> dict[str, Any]:
         if not token or request.headers.get(TOKEN_HEADER, "") != token:
             raise HTTPException(404, "Not Found")
         body = await request.json()
         try:
-            n = await run_in_threadpool(shipments_.record, body)
+            n = await run_in_threadpool(shipments.record, body)
         except BadShipment as e:
             raise HTTPException(400, str(e)) from None
         publisher.logged = publisher.logged or n > 0
@@ -232,11 +234,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="writer %(process)d: %(message)s")
     exit_with_supervisor()
     svc = Service(a.db, dt.datetime.fromisoformat(a.as_of) if a.as_of else None)
+    shipments = Shipments(svc)
     publisher = Publisher(svc, int(os.environ.get(KEEP_ENV, "3")))
     publisher.publish()  # readers start from this one
     publisher.start()
     app = build_app(svc)
-    app.include_router(internal_router(svc, publisher))
+    app.include_router(internal_router(svc, publisher, shipments))
     sock = socket.socket(fileno=a.fd)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     uvicorn.Server(config).run(sockets=[sock])
