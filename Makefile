@@ -54,6 +54,8 @@ bench: $(STAMP) $(WRK)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/population.py
 	$(BIN)/python benchmarks/decide.py
+	$(BIN)/python benchmarks/writer.py
+	$(BIN)/python benchmarks/reader.py
 
 # Mutation testing with mutmut over the core, a score per module (hours in full; not run in CI):
 # `make mutation MUTATION_SAMPLE=25` runs 25 mutants per module group (fixed seed), labelled as sampled;

@@ -123,14 +123,22 @@ def test_unknown_citizen_raises_located_error(sample_store):
 
 def test_denial_notifies_where_city_does_not(make_store, make_citizens):
     store = make_store(NATIONAL_YAML, city_yaml(notify=False))
-    (a,) = make_citizens(store, 1)
-    store.ingest([rec("s1", a, "smoking_on_train", cst(2026, 5, 5, 12))], now=NOW)
+    a, b, c = make_citizens(store, 3)
+    store.ingest([rec(f"s{i}", x, "smoking_on_train", cst(2026, 5, 5, 12)) for i, x in enumerate((a, b, c))], now=NOW)
     d = decisions.decide(store, a, "rail.ticket", cst(2026, 6, 1), record=True)  # a provider asked: recorded
     assert d.outcome == "deny"
     kinds = [k for (k,) in store.con.execute("SELECT kind FROM notifications").fetchall()]
     assert kinds == ["learned_by_denial"]
     decisions.decide(store, a, "rail.ticket", cst(2026, 6, 2), record=True)
     assert store.con.execute("SELECT count(*) FROM notifications").fetchall()[0][0] == 1
+    # a batch's denials are written in one statement: still one notification per citizen, ever, by the first
+    out = decisions.decide_many(store, [(c, "rail.ticket", cst(2026, 6, 3)), (b, "rail.ticket", cst(2026, 6, 2)),
+                                        (c, "rail.ticket", cst(2026, 6, 2)), (a, "rail.ticket", cst(2026, 6, 2))],
+                                record=True)
+    assert [x.outcome for x in out] == ["deny"] * 4
+    told = store.con.execute("SELECT c.citizen_id, n.sent_at FROM notifications n JOIN citizens c USING (ckey) "
+                             "WHERE n.kind = 'learned_by_denial' ORDER BY c.citizen_id").fetchall()
+    assert told == sorted([(a, d.at), (b, out[1].at), (c, out[0].at)])
 
 
 def test_notifying_city_tells_at_listing(store, make_citizens):

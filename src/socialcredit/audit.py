@@ -41,8 +41,17 @@ GENESIS = "0" * 64
 FLUSH_EVERY = 512
 FLUSH_SECONDS = 1.0
 COLUMNS = ("seq", "logged_at", "principal", "action", "citizen_id", "detail", "prev", "hash")
+ARROW_SCHEMA = pa.schema([("seq", pa.int64()), ("logged_at", pa.timestamp("us")), ("principal", pa.string()),
+                          ("action", pa.string()), ("citizen_id", pa.string()), ("detail", pa.string()),
+                          ("prev", pa.string()), ("hash", pa.string())])
 CHECKPOINT_PREFIX = "socialcredit-audit:v1"
 _CHECKPOINT = re.compile(r"socialcredit-audit:v1:([0-9]{1,18}):([0-9a-fA-F]{64})")
+
+
+def detail_text(detail: dict[str, Any]) -> str:
+    """An entry's detail as stored and hashed: JSON with sorted keys. A reader of the service makes it where
+    the entry happens and ships the text; the writer hashes and stores that text as it is (`append_shipped`)."""
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else "{}"
 
 
 def entry_hash(
@@ -74,7 +83,7 @@ class AuditTrail:
         `defer` never writes here: the caller writes them in its own transaction (`flush_within`)."""
         with self._lock:
             at = logged_at if logged_at is not None else dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else "{}"
+            text = detail_text(detail)
             self._seq += 1
             h = entry_hash(self._seq, at, principal, action, citizen_id, text, self._head)
             self._pending.append((self._seq, at, principal, action, citizen_id, text, self._head, h))
@@ -87,6 +96,52 @@ class AuditTrail:
             self.flush()
         return seq
 
+    def append_shipped(self, principals: list[str], actions: list[str], citizen_ids: list[str | None],
+                       details: list[str], logged_at: list[dt.datetime]) -> int:
+        """Entries a reader of the service stamped and serialised (`detail_text`), in its order: chained here
+        and written, after any pending ones, inside the caller's store transaction in one insert; returns
+        the last sequence number. Each detail is hashed and stored as the text it came as (parsing and
+        dumping it again would cost more than the hash), so it is checked to be what `detail_text` makes
+        at its edges: a JSON object, and free of the separator `entry_hash` joins fields with (JSON escapes
+        control characters). The chain moves on only once the rows are written: if the caller's
+        transaction fails after that, it calls `resync`."""
+        n = len(principals)
+        if not (len(actions) == len(citizen_ids) == len(details) == len(logged_at) == n):
+            raise ValueError("shipped audit entries: the columns differ in length")
+        for i, d in enumerate(details):
+            if not (isinstance(d, str) and d[:1] == "{" and d[-1:] == "}" and "\x1f" not in d):
+                raise ValueError(f"shipped audit entry {i + 1}: its detail is not a JSON object's text: {d!r:.200}")
+        with self._lock:
+            seq, head = self._seq, self._head
+            seqs, prevs, hashes = [], [], []
+            sha = hashlib.sha256
+            for at, principal, action, citizen_id, detail in zip(logged_at, principals, actions, citizen_ids,
+                                                                 details, strict=True):
+                seq += 1  # entry_hash, inlined: this loop is the writer's per-entry cost
+                h = sha("\x1f".join((str(seq), at.isoformat(), principal, action, citizen_id or "", detail, head))
+                        .encode()).hexdigest()
+                seqs.append(seq)
+                prevs.append(head)
+                hashes.append(h)
+                head = h
+            columns: dict[str, list[Any]] = {"seq": seqs, "logged_at": logged_at, "principal": principals,
+                                             "action": actions, "citizen_id": citizen_ids, "detail": details,
+                                             "prev": prevs, "hash": hashes}
+            if self._pending:  # appended before these, so chained before them: written first
+                columns = {c: [r[i] for r in self._pending] + columns[c] for i, c in enumerate(COLUMNS)}
+            self._write(columns, seq, head)
+            self._seq, self._head = seq, head
+            self._pending.clear()
+            return seq
+
+    def resync(self) -> None:
+        """Continue the chain from what the store holds (after a transaction that wrote entries was rolled back):
+        entries still pending are dropped, as a crash would lose them."""
+        with self._lock:
+            self._pending.clear()
+            last = self.store.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
+            self._seq, self._head = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
+
     @property
     def has_pending(self) -> bool:
         return bool(self._pending)
@@ -97,7 +152,7 @@ class AuditTrail:
             if not self._pending:
                 return
             with self.store.transaction():
-                self._write()
+                self._write_pending()
             self._pending.clear()
 
     def flush_within(self) -> None:
@@ -105,22 +160,24 @@ class AuditTrail:
         `Service.flush` commits buffered decisions and entries together."""
         with self._lock:
             if self._pending:
-                self._write()
+                self._write_pending()
                 self._pending.clear()
 
-    def _write(self) -> None:
+    def _write_pending(self) -> None:
+        self._write({c: [r[i] for r in self._pending] for i, c in enumerate(COLUMNS)}, self._seq, self._head)
+
+    def _write(self, columns: dict[str, list[Any]], seq: int, head: str) -> None:
         """The rows and the head (`meta`) in the caller's transaction: a crash keeps both or neither. Written
         apart, a crash between them left the head behind the rows, and `verify` reported entries removed
-        from the end that were all there (found by tests/test_crash.py)."""
-        rows = pa.table({c: [r[i] for r in self._pending] for i, c in enumerate(COLUMNS)})
+        from the end that were all there (found by tests/test_crash.py). The head is one UPDATE once its
+        rows exist (a DELETE and an INSERT before: each statement costs DuckDB a plan)."""
         con = self.store.con
-        con.register("_audit_rows", rows)
-        try:
-            con.execute("INSERT INTO audit_log SELECT * FROM _audit_rows")
-        finally:
-            con.unregister("_audit_rows")
-        con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
-        con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(self._seq), self._head])
+        con.from_arrow(pa.table(columns, schema=ARROW_SCHEMA)).insert_into("audit_log")
+        updated = con.execute("UPDATE meta SET value = CASE key WHEN 'audit_count' THEN ? ELSE ? END "
+                              "WHERE key IN ('audit_count', 'audit_head')", [str(seq), head]).fetchall()[0][0]
+        if updated != 2:
+            con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
+            con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(seq), head])
 
     def entries(self, citizen_id: str | None = None, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
         self.flush()

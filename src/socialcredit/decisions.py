@@ -170,8 +170,8 @@ def jsonable(x: Any) -> Any:
         return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
-    if isinstance(x, dt.datetime):
-        return x.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(x, dt.datetime):  # the UTC clock time as it reads, whatever zone it is marked with
+        return (x.replace(tzinfo=None) if x.tzinfo is not None else x).isoformat() + "Z"
     return x
 
 
@@ -534,28 +534,32 @@ class Decider:
         self._pending_rows += len(out)
         if not self.buffered or self._pending_rows >= FLUSH_ROWS:
             self.flush()
-        for ckey, d, rb in denied:
-            # where the city does not notify, a citizen learns of a listing only when a decision denies them
-            if rb is not None and not rb.disclosure.notify_citizens:
-                _learned_by_denial(con, ckey, d.at, f"Denied {d.service}: {d.public_reason}")
+        # where the city does not notify, a citizen learns of a listing only when a decision denies them
+        _learned_by_denials(con, [(ckey, d.at, f"Denied {d.service}: {d.public_reason}") for ckey, d, rb in denied
+                                  if rb is not None and not rb.disclosure.notify_citizens])
 
-    def record_elsewhere_decided(self, rows: Sequence[tuple[Any, ...]],
-                                 learned: Sequence[tuple[int, dt.datetime, str]]) -> None:
-        """Record decisions another process answered (a reader of the service, from a published snapshot):
-        `rows` are (ckey, service, at, outcome, reasons JSON, asked_by, rulebook version); `learned` the
-        (ckey, at, message) of denials that told a citizen of a listing the city does not notify.
-        They take the next decision IDs of this store, as this decider's own do."""
+    def record_elsewhere_decided(self, decided: pa.Table, learned: Sequence[tuple[int, dt.datetime, str]]) -> None:
+        """Record decisions another process answered (a reader of the service, from a published snapshot), in
+        the caller's transaction: `decided` has the `decisions` table's columns but the ID (ckey, service,
+        asked_at, outcome, reasons JSON, asked_by, rulebook_version), and takes the next decision IDs of this
+        store, after this decider's own buffered ones (written first); `learned` are the (ckey, at, message)
+        of denials that told a citizen of a listing the city does not notify. One insert each: the rows
+        arrive as columns and go in as they came, no row passing through Python."""
+        self.flush()
         con = self.store.con
         if self._next_id is None or not self.buffered:
             self._next_id = con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchall()[0][0]
         first = self._next_id
-        self._next_id = first + len(rows)
-        self._pending.extend((first + i, *r) for i, r in enumerate(rows))
-        self._pending_rows += len(rows)
-        if not self.buffered:
-            self.flush()
-        for ckey, at, message in learned:
-            _learned_by_denial(con, ckey, at, message)
+        self._next_id = first + decided.num_rows
+        ids = pa.array(range(first, first + decided.num_rows), pa.int64())
+        con.from_arrow(decided.add_column(0, "decision_id", ids)).insert_into("decisions")
+        _learned_by_denials(con, learned)
+
+    def resync(self) -> None:
+        """Take the next decision ID from the store again: a transaction that wrote decisions was rolled back.
+        (With rows of its own still buffered, their IDs stay taken and the rolled-back ones are left a gap.)"""
+        if not self._pending:
+            self._next_id = None
 
     @property
     def has_pending(self) -> bool:
@@ -579,19 +583,25 @@ class Decider:
             }
         )
         self._pending, self._pending_rows = [], 0
-        con = self.store.con
-        con.register("_decided", rows)
-        try:
-            con.execute("INSERT INTO decisions SELECT * FROM _decided")
-        finally:
-            con.unregister("_decided")
+        self.store.con.from_arrow(rows).insert_into("decisions")
 
 
-def _learned_by_denial(con: Any, ckey: int, at: dt.datetime, message: str) -> None:
+def _learned_by_denials(con: Any, learned: Sequence[tuple[int, dt.datetime, str]]) -> None:
+    """Tell each citizen denied here, once ever, that a listing lies behind it: one `learned_by_denial`
+    notification per citizen (the first of these denials), none for a citizen told before. One statement
+    for them all (a statement per denial cost a DuckDB plan each)."""
+    if not learned:
+        return
+    ckeys, ats, messages = (list(c) for c in zip(*learned, strict=True))
     con.execute(
-        """INSERT INTO notifications SELECT ?, ?, 'learned_by_denial', ? WHERE NOT EXISTS (
-           SELECT 1 FROM notifications WHERE ckey = ? AND kind = 'learned_by_denial')""",
-        [ckey, at, message, ckey],
+        """INSERT INTO notifications
+           SELECT u.ckey, u.at, 'learned_by_denial', u.message
+           FROM (SELECT unnest(?::INTEGER[]) AS ckey, unnest(?::TIMESTAMP[]) AS at, unnest(?::VARCHAR[]) AS message,
+                        unnest(range(?::BIGINT)) AS i) u
+           WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.ckey = u.ckey AND n.kind = 'learned_by_denial')
+           QUALIFY row_number() OVER (PARTITION BY u.ckey ORDER BY u.i) = 1
+           ORDER BY u.i""",
+        [ckeys, ats, messages, len(ckeys)],
     )
 
 

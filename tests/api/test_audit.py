@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -19,7 +20,9 @@ from typer.testing import CliRunner, Result
 
 from conftest import examples
 from socialcredit.api.app import create_app
-from socialcredit.audit import COLUMNS, GENESIS, AuditTrail, entry_hash, verify
+from socialcredit.api.service import Service
+from socialcredit.api.writer import BadShipment, Shipments
+from socialcredit.audit import COLUMNS, GENESIS, AuditTrail, detail_text, entry_hash, verify
 from socialcredit.cli import app as cli
 from socialcredit.store import Store
 
@@ -357,3 +360,106 @@ def test_api_head_and_verify_against(base, tmp_path):  # noqa: F811
     with client() as api:
         r = api.get("/api/v1/audit/head", headers=auth(api, "auditor"))
         assert r.status_code == 409 and any("entry 1" in p for p in r.json()["problems"])
+
+
+# ------------------------------------------------------------------------- entries shipped by a reader
+
+SHIPPED = [("svc-rail", "decision", ZHANG, {"service": "rail.ticket", "outcome": "deny"}),
+           ("public", "register.search", None, {"q": "Li 李", "shown": [CHEN]}),
+           ("admin", "citizen.standing", CHEN, {})]
+AT = [dt.datetime(2026, 3, 1, 8, 0, 0, i * 250_000) for i in range(len(SHIPPED))]  # one at a whole second
+
+
+def _shipped_columns() -> tuple[list[str], list[str], list[str | None], list[str], list[dt.datetime]]:
+    """SHIPPED as a reader ships them: columns, each detail already the text `detail_text` makes."""
+    return ([p for p, _, _, _ in SHIPPED], [a for _, a, _, _ in SHIPPED], [c for _, _, c, _ in SHIPPED],
+            [detail_text(d) for _, _, _, d in SHIPPED], list(AT))
+
+
+def test_shipped_entries_are_the_entries_append_makes_after_those_pending(base, tmp_path):  # noqa: F811
+    """The writer hashes a reader's detail text as it came: the trail must be the one appending the same
+    entries one by one would have written, hash for hash, with an entry still pending written before them."""
+    rows = {}
+    for way in ("append", "shipped"):
+        copy = tmp_path / f"{way}.duckdb"
+        shutil.copyfile(base[0], copy)
+        with Store(copy) as store:
+            trail = AuditTrail(store)
+            trail.append("admin", "records.add", None, defer=True, logged_at=AT[0], n=3)  # pending, chained first
+            if way == "append":
+                for (p, a, c, d), at in zip(SHIPPED, AT, strict=True):
+                    trail.append(p, a, c, logged_at=at, defer=True, **d)
+                trail.flush()
+            else:
+                with store.transaction():
+                    assert trail.append_shipped(*_shipped_columns()) == len(SHIPPED) + 1
+            assert not trail.has_pending
+            v = verify(store)
+            assert v.ok and v.entries == len(SHIPPED) + 1, v.problems
+            rows[way] = store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall()
+    assert rows["shipped"] == rows["append"]
+    assert rows["shipped"][0][3] == "records.add"
+
+
+@pytest.mark.parametrize("detail", ["[]", "not json", '{"a": "\x1f"}', None])
+def test_a_shipped_detail_that_is_not_a_json_objects_text_is_refused_and_nothing_written(base, tmp_path, detail):  # noqa: F811
+    copy = tmp_path / "d.duckdb"
+    shutil.copyfile(base[0], copy)
+    with Store(copy) as store:
+        trail = AuditTrail(store)
+        principals, actions, citizens, details, ats = _shipped_columns()
+        details[1] = detail
+        with pytest.raises(ValueError, match="shipped audit entry 2"), store.transaction():
+            trail.append_shipped(principals, actions, citizens, details, ats)
+        assert store.con.execute("SELECT count(*) FROM audit_log").fetchall() == [(0,)]
+        trail.append("admin", "citizen.standing", ZHANG)  # the chain goes on from where it was
+        trail.flush()
+        assert verify(store).ok
+
+
+def _shipment(seq: int, ckey: int, n: int = 2) -> dict[str, Any]:
+    """A reader's batch as the writer receives it (`Shipper._next`): `n` decisions and their entries."""
+    at = "2026-03-01T08:00:00.500000"
+    return {"origin": "reader-1", "seq": seq, "learned": [],
+            "decisions": {"ckey": [ckey] * n, "service": ["rail.ticket"] * n, "asked_at": [at] * n,
+                          "outcome": ["deny"] * n, "reasons": ["[]"] * n, "asked_by": ["svc-rail"] * n,
+                          "rulebook_version": ["rongcheng@1"] * n},
+            "audit": {"principal": ["svc-rail"] * n, "action": ["decision"] * n, "citizen_id": [ZHANG] * n,
+                      "detail": [detail_text({"service": "rail.ticket", "outcome": "deny"})] * n,
+                      "logged_at": [at] * n}}
+
+
+def test_a_shipment_is_recorded_once_across_a_writer_restart_and_a_failed_one_leaves_nothing(
+        base, tmp_path, monkeypatch):  # noqa: F811
+    copy = tmp_path / "s.duckdb"
+    shutil.copyfile(base[0], copy)
+    svc = Service(copy)
+    try:
+        ckey = svc.store.ckey(ZHANG)
+        shipments = Shipments(svc)
+        assert shipments.record(_shipment(1, ckey)) == 4
+        assert shipments.record(_shipment(1, ckey)) == 0  # re-sent after a lost answer
+        assert Shipments(svc).record(_shipment(1, ckey)) == 0  # a restarted writer reads what it wrote
+        with pytest.raises(BadShipment, match="decisions: expected the columns"):
+            shipments.record({**_shipment(2, ckey), "decisions": {"ckey": [ckey]}})
+        with pytest.raises(BadShipment, match="naive UTC"):
+            shipments.record({**_shipment(2, ckey), "audit": {**_shipment(2, ckey)["audit"],
+                                                              "logged_at": ["2026-03-01T08:00:00+08:00"] * 2}})
+        with pytest.raises(BadShipment, match="shipped audit entry 1: its detail is not"):
+            shipments.record({**_shipment(2, ckey), "audit": {**_shipment(2, ckey)["audit"], "detail": ["x", "{}"]}})
+
+        def fail(*args: object) -> None:
+            raise RuntimeError("the disk is full")
+
+        with monkeypatch.context() as m:  # written after the entries, in their transaction: all rolled back
+            m.setattr(svc.decider, "record_elsewhere_decided", fail)
+            with pytest.raises(RuntimeError):
+                shipments.record(_shipment(2, ckey))
+        assert shipments.record(_shipment(2, ckey, n=3)) == 6  # the chain goes on from what was committed
+        svc.flush()
+        assert svc.store.con.execute("SELECT count(*), count(DISTINCT decision_id) FROM decisions").fetchall() == \
+            [(5, 5)]
+        v = verify(svc.store)
+        assert v.ok and v.entries == 5, v.problems
+    finally:
+        svc.close()

@@ -45,8 +45,8 @@ from socialcredit.api import routes
 from socialcredit.api.app import MAX_BODY, SafeJSONResponse, build_app, replaying
 from socialcredit.api.auth import SERVICE_KEY
 from socialcredit.api.service import Service
-from socialcredit.api.writer import TOKEN_ENV, TOKEN_HEADER, exit_with_supervisor
-from socialcredit.audit import AuditTrail
+from socialcredit.api.writer import AUDITED, DECIDED, TOKEN_ENV, TOKEN_HEADER, exit_with_supervisor
+from socialcredit.audit import AuditTrail, detail_text
 from socialcredit.decisions import Decider, Decision, SnapshotCannotAnswer, install, jsonable
 from socialcredit.engine import computed_at, utc_naive
 from socialcredit.keys import Principal
@@ -55,6 +55,7 @@ from socialcredit.store import Store
 
 SHIP_EVERY_S = 0.2
 SHIP_MAX = 4000  # decisions or entries per shipment: well under the writer's body limit
+TEXTS_KEPT = 256  # audit details whose text a reader keeps made (a decision's: per service and outcome)
 WATCH_EVERY_S = 0.05
 RETIRE_AFTER_S = 30.0  # an older snapshot's service closes this long after a newer one took over
 PROXY_TIMEOUT_S = 120.0  # forwarded requests include impact previews (two engine runs on a copy)
@@ -86,21 +87,24 @@ class Shipper:
         self.token = token
         self._client = httpx.Client(base_url=writer, timeout=httpx.Timeout(10.0, connect=2.0))
         self._lock = threading.Lock()
-        self._decided: list[list[Any]] = []
+        # rows as answered (one append each on the request's path), shipped as the writer's columns
+        self._decided: list[tuple[Any, ...]] = []
         self._learned: list[list[Any]] = []
-        self._audit: list[list[Any]] = []
+        self._audit: list[tuple[Any, ...]] = []
         self._inflight: dict[str, Any] | None = None
         self._seq = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ship", daemon=True)
         self.trail = ShippedTrail(self)
 
-    def decided(self, rows: list[list[Any]], learned: list[list[Any]]) -> None:
+    def decided(self, rows: list[tuple[Any, ...]], learned: list[list[Any]]) -> None:
+        """`rows` are in the order of `writer.DECIDED`."""
         with self._lock:
             self._decided.extend(rows)
             self._learned.extend(learned)
 
-    def logged(self, entry: list[Any]) -> None:
+    def logged(self, entry: tuple[Any, ...]) -> None:
+        """`entry` is in the order of `writer.AUDITED`."""
         with self._lock:
             self._audit.append(entry)
 
@@ -112,10 +116,10 @@ class Shipper:
             if not (self._decided or self._learned or self._audit):
                 return None
             self._seq += 1
-            body = {"origin": self.origin, "seq": self._seq, "decisions": self._decided[:SHIP_MAX],
-                    "learned": self._learned[:SHIP_MAX], "audit": self._audit[:SHIP_MAX]}
+            decided, learned, audit = self._decided[:SHIP_MAX], self._learned[:SHIP_MAX], self._audit[:SHIP_MAX]
             del self._decided[:SHIP_MAX], self._learned[:SHIP_MAX], self._audit[:SHIP_MAX]
-            return body
+        return {"origin": self.origin, "seq": self._seq, "learned": learned,
+                "decisions": _columns(decided, DECIDED), "audit": _columns(audit, AUDITED)}
 
     def ship(self) -> bool:
         """Send what is waiting, a batch at a time; False when the writer did not take one (kept, re-sent)."""
@@ -148,17 +152,29 @@ class Shipper:
         self._client.close()
 
 
+def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, list[Any]]:
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)) if rows else {n: [] for n in names}
+
+
 class ShippedTrail(AuditTrail):
     """The audit trail as a reader sees it: entries are stamped here and chained by the writer."""
 
     def __init__(self, shipper: Shipper) -> None:  # no store: nothing is written here
         self.shipper = shipper
+        self._texts: dict[Any, str] = {}
 
     def append(self, principal: str, action: str, citizen_id: str | None = None, *,
                logged_at: dt.datetime | None = None, defer: bool = False, **detail: Any) -> int:
         at = logged_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
-        self.shipper.logged([principal, action, citizen_id, text, at.isoformat()])
+        # a decision's detail is one of a few (service, outcome) pairs: its text is made once (keyed only where
+        # every value is text: 1, 1.0 and True are one key, and three texts)
+        key = tuple(detail.items()) if all(type(v) is str for v in detail.values()) else None
+        text = self._texts.get(key) if key is not None else None
+        if text is None:
+            text = detail_text(detail)
+            if key is not None and len(self._texts) < TEXTS_KEPT:
+                self._texts[key] = text
+        self.shipper.logged((principal, action, citizen_id, text, at.isoformat()))
         return 0
 
     @property
@@ -184,9 +200,9 @@ class ShippingDecider(Decider):
 
     def _record(self, out: list[Decision], ckeys: list[int], asked_by: str,
                 denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
-        rows = [[ckey, d.service, d.at.isoformat(), d.outcome,
+        rows = [(ckey, d.service, d.at.isoformat(), d.outcome,
                  json.dumps(jsonable(d.reasons), ensure_ascii=False) if d.reasons else "[]", asked_by,
-                 d.rulebook_version] for ckey, d in zip(ckeys, out, strict=True)]
+                 d.rulebook_version) for ckey, d in zip(ckeys, out, strict=True)]
         learned = [[ckey, d.at.isoformat(), f"Denied {d.service}: {d.public_reason}"]
                    for ckey, d, rb in denied if rb is not None and not rb.disclosure.notify_citizens]
         self.shipper.decided(rows, learned)
@@ -199,6 +215,7 @@ class ReaderService(Service):
                  previous: ReaderService | None = None) -> None:  # not Service.__init__: no writes, no flusher
         self.as_of = utc_naive(as_of) if as_of is not None else None
         self.snapshot = snap
+        self.tag = str(snap.generation).encode()  # the X-Socialcredit-Snapshot of its answers
         self.store = Store(snap.path, read_only=True, views=False)
         self.lock = threading.RLock()
         self.decider = ShippingDecider(self.store, shipper, self.now)
@@ -283,7 +300,7 @@ class Front:
 
     async def _decide_fast(self, scope: Scope, body: bytes, send: Send) -> bool:
         """The common decision — `{citizen_id, service}` in JSON from a known service key, about one of its
-        own services — through `routes._decide` without the framework's routing, dependencies and model
+        own services — through `routes.decide_requests` without the framework's routing, dependencies and model
         validation, which cost more than the decision; anything else (another shape, an unknown key, a refusal,
         an error) returns False and the app answers it, with the same rules and messages as always."""
         svc: ReaderService = self.app.state.service
@@ -304,8 +321,7 @@ class Front:
         if not svc.lock.acquire(blocking=False):
             return False
         try:
-            answer = routes._decide(routes.DecisionRequest.model_construct(citizen_id=doc["citizen_id"],
-                                                                           service=doc["service"], at=None), who, svc)
+            (answer,) = routes.decide_requests([(doc["citizen_id"], doc["service"], None)], who, svc)
         except Exception:  # a refusal or an error: the app says which, in its own words
             return False
         finally:
@@ -313,16 +329,15 @@ class Front:
         payload = json.dumps(answer, ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-            (SNAPSHOT_HEADER, str(svc.snapshot.generation).encode())]})
+            (SNAPSHOT_HEADER, svc.tag)]})
         await send({"type": "http.response.body", "body": payload})
         return True
 
     async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body (None once a 413 or a vanished client is dealt with), as the app's BodyLimit does."""
         length = dict(scope["headers"]).get(b"content-length")
-        too_big = SafeJSONResponse({"error": f"request body larger than {self.max_body} bytes"}, status_code=413)
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await too_big(scope, receive, send)
+            await self._too_big(scope, receive, send)
             return None
         chunks: list[bytes] = []
         seen = 0
@@ -333,17 +348,22 @@ class Front:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.max_body:
-                await too_big(scope, receive, send)
+                await self._too_big(scope, receive, send)
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
+    async def _too_big(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """413, made only when sent (made for every request, it cost a tenth of a decision's)."""
+        too_big = SafeJSONResponse({"error": f"request body larger than {self.max_body} bytes"}, status_code=413)
+        await too_big(scope, receive, send)
+
     async def _answer(self, scope: Scope, body: bytes, send: Send) -> bool:
         """Answer from the snapshot; False (nothing sent) when the snapshot cannot answer it."""
         svc: ReaderService = self.app.state.service
         scope = {**scope, SERVICE_KEY: svc}
-        tag = str(svc.snapshot.generation).encode()
+        tag = svc.tag
         forwarded = False
 
         async def disconnected() -> Message:

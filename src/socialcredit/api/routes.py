@@ -187,17 +187,24 @@ def _decide_locked(body: DecisionRequest | DecisionBatch, who: Principal, svc: S
 
 def _decide(body: DecisionRequest | DecisionBatch, who: Principal, svc: Service) -> dict[str, Any]:
     reqs = body.requests if isinstance(body, DecisionBatch) else [body]
+    answers = decide_requests([(r.citizen_id, r.service, _cst(r.at)) for r in reqs], who, svc)
+    return {"decisions": answers} if isinstance(body, DecisionBatch) else answers[0]
+
+
+def decide_requests(reqs: list[tuple[str, str, dt.datetime | None]], who: Principal, svc: Service
+                    ) -> list[dict[str, Any]]:
+    """(citizen ID, service, naive UTC time or None) → the provider's answers, recorded and audited. The
+    common single decision comes here straight from a reader's fast path, with no request model to build."""
     assert who.subject is not None
-    mine = set(provider_services(svc.store, who.subject))
-    foreign = sorted({r.service for r in reqs if r.service not in mine})
+    mine = provider_services(svc.store, who.subject)
+    foreign = sorted({s for _, s, _ in reqs if s not in mine})
     if foreign:
         raise HTTPException(403, f"provider {who.subject} may ask only about its own services "
                                  f"({', '.join(sorted(mine))}), not {', '.join(foreign)}")
-    out = svc.decider.decide_many([(r.citizen_id, r.service, _cst(r.at)) for r in reqs], asked_by=who.name)
+    out = svc.decider.decide_many(reqs, asked_by=who.name)
     for d in out:
         svc.audit.append(who.name, "decision", d.citizen_id, service=d.service, outcome=d.outcome)
-    answers = [_answer(d) for d in out]
-    return {"decisions": answers} if isinstance(body, DecisionBatch) else answers[0]
+    return [_answer(d) for d in out]
 
 
 # ---------------------------------------------------------------------------------------------- public

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import signal
@@ -29,6 +28,7 @@ import threading
 import time
 from typing import Any
 
+import pyarrow as pa
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -101,44 +101,97 @@ class Publisher:
                 log.exception("publishing a snapshot failed")
 
 
-def _time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
+DECIDED = ("ckey", "service", "asked_at", "outcome", "reasons", "asked_by", "rulebook_version")  # as shipped
+AUDITED = ("principal", "action", "citizen_id", "detail", "logged_at")
+_DECIDED_TYPES = (pa.int32(), pa.string(), pa.timestamp("us"), pa.string(), pa.string(), pa.string(), pa.string())
 
 
-def record_shipment(svc: Service, body: dict[str, Any]) -> int:
-    """Write one reader's batch in one transaction; 0 if this (origin, seq) was recorded already."""
-    origin, seq = str(body["origin"]), int(body["seq"])
-    rows = [(int(c), str(s), _time(at), str(o), str(r), str(by), v) for c, s, at, o, r, by, v in body["decisions"]]
-    learned = [(int(c), _time(at), str(m)) for c, at, m in body["learned"]]
-    entries = [(str(p), str(a), c, json.loads(d), _time(at)) for p, a, c, d, at in body["audit"]]
-    with svc.lock:
-        con = svc.store.con
-        done = con.execute("SELECT max(seq) FROM shipments WHERE origin = ?", [origin]).fetchall()[0][0]
-        if done is not None and done >= seq:
-            return 0
-        svc.flush()  # this service's own buffered rows first, in their own commit
-        with svc.store.transaction():
-            for principal, action, citizen_id, detail, at in entries:
-                svc.audit.append(principal, action, citizen_id, logged_at=at, defer=True, **detail)
-            svc.decider.record_elsewhere_decided(rows, learned)
-            svc.decider.flush()
-            svc.audit.flush_within()
-            con.execute("DELETE FROM shipments WHERE origin = ?", [origin])
-            con.execute("INSERT INTO shipments VALUES (?, ?)", [origin, seq])
-    return len(rows) + len(entries)
+class BadShipment(ValueError):
+    """A shipment not in the readers' form; nothing of it is written (the reader logs the refusal)."""
 
 
-def internal_router(svc: Service, publisher: Publisher) -> APIRouter:
+def _columns(body: dict[str, Any], part: str, names: tuple[str, ...]) -> list[list[Any]]:
+    cols = body[part]
+    if not isinstance(cols, dict) or set(cols) != set(names):
+        raise BadShipment(f"{part}: expected the columns {', '.join(names)}")
+    out = [cols[n] for n in names]
+    if any(not isinstance(c, list) or len(c) != len(out[0]) for c in out):
+        raise BadShipment(f"{part}: every column must be a list, all of one length")
+    return out
+
+
+def _naive(text: Any, where: str) -> dt.datetime:
+    at = dt.datetime.fromisoformat(text)
+    if at.tzinfo is not None:
+        raise BadShipment(f"{where}: {text!r} is not a naive UTC time")
+    return at
+
+
+class Shipments:
+    """What readers shipped: each batch written once, in one transaction (see the module's docstring).
+
+    The last sequence number written per origin is kept in memory (read from `shipments` the first time an
+    origin is seen, so a restarted writer still knows what it wrote), not queried for every batch."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+        self._last: dict[str, int] = {}
+        with svc.lock:  # the publisher's thread may be using the connection (DuckDB refuses a second call)
+            svc.store.con.execute(SHIPMENTS_DDL)
+
+    def record(self, body: dict[str, Any]) -> int:
+        """Write one reader's batch; the number of decisions and entries written (0 if written already)."""
+        try:
+            origin, seq = str(body["origin"]), int(body["seq"])
+            decided = pa.table([pa.array(c, pa.string()).cast(t) if t == pa.timestamp("us") else pa.array(c, t)
+                                for c, t in zip(_columns(body, "decisions", DECIDED), _DECIDED_TYPES, strict=True)],
+                               names=list(DECIDED))
+            learned = [(int(c), _naive(at, "learned"), str(m)) for c, at, m in body["learned"]]
+            principals, actions, citizen_ids, details, ats = _columns(body, "audit", AUDITED)
+            logged_at = [_naive(at, "audit: logged_at") for at in ats]
+        except (KeyError, TypeError, ValueError, pa.ArrowException) as e:  # BadShipment is a ValueError
+            raise BadShipment(f"a shipment not in the readers' form: {e}") from e
+        svc = self.svc
+        with svc.lock:
+            con = svc.store.con
+            if origin not in self._last:
+                done = con.execute("SELECT max(seq) FROM shipments WHERE origin = ?", [origin]).fetchall()[0][0]
+                self._last[origin] = -1 if done is None else int(done)
+            if self._last[origin] >= seq:
+                return 0
+            svc.flush()  # this service's own buffered rows first, in their own commit
+            try:
+                with svc.store.transaction():
+                    svc.audit.append_shipped(principals, actions, citizen_ids, details, logged_at)
+                    svc.decider.record_elsewhere_decided(decided, learned)
+                    if self._last[origin] < 0:
+                        con.execute("INSERT INTO shipments VALUES (?, ?)", [origin, seq])
+                    else:
+                        con.execute("UPDATE shipments SET seq = ? WHERE origin = ?", [seq, origin])
+            except BaseException as e:
+                svc.audit.resync()  # the chain continues from what was committed, not from these
+                svc.decider.resync()
+                if isinstance(e, ValueError) and not isinstance(e, BadShipment):  # an entry the trail refused
+                    raise BadShipment(str(e)) from e
+                raise
+            self._last[origin] = seq
+        return decided.num_rows + len(details)
+
+
+def internal_router(svc: Service, publisher: Publisher, shipments: Shipments) -> APIRouter:
     """`/internal/v1/…`: for the service's own readers only (the supervisor's token); never proxied to."""
     router = APIRouter(include_in_schema=False)
     token = os.environ.get(TOKEN_ENV, "")
 
     @router.post("/internal/v1/shipments")
-    async def shipments(request: Request) -> dict[str, Any]:
+    async def shipped(request: Request) -> dict[str, Any]:
         if not token or request.headers.get(TOKEN_HEADER, "") != token:
             raise HTTPException(404, "Not Found")
         body = await request.json()
-        n = await run_in_threadpool(record_shipment, svc, body)
+        try:
+            n = await run_in_threadpool(shipments.record, body)
+        except BadShipment as e:
+            raise HTTPException(400, str(e)) from None
         publisher.logged = publisher.logged or n > 0
         return {"recorded": n}
 
@@ -181,12 +234,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="writer %(process)d: %(message)s")
     exit_with_supervisor()
     svc = Service(a.db, dt.datetime.fromisoformat(a.as_of) if a.as_of else None)
-    svc.store.con.execute(SHIPMENTS_DDL)
+    shipments = Shipments(svc)
     publisher = Publisher(svc, int(os.environ.get(KEEP_ENV, "3")))
     publisher.publish()  # readers start from this one
     publisher.start()
     app = build_app(svc)
-    app.include_router(internal_router(svc, publisher))
+    app.include_router(internal_router(svc, publisher, shipments))
     sock = socket.socket(fileno=a.fd)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     uvicorn.Server(config).run(sockets=[sock])
