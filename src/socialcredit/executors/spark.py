@@ -4,7 +4,8 @@ Spark is an optional extra (`pip install socialcredit[spark]`, plus a Java 17 ru
 the package imports this module, so DuckDB stays the embedded default. Names are Spark temporary views:
 
 * `materialize` computes the query now and cuts its lineage (a local checkpoint), so a table the engine
-  replaces every month (its running state) does not drag every earlier month's plan along;
+  replaces every month (its running state) does not drag every earlier month's plan along, nor its size
+  estimate (`_checkpoint` says why the estimate needs cutting too);
 * `view` is a SQL temporary view, which Spark resolves by name when it is read, as DuckDB does, so a view
   over a name that is materialized again later sees the new rows on both executors;
 * `load` and `fetch` are Arrow both ways (small tables: compiled rulebooks, control results);
@@ -108,7 +109,7 @@ class SparkExecutor:
     def materialize(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
         # analysed before `name` is replaced, so a query may read the name it replaces (the month loop does);
         # every name is a temporary view of the session here, so `temporary` changes nothing
-        self._register(name, self._frame(query).localCheckpoint(eager=True))
+        self._register(name, _checkpoint(self._frame(query)))
         self._parts.pop(name, None)
 
     def append(self, name: str, query: exp.Expression) -> int:
@@ -118,11 +119,11 @@ class SparkExecutor:
         old = self.spark.table(name)
         new = self._frame(query)
         new = new.select(*[new[i].cast(f.dataType).alias(f.name) for i, f in enumerate(old.schema.fields)])
-        new = new.localCheckpoint(eager=True)
+        new = _checkpoint(new)
         both = old.union(new)
         parts = self._parts.get(name, 1) + 1
         if parts > APPEND_PARTS:
-            both, parts = both.localCheckpoint(eager=True), 1
+            both, parts = _checkpoint(both), 1
         self._register(name, both)
         self._parts[name] = parts
         return new.count()
@@ -162,7 +163,7 @@ class SparkExecutor:
     def keep(self, name: str) -> None:
         """The view's rows computed now and held under its name: a SQL view is planned again by every statement
         that reads it, and the engine's ledger views sit under most of a run's statements."""
-        self._register(name, self.spark.table(name).localCheckpoint(eager=True))
+        self._register(name, _checkpoint(self.spark.table(name)))
 
     # ------------------------------------------------------------------ the Parquet hand-over
 
@@ -234,6 +235,34 @@ def _spark_intervals(query: exp.Expression) -> exp.Expression:
         if isinstance(amount, exp.Interval) and unit is not None and not isinstance(amount.this, exp.Literal):
             node.replace(exp.TimestampAdd(this=node.this, expression=amount.this.unnest(), unit=exp.var(unit.name)))
     return out
+
+
+# the largest size estimate (bytes) a checkpointed frame keeps; Spark's own default for a frame it cannot size
+# (`spark.sql.defaultSizeInBytes`) is the largest Long, 2^63 - 1
+ESTIMATE_BITS = 63
+
+
+def _checkpoint(frame: DataFrame) -> DataFrame:
+    """The frame computed now and held (a local checkpoint), with a size estimate that cannot run away.
+
+    Spark (3.4 on, SPARK-39834) gives a checkpointed frame the size its query was estimated at, and without
+    column statistics it estimates a join at the product of its inputs' sizes. The month loop rewrites its
+    state from itself (`cur` from `cur` joined to `nxt`, itself made from `cur`), so the estimate is squared
+    every month: its digits double each month, and after some twenty months of the oracle's histories the
+    planner spent minutes multiplying numbers of millions of digits (SizeInBytesOnlyStatsPlanVisitor) before
+    running a statement of a few rows. An estimate past the largest Long says nothing Spark can use (no
+    broadcast, no skew), so such a frame is held over the same checkpointed rows with Spark's default
+    estimate instead; a sane estimate (a small table Spark may broadcast) is kept as it is."""
+    held = frame.localCheckpoint(eager=True)
+    plan = held._jdf.queryExecution()
+    try:
+        sane = int(plan.optimizedPlan().stats().sizeInBytes()).bit_length() <= ESTIMATE_BITS
+    except ValueError:  # too many digits for Python to read at all
+        sane = False
+    if sane:
+        return held
+    session = held.sparkSession
+    return DataFrame(session._jsparkSession.internalCreateDataFrame(plan.toRdd(), held._jdf.schema(), False), session)
 
 
 def _naive(frame: DataFrame) -> DataFrame:
