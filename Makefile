@@ -36,7 +36,7 @@ TEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM) $(JAVA)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=20
 
 # The README's screenshots: the browser tests, writing into docs/screenshots instead of a temporary directory.
 screenshots: $(STAMP) $(CHROMIUM)
