@@ -83,6 +83,18 @@ def test_a_jsonl_line_whose_attributes_are_not_an_object_is_named(store, ids, tm
     assert _snapshot(store) == []
 
 
+def test_a_jsonl_field_outside_the_envelope_and_catalog_is_refused_naming_it(store, ids, tmp_path):
+    """A key the catalog does not know, at the top or in attributes, is named; nothing is written."""
+    p = tmp_path / "u.jsonl"
+    top = {**rec("j1", ids[0], "volunteer_work", cst(2023, 3, 1), hours=1), "colour": "red"}
+    nested = rec("j2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=1, shoe_size=42)
+    p.write_text(json.dumps(top) + "\n" + json.dumps(nested) + "\n")
+    with pytest.raises(LocatedError) as e:
+        store.ingest(p, now=NOW)
+    assert str(e.value).startswith(f"{p}: unknown field(s) colour, shoe_size; records have ")
+    assert _snapshot(store) == []
+
+
 def test_a_parquet_file_with_a_reserved_column_is_refused_naming_the_file(store, ids, tmp_path):
     p = tmp_path / "r.parquet"
     pq.write_table(pa.Table.from_pylist([{**_flat(rec("p1", ids[0], "volunteer_work", cst(2023, 3, 1), hours=1)),
