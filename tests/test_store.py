@@ -360,3 +360,11 @@ def test_behaviours_a_newer_catalog_adds_get_keys_of_their_own(tmp_path):
         keys = dict(s.con.execute("SELECT code, bkey FROM behaviours").fetchall())
     assert sorted(keys) == sorted(codes) and len(set(keys.values())) == len(codes)
     assert {c: keys[c] for c in before} == before
+
+
+def test_a_store_not_yet_initialised_shows_so_in_a_notebook(tmp_path):
+    """A notebook shows a freshly opened, empty store as not initialised (it has no tables to count yet)."""
+    with Store(tmp_path / "empty.duckdb") as s:
+        shown = s._repr_html_()
+        assert not s.initialised
+    assert ">initialised</th><td>no</td>" in shown and "citizens" not in shown
