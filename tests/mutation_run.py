@@ -43,7 +43,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                   ["tests/test_decisions.py", "tests/test_survivors.py", "tests/oracle/test_known.py",
                    "tests/test_frames.py"]),
     "ingest+store": (["src/socialcredit/ingest.py", "src/socialcredit/store.py"],
-                     ["tests/test_store.py", "tests/test_survivors.py", "tests/test_retractions.py"]),
+                     ["tests/test_store.py", "tests/test_survivors.py", "tests/test_retractions.py",
+                      # the store's refusals of a relation change (Store._change_relations): one cheap test
+                      "tests/test_relations.py::test_the_store_refuses_a_change_that_does_not_fit_and_writes_nothing"]),
     "audit": (["src/socialcredit/audit.py"], ["tests/api/test_audit.py", "tests/test_survivors.py"]),
     # ownership (own_citizen) and roles (require) are checked here; routes only call them
     "api authorization": (["src/socialcredit/api/auth.py"], ["tests/api/test_survivors_api.py"]),
@@ -74,6 +76,9 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "scored it compiled, and explain resolves that same version, so the rule is always found"),
     "socialcredit.ingest.x__stage_jsonl__mutmut_24": (
         'con.execute("DROP TABLE _RAW")', "unquoted SQL identifiers are case-insensitive"),
+    "socialcredit.ingest.x_validate_stage__mutmut_66": (
+        'trimmed("REPORTED_BY")', 'DuckDB resolves identifiers case-insensitively even quoted: s."REPORTED_BY" '
+        'is s."reported_by" (and s."given REPORTED_BY" its given text)'),
     "socialcredit.ingest.x_stage_batch__mutmut_70": (
         'create temp table _raw as select * from read_parquet(?)', "SQL keywords and identifiers: any case"),
     "socialcredit.store.xǁStoreǁ_append_stage__mutmut_23": (
