@@ -210,6 +210,22 @@ def test_add_citizens_validation(store):
         store.add_citizens([good])
 
 
+def test_add_citizens_names_each_problem_by_row_field_and_message(store):
+    """A second registration, a parents value that is not a list and an unknown spouse: each named exactly."""
+    from conftest import citizen
+
+    store.add_citizens([citizen(1)])
+    nobody = make_id("110101", dt.date(1950, 1, 1), 1)
+    with pytest.raises(BatchRejected) as e:
+        store.add_citizens([citizen(1), citizen(2, parents=citizen(1)["citizen_id"]), citizen(3, spouse=nobody)])
+    assert [str(p) for p in e.value.problems] == [
+        f"row 1, citizen_id: {citizen(1)['citizen_id']} is already registered",
+        "row 2, parents: a list of resident IDs",
+        f"row 3, spouse: unknown citizen {nobody!r}",
+    ]
+    assert store.con.execute("SELECT count(*) FROM citizens").fetchall()[0][0] == 1
+
+
 def test_a_citizen_row_that_is_not_an_object_is_named(store):
     from conftest import citizen
 
