@@ -45,7 +45,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "ingest+store": (["src/socialcredit/ingest.py", "src/socialcredit/store.py"],
                      ["tests/test_store.py", "tests/test_survivors.py", "tests/test_retractions.py",
                       # the store's refusals of a relation change (Store._change_relations): one cheap test
-                      "tests/test_relations.py::test_the_store_refuses_a_change_that_does_not_fit_and_writes_nothing"]),
+                      "tests/test_relations.py::test_the_store_refuses_a_change_that_does_not_fit_and_writes_nothing",
+                      # and of a bulk population (Store.add_population, _population_problems): one small batch
+                      "tests/simulate/test_population.py::test_a_required_value_left_empty_is_named_missing"]),
     "audit": (["src/socialcredit/audit.py"], ["tests/api/test_audit.py", "tests/test_survivors.py"]),
     # ownership (own_citizen) and roles (require) are checked here; routes only call them
     "api authorization": (["src/socialcredit/api/auth.py"], ["tests/api/test_survivors_api.py"]),
