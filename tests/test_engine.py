@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import NATIONAL_YAML, city_yaml, cst, rec
+from socialcredit.clock import TimeOutOfBounds
 from socialcredit.engine import Engine
 from socialcredit.store import Store
 
@@ -83,6 +85,9 @@ def test_version_change_no_retroactive_punishment(make_store, make_citizens):
     pts = dict(store.con.execute(
         "SELECT r.record_id, l.points FROM ledger l JOIN records r USING (rkey)").fetchall())
     assert pts == {"old": -40, "new": -80}
+    # each assessment logs the versions in force on its day: version 2 from its first day, 1 January 2024
+    assert sorted(set(store.con.execute("SELECT assessed_at, version FROM score_log").fetchall())) == [
+        (utc(cst(2023, 12, 1)), "testcity@1+national@1"), (utc(cst(2024, 1, 1)), "testcity@2+national@1")]
     # replay: every record under version 2
     run(store, cst(2024, 6, 1), pin="testcity@2")
     pts = dict(store.con.execute(
@@ -125,6 +130,26 @@ def test_min_stay_holds_after_quick_recovery(store, make_citizens):
     assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
 
 
+def test_a_run_as_of_before_the_earliest_time_is_refused_and_writes_nothing(store, make_citizens):
+    """A projection is bounded like every named time (socialcredit.clock): 1900 is before the system's time."""
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100)], now=NOW)
+    with pytest.raises(TimeOutOfBounds, match=r"^as_of: 1900-01-01T00:00:00\+08:00 is before "):
+        run(store, cst(1900, 1, 1))
+    assert store.con.execute("SELECT count(*) FROM score_log").fetchall() == [(0,)]
+
+
+def test_a_run_keeps_its_working_tables_out_of_the_store_file(store, make_citizens):
+    """The month loop's working state (the current and next scores, who moved, the deltas) is temporary: it
+    never lands in the store's file beside the facts and derived tables."""
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100)], now=NOW)
+    run(store, cst(2021, 6, 1))
+    kept = {t for (t,) in store.con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()}
+    assert "score_log" in kept and not kept & {"cur", "nxt", "moved", "deltas", "recs"}
+
+
 def test_a_back_dated_record_extends_a_grade_stay_the_last_run_had_ended(store, make_citizens):
     """An incremental run (only records appended) resumes inside a grade stay the last run had ended.
 
@@ -164,6 +189,8 @@ def test_records_after_the_last_run_continue_from_its_carried_state(store, make_
     store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
                   rec("v1", a, "volunteer_work", cst(2021, 6, 1), hours=1)], now=NOW)
     run(store, cst(2021, 12, 15))
+    # the carried state is the end state of the last month assessed, 1 December, and says so
+    assert store.con.execute("SELECT DISTINCT carried_at FROM engine_carry").fetchall() == [(utc(cst(2021, 12, 1)),)]
     store.ingest([rec("v2", a, "volunteer_work", cst(2021, 12, 20), hours=1),
                   rec("v3", a, "volunteer_work", cst(2022, 1, 10), hours=1),
                   rec("v4", a, "volunteer_work", cst(2022, 4, 10), hours=1)], now=NOW)
