@@ -233,6 +233,29 @@ def test_characteristic_term_days_ends_it(store, make_citizens):
     assert score(store, a, cst(2021, 6, 5)) == 100
 
 
+def test_a_characteristic_carries_only_its_own_attributes(tmp_path):
+    """A catalog whose court_defaulter carries `ground` alone: the listing's `amount` (which another
+    characteristic carries, so the intervals have the column) stays out of court_defaulter's interval."""
+    from conftest import citizen
+    from socialcredit.catalog import default_catalog
+
+    full = default_catalog()
+    chars = {**full.characteristics,
+             "court_defaulter": full.characteristics["court_defaulter"].model_copy(update={"attributes": ["ground"]})}
+    with Store(tmp_path / "c.duckdb", catalog=full.model_copy(update={"characteristics": chars})) as store:
+        store.init(load_shipped_rulebooks=False)
+        for i, text in enumerate((NATIONAL_YAML, city_yaml())):
+            store.add_rulebook(text, f"layer{i}.yaml")
+        a = citizen(1)["citizen_id"]
+        store.add_citizens([citizen(1)])
+        store.ingest([rec("l1", a, "court_defaulter_listing", cst(2021, 5, 5), ground=1, term_days=0,
+                          amount=5000)], now=NOW)
+        run(store, cst(2021, 9, 1))
+        assert store.con.execute(
+            "SELECT characteristic, ground, amount FROM characteristic_intervals").fetchall() == [
+            ("court_defaulter", 1, None)]
+
+
 def test_memory_no_whitelist_after_blacklist(store, make_citizens):
     a, b = make_citizens(store, 2)
     vol = [rec(f"v{c}{i}", c, "volunteer_work", cst(2022, 1 + i, 2), hours=1) for c in (a, b) for i in range(2)]
