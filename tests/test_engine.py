@@ -150,6 +150,34 @@ def test_a_run_keeps_its_working_tables_out_of_the_store_file(store, make_citize
     assert "score_log" in kept and not kept & {"cur", "nxt", "moved", "deltas", "recs"}
 
 
+NO_NETWORK_YAML = NATIONAL_YAML.replace("""  - id: contacts
+    characteristic: blacklisted_contacts
+    when: "share >= 0.5"
+    points: -7
+    source: illustrative
+""", "")
+
+
+def test_a_run_continuing_inside_a_grade_stay_still_ends_it_at_its_min_stay(make_store, make_citizens):
+    """The case above, but the first run stops on 15 May 2021, inside the stay (entered 1 April, grade B again
+    from 1 May), and the next continues from its carried state. Without a network rule (which assesses every
+    month once anyone is listed) nothing else moves the citizen after 1 May, yet the stay still ends at the
+    first assessment three months after entry, 1 July."""
+    assert NO_NETWORK_YAML != NATIONAL_YAML
+    store = make_store(NO_NETWORK_YAML, city_yaml())
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
+                  rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
+                  rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10))], now=NOW)
+    run(store, cst(2021, 5, 15))
+    assert [e for e in entries(store, a) if e[1] == "grade"] == [("blacklist", "grade", utc(cst(2021, 4, 1)), None)]
+    eng = Engine(store)
+    eng.run(as_of=cst(2021, 12, 1))
+    assert eng.carried
+    assert [e for e in entries(store, a) if e[1] == "grade"] == [
+        ("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
+
+
 def test_a_back_dated_record_extends_a_grade_stay_the_last_run_had_ended(store, make_citizens):
     """An incremental run (only records appended) resumes inside a grade stay the last run had ended.
 
