@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from conftest import NATIONAL_YAML, city_yaml, cst, rec
 from socialcredit.clock import TimeOutOfBounds
 from socialcredit.engine import Engine
+from socialcredit.engine.runstate import watermark
 from socialcredit.store import Store
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -176,6 +177,18 @@ def test_a_run_continuing_inside_a_grade_stay_still_ends_it_at_its_min_stay(make
     assert eng.carried
     assert [e for e in entries(store, a) if e[1] == "grade"] == [
         ("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
+
+
+def test_a_run_records_the_watermark_of_the_facts_it_read_and_a_new_fact_moves_it(store, make_citizens):
+    """The watermark is what a handover compares to refuse a run of other facts: the run stores the one it
+    read, and an ingest after it gives another."""
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100)], now=NOW)
+    run(store, cst(2021, 6, 1))
+    read = watermark(store)
+    assert store.con.execute("SELECT watermark FROM engine_run").fetchall() == [(read,)]
+    store.ingest([rec("r2", a, "late_bill_payment", cst(2021, 4, 1), days_late=100)], now=NOW)
+    assert watermark(store) != read
 
 
 def test_a_back_dated_record_extends_a_grade_stay_the_last_run_had_ended(store, make_citizens):
