@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import NATIONAL_YAML, city_yaml, cst, rec
+from socialcredit.clock import TimeOutOfBounds
 from socialcredit.engine import Engine
+from socialcredit.engine.runstate import watermark
 from socialcredit.store import Store
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -83,6 +86,9 @@ def test_version_change_no_retroactive_punishment(make_store, make_citizens):
     pts = dict(store.con.execute(
         "SELECT r.record_id, l.points FROM ledger l JOIN records r USING (rkey)").fetchall())
     assert pts == {"old": -40, "new": -80}
+    # each assessment logs the versions in force on its day: version 2 from its first day, 1 January 2024
+    assert sorted(set(store.con.execute("SELECT assessed_at, version FROM score_log").fetchall())) == [
+        (utc(cst(2023, 12, 1)), "testcity@1+national@1"), (utc(cst(2024, 1, 1)), "testcity@2+national@1")]
     # replay: every record under version 2
     run(store, cst(2024, 6, 1), pin="testcity@2")
     pts = dict(store.con.execute(
@@ -125,6 +131,66 @@ def test_min_stay_holds_after_quick_recovery(store, make_citizens):
     assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
 
 
+def test_a_run_as_of_before_the_earliest_time_is_refused_and_writes_nothing(store, make_citizens):
+    """A projection is bounded like every named time (socialcredit.clock): 1900 is before the system's time."""
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100)], now=NOW)
+    with pytest.raises(TimeOutOfBounds, match=r"^as_of: 1900-01-01T00:00:00\+08:00 is before "):
+        run(store, cst(1900, 1, 1))
+    assert store.con.execute("SELECT count(*) FROM score_log").fetchall() == [(0,)]
+
+
+def test_a_run_keeps_its_working_tables_out_of_the_store_file(store, make_citizens):
+    """The month loop's working state (the current and next scores, who moved, the deltas) is temporary: it
+    never lands in the store's file beside the facts and derived tables."""
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100)], now=NOW)
+    run(store, cst(2021, 6, 1))
+    kept = {t for (t,) in store.con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()}
+    assert "score_log" in kept and not kept & {"cur", "nxt", "moved", "deltas", "recs"}
+
+
+NO_NETWORK_YAML = NATIONAL_YAML.replace("""  - id: contacts
+    characteristic: blacklisted_contacts
+    when: "share >= 0.5"
+    points: -7
+    source: illustrative
+""", "")
+
+
+def test_a_run_continuing_inside_a_grade_stay_still_ends_it_at_its_min_stay(make_store, make_citizens):
+    """The case above, but the first run stops on 15 May 2021, inside the stay (entered 1 April, grade B again
+    from 1 May), and the next continues from its carried state. Without a network rule (which assesses every
+    month once anyone is listed) nothing else moves the citizen after 1 May, yet the stay still ends at the
+    first assessment three months after entry, 1 July."""
+    assert NO_NETWORK_YAML != NATIONAL_YAML
+    store = make_store(NO_NETWORK_YAML, city_yaml())
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
+                  rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
+                  rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10))], now=NOW)
+    run(store, cst(2021, 5, 15))
+    assert [e for e in entries(store, a) if e[1] == "grade"] == [("blacklist", "grade", utc(cst(2021, 4, 1)), None)]
+    eng = Engine(store)
+    eng.run(as_of=cst(2021, 12, 1))
+    assert eng.carried
+    assert [e for e in entries(store, a) if e[1] == "grade"] == [
+        ("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
+
+
+def test_a_run_records_the_watermark_of_the_facts_it_read_and_a_new_fact_moves_it(store, make_citizens):
+    """The watermark is what a handover compares to refuse a run of other facts: the run stores the one it
+    read, and an ingest after it gives another."""
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100)], now=NOW)
+    run(store, cst(2021, 6, 1))
+    read = watermark(store)
+    assert store.con.execute("SELECT watermark FROM engine_run").fetchall() == [(read,)]
+    store.ingest([rec("r2", a, "late_bill_payment", cst(2021, 4, 1), days_late=100)], now=NOW)
+    assert watermark(store) != read
+
+
 def test_a_back_dated_record_extends_a_grade_stay_the_last_run_had_ended(store, make_citizens):
     """An incremental run (only records appended) resumes inside a grade stay the last run had ended.
 
@@ -164,6 +230,8 @@ def test_records_after_the_last_run_continue_from_its_carried_state(store, make_
     store.ingest([rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
                   rec("v1", a, "volunteer_work", cst(2021, 6, 1), hours=1)], now=NOW)
     run(store, cst(2021, 12, 15))
+    # the carried state is the end state of the last month assessed, 1 December, and says so
+    assert store.con.execute("SELECT DISTINCT carried_at FROM engine_carry").fetchall() == [(utc(cst(2021, 12, 1)),)]
     store.ingest([rec("v2", a, "volunteer_work", cst(2021, 12, 20), hours=1),
                   rec("v3", a, "volunteer_work", cst(2022, 1, 10), hours=1),
                   rec("v4", a, "volunteer_work", cst(2022, 4, 10), hours=1)], now=NOW)
@@ -204,6 +272,29 @@ def test_characteristic_term_days_ends_it(store, make_citizens):
     run(store, cst(2022, 6, 1))
     assert score(store, a, cst(2021, 5, 6)) == 50
     assert score(store, a, cst(2021, 6, 5)) == 100
+
+
+def test_a_characteristic_carries_only_its_own_attributes(tmp_path):
+    """A catalog whose court_defaulter carries `ground` alone: the listing's `amount` (which another
+    characteristic carries, so the intervals have the column) stays out of court_defaulter's interval."""
+    from conftest import citizen
+    from socialcredit.catalog import default_catalog
+
+    full = default_catalog()
+    chars = {**full.characteristics,
+             "court_defaulter": full.characteristics["court_defaulter"].model_copy(update={"attributes": ["ground"]})}
+    with Store(tmp_path / "c.duckdb", catalog=full.model_copy(update={"characteristics": chars})) as store:
+        store.init(load_shipped_rulebooks=False)
+        for i, text in enumerate((NATIONAL_YAML, city_yaml())):
+            store.add_rulebook(text, f"layer{i}.yaml")
+        a = citizen(1)["citizen_id"]
+        store.add_citizens([citizen(1)])
+        store.ingest([rec("l1", a, "court_defaulter_listing", cst(2021, 5, 5), ground=1, term_days=0,
+                          amount=5000)], now=NOW)
+        run(store, cst(2021, 9, 1))
+        assert store.con.execute(
+            "SELECT characteristic, ground, amount FROM characteristic_intervals").fetchall() == [
+            ("court_defaulter", 1, None)]
 
 
 def test_memory_no_whitelist_after_blacklist(store, make_citizens):

@@ -130,8 +130,16 @@ def test_the_store_refuses_a_change_that_does_not_fit_and_writes_nothing(make_st
     store.end_relations([0], [1], "contact", cst(2024, 3, 1))
     with pytest.raises(BatchRejected, match="last changed at 2024-02-29 16:00:00 UTC, after this"):
         store.add_relations([0], [1], "contact", cst(2024, 2, 1))
-    with pytest.raises(BatchRejected, match="'friend' is not one of"):
+    with pytest.raises(BatchRejected) as e:
         store.add_relations([0], [2], "friend", cst(2024, 4, 1))
+    assert [str(p) for p in e.value.problems] == ["row 0, kind: 'friend' is not one of parent, child, spouse, contact"]
+    with pytest.raises(BatchRejected) as e:
+        store.add_relations([0, 1], [2], "contact", cst(2024, 4, 1))
+    assert [str(p) for p in e.value.problems] == ["row 0, other: 1 others for 2 citizens"]
+    for change in (store.add_relations, store.end_relations):  # the checks every change gets, then its own
+        with pytest.raises(BatchRejected) as e:
+            change([2], [2], "contact", cst(2024, 4, 1))
+        assert "row 1, other: a citizen is not their own relation" in [str(p) for p in e.value.problems]
     assert store.con.execute("SELECT count(*) FROM relation_changes").fetchall()[0][0] == facts[0][0] + 2
 
 

@@ -83,6 +83,18 @@ def test_a_jsonl_line_whose_attributes_are_not_an_object_is_named(store, ids, tm
     assert _snapshot(store) == []
 
 
+def test_a_jsonl_field_outside_the_envelope_and_catalog_is_refused_naming_it(store, ids, tmp_path):
+    """A key the catalog does not know, at the top or in attributes, is named; nothing is written."""
+    p = tmp_path / "u.jsonl"
+    top = {**rec("j1", ids[0], "volunteer_work", cst(2023, 3, 1), hours=1), "colour": "red"}
+    nested = rec("j2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=1, shoe_size=42)
+    p.write_text(json.dumps(top) + "\n" + json.dumps(nested) + "\n")
+    with pytest.raises(LocatedError) as e:
+        store.ingest(p, now=NOW)
+    assert str(e.value).startswith(f"{p}: unknown field(s) colour, shoe_size; records have ")
+    assert _snapshot(store) == []
+
+
 def test_a_parquet_file_with_a_reserved_column_is_refused_naming_the_file(store, ids, tmp_path):
     p = tmp_path / "r.parquet"
     pq.write_table(pa.Table.from_pylist([{**_flat(rec("p1", ids[0], "volunteer_work", cst(2023, 3, 1), hours=1)),
@@ -196,6 +208,22 @@ def test_add_citizens_validation(store):
     assert store.add_citizens([good]) == 1
     with pytest.raises(BatchRejected, match="already registered"):
         store.add_citizens([good])
+
+
+def test_add_citizens_names_each_problem_by_row_field_and_message(store):
+    """A second registration, a parents value that is not a list and an unknown spouse: each named exactly."""
+    from conftest import citizen
+
+    store.add_citizens([citizen(1)])
+    nobody = make_id("110101", dt.date(1950, 1, 1), 1)
+    with pytest.raises(BatchRejected) as e:
+        store.add_citizens([citizen(1), citizen(2, parents=citizen(1)["citizen_id"]), citizen(3, spouse=nobody)])
+    assert [str(p) for p in e.value.problems] == [
+        f"row 1, citizen_id: {citizen(1)['citizen_id']} is already registered",
+        "row 2, parents: a list of resident IDs",
+        f"row 3, spouse: unknown citizen {nobody!r}",
+    ]
+    assert store.con.execute("SELECT count(*) FROM citizens").fetchall()[0][0] == 1
 
 
 def test_a_citizen_row_that_is_not_an_object_is_named(store):
@@ -348,3 +376,23 @@ def test_behaviours_a_newer_catalog_adds_get_keys_of_their_own(tmp_path):
         keys = dict(s.con.execute("SELECT code, bkey FROM behaviours").fetchall())
     assert sorted(keys) == sorted(codes) and len(set(keys.values())) == len(codes)
     assert {c: keys[c] for c in before} == before
+
+
+def test_a_store_not_yet_initialised_shows_so_in_a_notebook(tmp_path):
+    """A notebook shows a freshly opened, empty store as not initialised (it has no tables to count yet)."""
+    with Store(tmp_path / "empty.duckdb") as s:
+        shown = s._repr_html_()
+        assert not s.initialised
+    assert ">initialised</th><td>no</td>" in shown and "citizens" not in shown
+
+
+def test_copy_file_copies_the_checkpointed_store_and_close_releases_it(store, ids, tmp_path):
+    """copy_file gives a byte-for-byte copy of the checkpointed file and its size, through a descriptor the
+    store keeps open until it is closed (closing one early would drop DuckDB's lock)."""
+    store.con.execute("CHECKPOINT")
+    size = store.copy_file(tmp_path / "copy.duckdb")
+    assert size == store.path.stat().st_size > 0
+    assert (tmp_path / "copy.duckdb").read_bytes() == store.path.read_bytes()
+    store.close()  # closes the kept descriptor too
+    with Store(tmp_path / "copy.duckdb", read_only=True) as c:
+        assert sorted(r for (r,) in c.con.execute("SELECT citizen_id FROM citizens").fetchall()) == sorted(ids)

@@ -337,6 +337,16 @@ def test_sql_id_messages_are_the_python_ones(store, bad):
     assert e.value.problems[0].message == f"{bad!r}: {ids.problem(bad)}"
 
 
+def test_a_required_value_left_empty_is_named_missing(store):
+    """A required column present but empty in one row (a blank name, no sex) is that row's problem."""
+    p = small_pop(n=20)
+    citizens = set_value(set_value(p.citizens, "name", 2, ""), "sex", 5, None)
+    with pytest.raises(BatchRejected) as e:
+        store.add_population(citizens, p.relations, "blank")
+    assert [str(x) for x in e.value.problems] == ["row 3, name: missing", "row 6, sex: missing"]
+    assert store.con.execute("SELECT count(*) FROM citizens").fetchall() == [(0,)]
+
+
 def test_missing_columns_and_unknown_citizens_in_an_existing_store(store):
     p = small_pop(n=30)
     with pytest.raises(BatchRejected, match="no column 'city'"):
