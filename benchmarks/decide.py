@@ -131,14 +131,26 @@ CONNECTIONS = (1, 32, 128)
 
 def wrk(base: str, script: Path, seconds: int, clients: int) -> dict[str, Any]:
     """wrk (C, one thread) with `clients` keep-alive connections; the percentiles come from its own histogram."""
-    run = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), base],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     m = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", run.stdout, re.M)
     if m is None:
         raise RuntimeError(f"unexpected wrk output:\n{run.stdout}\n{run.stderr}")
     n, us, status, socket_errors, p50, p99, p999 = (int(x) for x in m.groups())
-    return {"connections": clients, "requests": n, "errors": status + socket_errors, "throughput": n / (us / 1e6),
-            "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "p999_ms": p999 / 1000, "load": load()}
+    return {
+        "connections": clients,
+        "requests": n,
+        "errors": status + socket_errors,
+        "throughput": n / (us / 1e6),
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+        "p999_ms": p999 / 1000,
+        "load": load(),
+    }
 
 
 def wait_up(base: str, proc: subprocess.Popen[bytes], path: str = "/openapi.json", timeout: float = 600) -> None:
@@ -166,8 +178,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def script_for(ids: list[str], token: str) -> Path:
     rnd = random.Random(9)
     script = Path(tempfile.mkdtemp()) / "decide.lua"
-    script.write_text(WRK_SCRIPT.replace("IDS", ", ".join(f'"{rnd.choice(ids)}"' for _ in range(5000)))
-                      .replace("TOKEN", token))
+    script.write_text(
+        WRK_SCRIPT.replace("IDS", ", ".join(f'"{rnd.choice(ids)}"' for _ in range(5000))).replace("TOKEN", token)
+    )
     return script
 
 
@@ -178,14 +191,31 @@ def served(path: Path, ids: list[str], readers: int) -> Iterator[tuple[str, str]
     _, token = create_key(store, "service", "rail")
     store.close()
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "socialcredit.cli", "serve", "--db", str(path), "--port",
-                               str(port), "--readers", str(readers)], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "socialcredit.cli",
+            "serve",
+            "--db",
+            str(path),
+            "--port",
+            str(port),
+            "--readers",
+            str(readers),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base, server)
         for _ in range(8):  # untimed: the first decision of each reader loads its stay index
-            httpx.post(base + "/api/v1/decisions", json={"citizen_id": ids[0], "service": "rail.ticket"},
-                       headers={"Authorization": f"Bearer {token}"}, timeout=600).raise_for_status()
+            httpx.post(
+                base + "/api/v1/decisions",
+                json={"citizen_id": ids[0], "service": "rail.ticket"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=600,
+            ).raise_for_status()
         yield base, token
     finally:
         stop(server)
@@ -197,12 +227,32 @@ def echo(workers: int, stack: str = "uvicorn") -> Iterator[str]:
     sharing one socket, as `serve` runs its readers (or another ASGI server, for `--stacks`)."""
     port = free_port()
     cmd = {
-        "uvicorn": [sys.executable, "-m", "uvicorn", "echo_app:app", "--port", str(port), "--log-level", "warning",
-                    *(["--workers", str(workers)] if workers > 1 else [])],
-        "granian": [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port), "--workers",
-                    str(workers), "--log-level", "warning", "echo_app:app"],
-        "hypercorn": [sys.executable, "-m", "hypercorn", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-                      "echo_app:app"],
+        "uvicorn": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "echo_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *(["--workers", str(workers)] if workers > 1 else []),
+        ],
+        "granian": [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "echo_app:app",
+        ],
+        "hypercorn": [sys.executable, "-m", "hypercorn", "-b", f"127.0.0.1:{port}", "-w", str(workers), "echo_app:app"],
     }[stack]
     server = subprocess.Popen(cmd, cwd=Path(__file__).parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -244,8 +294,10 @@ def publish_cost(path: Path) -> tuple[float, int]:
 
 def row(label: str, r: dict[str, Any], floor: dict[str, Any] | None = None) -> str:
     ratio = f"  {r['throughput'] / floor['throughput']:.2f}× floor" if floor else ""
-    return (f"  {label:<34} {r['connections']:>4} conn  {r['throughput']:>8,.0f}/s  p50 {r['p50_ms']:6.1f}  "
-            f"p99 {r['p99_ms']:6.1f}  p99.9 {r['p999_ms']:6.1f} ms  errors {r['errors']}{ratio}  ({r['load']})")
+    return (
+        f"  {label:<34} {r['connections']:>4} conn  {r['throughput']:>8,.0f}/s  p50 {r['p50_ms']:6.1f}  "
+        f"p99 {r['p99_ms']:6.1f}  p99.9 {r['p999_ms']:6.1f} ms  errors {r['errors']}{ratio}  ({r['load']})"
+    )
 
 
 def main() -> None:
@@ -255,10 +307,19 @@ def main() -> None:
     ap.add_argument("--http-seconds", type=int, default=10, help="per connection count")
     ap.add_argument("--readers", type=int, default=2, help="`serve --readers`, and the floor's uvicorn workers")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each (floor, service) pair; the median is shown")
-    ap.add_argument("--no-before", dest="before", action="store_false",
-                    help="skip the single-process service (--readers 0) at 32 connections")
-    ap.add_argument("--stacks", nargs="*", default=[], choices=["uvicorn", "granian", "hypercorn"],
-                    help="also measure the floor of these ASGI servers (1 and 2 workers, 32 connections)")
+    ap.add_argument(
+        "--no-before",
+        dest="before",
+        action="store_false",
+        help="skip the single-process service (--readers 0) at 32 connections",
+    )
+    ap.add_argument(
+        "--stacks",
+        nargs="*",
+        default=[],
+        choices=["uvicorn", "granian", "hypercorn"],
+        help="also measure the floor of these ASGI servers (1 and 2 workers, 32 connections)",
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "decide.duckdb"
@@ -274,14 +335,21 @@ def main() -> None:
         target = res["Decider.decide_many, batch of 200,000"]
         out.print(f"  batch target ≥ 100,000/s: {'met' if target >= 100_000 else 'NOT met'} ({target:,.0f}/s)")
         seconds, size = publish_cost(path)
-        out.print(f"[bold]snapshot[/bold]: publishing one (checkpoint + copy of the {size / 2**20:,.0f} MiB file) "
-                  f"took {seconds:.2f} s  ({load()})")
-        out.print(f"[bold]over HTTP[/bold] on 127.0.0.1 (wrk, one thread, {a.http_seconds} s a run), one decision per "
-                  f"request; floor = the same load on an empty FastAPI endpoint on {a.readers} uvicorn workers "
-                  f"sharing one socket; floor and service runs alternate, {a.repeat} each, the median shown")
+        out.print(
+            f"[bold]snapshot[/bold]: publishing one (checkpoint + copy of the {size / 2**20:,.0f} MiB file) "
+            f"took {seconds:.2f} s  ({load()})"
+        )
+        out.print(
+            f"[bold]over HTTP[/bold] on 127.0.0.1 (wrk, one thread, {a.http_seconds} s a run), one decision per "
+            f"request; floor = the same load on an empty FastAPI endpoint on {a.readers} uvicorn workers "
+            f"sharing one socket; floor and service runs alternate, {a.repeat} each, the median shown"
+        )
         pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        with out.status("HTTP: the service and the floor, alternating"), \
-                served(path, ids, a.readers) as (service_base, token), echo(a.readers) as floor_base:
+        with (
+            out.status("HTTP: the service and the floor, alternating"),
+            served(path, ids, a.readers) as (service_base, token),
+            echo(a.readers) as floor_base,
+        ):
             script = script_for(ids, token)
             for c in CONNECTIONS:
                 floors, services = [], []
@@ -295,17 +363,21 @@ def main() -> None:
             batch_load = load()
         at32 = next((r, f) for r, f in pairs if r["connections"] == 32)
         at128 = next(r for r, _ in pairs if r["connections"] == 128)
-        out.print(f"  targets: p99 < 20 ms at 32 connections: {'met' if at32[0]['p99_ms'] < 20 else 'NOT met'} "
-                  f"({at32[0]['p99_ms']:.1f} ms; the floor's own p99 {at32[1]['p99_ms']:.1f} ms"
-                  f"{', above 20 ms itself' if at32[1]['p99_ms'] >= 20 else ''}); throughput ≥ 0.8× the floor's: "
-                  f"{'met' if at32[0]['throughput'] >= 0.8 * at32[1]['throughput'] else 'NOT met'} "
-                  f"({at32[0]['throughput'] / at32[1]['throughput']:.2f}×); at 128: no error "
-                  f"{'met' if at128['errors'] == 0 else 'NOT met'}, p99 < 100 ms "
-                  f"{'met' if at128['p99_ms'] < 100 else 'NOT met'} ({at128['p99_ms']:.1f} ms)")
+        out.print(
+            f"  targets: p99 < 20 ms at 32 connections: {'met' if at32[0]['p99_ms'] < 20 else 'NOT met'} "
+            f"({at32[0]['p99_ms']:.1f} ms; the floor's own p99 {at32[1]['p99_ms']:.1f} ms"
+            f"{', above 20 ms itself' if at32[1]['p99_ms'] >= 20 else ''}); throughput ≥ 0.8× the floor's: "
+            f"{'met' if at32[0]['throughput'] >= 0.8 * at32[1]['throughput'] else 'NOT met'} "
+            f"({at32[0]['throughput'] / at32[1]['throughput']:.2f}×); at 128: no error "
+            f"{'met' if at128['errors'] == 0 else 'NOT met'}, p99 < 100 ms "
+            f"{'met' if at128['p99_ms'] < 100 else 'NOT met'} ({at128['p99_ms']:.1f} ms)"
+        )
         out.print(f"  batch endpoint, 1,000 passengers per call: {batch:,.0f} decisions/s  ({batch_load})")
         if a.before:
-            with out.status("HTTP: one process, one lock (--readers 0), 32 connections"), \
-                    served(path, ids, 0) as (one_base, token):
+            with (
+                out.status("HTTP: one process, one lock (--readers 0), 32 connections"),
+                served(path, ids, 0) as (one_base, token),
+            ):
                 one = wrk(one_base, script_for(ids, token), a.http_seconds, 32)
             out.print(row("before: one process (--readers 0)", one, at32[1]))
         for stack in a.stacks:

@@ -344,11 +344,15 @@ class EngineBench:
         No engine can score the stored records in less; the distance to it is what the rules cost."""
         t0 = time.perf_counter()
         # values as sqlglot literals (a bound parameter would hide the bound from DuckDB's planner)
-        query = fill("""SELECT ckey, sum(v) AS v FROM (
+        query = fill(
+            """SELECT ckey, sum(v) AS v FROM (
                 SELECT ckey, CAST(0 AS BIGINT) AS v FROM citizens
                 UNION ALL SELECT ckey, CAST(bkey + jkey AS BIGINT) FROM records
                 WHERE occurred_at <= $as_of AND amount IS NOT NULL AND rkey >= 0) AS u
-            WHERE ckey BETWEEN 0 AND $top GROUP BY ckey""", as_of=AS_OF, top=self.citizens - 1)
+            WHERE ckey BETWEEN 0 AND $top GROUP BY ckey""",
+            as_of=AS_OF,
+            top=self.citizens - 1,
+        )
         self.con.sql(query.sql(dialect="duckdb")).to_arrow_table()
         return time.perf_counter() - t0
 
@@ -452,8 +456,12 @@ def main() -> None:
         help="run the Python loop on this prefix of the records (default: all; its rate is per record)",
     )
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--spark-records", type=int, default=2_000_000,
-                    help="the Spark row scores this prefix of the records (0: no Spark row; needs the spark extra)")
+    ap.add_argument(
+        "--spark-records",
+        type=int,
+        default=2_000_000,
+        help="the Spark row scores this prefix of the records (0: no Spark row; needs the spark extra)",
+    )
     ap.add_argument("--tmp", type=Path, default=None, help="directory for the temporary store file")
     args = ap.parse_args()
     n, citizens, k = args.records, args.citizens, max(1, args.repeat)

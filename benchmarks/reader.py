@@ -51,10 +51,20 @@ async def drive(app: Any, bodies: list[bytes], headers: list[tuple[bytes, bytes]
         async def receive(body: bytes = body) -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": "/api/v1/decisions", "raw_path": b"/api/v1/decisions",
-                 "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
-                 "server": ("127.0.0.1", 8000)}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/v1/decisions",
+            "raw_path": b"/api/v1/decisions",
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 8000),
+        }
         await app(scope, receive, send)
     assert statuses == [200] * n, sorted(set(statuses))
 
@@ -79,8 +89,12 @@ def main() -> None:
         front, _ = reader_app(str(db), None, "http://127.0.0.1:9", shipper)
         rnd = random.Random(3)
         bodies = [json.dumps({"citizen_id": rnd.choice(ids), "service": "rail.ticket"}).encode() for _ in range(1000)]
-        headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                   (b"authorization", f"Bearer {token}".encode()), (b"content-length", str(len(bodies[0])).encode())]
+        headers = [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-length", str(len(bodies[0])).encode()),
+        ]
 
         def reader_round() -> None:
             asyncio.run(drive(front, bodies, headers, a.requests))
@@ -91,8 +105,10 @@ def main() -> None:
         shipper._next()
         cpu: dict[str, list[float]] = {"reader": [], "floor": []}
         for _ in range(a.rounds):
-            for key, f in (("reader", reader_round),
-                           ("floor", lambda: asyncio.run(drive(echo, bodies, headers, a.requests)))):
+            for key, f in (
+                ("reader", reader_round),
+                ("floor", lambda: asyncio.run(drive(echo, bodies, headers, a.requests))),
+            ):
                 t = time.process_time()
                 f()
                 cpu[key].append((time.process_time() - t) / a.requests * 1e6)

@@ -82,9 +82,13 @@ def batches(base: Path, token: str, n: int, size: int) -> list[dict[str, Any]]:
 def as_rows(body: dict[str, Any]) -> dict[str, Any]:
     """The same shipment in the old wire form: a list per decision and per entry."""
     d, a = body["decisions"], body["audit"]
-    return {"origin": body["origin"], "seq": body["seq"], "learned": body["learned"],
-            "decisions": [list(r) for r in zip(*(d[c] for c in DECIDED), strict=True)],
-            "audit": [list(r) for r in zip(*(a[c] for c in AUDITED), strict=True)]}
+    return {
+        "origin": body["origin"],
+        "seq": body["seq"],
+        "learned": body["learned"],
+        "decisions": [list(r) for r in zip(*(d[c] for c in DECIDED), strict=True)],
+        "audit": [list(r) for r in zip(*(a[c] for c in AUDITED), strict=True)],
+    }
 
 
 # ------------------------------------------------------------------------------------- before (the baseline)
@@ -123,12 +127,18 @@ def before_record(svc: Service, body: dict[str, Any]) -> int:
             dec._next_id = first + len(rows)
             pending = [(first + i, *r) for i, r in enumerate(rows)]
             cols = list(zip(*pending, strict=True))  # Decider.flush
-            table = pa.table({"decision_id": pa.array(cols[0], pa.int64()), "ckey": pa.array(cols[1], pa.int32()),
-                              "service": pa.array(cols[2], pa.string()),
-                              "asked_at": pa.array(cols[3], pa.timestamp("us")),
-                              "outcome": pa.array(cols[4], pa.string()), "reasons": pa.array(cols[5], pa.string()),
-                              "asked_by": pa.array(cols[6], pa.string()),
-                              "rulebook_version": pa.array(cols[7], pa.string())})
+            table = pa.table(
+                {
+                    "decision_id": pa.array(cols[0], pa.int64()),
+                    "ckey": pa.array(cols[1], pa.int32()),
+                    "service": pa.array(cols[2], pa.string()),
+                    "asked_at": pa.array(cols[3], pa.timestamp("us")),
+                    "outcome": pa.array(cols[4], pa.string()),
+                    "reasons": pa.array(cols[5], pa.string()),
+                    "asked_by": pa.array(cols[6], pa.string()),
+                    "rulebook_version": pa.array(cols[7], pa.string()),
+                }
+            )
             con.register("_decided", table)
             try:
                 con.execute("INSERT INTO decisions SELECT * FROM _decided")
@@ -142,16 +152,18 @@ def before_record(svc: Service, body: dict[str, Any]) -> int:
                 finally:
                     con.unregister("_audit_rows")
                 con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
-                con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)",
-                            [str(trail._seq), trail._head])
+                con.execute(
+                    "INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(trail._seq), trail._head]
+                )
                 trail._pending.clear()
             con.execute("DELETE FROM shipments WHERE origin = ?", [origin])
             con.execute("INSERT INTO shipments VALUES (?, ?)", [origin, seq])
     return len(rows) + len(entries)
 
 
-def _entry_hash(seq: int, at: dt.datetime, principal: str, action: str, citizen_id: str | None, detail: str,
-                prev: str) -> str:
+def _entry_hash(
+    seq: int, at: dt.datetime, principal: str, action: str, citizen_id: str | None, detail: str, prev: str
+) -> str:
     import hashlib
 
     body = "\x1f".join((str(seq), at.isoformat(), principal, action, citizen_id or "", detail, prev))
@@ -170,10 +182,12 @@ def floor_tables(store: Path, bodies: list[dict[str, Any]]) -> list[tuple[pa.Tab
         for body in bodies:
             n = len(body["decisions"]["ckey"])
             m = len(body["audit"]["principal"])
-            d = s.con.sql("SELECT * FROM decisions ORDER BY decision_id LIMIT $n OFFSET $o",
-                          params={"n": n, "o": d0}).to_arrow_table()
-            a = s.con.sql("SELECT * FROM audit_log ORDER BY seq LIMIT $n OFFSET $o",
-                          params={"n": m, "o": a0}).to_arrow_table()
+            d = s.con.sql(
+                "SELECT * FROM decisions ORDER BY decision_id LIMIT $n OFFSET $o", params={"n": n, "o": d0}
+            ).to_arrow_table()
+            a = s.con.sql(
+                "SELECT * FROM audit_log ORDER BY seq LIMIT $n OFFSET $o", params={"n": m, "o": a0}
+            ).to_arrow_table()
             d0, a0 = d0 + n, a0 + m
             out.append((d, a))
     return out
@@ -220,8 +234,10 @@ def main() -> None:
         cpu: dict[str, list[float]] = {k: [] for k in paths}
         wall: dict[str, list[float]] = {k: [] for k in paths}
         for i in range(a.rounds):
-            for key, f in (("before", lambda i=i: before_record(before_svc, json.loads(wire_before[i]))),
-                           ("after", lambda i=i: shipments.record(json.loads(wire_after[i])))):
+            for key, f in (
+                ("before", lambda i=i: before_record(before_svc, json.loads(wire_before[i]))),
+                ("after", lambda i=i: shipments.record(json.loads(wire_after[i]))),
+            ):
                 c, w = timed(f)
                 cpu[key].append(c)
                 wall[key].append(w)
@@ -240,14 +256,23 @@ def main() -> None:
                 wall["floor"].append(w)
         per = {k: statistics.median(v) / a.batch * 1e6 for k, v in cpu.items()}
         per_wall = {k: statistics.median(v) / a.batch * 1e6 for k, v in wall.items()}
-        print(f"writer, per shipped decision (its row and its audit entry), {a.rounds} shipments of {a.batch}, "
-              f"median round, CPU time ({load()})")
-        for k, label in (("before", "before (the old path, kept here)"), ("after", "after (Shipments.record)"),
-                         ("floor", "floor (ready Arrow tables, one transaction)")):
-            print(f"  {label:<46} {per[k]:7.1f} µs CPU  {per_wall[k]:7.1f} µs wall  "
-                  f"{per[k] / per['before']:5.2f}× before  {per[k] / per['floor']:5.2f}× floor")
-        print(f"  after/before: {per['after'] / per['before']:.2f} (CPU), {per_wall['after'] / per_wall['before']:.2f} "
-              "(wall); before and after wrote the same trail and decisions; the trail verifies")
+        print(
+            f"writer, per shipped decision (its row and its audit entry), {a.rounds} shipments of {a.batch}, "
+            f"median round, CPU time ({load()})"
+        )
+        for k, label in (
+            ("before", "before (the old path, kept here)"),
+            ("after", "after (Shipments.record)"),
+            ("floor", "floor (ready Arrow tables, one transaction)"),
+        ):
+            print(
+                f"  {label:<46} {per[k]:7.1f} µs CPU  {per_wall[k]:7.1f} µs wall  "
+                f"{per[k] / per['before']:5.2f}× before  {per[k] / per['floor']:5.2f}× floor"
+            )
+        print(
+            f"  after/before: {per['after'] / per['before']:.2f} (CPU), {per_wall['after'] / per_wall['before']:.2f} "
+            "(wall); before and after wrote the same trail and decisions; the trail verifies"
+        )
 
 
 if __name__ == "__main__":

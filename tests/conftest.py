@@ -24,10 +24,10 @@ from socialcredit.store import Store
 # - nightly: random, thousands of examples for the tests that scale with `examples()`, failures kept in
 #   the ignored .hypothesis/ directory and replayed first next time.
 _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
-settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
-                          suppress_health_check=_HEALTH)
-settings.register_profile("nightly", max_examples=2000, deadline=None, print_blob=True,
-                          suppress_health_check=_HEALTH)
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=_HEALTH
+)
+settings.register_profile("nightly", max_examples=2000, deadline=None, print_blob=True, suppress_health_check=_HEALTH)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 
@@ -81,6 +81,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 def examples(ci: int, nightly: int) -> int:
     """A test's example count under the loaded profile: `ci` in the suite, `nightly` by hand."""
     return nightly if PROFILE == "nightly" else ci
+
 
 REGION = "371082"
 
@@ -204,9 +205,13 @@ def cst(*a: int) -> dt.datetime:
     return dt.datetime(*a, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
-AGENCY = {"late_bill_payment": "state_grid", "volunteer_work": "volunteer_association",
-          "smoking_on_train": "china_railway", "court_defaulter_listing": "local_peoples_court",
-          "court_defaulter_delisting": "local_peoples_court"}
+AGENCY = {
+    "late_bill_payment": "state_grid",
+    "volunteer_work": "volunteer_association",
+    "smoking_on_train": "china_railway",
+    "court_defaulter_listing": "local_peoples_court",
+    "court_defaulter_delisting": "local_peoples_court",
+}
 
 
 @pytest.fixture
@@ -234,20 +239,21 @@ def store(make_store: Callable[..., Store]) -> Store:
     return make_store()
 
 
-def citizen(n: int, sex: str = "M", city: str = "testcity", born: dt.date = dt.date(1980, 1, 1),
-            **extra: object) -> dict[str, object]:
+def citizen(
+    n: int, sex: str = "M", city: str = "testcity", born: dt.date = dt.date(1980, 1, 1), **extra: object
+) -> dict[str, object]:
     seq = 2 * n + (1 if sex == "M" else 0)
     cid = make_id(REGION, born, seq)
-    return {"citizen_id": cid, "name": f"Person {n}", "sex": sex, "birth_date": born.isoformat(), "city": city,
-            **extra}
+    return {"citizen_id": cid, "name": f"Person {n}", "sex": sex, "birth_date": born.isoformat(), "city": city, **extra}
 
 
 @pytest.fixture
 def make_citizens() -> Callable[..., list[str]]:
     """make_citizens(store, n, contacts={i: [j, …]}, parents={i: [j, …]}) → resident IDs."""
 
-    def make(store: Store, n: int, contacts: dict[int, list[int]] | None = None,
-             parents: dict[int, list[int]] | None = None) -> list[str]:
+    def make(
+        store: Store, n: int, contacts: dict[int, list[int]] | None = None, parents: dict[int, list[int]] | None = None
+    ) -> list[str]:
         rows = [citizen(i) for i in range(n)]
         idl = [r["citizen_id"] for r in rows]
         for i, js in (contacts or {}).items():
@@ -277,13 +283,26 @@ def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 def rec(rid: str, cid: str, behaviour: str, at: dt.datetime, **attrs: object) -> dict[str, object]:
-    return {"record_id": rid, "citizen_id": cid, "behaviour": behaviour, "occurred_at": at.isoformat(),
-            "reported_by": AGENCY[behaviour], "attributes": attrs}
+    return {
+        "record_id": rid,
+        "citizen_id": cid,
+        "behaviour": behaviour,
+        "occurred_at": at.isoformat(),
+        "reported_by": AGENCY[behaviour],
+        "attributes": attrs,
+    }
 
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 
@@ -361,8 +380,12 @@ def serve(db: Path, port: int, log: Path, ready: str = "/openapi.json") -> subpr
 
     with log.open("ab") as err:
         # its own process group: the supervisor, its writer and its readers, killed together by kill_group
-        proc = subprocess.Popen([sys.executable, "-m", "socialcredit.cli", "serve", "--db", str(db), "--port",
-                                 str(port)], stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "socialcredit.cli", "serve", "--db", str(db), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:

@@ -36,20 +36,33 @@ ROOT = Path(__file__).resolve().parents[1]
 # The one place that says what is mutated and by which tests (mutmut takes a directory too).
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     # the oracle test (tests/oracle/test_oracle.py) is left out: forty engine runs per mutant do not fit
-    "engine": (["src/socialcredit/engine"],
-               ["tests/test_engine.py", "tests/test_survivors.py", "tests/oracle/test_known.py",
-                # what bringing the record ledger up to date reports (entries.update's LedgerUpdate)
-                "tests/test_ledger.py::test_each_record_is_scored_once"]),
+    "engine": (
+        ["src/socialcredit/engine"],
+        [
+            "tests/test_engine.py",
+            "tests/test_survivors.py",
+            "tests/oracle/test_known.py",
+            # what bringing the record ledger up to date reports (entries.update's LedgerUpdate)
+            "tests/test_ledger.py::test_each_record_is_scored_once",
+        ],
+    ),
     # test_frames: what a notebook shows of the answers (decisions.py's HTML and tables)
-    "decisions": (["src/socialcredit/decisions.py"],
-                  ["tests/test_decisions.py", "tests/test_survivors.py", "tests/oracle/test_known.py",
-                   "tests/test_frames.py"]),
-    "ingest+store": (["src/socialcredit/ingest.py", "src/socialcredit/store.py"],
-                     ["tests/test_store.py", "tests/test_survivors.py", "tests/test_retractions.py",
-                      # the store's refusals of a relation change (Store._change_relations): one cheap test
-                      "tests/test_relations.py::test_the_store_refuses_a_change_that_does_not_fit_and_writes_nothing",
-                      # and of a bulk population (Store.add_population, _population_problems): one small batch
-                      "tests/simulate/test_population.py::test_a_required_value_left_empty_is_named_missing"]),
+    "decisions": (
+        ["src/socialcredit/decisions.py"],
+        ["tests/test_decisions.py", "tests/test_survivors.py", "tests/oracle/test_known.py", "tests/test_frames.py"],
+    ),
+    "ingest+store": (
+        ["src/socialcredit/ingest.py", "src/socialcredit/store.py"],
+        [
+            "tests/test_store.py",
+            "tests/test_survivors.py",
+            "tests/test_retractions.py",
+            # the store's refusals of a relation change (Store._change_relations): one cheap test
+            "tests/test_relations.py::test_the_store_refuses_a_change_that_does_not_fit_and_writes_nothing",
+            # and of a bulk population (Store.add_population, _population_problems): one small batch
+            "tests/simulate/test_population.py::test_a_required_value_left_empty_is_named_missing",
+        ],
+    ),
     "audit": (["src/socialcredit/audit.py"], ["tests/api/test_audit.py", "tests/test_survivors.py"]),
     # ownership (own_citizen) and roles (require) are checked here; routes only call them
     "api authorization": (["src/socialcredit/api/auth.py"], ["tests/api/test_survivors_api.py"]),
@@ -61,51 +74,77 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "socialcredit.engine.characteristics.x_intervals__mutmut_88": (
         "(exp.column(exp.to_identifier(a.name, quoted=True), )",
         "the attribute column loses its `s.` qualifier; the SELECT's only FROM table is `recs AS s` (the "
-        "correlated subquery has its own scope), so the unqualified name resolves to the same column"),
+        "correlated subquery has its own scope), so the unqualified name resolves to the same column",
+    ),
     "socialcredit.engine.characteristics.x_intervals__mutmut_110": (
-        "head.select(*cols, copy=None)", "sqlglot tests `copy` for truth: None is False"),
+        "head.select(*cols, copy=None)",
+        "sqlglot tests `copy` for truth: None is False",
+    ),
     "socialcredit.engine.sql.x_case_by_jkey__mutmut_13": (
         'if ("." in col) and False else None',
         "the qualifier of `a.jkey` dropped: its one caller (scores_query) joins `a` only with `s`, which has no "
-        "jkey, so the bare name is the same column"),
+        "jkey, so the bare name is the same column",
+    ),
     "socialcredit.engine.grades.x_entered_grade_lists__mutmut_12": (
-        'who=_who(everyone, "C")', "unquoted SQL identifiers are case-insensitive: alias C is alias c"),
+        'who=_who(everyone, "C")',
+        "unquoted SQL identifiers are case-insensitive: alias C is alias c",
+    ),
     "socialcredit.engine.grades.x_network_rules__mutmut_45": (
         '"jkey": pa.array(cols[0], ), "epoch"',
         "net_rules.jkey as BIGINT, not SMALLINT: only joined by value to share_t.jkey (the output takes s.jkey), "
-        "and a jkey is a SMALLINT in the store, so every value fits both"),
+        "and a jkey is a SMALLINT in the store, so every value fits both",
+    ),
     "socialcredit.engine.assessments.x_periods_table__mutmut_5": (
-        'pa.array(range(len(periods)), None)', "dead code: nothing calls periods_table"),
+        "pa.array(range(len(periods)), None)",
+        "dead code: nothing calls periods_table",
+    ),
     "socialcredit.decisions.xǁDeciderǁplan__mutmut_4": (
-        "plan = self._plans.get(id(None))", "a cache that always misses: the same plan is built again (time only)"),
+        "plan = self._plans.get(id(None))",
+        "a cache that always misses: the same plan is built again (time only)",
+    ),
     "socialcredit.decisions.x_explain__mutmut_54": (
         '"label": rule.label if (rule) or True else None',
         "differs only when no rule has the id; an entry's rule ids are those of the pieces the version that "
-        "scored it compiled, and explain resolves that same version, so the rule is always found"),
+        "scored it compiled, and explain resolves that same version, so the rule is always found",
+    ),
     "socialcredit.ingest.x__stage_jsonl__mutmut_24": (
-        'con.execute("DROP TABLE _RAW")', "unquoted SQL identifiers are case-insensitive"),
+        'con.execute("DROP TABLE _RAW")',
+        "unquoted SQL identifiers are case-insensitive",
+    ),
     "socialcredit.ingest.x_validate_stage__mutmut_66": (
-        'trimmed("REPORTED_BY")', 'DuckDB resolves identifiers case-insensitively even quoted: s."REPORTED_BY" '
-        'is s."reported_by" (and s."given REPORTED_BY" its given text)'),
+        'trimmed("REPORTED_BY")',
+        'DuckDB resolves identifiers case-insensitively even quoted: s."REPORTED_BY" '
+        'is s."reported_by" (and s."given REPORTED_BY" its given text)',
+    ),
     "socialcredit.ingest.x_stage_batch__mutmut_70": (
-        'create temp table _raw as select * from read_parquet(?)', "SQL keywords and identifiers: any case"),
+        "create temp table _raw as select * from read_parquet(?)",
+        "SQL keywords and identifiers: any case",
+    ),
     "socialcredit.store.xǁStoreǁ_append_stage__mutmut_23": (
         "select distinct citizen_id from _typed where not duplicate order by 1 limit 1000",
-        "SQL keywords and identifiers: any case"),
+        "SQL keywords and identifiers: any case",
+    ),
     "socialcredit.store.xǁStoreǁadd_population__mutmut_77": (
-        '"_POP_R"', "DROP TABLE IF EXISTS of an unquoted name: case-insensitive"),
+        '"_POP_R"',
+        "DROP TABLE IF EXISTS of an unquoted name: case-insensitive",
+    ),
     "socialcredit.store.xǁStoreǁadd_citizens__mutmut_318": (
         '"CITIZEN_ID": [r["citizen_id"] for r in rows]',
-        "the Arrow column's name is never read: INSERT INTO citizens SELECT * takes the columns by position"),
+        "the Arrow column's name is never read: INSERT INTO citizens SELECT * takes the columns by position",
+    ),
     "socialcredit.api.auth.x_principal__mutmut_7": (
-        'request.headers.get("AUTHORIZATION", "")', "Starlette's headers are case-insensitive"),
+        'request.headers.get("AUTHORIZATION", "")',
+        "Starlette's headers are case-insensitive",
+    ),
     "socialcredit.api.auth.x_principal__mutmut_8": (
         'request.headers.get("authorization", "XXXX")',
-        "without the header, XXXX does not start with `bearer ` either: the cookie is read as before"),
+        "without the header, XXXX does not start with `bearer ` either: the cookie is read as before",
+    ),
     "socialcredit.audit.xǁAuditTrailǁ_write__mutmut_10": (
-        'con.register("_AUDIT_ROWS", rows)', "a registered view's unquoted name is case-insensitive in SQL"),
-    "socialcredit.audit.xǁAuditTrailǁentries__mutmut_10": (
-        'where += " and citizen_id = ?"', "SQL keywords: any case"),
+        'con.register("_AUDIT_ROWS", rows)',
+        "a registered view's unquoted name is case-insensitive in SQL",
+    ),
+    "socialcredit.audit.xǁAuditTrailǁentries__mutmut_10": ('where += " and citizen_id = ?"', "SQL keywords: any case"),
 }
 PYTHON = sys.executable
 MUTMUT = [PYTHON, "-m", "mutmut"]
@@ -117,13 +156,15 @@ def config(paths: list[str], tests: list[str]) -> str:
         return "[" + ", ".join(f'"{x}"' for x in xs) + "]"
 
     only = [p if p.endswith(".py") else p.rstrip("/") + "/*" for p in paths]
-    return (f"\n[tool.mutmut]\nsource_paths = [\"src\"]\nonly_mutate = {arr(only)}\n"
-            f"pytest_add_cli_args_test_selection = {arr(tests)}\n"
-            f"pytest_add_cli_args = [\"-q\", \"-x\", \"-p\", \"no:cacheprovider\"]\n"
-            # each mutant's tests in a process forked before any test ran: forked from mutmut's own process (the
-            # default), module-level caches the stats run filled (Store.rulebooks' parsed sets) hid mutants
-            f"process_isolation = \"forkserver\"\n"
-            f"also_copy = [\"tests\", \"scenarios\", \"docs\", \"README.md\"]\n")
+    return (
+        f'\n[tool.mutmut]\nsource_paths = ["src"]\nonly_mutate = {arr(only)}\n'
+        f"pytest_add_cli_args_test_selection = {arr(tests)}\n"
+        f'pytest_add_cli_args = ["-q", "-x", "-p", "no:cacheprovider"]\n'
+        # each mutant's tests in a process forked before any test ran: forked from mutmut's own process (the
+        # default), module-level caches the stats run filled (Store.rulebooks' parsed sets) hid mutants
+        f'process_isolation = "forkserver"\n'
+        f'also_copy = ["tests", "scenarios", "docs", "README.md"]\n'
+    )
 
 
 def module_of(mutant: str) -> str:
@@ -133,8 +174,9 @@ def module_of(mutant: str) -> str:
 
 
 def mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MUTMUT, *args], cwd=work, env={**os.environ, "PYTHONPATH": ""}, capture_output=True,
-                          text=True)
+    return subprocess.run(
+        [*MUTMUT, *args], cwd=work, env={**os.environ, "PYTHONPATH": ""}, capture_output=True, text=True
+    )
 
 
 FRESH = "killed in a fresh process"
@@ -151,8 +193,13 @@ def fresh_kill(work: Path, mutant: str, tests: list[str]) -> bool:
     try:
         if mutmut(work, "apply", mutant).returncode != 0:
             return False
-        r = subprocess.run([PYTHON, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=work,
-                           env={**os.environ, "PYTHONPATH": str(work / "src")}, capture_output=True, timeout=1800)
+        r = subprocess.run(
+            [PYTHON, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+            cwd=work,
+            env={**os.environ, "PYTHONPATH": str(work / "src")},
+            capture_output=True,
+            timeout=1800,
+        )
         return r.returncode not in (0, 5)
     except subprocess.TimeoutExpired:
         return False
@@ -160,8 +207,15 @@ def fresh_kill(work: Path, mutant: str, tests: list[str]) -> bool:
         path.write_bytes(original)
 
 
-def run_group(name: str, paths: list[str], tests: list[str], sample: int | None, children: int,
-              only: list[str] | None = None, rev: str = "HEAD") -> dict[str, str]:
+def run_group(
+    name: str,
+    paths: list[str],
+    tests: list[str],
+    sample: int | None,
+    children: int,
+    only: list[str] | None = None,
+    rev: str = "HEAD",
+) -> dict[str, str]:
     """Every judged mutant's status (`killed`, `survived`, `no tests`, `timeout`, …), survivors printed;
     with `only`, just those mutants (no sampling). The tree is commit `rev`'s (committed work only)."""
     work = Path(tempfile.mkdtemp(prefix=f"mutation-{name.replace(' ', '_').replace('+', '_')}-"))
@@ -219,16 +273,20 @@ def score(statuses: list[str], net: bool = False) -> tuple[str, int, int]:
 
 def table(results: dict[str, dict[str, str]], seconds: dict[str, float]) -> list[str]:
     """One row per group, then one per source file in it, then the overall score."""
-    head = (f"  {'module':<40} {'score':>7} {'net':>7} {'killed':>7} {'survived':>9} {'no tests':>9} "
-            f"{'equiv.':>7} {'other':>6}")
+    head = (
+        f"  {'module':<40} {'score':>7} {'net':>7} {'killed':>7} {'survived':>9} {'no tests':>9} "
+        f"{'equiv.':>7} {'other':>6}"
+    )
     lines = [head, "  " + "-" * (len(head) - 2)]
 
     def row(label: str, statuses: list[str], extra: str = "") -> str:
         pct, killed, _ = score(statuses)
         net, _, _ = score(statuses, net=True)
         other = sum(s not in JUDGED for s in statuses)
-        return (f"  {label:<40} {pct:>7} {net:>7} {killed:>7} {statuses.count('survived'):>9} "
-                f"{statuses.count('no tests'):>9} {statuses.count('equivalent'):>7} {other:>6}{extra}")
+        return (
+            f"  {label:<40} {pct:>7} {net:>7} {killed:>7} {statuses.count('survived'):>9} "
+            f"{statuses.count('no tests'):>9} {statuses.count('equivalent'):>7} {other:>6}{extra}"
+        )
 
     for group, status in results.items():
         lines.append(row(group, list(status.values()), f"   ({seconds[group]:.0f} s)"))
@@ -244,15 +302,22 @@ def table(results: dict[str, dict[str, str]], seconds: dict[str, float]) -> list
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     env_sample = os.environ.get("MUTATION_SAMPLE")
-    ap.add_argument("--sample", type=int, default=int(env_sample) if env_sample else None,
-                    help="mutants per group, drawn with a fixed seed (default: $MUTATION_SAMPLE, else every mutant)")
+    ap.add_argument(
+        "--sample",
+        type=int,
+        default=int(env_sample) if env_sample else None,
+        help="mutants per group, drawn with a fixed seed (default: $MUTATION_SAMPLE, else every mutant)",
+    )
     ap.add_argument("--only", action="append", choices=sorted(GROUPS), help="run only this group (repeatable)")
     ap.add_argument("--children", type=int, default=2, help="parallel mutant runs")
     ap.add_argument("--json", type=Path, help="write every judged mutant's status here")
     ap.add_argument("--rev", default="HEAD", help="the commit whose source and tests are mutated (default HEAD)")
-    ap.add_argument("--rerun", type=Path,
-                    help="a --json file of an earlier run on the same source: run again only its mutants that were "
-                         "not killed (tests only added since: a killed mutant stays killed) and report them all")
+    ap.add_argument(
+        "--rerun",
+        type=Path,
+        help="a --json file of an earlier run on the same source: run again only its mutants that were "
+        "not killed (tests only added since: a killed mutant stays killed) and report them all",
+    )
     args = ap.parse_args()
     earlier: dict[str, dict[str, str]] = json.loads(args.rerun.read_text("utf-8")) if args.rerun else {}
     results: dict[str, dict[str, str]] = {}
@@ -263,10 +328,14 @@ def main() -> None:
         start = time.monotonic()
         if args.rerun:
             again = [m for m, st in earlier[name].items() if st not in KILLED]
-            print(f"{name}: {len(earlier[name])} mutants from {args.rerun}, running again the {len(again)} "
-                  "not killed", flush=True)
-            results[name] = {**earlier[name], **(run_group(name, paths, tests, None, args.children, again, args.rev)
-                                                 if again else {})}
+            print(
+                f"{name}: {len(earlier[name])} mutants from {args.rerun}, running again the {len(again)} not killed",
+                flush=True,
+            )
+            results[name] = {
+                **earlier[name],
+                **(run_group(name, paths, tests, None, args.children, again, args.rev) if again else {}),
+            }
         else:
             results[name] = run_group(name, paths, tests, args.sample, args.children, rev=args.rev)
         seconds[name] = time.monotonic() - start
@@ -277,9 +346,11 @@ def main() -> None:
     label = f"sampled, {args.sample} mutants per group (seed 18)" if args.sample else "every mutant"
     if args.rerun:
         label = f"the mutants of {args.rerun}, those not killed then run again"
-    print(f"\nmutation score per module ({label}; timeouts and survivors killed in a fresh process count as killed, "
-          "`no tests` as not; net: without "
-          "the survivors judged equivalent, EQUIVALENT in tests/mutation_run.py):")
+    print(
+        f"\nmutation score per module ({label}; timeouts and survivors killed in a fresh process count as killed, "
+        "`no tests` as not; net: without "
+        "the survivors judged equivalent, EQUIVALENT in tests/mutation_run.py):"
+    )
     print("\n".join(table(results, seconds)))
 
 

@@ -108,6 +108,11 @@ def test_the_core_imports_no_door() -> None:
 def test_the_simulator_and_the_report_import_no_other_door() -> None:
     """The command line may call them; they call the core, never the command line or the service."""
     graph = imports(modules())
-    wrong = sorted(f"{m} imports {t}" for m, ts in graph.items() if door(m) in ("simulate", "report")
-                   for t in ts if door(t) not in (None, door(m)))
+    wrong = sorted(
+        f"{m} imports {t}"
+        for m, ts in graph.items()
+        if door(m) in ("simulate", "report")
+        for t in ts
+        if door(t) not in (None, door(m))
+    )
     assert not wrong, "\n".join(wrong)

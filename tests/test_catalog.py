@@ -49,8 +49,9 @@ def _seed_path() -> Path:
         for path in sorted(seed_dir.glob("*.txt")) if seed_dir.is_dir() else []:
             if DESIRABLE_HEADING in path.read_text(encoding="utf-8"):
                 return path
-    _missing("no shared/seed/*.txt holding the article beside the repository or above it (set SOCIALCREDIT_SEED "
-             "to its file)")
+    _missing(
+        "no shared/seed/*.txt holding the article beside the repository or above it (set SOCIALCREDIT_SEED to its file)"
+    )
 
 
 def _norm(phrase: str) -> str:
@@ -141,9 +142,7 @@ def test_seed_lists_have_the_expected_lengths(seed_lists: dict[str, list[str]]) 
 
 
 @pytest.mark.parametrize("polarity", ["desirable", "undesirable"])
-def test_every_seed_behaviour_is_catalogued(
-    catalog: Catalog, seed_lists: dict[str, list[str]], polarity: str
-) -> None:
+def test_every_seed_behaviour_is_catalogued(catalog: Catalog, seed_lists: dict[str, list[str]], polarity: str) -> None:
     behaviours = {_norm(b.seed): b for b in catalog.behaviours.values() if b.seed}
     characteristics = {_norm(c.seed): c for c in catalog.characteristics.values() if c.seed}
     missing, wrong = [], []
@@ -225,9 +224,7 @@ def _broken_copy(tmp_path: Path, file: str, old: str, new: str) -> tuple[Path, i
         ("measures.yaml", "  throttle_pct: 10\n", "", "throttle_pct"),
     ],
 )
-def test_broken_catalog_gives_located_error(
-    tmp_path: Path, file: str, old: str, new: str, message: str
-) -> None:
+def test_broken_catalog_gives_located_error(tmp_path: Path, file: str, old: str, new: str, message: str) -> None:
     directory, changed_line = _broken_copy(tmp_path, file, old, new)
     with pytest.raises(LocatedError) as info:
         load_catalog(directory)
@@ -240,8 +237,6 @@ def test_broken_catalog_gives_located_error(
 
 
 def test_a_behaviour_nobody_reports_is_located(tmp_path: Path) -> None:
-    directory, _ = _broken_copy(
-        tmp_path, "agencies.yaml", "behaviours: [refusing_military_service]", "behaviours: []"
-    )
+    directory, _ = _broken_copy(tmp_path, "agencies.yaml", "behaviours: [refusing_military_service]", "behaviours: []")
     with pytest.raises(LocatedError, match=r"behaviours\.yaml:\d+: no agency reports behaviour"):
         load_catalog(directory)

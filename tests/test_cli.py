@@ -66,8 +66,10 @@ def test_rulebook_validate_broken_names_file_and_line(tmp_path):
 def test_ingest_bad_csv_exits_2_naming_row_and_field(db, tmp_path):
     cid = citizen_ids()["xu_hui"]
     p = tmp_path / "bad.csv"
-    p.write_text("record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
-                 f"x1,{cid},late_bill_payment,2026-03-01T00:00:00+08:00,state_grid,abc\n")
+    p.write_text(
+        "record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
+        f"x1,{cid},late_bill_payment,2026-03-01T00:00:00+08:00,state_grid,abc\n"
+    )
     r = runner.invoke(app, ["ingest", str(p), "--db", str(db)])
     assert r.exit_code == 2
     assert f"{p}: row 1, days_late: " in r.stderr
@@ -76,8 +78,10 @@ def test_ingest_bad_csv_exits_2_naming_row_and_field(db, tmp_path):
 def test_ingest_good_csv(db, tmp_path):
     cid = citizen_ids()["xu_hui"]
     p = tmp_path / "good.csv"
-    p.write_text("record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
-                 f"x2,{cid},late_bill_payment,2026-03-01T00:00:00+08:00,state_grid,12\n")
+    p.write_text(
+        "record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
+        f"x2,{cid},late_bill_payment,2026-03-01T00:00:00+08:00,state_grid,12\n"
+    )
     r = runner.invoke(app, ["ingest", str(p), "--db", str(db), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["accepted"] == 1
@@ -180,7 +184,6 @@ def test_a_store_another_process_holds_exits_2_saying_who(make_store, args):
     assert "serving" not in r.stdout
 
 
-
 def test_a_command_run_in_process_lets_go_of_its_store(db):
     """A command closes the store it opened when it returns, so a test or a notebook that ran one in-process
     can then hand the file to another process (`serve`, in the README's tour). Waiting for the garbage
@@ -191,6 +194,7 @@ def test_a_command_run_in_process_lets_go_of_its_store(db):
         assert r.exit_code == 0, r.output
     with held_by_another_process(db):
         pass
+
 
 def test_a_run_whose_store_another_process_holds_exits_2(tmp_path):
     Store(tmp_path / "store.duckdb").close()
@@ -223,16 +227,24 @@ def test_rulebook_load_refuses_a_past_date_unless_backdated(tmp_path):
         assert runner.invoke(app, [*args, "--db", db]).exit_code == 0
     text = (shipped_dir() / "rongcheng@2.yaml").read_text(encoding="utf-8")
     past = tmp_path / "rongcheng@9.yaml"
-    past.write_text(re.sub(r"(?m)^effective_from: .*$", "effective_from: 2026-08-20",
-                           re.sub(r"(?m)^version: .*$", "version: 9", text)), encoding="utf-8")
+    past.write_text(
+        re.sub(
+            r"(?m)^effective_from: .*$", "effective_from: 2026-08-20", re.sub(r"(?m)^version: .*$", "version: 9", text)
+        ),
+        encoding="utf-8",
+    )
     r = runner.invoke(app, ["rulebook", "load", str(past), "--db", db])
     assert r.exit_code == 2 and "effective_from 2026-08-20 is before today (2026-09-01)" in r.output, r.output
     r = runner.invoke(app, ["rulebook", "load", str(past), "--db", db, "--backdate"])
     assert r.exit_code == 0 and "loaded rongcheng@9" in r.output, r.output
     # after the store's clock, a date is not in the past, whatever the wall clock says
     later = tmp_path / "rongcheng@10.yaml"
-    later.write_text(re.sub(r"(?m)^effective_from: .*$", "effective_from: 2026-09-15",
-                            re.sub(r"(?m)^version: .*$", "version: 10", text)), encoding="utf-8")
+    later.write_text(
+        re.sub(
+            r"(?m)^effective_from: .*$", "effective_from: 2026-09-15", re.sub(r"(?m)^version: .*$", "version: 10", text)
+        ),
+        encoding="utf-8",
+    )
     r = runner.invoke(app, ["rulebook", "load", str(later), "--db", db])
     assert r.exit_code == 0 and "loaded rongcheng@10, in force from 2026-09-15" in r.stdout, r.output
 
@@ -240,10 +252,12 @@ def test_rulebook_load_refuses_a_past_date_unless_backdated(tmp_path):
 def test_rulebook_validate_warns_when_a_version_drops_what_the_previous_had(tmp_path):
     """An author who wrote only the changes into shanghai@2 lost Shanghai's filial-piety rule silently."""
     p = tmp_path / "shanghai@2.yaml"
-    p.write_text("jurisdiction: shanghai\nname: Shanghai\nlevel: city\nextends: national\nversion: 2\n"
-                 "effective_from: 2027-01-01\nsource: illustrative\nrules:\n"
-                 "  - id: sh.new\n    behaviour: littering\n    points: -1\n    source: illustrative\n",
-                 encoding="utf-8")
+    p.write_text(
+        "jurisdiction: shanghai\nname: Shanghai\nlevel: city\nextends: national\nversion: 2\n"
+        "effective_from: 2027-01-01\nsource: illustrative\nrules:\n"
+        "  - id: sh.new\n    behaviour: littering\n    points: -1\n    source: illustrative\n",
+        encoding="utf-8",
+    )
     r = runner.invoke(app, ["rulebook", "validate", str(p)])
     assert r.exit_code == 0, r.output
     assert r.stdout == "ok: shanghai@2\n"
@@ -251,8 +265,10 @@ def test_rulebook_validate_warns_when_a_version_drops_what_the_previous_had(tmp_
     assert r.stderr.startswith(first + " (a version file is a complete rulebook"), r.stderr
     assert f"warning: {p}:1: shanghai@2 drops 1 of the caps shanghai@1 had: sh.visiting_parents.per_year" in r.stderr
     whole = (shipped_dir() / "shanghai@1.yaml").read_text(encoding="utf-8")
-    p.write_text(whole.replace("version: 1", "version: 2").replace("effective_from: 2016-05-01",
-                                                                   "effective_from: 2027-01-01"), encoding="utf-8")
+    p.write_text(
+        whole.replace("version: 1", "version: 2").replace("effective_from: 2016-05-01", "effective_from: 2027-01-01"),
+        encoding="utf-8",
+    )
     r = runner.invoke(app, ["rulebook", "validate", str(p)])
     assert r.exit_code == 0 and r.stderr == "", r.stderr
 
@@ -270,10 +286,16 @@ def test_rulebook_validate_tells_every_error_of_every_file_at_once(tmp_path):
         f"{a}:11: rules.0.points: Input should be a valid integer, unable to parse string as an integer",
         f"{b}:7: '2024-02-30' is not a valid value: day is out of range for month",
     ]
-    a.write_text(a.read_text().replace("2024-13-01", "2024-12-01").replace("lots", "-1")
-                 .replace("behaviour: littering", "behaviour: guarantor_for_defaulter"), encoding="utf-8")
-    b.write_text(b.read_text().replace("2024-02-30", "2024-02-28") + "remove:\n  rules: [no_such_rule]\n",
-                 encoding="utf-8")
+    a.write_text(
+        a.read_text()
+        .replace("2024-13-01", "2024-12-01")
+        .replace("lots", "-1")
+        .replace("behaviour: littering", "behaviour: guarantor_for_defaulter"),
+        encoding="utf-8",
+    )
+    b.write_text(
+        b.read_text().replace("2024-02-30", "2024-02-28") + "remove:\n  rules: [no_such_rule]\n", encoding="utf-8"
+    )
     r = runner.invoke(app, ["rulebook", "validate", str(a), str(b)])
     assert r.exit_code == 2
     lines = r.stderr.splitlines()
@@ -284,10 +306,13 @@ def test_rulebook_validate_tells_every_error_of_every_file_at_once(tmp_path):
 
 def test_rulebook_diff_prints_every_difference(make_store):
     """A grade band raised and a cap cut, once printed as an empty rules table ("None: none")."""
-    v2 = (NATIONAL_YAML.replace("version: 1", "version: 2")
-          .replace("effective_from: 2020-01-01", "effective_from: 2022-01-01")
-          .replace("{grade: A, min: 120}", "{grade: A, min: 125}").replace("    max: 10\n", "    max: 6\n")
-          .replace("    points: 5\n", "    points: 5\n    label: Volunteering\n"))
+    v2 = (
+        NATIONAL_YAML.replace("version: 1", "version: 2")
+        .replace("effective_from: 2020-01-01", "effective_from: 2022-01-01")
+        .replace("{grade: A, min: 120}", "{grade: A, min: 125}")
+        .replace("    max: 10\n", "    max: 6\n")
+        .replace("    points: 5\n", "    points: 5\n    label: Volunteering\n")
+    )
     store = make_store(NATIONAL_YAML, v2, city_yaml())
     store.close()
     args = ["rulebook", "diff", "testcity@1+national@1", "testcity@1+national@2", "--db", str(store.path)]
@@ -304,7 +329,11 @@ def test_rulebook_diff_prints_every_difference(make_store):
     assert same.stdout.splitlines() == ["testcity@1+national@1 → testcity@1+national@1: no differences"]
     data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     assert [(c["section"], c["field"]) for c in data["changes"]] == [
-        ("rulebook", "effective_from"), ("grades", "min"), ("rules", "label"), ("caps", "max")]
+        ("rulebook", "effective_from"),
+        ("grades", "min"),
+        ("rules", "label"),
+        ("caps", "max"),
+    ]
     assert data["rules"][0][:2] == ["changed", "volunteer"]
 
 
@@ -316,8 +345,10 @@ def test_explain_prints_values_and_the_cap(make_store, monkeypatch):
     store = make_store()
     a = str(citizen(0)["citizen_id"])
     store.add_citizens([citizen(0)])
-    store.ingest([rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)],
-                 now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    store.ingest(
+        [rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)],
+        now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+    )
     store.close()
     r = runner.invoke(app, ["explain", a, "--db", str(store.path), "--as-of", "2021-12-01"])
     assert r.exit_code == 0, r.output

@@ -23,8 +23,19 @@ from socialcredit.sample import citizen_ids
 
 runner = CliRunner()
 # commands that change the store or start something: every other command reads, and has --json
-WRITES = {"init", "citizens", "sample", "rulebook load", "keys revoke", "serve", "compact", "replay", "simulate",
-          "rulebook schema", "import-derived"}  # fmt: skip  (schema prints JSON whatever)
+WRITES = {
+    "init",
+    "citizens",
+    "sample",
+    "rulebook load",
+    "keys revoke",
+    "serve",
+    "compact",
+    "replay",
+    "simulate",
+    "rulebook schema",
+    "import-derived",
+}  # fmt: skip  (schema prints JSON whatever)
 BORDERS = "│┃"
 
 
@@ -76,8 +87,9 @@ def column_texts(output: str) -> list[str]:
 
 
 @pytest.mark.parametrize("width", [80, 60])
-def test_tables_wrap_instead_of_cutting_at_a_narrow_width(db: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          width: int) -> None:
+def test_tables_wrap_instead_of_cutting_at_a_narrow_width(
+    db: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
     monkeypatch.setattr(cli.out, "_width", width)
     who = citizen_ids()["zhang_wei"]
     x = json.loads(runner.invoke(app, ["explain", who, "--db", str(db), "--json"]).stdout)
@@ -119,16 +131,18 @@ def spinner(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     (["explain", "{ID}"], "explaining"),
     (["decide", "{ID}", "air.ticket"], "deciding"),
 ])  # fmt: skip
-def test_commands_that_may_run_the_engine_show_a_spinner(db: Path, spinner: io.StringIO, args: list[str],
-                                                         says: str) -> None:
+def test_commands_that_may_run_the_engine_show_a_spinner(
+    db: Path, spinner: io.StringIO, args: list[str], says: str
+) -> None:
     r = runner.invoke(app, [a.replace("{ID}", citizen_ids()["zhang_wei"]) for a in args] + ["--db", str(db)])
     assert r.exit_code == 0, r.output
     assert says in spinner.getvalue()
     assert says not in r.stdout  # stdout stays the answer
 
 
-def test_report_and_compare_show_a_spinner_while_they_draw(spinner: io.StringIO, monkeypatch: pytest.MonkeyPatch,
-                                                           tmp_path: Path) -> None:
+def test_report_and_compare_show_a_spinner_while_they_draw(
+    spinner: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import socialcredit.report.compare as compare_module
     import socialcredit.report.society as society
 
@@ -140,8 +154,9 @@ def test_report_and_compare_show_a_spinner_while_they_draw(spinner: io.StringIO,
     assert "drawing the report" in spinner.getvalue()
 
     summary = compare_module.Summary(10, 2, 1, 3, 40, 5)
-    monkeypatch.setattr(compare_module, "compare",
-                        lambda a, b, out: compare_module.Comparison([tmp_path / "compare.html"], summary))
+    monkeypatch.setattr(
+        compare_module, "compare", lambda a, b, out: compare_module.Comparison([tmp_path / "compare.html"], summary)
+    )
     r = runner.invoke(app, ["compare", str(tmp_path), str(tmp_path), "--json"])
     assert r.exit_code == 0, r.output
     answer = json.loads(r.stdout)

@@ -97,17 +97,25 @@ def _ref_points(rules: list[tuple], days: int) -> int:
 
 
 bound = st.one_of(st.none(), st.integers(0, 120))
-rule_st = st.tuples(bound, st.sampled_from([">", ">="]), bound, st.sampled_from(["<", "<="]),
-                    st.integers(-50, 50).filter(bool))
+rule_st = st.tuples(
+    bound, st.sampled_from([">", ">="]), bound, st.sampled_from(["<", "<="]), st.integers(-50, 50).filter(bool)
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(v1=st.lists(rule_st, min_size=1, max_size=5), v2=st.lists(rule_st, min_size=1, max_size=5),
-       days=st.lists(st.integers(0, 130), min_size=1, max_size=15), data=st.data())
+@given(
+    v1=st.lists(rule_st, min_size=1, max_size=5),
+    v2=st.lists(rule_st, min_size=1, max_size=5),
+    days=st.lists(st.integers(0, 130), min_size=1, max_size=15),
+    data=st.data(),
+)
 def test_ledger_matches_reference(make_store, make_citizens, v1, v2, days, data):
     national = TINY.split("rules:")[0] + "rules:\n" + "".join(_rule_yaml(i, *r) for i, r in enumerate(v1))
-    v2_text = (CITY.replace("version: 1\neffective_from: 2020-01-01", "version: 2\neffective_from: 2022-01-01")
-               + "rules:\n" + "".join(_rule_yaml(i, *r) for i, r in enumerate(v2)))
+    v2_text = (
+        CITY.replace("version: 1\neffective_from: 2020-01-01", "version: 2\neffective_from: 2022-01-01")
+        + "rules:\n"
+        + "".join(_rule_yaml(i, *r) for i, r in enumerate(v2))
+    )
     store = make_store(national, CITY, v2_text, memory=True)
     (a,) = make_citizens(store, 1)
     # values exactly on the thresholds too
@@ -127,8 +135,11 @@ def test_ledger_matches_reference(make_store, make_citizens, v1, v2, days, data)
         expected[f"x{i}"] = _ref_points(rules, d)
     store.ingest(recs, now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
     Engine(store).run(as_of=cst(2022, 2, 1))
-    got = dict(store.con.execute(
-        "SELECT r.record_id, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1").fetchall())
+    got = dict(
+        store.con.execute(
+            "SELECT r.record_id, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1"
+        ).fetchall()
+    )
     got = {k: got.get(k, 0) for k in expected}
     assert got == expected
 
@@ -145,19 +156,32 @@ def test_decision_table_buckets_exact_at_every_bound(make_store, make_citizens):
         rules.append((f"amount {ops[i % 4]} {v!r}", i + 1, lambda x, v=v, op=ops[i % 4]: OPS[op](x, v)))
     rules.append(("amount > 0.02 and amount <= 123.45", 100, lambda x: 0.02 < x <= 123.45))
     rules.append(("amount between 1.5 and 1e6", 1000, lambda x: 1.5 <= x <= 1e6))
-    text = TINY.split("rules:")[0] + "rules:\n" + "".join(
-        f'  - {{id: q{i}, behaviour: late_bill_payment, when: "{w}", points: {p}, source: illustrative}}\n'
-        for i, (w, p, _) in enumerate(rules)
+    text = (
+        TINY.split("rules:")[0]
+        + "rules:\n"
+        + "".join(
+            f'  - {{id: q{i}, behaviour: late_bill_payment, when: "{w}", points: {p}, source: illustrative}}\n'
+            for i, (w, p, _) in enumerate(rules)
+        )
     )
     store = make_store(text, CITY, memory=True)
     (a,) = make_citizens(store, 1)
-    values = sorted({y for v in bounds for y in (v, math.nextafter(v, -math.inf), math.nextafter(v, math.inf))}
-                    | {0.0, 50.0, 3e7})  # amounts are at least 0 (the catalog range)
+    values = sorted(
+        {y for v in bounds for y in (v, math.nextafter(v, -math.inf), math.nextafter(v, math.inf))} | {0.0, 50.0, 3e7}
+    )  # amounts are at least 0 (the catalog range)
     at = cst(2023, 1, 1)
-    store.ingest([rec(f"v{i}", a, "late_bill_payment", at + dt.timedelta(minutes=i), amount=x, days_late=0)
-                  for i, x in enumerate(values)], now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    store.ingest(
+        [
+            rec(f"v{i}", a, "late_bill_payment", at + dt.timedelta(minutes=i), amount=x, days_late=0)
+            for i, x in enumerate(values)
+        ],
+        now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+    )
     Engine(store).run(as_of=cst(2024, 1, 1))
-    got = dict(store.con.execute(
-        "SELECT r.record_id, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1").fetchall())
+    got = dict(
+        store.con.execute(
+            "SELECT r.record_id, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1"
+        ).fetchall()
+    )
     for i, x in enumerate(values):
         assert got.get(f"v{i}", 0) == sum(p for _, p, f in rules if f(x)), x

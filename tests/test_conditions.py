@@ -10,37 +10,43 @@ ATTRS = {"days_late": "int", "amount": "float", "judged": "bool", "utility": "st
 NUMERIC = {"days_late", "amount", "severity"}
 
 
-@pytest.mark.parametrize("text", [
-    "days_late >= 90",
-    "days_late >= 30 and days_late < 90",
-    "amount between 1000 and 5000",
-    "not judged",
-    "coalesce(judged, false) = false",
-    "utility in ('water', 'gas')",
-    "utility <> 'heating' or severity > 3",
-    "abs(amount - 10) < 5",
-    "greatest(days_late, severity * 10) >= 40",
-    "amount / 2 + days_late % 7 > 3",
-    "judged is null",
-    "(days_late > 1)",
-    "true",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "days_late >= 90",
+        "days_late >= 30 and days_late < 90",
+        "amount between 1000 and 5000",
+        "not judged",
+        "coalesce(judged, false) = false",
+        "utility in ('water', 'gas')",
+        "utility <> 'heating' or severity > 3",
+        "abs(amount - 10) < 5",
+        "greatest(days_late, severity * 10) >= 40",
+        "amount / 2 + days_late % 7 > 3",
+        "judged is null",
+        "(days_late > 1)",
+        "true",
+    ],
+)
 def test_allowed(text):
     assert parse_condition(text, ATTRS) is not None
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("days_late in (select 1)", "IN may only list literal values"),
-    ("exists (select 1)", "function 'exists' is not allowed"),
-    ("random() > 0.5", "function"),
-    ("upper(utility) = 'X'", "not allowed"),
-    ("salary > 10", "unknown attribute 'salary'"),
-    ("days_late > 1; drop table records", "must be a single expression"),
-    ("records.days_late > 1", "qualified"),
-    ("days_late + 1", "true or false"),
-    ("amount", "true or false"),
-    ("days_late >", "cannot parse"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("days_late in (select 1)", "IN may only list literal values"),
+        ("exists (select 1)", "function 'exists' is not allowed"),
+        ("random() > 0.5", "function"),
+        ("upper(utility) = 'X'", "not allowed"),
+        ("salary > 10", "unknown attribute 'salary'"),
+        ("days_late > 1; drop table records", "must be a single expression"),
+        ("records.days_late > 1", "qualified"),
+        ("days_late + 1", "true or false"),
+        ("amount", "true or false"),
+        ("days_late >", "cannot parse"),
+    ],
+)
 def test_refused(text, fragment):
     assert fragment  # an empty fragment is in every message: it would test nothing
     with pytest.raises(ConditionError) as e:
@@ -64,15 +70,18 @@ def test_as_bounds_shapes():
     assert as_bounds(None, NUMERIC) == Bounds("", None, False, None, False)
 
 
-@pytest.mark.parametrize("text", [
-    "days_late >= 30 or days_late < 5",
-    "days_late >= 30 and amount < 5",
-    "days_late = 30",
-    "not days_late > 3",
-    "utility = 'gas'",
-    "coalesce(judged, false) = false",
-    "days_late + 1 > 3",
-    "days_late > severity",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "days_late >= 30 or days_late < 5",
+        "days_late >= 30 and amount < 5",
+        "days_late = 30",
+        "not days_late > 3",
+        "utility = 'gas'",
+        "coalesce(judged, false) = false",
+        "days_late + 1 > 3",
+        "days_late > severity",
+    ],
+)
 def test_as_bounds_none_for_other_shapes(text):
     assert _b(text) is None

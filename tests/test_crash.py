@@ -132,8 +132,11 @@ def _records(rng: random.Random, ids: list[str], first: int, n: int) -> list[dic
     out = []
     for i in range(first, first + n):
         behaviour = rng.choice(("late_bill_payment", "volunteer_work", "smoking_on_train"))
-        attrs = {"late_bill_payment": {"days_late": rng.randrange(1, 200)},
-                 "volunteer_work": {"hours": rng.randrange(1, 8)}, "smoking_on_train": {}}[behaviour]
+        attrs = {
+            "late_bill_payment": {"days_late": rng.randrange(1, 200)},
+            "volunteer_work": {"hours": rng.randrange(1, 8)},
+            "smoking_on_train": {},
+        }[behaviour]
         at = cst(2021, 1, 1) + dt.timedelta(days=rng.randrange(1500), minutes=rng.randrange(1440))
         out.append(rec(f"r{i}", rng.choice(ids), behaviour, at, **attrs))
     return out
@@ -168,10 +171,12 @@ def _keys(store: Store) -> list[tuple[str, str]]:
 def _partial_batches(store: Store) -> int:
     """Stored batches whose row count differs from the count their `batches` row says was accepted, plus
     rows that name no stored batch."""
-    return int(store.con.execute("""
+    return int(
+        store.con.execute("""
         SELECT (SELECT count(*) FROM batches b
                 WHERE b.accepted != (SELECT count(*) FROM records r WHERE r.batch = b.batch))
-             + (SELECT count(*) FROM records WHERE batch NOT IN (SELECT batch FROM batches))""").fetchall()[0][0])
+             + (SELECT count(*) FROM records WHERE batch NOT IN (SELECT batch FROM batches))""").fetchall()[0][0]
+    )
 
 
 def _lost_and_duplicated(keys: list[tuple[str, str]], intended: set[tuple[str, str]]) -> tuple[int, int]:
@@ -215,10 +220,12 @@ def test_kill_during_ingest(tmp_path):
             lost, duplicated = lost + more_lost, duplicated + more_dup
             partial += _partial_batches(store)
 
-    print(f"\ncrash ingest: {kills} kills ({mid_work} mid-work, {took:.2f} s undisturbed) over {BATCHES} batches "
-          f"x {BATCH_ROWS} records; after the kills files stored whole {files_whole}, absent {files_absent}, "
-          f"partly {not_whole}; stored batches partial {partial}; after re-sending: records lost {lost}, "
-          f"duplicated {duplicated}")
+    print(
+        f"\ncrash ingest: {kills} kills ({mid_work} mid-work, {took:.2f} s undisturbed) over {BATCHES} batches "
+        f"x {BATCH_ROWS} records; after the kills files stored whole {files_whole}, absent {files_absent}, "
+        f"partly {not_whole}; stored batches partial {partial}; after re-sending: records lost {lost}, "
+        f"duplicated {duplicated}"
+    )
     assert kills >= min(KILLS, 5)
     assert (partial, not_whole, lost, duplicated) == (0, 0, 0, 0)
 
@@ -259,13 +266,16 @@ def test_kill_during_engine_run(tmp_path):
         scores, entries = _engine_output(db)  # the store opens and a rerun completes
         reruns += 1
         score_mismatches += sum(1 for a, b in zip(scores, want_scores, strict=False) if a != b) + abs(
-            len(scores) - len(want_scores))
+            len(scores) - len(want_scores)
+        )
         entry_mismatches += len(set(entries) ^ set(want_entries)) + abs(len(entries) - len(want_entries))
 
-    print(f"\ncrash engine run: {kills} kills ({mid_work} mid-work, {took:.2f} s undisturbed) over "
-          f"{len(want_scores)} citizens and {BATCHES * BATCH_ROWS} records; reruns completed {reruns}, "
-          f"score mismatches {score_mismatches}, list-entry mismatches {entry_mismatches} "
-          f"(of {len(want_entries)} entries)")
+    print(
+        f"\ncrash engine run: {kills} kills ({mid_work} mid-work, {took:.2f} s undisturbed) over "
+        f"{len(want_scores)} citizens and {BATCHES * BATCH_ROWS} records; reruns completed {reruns}, "
+        f"score mismatches {score_mismatches}, list-entry mismatches {entry_mismatches} "
+        f"(of {len(want_entries)} entries)"
+    )
     assert kills >= min(KILLS, 5)
     assert (reruns, score_mismatches, entry_mismatches) == (kills, 0, 0)
 
@@ -282,15 +292,22 @@ def _api_batches(rng: random.Random, ids: list[str], round_: int) -> list[list[d
         rows: list[dict[str, object]] = []
         for i in range(API_ROWS):
             at = dt.datetime(2025, 1, 1) + dt.timedelta(days=rng.randrange(300), minutes=rng.randrange(1440))
-            rows.append({"record_id": f"api-{round_}-{b}-{i}", "citizen_id": rng.choice(ids),
-                         "behaviour": "unpaid_debt", "occurred_at": at.isoformat(timespec="minutes"),
-                         "attributes": {"amount": rng.randrange(100, 50_000), "days_late": rng.randrange(1, 400)}})
+            rows.append(
+                {
+                    "record_id": f"api-{round_}-{b}-{i}",
+                    "citizen_id": rng.choice(ids),
+                    "behaviour": "unpaid_debt",
+                    "occurred_at": at.isoformat(timespec="minutes"),
+                    "attributes": {"amount": rng.randrange(100, 50_000), "days_late": rng.randrange(1, 400)},
+                }
+            )
         out.append(rows)
     return out
 
 
-def _send(url: str, token: str, batches: list[list[dict[str, object]]],
-          acked: dict[int, int | None] | None = None) -> None:
+def _send(
+    url: str, token: str, batches: list[list[dict[str, object]]], acked: dict[int, int | None] | None = None
+) -> None:
     """POST each batch in turn; `acked` maps the index of each batch answered 200 to the stored batch number
     it got. A dropped connection (the server killed) ends the sending when `acked` is given, else it fails."""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
@@ -362,11 +379,16 @@ def test_kill_server_during_api_writes(tmp_path):
                     problems += v.problems[:3]
                 # accepted batches without their "records.submit" entry: only one killed between the batch's
                 # commit and its entry's (a write's entry is on disk before the agency hears "accepted")
-                unaudited |= {b for (b,) in store.con.execute("""
+                unaudited |= {
+                    b
+                    for (b,) in store.con.execute(
+                        """
                     SELECT batch FROM batches WHERE source = ? AND batch NOT IN (
                         SELECT CAST(json_extract(detail, '$.batch') AS INTEGER) FROM audit_log
                         WHERE action = 'records.submit' AND json_extract(detail, '$.batch') != 'null')""",
-                    [f"api:agency:{API_AGENCY}"]).fetchall()}
+                        [f"api:agency:{API_AGENCY}"],
+                    ).fetchall()
+                }
             proc = serve(db, port, log)  # restarted on the same store; the agency re-sends the whole round
             _send(url, token, batches)
             done |= set().union(*map(_keyset, batches))
@@ -382,15 +404,18 @@ def test_kill_server_during_api_writes(tmp_path):
         duplicated += len(keys) - len(set(keys))
         final = verify(store)
         partial += _partial_batches(store)
-        accepted = store.con.execute("SELECT count(*) FROM batches WHERE source = ?",
-                                     [f"api:agency:{API_AGENCY}"]).fetchall()[0][0]
+        accepted = store.con.execute(
+            "SELECT count(*) FROM batches WHERE source = ?", [f"api:agency:{API_AGENCY}"]
+        ).fetchall()[0][0]
 
-    print(f"\ncrash API writes: {kills} server kills ({mid_work} mid-work, {took:.2f} s to send "
-          f"{API_BATCHES} batches x {API_ROWS} records undisturbed); client batches stored whole {whole}, absent "
-          f"{absent}, partly {not_whole}; acknowledged then lost {acked_lost}; stored batches partial {partial}; "
-          f"after re-sending: records lost {lost}, duplicated {duplicated}; audit verify failures {verify_failures} "
-          f"(final trail {final.entries} entries, ok={final.ok}); stored batches without their audit entry "
-          f"{len(unaudited)} of {accepted} ({len(unaudited & acked_batches)} of them acknowledged to the agency)")
+    print(
+        f"\ncrash API writes: {kills} server kills ({mid_work} mid-work, {took:.2f} s to send "
+        f"{API_BATCHES} batches x {API_ROWS} records undisturbed); client batches stored whole {whole}, absent "
+        f"{absent}, partly {not_whole}; acknowledged then lost {acked_lost}; stored batches partial {partial}; "
+        f"after re-sending: records lost {lost}, duplicated {duplicated}; audit verify failures {verify_failures} "
+        f"(final trail {final.entries} entries, ok={final.ok}); stored batches without their audit entry "
+        f"{len(unaudited)} of {accepted} ({len(unaudited & acked_batches)} of them acknowledged to the agency)"
+    )
     assert kills >= min(KILLS, 5)
     assert (not_whole, acked_lost, partial, lost, duplicated) == (0, 0, 0, 0, 0)
     assert verify_failures == 0 and final.ok, problems + final.problems
@@ -426,9 +451,11 @@ def test_kill_during_audit_flushes(tmp_path):
             verify_failures += 1
             problems += v.problems[:3]
 
-    print(f"\ncrash audit flushes: {kills} kills ({mid_work} mid-work, {took:.2f} s for {APPENDS} appends "
-          f"flushed every {FLUSH_EVERY} undisturbed); verify failures {verify_failures}; trail at the end "
-          f"{stored} entries (what was still in memory at a kill is lost, as documented)")
+    print(
+        f"\ncrash audit flushes: {kills} kills ({mid_work} mid-work, {took:.2f} s for {APPENDS} appends "
+        f"flushed every {FLUSH_EVERY} undisturbed); verify failures {verify_failures}; trail at the end "
+        f"{stored} entries (what was still in memory at a kill is lost, as documented)"
+    )
     assert kills >= min(KILLS, 5)
     assert verify_failures == 0, problems
 

@@ -41,7 +41,8 @@ def test_sample_court_defaulter_denied_flight(sample_store):
     assert d.outcome == "deny"
     # listed 2 June 2025 on both lists: the blacklist's air ban lasted a year, the court's flight ban holds
     assert [(r["measure"], r["via"], r["effect"]) for r in d.reasons] == [
-        ("spc_no_flights", "list:dishonest_judgment_defaulters", "deny")]
+        ("spc_no_flights", "list:dishonest_judgment_defaulters", "deny")
+    ]
 
 
 def test_sample_child_denied_private_school_through_parent(sample_store):
@@ -50,7 +51,8 @@ def test_sample_child_denied_private_school_through_parent(sample_store):
     father = citizen_ids()["zhang_wei"]
     assert sorted((r["measure"], r["via"]) for r in d.reasons) == [
         ("children_education_restriction", f"parent:{father} list:blacklist"),
-        ("spc_no_private_school_children", f"parent:{father} list:dishonest_judgment_defaulters")]
+        ("spc_no_private_school_children", f"parent:{father} list:dishonest_judgment_defaulters"),
+    ]
     # the parent himself is not bound by a measure that reaches children: every measure on this service does
     own = decisions.decide(sample_store, citizen_ids()["zhang_wei"], "school.private_admission", AT)
     assert (own.outcome, own.reasons) == ("allow", [])
@@ -62,8 +64,10 @@ def test_sample_smoker_denied_rail(sample_store):
 
 
 def test_sample_model_citizen_priority_in_hospital(sample_store):
-    outcomes = {k: decisions.decide(sample_store, citizen_ids()[k], "hospital.queue", AT).outcome
-                for k in ("chen_jing", "wang_fang")}
+    outcomes = {
+        k: decisions.decide(sample_store, citizen_ids()[k], "hospital.queue", AT).outcome
+        for k in ("chen_jing", "wang_fang")
+    }
     assert outcomes == {"chen_jing": "priority", "wang_fang": "priority"}  # both on the whitelist
 
 
@@ -76,9 +80,10 @@ def test_sample_ordinary_citizen_allowed(sample_store):
 def sample_oracle() -> Oracle:
     """The independent model (tests/oracle/model.py) on the same sample: the shipped rulebooks, people, records."""
     ids = citizen_ids()
-    people = [Person(ids[k], city, [ids[c] for c in contacts], [ids[p] for p in parents],
-                     born=dt.date.fromisoformat(born))
-              for k, _name, _latin, _sex, born, city, parents, _spouse, contacts in PEOPLE]
+    people = [
+        Person(ids[k], city, [ids[c] for c in contacts], [ids[p] for p in parents], born=dt.date.fromisoformat(born))
+        for k, _name, _latin, _sex, born, city, parents, _spouse, contacts in PEOPLE
+    ]
     records = []
     for key, behaviour, when, agency, attrs in RECORDS:
         at = dt.datetime.fromisoformat(when).replace(tzinfo=CST_TZ).astimezone(dt.UTC)
@@ -105,8 +110,10 @@ def test_explain_sums(sample_store, sample_oracle, key):
         # an entry's points are its rules' points unless a cap cut them, and then the cap says from what
         assert sum(r["points"] for r in e["rules"]) == (e["cap"]["points_before_cap"] if "cap" in e else e["points"])
     book = sample_oracle.book(cid, AT)
-    want = {**sample_oracle.record_points(cid, AT),
-            **{("", c): p for c, p in sample_oracle.characteristic_points(cid, AT, book).items()}}
+    want = {
+        **sample_oracle.record_points(cid, AT),
+        **{("", c): p for c, p in sample_oracle.characteristic_points(cid, AT, book).items()},
+    }
     assert {k: v for k, v in got.items() if v} == want
     assert s["sum_of_entries"] == sum(want.values())
 
@@ -132,12 +139,21 @@ def test_denial_notifies_where_city_does_not(make_store, make_citizens):
     decisions.decide(store, a, "rail.ticket", cst(2026, 6, 2), record=True)
     assert store.con.execute("SELECT count(*) FROM notifications").fetchall()[0][0] == 1
     # a batch's denials are written in one statement: still one notification per citizen, ever, by the first
-    out = decisions.decide_many(store, [(c, "rail.ticket", cst(2026, 6, 3)), (b, "rail.ticket", cst(2026, 6, 2)),
-                                        (c, "rail.ticket", cst(2026, 6, 2)), (a, "rail.ticket", cst(2026, 6, 2))],
-                                record=True)
+    out = decisions.decide_many(
+        store,
+        [
+            (c, "rail.ticket", cst(2026, 6, 3)),
+            (b, "rail.ticket", cst(2026, 6, 2)),
+            (c, "rail.ticket", cst(2026, 6, 2)),
+            (a, "rail.ticket", cst(2026, 6, 2)),
+        ],
+        record=True,
+    )
     assert [x.outcome for x in out] == ["deny"] * 4
-    told = store.con.execute("SELECT c.citizen_id, n.sent_at FROM notifications n JOIN citizens c USING (ckey) "
-                             "WHERE n.kind = 'learned_by_denial' ORDER BY c.citizen_id").fetchall()
+    told = store.con.execute(
+        "SELECT c.citizen_id, n.sent_at FROM notifications n JOIN citizens c USING (ckey) "
+        "WHERE n.kind = 'learned_by_denial' ORDER BY c.citizen_id"
+    ).fetchall()
     assert told == sorted([(a, d.at), (b, out[1].at), (c, out[0].at)])
 
 
@@ -175,8 +191,13 @@ def test_explain_shows_each_rule_as_the_version_that_scored_it_wrote_it(make_sto
     assert v2 != city_yaml(2)
     store = make_store(NATIONAL_YAML, city_yaml(1), v2)
     (a,) = make_citizens(store, 1)
-    store.ingest([rec("old", a, "late_bill_payment", cst(2023, 12, 1), days_late=100),
-                  rec("c1", a, "court_defaulter_listing", cst(2023, 12, 2), ground=1, term_days=0)], now=NOW)
+    store.ingest(
+        [
+            rec("old", a, "late_bill_payment", cst(2023, 12, 1), days_late=100),
+            rec("c1", a, "court_defaulter_listing", cst(2023, 12, 2), ground=1, term_days=0),
+        ],
+        now=NOW,
+    )
     x = decisions.explain(store, a, cst(2024, 2, 15))
     by_source = {e["source"]: e for e in x["ledger"]}
     old = by_source["record"]
@@ -184,8 +205,11 @@ def test_explain_shows_each_rule_as_the_version_that_scored_it_wrote_it(make_sto
     assert [(r["id"], r["points"], r["label"]) for r in old["rules"]] == [("late.severe", -40, "")]
     (held,) = [e for e in x["ledger"] if e["source"] != "record"]
     assert held["characteristic"] == "court_defaulter"
-    assert held["set_by_record"] == {"record_id": "c1", "agency": "local_peoples_court",
-                                     "behaviour": "court_defaulter_listing"}
+    assert held["set_by_record"] == {
+        "record_id": "c1",
+        "agency": "local_peoples_court",
+        "behaviour": "court_defaulter_listing",
+    }
 
 
 # ------------------------------------------------------------------ small-store answers, worked out by hand
@@ -202,8 +226,13 @@ def small_base(tmp_path_factory) -> tuple[Path, list[str]]:
         store.add_rulebook(city_yaml(), "city.yaml")
         ids = [c["citizen_id"] for c in (citizen(0), citizen(1), citizen(2))]
         store.add_citizens([citizen(0), citizen(1), citizen(2)])
-        store.ingest([rec("s1", ids[0], "smoking_on_train", cst(2026, 3, 1)),
-                      rec("s2", ids[1], "smoking_on_train", cst(2026, 5, 20, 12))], now=NOW)
+        store.ingest(
+            [
+                rec("s1", ids[0], "smoking_on_train", cst(2026, 3, 1)),
+                rec("s2", ids[1], "smoking_on_train", cst(2026, 5, 20, 12)),
+            ],
+            now=NOW,
+        )
         Engine(store).run(as_of=cst(2026, 5, 10))
     return path, ids
 
@@ -225,9 +254,11 @@ def test_a_question_without_a_time_is_answered_at_the_store_s_clock(small):
     st = decisions.standing(store, listed)
     assert (st.as_of, st.clock, st.score, st.grade) == (utc(cst(2026, 5, 10)), "store", 100, "B")
     assert [(m.measure, m.via, m.since, m.until) for m in st.measures] == [
-        ("rail_ban", "list:rail_list", utc(cst(2026, 3, 1)), utc(cst(2026, 3, 1)) + dt.timedelta(days=180))]
+        ("rail_ban", "list:rail_list", utc(cst(2026, 3, 1)), utc(cst(2026, 3, 1)) + dt.timedelta(days=180))
+    ]
     assert [(e["list_id"], e["start"], e["end"], e["cause"]) for e in st.list_entries] == [
-        ("rail_list", utc(cst(2026, 3, 1)), utc(cst(2026, 3, 1)) + dt.timedelta(days=180), "behaviour")]
+        ("rail_list", utc(cst(2026, 3, 1)), utc(cst(2026, 3, 1)) + dt.timedelta(days=180), "behaviour")
+    ]
 
 
 def test_nothing_binds_before_any_rulebook_is_in_force(small):
@@ -250,7 +281,12 @@ def test_an_unlisted_citizen_s_decision_names_the_version_and_who_asked_is_recor
     store, (_, _, other) = small
     d = decisions.decide(store, other, "rail.ticket", cst(2026, 5, 5), asked_by="railway_gate", record=True)
     assert (d.outcome, d.public_reason, d.rulebook_version, d.valid_until, d.reasons) == (
-        "allow", decisions.NO_MEASURE, VERSION, None, [])
+        "allow",
+        decisions.NO_MEASURE,
+        VERSION,
+        None,
+        [],
+    )
     recorded = store.con.execute("SELECT service, asked_at, outcome, asked_by, rulebook_version FROM decisions")
     assert recorded.fetchall() == [("rail.ticket", utc(cst(2026, 5, 5)), "allow", "railway_gate", VERSION)]
 

@@ -75,6 +75,11 @@ def test_readme_catalog_counts_are_the_catalogs() -> None:
 
     c = default_catalog()
     line = " ".join(README.read_text(encoding="utf-8").split("- `catalog/` — YAML:", 1)[1].split("\n- ")[0].split())
-    for n, what in [(len(c.behaviours), "behaviours"), (len(c.characteristics), "characteristics"),
-                    (len(c.services), "services"), (len(c.measures), "measures"), (len(c.agencies), "agencies")]:
+    for n, what in [
+        (len(c.behaviours), "behaviours"),
+        (len(c.characteristics), "characteristics"),
+        (len(c.services), "services"),
+        (len(c.measures), "measures"),
+        (len(c.agencies), "agencies"),
+    ]:
         assert f"{n} {what}" in line, (what, n, line)

@@ -76,8 +76,12 @@ ALLOWED_UNKNOWN = {"HASH"}
 
 def dialect_only(query: exp.Expression) -> list[str]:
     """The constructs in a statement that only DuckDB understands, though sqlglot writes them for Spark."""
-    out = [f"{word} JOIN" for j in query.find_all(exp.Join)
-           for word in (str(j.args.get(a) or "").upper() for a in ("kind", "method")) if word in DUCKDB_JOINS]
+    out = [
+        f"{word} JOIN"
+        for j in query.find_all(exp.Join)
+        for word in (str(j.args.get(a) or "").upper() for a in ("kind", "method"))
+        if word in DUCKDB_JOINS
+    ]
     out += [f"{f.name}()" for f in query.find_all(exp.Anonymous) if f.name.upper() not in ALLOWED_UNKNOWN]
     out += [type(n).__name__ for n in query.find_all(exp.Update, exp.Delete, exp.Set)]
     return out
@@ -101,12 +105,15 @@ def test_every_statement_the_engine_runs_is_portable(recorded: Recording) -> Non
     assert not refused, "\n".join(refused)
 
 
-@pytest.mark.parametrize("text", [
-    "SELECT * FROM ev ASOF JOIN periods AS p ON p.t >= ev.at",
-    "SELECT * FROM e POSITIONAL JOIN f",
-    "SELECT occurred_at + to_months(vf_months) FROM q",
-    "UPDATE cur SET raw = raw + d.d FROM deltas AS d WHERE d.ckey = cur.ckey",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT * FROM ev ASOF JOIN periods AS p ON p.t >= ev.at",
+        "SELECT * FROM e POSITIONAL JOIN f",
+        "SELECT occurred_at + to_months(vf_months) FROM q",
+        "UPDATE cur SET raw = raw + d.d FROM deltas AS d WHERE d.ckey = cur.ckey",
+    ],
+)
 def test_a_duckdb_only_construct_is_refused(text: str) -> None:
     """The check above can fail: what DuckDB alone runs is found, though sqlglot writes Spark text for it."""
     assert dialect_only(sqlglot.parse_one(text, read="duckdb"))

@@ -19,8 +19,13 @@ from socialcredit.catalog import ENVELOPE
 from socialcredit.store import BatchRejected, Store
 from socialcredit.yamlio import LocatedError
 
-OTHER = {"record_id": "zzz", "citizen_id": None, "behaviour": "volunteer_work",
-         "occurred_at": "2021-06-01T00:00", "reported_by": "commercial_banks"}
+OTHER = {
+    "record_id": "zzz",
+    "citizen_id": None,
+    "behaviour": "volunteer_work",
+    "occurred_at": "2021-06-01T00:00",
+    "reported_by": "commercial_banks",
+}
 
 
 @pytest.fixture
@@ -101,8 +106,10 @@ def test_an_attribute_given_twice_is_refused_not_resolved(two, tmp_path):
     path.write_text(json.dumps({**_record(a), "days_late": 100}) + "\n")
     with pytest.raises(BatchRejected, match="days_late given both as a field and in attributes"):
         store.ingest(path)
-    path.write_text(json.dumps(_record(a)).replace('"reported_by": "state_grid"',
-                                                  '"reported_by": "state_grid", "reported_by": "x"') + "\n")
+    path.write_text(
+        json.dumps(_record(a)).replace('"reported_by": "state_grid"', '"reported_by": "state_grid", "reported_by": "x"')
+        + "\n"
+    )
     with pytest.raises(BatchRejected, match="reported_by: given twice"):
         store.ingest(path)
     assert _stored(store) == []
@@ -117,6 +124,7 @@ def test_the_same_record_without_tricks_is_stored_as_sent(two):
 
 
 # ---------------------------------------------------------------------------------- values refused by field
+
 
 @pytest.mark.parametrize(
     ("attrs", "field", "why"),
@@ -151,7 +159,9 @@ def test_text_is_bounded_by_the_catalog_and_ids_by_their_length(two):
     with pytest.raises(BatchRejected) as e:
         store.ingest([rec("z" * 201, a, "smoking_on_train", cst(2021, 1, 1), site="s" * 201)])
     assert sorted((p.field, p.message) for p in e.value.problems) == [
-        ("record_id", "longer than 200 characters"), ("site", "longer than 200 characters")]
+        ("record_id", "longer than 200 characters"),
+        ("site", "longer than 200 characters"),
+    ]
     assert _stored(store) == []
 
 

@@ -13,8 +13,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_the_analyst_example_runs(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "MPLBACKEND": "Agg", "COLUMNS": "80"}
-    done = subprocess.run([sys.executable, str(REPO / "examples" / "analyst.py"), str(tmp_path), "40"],
-                          capture_output=True, text=True, timeout=600, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "analyst.py"), str(tmp_path), "40"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("opened ") and "read-only" in lines[0] and "2025-03-31 16:00:00 UTC" in lines[0]

@@ -53,8 +53,14 @@ def test_a_run_exports_its_tables_and_every_figures_data(run_dir: Path, tmp_path
     assert "manifest.json" in shown
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     tables = {t["file"]: t for t in manifest["tables"]}
-    assert {"citizens.parquet", "records.parquet", "ledger.parquet", "list_entries.parquet", "score_log.parquet",
-            "decisions.parquet"} <= set(tables)
+    assert {
+        "citizens.parquet",
+        "records.parquet",
+        "ledger.parquet",
+        "list_entries.parquet",
+        "score_log.parquet",
+        "decisions.parquet",
+    } <= set(tables)
     records = pq.read_table(out / "records.parquet")
     with Store(run_dir / "store.duckdb", read_only=True) as store:
         assert records.num_rows == store.counts()["records"]
@@ -78,8 +84,7 @@ def test_a_run_exports_its_tables_and_every_figures_data(run_dir: Path, tmp_path
 
 def test_csv_export_writes_nested_values_as_json(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "csv"
-    answer = json.loads(invoke("export", str(run_dir / "store.duckdb"), "--to", str(out), "--format", "csv",
-                               "--json"))
+    answer = json.loads(invoke("export", str(run_dir / "store.duckdb"), "--to", str(out), "--format", "csv", "--json"))
     assert "figure data: none" in answer["note"]  # a store file, not the run directory: no report to take it from
     decisions = pacsv.read_csv(out / "decisions.csv").to_pylist()
     denied = [d for d in decisions if d["outcome"] == "deny"]
@@ -99,8 +104,10 @@ def test_a_plain_store_exports_its_tables(tmp_path: Path) -> None:
 
 
 def test_a_bad_source_or_format_is_refused(tmp_path: Path) -> None:
-    for args, words in ((["export", str(tmp_path / "none"), "--to", str(tmp_path / "x")], "no such store"),
-                        (["export", str(tmp_path), "--to", str(tmp_path / "x")], "not a run directory"),
-                        (["export", str(tmp_path), "--to", str(tmp_path / "x"), "--format", "xls"], "--format")):
+    for args, words in (
+        (["export", str(tmp_path / "none"), "--to", str(tmp_path / "x")], "no such store"),
+        (["export", str(tmp_path), "--to", str(tmp_path / "x")], "not a run directory"),
+        (["export", str(tmp_path), "--to", str(tmp_path / "x"), "--format", "xls"], "--format"),
+    ):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and words in result.output, result.output

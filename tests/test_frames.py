@@ -34,8 +34,12 @@ def store(tmp_path_factory: pytest.TempPathFactory):
 
 def answers(store: Store) -> tuple[Standing, Explanation, Decision, RunSummary]:
     who = citizen_ids()["zhang_wei"]
-    return (decisions.standing(store, who), decisions.explain(store, who), decisions.decide(store, who, "air.ticket"),
-            store.summary)  # type: ignore[attr-defined]
+    return (
+        decisions.standing(store, who),
+        decisions.explain(store, who),
+        decisions.decide(store, who, "air.ticket"),
+        store.summary,
+    )  # type: ignore[attr-defined]
 
 
 def test_every_answer_renders_escaped_html_with_cst_times(store: Store) -> None:
@@ -47,8 +51,17 @@ def test_every_answer_renders_escaped_html_with_cst_times(store: Store) -> None:
     assert "2025-06-02 10:30" in x._repr_html_()  # the listing's record, in CST
     assert "DENY air.ticket" in d._repr_html_() and "spc_no_flights" in d._repr_html_()
     assert "&lt;b&gt;frames" in store._repr_html_()
-    evil = Standing(EVIL, EVIL, EVIL, dt.datetime(2025, 1, 1), None, None, None,
-                    [{"list_id": EVIL, "kind": "blacklist", "start": dt.datetime(2025, 1, 1)}], [])
+    evil = Standing(
+        EVIL,
+        EVIL,
+        EVIL,
+        dt.datetime(2025, 1, 1),
+        None,
+        None,
+        None,
+        [{"list_id": EVIL, "kind": "blacklist", "start": dt.datetime(2025, 1, 1)}],
+        [],
+    )
     shown = evil._repr_html_()
     assert EVIL not in shown and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;[/]王" in shown
 
@@ -102,10 +115,11 @@ def test_each_answer_s_heading_names_its_fields(store: Store) -> None:
     st, x, d, _ = answers(store)
     head = re.compile(r"<tr><th style='text-align:left'>(.*?)</th><td>(.*?)</td></tr>")
     store_clock = "the store&#x27;s clock: its last engine run, or a simulation&#x27;s end"
-    for answer, labels in [(st, ["city", "as of (CST)", "whose time", "score", "grade", "assessed at (CST)",
-                                 "running score", "rulebook"]),
-                           (x, ["city", "as of (CST)", "whose time", "rulebook", "score"]),
-                           (d, ["at (CST)", "whose time", "public reason", "rulebook", "valid until"])]:
+    for answer, labels in [
+        (st, ["city", "as of (CST)", "whose time", "score", "grade", "assessed at (CST)", "running score", "rulebook"]),
+        (x, ["city", "as of (CST)", "whose time", "rulebook", "score"]),
+        (d, ["at (CST)", "whose time", "public reason", "rulebook", "valid until"]),
+    ]:
         fields = dict(head.findall(answer._repr_html_().split("</table>")[0]))
         assert list(fields) == labels
         assert fields["whose time"] == store_clock

@@ -20,8 +20,7 @@ def test_preview_names_the_version_previewed_not_the_latest_dated(make_store, ma
     assert impact.preview(store, city_yaml(2), now=NOW)["version"] == "testcity@2"
 
 
-def test_preview_of_a_stored_version_is_refused_before_any_copy_or_engine_run(make_store, make_citizens,
-                                                                               monkeypatch):
+def test_preview_of_a_stored_version_is_refused_before_any_copy_or_engine_run(make_store, make_citizens, monkeypatch):
     store = make_store(NATIONAL_YAML, city_yaml(), LATER)
     make_citizens(store, 2)
 

@@ -78,9 +78,14 @@ def _contact_change(rnd: random.Random, stores: tuple[Store, ...], m: int) -> No
     if rnd.random() < 0.5:
         return
     at = MONTHS[m] + (dt.timedelta(0) if rnd.random() < 0.3 else dt.timedelta(days=rnd.randrange(1, 27)))
-    ties = stores[0].con.execute(
-        "SELECT ckey, other FROM relations WHERE kind = 'contact' AND valid_to IS NULL AND ckey < other ORDER BY ALL"
-    ).fetchall()
+    ties = (
+        stores[0]
+        .con.execute(
+            "SELECT ckey, other FROM relations"
+            " WHERE kind = 'contact' AND valid_to IS NULL AND ckey < other ORDER BY ALL"
+        )
+        .fetchall()
+    )
     n = stores[0].con.execute("SELECT count(*) FROM citizens").fetchall()[0][0]
     a, b = sorted(rnd.sample(range(n), 2))
     for s in stores:
@@ -231,8 +236,7 @@ def test_assessing_only_who_moved_equals_assessing_everyone(make_store, make_cit
         # to the minimum stay alone
         records += [
             (1, rec("d1", ids[6], "late_bill_payment", MONTHS[1] + dt.timedelta(days=2), days_late=100)),
-            (1, rec("d2", ids[6], "court_defaulter_listing", MONTHS[1] + dt.timedelta(days=3), ground=1,
-                    term_days=45)),
+            (1, rec("d2", ids[6], "court_defaulter_listing", MONTHS[1] + dt.timedelta(days=3), ground=1, term_days=45)),
         ]
         seen = []
         for m in range(12):

@@ -25,8 +25,7 @@ NOW = cst(2026, 12, 1)
 
 def test_a_mid_month_run_does_not_hide_a_listing_ingested_before_it(store, make_citizens):
     parent, _child = make_citizens(store, 2, parents={1: [0]})
-    store.ingest([rec("c1", parent, "court_defaulter_listing", cst(2024, 3, 15, 9), ground=1, amount=9000)],
-                 now=NOW)
+    store.ingest([rec("c1", parent, "court_defaulter_listing", cst(2024, 3, 15, 9), ground=1, amount=9000)], now=NOW)
     Engine(store).run(as_of=cst(2024, 3, 1))
     d = decisions.decide(store, parent, "air.ticket", cst(2024, 3, 20, 12), record=False)
     assert d.outcome == "deny", d
@@ -138,13 +137,18 @@ def test_every_answer_equals_a_fresh_stores(make_store, make_citizens, initial, 
 
 # --------------------------------------------------------------------------------------- bounds of time
 
+
 def test_question_times_are_bounded_before_any_engine_work(store, make_citizens):
     (a,) = make_citizens(store, 1)
     Engine(store).run(as_of=cst(2024, 3, 1))
     ran = store.con.execute("SELECT computed_at FROM engine_run").fetchall()
     odd = dt.timezone(dt.timedelta(hours=17, minutes=44))  # the offset schemathesis found
-    for t in (dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))), cst(1949, 12, 31),
-              dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC), dt.datetime(7486, 1, 2, 10, 34, 41, tzinfo=odd)):
+    for t in (
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+        cst(1949, 12, 31),
+        dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC),
+        dt.datetime(7486, 1, 2, 10, 34, 41, tzinfo=odd),
+    ):
         with pytest.raises(TimeOutOfBounds, match="as_of: "):
             decisions.standing(store, a, t)
         with pytest.raises(TimeOutOfBounds, match="request 1: at: "):
@@ -161,9 +165,11 @@ def test_an_unknown_citizen_is_refused_before_the_engine_runs(store, make_citize
     Engine(store).run(as_of=cst(2024, 3, 1))
     ran = store.con.execute("SELECT computed_at FROM engine_run").fetchall()
     absent = str(citizen(99)["citizen_id"])
-    for ask in (lambda: decisions.standing(store, absent, cst(2024, 9, 1)),
-                lambda: decisions.decide(store, absent, "air.ticket", cst(2024, 9, 1)),
-                lambda: decisions.decide(store, "x" * 40, "air.ticket", cst(2024, 9, 1))):
+    for ask in (
+        lambda: decisions.standing(store, absent, cst(2024, 9, 1)),
+        lambda: decisions.decide(store, absent, "air.ticket", cst(2024, 9, 1)),
+        lambda: decisions.decide(store, "x" * 40, "air.ticket", cst(2024, 9, 1)),
+    ):
         with pytest.raises(LocatedError, match="citizen"):
             ask()
     assert store.con.execute("SELECT computed_at FROM engine_run").fetchall() == ran
@@ -174,5 +180,4 @@ def test_a_longer_id_is_not_truncated_onto_a_real_one(store, make_citizens):
     d = decisions.Decider(store, check_facts=False)
     d.decide(a, "air.ticket", cst(2024, 3, 2), record=False)  # the index is loaded
     with pytest.raises(LocatedError, match="no such citizen"):
-        d.decide_many([(a + "XYZ", "air.ticket", cst(2024, 3, 2)), (a, "air.ticket", cst(2024, 3, 2))],
-                      record=False)
+        d.decide_many([(a + "XYZ", "air.ticket", cst(2024, 3, 2)), (a, "air.ticket", cst(2024, 3, 2))], record=False)

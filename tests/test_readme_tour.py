@@ -58,7 +58,7 @@ EXPECT = {
     "ingest": r"accepted 2 records \(batch \d+\); 0 already stored, unchanged",
     "score": r"scored \d+ records into \d+ ledger entries; \d+ monthly assessments",
     "citizen": r"· rongcheng · as of {T} 00:00 CST \(the time asked about\) score \d+ grade \w+ \(published: "
-               r"the monthly assessment of [^)]*\); running score \d+ under rongcheng@\d",
+    r"the monthly assessment of [^)]*\); running score \d+ under rongcheng@\d",
     "explain": r"score \d+ = clamp\(base \d+ \+ -?\d+ from the entries below, .* list entries",
     "decide": r"DENY air\.ticket for {ID}: ",
     "rulebook show": r"rongcheng@2\+national@2, in force from \S+; scale \d+–\d+, base \d+; \d+ rules",
@@ -73,8 +73,8 @@ EXPECT = {
     "report": r"report: .*report\.html \(\d+ figures beside it as PNG\)",
     "replay": r"replayed runs/demo under {RULEBOOK}: \d+ citizens, \d+ decisions re-decided",
     "compare": r"comparison: .*compare\.html \(5 figures beside it as PNG\) \d+ of \d+ citizens hold another "
-               r"grade in B \(\d+ a better one, \d+ a worse one\); \d+ are on other lists; \d+ of \d+ decisions "
-               r"answered differently",
+    r"grade in B \(\d+ a better one, \d+ a worse one\); \d+ are on other lists; \d+ of \d+ decisions "
+    r"answered differently",
     "export": r"exported \d+ tables and the data of \d+ figures \(\d+ (parquet|csv) files\) to runs/demo/data; ",
     "serve": r"serving socialcredit\.duckdb on http://127\.0\.0\.1:\d+/",
 }
@@ -137,7 +137,7 @@ def write_inputs(base: Path, words_seen: list[str]) -> None:
         encoding="utf-8",
     )
     (base / "mycity@1.yaml").write_text(
-        "jurisdiction: mycity\nname: My City\nlevel: city\nextends: national\nregion_code: \"110105\"\n"
+        'jurisdiction: mycity\nname: My City\nlevel: city\nextends: national\nregion_code: "110105"\n'
         "version: 1\neffective_from: 2026-10-01\nsource: illustrative\nrules:\n"
         "  - id: mycity.volunteer\n    behaviour: volunteer_work\n    points: 3\n    valid_for: 1y\n"
         "    source: illustrative\n",

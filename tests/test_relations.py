@@ -67,7 +67,8 @@ def avoided(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     out["after"] = _derived(inc)
     out["changes_after"] = inc.con.execute("SELECT * FROM relation_changes ORDER BY seq").fetchall()
     out["relations"] = inc.con.execute(
-        "SELECT ckey, other, kind, valid_from, valid_to FROM relations WHERE kind = 'contact' ORDER BY ALL").fetchall()
+        "SELECT ckey, other, kind, valid_from, valid_to FROM relations WHERE kind = 'contact' ORDER BY ALL"
+    ).fetchall()
     full.con.execute("DELETE FROM engine_run")  # nothing to resume from: every month computed again
     eng = Engine(full)
     eng.run(stored(utc_naive(AS_OF)))
@@ -88,7 +89,8 @@ def test_contact_avoidance_leaves_the_months_before_it_as_they_were(avoided: dic
         assert [r for r in _network(avoided[run]["state_ledger"]) if r[9] >= APRIL] == [], run
     # the rule did give points in February and March (to 1 and 2), and from April on only before avoidance
     assert {(r[0], r[9]) for r in _network(before["state_ledger"]) if r[9] < APRIL} == {
-        (k, utc_naive(cst(2024, m, 1))) for k in (1, 2) for m in (2, 3)}
+        (k, utc_naive(cst(2024, m, 1))) for k in (1, 2) for m in (2, 3)
+    }
     assert [r for r in _network(before["state_ledger"]) if r[9] >= APRIL] != []
 
 
@@ -100,11 +102,12 @@ def test_a_run_after_a_later_contact_change_resumes_and_equals_a_full_run(avoide
 def test_a_dropped_contact_is_ended_by_a_fact_never_deleted(avoided: dict) -> None:
     first, then = avoided["changes_before"], avoided["changes_after"]
     assert then[: len(first)] == first  # every earlier fact is still there, unchanged
-    ends = then[len(first):]
+    ends = then[len(first) :]
     starts = {r[0]: r for r in first}
     # (1, 0) and (2, 0), both ways: each end names the start it ends, dated at the avoidance
     assert sorted((r[1], r[2], r[4], r[5]) for r in ends) == sorted(
-        (a, b, "end", APRIL) for a, b in ((0, 1), (1, 0), (0, 2), (2, 0)))
+        (a, b, "end", APRIL) for a, b in ((0, 1), (1, 0), (0, 2), (2, 0))
+    )
     assert all(starts[r[6]][1:4] == r[1:4] for r in ends)
     assert (1, 0, "contact", UNDATED, APRIL) in avoided["relations"]  # in force until the avoidance
     assert (2, 3, "contact", UNDATED, None) in avoided["relations"]  # the other tie holds
@@ -157,9 +160,11 @@ def family(tmp_path_factory: pytest.TempPathFactory):
     store.init()
     load_sample(store)
     father = citizen_ids()["zhang_wei"]
-    rows = [citizen(300, born=dt.date(1970, 3, 1), city="rongcheng", parents=[father]),
-            citizen(301, sex="F", born=dt.date(2008, 9, 1), city="rongcheng", parents=[father]),
-            citizen(302, born=dt.date(2015, 2, 2), city="rongcheng", parents=[father])]
+    rows = [
+        citizen(300, born=dt.date(1970, 3, 1), city="rongcheng", parents=[father]),
+        citizen(301, sex="F", born=dt.date(2008, 9, 1), city="rongcheng", parents=[father]),
+        citizen(302, born=dt.date(2015, 2, 2), city="rongcheng", parents=[father]),
+    ]
     store.add_citizens(rows)
     store.end_relations([store.ckey(rows[2]["citizen_id"])], [store.ckey(father)], "parent", cst(2026, 7, 1))
     yield store, [r["citizen_id"] for r in rows]
@@ -182,7 +187,9 @@ def test_a_child_is_reached_until_the_day_she_turns_the_measure_s_age(family) ->
     child in education (the measure's `children_under: 25`), so a university applicant of 18 is reached too."""
     store, (_, daughter, _) = family
     assert _school(store, daughter, cst(2026, 8, 31, 23, 59)) == (
-        "deny", ["children_education_restriction", "spc_no_private_school_children"])
+        "deny",
+        ["children_education_restriction", "spc_no_private_school_children"],
+    )
     assert _school(store, daughter, cst(2026, 9, 1, 0, 0)) == ("deprioritise", ["children_education_restriction"])
     uni = decisions.decide(store, daughter, "university.admission", cst(2026, 9, 1), record=False)
     assert (uni.outcome, [r["measure"] for r in uni.reasons]) == ("deprioritise", ["children_education_restriction"])
@@ -211,8 +218,13 @@ def test_a_store_made_before_dated_relations_keeps_its_ties_from_the_start(tmp_p
     with Store(path) as store:
         store.init(load_shipped_rulebooks=False)
         assert store.con.execute("SELECT * FROM relations ORDER BY ALL").fetchall() == [
-            (0, 1, "contact", UNDATED, None), (1, 0, "contact", UNDATED, None), (2, 0, "parent", UNDATED, None)]
-        assert store.con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'relations'"
-                                 ).fetchall() == [("VIEW",)]
+            (0, 1, "contact", UNDATED, None),
+            (1, 0, "contact", UNDATED, None),
+            (2, 0, "parent", UNDATED, None),
+        ]
+        assert store.con.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_name = 'relations'"
+        ).fetchall() == [("VIEW",)]
         assert store.con.execute("SELECT comment FROM duckdb_views() WHERE view_name = 'relations'").fetchall() == [
-            (schema.RELATIONS.comment,)]
+            (schema.RELATIONS.comment,)
+        ]

@@ -16,8 +16,13 @@ NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 def test_retracted_record_stops_counting_but_stays_stored(store, make_citizens):
     (a,) = make_citizens(store, 1)
-    store.ingest([rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100),
-                  rec("r2", a, "late_bill_payment", cst(2021, 4, 1), days_late=30)], now=NOW)
+    store.ingest(
+        [
+            rec("r1", a, "late_bill_payment", cst(2021, 3, 1), days_late=100),
+            rec("r2", a, "late_bill_payment", cst(2021, 4, 1), days_late=30),
+        ],
+        now=NOW,
+    )
     Engine(store).run(as_of=cst(2021, 6, 1))
     before = store.con.execute("SELECT sum(points) FROM ledger").fetchall()[0][0]
     agency = store.con.execute("SELECT agency FROM records WHERE record_id = 'r1'").fetchall()[0][0]

@@ -15,13 +15,18 @@ from conftest import NATIONAL_YAML, city_yaml
 from socialcredit.rulebook import Rulebook, RulebookSet, diff, parse_layer
 from socialcredit.text import plain
 
-VOLUNTEER = ("  - id: volunteer\n    behaviour: volunteer_work\n    points: 5\n    valid_for: 2y\n"
-             "    source: illustrative\n")
-CONTACTS = ('  - id: contacts\n    characteristic: blacklisted_contacts\n    when: "share >= 0.5"\n    points: -7\n'
-            "    source: illustrative\n")
+VOLUNTEER = (
+    "  - id: volunteer\n    behaviour: volunteer_work\n    points: 5\n    valid_for: 2y\n    source: illustrative\n"
+)
+CONTACTS = (
+    '  - id: contacts\n    characteristic: blacklisted_contacts\n    when: "share >= 0.5"\n    points: -7\n'
+    "    source: illustrative\n"
+)
 NEW_RULE = "  - id: late.mild\n"
-ADDED = ("  - id: smoking\n    behaviour: smoking_on_train\n    points: -3\n    valid_for: 1y\n"
-         "    source: illustrative\n" + NEW_RULE)
+ADDED = (
+    "  - id: smoking\n    behaviour: smoking_on_train\n    points: -3\n    valid_for: 1y\n"
+    "    source: illustrative\n" + NEW_RULE
+)
 
 
 def resolve(national: str = NATIONAL_YAML, notify: bool = True) -> Rulebook:
@@ -39,43 +44,109 @@ def edited(old: str, new: str) -> str:
 # (what an author did, (old text, new text) in the national rulebook, the one change expected:
 #  section, id, change, field, before, after)
 CASES: list[tuple[str, tuple[str, str], tuple[Any, ...]]] = [
-    ("grade band raised", ("{grade: A, min: 120}", "{grade: A, min: 125}"),
-     ("grades", "A", "changed", "min", 120, 125)),
+    (
+        "grade band raised",
+        ("{grade: A, min: 120}", "{grade: A, min: 125}"),
+        ("grades", "A", "changed", "min", 120, 125),
+    ),
     ("scale base", ("base: 100", "base: 110"), ("scale", None, "changed", "base", 100, 110)),
     ("scale max", ("max: 200}", "max: 250}"), ("scale", None, "changed", "max", 200, 250)),
     ("cap cut", ("    max: 10\n", "    max: 6\n"), ("caps", "volunteer.cap", "changed", "max", 10, 6)),
-    ("cap period", ("    per: year\n", "    per: month\n"),
-     ("caps", "volunteer.cap", "changed", "per", "year", "month")),
-    ("memory", ("never_lists: [whitelist]", "never_lists: []"),
-     ("memory", "once", "changed", "never_lists", ["whitelist"], [])),
-    ("list grades", ("grades: [D]", "grades: [C, D]"),
-     ("lists", "blacklist", "changed", "grades", ["D"], ["C", "D"])),
-    ("list trigger", ("duration: 180d", "duration: 90d"),
-     ("lists", "rail_list", "changed", "triggers", [{"behaviour": "smoking_on_train", "duration": "180d"}],
-      [{"behaviour": "smoking_on_train", "duration": "90d"}])),
-    ("list min_stay", ("min_stay: 3m", "min_stay: 6m"),
-     ("lists", "blacklist", "changed", "min_stay", "3m", "6m")),
-    ("list measures", ("measures: [rail_ban]", "measures: [rail_ban, {measure: air_ban, for: 1y}]"),
-     ("lists", "rail_list", "changed", "measures", ["rail_ban"], ["rail_ban", {"measure": "air_ban", "for": "1y"}])),
-    ("list public", ("label: Rail ban\n", "label: Rail ban\n    public: false\n"),
-     ("lists", "rail_list", "changed", "public", True, False)),
-    ("list label", ("label: Honour roll", "label: Roll of honour"),
-     ("lists", "whitelist", "changed", "label", "Honour roll", "Roll of honour")),
-    ("rule label", (VOLUNTEER, VOLUNTEER.replace("    source:", "    label: Volunteering\n    source:")),
-     ("rules", "volunteer", "changed", "label", "", "Volunteering")),
-    ("rule source", (VOLUNTEER, VOLUNTEER.replace("source: illustrative", "source: 'reported: a city paper'")),
-     ("rules", "volunteer", "changed", "source", "illustrative", "reported: a city paper")),
-    ("rule removed", (CONTACTS, ""),
-     ("rules", "contacts", "removed", None,
-      {"behaviour": None, "characteristic": "blacklisted_contacts", "when": "share >= 0.5", "points": -7,
-       "valid_for": None, "label": "", "source": "illustrative"}, None)),
+    (
+        "cap period",
+        ("    per: year\n", "    per: month\n"),
+        ("caps", "volunteer.cap", "changed", "per", "year", "month"),
+    ),
+    (
+        "memory",
+        ("never_lists: [whitelist]", "never_lists: []"),
+        ("memory", "once", "changed", "never_lists", ["whitelist"], []),
+    ),
+    ("list grades", ("grades: [D]", "grades: [C, D]"), ("lists", "blacklist", "changed", "grades", ["D"], ["C", "D"])),
+    (
+        "list trigger",
+        ("duration: 180d", "duration: 90d"),
+        (
+            "lists",
+            "rail_list",
+            "changed",
+            "triggers",
+            [{"behaviour": "smoking_on_train", "duration": "180d"}],
+            [{"behaviour": "smoking_on_train", "duration": "90d"}],
+        ),
+    ),
+    ("list min_stay", ("min_stay: 3m", "min_stay: 6m"), ("lists", "blacklist", "changed", "min_stay", "3m", "6m")),
+    (
+        "list measures",
+        ("measures: [rail_ban]", "measures: [rail_ban, {measure: air_ban, for: 1y}]"),
+        ("lists", "rail_list", "changed", "measures", ["rail_ban"], ["rail_ban", {"measure": "air_ban", "for": "1y"}]),
+    ),
+    (
+        "list public",
+        ("label: Rail ban\n", "label: Rail ban\n    public: false\n"),
+        ("lists", "rail_list", "changed", "public", True, False),
+    ),
+    (
+        "list label",
+        ("label: Honour roll", "label: Roll of honour"),
+        ("lists", "whitelist", "changed", "label", "Honour roll", "Roll of honour"),
+    ),
+    (
+        "rule label",
+        (VOLUNTEER, VOLUNTEER.replace("    source:", "    label: Volunteering\n    source:")),
+        ("rules", "volunteer", "changed", "label", "", "Volunteering"),
+    ),
+    (
+        "rule source",
+        (VOLUNTEER, VOLUNTEER.replace("source: illustrative", "source: 'reported: a city paper'")),
+        ("rules", "volunteer", "changed", "source", "illustrative", "reported: a city paper"),
+    ),
+    (
+        "rule removed",
+        (CONTACTS, ""),
+        (
+            "rules",
+            "contacts",
+            "removed",
+            None,
+            {
+                "behaviour": None,
+                "characteristic": "blacklisted_contacts",
+                "when": "share >= 0.5",
+                "points": -7,
+                "valid_for": None,
+                "label": "",
+                "source": "illustrative",
+            },
+            None,
+        ),
+    ),
     ("rule points", ("points: -7", "points: -9"), ("rules", "contacts", "changed", "points", -7, -9)),
-    ("rule condition", ('"share >= 0.5"', '"share >= 0.4"'),
-     ("rules", "contacts", "changed", "when", "share >= 0.5", "share >= 0.4")),
-    ("rule added", (NEW_RULE, ADDED),
-     ("rules", "smoking", "added", None, None,
-      {"behaviour": "smoking_on_train", "characteristic": None, "when": None, "points": -3, "valid_for": "1y",
-       "label": "", "source": "illustrative"})),
+    (
+        "rule condition",
+        ('"share >= 0.5"', '"share >= 0.4"'),
+        ("rules", "contacts", "changed", "when", "share >= 0.5", "share >= 0.4"),
+    ),
+    (
+        "rule added",
+        (NEW_RULE, ADDED),
+        (
+            "rules",
+            "smoking",
+            "added",
+            None,
+            None,
+            {
+                "behaviour": "smoking_on_train",
+                "characteristic": None,
+                "when": None,
+                "points": -3,
+                "valid_for": "1y",
+                "label": "",
+                "source": "illustrative",
+            },
+        ),
+    ),
 ]
 
 
@@ -103,8 +174,9 @@ def everything_at_once() -> str:
     return text
 
 
-@pytest.mark.parametrize("text", [edited(*c[1]) for c in CASES] + [everything_at_once()],
-                         ids=[c[0] for c in CASES] + ["all at once"])
+@pytest.mark.parametrize(
+    "text", [edited(*c[1]) for c in CASES] + [everything_at_once()], ids=[c[0] for c in CASES] + ["all at once"]
+)
 def test_the_reverse_diff_mirrors(text: str) -> None:
     forth, back = diff(resolve(), resolve(text)), diff(resolve(text), resolve())
     assert forth["changes"]
@@ -113,8 +185,9 @@ def test_the_reverse_diff_mirrors(text: str) -> None:
     def key(c: dict[str, Any]) -> tuple[str, str, str, str]:
         return c["section"], str(c["id"]), c["change"], str(c["field"])
 
-    mirrored = [{**c, "change": swap[c["change"]], "before": c["after"], "after": c["before"]}
-                for c in forth["changes"]]
+    mirrored = [
+        {**c, "change": swap[c["change"]], "before": c["after"], "after": c["before"]} for c in forth["changes"]
+    ]
     assert sorted(back["changes"], key=key) == sorted(mirrored, key=key)
     assert sorted((r[0], r[1]) for r in back["rules"]) == sorted((swap[r[0]], r[1]) for r in forth["rules"])
     assert {k: v[::-1] for k, v in back["other"].items()} == forth["other"]
@@ -135,6 +208,8 @@ def test_an_unchanged_rulebook_diffs_empty() -> None:
 def test_the_example_of_the_issue_shows_both_changes() -> None:
     """Raising a grade band and cutting a cap used to print nothing but an empty rules table."""
     text = edited("{grade: A, min: 120}", "{grade: A, min: 125}").replace("    max: 10\n", "    max: 6\n")
-    got = [(c["section"], c["id"], c["field"], plain(c["before"]), plain(c["after"]))
-           for c in diff(resolve(), resolve(text))["changes"]]
+    got = [
+        (c["section"], c["id"], c["field"], plain(c["before"]), plain(c["after"]))
+        for c in diff(resolve(), resolve(text))["changes"]
+    ]
     assert got == [("grades", "A", "min", "120", "125"), ("caps", "volunteer.cap", "max", "10", "6")]

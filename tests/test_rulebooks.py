@@ -36,8 +36,12 @@ from socialcredit.yamlio import LocatedError
 
 CITIES = ["beijing", "guangzhou", "qingzhen", "rongcheng", "shanghai", "shenzhen"]
 REGION_CODES = {
-    "shanghai": "310101", "rongcheng": "371082", "beijing": "110101",
-    "qingzhen": "520181", "guangzhou": "440106", "shenzhen": "440304",
+    "shanghai": "310101",
+    "rongcheng": "371082",
+    "beijing": "110101",
+    "qingzhen": "520181",
+    "guangzhou": "440106",
+    "shenzhen": "440304",
 }
 SOURCE = re.compile(r"^(seed|illustrative|reported: .+)$")
 GUARANTOR = ("guarantee_default", "guarantor_for_defaulter")
@@ -136,7 +140,6 @@ def test_levels_and_inheritance(rulebooks: RulebookSet, layers: dict[str, Layer]
     assert rulebooks.chain("guangzhou") == ["national", "guangdong", "guangzhou"]
 
 
-
 def test_a_city_that_changes_parent_keeps_its_earlier_versions_on_their_own_parent(
     layers: dict[str, Layer],
 ) -> None:
@@ -159,6 +162,7 @@ def test_a_city_that_changes_parent_keeps_its_earlier_versions_on_their_own_pare
     pinned = rbs.resolve("qingzhen", None, {"qingzhen": 1})
     assert pinned is not None and pinned.version == "qingzhen@1+national@2"
     assert rbs.resolve("qingzhen", dt.date(2025, 6, 1)).version.startswith("qingzhen@2+guangdong@1")  # type: ignore[union-attr]
+
 
 # --- the national layers encode the seed ----------------------------------------------------------
 
@@ -184,7 +188,12 @@ def test_national_layer_scores_every_seed_behaviour(layers: dict[str, Layer], ke
     assert {"criminal_record", "court_defaulter", "blacklisted_contacts"} <= characteristics
     assert layer.scale is not None and (layer.scale.base, layer.scale.min, layer.scale.max) == (1000, 0, 1300)
     assert [(g.grade, g.min) for g in layer.grades or []] == [
-        ("AAA", 1050), ("AA", 1030), ("A", 960), ("B", 850), ("C", 600), ("D", 0)
+        ("AAA", 1050),
+        ("AA", 1030),
+        ("A", 960),
+        ("B", 850),
+        ("C", 600),
+        ("D", 0),
     ]
     assert "UNVERIFIED" in (layers["national@1"].notes)
 
@@ -232,7 +241,8 @@ def test_national_lists_and_memory(rulebooks: RulebookSet, layers: dict[str, Lay
             ("disruptive_flight_behaviour", "1y")
         ]
         assert {(t.behaviour, t.duration) for t in lists["rail_passenger_ban"].triggers} == {
-            ("smoking_on_train", "180d"), ("fare_evasion", "180d")
+            ("smoking_on_train", "180d"),
+            ("fare_evasion", "180d"),
         }
         (memory,) = layers[key].memory
         assert (memory.id, memory.after) == ("once_untrustworthy", "blacklist")
@@ -527,10 +537,13 @@ def line_of(text: str, fragment: str) -> int:
 def test_every_problem_of_a_file_is_told_at_once_each_with_its_line() -> None:
     """An impossible date, a word for a number, a bad duration, a duplicate key and an id used twice: five
     problems, one message, in line order (once the first one alone, or a traceback for the date)."""
-    text = (HEADER.replace("effective_from: 2020-01-01", "effective_from: 2024-13-01")
-            .replace("    points: -5\n", "    points: many\n", 1)
-            + "  - id: fine\n    behaviour: littering\n    points: -1\n    valid_for: 2w\n    source: illustrative\n"
-            + "  - id: other\n    behaviour: littering\n    points: -1\n    points: -2\n    source: illustrative\n")
+    text = (
+        HEADER.replace("effective_from: 2020-01-01", "effective_from: 2024-13-01").replace(
+            "    points: -5\n", "    points: many\n", 1
+        )
+        + "  - id: fine\n    behaviour: littering\n    points: -1\n    valid_for: 2w\n    source: illustrative\n"
+        + "  - id: other\n    behaviour: littering\n    points: -1\n    points: -2\n    source: illustrative\n"
+    )
     with pytest.raises(LocatedError) as err:
         parse_layer(text, "x.yaml")
     lines = str(err.value).splitlines()
@@ -554,26 +567,35 @@ def test_every_problem_of_a_file_is_told_at_once_each_with_its_line() -> None:
 def test_every_problem_against_the_catalog_and_parents_is_told_at_once(tmp_path: Path) -> None:
     """Across rules, caps, lists, removals and grades, and across files: all of them, each at its line."""
     national = tmp_path / "nat@1.yaml"
-    national.write_text(HEADER.replace("jurisdiction: x", "jurisdiction: nat").replace("level: city", "level: national")
-                        .replace("  - {grade: A, min: 0}\n", "  - {grade: B, min: 0}\n  - {grade: A, min: 10}\n"),
-                        encoding="utf-8")
+    national.write_text(
+        HEADER.replace("jurisdiction: x", "jurisdiction: nat")
+        .replace("level: city", "level: national")
+        .replace("  - {grade: A, min: 0}\n", "  - {grade: B, min: 0}\n  - {grade: A, min: 10}\n"),
+        encoding="utf-8",
+    )
     city = tmp_path / "town@1.yaml"
-    text = ("jurisdiction: town\nname: Town\nlevel: city\nextends: nat\nversion: 1\neffective_from: 2020-02-01\n"
-            "source: illustrative\nrules:\n"
-            "  - id: t.one\n    behaviour: no_such_thing\n    points: -1\n    source: illustrative\n"
-            "  - id: t.two\n    characteristic: littering\n    points: -1\n    source: illustrative\n"
-            "caps:\n  - id: t.cap\n    behaviour: guarantor_for_defaulter\n    max: 5\n    source: illustrative\n"
-            "lists:\n  - id: t_list\n    kind: blacklist\n    label: T\n    measures: [no_such_measure]\n"
-            "    source: illustrative\n"
-            "remove:\n  rules: [fine, not_inherited]\n")
+    text = (
+        "jurisdiction: town\nname: Town\nlevel: city\nextends: nat\nversion: 1\neffective_from: 2020-02-01\n"
+        "source: illustrative\nrules:\n"
+        "  - id: t.one\n    behaviour: no_such_thing\n    points: -1\n    source: illustrative\n"
+        "  - id: t.two\n    characteristic: littering\n    points: -1\n    source: illustrative\n"
+        "caps:\n  - id: t.cap\n    behaviour: guarantor_for_defaulter\n    max: 5\n    source: illustrative\n"
+        "lists:\n  - id: t_list\n    kind: blacklist\n    label: T\n    measures: [no_such_measure]\n"
+        "    source: illustrative\n"
+        "remove:\n  rules: [fine, not_inherited]\n"
+    )
     city.write_text(text, encoding="utf-8")
     with pytest.raises(LocatedError) as err:
         validate_files([national, city], base=[])
     lines = str(err.value).splitlines()
-    assert lines[0] == f"{national}:{line_of(national.read_text(), 'grade: B')}: grades must be listed highest " \
-                       "first, each once (town@1+nat@1)"
-    assert lines[1] == f"{national}:{line_of(national.read_text(), 'grade: B')}: the lowest grade must start at " \
-                       "or below scale.min (0) (town@1+nat@1)"
+    assert (
+        lines[0] == f"{national}:{line_of(national.read_text(), 'grade: B')}: grades must be listed highest "
+        "first, each once (town@1+nat@1)"
+    )
+    assert (
+        lines[1] == f"{national}:{line_of(national.read_text(), 'grade: B')}: the lowest grade must start at "
+        "or below scale.min (0) (town@1+nat@1)"
+    )
     at = {f: f"{city}:{line_of(text, f)}: " for f in ("t.one", "t.two", "t.cap", "t_list", "not_inherited")}
     assert lines[2:] == [
         at["t.one"] + "unknown behaviour 'no_such_thing'",
@@ -618,17 +640,23 @@ def test_a_new_version_that_drops_what_the_previous_had_is_warned_about_by_name(
     warnings = dropped(delta, shanghai)
     had = [r.id for r in shanghai.rules]
     assert "sh.neglecting_parents" in had
-    assert warnings[0] == (f"shanghai@2.yaml:1: shanghai@2 drops {len(had)} of the rules shanghai@1 had: "
-                           f"{', '.join(had)} (a version file is a complete rulebook, not a list of changes: "
-                           "repeat them to keep them)")
-    assert any(w.startswith("shanghai@2.yaml:1: shanghai@2 drops 1 of the caps shanghai@1 had: "
-                            "sh.visiting_parents.per_year") for w in warnings)
+    assert warnings[0] == (
+        f"shanghai@2.yaml:1: shanghai@2 drops {len(had)} of the rules shanghai@1 had: "
+        f"{', '.join(had)} (a version file is a complete rulebook, not a list of changes: "
+        "repeat them to keep them)"
+    )
+    assert any(
+        w.startswith("shanghai@2.yaml:1: shanghai@2 drops 1 of the caps shanghai@1 had: sh.visiting_parents.per_year")
+        for w in warnings
+    )
     assert any("drops the disclosure shanghai@1 set, so its parents' apply" in w for w in warnings)
     assert dropped(shanghai, shanghai) == [], "a complete copy drops nothing"
     beijing = load_layer(shipped_dir() / "beijing@1.yaml")
     again = beijing.model_copy(update={"version": 2, "remove": Remove()})
-    assert any("no longer removes the inherited rules beijing@1 removed, so they apply again: visiting_parents" in w
-               for w in dropped(again, beijing))
+    assert any(
+        "no longer removes the inherited rules beijing@1 removed, so they apply again: visiting_parents" in w
+        for w in dropped(again, beijing)
+    )
 
 
 def test_where_authors_look_says_a_version_file_is_a_complete_rulebook() -> None:

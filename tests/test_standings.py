@@ -36,8 +36,11 @@ effective_from: 2020-01-01
 source: illustrative
 disclosure: {publish_scores: true, billboard: true, station_monitor: true, notify_citizens: true}
 """
-QUIET = LOUD.replace("loudcity", "quietcity").replace("Loud City", "Quiet City").replace(
-    "{publish_scores: true, billboard: true, station_monitor: true,", "{")
+QUIET = (
+    LOUD.replace("loudcity", "quietcity")
+    .replace("Loud City", "Quiet City")
+    .replace("{publish_scores: true, billboard: true, station_monitor: true,", "{")
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +53,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
         store.add_rulebook(text, f"layer{i}.yaml")
     rows = [citizen(0, city="loudcity"), citizen(1, city="quietcity"), citizen(2, city="loudcity")]
     store.add_citizens(rows)
-    ids = {"loud": str(rows[0]["citizen_id"]), "quiet": str(rows[1]["citizen_id"]),
-           "smoker": str(rows[2]["citizen_id"])}
-    store.ingest([
-        # +5 by the 1 Feb assessment (published 105), +5 more after it (running 110 at ASKED)
-        rec("v1", ids["loud"], "volunteer_work", cst(2024, 1, 10), hours=2),
-        rec("v2", ids["loud"], "volunteer_work", cst(2024, 2, 10), hours=2),
-        rec("q1", ids["quiet"], "volunteer_work", cst(2024, 1, 10), hours=2),
-        rec("s1", ids["smoker"], "smoking_on_train", cst(2024, 2, 5)),  # on the rail list (a blacklist)
-        rec("s2", ids["quiet"], "smoking_on_train", cst(2024, 2, 5)),
-    ], now=cst(2024, 2, 15))
+    ids = {
+        "loud": str(rows[0]["citizen_id"]),
+        "quiet": str(rows[1]["citizen_id"]),
+        "smoker": str(rows[2]["citizen_id"]),
+    }
+    store.ingest(
+        [
+            # +5 by the 1 Feb assessment (published 105), +5 more after it (running 110 at ASKED)
+            rec("v1", ids["loud"], "volunteer_work", cst(2024, 1, 10), hours=2),
+            rec("v2", ids["loud"], "volunteer_work", cst(2024, 2, 10), hours=2),
+            rec("q1", ids["quiet"], "volunteer_work", cst(2024, 1, 10), hours=2),
+            rec("s1", ids["smoker"], "smoking_on_train", cst(2024, 2, 5)),  # on the rail list (a blacklist)
+            rec("s2", ids["quiet"], "smoking_on_train", cst(2024, 2, 5)),
+        ],
+        now=cst(2024, 2, 15),
+    )
     Engine(store).run(as_of=ASKED)
     store.close()
     with TestClient(create_app(path, as_of=ASKED)) as client:
@@ -130,7 +139,8 @@ STAY_IN_FORCE = re.compile(r'"?end"?\s+IS\s+NULL\s+OR\s+[\w."]*"?end"?\s*>', re.
 # "the latest assessment": arg_max/max_by over assessed_at, newest-first with a limit, or an ASOF join on the log
 LATEST_ASSESSMENT = re.compile(
     r"(arg_max|max_by)\s*\([^()]*assessed_at|ORDER\s+BY\s+[\w.]*assessed_at\s+DESC\s+LIMIT\s+1|ASOF[^;]*score_log",
-    re.I | re.S)
+    re.I | re.S,
+)
 # the engine writes list_entries and score_log: its steps are the writer's, not readers' copies (SPEC §4)
 WRITERS = ("engine/", "executors/")
 
@@ -170,6 +180,12 @@ def test_the_copy_check_finds_each_spelling(tmp_path: Path) -> None:
         'B = f"""SELECT ckey, arg_max(score, assessed_at) AS score FROM {t} GROUP BY ckey"""\n'
         'C = "SELECT score FROM score_log WHERE ckey = ? ORDER BY assessed_at DESC LIMIT 1"\n'
         'D = "FROM u ASOF JOIN score_log l ON l.ckey = u.ckey"\n'
-        'E = "SELECT assessed_at, score FROM score_log WHERE ckey = ? ORDER BY assessed_at"\n', encoding="utf-8")
-    assert copies(tmp_path) == ["door.py:1: stay in force", "door.py:2: latest assessment",
-                                "door.py:3: latest assessment", "door.py:4: latest assessment"]
+        'E = "SELECT assessed_at, score FROM score_log WHERE ckey = ? ORDER BY assessed_at"\n',
+        encoding="utf-8",
+    )
+    assert copies(tmp_path) == [
+        "door.py:1: stay in force",
+        "door.py:2: latest assessment",
+        "door.py:3: latest assessment",
+        "door.py:4: latest assessment",
+    ]

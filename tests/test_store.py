@@ -34,21 +34,29 @@ def ids(store, make_citizens):
 
 
 def test_ingest_list_of_dicts(store, ids):
-    rep = store.ingest([rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40, amount=12.5),
-                        rec("r2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=2)], now=NOW)
+    rep = store.ingest(
+        [
+            rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40, amount=12.5),
+            rec("r2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=2),
+        ],
+        now=NOW,
+    )
     assert (rep.accepted, rep.duplicates) == (2, 0)
     rows = store.con.execute("SELECT record_id, days_late, amount, hours FROM records ORDER BY rkey").fetchall()
     assert rows == [("r1", 40, 12.5, None), ("r2", None, None, 2.0)]
     # CST 2023-03-01 00:00 is stored as naive UTC 2023-02-28 16:00
-    assert store.con.execute("SELECT occurred_at FROM records WHERE record_id = 'r1'").fetchall()[0][0] == \
-        dt.datetime(2023, 2, 28, 16, 0)
+    assert store.con.execute("SELECT occurred_at FROM records WHERE record_id = 'r1'").fetchall()[0][0] == dt.datetime(
+        2023, 2, 28, 16, 0
+    )
 
 
 def test_ingest_csv(store, ids, tmp_path):
     p = tmp_path / "b.csv"
-    p.write_text("record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
-                 f"c1,{ids[0]},late_bill_payment,2023-03-01T00:00:00+08:00,state_grid,45\n"
-                 f"c2,{ids[1]},late_bill_payment,2023-03-02T00:00:00+08:00,state_grid,100\n")
+    p.write_text(
+        "record_id,citizen_id,behaviour,occurred_at,reported_by,days_late\n"
+        f"c1,{ids[0]},late_bill_payment,2023-03-01T00:00:00+08:00,state_grid,45\n"
+        f"c2,{ids[1]},late_bill_payment,2023-03-02T00:00:00+08:00,state_grid,100\n"
+    )
     rep = store.ingest(p, now=NOW)
     assert rep.accepted == 2
     assert store.con.execute("SELECT sum(days_late) FROM records").fetchall()[0][0] == 145
@@ -56,15 +64,18 @@ def test_ingest_csv(store, ids, tmp_path):
 
 def test_ingest_jsonl(store, ids, tmp_path):
     p = tmp_path / "b.jsonl"
-    p.write_text("\n".join(json.dumps(rec(f"j{i}", ids[i], "volunteer_work", cst(2023, 3, 1 + i), hours=i + 1))
-                           for i in range(3)) + "\n")
+    p.write_text(
+        "\n".join(
+            json.dumps(rec(f"j{i}", ids[i], "volunteer_work", cst(2023, 3, 1 + i), hours=i + 1)) for i in range(3)
+        )
+        + "\n"
+    )
     rep = store.ingest(p, now=NOW)
     assert rep.accepted == 3
 
 
 def test_ingest_parquet(store, ids, tmp_path):
-    rows = [_flat(rec(f"p{i}", ids[i], "late_bill_payment", cst(2023, 3, 1 + i), days_late=30 + i))
-            for i in range(3)]
+    rows = [_flat(rec(f"p{i}", ids[i], "late_bill_payment", cst(2023, 3, 1 + i), days_late=30 + i)) for i in range(3)]
     p = tmp_path / "b.parquet"
     pq.write_table(pa.Table.from_pylist(rows), p)
     rep = store.ingest(p, now=NOW)
@@ -97,8 +108,9 @@ def test_a_jsonl_field_outside_the_envelope_and_catalog_is_refused_naming_it(sto
 
 def test_a_parquet_file_with_a_reserved_column_is_refused_naming_the_file(store, ids, tmp_path):
     p = tmp_path / "r.parquet"
-    pq.write_table(pa.Table.from_pylist([{**_flat(rec("p1", ids[0], "volunteer_work", cst(2023, 3, 1), hours=1)),
-                                          "row": "1"}]), p)
+    pq.write_table(
+        pa.Table.from_pylist([{**_flat(rec("p1", ids[0], "volunteer_work", cst(2023, 3, 1), hours=1)), "row": "1"}]), p
+    )
     with pytest.raises(LocatedError) as e:
         store.ingest(p, now=NOW)
     assert str(e.value).startswith(f"{p}: column 'row' is reserved")
@@ -106,8 +118,10 @@ def test_a_parquet_file_with_a_reserved_column_is_refused_naming_the_file(store,
 
 
 def test_resend_is_noop_reported_as_duplicates(store, ids):
-    batch = [rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40),
-             rec("r2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=2)]
+    batch = [
+        rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40),
+        rec("r2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=2),
+    ]
     store.ingest(batch, now=NOW)
     before = _snapshot(store)
     nbatches = store.con.execute("SELECT count(*) FROM batches").fetchall()[0][0]
@@ -137,8 +151,13 @@ def test_same_record_id_different_content_rejected(store, ids):
 
 def test_same_record_id_twice_in_batch_different_content(store, ids):
     with pytest.raises(BatchRejected) as e:
-        store.ingest([rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40),
-                      rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=41)], now=NOW)
+        store.ingest(
+            [
+                rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40),
+                rec("r1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=41),
+            ],
+            now=NOW,
+        )
     assert {(p.row, p.field) for p in e.value.problems} == {(1, "record_id"), (2, "record_id")}
 
 
@@ -153,21 +172,29 @@ def test_bad_batch_rejected_whole_with_every_problem(store, ids):
     unknown_agency = rec("b9", ids[0], "volunteer_work", cst(2023, 3, 1), hours=2)
     unknown_agency["reported_by"] = "ministry_of_nothing"
     batch = [
-        good,                                                                            # row 1
-        rec("b1", unknown, "volunteer_work", cst(2023, 3, 1), hours=1),                  # row 2
-        rec("b2", bad_check, "volunteer_work", cst(2023, 3, 1), hours=1),                # row 3
-        wrong_agency,                                                                    # row 4
-        rec("b4", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late="abc"),        # row 5
-        rec("b5", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=3, hours=2),   # row 6
-        rec("b6", ids[0], "late_bill_payment", cst(2023, 3, 1), amount=10),              # row 7
-        rec("b7", ids[0], "volunteer_work", cst(2030, 1, 1), hours=1),                   # row 8
-        unknown_agency,                                                                  # row 9
+        good,  # row 1
+        rec("b1", unknown, "volunteer_work", cst(2023, 3, 1), hours=1),  # row 2
+        rec("b2", bad_check, "volunteer_work", cst(2023, 3, 1), hours=1),  # row 3
+        wrong_agency,  # row 4
+        rec("b4", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late="abc"),  # row 5
+        rec("b5", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=3, hours=2),  # row 6
+        rec("b6", ids[0], "late_bill_payment", cst(2023, 3, 1), amount=10),  # row 7
+        rec("b7", ids[0], "volunteer_work", cst(2030, 1, 1), hours=1),  # row 8
+        unknown_agency,  # row 9
     ]
     with pytest.raises(BatchRejected) as e:
         store.ingest(batch, now=NOW)
     got = {(p.row, p.field) for p in e.value.problems}
-    assert got >= {(2, "citizen_id"), (3, "citizen_id"), (4, "behaviour"), (5, "days_late"), (6, "hours"),
-                   (7, "days_late"), (8, "occurred_at"), (9, "reported_by")}
+    assert got >= {
+        (2, "citizen_id"),
+        (3, "citizen_id"),
+        (4, "behaviour"),
+        (5, "days_late"),
+        (6, "hours"),
+        (7, "days_late"),
+        (8, "occurred_at"),
+        (9, "reported_by"),
+    }
     assert not any(p.row == 1 for p in e.value.problems)
     msgs = {(p.row, p.field): p.message for p in e.value.problems}
     assert "check character" in msgs[(3, "citizen_id")]
@@ -237,20 +264,27 @@ def test_a_citizen_row_that_is_not_an_object_is_named(store):
 
 def test_add_citizens_relations_both_ways(store, make_citizens):
     idl = make_citizens(store, 3, contacts={0: [1]}, parents={2: [0]})
-    rel = set(store.con.execute(
-        "SELECT a.citizen_id, b.citizen_id, kind FROM relations r JOIN citizens a ON a.ckey = r.ckey "
-        "JOIN citizens b ON b.ckey = r.other").fetchall())
-    assert rel == {(idl[0], idl[1], "contact"), (idl[1], idl[0], "contact"),
-                   (idl[2], idl[0], "parent"), (idl[0], idl[2], "child")}
+    rel = set(
+        store.con.execute(
+            "SELECT a.citizen_id, b.citizen_id, kind FROM relations r JOIN citizens a ON a.ckey = r.ckey "
+            "JOIN citizens b ON b.ckey = r.other"
+        ).fetchall()
+    )
+    assert rel == {
+        (idl[0], idl[1], "contact"),
+        (idl[1], idl[0], "contact"),
+        (idl[2], idl[0], "parent"),
+        (idl[0], idl[2], "child"),
+    }
 
 
 def test_batches_are_written_in_citizen_order_and_compact_clusters_all(store, ids):
     from socialcredit.engine import Engine
 
-    batch1 = [rec(f"a{i}", ids[2 - i % 3], "late_bill_payment", cst(2023, 3, 1 + i), days_late=30 + i)
-              for i in range(6)]
-    batch2 = [rec(f"b{i}", ids[i % 3], "late_bill_payment", cst(2023, 2, 1 + i), days_late=60 + i)
-              for i in range(6)]
+    batch1 = [
+        rec(f"a{i}", ids[2 - i % 3], "late_bill_payment", cst(2023, 3, 1 + i), days_late=30 + i) for i in range(6)
+    ]
+    batch2 = [rec(f"b{i}", ids[i % 3], "late_bill_payment", cst(2023, 2, 1 + i), days_late=60 + i) for i in range(6)]
     store.ingest(batch1, now=NOW)
     # one batch goes in citizen order; record keys still follow the batch's row order
     physical = store.con.execute("SELECT ckey, rkey FROM records").fetchall()
@@ -355,8 +389,9 @@ def test_a_store_an_earlier_version_made_is_upgraded_when_opened_for_writing(tmp
         st = decisions.standing(store, citizen_ids()["zhang_wei"])
         assert st.clock == "store"
         assert store.con.execute("SELECT ckey, other, kind FROM relations ORDER BY ALL").fetchall() == ties
-        assert store.con.execute("SELECT count(*) FROM relation_changes WHERE change = 'start'").fetchall()[0][0] \
-            == len(ties)
+        assert store.con.execute("SELECT count(*) FROM relation_changes WHERE change = 'start'").fetchall()[0][
+            0
+        ] == len(ties)
 
 
 def test_behaviours_a_newer_catalog_adds_get_keys_of_their_own(tmp_path):

@@ -23,14 +23,19 @@ def utc(t: dt.datetime) -> dt.datetime:
 
 
 def points_by_record(store: Store) -> dict[str, int]:
-    return dict(store.con.execute(
-        "SELECT r.record_id, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1").fetchall())
+    return dict(
+        store.con.execute(
+            "SELECT r.record_id, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1"
+        ).fetchall()
+    )
 
 
 def stays(store: Store, cid: str, list_id: str) -> list[tuple[dt.datetime, dt.datetime | None]]:
     return store.con.execute(
         """SELECT start, "end" FROM list_entries e JOIN citizens c USING (ckey)
-           WHERE c.citizen_id = ? AND list_id = ? ORDER BY start""", [cid, list_id]).fetchall()
+           WHERE c.citizen_id = ? AND list_id = ? ORDER BY start""",
+        [cid, list_id],
+    ).fetchall()
 
 
 # 1 ------------------------------------------------------------------ the cap's year is the CST calendar year
@@ -38,10 +43,15 @@ def stays(store: Store, cid: str, list_id: str) -> list[tuple[dt.datetime, dt.da
 
 def test_cap_year_is_the_cst_year_a_record_just_after_cst_midnight_starts_a_new_cap(store, make_citizens):
     (a,) = make_citizens(store, 1)
-    store.ingest([rec("v1", a, "volunteer_work", cst(2023, 12, 31, 14), hours=1),
-                  rec("v2", a, "volunteer_work", cst(2023, 12, 31, 15), hours=1),
-                  # 2024-01-01 00:30 CST is 2023-12-31 16:30 UTC: in 2024 by CST, so 2023's full cap does not bind
-                  rec("v3", a, "volunteer_work", cst(2024, 1, 1, 0, 30), hours=1)], now=NOW)
+    store.ingest(
+        [
+            rec("v1", a, "volunteer_work", cst(2023, 12, 31, 14), hours=1),
+            rec("v2", a, "volunteer_work", cst(2023, 12, 31, 15), hours=1),
+            # 2024-01-01 00:30 CST is 2023-12-31 16:30 UTC: in 2024 by CST, so 2023's full cap does not bind
+            rec("v3", a, "volunteer_work", cst(2024, 1, 1, 0, 30), hours=1),
+        ],
+        now=NOW,
+    )
     Engine(store).run(as_of=cst(2024, 2, 1))
     assert points_by_record(store) == {"v1": 5, "v2": 5, "v3": 5}
     st = standing(store, a, cst(2024, 1, 2))
@@ -51,9 +61,14 @@ def test_cap_year_is_the_cst_year_a_record_just_after_cst_midnight_starts_a_new_
 def test_cap_still_binds_within_one_cst_year_across_utc_midnight(store, make_citizens):
     """The converse: 2023-01-01 00:30 CST (2022-12-31 16:30 UTC) shares 2023's cap with later 2023 records."""
     (a,) = make_citizens(store, 1)
-    store.ingest([rec("w1", a, "volunteer_work", cst(2023, 1, 1, 0, 30), hours=1),
-                  rec("w2", a, "volunteer_work", cst(2023, 3, 1), hours=1),
-                  rec("w3", a, "volunteer_work", cst(2023, 4, 1), hours=1)], now=NOW)
+    store.ingest(
+        [
+            rec("w1", a, "volunteer_work", cst(2023, 1, 1, 0, 30), hours=1),
+            rec("w2", a, "volunteer_work", cst(2023, 3, 1), hours=1),
+            rec("w3", a, "volunteer_work", cst(2023, 4, 1), hours=1),
+        ],
+        now=NOW,
+    )
     Engine(store).run(as_of=cst(2023, 6, 1))
     assert points_by_record(store) == {"w1": 5, "w2": 5, "w3": 0}
 
@@ -65,9 +80,14 @@ def _whitelisted_then_blacklisted(store: Store, a: str) -> None:
     """Volunteering 2022 and 2023 (two a year, +10 each, valid 2y) lifts `a` to 120 = A by February 2023, so the
     1 March 2023 assessment whitelists them; a court-defaulter listing 10 May–10 June 2023 blacklists them
     (trigger) and takes 50 points; from 10 June they are back at 120 = A."""
-    store.ingest([*(rec(f"v{y}{m}", a, "volunteer_work", cst(y, m, 2), hours=1) for y in (2022, 2023) for m in (1, 2)),
-                  rec("l1", a, "court_defaulter_listing", cst(2023, 5, 10), ground=1, term_days=0),
-                  rec("d1", a, "court_defaulter_delisting", cst(2023, 6, 10))], now=NOW)
+    store.ingest(
+        [
+            *(rec(f"v{y}{m}", a, "volunteer_work", cst(y, m, 2), hours=1) for y in (2022, 2023) for m in (1, 2)),
+            rec("l1", a, "court_defaulter_listing", cst(2023, 5, 10), ground=1, term_days=0),
+            rec("d1", a, "court_defaulter_delisting", cst(2023, 6, 10)),
+        ],
+        now=NOW,
+    )
     Engine(store).run(as_of=cst(2023, 9, 1))
 
 
@@ -89,7 +109,8 @@ def test_memory_ends_the_whitelist_at_the_first_blacklisting_and_bars_it_after(s
 TRIGGERED_WHITELIST_YAML = NATIONAL_YAML.replace(
     "    grades: [A]\n    measures: [hospital_priority]\n",
     "    grades: [A]\n    triggers:\n      - behaviour: volunteer_work\n        duration: 30d\n"
-    "    measures: [hospital_priority]\n")
+    "    measures: [hospital_priority]\n",
+)
 
 
 def test_memory_removes_a_whitelist_stay_that_begins_after_the_blacklisting(make_store, make_citizens):
@@ -98,10 +119,15 @@ def test_memory_removes_a_whitelist_stay_that_begins_after_the_blacklisting(make
     assert TRIGGERED_WHITELIST_YAML != NATIONAL_YAML
     store = make_store(TRIGGERED_WHITELIST_YAML, city_yaml())
     a, b = make_citizens(store, 2)
-    store.ingest([rec("l1", a, "court_defaulter_listing", cst(2021, 5, 5), ground=1, term_days=0),
-                  rec("d1", a, "court_defaulter_delisting", cst(2021, 9, 5)),
-                  rec("va", a, "volunteer_work", cst(2022, 3, 1), hours=1),
-                  rec("vb", b, "volunteer_work", cst(2022, 3, 1), hours=1)], now=NOW)
+    store.ingest(
+        [
+            rec("l1", a, "court_defaulter_listing", cst(2021, 5, 5), ground=1, term_days=0),
+            rec("d1", a, "court_defaulter_delisting", cst(2021, 9, 5)),
+            rec("va", a, "volunteer_work", cst(2022, 3, 1), hours=1),
+            rec("vb", b, "volunteer_work", cst(2022, 3, 1), hours=1),
+        ],
+        now=NOW,
+    )
     Engine(store).run(as_of=cst(2022, 6, 1))
     assert stays(store, a, "blacklist") == [(utc(cst(2021, 5, 5)), utc(cst(2021, 9, 5)))]
     assert stays(store, b, "whitelist") == [(utc(cst(2022, 3, 1)), utc(cst(2022, 3, 31)))]  # 1 March + 30 days
@@ -114,16 +140,22 @@ def test_memory_removes_a_whitelist_stay_that_begins_after_the_blacklisting(make
 
 # 3 ------------------------------------------------------------------ memory's lasting measures reach decisions
 
-LASTING_YAML = NATIONAL_YAML.replace("    never_lists: [whitelist]\n",
-                                     "    never_lists: [whitelist]\n    measures: [rail_ban]\n")
+LASTING_YAML = NATIONAL_YAML.replace(
+    "    never_lists: [whitelist]\n", "    never_lists: [whitelist]\n    measures: [rail_ban]\n"
+)
 
 
 def test_a_memory_entry_s_lasting_measure_binds_decisions_after_the_stay_ended(make_store, make_citizens):
     assert LASTING_YAML != NATIONAL_YAML
     store = make_store(LASTING_YAML, city_yaml())
     (a,) = make_citizens(store, 1)
-    store.ingest([rec("l1", a, "court_defaulter_listing", cst(2021, 5, 5), ground=1, term_days=0),
-                  rec("d1", a, "court_defaulter_delisting", cst(2021, 9, 5))], now=NOW)
+    store.ingest(
+        [
+            rec("l1", a, "court_defaulter_listing", cst(2021, 5, 5), ground=1, term_days=0),
+            rec("d1", a, "court_defaulter_delisting", cst(2021, 9, 5)),
+        ],
+        now=NOW,
+    )
     Engine(store).run(as_of=cst(2022, 6, 1))
     assert stays(store, a, "blacklist") == [(utc(cst(2021, 5, 5)), utc(cst(2021, 9, 5)))]
     # off the blacklist since 5 September 2021, but `once` keeps rail_ban for good from the first stay
@@ -156,7 +188,9 @@ def test_the_same_record_id_from_another_agency_is_another_record(store, make_ci
     other = store.ingest([rec("r1", a, "volunteer_work", cst(2021, 4, 1), hours=2)], now=NOW)
     assert (other.accepted, other.duplicates, other.duplicate_ids) == (1, 0, [])
     assert sorted(store.con.execute("SELECT agency, record_id FROM records").fetchall()) == [
-        ("state_grid", "r1"), ("volunteer_association", "r1")]
+        ("state_grid", "r1"),
+        ("volunteer_association", "r1"),
+    ]
 
 
 def test_the_same_record_id_from_two_agencies_in_one_batch_is_two_records(store, make_citizens):
@@ -168,9 +202,11 @@ def test_the_same_record_id_from_two_agencies_in_one_batch_is_two_records(store,
     report = store.ingest([grid, water], now=NOW)
     assert (report.accepted, report.duplicates, report.duplicate_ids) == (2, 0, [])
     Engine(store).run(as_of=cst(2021, 6, 1))
-    assert sorted(store.con.execute(
-        "SELECT r.agency, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1").fetchall()) == [
-        ("city_utilities", -40), ("state_grid", -10)]
+    assert sorted(
+        store.con.execute(
+            "SELECT r.agency, sum(l.points) FROM ledger l JOIN records r USING (rkey) GROUP BY 1"
+        ).fetchall()
+    ) == [("city_utilities", -40), ("state_grid", -10)]
 
 
 # 7 ------------------------------------------------------------------ the audit hash chains over `prev`

@@ -13,13 +13,18 @@ from socialcredit.store import Store
 
 
 def _described(store: Store) -> dict[str, tuple[list[str], str | None, dict[str, str | None]]]:
-    tables = dict(store.con.execute(
-        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database()").fetchall())
+    tables = dict(
+        store.con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    )
     out = {}
     for name, comment in tables.items():
         cols = store.con.execute(
             "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND table_name = ? ORDER BY column_index", [name]).fetchall()
+            "AND table_name = ? ORDER BY column_index",
+            [name],
+        ).fetchall()
         out[name] = ([c for c, _ in cols], comment, dict(cols))
     return out
 

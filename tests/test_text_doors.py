@@ -32,12 +32,15 @@ def test_a_lone_surrogate_in_a_citizens_file_is_refused_by_row_and_field(db, tmp
     assert "Traceback" not in r.output
 
 
-@pytest.mark.parametrize(("field", "value", "why"), [
-    ("name", "王" * 65, "longer than 64 characters"),
-    ("name", 7, "not text"),
-    ("nickname", "x", "unknown field(s) nickname"),
-    ("contacts", "371082198001010011", "a list of resident IDs"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("name", "王" * 65, "longer than 64 characters"),
+        ("name", 7, "not text"),
+        ("nickname", "x", "unknown field(s) nickname"),
+        ("contacts", "371082198001010011", "a list of resident IDs"),
+    ],
+)
 def test_citizen_fields_are_bounded_and_declared(make_store, field, value, why):
     store = make_store()
     with pytest.raises(BatchRejected, match=re.escape(why)):
@@ -45,12 +48,15 @@ def test_citizen_fields_are_bounded_and_declared(make_store, field, value, why):
     assert store.con.execute("SELECT count(*) FROM citizens").fetchall() == [(0,)]
 
 
-@pytest.mark.parametrize("args", [
-    ["citizen", "\udcff\udcfe"],
-    ["decide", "371082198001010012", "rail\udcff"],
-    ["rulebook", "show", "\udcff"],
-    ["explain", "x\udcff"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["citizen", "\udcff\udcfe"],
+        ["decide", "371082198001010012", "rail\udcff"],
+        ["rulebook", "show", "\udcff"],
+        ["explain", "x\udcff"],
+    ],
+)
 def test_an_undecodable_argument_exits_2_naming_it(db, args):
     r = runner.invoke(app, [*args, "--db", str(db)])
     assert r.exit_code == 2, r.output
@@ -58,8 +64,10 @@ def test_an_undecodable_argument_exits_2_naming_it(db, args):
     assert "Traceback" not in r.output
 
 
-@pytest.mark.parametrize(("reason", "why"), [("x" * 4001, "reason: longer than 4000 characters"),
-                                             ("x\ud800", "reason: not valid Unicode text")])
+@pytest.mark.parametrize(
+    ("reason", "why"),
+    [("x" * 4001, "reason: longer than 4000 characters"), ("x\ud800", "reason: not valid Unicode text")],
+)
 def test_case_texts_are_bounded_at_the_core_for_every_door(reason, why):
     """The API's models bound the reason too, but the pages' forms and the library reach the core directly."""
     from socialcredit import objections

@@ -42,10 +42,13 @@ def cli(*args: str) -> str:
     return result.output
 
 
-@pytest.mark.parametrize(("naive", "utc", "outcome"), [("2025-06-02 09:00", "2025-06-02T01:00:00Z", "allow"),
-                                                       ("2025-06-02 11:00", "2025-06-02T03:00:00Z", "deny")])
-def test_the_same_naive_time_gives_the_same_answer_in_the_cli_and_the_library(db: Path, naive: str, utc: str,
-                                                                             outcome: str) -> None:
+@pytest.mark.parametrize(
+    ("naive", "utc", "outcome"),
+    [("2025-06-02 09:00", "2025-06-02T01:00:00Z", "allow"), ("2025-06-02 11:00", "2025-06-02T03:00:00Z", "deny")],
+)
+def test_the_same_naive_time_gives_the_same_answer_in_the_cli_and_the_library(
+    db: Path, naive: str, utc: str, outcome: str
+) -> None:
     who = citizen_ids()["zhang_wei"]
     with Store(db) as store:
         library = decisions.decide(store, who, "air.ticket", dt.datetime.fromisoformat(naive))

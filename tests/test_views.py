@@ -44,8 +44,17 @@ def test_a_read_only_store_answers_from_its_last_run_and_writes_nothing(db: Path
         with pytest.raises(LocatedError, match="opened read-only"):
             decisions.standing(store, who, cst(2025, 8, 2))  # the engine would run: refused, with why
         with pytest.raises(duckdb.Error):
-            store.ingest([{"record_id": "x", "citizen_id": who, "behaviour": "heroic_act",
-                           "occurred_at": "2025-06-01T00:00:00+08:00", "reported_by": "neighbourhood_committee"}])
+            store.ingest(
+                [
+                    {
+                        "record_id": "x",
+                        "citizen_id": who,
+                        "behaviour": "heroic_act",
+                        "occurred_at": "2025-06-01T00:00:00+08:00",
+                        "reported_by": "neighbourhood_committee",
+                    }
+                ]
+            )
     with Store(db) as store:
         assert store.counts()["records"] == 33
 
@@ -64,21 +73,37 @@ def test_views_name_things_and_give_cst_times(db: Path) -> None:
                              FROM records_view WHERE record_id = 'sample-002'""").fetchall()[0]
         assert row[:4] == (who, "rongcheng", "court_defaulter_listing", "Listed as a dishonest judgment defaulter")
         assert row[4] == dt.datetime(2025, 6, 2, 10, 30, tzinfo=CST)  # the sample's CST time, as written
-        listed = con.execute("""SELECT list_id, start, record_id, behaviour FROM list_entries_view
+        listed = con.execute(
+            """SELECT list_id, start, record_id, behaviour FROM list_entries_view
                                 WHERE citizen_id = ? AND list_id = 'dishonest_judgment_defaulters'""",
-                             [who]).fetchall()
-        assert listed == [("dishonest_judgment_defaulters", dt.datetime(2025, 6, 2, 10, 30, tzinfo=CST), "sample-002",
-                           "court_defaulter_listing")]
-        rules = con.execute("SELECT rule_ids FROM ledger_view WHERE citizen_id = ? AND record_id = 'sample-002'",
-                            [who]).fetchall()
+            [who],
+        ).fetchall()
+        assert listed == [
+            (
+                "dishonest_judgment_defaulters",
+                dt.datetime(2025, 6, 2, 10, 30, tzinfo=CST),
+                "sample-002",
+                "court_defaulter_listing",
+            )
+        ]
+        rules = con.execute(
+            "SELECT rule_ids FROM ledger_view WHERE citizen_id = ? AND record_id = 'sample-002'", [who]
+        ).fetchall()
         assert rules and all(isinstance(r, list) and r for (r,) in rules)
         reasons = con.execute("SELECT reasons FROM decisions_view WHERE citizen_id = ?", [who]).fetchall()[0][0]
         assert {"measure", "effect", "via", "since", "until"} <= set(reasons[0])
         assert reasons[0]["since"] == dt.datetime(2025, 6, 2, 10, 30, tzinfo=CST)
-        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                 "WHERE table_name = 'decisions_view'").fetchall())
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'decisions_view'"
+            ).fetchall()
+        )
         assert types["reasons"].startswith("STRUCT(") and types["reasons"].endswith("[]")
         assert types["asked_at"] == "TIMESTAMP WITH TIME ZONE"
-        names = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name "
-                                           "LIKE '%\\_view' ESCAPE '\\'").fetchall()}
+        names = {
+            c
+            for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name LIKE '%\\_view' ESCAPE '\\'"
+            ).fetchall()
+        }
         assert not names & {"ckey", "jkey", "bkey", "rkey"}

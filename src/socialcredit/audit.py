@@ -41,9 +41,18 @@ GENESIS = "0" * 64
 FLUSH_EVERY = 512
 FLUSH_SECONDS = 1.0
 COLUMNS = ("seq", "logged_at", "principal", "action", "citizen_id", "detail", "prev", "hash")
-ARROW_SCHEMA = pa.schema([("seq", pa.int64()), ("logged_at", pa.timestamp("us")), ("principal", pa.string()),
-                          ("action", pa.string()), ("citizen_id", pa.string()), ("detail", pa.string()),
-                          ("prev", pa.string()), ("hash", pa.string())])
+ARROW_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("logged_at", pa.timestamp("us")),
+        ("principal", pa.string()),
+        ("action", pa.string()),
+        ("citizen_id", pa.string()),
+        ("detail", pa.string()),
+        ("prev", pa.string()),
+        ("hash", pa.string()),
+    ]
+)
 CHECKPOINT_PREFIX = "socialcredit-audit:v1"
 _CHECKPOINT = re.compile(r"socialcredit-audit:v1:([0-9]{1,18}):([0-9a-fA-F]{64})")
 
@@ -72,12 +81,23 @@ class AuditTrail:
         self._oldest = 0.0
         if not store.read_only:  # a published snapshot has the table, or no entries to read
             store.con.execute(AUDIT_DDL)
-        last = store.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall() \
-            if _has_trail(store) else []
+        last = (
+            store.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
+            if _has_trail(store)
+            else []
+        )
         self._seq, self._head = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
 
-    def append(self, principal: str, action: str, citizen_id: str | None = None, *,
-               logged_at: dt.datetime | None = None, defer: bool = False, **detail: Any) -> int:
+    def append(
+        self,
+        principal: str,
+        action: str,
+        citizen_id: str | None = None,
+        *,
+        logged_at: dt.datetime | None = None,
+        defer: bool = False,
+        **detail: Any,
+    ) -> int:
         """Add one entry; returns its sequence number. `logged_at` (naive UTC) is when it happened, if not
         now: a reader process of the service answered the request and sends its entries on in batches.
         `defer` never writes here: the caller writes them in its own transaction (`flush_within`)."""
@@ -96,8 +116,14 @@ class AuditTrail:
             self.flush()
         return seq
 
-    def append_shipped(self, principals: list[str], actions: list[str], citizen_ids: list[str | None],
-                       details: list[str], logged_at: list[dt.datetime]) -> int:
+    def append_shipped(
+        self,
+        principals: list[str],
+        actions: list[str],
+        citizen_ids: list[str | None],
+        details: list[str],
+        logged_at: list[dt.datetime],
+    ) -> int:
         """Entries a reader of the service stamped and serialised (`detail_text`), in its order: chained here
         and written, after any pending ones, inside the caller's store transaction in one insert; returns
         the last sequence number. Each detail is hashed and stored as the text it came as (parsing and
@@ -115,18 +141,27 @@ class AuditTrail:
             seq, head = self._seq, self._head
             seqs, prevs, hashes = [], [], []
             sha = hashlib.sha256
-            for at, principal, action, citizen_id, detail in zip(logged_at, principals, actions, citizen_ids,
-                                                                 details, strict=True):
+            for at, principal, action, citizen_id, detail in zip(
+                logged_at, principals, actions, citizen_ids, details, strict=True
+            ):
                 seq += 1  # entry_hash, inlined: this loop is the writer's per-entry cost
-                h = sha("\x1f".join((str(seq), at.isoformat(), principal, action, citizen_id or "", detail, head))
-                        .encode()).hexdigest()
+                h = sha(
+                    "\x1f".join((str(seq), at.isoformat(), principal, action, citizen_id or "", detail, head)).encode()
+                ).hexdigest()
                 seqs.append(seq)
                 prevs.append(head)
                 hashes.append(h)
                 head = h
-            columns: dict[str, list[Any]] = {"seq": seqs, "logged_at": logged_at, "principal": principals,
-                                             "action": actions, "citizen_id": citizen_ids, "detail": details,
-                                             "prev": prevs, "hash": hashes}
+            columns: dict[str, list[Any]] = {
+                "seq": seqs,
+                "logged_at": logged_at,
+                "principal": principals,
+                "action": actions,
+                "citizen_id": citizen_ids,
+                "detail": details,
+                "prev": prevs,
+                "hash": hashes,
+            }
             if self._pending:  # appended before these, so chained before them: written first
                 columns = {c: [r[i] for r in self._pending] + columns[c] for i, c in enumerate(COLUMNS)}
             self._write(columns, seq, head)
@@ -173,8 +208,11 @@ class AuditTrail:
         rows exist (a DELETE and an INSERT before: each statement costs DuckDB a plan)."""
         con = self.store.con
         con.from_arrow(pa.table(columns, schema=ARROW_SCHEMA)).insert_into("audit_log")
-        updated = con.execute("UPDATE meta SET value = CASE key WHEN 'audit_count' THEN ? ELSE ? END "
-                              "WHERE key IN ('audit_count', 'audit_head')", [str(seq), head]).fetchall()[0][0]
+        updated = con.execute(
+            "UPDATE meta SET value = CASE key WHEN 'audit_count' THEN ? ELSE ? END "
+            "WHERE key IN ('audit_count', 'audit_head')",
+            [str(seq), head],
+        ).fetchall()[0][0]
         if updated != 2:
             con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
             con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(seq), head])
@@ -193,8 +231,11 @@ class AuditTrail:
 
 
 def _has_trail(store: Store) -> bool:
-    return bool(store.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'").fetchall()[0][0])
+    return bool(
+        store.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'").fetchall()[
+            0
+        ][0]
+    )
 
 
 class BadCheckpoint(ValueError):
@@ -243,8 +284,11 @@ def verify(store: Store, against: Checkpoint | None = None) -> Verdict:
     require the checkpoint's entry to be there with the checkpoint's hash (which no rewrite can forge)."""
     if not store.read_only:
         store.con.execute(AUDIT_DDL)
-    rows = store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall() \
-        if _has_trail(store) else []
+    rows = (
+        store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall()
+        if _has_trail(store)
+        else []
+    )
     problems: list[str] = []
     prev = GENESIS
     for i, (seq, at, principal, action, citizen_id, detail, stored_prev, h) in enumerate(rows, start=1):

@@ -53,8 +53,9 @@ def to_utc(t: dt.datetime, field: str = "time") -> dt.datetime:
     try:
         return t.astimezone(dt.UTC).replace(tzinfo=None)
     except OverflowError:
-        raise TimeOutOfBounds(f"{field}: {t.isoformat()} is before {EARLIEST:%Y-%m-%d} (CST), the earliest time "
-                              "the system knows") from None
+        raise TimeOutOfBounds(
+            f"{field}: {t.isoformat()} is before {EARLIEST:%Y-%m-%d} (CST), the earliest time the system knows"
+        ) from None
 
 
 def stored(t: dt.datetime) -> dt.datetime:
@@ -69,12 +70,15 @@ def bounded(t: dt.datetime, field: str, clock: dt.datetime, horizon: dt.timedelt
     u = to_utc(t, field)
     clock = utc_naive(clock)
     if u < _EARLIEST_UTC:
-        raise TimeOutOfBounds(f"{field}: {t.isoformat()} is before {EARLIEST:%Y-%m-%d} (CST), the earliest time "
-                              "the system knows")
+        raise TimeOutOfBounds(
+            f"{field}: {t.isoformat()} is before {EARLIEST:%Y-%m-%d} (CST), the earliest time the system knows"
+        )
     latest = clock + horizon
     if u > latest:
-        raise TimeOutOfBounds(f"{field}: {t.isoformat()} is more than {horizon.days} days past the clock "
-                              f"({shown(clock)}); the latest time asked about may be {shown(latest)}")
+        raise TimeOutOfBounds(
+            f"{field}: {t.isoformat()} is more than {horizon.days} days past the clock "
+            f"({shown(clock)}); the latest time asked about may be {shown(latest)}"
+        )
     return u
 
 

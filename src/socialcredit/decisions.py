@@ -92,10 +92,16 @@ class Standing(frames.Tabular):
             ("city", self.city), ("as of (CST)", self.as_of), ("whose time", CLOCKS.get(self.clock, self.clock)),
             ("score", self.score), ("grade", self.grade), ("assessed at (CST)", self.assessed_at),
             ("running score", self.running_score), ("rulebook", self.rulebook_version)])  # fmt: skip
-        entries = frames.html_table(self.list_entries, ["list_id", "kind", "start", "end", "cause", "record_id",
-                                                        "behaviour", "characteristic", "grade"], "list entries")
-        measures = frames.html_table([asdict(m) for m in self.measures],
-                                     ["measure", "effect", "services", "via", "since", "until"], "active measures")
+        entries = frames.html_table(
+            self.list_entries,
+            ["list_id", "kind", "start", "end", "cause", "record_id", "behaviour", "characteristic", "grade"],
+            "list entries",
+        )
+        measures = frames.html_table(
+            [asdict(m) for m in self.measures],
+            ["measure", "effect", "services", "via", "since", "until"],
+            "active measures",
+        )
         return head + entries + measures
 
 
@@ -146,18 +152,42 @@ class Explanation(dict[str, Any], frames.Tabular):
 
     def _repr_html_(self) -> str:
         s = self["score"]
-        head = frames.fields_html(f"{self['name']} {self['citizen_id']}", [
-            ("city", self["city"]), ("as of (CST)", self["as_of"]),
-            ("whose time", CLOCKS.get(self["clock"], self["clock"])), ("rulebook", self["rulebook_version"]),
-            ("score", f"{s['value']} = clamp(base {s['base']} + {s['sum_of_entries']}) → grade {s['grade']}")])
-        return (head + frames.html_table(self.ledger_rows(), LEDGER_COLUMNS, "ledger entries in force")
-                + frames.html_table(self["list_entries"], ["list_id", "start", "cause", "record_id", "behaviour",
-                                                           "characteristic", "grade"], "list entries")
-                + frames.html_table(self["measures"], ["measure", "effect", "via", "until"], "measures"))
+        head = frames.fields_html(
+            f"{self['name']} {self['citizen_id']}",
+            [
+                ("city", self["city"]),
+                ("as of (CST)", self["as_of"]),
+                ("whose time", CLOCKS.get(self["clock"], self["clock"])),
+                ("rulebook", self["rulebook_version"]),
+                ("score", f"{s['value']} = clamp(base {s['base']} + {s['sum_of_entries']}) → grade {s['grade']}"),
+            ],
+        )
+        return (
+            head
+            + frames.html_table(self.ledger_rows(), LEDGER_COLUMNS, "ledger entries in force")
+            + frames.html_table(
+                self["list_entries"],
+                ["list_id", "start", "cause", "record_id", "behaviour", "characteristic", "grade"],
+                "list entries",
+            )
+            + frames.html_table(self["measures"], ["measure", "effect", "via", "until"], "measures")
+        )
 
 
-LEDGER_COLUMNS = ["points", "source", "behaviour", "characteristic", "record_id", "agency", "rule_ids", "rule_points",
-                  "capped_by", "valid_from", "valid_to", "rulebook_version"]
+LEDGER_COLUMNS = [
+    "points",
+    "source",
+    "behaviour",
+    "characteristic",
+    "record_id",
+    "agency",
+    "rule_ids",
+    "rule_points",
+    "capped_by",
+    "valid_from",
+    "valid_to",
+    "rulebook_version",
+]
 
 
 def _from_iso(iso: str | None) -> dt.datetime | None:
@@ -202,9 +232,11 @@ class SnapshotCannotAnswer(LocatedError):
     def __init__(self, path: object, last: dt.datetime | None, at: dt.datetime) -> None:
         self.at = at
         until = "it has no engine run" if last is None else f"its last engine run is as of {shown(last)}"
-        super().__init__(f"{path}: opened read-only, so it cannot answer about {shown(at)} ({until}); ask without "
-                         "a time (the store's clock), ask the running service (its writer reruns the engine), or "
-                         "open it writable so the engine can run")
+        super().__init__(
+            f"{path}: opened read-only, so it cannot answer about {shown(at)} ({until}); ask without "
+            "a time (the store's clock), ask the running service (its writer reruns the engine), or "
+            "open it writable so the engine can run"
+        )
 
 
 def answers_until(store: Store, last: dt.datetime) -> dt.datetime:
@@ -281,8 +313,9 @@ class MeasurePlan:
         )
 
 
-def _stay_measures(plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime,
-                   service: str | None = None) -> list[ActiveMeasure]:
+def _stay_measures(
+    plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime, service: str | None = None
+) -> list[ActiveMeasure]:
     """Measures of the lists a citizen is on at `at`, and the lasting ones of any past stay (memory).
 
     With `service`, only the measures that bind it: a decision needs no others, and a listed citizen
@@ -325,8 +358,13 @@ class Decider:
     Either way the engine reruns when a decision falls in a later assessment month than its last run.
     """
 
-    def __init__(self, store: Store, check_facts: bool = True, buffered: bool = False,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        check_facts: bool = True,
+        buffered: bool = False,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.check_facts = check_facts
@@ -384,13 +422,15 @@ class Decider:
             plan = self._plans[id(rb)] = MeasurePlan.of(self.store.catalog, rb)
         return plan
 
-    def own_measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime,
-                     service: str | None = None) -> list[ActiveMeasure]:
+    def own_measures(
+        self, idx: StayIndex, ckey: int, city: str, at: dt.datetime, service: str | None = None
+    ) -> list[ActiveMeasure]:
         stays = idx.stays.get(ckey)
         return _stay_measures(self.plan(self.rulebook(city, at)), stays, at, service) if stays else []
 
-    def reaching_measures(self, idx: StayIndex, ckey: int, at: dt.datetime,
-                          service: str | None = None) -> list[ActiveMeasure]:
+    def reaching_measures(
+        self, idx: StayIndex, ckey: int, at: dt.datetime, service: str | None = None
+    ) -> list[ActiveMeasure]:
         """Measures of parents (reach children) and of household members (reach household), through the ties
         in force at `at`; a parent's measure reaches a child only while the child is under the measure's
         `children_under` (18 unless it says otherwise) on `at`'s CST calendar day (a 56-year-old son is not a
@@ -409,14 +449,16 @@ class Decider:
                     out.append(m)
         return out
 
-    def measures(self, idx: StayIndex, ckey: int, city: str, at: dt.datetime,
-                 service: str | None = None) -> list[ActiveMeasure]:
+    def measures(
+        self, idx: StayIndex, ckey: int, city: str, at: dt.datetime, service: str | None = None
+    ) -> list[ActiveMeasure]:
         found = self.own_measures(idx, ckey, city, at, service) + self.reaching_measures(idx, ckey, at, service)
         # in an order of their own (stays in the index follow arrival order): same facts, same answer
         return sorted(found, key=lambda m: (m.since, m.measure, m.via, m.until or dt.datetime.max))
 
-    def _decision(self, idx: StayIndex, citizen_id: str, ckey: int, city: str, service: str, t: dt.datetime
-                  ) -> tuple[Decision, Rulebook | None]:
+    def _decision(
+        self, idx: StayIndex, citizen_id: str, ckey: int, city: str, service: str, t: dt.datetime
+    ) -> tuple[Decision, Rulebook | None]:
         rb = self.rulebook(city, t)
         version = rb.version if rb else None
         cat = self.store.catalog
@@ -446,13 +488,15 @@ class Decider:
         ]
         return Decision(citizen_id, service, t, outcome, public, version, min(untils) if untils else None, reasons), rb
 
-    def decide(self, citizen_id: str, service: str, at: dt.datetime | None = None, asked_by: str = "cli",
-               record: bool = True) -> Decision:
+    def decide(
+        self, citizen_id: str, service: str, at: dt.datetime | None = None, asked_by: str = "cli", record: bool = True
+    ) -> Decision:
         """May this citizen use this service at `at`? The answer carries its reasons and the version used."""
         return self.decide_many([(citizen_id, service, at)], asked_by=asked_by, record=record)[0]
 
-    def decide_many(self, requests: Sequence[tuple[str, str, dt.datetime | None]], asked_by: str = "cli",
-                    record: bool = True) -> list[Decision]:
+    def decide_many(
+        self, requests: Sequence[tuple[str, str, dt.datetime | None]], asked_by: str = "cli", record: bool = True
+    ) -> list[Decision]:
         """Many decisions in one call (a railway checks a whole train): one look-up pass, one insert.
 
         A batch with any unknown citizen or service is refused whole, every problem named.
@@ -465,8 +509,9 @@ class Decider:
             return []
         clock = question_clock(self.store) if self.clock is None else utc_naive(self.clock())
         default, whose = (clock, "service") if self.clock is not None else default_time(self.store)
-        times = [default if t is None else bounded(t, f"request {i + 1}: at", clock) for i, (_, _, t) in
-                 enumerate(requests)]
+        times = [
+            default if t is None else bounded(t, f"request {i + 1}: at", clock) for i, (_, _, t) in enumerate(requests)
+        ]
         if self._index is None or self.check_facts:  # the engine may run: refuse unknown citizens first
             self._check_citizens([c for c, _, _ in requests])
         idx = self.index(max(times))
@@ -498,17 +543,28 @@ class Decider:
     def _check_citizens(self, citizen_ids: list[str]) -> None:
         shaped = [c for c in citizen_ids if storable(c)]
         unknown = [c for c in citizen_ids if not storable(c)]
-        unknown += [c for (c,) in self.store.con.execute(
-            "SELECT DISTINCT u.id FROM unnest(?::VARCHAR[]) AS u(id) ANTI JOIN citizens c ON c.citizen_id = u.id",
-            [shaped],
-        ).fetchall()]
+        unknown += [
+            c
+            for (c,) in self.store.con.execute(
+                "SELECT DISTINCT u.id FROM unnest(?::VARCHAR[]) AS u(id) ANTI JOIN citizens c ON c.citizen_id = u.id",
+                [shaped],
+            ).fetchall()
+        ]
         if unknown:
             named = ", ".join(repr(c) for c in unknown[:20])
             raise LocatedError(f"no such citizen in the store: {named}")
 
-    def _decide_all(self, idx: StayIndex, requests: Sequence[tuple[str, str, dt.datetime | None]],
-                    times: list[dt.datetime], ckeys: list[int], cities: list[str], affected: frozenset[int],
-                    out: list[Decision], denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
+    def _decide_all(
+        self,
+        idx: StayIndex,
+        requests: Sequence[tuple[str, str, dt.datetime | None]],
+        times: list[dt.datetime],
+        ckeys: list[int],
+        cities: list[str],
+        affected: frozenset[int],
+        out: list[Decision],
+        denied: list[tuple[int, Decision, Rulebook | None]],
+    ) -> None:
         for (cid, service, _), t, ckey, city in zip(requests, times, ckeys, cities, strict=True):
             if ckey in affected:
                 d, rb = self._decision(idx, cid, ckey, city, service, t)
@@ -519,8 +575,9 @@ class Decider:
                 d = Decision(cid, service, t, "allow", NO_MEASURE, rb.version if rb else None, None, [])
             out.append(d)
 
-    def _record(self, out: list[Decision], ckeys: list[int], asked_by: str,
-                denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
+    def _record(
+        self, out: list[Decision], ckeys: list[int], asked_by: str, denied: list[tuple[int, Decision, Rulebook | None]]
+    ) -> None:
         con = self.store.con
         if self._next_id is None or not self.buffered:
             self._next_id = con.execute("SELECT coalesce(max(decision_id), 0) + 1 FROM decisions").fetchall()[0][0]
@@ -535,8 +592,14 @@ class Decider:
         if not self.buffered or self._pending_rows >= FLUSH_ROWS:
             self.flush()
         # where the city does not notify, a citizen learns of a listing only when a decision denies them
-        _learned_by_denials(con, [(ckey, d.at, f"Denied {d.service}: {d.public_reason}") for ckey, d, rb in denied
-                                  if rb is not None and not rb.disclosure.notify_citizens])
+        _learned_by_denials(
+            con,
+            [
+                (ckey, d.at, f"Denied {d.service}: {d.public_reason}")
+                for ckey, d, rb in denied
+                if rb is not None and not rb.disclosure.notify_citizens
+            ],
+        )
 
     def record_elsewhere_decided(self, decided: pa.Table, learned: Sequence[tuple[int, dt.datetime, str]]) -> None:
         """Record decisions another process answered (a reader of the service, from a published snapshot), in
@@ -667,7 +730,9 @@ def decide(
 
 
 def decide_many(
-    store: Store, requests: Sequence[tuple[str, str, dt.datetime | None]], asked_by: str = "cli",
+    store: Store,
+    requests: Sequence[tuple[str, str, dt.datetime | None]],
+    asked_by: str = "cli",
     record: bool = False,
 ) -> list[Decision]:
     """Decisions for many (citizen, service, time) requests in one pass; refused whole on any bad request.
@@ -749,30 +814,32 @@ def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> 
     rb_now = rulebook_at(store, st.city, at)
     rb_asked = decider(store).rulebook(st.city, at)  # the version the standing was read under (a replay's pin)
     running = st.running_score
-    return Explanation(jsonable(
-        {
-            "citizen_id": st.citizen_id,
-            "name": st.name,
-            "city": st.city,
-            "as_of": at,
-            "clock": st.clock,
-            "rulebook_version": st.rulebook_version,
-            "score": {
-                # the running score the entries below add up to; the published one is the last assessment's
-                "value": running,
-                "grade": rb_asked.grade_of(running) if rb_asked and running is not None else None,
-                "published": st.score,
-                "published_grade": st.grade,
-                "assessed_at": st.assessed_at,
-                "base": rb_now.scale.base if rb_now else None,
-                "scale": [rb_now.scale.min, rb_now.scale.max] if rb_now else None,
-                "sum_of_entries": sum(e["points"] for e in entries),
-            },
-            "ledger": entries,
-            "list_entries": st.list_entries,
-            "measures": [asdict(m) for m in st.measures],
-        }
-    ))
+    return Explanation(
+        jsonable(
+            {
+                "citizen_id": st.citizen_id,
+                "name": st.name,
+                "city": st.city,
+                "as_of": at,
+                "clock": st.clock,
+                "rulebook_version": st.rulebook_version,
+                "score": {
+                    # the running score the entries below add up to; the published one is the last assessment's
+                    "value": running,
+                    "grade": rb_asked.grade_of(running) if rb_asked and running is not None else None,
+                    "published": st.score,
+                    "published_grade": st.grade,
+                    "assessed_at": st.assessed_at,
+                    "base": rb_now.scale.base if rb_now else None,
+                    "scale": [rb_now.scale.min, rb_now.scale.max] if rb_now else None,
+                    "sum_of_entries": sum(e["points"] for e in entries),
+                },
+                "ledger": entries,
+                "list_entries": st.list_entries,
+                "measures": [asdict(m) for m in st.measures],
+            }
+        )
+    )
 
 
 def _attributes(store: Store, rkey: int | None, behaviour: str | None) -> dict[str, Any]:

@@ -71,8 +71,10 @@ def _flat(table: pa.Table) -> pa.Table:
     cols = []
     for col in table.columns:
         if pa.types.is_nested(col.type):
-            col = pa.array([None if v is None else json.dumps(v, default=str, ensure_ascii=False)
-                            for v in col.to_pylist()], pa.string())
+            col = pa.array(
+                [None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in col.to_pylist()],
+                pa.string(),
+            )
         cols.append(col)
     return pa.table(cols, names=table.column_names)
 
@@ -103,19 +105,28 @@ def export(source: Path, to: Path, fmt: str = "parquet", progress: Step | None =
             table = store.con.sql(f"SELECT * FROM {view}").to_arrow_table()  # a name from VIEWS, not a value
             name = view.removesuffix("_view")
             path = write(table, to / name, fmt)
-            done.tables.append({"file": path.name, "rows": table.num_rows, "from": view,
-                                "columns": table.column_names})
+            done.tables.append({"file": path.name, "rows": table.num_rows, "from": view, "columns": table.column_names})
         missing = [v for v in VIEWS if v not in made]
         if missing:
             done.note = f"not written (the engine has not made their tables yet): {', '.join(missing)}"
     if run_dir is None:
-        done.note = "; ".join(filter(None, [done.note, (
-            "figure data: none — a plain store is not a run directory (a simulated calendar and scenario), "
-            "so there is no report to take it from; export a run directory for it")]))
+        done.note = "; ".join(
+            filter(
+                None,
+                [
+                    done.note,
+                    (
+                        "figure data: none — a plain store is not a run directory (a simulated calendar and scenario), "
+                        "so there is no report to take it from; export a run directory for it"
+                    ),
+                ],
+            )
+        )
     else:
         _figures(run_dir, to, fmt, done, step)
-    (to / "manifest.json").write_text(json.dumps(done.manifest(), indent=2, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
+    (to / "manifest.json").write_text(
+        json.dumps(done.manifest(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return done
 
 
@@ -134,12 +145,14 @@ def _figures(run_dir: Path, to: Path, fmt: str, done: Exported, step: Step) -> N
         entry: dict[str, Any] = {"figure": fid, "title": title, "files": []}
         for query in queries:
             path = write(query.table, to / "figures" / fid / slug(query.name), fmt)
-            entry["files"].append({"file": str(path.relative_to(to)), "rows": query.table.num_rows,
-                                   "query": query.name, "sql": query.sql})
+            entry["files"].append(
+                {"file": str(path.relative_to(to)), "rows": query.table.num_rows, "query": query.name, "sql": query.sql}
+            )
             for key, table in query.inputs.items():
                 ipath = write(table, to / "figures" / fid / f"input-{slug(key)}", fmt)
-                entry["files"].append({"file": str(ipath.relative_to(to)), "rows": table.num_rows,
-                                       "input": key, "of": query.name})
+                entry["files"].append(
+                    {"file": str(ipath.relative_to(to)), "rows": table.num_rows, "input": key, "of": query.name}
+                )
         done.figures.append(entry)
 
 

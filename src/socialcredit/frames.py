@@ -81,16 +81,16 @@ def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], captio
     """A small HTML table, every cell escaped; at most MAX_ROWS rows, the caption saying how many there are."""
     more = f" (first {MAX_ROWS} of {len(rows)})" if len(rows) > MAX_ROWS else ""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{shown(r.get(c))}</td>" for c in columns) + "</tr>"
-                   for r in rows[:MAX_ROWS])
-    return (f"<table><caption>{html.escape(caption)}{more}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+    body = "".join("<tr>" + "".join(f"<td>{shown(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows[:MAX_ROWS])
+    return (
+        f"<table><caption>{html.escape(caption)}{more}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def fields_html(title: str, fields: Iterable[tuple[str, Any]]) -> str:
     """A heading and a two-column table of named values (escaped)."""
-    rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{shown(v)}</td></tr>"
-                   for k, v in fields)
+    rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{shown(v)}</td></tr>" for k, v in fields)
     return f"<div><strong>{html.escape(title)}</strong><table>{rows}</table></div>"
 
 

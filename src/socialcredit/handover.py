@@ -36,8 +36,17 @@ MANIFEST = "manifest.json"
 FORMAT = "socialcredit-handover/1"
 
 # the facts an engine run reads (rulebook texts are not among them: they travel compiled, as COMPILED)
-FACTS = ("jurisdictions", "behaviours", "citizens", "relations", "relation_changes", "records", "retractions",
-         "notifications", "rulebook_versions")  # relation_changes: the run's watermark counts them
+FACTS = (
+    "jurisdictions",
+    "behaviours",
+    "citizens",
+    "relations",
+    "relation_changes",
+    "records",
+    "retractions",
+    "notifications",
+    "rulebook_versions",
+)  # relation_changes: the run's watermark counts them
 # the compiled rulebooks as the engine's steps join them: made by the exporting side, so the other side needs
 # no rulebook parser and runs exactly the tables this store's engine would
 COMPILED = ("dt_params", "dt_buckets", "dt_cells", "pieces", "general_rules", "segments", "caps")

@@ -28,11 +28,14 @@ SAMPLE = 20
 
 def _snapshot(store: Store, at: dt.datetime) -> dict[int, tuple[int | None, str | None, tuple[str, ...]]]:
     """ckey → (score, grade, lists on at `at`) after the engine ran as of `at`."""
-    rows = store.con.execute(fill(
-        """WITH l AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists FROM __on AS e GROUP BY ckey)
+    rows = store.con.execute(
+        fill(
+            """WITH l AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists FROM __on AS e GROUP BY ckey)
            SELECT c.ckey, g.score, g.grade, coalesce(l.lists, []) FROM citizens AS c
            LEFT JOIN __g AS g ON g.ckey = c.ckey LEFT JOIN l ON l.ckey = c.ckey""",
-        g=standings.latest_assessments(at), on=standings.stays_at(at)).sql(standings.DIALECT)
+            g=standings.latest_assessments(at),
+            on=standings.stays_at(at),
+        ).sql(standings.DIALECT)
     ).fetchall()
     return {ckey: (score, grade, tuple(lists)) for ckey, score, grade, lists in rows}
 
@@ -60,11 +63,14 @@ def copy_for_preview(store: Store, text: str, origin: str = "upload", now: dt.da
     first_day = cst_midnight_utc(layer.effective_from)
     clock = utc_naive(now)
     if first_day > clock + PREVIEW_HORIZON:
-        raise LocatedError(f"{origin}: effective_from {layer.effective_from} is more than {PREVIEW_HORIZON.days} days "
-                           "ahead; a preview runs the engine up to that day")
+        raise LocatedError(
+            f"{origin}: effective_from {layer.effective_from} is more than {PREVIEW_HORIZON.days} days "
+            "ahead; a preview runs the engine up to that day"
+        )
     store.con.execute("CHECKPOINT")
-    job = PreviewCopy(text, origin, layer, max(clock, first_day), store.catalog,
-                      tempfile.TemporaryDirectory(prefix="impact-"))
+    job = PreviewCopy(
+        text, origin, layer, max(clock, first_day), store.catalog, tempfile.TemporaryDirectory(prefix="impact-")
+    )
     store.copy_file(job.path)  # not shutil.copyfile: closing a second descriptor would drop the store's lock
     return job
 
@@ -97,18 +103,23 @@ def run_preview(job: PreviewCopy) -> dict[str, Any]:
     sample: list[dict[str, Any]] = []
     for ckey, (cid, name, city) in sorted(people.items()):
         b, a = before.get(ckey, (None, None, ())), after.get(ckey, (None, None, ()))
-        row = by_city.setdefault(city, {"city": city, "citizens": 0, "grade_changed": 0, "list_changed": 0,
-                                        "score_changed": 0})
+        row = by_city.setdefault(
+            city, {"city": city, "citizens": 0, "grade_changed": 0, "list_changed": 0, "score_changed": 0}
+        )
         row["citizens"] += 1
         row["score_changed"] += b[0] != a[0]
         row["grade_changed"] += b[1] != a[1]
         row["list_changed"] += b[2] != a[2]
         if (b[1] != a[1] or b[2] != a[2]) and len(sample) < SAMPLE:
-            sample.append({
-                "citizen_id": cid, "name": name, "city": city,
-                "before": {"score": b[0], "grade": b[1], "lists": list(b[2])},
-                "after": {"score": a[0], "grade": a[1], "lists": list(a[2])},
-            })
+            sample.append(
+                {
+                    "citizen_id": cid,
+                    "name": name,
+                    "city": city,
+                    "before": {"score": b[0], "grade": b[1], "lists": list(b[2])},
+                    "after": {"score": a[0], "grade": a[1], "lists": list(a[2])},
+                }
+            )
     return {
         "version": layer.key,  # the version previewed, not the jurisdiction's latest-dated one
         "effective_from": layer.effective_from.isoformat(),
@@ -116,8 +127,6 @@ def run_preview(job: PreviewCopy) -> dict[str, Any]:
         "by_city": sorted(by_city.values(), key=lambda r: r["city"]),
         "sample": sample,
     }
-
-
 
 
 def schedule(store: Store, text: str, origin: str, now: dt.datetime | None = None, backdate: bool = False) -> Layer:

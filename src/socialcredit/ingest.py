@@ -55,6 +55,7 @@ class BatchRejected(ValueError):
         more = f"\n… and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(f"batch rejected, nothing written ({len(problems)} problems):\n{shown}{more}")
 
+
 RECORD_FIELDS = ENVELOPE
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "str": "VARCHAR"}
 MAX_ID_LENGTH = 200
@@ -336,10 +337,20 @@ def _checks(store: Store, g: str = "g") -> tuple[list[tuple[str, str, str]], dic
             checks.append((f"'{name}'", f"'longer than ' || $length_{name} || ' characters'",
                            f"length(t.{col}) > $length_{name}"))  # fmt: skip
             params[f"length_{name}"] = a.max_length
-        checks.append((f"'{name}'", f"'behaviour ' || t.behaviour || ' has no attribute {name}'",
-                       f"t.{col} IS NOT NULL AND t.bkey IS NOT NULL AND NOT coalesce(d.{q('has_' + name)}, false)"))
-        checks.append((f"'{name}'", "'required for ' || t.behaviour",
-                       f"coalesce(d.{q('needs_' + name)}, false) AND {given} IS NULL"))
+        checks.append(
+            (
+                f"'{name}'",
+                f"'behaviour ' || t.behaviour || ' has no attribute {name}'",
+                f"t.{col} IS NOT NULL AND t.bkey IS NOT NULL AND NOT coalesce(d.{q('has_' + name)}, false)",
+            )
+        )
+        checks.append(
+            (
+                f"'{name}'",
+                "'required for ' || t.behaviour",
+                f"coalesce(d.{q('needs_' + name)}, false) AND {given} IS NULL",
+            )
+        )
     return checks, params
 
 
@@ -457,8 +468,9 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
             f"JOIN _suspects USING (row) WHERE {cond})"
             for i, (field, message, cond) in enumerate(checks)
         )
-        sql = (f"SELECT row, field, message FROM ({union}) AS u(row, field, message, ordinal) "
-               "ORDER BY row, field, ordinal")
+        sql = (
+            f"SELECT row, field, message FROM ({union}) AS u(row, field, message, ordinal) ORDER BY row, field, ordinal"
+        )
         found = con.execute(sql, _used(params, sql)).fetchall()
     con.execute("DROP TABLE _suspects; DROP TABLE _twice; DROP VIEW _given")
     problems = [Problem(int(r), f, m) for r, f, m in found]

@@ -109,5 +109,14 @@ def authenticate(store: Store, token: str) -> Principal | None:
     return Principal(rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
 
-__all__ = ["PUBLIC", "ROLES", "Principal", "authenticate", "create_key", "list_keys", "provider_services",
-           "providers", "revoke_key"]
+__all__ = [
+    "PUBLIC",
+    "ROLES",
+    "Principal",
+    "authenticate",
+    "create_key",
+    "list_keys",
+    "provider_services",
+    "providers",
+    "revoke_key",
+]

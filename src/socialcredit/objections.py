@@ -27,8 +27,20 @@ CASES_DDL = """CREATE TABLE IF NOT EXISTS cases(case_id BIGINT, kind VARCHAR, ck
 KINDS = ("objection", "repair")
 REPAIR_AGENCY = "credit_repair_office"
 REPAIR_BEHAVIOUR = "credit_repair_completed"
-COLUMNS = ("case_id", "kind", "citizen_id", "agency", "record_id", "list_id", "reason", "filed_at", "status",
-           "reviewer", "reviewed_at", "note")
+COLUMNS = (
+    "case_id",
+    "kind",
+    "citizen_id",
+    "agency",
+    "record_id",
+    "list_id",
+    "reason",
+    "filed_at",
+    "status",
+    "reviewer",
+    "reviewed_at",
+    "note",
+)
 
 
 def _next_id(store: Store) -> int:
@@ -119,8 +131,9 @@ def cases(store: Store, status: str | None = None, citizen_id: str | None = None
     return [dict(zip(COLUMNS, r, strict=True)) for r in store.con.execute(sql, args).fetchall()]
 
 
-def review(store: Store, case_id: int, uphold: bool, reviewer: str, note: str = "",
-           at: dt.datetime | None = None) -> dict[str, Any]:
+def review(
+    store: Store, case_id: int, uphold: bool, reviewer: str, note: str = "", at: dt.datetime | None = None
+) -> dict[str, Any]:
     """Decide an open case. Upholding writes facts (a retraction, or a repair record); rejecting writes none."""
     store.con.execute(CASES_DDL)
     _text_fields(note=note)
@@ -135,14 +148,16 @@ def review(store: Store, case_id: int, uphold: bool, reviewer: str, note: str = 
         store.retract(case["agency"], [case["record_id"]], f"objection {case_id} upheld: {note}".strip(), reviewer)
     elif uphold:
         store.ingest(
-            [{
-                "record_id": f"repair-{case_id}",
-                "citizen_id": case["citizen_id"],
-                "behaviour": REPAIR_BEHAVIOUR,
-                "occurred_at": when.replace(tzinfo=dt.UTC).isoformat(),
-                "reported_by": REPAIR_AGENCY,
-                "attributes": {},
-            }],
+            [
+                {
+                    "record_id": f"repair-{case_id}",
+                    "citizen_id": case["citizen_id"],
+                    "behaviour": REPAIR_BEHAVIOUR,
+                    "occurred_at": when.replace(tzinfo=dt.UTC).isoformat(),
+                    "reported_by": REPAIR_AGENCY,
+                    "attributes": {},
+                }
+            ],
             name=f"repair case {case_id}",
         )
     store.con.execute(

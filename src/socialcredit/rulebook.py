@@ -226,8 +226,13 @@ class Rulebook:
 
     def grade_expr(self, score: exp.Expression) -> exp.Expression:
         return exp.Case(
-            ifs=[exp.If(this=exp.GTE(this=score.copy(), expression=exp.Literal.number(g.min)),
-                        true=exp.Literal.string(g.grade)) for g in self.grades],
+            ifs=[
+                exp.If(
+                    this=exp.GTE(this=score.copy(), expression=exp.Literal.number(g.min)),
+                    true=exp.Literal.string(g.grade),
+                )
+                for g in self.grades
+            ],
             default=exp.Literal.string(self.grades[-1].grade),
         )
 
@@ -243,8 +248,9 @@ def parse_layer(text: str, name: str) -> Layer:
     `file:line: …` (what it names is checked against the catalog and its parents when it is resolved)."""
     raw, where = parse_yaml_located(text, name, keep_going=True)
     if not isinstance(raw, dict):
-        raise LocatedError("\n".join([*where.located(name),
-                                      f"{name}:1: a rulebook is a mapping (jurisdiction, version, rules …)"]))
+        raise LocatedError(
+            "\n".join([*where.located(name), f"{name}:1: a rulebook is a mapping (jurisdiction, version, rules …)"])
+        )
     layer = validate_located(Layer, raw, name, where)  # raises with where's problems too
     _stamp(layer, name, where)
     problems = where.located(name)
@@ -262,9 +268,11 @@ def parse_layer(text: str, name: str) -> Layer:
 def _stamp(layer: Layer, name: str, where: Where) -> None:
     layer._at = f"{name}:{where.line(())}"
     layer._sections = {key: f"{name}:{where.line((key,))}" for key in ("scale", "grades", "disclosure")}
-    layer._removals = {(coll, rid): f"{name}:{where.line(('remove', coll, i))}"
-                       for coll in ("rules", "caps", "lists", "memory")
-                       for i, rid in enumerate(getattr(layer.remove, coll))}
+    layer._removals = {
+        (coll, rid): f"{name}:{where.line(('remove', coll, i))}"
+        for coll in ("rules", "caps", "lists", "memory")
+        for i, rid in enumerate(getattr(layer.remove, coll))
+    }
     for coll in ("rules", "caps", "lists", "memory"):
         for i, item in enumerate(getattr(layer, coll)):
             item._at = f"{name}:{where.line((coll, i))}"
@@ -301,16 +309,18 @@ def dropped(layer: Layer, previous: Layer) -> list[str]:
         kept = {item.id for item in getattr(layer, coll)}
         gone = [item.id for item in getattr(previous, coll) if item.id not in kept]
         if gone:
-            out.append(f"{layer.at}: {layer.key} drops {len(gone)} of the {coll} {previous.key} had: "
-                       f"{', '.join(gone)} ({why})")
+            out.append(
+                f"{layer.at}: {layer.key} drops {len(gone)} of the {coll} {previous.key} had: {', '.join(gone)} ({why})"
+            )
         back = [rid for rid in getattr(previous.remove, coll) if rid not in getattr(layer.remove, coll)]
         if back:
-            out.append(f"{layer.at}: {layer.key} no longer removes the inherited {coll} {previous.key} removed, "
-                       f"so they apply again: {', '.join(back)} ({why})")
+            out.append(
+                f"{layer.at}: {layer.key} no longer removes the inherited {coll} {previous.key} removed, "
+                f"so they apply again: {', '.join(back)} ({why})"
+            )
     for section in ("scale", "grades", "disclosure"):
         if getattr(previous, section) is not None and getattr(layer, section) is None:
-            out.append(f"{layer.at}: {layer.key} drops the {section} {previous.key} set, so its parents' apply "
-                       f"({why})")
+            out.append(f"{layer.at}: {layer.key} drops the {section} {previous.key} set, so its parents' apply ({why})")
     return out
 
 
@@ -344,8 +354,9 @@ def validate_files(paths: list[Path], base: list[Layer] | None = None) -> tuple[
     if problems:
         raise LocatedError("\n".join(in_line_order(problems)))
     every = [*base, *layers]
-    warnings = [w for layer in layers if (prev := previous_version(layer, every)) is not None
-                for w in dropped(layer, prev)]
+    warnings = [
+        w for layer in layers if (prev := previous_version(layer, every)) is not None for w in dropped(layer, prev)
+    ]
     return layers, warnings
 
 
@@ -373,17 +384,30 @@ class RulebookSet(frames.Tabular):
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per version: jurisdiction, level, version, effective date, parent, source, counts."""
-        return [{"jurisdiction": v.jurisdiction, "name": v.name, "level": v.level, "version": v.version,
-                 "effective_from": v.effective_from, "extends": v.extends, "source": v.source, "rules": len(v.rules),
-                 "lists": len(v.lists)} for vs in self.layers.values() for v in vs]
+        return [
+            {
+                "jurisdiction": v.jurisdiction,
+                "name": v.name,
+                "level": v.level,
+                "version": v.version,
+                "effective_from": v.effective_from,
+                "extends": v.extends,
+                "source": v.source,
+                "rules": len(v.rules),
+                "lists": len(v.lists),
+            }
+            for vs in self.layers.values()
+            for v in vs
+        ]
 
     def to_arrow(self) -> pa.Table:
         return frames.table(self.rows())
 
     def _repr_html_(self) -> str:
         rows = self.rows()
-        return frames.html_table(rows, list(rows[0]) if rows else [], f"RulebookSet: {len(rows)} versions, "
-                                 f"cities {', '.join(self.cities)}")
+        return frames.html_table(
+            rows, list(rows[0]) if rows else [], f"RulebookSet: {len(rows)} versions, cities {', '.join(self.cities)}"
+        )
 
     def __init__(self, layers: list[Layer], catalog: Catalog | None = None) -> None:
         self.catalog = catalog or default_catalog()
@@ -399,8 +423,10 @@ class RulebookSet(frames.Tabular):
             versions.sort(key=lambda v: v.effective_from)
             for a, b in itertools.pairwise(versions):
                 if a.effective_from == b.effective_from:
-                    problems.append(f"{b.at}: {b.key} takes effect on {b.effective_from}, the day {a.key} "
-                                    f"({a.at}) does: two versions of {b.jurisdiction} share a date")
+                    problems.append(
+                        f"{b.at}: {b.key} takes effect on {b.effective_from}, the day {a.key} "
+                        f"({a.at}) does: two versions of {b.jurisdiction} share a date"
+                    )
         for versions in self.layers.values():
             for layer in versions:
                 if layer.extends is not None and layer.extends not in self.layers:
@@ -565,8 +591,9 @@ def check(rb: Rulebook, catalog: Catalog, problems: list[str] | None = None) -> 
     if mins != sorted(mins, reverse=True) or len(set(grades)) != len(grades):
         problems.append(f"{grades_at}: grades must be listed highest first, each once ({rb.version})")
     if mins and mins[-1] > rb.scale.min:
-        problems.append(f"{grades_at}: the lowest grade must start at or below scale.min ({rb.scale.min}) "
-                        f"({rb.version})")
+        problems.append(
+            f"{grades_at}: the lowest grade must start at or below scale.min ({rb.scale.min}) ({rb.version})"
+        )
 
     def attrs_of(behaviour: str | None, characteristic: str | None, at: str) -> dict[str, str] | None:
         if behaviour is not None:
@@ -576,8 +603,10 @@ def check(rb: Rulebook, catalog: Catalog, problems: list[str] | None = None) -> 
             return {a.name: a.type for a in catalog.attributes_of(behaviour)}
         assert characteristic is not None
         if characteristic not in catalog.characteristics:
-            problems.append(f"{at}: unknown characteristic {characteristic!r}"
-                            f"{unknown_hint(characteristic, 'characteristic', catalog)}")
+            problems.append(
+                f"{at}: unknown characteristic {characteristic!r}"
+                f"{unknown_hint(characteristic, 'characteristic', catalog)}"
+            )
             return None
         return {a: catalog.attributes[a].type for a in catalog.characteristics[characteristic].attributes}
 
@@ -595,8 +624,9 @@ def check(rb: Rulebook, catalog: Catalog, problems: list[str] | None = None) -> 
             condition(f"rule:{r.id}", r.when, attrs, r.at)
     for c in rb.caps:
         if c.behaviour not in catalog.behaviours:
-            problems.append(f"{c.at}: cap names unknown behaviour {c.behaviour!r}"
-                            f"{unknown_hint(c.behaviour, 'behaviour', catalog)}")
+            problems.append(
+                f"{c.at}: cap names unknown behaviour {c.behaviour!r}{unknown_hint(c.behaviour, 'behaviour', catalog)}"
+            )
     list_ids = {x.id for x in rb.lists}
     for lst in rb.lists:
         for g in lst.grades:
@@ -638,8 +668,10 @@ def unknown_hint(code: str, kind: Literal["behaviour", "characteristic"], catalo
             if ch.cleared_by:
                 how += f", cleared by {' or '.join(map(repr, ch.cleared_by))}"
         event = f", or `behaviour: {ch.set_by[0]}` to score the event that sets it" if ch.set_by else ""
-        return (f": it is a characteristic (a state the citizen is in: {ch.label.lower()}), {how}; write "
-                f"`characteristic: {code}` to score the state{event}")
+        return (
+            f": it is a characteristic (a state the citizen is in: {ch.label.lower()}), {how}; write "
+            f"`characteristic: {code}` to score the state{event}"
+        )
     if kind == "characteristic" and code in catalog.behaviours:
         return f": it is a behaviour (an event an agency reports); write `behaviour: {code}`"
     known = catalog.behaviours if kind == "behaviour" else catalog.characteristics
@@ -696,6 +728,7 @@ def sections(rb: Rulebook) -> dict[str, dict[str | None, dict[str, Any]]]:
     the same are equal; a list's measures are in one form (`air_ban` whether written bare or as a mapping),
     a trigger without its unset fields.
     """
+
     def lst(x: ListDef) -> dict[str, Any]:
         d = x.model_dump(by_alias=True, exclude={"id"})
         d["triggers"] = [t.model_dump(exclude_none=True) for t in x.triggers]
@@ -734,8 +767,11 @@ def changes(a: Rulebook, b: Rulebook) -> list[dict[str, Any]]:
             elif x is None:
                 out.append({**row, "change": "added", "field": None, "before": None, "after": y})
             else:
-                out += [{**row, "change": "changed", "field": f, "before": x.get(f), "after": y.get(f)}
-                        for f in [*x, *(f for f in y if f not in x)] if x.get(f) != y.get(f)]
+                out += [
+                    {**row, "change": "changed", "field": f, "before": x.get(f), "after": y.get(f)}
+                    for f in [*x, *(f for f in y if f not in x)]
+                    if x.get(f) != y.get(f)
+                ]
     return out
 
 
@@ -753,8 +789,11 @@ def diff(a: Rulebook, b: Rulebook) -> dict[str, Any]:
     rules = [("removed", i, ra[i].model_dump(), None) for i in ra if i not in rb_]
     rules += [("added", i, None, rb_[i].model_dump()) for i in rb_ if i not in ra]
     # compare what the rules say, not where they were written (models also carry their file and line)
-    rules += [("changed", i, ra[i].model_dump(), rb_[i].model_dump()) for i in ra
-              if i in rb_ and ra[i].model_dump() != rb_[i].model_dump()]
+    rules += [
+        ("changed", i, ra[i].model_dump(), rb_[i].model_dump())
+        for i in ra
+        if i in rb_ and ra[i].model_dump() != rb_[i].model_dump()
+    ]
     la = {x.id: x.model_dump(by_alias=True) for x in a.lists}
     lb = {x.id: x.model_dump(by_alias=True) for x in b.lists}
     na, nb = sections(a)["lists"], sections(b)["lists"]  # a list written in another form is not a change
@@ -764,5 +803,4 @@ def diff(a: Rulebook, b: Rulebook) -> dict[str, Any]:
         for k in ("scale", "disclosure")
         if getattr(a, k).model_dump() != getattr(b, k).model_dump()
     }
-    return {"a": a.version, "b": b.version, "rules": rules, "lists": lists, "other": other,
-            "changes": changes(a, b)}
+    return {"a": a.version, "b": b.version, "rules": rules, "lists": lists, "other": other, "changes": changes(a, b)}

@@ -40,9 +40,7 @@ class Table:
 
     def empty(self) -> exp.Select:
         """A query with this table's columns, typed, and no rows: how a step starts a table it fills."""
-        return exp.select(
-            *[exp.cast(exp.null(), c.type).as_(c.name) for c in self.columns]
-        ).where(exp.false())
+        return exp.select(*[exp.cast(exp.null(), c.type).as_(c.name) for c in self.columns]).where(exp.false())
 
 
 def _t(name: str, comment: str, cols: str, derived: bool = False) -> Table:
@@ -71,16 +69,27 @@ version VARCHAR -- the rulebook versions in force at entry
 """
 
 FACTS: tuple[Table, ...] = (
-    _t("jurisdictions", "Cities and provinces that have rulebooks, with their small integer keys.", """
+    _t(
+        "jurisdictions",
+        "Cities and provinces that have rulebooks, with their small integer keys.",
+        """
 jkey SMALLINT -- the jurisdiction's key in every other table
 code VARCHAR -- its rulebook jurisdiction code
 level VARCHAR -- national, province or city
-"""),
-    _t("behaviours", "The catalog's behaviours, with their small integer keys.", """
+""",
+    ),
+    _t(
+        "behaviours",
+        "The catalog's behaviours, with their small integer keys.",
+        """
 bkey SMALLINT -- the behaviour's key in every other table
 code VARCHAR -- its catalog code
-"""),
-    _t("citizens", "The population register (synthetic people only).", """
+""",
+    ),
+    _t(
+        "citizens",
+        "The population register (synthetic people only).",
+        """
 ckey INTEGER -- the citizen's dense integer key
 citizen_id VARCHAR -- the 18-character resident ID
 name VARCHAR -- name as registered
@@ -90,10 +99,12 @@ birth_date DATE -- as registered
 city VARCHAR -- the city of registration (rulebook jurisdiction code)
 jkey SMALLINT -- that city's key
 avatar_seed BIGINT -- seed for the generated portrait
-"""),
-    _t("relation_changes",
-       "Ties between citizens beginning and ending, as dated facts (append-only; the view `relations` pairs them).",
-       """
+""",
+    ),
+    _t(
+        "relation_changes",
+        "Ties between citizens beginning and ending, as dated facts (append-only; the view `relations` pairs them).",
+        """
 seq BIGINT -- the change's number, increasing with arrival: a resumed engine run reads the changes after its last
 ckey INTEGER -- the citizen
 other INTEGER -- the related citizen
@@ -101,23 +112,35 @@ kind VARCHAR -- parent, child, spouse or contact (what `other` is to `ckey`; the
 change VARCHAR -- start (the tie begins) or end (it ends)
 changed_at TIMESTAMP -- when the tie began or ended (UTC)
 ends BIGINT -- on an end, the seq of the start it ends; NULL on a start
-"""),
-    _t("retractions", "Records an agency withdrew; the ledger ignores them from then on (append-only).", """
+""",
+    ),
+    _t(
+        "retractions",
+        "Records an agency withdrew; the ledger ignores them from then on (append-only).",
+        """
 rkey BIGINT -- the withdrawn record
 agency VARCHAR -- the agency that withdrew it
 record_id VARCHAR -- the agency's record ID
 retracted_at TIMESTAMP -- when (UTC)
 reason VARCHAR -- the reason given
 requested_by VARCHAR -- who asked
-"""),
-    _t("batches", "Each ingest: its source and what it added.", """
+""",
+    ),
+    _t(
+        "batches",
+        "Each ingest: its source and what it added.",
+        """
 batch INTEGER -- the batch number
 source VARCHAR -- the file or feed it came from
 received_at TIMESTAMP -- when (UTC)
 accepted INTEGER -- records stored
 duplicates INTEGER -- records already stored, skipped
-"""),
-    _t("rulebook_versions", "Every rulebook layer loaded, with its text (append-only).", """
+""",
+    ),
+    _t(
+        "rulebook_versions",
+        "Every rulebook layer loaded, with its text (append-only).",
+        """
 jurisdiction VARCHAR -- the layer's jurisdiction
 version INTEGER -- its version number
 effective_from DATE -- CST date it takes effect
@@ -125,8 +148,12 @@ text VARCHAR -- the YAML text as loaded
 digest VARCHAR -- sha256 of the text
 loaded_at TIMESTAMP -- when (UTC)
 origin VARCHAR -- the file it came from
-"""),
-    _t("decisions", "Each service decision asked of the system, with its outcome and reasons.", """
+""",
+    ),
+    _t(
+        "decisions",
+        "Each service decision asked of the system, with its outcome and reasons.",
+        """
 decision_id BIGINT -- the decision's number
 ckey INTEGER -- the citizen asked about
 service VARCHAR -- the service (catalog measure) asked for
@@ -135,21 +162,33 @@ outcome VARCHAR -- granted or denied
 reasons VARCHAR -- the reasons, as JSON
 asked_by VARCHAR -- the asking official or service
 rulebook_version VARCHAR -- the versions in force then
-"""),
-    _t("notifications", "What citizens were told: a listing where the city notifies, a denial everywhere.", """
+""",
+    ),
+    _t(
+        "notifications",
+        "What citizens were told: a listing where the city notifies, a denial everywhere.",
+        """
 ckey INTEGER -- the citizen told
 sent_at TIMESTAMP -- when (UTC)
 kind VARCHAR -- listed (rewritten by every engine run) or denied
 message VARCHAR -- the text sent
-"""),
-    _t("meta", "Store settings and markers (key, value).", """
+""",
+    ),
+    _t(
+        "meta",
+        "Store settings and markers (key, value).",
+        """
 key VARCHAR -- the setting
 value VARCHAR -- its value
-"""),
+""",
+    ),
 )
 
 DERIVED: tuple[Table, ...] = (
-    _t("engine_run", "The last engine run: its as_of, pin and what it was computed from (one row).", """
+    _t(
+        "engine_run",
+        "The last engine run: its as_of, pin and what it was computed from (one row).",
+        """
 as_of TIMESTAMP -- the time the run computed the derived tables for (UTC)
 pin VARCHAR -- the rulebook versions pinned, or NULL
 computed_at TIMESTAMP -- when the run finished (UTC)
@@ -160,8 +199,13 @@ first_assessment TIMESTAMP -- the first monthly assessment (UTC)
 next_record TIMESTAMP -- the first stored record after as_of, when the run ended
 carried_at TIMESTAMP -- the month whose end state engine_carry holds, or NULL
 kept VARCHAR -- the row counts of the state tables it left: a run resumes only from those, untouched
-""", derived=True),
-    _t("record_entries", "The record ledger's stored rows: one per (record, piece), before caps and retractions.", """
+""",
+        derived=True,
+    ),
+    _t(
+        "record_entries",
+        "The record ledger's stored rows: one per (record, piece), before caps and retractions.",
+        """
 ckey INTEGER -- the citizen
 jkey SMALLINT -- the city whose rulebook scored it
 epoch INT -- which rulebook versions were in force
@@ -171,14 +215,24 @@ piece INT -- the piece (set of rules met) it scored
 points INT -- the points, before any cap
 valid_from TIMESTAMP -- when they start to count (the record's time, UTC)
 valid_to TIMESTAMP -- when they stop counting (UTC); NULL for good
-""", derived=True),
-    _t("record_entries_built", "What record_entries and the compiled tables were made from (one row).", """
+""",
+        derived=True,
+    ),
+    _t(
+        "record_entries_built",
+        "What record_entries and the compiled tables were made from (one row).",
+        """
 fingerprint VARCHAR -- the compiled SQL and decision tables that scored the rows
 tables VARCHAR -- every compiled table loaded, fingerprinted
 through BIGINT -- the last rkey scored
 records BIGINT -- the number of records then
-""", derived=True),
-    _t("state_ledger", "Ledger entries that come from states, not records: characteristics and the network rule.", """
+""",
+        derived=True,
+    ),
+    _t(
+        "state_ledger",
+        "Ledger entries that come from states, not records: characteristics and the network rule.",
+        """
 ckey INTEGER -- the citizen
 jkey SMALLINT -- the city whose rulebook gave them
 epoch INT -- which rulebook versions were in force
@@ -190,31 +244,51 @@ piece INT -- the piece (rules met) it scored
 points INT -- the points
 valid_from TIMESTAMP -- from (UTC)
 valid_to TIMESTAMP -- to (UTC); NULL while it holds
-""", derived=True),
+""",
+        derived=True,
+    ),
     _t("list_entries", "Stays on blacklists, whitelists and watchlists.", _LIST_ENTRY_COLUMNS, derived=True),
-    _t("engine_grade_stays",
-       "The grade stays as the monthly loop left them, before memory: what a resumed run starts from.",
-       _LIST_ENTRY_COLUMNS, derived=True),
-    _t("score_log", "Scores and grades at each monthly assessment where either changed.", """
+    _t(
+        "engine_grade_stays",
+        "The grade stays as the monthly loop left them, before memory: what a resumed run starts from.",
+        _LIST_ENTRY_COLUMNS,
+        derived=True,
+    ),
+    _t(
+        "score_log",
+        "Scores and grades at each monthly assessment where either changed.",
+        """
 ckey INTEGER -- the citizen
 assessed_at TIMESTAMP -- the assessment (a CST month's start, as UTC)
 score INTEGER -- the score then
 grade VARCHAR -- the grade then
 version VARCHAR -- the rulebook versions in force
-""", derived=True),
-    _t("engine_carry", "The monthly loop's end state (running sums, scores, grades): where the next run resumes.", """
+""",
+        derived=True,
+    ),
+    _t(
+        "engine_carry",
+        "The monthly loop's end state (running sums, scores, grades): where the next run resumes.",
+        """
 carried_at TIMESTAMP -- the month it holds the end state of (UTC)
 ckey INTEGER -- the citizen
 raw INTEGER -- the running sum of ledger points
 score INTEGER -- the score
 grade VARCHAR -- the grade
-""", derived=True),
-    _t("engine_pending", "Record entries' expiries after the last assessed month, for the next run.", """
+""",
+        derived=True,
+    ),
+    _t(
+        "engine_pending",
+        "Record entries' expiries after the last assessed month, for the next run.",
+        """
 ckey INTEGER -- the citizen
 due TIMESTAMP -- when the points stop counting (UTC)
 d INTEGER -- the change then (minus the points)
 vf TIMESTAMP -- when they started counting (UTC)
-""", derived=True),
+""",
+        derived=True,
+    ),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (*FACTS, *DERIVED)}
@@ -235,15 +309,28 @@ class View:
 
     def create(self, dialect: str = "duckdb") -> str:
         """`CREATE OR REPLACE VIEW` for it, generated by sqlglot."""
-        return exp.Create(this=exp.to_table(self.name), kind="VIEW", replace=True,
-                          expression=sqlglot.parse_one(self.query, read="duckdb")).sql(dialect=dialect)
+        return exp.Create(
+            this=exp.to_table(self.name),
+            kind="VIEW",
+            replace=True,
+            expression=sqlglot.parse_one(self.query, read="duckdb"),
+        ).sql(dialect=dialect)
 
     def comments(self, dialect: str = "duckdb") -> list[str]:
         """`COMMENT ON` the view and each column, with the comments as sqlglot string literals."""
-        return [exp.Comment(this=exp.to_table(self.name), kind="VIEW",
-                            expression=exp.Literal.string(self.comment)).sql(dialect=dialect),
-                *(exp.Comment(this=exp.column(c.name, table=self.name, quoted=True), kind="COLUMN",
-                              expression=exp.Literal.string(c.comment)).sql(dialect=dialect) for c in self.columns)]
+        return [
+            exp.Comment(this=exp.to_table(self.name), kind="VIEW", expression=exp.Literal.string(self.comment)).sql(
+                dialect=dialect
+            ),
+            *(
+                exp.Comment(
+                    this=exp.column(c.name, table=self.name, quoted=True),
+                    kind="COLUMN",
+                    expression=exp.Literal.string(c.comment),
+                ).sql(dialect=dialect)
+                for c in self.columns
+            ),
+        ]
 
 
 # Relations are dated, append-only facts: a tie that begins is a `start` row of `relation_changes`, one that
@@ -257,13 +344,17 @@ class View:
 RELATIONS = View(
     "relations",
     "Ties between citizens, parents, children, spouses, contacts (both directions), each with when it was in force.",
-    _t("relations", "", """
+    _t(
+        "relations",
+        "",
+        """
 ckey INTEGER -- the citizen
 other INTEGER -- the related citizen
 kind VARCHAR -- parent, child, spouse or contact (what `other` is to `ckey`)
 valid_from TIMESTAMP -- when the tie began (UTC); ties registered with the citizens, undated, from clock.EARLIEST
 valid_to TIMESTAMP -- when it ended (UTC); NULL while it is in force
-""").columns,
+""",
+    ).columns,
     """SELECT s.ckey, s.other, s.kind, s.changed_at AS valid_from, e.changed_at AS valid_to
        FROM relation_changes AS s
        LEFT JOIN (SELECT ends, changed_at FROM relation_changes WHERE change = 'end') AS e ON e.ends = s.seq
@@ -274,7 +365,10 @@ VIEWS: tuple[View, ...] = (RELATIONS,)
 
 def records(catalog: Catalog) -> Table:
     """The records table: its fixed columns and one column per catalog attribute, in between."""
-    head = _t("records", "Acts reported by agencies, one row each (append-only).", """
+    head = _t(
+        "records",
+        "Acts reported by agencies, one row each (append-only).",
+        """
 rkey BIGINT -- the record's key, increasing with arrival
 record_id VARCHAR -- the agency's record ID
 agency VARCHAR -- the reporting agency
@@ -282,30 +376,42 @@ ckey INTEGER -- the citizen
 jkey SMALLINT -- the citizen's city then
 bkey SMALLINT -- the behaviour
 occurred_at TIMESTAMP -- when it happened (UTC)
-""")
-    attrs = tuple(Column(a.name, ATTRIBUTE_TYPES[a.type], f"catalog attribute ({a.type})")
-                  for a in catalog.attributes.values())
-    tail = _t("records", "", """
+""",
+    )
+    attrs = tuple(
+        Column(a.name, ATTRIBUTE_TYPES[a.type], f"catalog attribute ({a.type})") for a in catalog.attributes.values()
+    )
+    tail = _t(
+        "records",
+        "",
+        """
 batch INTEGER -- the ingest batch it came in
 ingested_at TIMESTAMP -- when it was stored (UTC)
 digest VARCHAR -- sha256 of its content, for duplicates
-""")
+""",
+    )
     return Table("records", head.comment, (*head.columns, *attrs, *tail.columns))
 
 
 def characteristic_intervals(catalog: Catalog) -> Table:
     """State characteristics as intervals, with the attributes any characteristic carries."""
     attrs = sorted({a for ch in catalog.characteristics.values() for a in ch.attributes})
-    head = _t("characteristic_intervals", "State characteristics as intervals: from a setting record to its end.", """
+    head = _t(
+        "characteristic_intervals",
+        "State characteristics as intervals: from a setting record to its end.",
+        """
 ckey INTEGER -- the citizen
 jkey SMALLINT -- the city of the setting record
 characteristic VARCHAR -- the characteristic
 rkey BIGINT -- the record that set it
 start TIMESTAMP -- from (UTC)
 end TIMESTAMP -- to (UTC): the clearing record or the term's end; NULL while it holds
-""", derived=True)
-    cols = tuple(Column(a, ATTRIBUTE_TYPES[catalog.attributes[a].type], "the setting record's attribute")
-                 for a in attrs)
+""",
+        derived=True,
+    )
+    cols = tuple(
+        Column(a, ATTRIBUTE_TYPES[catalog.attributes[a].type], "the setting record's attribute") for a in attrs
+    )
     return Table(head.name, head.comment, (*head.columns, *cols), derived=True)
 
 
@@ -318,19 +424,28 @@ def create(table: Table, dialect: str = "duckdb") -> str:
     """`CREATE TABLE IF NOT EXISTS` for a table, generated by sqlglot (identifiers quoted, no value inside)."""
     schema = exp.Schema(
         this=exp.to_table(table.name),
-        expressions=[exp.ColumnDef(this=exp.to_identifier(c.name, quoted=True), kind=exp.DataType.build(c.type))
-                     for c in table.columns],
+        expressions=[
+            exp.ColumnDef(this=exp.to_identifier(c.name, quoted=True), kind=exp.DataType.build(c.type))
+            for c in table.columns
+        ],
     )
     return exp.Create(this=schema, kind="TABLE", exists=True).sql(dialect=dialect)
 
 
 def comments(table: Table, dialect: str = "duckdb") -> list[str]:
     """`COMMENT ON` the table and each column, with the comments as sqlglot string literals."""
-    out = [exp.Comment(this=exp.to_table(table.name), kind="TABLE",
-                       expression=exp.Literal.string(table.comment)).sql(dialect=dialect)]
+    out = [
+        exp.Comment(this=exp.to_table(table.name), kind="TABLE", expression=exp.Literal.string(table.comment)).sql(
+            dialect=dialect
+        )
+    ]
     out += [
-        exp.Comment(this=exp.column(c.name, table=table.name, quoted=True), kind="COLUMN",
-                    expression=exp.Literal.string(c.comment)).sql(dialect=dialect)
-        for c in table.columns if c.comment
+        exp.Comment(
+            this=exp.column(c.name, table=table.name, quoted=True),
+            kind="COLUMN",
+            expression=exp.Literal.string(c.comment),
+        ).sql(dialect=dialect)
+        for c in table.columns
+        if c.comment
     ]
     return out

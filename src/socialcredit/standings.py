@@ -65,15 +65,23 @@ def in_force(at: At, alias: str | None = None) -> exp.Expression:
     """A stay in force at `at`: begun at or before it, not yet ended (an end is exclusive).
 
     Works on any table with `start` and `"end"` (list entries; the engine's characteristic intervals)."""
-    return fill("$start <= $at AND ($end IS NULL OR $end > $at)", start=exp.column("start", table=alias),
-                end=exp.column("end", table=alias, quoted=True), at=_time(at))
+    return fill(
+        "$start <= $at AND ($end IS NULL OR $end > $at)",
+        start=exp.column("start", table=alias),
+        end=exp.column("end", table=alias, quoted=True),
+        at=_time(at),
+    )
 
 
 def in_force_just_before(at: At, alias: str | None = None) -> exp.Expression:
     """A stay in force at the last instant before `at` — begun before it, ended at or after it: what the
     network rule reads at an assessment (list status just before it, SPEC §5's one-step lag)."""
-    return fill("$start < $at AND ($end IS NULL OR $end >= $at)", start=exp.column("start", table=alias),
-                end=exp.column("end", table=alias, quoted=True), at=_time(at))
+    return fill(
+        "$start < $at AND ($end IS NULL OR $end >= $at)",
+        start=exp.column("start", table=alias),
+        end=exp.column("end", table=alias, quoted=True),
+        at=_time(at),
+    )
 
 
 def not_ended(at: At, alias: str | None = None) -> exp.Expression:
@@ -90,26 +98,29 @@ def stays_at(at: At, kind: str | None = None, table: str = "list_entries") -> ex
     return q
 
 
-def latest_assessments(at: At | None = None, table: str = "score_log", of: exp.Expression | None = None
-                       ) -> exp.Select:
+def latest_assessments(at: At | None = None, table: str = "score_log", of: exp.Expression | None = None) -> exp.Select:
     """Each citizen's latest monthly assessment at or before `at` (all of them without): ckey, score, grade,
     assessed_at, version. `of`, a condition on `ckey`, keeps only some citizens before grouping (DuckDB does not
     push a filter on the result through the aggregate: a whole-log scan per question otherwise)."""
     cond = exp.true() if at is None else fill("assessed_at <= $at", at=_time(at))
-    q = fill("""SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade,
+    q = fill(
+        """SELECT ckey, arg_max(score, assessed_at) AS score, arg_max(grade, assessed_at) AS grade,
                        max(assessed_at) AS assessed_at, arg_max(version, assessed_at) AS version
-                FROM score_log WHERE $cond GROUP BY ckey""", cond=cond if of is None else exp.and_(cond, of))
+                FROM score_log WHERE $cond GROUP BY ckey""",
+        cond=cond if of is None else exp.and_(cond, of),
+    )
     assert isinstance(q, exp.Select)
     return q.from_(exp.to_table(table), copy=False)
 
 
-def assessed_asof_join(left: str, instant: str, alias: str = "s", table: str = "score_log",
-                       outer: bool = True) -> str:
+def assessed_asof_join(left: str, instant: str, alias: str = "s", table: str = "score_log", outer: bool = True) -> str:
     """`[LEFT] ASOF JOIN score_log AS s ON …`: for each row of `left`, the citizen's latest assessment at or
     before its `instant` column — the latest-assessment question asked at many times at once (DuckDB text,
     for reports; ASOF is DuckDB's)."""
-    on = exp.and_(exp.column("ckey", table=alias).eq(exp.column("ckey", table=left)),
-                  exp.column(instant, table=left) >= exp.column("assessed_at", table=alias))
+    on = exp.and_(
+        exp.column("ckey", table=alias).eq(exp.column("ckey", table=left)),
+        exp.column(instant, table=left) >= exp.column("assessed_at", table=alias),
+    )
     join = exp.Join(this=exp.to_table(table).as_(alias), on=on, method="ASOF", side="LEFT" if outer else None)
     return join.sql(DIALECT)
 
@@ -205,8 +216,9 @@ def assessments(store: Store, ckeys: Sequence[int], at: dt.datetime) -> dict[int
     return {ckey: Assessment(score, grade, when, version) for ckey, score, grade, when, version in rows}
 
 
-def published_scores(store: Store, citizens: Sequence[tuple[int, Rulebook | None]],
-                     at: dt.datetime) -> dict[int, Assessment]:
+def published_scores(
+    store: Store, citizens: Sequence[tuple[int, Rulebook | None]], at: dt.datetime
+) -> dict[int, Assessment]:
     """The published score of each (ckey, rulebook in force at `at`): the latest monthly assessment at or before
     `at`; for a citizen never assessed yet, the base score (clamp(base + 0), graded) under that rulebook, which
     is what the first assessment would log and what the simulator assumes. (A month in which nothing changed
@@ -236,7 +248,9 @@ def _stays_of() -> exp.Expression:
            FROM list_entries AS e LEFT JOIN records AS r ON r.rkey = e.rkey LEFT JOIN behaviours AS b ON b.bkey = r.bkey
            WHERE e.ckey = $k AND $cond
            ORDER BY e.start, e.list_id, e.cause, r.agency, r.record_id, e.characteristic, e.grade""",
-        k=P(), cond=in_force(P(), "e"))
+        k=P(),
+        cond=in_force(P(), "e"),
+    )
 
 
 def stays_of(store: Store, ckey: int, at: dt.datetime) -> list[Row]:
@@ -258,16 +272,21 @@ def listed_citizens(store: Store, at: dt.datetime, kind: str = "blacklist") -> l
     """The resident IDs on any list of `kind` at `at`, ascending; none before the engine's first run."""
     if not _has(store, "list_entries"):
         return []
-    q = fill("SELECT DISTINCT c.citizen_id FROM __s AS e JOIN citizens AS c ON c.ckey = e.ckey ORDER BY 1",
-             s=stays_at(P(), kind))
+    q = fill(
+        "SELECT DISTINCT c.citizen_id FROM __s AS e JOIN citizens AS c ON c.ckey = e.ckey ORDER BY 1",
+        s=stays_at(P(), kind),
+    )
     return [c for (c,) in store.con.execute(q.sql(DIALECT), [at, at]).fetchall()]
 
 
 def grade_counts(store: Store, at: dt.datetime) -> dict[str, dict[str, int]]:
     """City → grade → citizens, by each citizen's published (latest assessed) grade at `at`."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    q = fill("""SELECT c.city, a.grade, count(*) FROM __a AS a JOIN citizens AS c ON c.ckey = a.ckey
-                GROUP BY c.city, a.grade ORDER BY c.city, a.grade""", a=latest_assessments(P()))
+    q = fill(
+        """SELECT c.city, a.grade, count(*) FROM __a AS a JOIN citizens AS c ON c.ckey = a.ckey
+                GROUP BY c.city, a.grade ORDER BY c.city, a.grade""",
+        a=latest_assessments(P()),
+    )
     for city, grade, n in store.con.execute(q.sql(DIALECT), [at]).fetchall():
         out[city][grade] = n
     return dict(out)
@@ -276,9 +295,12 @@ def grade_counts(store: Store, at: dt.datetime) -> dict[str, dict[str, int]]:
 def list_counts(store: Store, at: dt.datetime) -> dict[str, list[Row]]:
     """City → lists with the number of citizens on each at `at`."""
     out: dict[str, list[Row]] = defaultdict(list)
-    q = fill("""SELECT c.city, e.list_id, e.kind, count(DISTINCT e.ckey) AS citizens
+    q = fill(
+        """SELECT c.city, e.list_id, e.kind, count(DISTINCT e.ckey) AS citizens
                 FROM __s AS e JOIN citizens AS c ON c.ckey = e.ckey GROUP BY c.city, e.list_id, e.kind
-                ORDER BY c.city, e.kind, citizens DESC, e.list_id""", s=stays_at(P()))
+                ORDER BY c.city, e.kind, citizens DESC, e.list_id""",
+        s=stays_at(P()),
+    )
     for r in _rows(store, q.sql(DIALECT), [at, at]):
         out[r.pop("city")].append(r)
     return dict(out)
@@ -286,8 +308,10 @@ def list_counts(store: Store, at: dt.datetime) -> dict[str, list[Row]]:
 
 def list_totals(store: Store, at: dt.datetime) -> list[tuple[str, int, int]]:
     """(list, stays in force at `at`, stays ever) per list id."""
-    q = fill("SELECT list_id, count(*) FILTER (WHERE $cond), count(*) FROM list_entries GROUP BY 1 ORDER BY 1",
-             cond=in_force(P()))
+    q = fill(
+        "SELECT list_id, count(*) FILTER (WHERE $cond), count(*) FROM list_entries GROUP BY 1 ORDER BY 1",
+        cond=in_force(P()),
+    )
     return [(a, b, c) for a, b, c in store.con.execute(q.sql(DIALECT), [at, at]).fetchall()]
 
 
@@ -317,8 +341,13 @@ class RegisterRow:
     assessment: Assessment | None  # None where not published, or never assessed
 
 
-def register(store: Store, text: str, at: dt.datetime, rulebook_of: Callable[[str, dt.datetime], Rulebook | None],
-             limit: int = 50) -> list[RegisterRow]:
+def register(
+    store: Store,
+    text: str,
+    at: dt.datetime,
+    rulebook_of: Callable[[str, dt.datetime], Rulebook | None],
+    limit: int = 50,
+) -> list[RegisterRow]:
     """The public register: search, then the disclosure policy, then the published score — in that order, so no
     score of a city that does not publish is ever read. `rulebook_of(city, at)` is the door's rulebook in force
     (a service's decider honours a replay's pin)."""
@@ -341,7 +370,10 @@ def _board() -> exp.Expression:
            LEFT JOIN records AS r ON r.rkey = e.rkey LEFT JOIN behaviours AS b ON b.bkey = r.bkey
            WHERE c.city = $city AND e.list_id IN (SELECT unnest(CAST($lists AS VARCHAR[])))
            ORDER BY e.start DESC, c.citizen_id, e.list_id""",
-        s=stays_at(P()), city=P(), lists=P())
+        s=stays_at(P()),
+        city=P(),
+        lists=P(),
+    )
 
 
 def board(store: Store, city: str, rb: Rulebook, kind: str, at: dt.datetime) -> list[Row]:

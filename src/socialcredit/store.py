@@ -104,8 +104,9 @@ def _parsed(source: str, origin: str) -> Layer:
 
 
 # what a registry row may carry (add_citizens); anything else is refused, not silently dropped
-CITIZEN_FIELDS = frozenset({"citizen_id", "name", "name_latin", "sex", "birth_date", "city", "parents", "spouse",
-                            "contacts"})
+CITIZEN_FIELDS = frozenset(
+    {"citizen_id", "name", "name_latin", "sex", "birth_date", "city", "parents", "spouse", "contacts"}
+)
 
 PROFILES_DDL = """CREATE TABLE IF NOT EXISTS citizen_profiles(ckey INTEGER, income_decile TINYINT,
     occupation VARCHAR, household BIGINT)"""
@@ -155,8 +156,13 @@ _RULEBOOK_CACHE: dict[tuple, RulebookSet] = {}  # parsing 1,000-rule rulebooks i
 class Store:
     """The single owner of the DuckDB connection; readers go through it too."""
 
-    def __init__(self, path: str | Path | None = None, catalog: Catalog | None = None,
-                 read_only: bool = False, views: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        catalog: Catalog | None = None,
+        read_only: bool = False,
+        views: bool = True,
+    ) -> None:
         """Open (or create) a store. `read_only=True` opens an existing file for reading only — DuckDB refuses
         every write, and several read-only openers may share the file (not beside a writer; a served store's
         published snapshot is opened so). `views` makes the readable views on a read-only open: an analyst
@@ -188,8 +194,10 @@ class Store:
             from socialcredit.views import VIEWS
 
             known = ", ".join(v.removesuffix("_view") for v in VIEWS)
-            raise LocatedError(f"{name!r}: no such readable table in this store (tables: {known}; ledger, "
-                               "score_log and list_entries appear after the first engine run)")
+            raise LocatedError(
+                f"{name!r}: no such readable table in this store (tables: {known}; ledger, "
+                "score_log and list_entries appear after the first engine run)"
+            )
         return self.con.sql(f"SELECT * FROM {view}").to_arrow_table()  # a name from VIEWS, never a value
 
     def to_pandas(self, name: str = "citizens") -> Any:
@@ -309,9 +317,13 @@ class Store:
         declared schema, and a table missing there was a traceback in whatever door asked first. A store not
         initialised yet is left to `init`; a read-only open cannot upgrade (the writer of a served store has)."""
         declared = {t.name for t in schema.all_tables(self.catalog)} | {v.name for v in schema.VIEWS}
-        have = {name for (name,) in self._main.execute(
-            """SELECT table_name FROM information_schema.tables
-               WHERE table_catalog = current_database() AND table_schema = 'main'""").fetchall()}
+        have = {
+            name
+            for (name,) in self._main.execute(
+                """SELECT table_name FROM information_schema.tables
+               WHERE table_catalog = current_database() AND table_schema = 'main'"""
+            ).fetchall()
+        }
         if "records" in have and not declared <= have:
             with self.transaction():
                 self.ensure_tables()
@@ -330,10 +342,12 @@ class Store:
         """The `relations` view over the relation changes; a store made when relations were an undated table
         has its ties moved into `relation_changes` first, as starts at UNDATED (what the engine then read
         them as: in force at every time), and the old table dropped, in the caller's transaction."""
-        found = dict(self.con.execute(
-            """SELECT table_name, table_type FROM information_schema.tables
+        found = dict(
+            self.con.execute(
+                """SELECT table_name, table_type FROM information_schema.tables
                WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = 'relations'"""
-        ).fetchall())
+            ).fetchall()
+        )
         if found.get("relations") == "VIEW":
             return
         if found.get("relations") == "BASE TABLE":
@@ -341,7 +355,9 @@ class Store:
                 """INSERT INTO relation_changes
                    SELECT (SELECT coalesce(max(seq) + 1, 0) FROM relation_changes)
                           + row_number() OVER (ORDER BY ckey, other, kind) - 1, ckey, other, kind, 'start', $at, NULL
-                   FROM relations""", {"at": UNDATED})
+                   FROM relations""",
+                {"at": UNDATED},
+            )
             self.con.execute("DROP TABLE relations")
         self.con.execute(";\n".join([schema.RELATIONS.create(), *schema.RELATIONS.comments()]))
 
@@ -351,8 +367,9 @@ class Store:
         transaction (the engine's run, `init`): committed one by one they are slow."""
         tables = [t for t in schema.all_tables(self.catalog) if names is None or t.name in names]
         views = [v for v in schema.VIEWS if names is None or v.name in names]
-        self.con.execute(";\n".join([*(c for t in tables for c in schema.comments(t)),
-                                      *(c for v in views for c in v.comments())]))
+        self.con.execute(
+            ";\n".join([*(c for t in tables for c in schema.comments(t)), *(c for v in views for c in v.comments())])
+        )
 
     def _sync_dimensions(self) -> None:
         have = {c for (c,) in self.con.execute("SELECT code FROM behaviours").fetchall()}
@@ -445,8 +462,13 @@ class Store:
                     problems.append(Problem(i, f, "missing"))
             unknown = sorted(set(row) - CITIZEN_FIELDS)
             if unknown:
-                problems.append(Problem(i, unknown[0], f"unknown field(s) {', '.join(unknown)}; citizens have "
-                                                       f"{', '.join(sorted(CITIZEN_FIELDS))}"))
+                problems.append(
+                    Problem(
+                        i,
+                        unknown[0],
+                        f"unknown field(s) {', '.join(unknown)}; citizens have {', '.join(sorted(CITIZEN_FIELDS))}",
+                    )
+                )
             for f, limit in (("name", 64), ("name_latin", 128), ("city", 64), ("sex", 1)):
                 if row.get(f) not in (None, "") and (why := text.problem(row[f], limit)) is not None:
                     problems.append(Problem(i, f, why))
@@ -534,12 +556,15 @@ class Store:
             self.con.register("_new_citizens", ctable)
             self.con.register("_new_relations", rtable)
             self.con.execute("INSERT INTO citizens SELECT * FROM _new_citizens")
-            self.con.execute("""INSERT INTO relation_changes
+            self.con.execute(
+                """INSERT INTO relation_changes
                 SELECT (SELECT coalesce(max(seq) + 1, 0) FROM relation_changes)
                        + row_number() OVER (ORDER BY ckey, other, kind) - 1, ckey, other, kind, 'start', $at, NULL
                 FROM (SELECT DISTINCT * FROM _new_relations n
                       WHERE NOT EXISTS (SELECT 1 FROM relations r WHERE r.ckey = n.ckey AND r.other = n.other
-                                        AND r.kind = n.kind AND r.valid_to IS NULL))""", {"at": UNDATED})
+                                        AND r.kind = n.kind AND r.valid_to IS NULL))""",
+                {"at": UNDATED},
+            )
             self.con.unregister("_new_citizens")
             self.con.unregister("_new_relations")
         return len(rows)
@@ -711,14 +736,20 @@ class Store:
             seq = self.con.execute("SELECT coalesce(max(seq) + 1, 0) FROM relation_changes").fetchall()[0][0]
             params = {"base": base, "seq": seq, "at": UNDATED}
             if dense:  # local keys are 0 … n-1 in row order, as generated: no lookup needed
-                self.con.execute("""INSERT INTO relation_changes
-                    SELECT $seq + row - 1, $base + ckey, $base + other, kind, 'start', $at, NULL FROM _pop_r""", params)
+                self.con.execute(
+                    """INSERT INTO relation_changes
+                    SELECT $seq + row - 1, $base + ckey, $base + other, kind, 'start', $at, NULL FROM _pop_r""",
+                    params,
+                )
             else:
-                self.con.execute("""
+                self.con.execute(
+                    """
                     INSERT INTO relation_changes
                     SELECT $seq + r.row - 1, $base + a.row - 1, $base + b.row - 1, r.kind, 'start', $at, NULL
                     FROM _pop_r r JOIN _pop_c a ON a.ckey = r.ckey JOIN _pop_c b ON b.ckey = r.other
-                    ORDER BY r.row""", params)
+                    ORDER BY r.row""",
+                    params,
+                )
             self.con.execute(f"""
                 INSERT INTO citizen_profiles
                 SELECT {base} + row - 1, income_decile, occupation,
@@ -757,7 +788,9 @@ class Store:
             self.con.execute(
                 """CREATE OR REPLACE TEMP TABLE _rel AS
                    SELECT row, 0 AS dir, ckey, other, $kind AS kind FROM _rel_in
-                   UNION ALL SELECT row, 1, other, ckey, $mirror FROM _rel_in""", params)
+                   UNION ALL SELECT row, 1, other, ckey, $mirror FROM _rel_in""",
+                params,
+            )
             # the ties concerned as they stand: the open start of each, and the time of its last change
             self.con.execute(
                 """CREATE OR REPLACE TEMP TABLE _rel_now AS
@@ -766,7 +799,8 @@ class Store:
                    FROM _rel r LEFT JOIN relation_changes c ON c.ckey = r.ckey AND c.other = r.other
                         AND c.kind = r.kind
                    LEFT JOIN (SELECT ends FROM relation_changes WHERE change = 'end') e ON e.ends = c.seq
-                   GROUP BY r.row, r.dir, r.ckey, r.other, r.kind""")
+                   GROUP BY r.row, r.dir, r.ckey, r.other, r.kind"""
+            )
             checks = [
                 """SELECT row, 'ckey', 'unknown citizen: ckey ' || ckey FROM _rel_in
                    WHERE ckey NOT IN (SELECT ckey FROM citizens)""",
@@ -794,7 +828,8 @@ class Store:
             union = "\nUNION ALL\n".join(f"({c})" for c in checks)  # fixed texts; values are bound
             found = self.con.execute(
                 f"SELECT DISTINCT * FROM ({union}) AS p(row, field, message) ORDER BY row, field, message LIMIT 1001",
-                {"at": when} if "$at" in union else {}).fetchall()
+                {"at": when} if "$at" in union else {},
+            ).fetchall()
             if found:
                 raise BatchRejected(source, [Problem(int(r), f, m) for r, f, m in found[:_MAX_PROBLEMS]])
             with self.transaction():
@@ -804,7 +839,8 @@ class Store:
                        SELECT $seq + row_number() OVER (ORDER BY row, dir) - 1, ckey, other, kind,
                               $change, $at, CASE WHEN $change = 'end' THEN open END
                        FROM _rel_now ORDER BY row, dir""",
-                    {"seq": seq, "change": change, "at": when})
+                    {"seq": seq, "change": change, "at": when},
+                )
         finally:
             self.con.unregister("_rel_in")
             self.con.execute("DROP TABLE IF EXISTS _rel; DROP TABLE IF EXISTS _rel_now")
@@ -849,8 +885,12 @@ class Store:
         new = self.con.execute("SELECT count(*) FROM _typed WHERE NOT duplicate").fetchall()[0][0]
         if new == 0:
             return IngestReport(None, 0, len(dup_ids), dup_ids)
-        about = [c for (c,) in self.con.execute(
-            "SELECT DISTINCT citizen_id FROM _typed WHERE NOT duplicate ORDER BY 1 LIMIT 1000").fetchall()]
+        about = [
+            c
+            for (c,) in self.con.execute(
+                "SELECT DISTINCT citizen_id FROM _typed WHERE NOT duplicate ORDER BY 1 LIMIT 1000"
+            ).fetchall()
+        ]
         with self.transaction():
             batch = self.con.execute("SELECT coalesce(max(batch) + 1, 1) FROM batches").fetchall()[0][0]
             base = self.con.execute("SELECT coalesce(max(rkey) + 1, 0) FROM records").fetchall()[0][0]

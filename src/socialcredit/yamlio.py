@@ -47,8 +47,9 @@ class Where:
 MAX_NODES = 200_000  # far above the largest shipped rulebook (a few thousand): a bound, not a budget
 
 
-def _build(node: yaml.Node, path: tuple[Key, ...], where: Where, seen: set[int] | None = None,
-           keep_going: bool = False) -> Any:
+def _build(
+    node: yaml.Node, path: tuple[Key, ...], where: Where, seen: set[int] | None = None, keep_going: bool = False
+) -> Any:
     """The document as plain data, refusing anchors/aliases: an alias is the same node reached twice, and
     nine nested levels of them (a "billion laughs") would expand to 9⁹ values from a few hundred bytes.
 
@@ -58,8 +59,9 @@ def _build(node: yaml.Node, path: tuple[Key, ...], where: Where, seen: set[int] 
     if seen is None:
         seen = set()
     if id(node) in seen:
-        raise LocatedError(f"line {node.start_mark.line + 1}: anchors and aliases (&, *) are not allowed; "
-                           "write each value out")
+        raise LocatedError(
+            f"line {node.start_mark.line + 1}: anchors and aliases (&, *) are not allowed; write each value out"
+        )
     seen.add(id(node))
     if len(seen) > MAX_NODES:
         raise LocatedError(f"line {node.start_mark.line + 1}: more than {MAX_NODES} values in one document")
@@ -133,6 +135,7 @@ def validate_located(model: type[M], raw: Any, name: Path | str, where: Where, p
 
 def in_line_order(problems: list[str]) -> list[str]:
     """`file:line: …` messages sorted by file, then line (as numbers), each once."""
+
     def key(message: str) -> tuple[str, int]:
         m = re.match(r"(.*?):([0-9]+): ", message)
         return (m.group(1), int(m.group(2))) if m else (message, 0)

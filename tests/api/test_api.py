@@ -54,8 +54,13 @@ def auth(client, role: str) -> dict[str, str]:
     return {} if role == "public" else {"Authorization": f"Bearer {client.tokens[role]}"}
 
 
-NEW_RECORD = {"record_id": "api-1", "citizen_id": CHEN, "behaviour": "unpaid_debt",
-              "occurred_at": "2026-10-01T10:00", "attributes": {"amount": 5000, "days_late": 40}}
+NEW_RECORD = {
+    "record_id": "api-1",
+    "citizen_id": CHEN,
+    "behaviour": "unpaid_debt",
+    "occurred_at": "2026-10-01T10:00",
+    "attributes": {"amount": 5000, "days_late": 40},
+}
 RULEBOOK_V3 = """\
 jurisdiction: rongcheng
 name: Rongcheng
@@ -88,10 +93,18 @@ ENDPOINTS = [
     ("GET", f"/api/v1/citizens/{ZHANG}/history", None, {"citizen", "admin"}),
     ("GET", f"/api/v1/citizens/{ZHANG}/notifications", None, {"citizen", "admin"}),
     ("GET", f"/api/v1/citizens/{ZHANG}/cases", None, {"citizen", "admin"}),
-    ("POST", f"/api/v1/citizens/{ZHANG}/objections",
-     {"agency": "commercial_banks", "record_id": "sample-001", "reason": "I paid in full"}, {"citizen"}),
-    ("POST", f"/api/v1/citizens/{ZHANG}/repairs", {"list_id": "dishonest_judgment_defaulters",
-                                                    "reason": "debt settled"}, {"citizen"}),
+    (
+        "POST",
+        f"/api/v1/citizens/{ZHANG}/objections",
+        {"agency": "commercial_banks", "record_id": "sample-001", "reason": "I paid in full"},
+        {"citizen"},
+    ),
+    (
+        "POST",
+        f"/api/v1/citizens/{ZHANG}/repairs",
+        {"list_id": "dishonest_judgment_defaulters", "reason": "debt settled"},
+        {"citizen"},
+    ),
     ("GET", "/api/v1/rulebooks", None, {"admin"}),
     ("GET", "/api/v1/rulebooks/diff?a=rongcheng@1&b=rongcheng@2", None, {"admin"}),
     ("POST", "/api/v1/rulebooks/preview", RULEBOOK_V3, {"admin"}),
@@ -125,8 +138,9 @@ def test_authorization_matrix(api, role):
 def test_every_route_is_in_the_matrix(api):
     paths = api.get("/openapi.json").json()["paths"]
     routes = {(m.upper(), p) for p, ops in paths.items() if p.startswith("/api/v1") for m in ops}
-    covered = {(m, p.split("?")[0].replace(ZHANG, "{citizen_id}").replace("shenzhen", "{city}"))
-               for m, p, _, _ in ENDPOINTS}
+    covered = {
+        (m, p.split("?")[0].replace(ZHANG, "{citizen_id}").replace("shenzhen", "{city}")) for m, p, _, _ in ENDPOINTS
+    }
     covered |= {("POST", "/api/v1/cases/{case_id}/review")}  # reviewed in test_objection_upheld_rescores
     assert routes <= covered, routes - covered
 
@@ -179,8 +193,16 @@ def test_decision_answer_reveals_no_history(api):
     assert r.status_code == 200
     d = r.json()
     assert d["outcome"] == "deny" and d["public_reason"] and d["rulebook_version"].startswith("rongcheng")
-    assert set(d) == {"citizen_id", "service", "at", "outcome", "public_reason", "rulebook_version", "valid_until",
-                      "clock"}
+    assert set(d) == {
+        "citizen_id",
+        "service",
+        "at",
+        "outcome",
+        "public_reason",
+        "rulebook_version",
+        "valid_until",
+        "clock",
+    }
 
 
 def test_decision_batch_a_whole_train(api):
@@ -204,8 +226,11 @@ def test_bad_input_is_json_never_500(api):
         assert r.status_code == 422 and r.json()["error"], body
     r = api.post("/api/v1/decisions", json={"citizen_id": "nobody", "service": "rail.ticket"}, headers=h)
     assert r.status_code == 422 and "nobody" in r.json()["error"]
-    r = api.post("/api/v1/rulebooks/preview", content="jurisdiction: [", headers={**auth(api, "admin"),
-                                                                               "Content-Type": "application/yaml"})
+    r = api.post(
+        "/api/v1/rulebooks/preview",
+        content="jurisdiction: [",
+        headers={**auth(api, "admin"), "Content-Type": "application/yaml"},
+    )
     assert r.status_code == 422 and "upload" in r.json()["error"]
 
 
@@ -231,13 +256,17 @@ def test_disclosure_respected(api):
 
 def test_objection_upheld_rescores(api):
     before = api.get(f"/api/v1/citizens/{ZHANG}/standing", headers=auth(api, "citizen")).json()
-    r = api.post(f"/api/v1/citizens/{ZHANG}/objections", headers=auth(api, "citizen"),
-                 json={"agency": "commercial_banks", "record_id": "sample-001", "reason": "I paid in full"})
+    r = api.post(
+        f"/api/v1/citizens/{ZHANG}/objections",
+        headers=auth(api, "citizen"),
+        json={"agency": "commercial_banks", "record_id": "sample-001", "reason": "I paid in full"},
+    )
     case = r.json()["case_id"]
     queue = api.get("/api/v1/cases", headers=auth(api, "admin")).json()["cases"]
     assert [c["case_id"] for c in queue] == [case]
-    r = api.post(f"/api/v1/cases/{case}/review", json={"uphold": True, "note": "bank confirms"},
-                 headers=auth(api, "admin"))
+    r = api.post(
+        f"/api/v1/cases/{case}/review", json={"uphold": True, "note": "bank confirms"}, headers=auth(api, "admin")
+    )
     assert r.status_code == 200 and r.json()["status"] == "upheld"
     after = api.get(f"/api/v1/citizens/{ZHANG}/standing", headers=auth(api, "citizen")).json()
     assert after["score"] > before["score"]
@@ -246,8 +275,11 @@ def test_objection_upheld_rescores(api):
 
 
 def test_repair_upheld_reports_a_repair_record(api):
-    r = api.post(f"/api/v1/citizens/{ZHANG}/repairs", headers=auth(api, "citizen"),
-                 json={"list_id": "dishonest_judgment_defaulters", "reason": "debt settled"})
+    r = api.post(
+        f"/api/v1/citizens/{ZHANG}/repairs",
+        headers=auth(api, "citizen"),
+        json={"list_id": "dishonest_judgment_defaulters", "reason": "debt settled"},
+    )
     case = r.json()["case_id"]
     api.post(f"/api/v1/cases/{case}/review", json={"uphold": True}, headers=auth(api, "admin"))
     x = api.get(f"/api/v1/citizens/{ZHANG}/explanation", headers=auth(api, "citizen")).json()
@@ -278,7 +310,10 @@ def test_reads_and_writes_are_audited_and_verify(api):
     actions = {(e["action"], e["citizen_id"]) for e in entries}
     assert ("citizen.standing", ZHANG) in actions and ("decision", CHEN) in actions
     assert api.get("/api/v1/audit/verify", headers=auth(api, "auditor")).json() == {
-        "ok": True, "entries": len(entries), "problems": []}
+        "ok": True,
+        "entries": len(entries),
+        "problems": [],
+    }
 
 
 def test_rulebook_diff_names_every_change_and_keeps_its_older_parts(api):
@@ -286,8 +321,14 @@ def test_rulebook_diff_names_every_change_and_keeps_its_older_parts(api):
     assert r.status_code == 200, r.text
     d = r.json()
     assert set(d) == {"a", "b", "rules", "lists", "other", "changes"}
-    assert {"section": "disclosure", "id": None, "change": "changed", "field": "publish_scores", "before": True,
-            "after": False} in d["changes"]
+    assert {
+        "section": "disclosure",
+        "id": None,
+        "change": "changed",
+        "field": "publish_scores",
+        "before": True,
+        "after": False,
+    } in d["changes"]
     assert ("lists", "blacklist", "min_stay") in {(c["section"], c["id"], c["field"]) for c in d["changes"]}
     assert [i for i, _, _ in d["lists"]] == ["blacklist"] and d["other"]["disclosure"][1]["publish_scores"] is False
 
@@ -297,13 +338,13 @@ def test_explanation_names_the_cap_that_cut_points(make_store, make_citizens):
 
     store = make_store()
     (a,) = make_citizens(store, 1)
-    store.ingest([rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)],
-                 now=cst(2030, 1, 1))
+    store.ingest(
+        [rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)], now=cst(2030, 1, 1)
+    )
     _, token = create_key(store, "admin")
     store.close()
     with TestClient(create_app(store.path, as_of=cst(2021, 12, 1))) as c:
         r = c.get(f"/api/v1/citizens/{a}/explanation", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200, r.text
     caps = [e.get("cap") for e in r.json()["ledger"]]
-    assert caps == [None, None, {"id": "volunteer.cap", "per": "year", "max": 10, "min": None,
-                                 "points_before_cap": 5}]
+    assert caps == [None, None, {"id": "volunteer.cap", "per": "year", "max": 10, "min": None, "points_before_cap": 5}]

@@ -68,8 +68,11 @@ AUDITED_CALLS = st.lists(st.sampled_from(range(len(CALLS))), min_size=2, max_siz
 
 
 # the nightly profile runs the 1,000 examples issue #18 asks this property to pass
-@settings(max_examples=examples(ci=10, nightly=1000), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(ci=10, nightly=1000),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(calls=AUDITED_CALLS, tamper=st.sampled_from(range(len(TAMPER))), data=st.data())
 def test_verifies_after_calls_and_fails_after_tampering(base, tmp_path_factory, calls, tamper, data):  # noqa: F811
     path, tokens = base
@@ -270,8 +273,14 @@ def test_entries_cut_off_the_end_are_caught_by_the_recorded_head(base, tmp_path)
     con.close()
     with Store(path) as store:
         v = verify(store)
-    assert (v.ok, v.entries, v.problems) == (False, 2, ["trail ends at entry 2 but its recorded head is entry 3 "
-                                                        "(entries removed from the end, or the head was altered)"])
+    assert (v.ok, v.entries, v.problems) == (
+        False,
+        2,
+        [
+            "trail ends at entry 2 but its recorded head is entry 3 "
+            "(entries removed from the end, or the head was altered)"
+        ],
+    )
 
 
 def test_entries_are_read_back_by_citizen_and_position_with_their_detail_as_canonical_json(base, tmp_path):  # noqa: F811
@@ -284,8 +293,10 @@ def test_entries_are_read_back_by_citizen_and_position_with_their_detail_as_cano
         trail.append("admin", "citizen.standing", CHEN)
         trail.append("admin", "citizen.history", ZHANG)
         got = [(e["seq"], e["action"], e["citizen_id"], e["detail"]) for e in trail.entries(ZHANG)]
-        assert got == [(1, "citizen.standing", ZHANG, '{"a": "2026-01-02", "z": 1}'),
-                       (3, "citizen.history", ZHANG, "{}")]
+        assert got == [
+            (1, "citizen.standing", ZHANG, '{"a": "2026-01-02", "z": 1}'),
+            (3, "citizen.history", ZHANG, "{}"),
+        ]
         assert [e["seq"] for e in trail.entries(after=1, limit=1)] == [2]
         assert verify(store).ok
 
@@ -364,16 +375,23 @@ def test_api_head_and_verify_against(base, tmp_path):  # noqa: F811
 
 # ------------------------------------------------------------------------- entries shipped by a reader
 
-SHIPPED = [("svc-rail", "decision", ZHANG, {"service": "rail.ticket", "outcome": "deny"}),
-           ("public", "register.search", None, {"q": "Li 李", "shown": [CHEN]}),
-           ("admin", "citizen.standing", CHEN, {})]
+SHIPPED = [
+    ("svc-rail", "decision", ZHANG, {"service": "rail.ticket", "outcome": "deny"}),
+    ("public", "register.search", None, {"q": "Li 李", "shown": [CHEN]}),
+    ("admin", "citizen.standing", CHEN, {}),
+]
 AT = [dt.datetime(2026, 3, 1, 8, 0, 0, i * 250_000) for i in range(len(SHIPPED))]  # one at a whole second
 
 
 def _shipped_columns() -> tuple[list[str], list[str], list[str | None], list[str], list[dt.datetime]]:
     """SHIPPED as a reader ships them: columns, each detail already the text `detail_text` makes."""
-    return ([p for p, _, _, _ in SHIPPED], [a for _, a, _, _ in SHIPPED], [c for _, _, c, _ in SHIPPED],
-            [detail_text(d) for _, _, _, d in SHIPPED], list(AT))
+    return (
+        [p for p, _, _, _ in SHIPPED],
+        [a for _, a, _, _ in SHIPPED],
+        [c for _, _, c, _ in SHIPPED],
+        [detail_text(d) for _, _, _, d in SHIPPED],
+        list(AT),
+    )
 
 
 def test_shipped_entries_are_the_entries_append_makes_after_those_pending(base, tmp_path):  # noqa: F811
@@ -420,17 +438,34 @@ def test_a_shipped_detail_that_is_not_a_json_objects_text_is_refused_and_nothing
 def _shipment(seq: int, ckey: int, n: int = 2) -> dict[str, Any]:
     """A reader's batch as the writer receives it (`Shipper._next`): `n` decisions and their entries."""
     at = "2026-03-01T08:00:00.500000"
-    return {"origin": "reader-1", "seq": seq, "learned": [],
-            "decisions": {"ckey": [ckey] * n, "service": ["rail.ticket"] * n, "asked_at": [at] * n,
-                          "outcome": ["deny"] * n, "reasons": ["[]"] * n, "asked_by": ["svc-rail"] * n,
-                          "rulebook_version": ["rongcheng@1"] * n},
-            "audit": {"principal": ["svc-rail"] * n, "action": ["decision"] * n, "citizen_id": [ZHANG] * n,
-                      "detail": [detail_text({"service": "rail.ticket", "outcome": "deny"})] * n,
-                      "logged_at": [at] * n}}
+    return {
+        "origin": "reader-1",
+        "seq": seq,
+        "learned": [],
+        "decisions": {
+            "ckey": [ckey] * n,
+            "service": ["rail.ticket"] * n,
+            "asked_at": [at] * n,
+            "outcome": ["deny"] * n,
+            "reasons": ["[]"] * n,
+            "asked_by": ["svc-rail"] * n,
+            "rulebook_version": ["rongcheng@1"] * n,
+        },
+        "audit": {
+            "principal": ["svc-rail"] * n,
+            "action": ["decision"] * n,
+            "citizen_id": [ZHANG] * n,
+            "detail": [detail_text({"service": "rail.ticket", "outcome": "deny"})] * n,
+            "logged_at": [at] * n,
+        },
+    }
 
 
 def test_a_shipment_is_recorded_once_across_a_writer_restart_and_a_failed_one_leaves_nothing(
-        base, tmp_path, monkeypatch):  # noqa: F811
+    base,  # noqa: F811 (the fixture imported above)
+    tmp_path,
+    monkeypatch,
+):
     copy = tmp_path / "s.duckdb"
     shutil.copyfile(base[0], copy)
     svc = Service(copy)
@@ -443,8 +478,12 @@ def test_a_shipment_is_recorded_once_across_a_writer_restart_and_a_failed_one_le
         with pytest.raises(BadShipment, match="decisions: expected the columns"):
             shipments.record({**_shipment(2, ckey), "decisions": {"ckey": [ckey]}})
         with pytest.raises(BadShipment, match="naive UTC"):
-            shipments.record({**_shipment(2, ckey), "audit": {**_shipment(2, ckey)["audit"],
-                                                              "logged_at": ["2026-03-01T08:00:00+08:00"] * 2}})
+            shipments.record(
+                {
+                    **_shipment(2, ckey),
+                    "audit": {**_shipment(2, ckey)["audit"], "logged_at": ["2026-03-01T08:00:00+08:00"] * 2},
+                }
+            )
         with pytest.raises(BadShipment, match="shipped audit entry 1: its detail is not"):
             shipments.record({**_shipment(2, ckey), "audit": {**_shipment(2, ckey)["audit"], "detail": ["x", "{}"]}})
 
@@ -457,8 +496,9 @@ def test_a_shipment_is_recorded_once_across_a_writer_restart_and_a_failed_one_le
                 shipments.record(_shipment(2, ckey))
         assert shipments.record(_shipment(2, ckey, n=3)) == 6  # the chain goes on from what was committed
         svc.flush()
-        assert svc.store.con.execute("SELECT count(*), count(DISTINCT decision_id) FROM decisions").fetchall() == \
-            [(5, 5)]
+        assert svc.store.con.execute("SELECT count(*), count(DISTINCT decision_id) FROM decisions").fetchall() == [
+            (5, 5)
+        ]
         v = verify(svc.store)
         assert v.ok and v.entries == 5, v.problems
     finally:

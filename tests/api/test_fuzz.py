@@ -48,17 +48,27 @@ PUBLISHING = ["shenzhen"] * 3  # the sample city whose rulebook publishes a bill
 ZHANG_LISTS = ["dishonest_judgment_defaulters", "blacklist"]  # the citizen key's own listings
 AGENCY = "commercial_banks"  # the agency key's subject (test_api.base)
 PROVIDER = "rail"  # the service key's subject
-MUST_SUCCEED = ("POST /api/v1/records", "POST /api/v1/decisions", "GET /api/v1/register",
-                "GET /api/v1/citizens/{citizen_id}/standing", "GET /api/v1/citizens/{citizen_id}/explanation",
-                "GET /api/v1/citizens/{citizen_id}/history")
+MUST_SUCCEED = (
+    "POST /api/v1/records",
+    "POST /api/v1/decisions",
+    "GET /api/v1/register",
+    "GET /api/v1/citizens/{citizen_id}/standing",
+    "GET /api/v1/citizens/{citizen_id}/explanation",
+    "GET /api/v1/citizens/{citizen_id}/history",
+)
 
 
 def roles_for(path: str) -> tuple[str, ...]:
     """The roles that may call an operation (SPEC §6); citizens' own routes are fuzzed by the citizen
     (with their own ID) and, where admins may read them too, by an admin (with any ID)."""
-    prefixes = [("/api/v1/records", ("agency",)), ("/api/v1/retractions", ("agency",)),
-                ("/api/v1/decisions", ("service",)), ("/api/v1/rulebooks", ("admin",)), ("/api/v1/cases", ("admin",)),
-                ("/api/v1/audit", ("auditor",))]
+    prefixes = [
+        ("/api/v1/records", ("agency",)),
+        ("/api/v1/retractions", ("agency",)),
+        ("/api/v1/decisions", ("service",)),
+        ("/api/v1/rulebooks", ("admin",)),
+        ("/api/v1/cases", ("admin",)),
+        ("/api/v1/audit", ("auditor",)),
+    ]
     if path.startswith("/api/v1/citizens"):
         return ("citizen",) if path.endswith(("/objections", "/repairs")) else ("citizen", "admin")
     return next((roles for prefix, roles in prefixes if path.startswith(prefix)), ("public",))
@@ -75,6 +85,7 @@ class Real:
 
 
 # ---------------------------------------------------------------------------------------------- real values
+
 
 def _one_of_weighted(real: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """Nine times in ten the value that succeeds, else one the store knows but refuses here (another
@@ -106,13 +117,15 @@ def records(draw: st.DrawFn, real: Real) -> dict[str, Any]:
     behaviour = draw(_one_of_weighted(st.sampled_from(own), st.sampled_from(sorted(CATALOG.behaviours))))
     attributes = {a.name: draw(_value(a)) for a in CATALOG.attributes_of(behaviour) if draw(st.booleans())}
     return {
-        "record_id": draw(_one_of_weighted(st.uuids().map(lambda u: f"fuzz-{u.hex[:12]}"),
-                                           st.sampled_from(real.record_ids))),
+        "record_id": draw(
+            _one_of_weighted(st.uuids().map(lambda u: f"fuzz-{u.hex[:12]}"), st.sampled_from(real.record_ids))
+        ),
         "citizen_id": draw(citizens),
         "behaviour": behaviour,
         "occurred_at": draw(iso),
-        "reported_by": draw(_one_of_weighted(st.sampled_from([None, AGENCY]),
-                                             st.sampled_from(sorted(CATALOG.agencies)))),
+        "reported_by": draw(
+            _one_of_weighted(st.sampled_from([None, AGENCY]), st.sampled_from(sorted(CATALOG.agencies)))
+        ),
         "attributes": attributes,
     }
 
@@ -120,8 +133,10 @@ def records(draw: st.DrawFn, real: Real) -> dict[str, Any]:
 @st.composite
 def decision_requests(draw: st.DrawFn) -> dict[str, Any]:
     own = sorted(s for s in CATALOG.services if s.split(".")[0] == PROVIDER)
-    out = {"citizen_id": draw(citizens),
-           "service": draw(_one_of_weighted(st.sampled_from(own), st.sampled_from(sorted(CATALOG.services))))}
+    out = {
+        "citizen_id": draw(citizens),
+        "service": draw(_one_of_weighted(st.sampled_from(own), st.sampled_from(sorted(CATALOG.services)))),
+    }
     if draw(st.booleans()):
         out["at"] = draw(iso)
     return out
@@ -130,8 +145,11 @@ def decision_requests(draw: st.DrawFn) -> dict[str, Any]:
 def _rulebook_texts(versions: range, dates: list[str]) -> st.SearchStrategy[bytes]:
     """A real new Rongcheng version (as test_api schedules) on one of `dates`: some new, some sharing a
     number or a date with one already stored."""
-    return st.builds(lambda d, v: RULEBOOK_V3.replace("2026-10-01", d).replace("version: 3", f"version: {v}"),
-                     st.sampled_from(dates), st.sampled_from(versions)).map(str.encode)
+    return st.builds(
+        lambda d, v: RULEBOOK_V3.replace("2026-10-01", d).replace("version: 3", f"version: {v}"),
+        st.sampled_from(dates),
+        st.sampled_from(versions),
+    ).map(str.encode)
 
 
 def real_parts(method: str, path: str, real: Real) -> st.SearchStrategy[dict[str, Any]]:
@@ -143,42 +161,61 @@ def real_parts(method: str, path: str, real: Real) -> st.SearchStrategy[dict[str
         if f"{{{name}}}" in path:
             parts["path_parameters"] = st.fixed_dictionaries({name: values})
     as_of = st.fixed_dictionaries({}, optional={"as_of": iso})
-    names = _one_of_weighted(st.sampled_from(["Zhang", "Zhang Wei", "张伟", "li", "Chen Jing", "陈静", *IDS]),
-                             st.text(min_size=2, max_size=10))
+    names = _one_of_weighted(
+        st.sampled_from(["Zhang", "Zhang Wei", "张伟", "li", "Chen Jing", "陈静", *IDS]),
+        st.text(min_size=2, max_size=10),
+    )
     queries: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         "GET /register": st.fixed_dictionaries({"q": names}, optional={"as_of": iso}),
         "GET /blacklist/{city}": as_of,
         "GET /whitelist/{city}": as_of,
         "GET /citizens/{citizen_id}/standing": as_of,
         "GET /citizens/{citizen_id}/explanation": as_of,
-        "GET /rulebooks/diff": st.fixed_dictionaries({"a": st.sampled_from(real.versions),
-                                                      "b": st.sampled_from(real.versions)}),
+        "GET /rulebooks/diff": st.fixed_dictionaries(
+            {"a": st.sampled_from(real.versions), "b": st.sampled_from(real.versions)}
+        ),
         "POST /rulebooks": st.fixed_dictionaries({}, optional={"backdate": st.booleans()}),
         "GET /cases": st.fixed_dictionaries({}, optional={"status": st.sampled_from(["open", "upheld", "rejected"])}),
-        "GET /audit": st.fixed_dictionaries({}, optional={"after": st.integers(0, 300), "limit": st.integers(1, 1000),
-                                                          "citizen_id": citizens}),
-        "GET /audit/verify": st.fixed_dictionaries({}, optional={
-            "against": _one_of_weighted(st.just(real.checkpoint), st.text(max_size=20))}),
+        "GET /audit": st.fixed_dictionaries(
+            {}, optional={"after": st.integers(0, 300), "limit": st.integers(1, 1000), "citizen_id": citizens}
+        ),
+        "GET /audit/verify": st.fixed_dictionaries(
+            {}, optional={"against": _one_of_weighted(st.just(real.checkpoint), st.text(max_size=20))}
+        ),
     }
     if op in queries:
         parts["query"] = queries[op]
     bodies: dict[str, st.SearchStrategy[Any]] = {
         "POST /records": st.fixed_dictionaries({"records": st.lists(records(real), min_size=1, max_size=3)}),
-        "POST /retractions": st.fixed_dictionaries({
-            "record_ids": st.lists(_one_of_weighted(st.sampled_from(real.record_ids), st.text(max_size=10)),
-                                   min_size=1, max_size=3),
-            "reason": reasons}),
-        "POST /decisions": st.one_of(decision_requests(), st.fixed_dictionaries(
-            {"requests": st.lists(decision_requests(), min_size=1, max_size=5)})),
-        "POST /citizens/{citizen_id}/objections": st.fixed_dictionaries({
-            "agency": _one_of_weighted(st.sampled_from([AGENCY, "local_peoples_court"]),
-                                       st.sampled_from(sorted(CATALOG.agencies))),
-            "record_id": _one_of_weighted(st.sampled_from(["sample-001", "sample-002"]),
-                                          st.sampled_from(real.record_ids)),
-            "reason": reasons}),
-        "POST /citizens/{citizen_id}/repairs": st.fixed_dictionaries({
-            "list_id": _one_of_weighted(st.sampled_from(ZHANG_LISTS), st.sampled_from(real.list_ids)),
-            "reason": reasons}),
+        "POST /retractions": st.fixed_dictionaries(
+            {
+                "record_ids": st.lists(
+                    _one_of_weighted(st.sampled_from(real.record_ids), st.text(max_size=10)), min_size=1, max_size=3
+                ),
+                "reason": reasons,
+            }
+        ),
+        "POST /decisions": st.one_of(
+            decision_requests(),
+            st.fixed_dictionaries({"requests": st.lists(decision_requests(), min_size=1, max_size=5)}),
+        ),
+        "POST /citizens/{citizen_id}/objections": st.fixed_dictionaries(
+            {
+                "agency": _one_of_weighted(
+                    st.sampled_from([AGENCY, "local_peoples_court"]), st.sampled_from(sorted(CATALOG.agencies))
+                ),
+                "record_id": _one_of_weighted(
+                    st.sampled_from(["sample-001", "sample-002"]), st.sampled_from(real.record_ids)
+                ),
+                "reason": reasons,
+            }
+        ),
+        "POST /citizens/{citizen_id}/repairs": st.fixed_dictionaries(
+            {
+                "list_id": _one_of_weighted(st.sampled_from(ZHANG_LISTS), st.sampled_from(real.list_ids)),
+                "reason": reasons,
+            }
+        ),
         "POST /cases/{case_id}/review": st.fixed_dictionaries({"uphold": st.booleans()}, optional={"note": reasons}),
         # previews: numbers and dates apart from those scheduled just before, none far ahead (a preview runs
         # the engine up to its first day, allowed up to ten years ahead: seconds per month on the copy)
@@ -255,10 +292,24 @@ def _record(run: Run, label: str, role: str, case: Any, response: Any) -> None:
         run.off_schema.append(f"{where}: {str(e)[:600]}")
 
 
-def _send_many(run: Run, label: str, role: str, headers: dict[str, str], generated: st.SearchStrategy[Any],
-               realistic: st.SearchStrategy[dict[str, Any]], examples: int, derandomize: bool) -> None:
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+def _send_many(
+    run: Run,
+    label: str,
+    role: str,
+    headers: dict[str, str],
+    generated: st.SearchStrategy[Any],
+    realistic: st.SearchStrategy[dict[str, Any]],
+    examples: int,
+    derandomize: bool,
+) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=derandomize,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=generated, parts=realistic, how=st.sampled_from(HOW), data=st.data())
     def send(case: Any, parts: dict[str, Any], how: str, data: st.DataObject) -> None:
         _blend(case, parts, how, lambda: data.draw(st.booleans()))
@@ -299,14 +350,19 @@ def fuzz_app(base, tmp_path_factory) -> Iterator[FastAPI]:  # noqa: F811
         svc = app.state.service
         con = svc.store.con
         now = svc.now()
-        lists = {x.id for city in svc.store.rulebooks().cities if (rb := svc.decider.rulebook(city, now))
-                 for x in rb.lists}
-        versions = [f"{j}@{v}" for j, v in con.execute("SELECT jurisdiction, version FROM rulebook_versions")
-                    .fetchall()]
+        lists = {
+            x.id for city in svc.store.rulebooks().cities if (rb := svc.decider.rulebook(city, now)) for x in rb.lists
+        }
+        versions = [
+            f"{j}@{v}" for j, v in con.execute("SELECT jurisdiction, version FROM rulebook_versions").fetchall()
+        ]
         head = client.get("/api/v1/audit/head", headers={"Authorization": f"Bearer {tokens['auditor']}"})
         app.state.real = Real(
             record_ids=sorted(r for (r,) in con.execute("SELECT record_id FROM records").fetchall()),
-            list_ids=sorted(lists), versions=sorted(versions), checkpoint=head.json()["checkpoint"])
+            list_ids=sorted(lists),
+            versions=sorted(versions),
+            checkpoint=head.json()["checkpoint"],
+        )
         yield app
 
 
@@ -388,12 +444,14 @@ def test_openapi_types_every_answer_and_documents_every_status(fuzz_app: FastAPI
             responses = spec["responses"]
             success = [s for s in responses if s.startswith("2")]
             if not success or not all(
-                    _typed(responses[s]["content"]["application/json"]["schema"], components) for s in success):
+                _typed(responses[s]["content"]["application/json"]["schema"], components) for s in success
+            ):
                 untyped.append(f"{method.upper()} {path}")
             for s in responses:
                 if s.startswith(("4", "5")):
                     assert responses[s]["content"]["application/json"]["schema"] == {
-                        "$ref": "#/components/schemas/Error"}, (method, path, s)
+                        "$ref": "#/components/schemas/Error"
+                    }, (method, path, s)
     assert not untyped, untyped
     assert not _undocumented(doc, fuzzed), _undocumented(doc, fuzzed)
 
@@ -406,8 +464,11 @@ def test_the_framework_refusals_are_in_the_error_shape(fuzz_app: FastAPI) -> Non
     answers = {
         405: client.delete("/api/v1/register"),
         404: client.get("/api/v1/nowhere"),
-        400: client.post(f"/api/v1/citizens/{ZHANG}/objections", content=b'{"reason": "\xff"}',
-                         headers={**own, "Content-Type": "application/json"}),
+        400: client.post(
+            f"/api/v1/citizens/{ZHANG}/objections",
+            content=b'{"reason": "\xff"}',
+            headers={**own, "Content-Type": "application/json"},
+        ),
     }
     for status, r in answers.items():
         body = r.json()

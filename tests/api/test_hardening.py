@@ -20,8 +20,13 @@ def _audit_tail(client, n: int = 5) -> list[dict]:
 
 @pytest.mark.parametrize("field", ENVELOPE)
 def test_no_envelope_field_from_attributes_over_http(api, field):
-    value = {"record_id": "zzz", "citizen_id": ZHANG, "behaviour": "late_bill_payment",
-             "occurred_at": "2020-01-01T00:00", "reported_by": "state_grid"}[field]
+    value = {
+        "record_id": "zzz",
+        "citizen_id": ZHANG,
+        "behaviour": "late_bill_payment",
+        "occurred_at": "2020-01-01T00:00",
+        "reported_by": "state_grid",
+    }[field]
     rec = {**NEW_RECORD, "attributes": {**NEW_RECORD["attributes"], field: value}}
     r = api.post("/api/v1/records", json={"records": [rec]}, headers=auth(api, "agency"))
     assert r.status_code == 422, r.text
@@ -36,8 +41,7 @@ def test_no_envelope_field_from_attributes_over_http(api, field):
 
 def test_a_lone_surrogate_is_a_422_naming_the_field_and_the_connection_lives(api):
     body = json.dumps({"records": [NEW_RECORD]}).replace('"amount": 5000', '"amount": "x\\ud800y"')
-    r = api.post("/api/v1/records", content=body,
-                 headers={**auth(api, "agency"), "Content-Type": "application/json"})
+    r = api.post("/api/v1/records", content=body, headers={**auth(api, "agency"), "Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     assert "attributes.amount" in r.text and "surrogate" in r.text
     assert api.get("/api/v1/register?q=Zhang").status_code == 200
@@ -79,16 +83,21 @@ def test_a_streamed_body_over_the_limit_is_413(base, tmp_path):
             for _ in range(20):
                 yield b" " * 100
 
-        r = client.post("/api/v1/records", content=chunks(),
-                        headers={"Authorization": f"Bearer {tokens['agency']}", "Content-Type": "application/json"})
+        r = client.post(
+            "/api/v1/records",
+            content=chunks(),
+            headers={"Authorization": f"Bearer {tokens['agency']}", "Content-Type": "application/json"},
+        )
         assert r.status_code == 413 and "larger than 1000 bytes" in r.json()["error"]
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [("DELETE", "/api/v1/register", 405),
-                                                          ("POST", "/api/v1/records", 400)])
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("DELETE", "/api/v1/register", 405), ("POST", "/api/v1/records", 400)]
+)
 def test_framework_errors_use_the_project_shape(api, method, path, status):
-    r = api.request(method, path, content=b'{"records": [', headers={**auth(api, "agency"),
-                                                                      "Content-Type": "application/json"})
+    r = api.request(
+        method, path, content=b'{"records": [', headers={**auth(api, "agency"), "Content-Type": "application/json"}
+    )
     assert r.status_code in (status, 422), r.text
     assert set(r.json()) >= {"error"} and "detail" not in r.json()
 
@@ -118,17 +127,30 @@ def test_times_out_of_bounds_are_422_naming_the_field(api, path):
 
 @pytest.mark.parametrize("at", ["0001-01-01T00:00", "9999-12-31T23:59", "7486-01-02T10:34:41+17:44"])
 def test_decision_times_out_of_bounds_are_422(api, at):
-    for body, field in [({"citizen_id": ZHANG, "service": "rail.ticket", "at": at}, "at: "),
-                        ({"requests": [{"citizen_id": ZHANG, "service": "rail.ticket"},
-                                       {"citizen_id": ZHANG, "service": "rail.ticket", "at": at}]}, "request 2: at: ")]:
+    for body, field in [
+        ({"citizen_id": ZHANG, "service": "rail.ticket", "at": at}, "at: "),
+        (
+            {
+                "requests": [
+                    {"citizen_id": ZHANG, "service": "rail.ticket"},
+                    {"citizen_id": ZHANG, "service": "rail.ticket", "at": at},
+                ]
+            },
+            "request 2: at: ",
+        ),
+    ]:
         r = api.post("/api/v1/decisions", json=body, headers=auth(api, "service"))
         assert r.status_code == 422, r.text
         assert r.json()["error"].startswith(field)
 
 
-@pytest.mark.parametrize("body", [{"citizen_id": ZHANG, "service": "air.ticket"},
-                                  {"requests": [{"citizen_id": ZHANG, "service": "rail.ticket"},
-                                                {"citizen_id": ZHANG, "service": "air.ticket"}]}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"citizen_id": ZHANG, "service": "air.ticket"},
+        {"requests": [{"citizen_id": ZHANG, "service": "rail.ticket"}, {"citizen_id": ZHANG, "service": "air.ticket"}]},
+    ],
+)
 def test_a_provider_may_ask_only_about_its_own_services(api, body):
     """The railway's key asks about rail services; asking about an airline's is a 403 naming both, and no
     decision of the batch is made or logged (the refusal is whole)."""
@@ -137,6 +159,7 @@ def test_a_provider_may_ask_only_about_its_own_services(api, body):
     assert r.status_code == 403, r.text
     assert "rail.ticket" in r.json()["error"] and "not air.ticket" in r.json()["error"]
     assert not [e for e in _audit_tail(api, 1000)[before:] if e["action"] == "decision"]
-    ok = api.post("/api/v1/decisions", json={"citizen_id": ZHANG, "service": "rail.ticket"},
-                  headers=auth(api, "service"))
+    ok = api.post(
+        "/api/v1/decisions", json={"citizen_id": ZHANG, "service": "rail.ticket"}, headers=auth(api, "service")
+    )
     assert ok.status_code == 200 and ok.json()["service"] == "rail.ticket"

@@ -61,29 +61,44 @@ def test_cli_reads_a_served_store_and_write_commands_point_to_the_server(base, t
         expected = decisions.standing(store, ZHANG)
     proc = serve(db, free_port(), tmp_path / "serve.log")
     try:
-        v = subprocess.run([*CLI, "audit", "verify", "--db", str(db), "--json"], capture_output=True, text=True,
-                           timeout=120)
+        v = subprocess.run(
+            [*CLI, "audit", "verify", "--db", str(db), "--json"], capture_output=True, text=True, timeout=120
+        )
         assert v.returncode == 0, v.stderr
         assert json.loads(v.stdout)["ok"] is True
         assert "reading its snapshot" in v.stderr
-        c = subprocess.run([*CLI, "citizen", ZHANG, "--db", str(db), "--json"], capture_output=True, text=True,
-                           timeout=120)
+        c = subprocess.run(
+            [*CLI, "citizen", ZHANG, "--db", str(db), "--json"], capture_output=True, text=True, timeout=120
+        )
         assert c.returncode == 0, c.stderr
         got = json.loads(c.stdout)
         assert (got["citizen_id"], got["score"], got["grade"]) == (ZHANG, expected.score, expected.grade)
         assert [e["list_id"] for e in got["list_entries"]] == [e["list_id"] for e in expected.list_entries]
-        d = subprocess.run([*CLI, "decide", ZHANG, "rail.high_speed", "--no-record", "--db", str(db), "--json"],
-                           capture_output=True, text=True, timeout=120)
+        d = subprocess.run(
+            [*CLI, "decide", ZHANG, "rail.high_speed", "--no-record", "--db", str(db), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert d.returncode == 0, d.stderr
         assert json.loads(d.stdout)["outcome"] == "deny"
         # a write: refused with the way through the server, no traceback, and the store is still held
         # (the writer copies its file for every snapshot without dropping DuckDB's lock)
         records = tmp_path / "r.jsonl"
-        records.write_text(json.dumps({"record_id": "cli-1", "citizen_id": CHEN, "behaviour": "unpaid_debt",
-                                       "occurred_at": "2025-03-01T10:00", "reported_by": "commercial_banks",
-                                       "attributes": {"amount": 100, "days_late": 40}}) + "\n")
-        w = subprocess.run([*CLI, "ingest", str(records), "--db", str(db)], capture_output=True, text=True,
-                           timeout=120)
+        records.write_text(
+            json.dumps(
+                {
+                    "record_id": "cli-1",
+                    "citizen_id": CHEN,
+                    "behaviour": "unpaid_debt",
+                    "occurred_at": "2025-03-01T10:00",
+                    "reported_by": "commercial_banks",
+                    "attributes": {"amount": 100, "days_late": 40},
+                }
+            )
+            + "\n"
+        )
+        w = subprocess.run([*CLI, "ingest", str(records), "--db", str(db)], capture_output=True, text=True, timeout=120)
         assert w.returncode == 2
         assert "the server owns the store" in w.stderr and "POST /api/v1/records" in w.stderr
         assert "Traceback" not in w.stderr
@@ -165,9 +180,16 @@ class Load:
         with httpx.Client(base_url=self.url, timeout=60, headers=headers) as c:
             n = 0
             while time.monotonic() < self.until:
-                batch = [{"record_id": f"load-{client}-{n}-{i}", "citizen_id": rnd.choice(PEOPLE),
-                          "behaviour": "unpaid_debt", "occurred_at": f"2025-0{1 + n % 9}-1{i % 10}T10:00",
-                          "attributes": {"amount": 100 + i, "days_late": 30 + rnd.randrange(60)}} for i in range(20)]
+                batch = [
+                    {
+                        "record_id": f"load-{client}-{n}-{i}",
+                        "citizen_id": rnd.choice(PEOPLE),
+                        "behaviour": "unpaid_debt",
+                        "occurred_at": f"2025-0{1 + n % 9}-1{i % 10}T10:00",
+                        "attributes": {"amount": 100 + i, "days_late": 30 + rnd.randrange(60)},
+                    }
+                    for i in range(20)
+                ]
                 r = self._send(c, "POST", "/records", json={"records": batch})
                 if not self.ok(r):
                     return
@@ -192,8 +214,12 @@ def test_the_writer_and_readers_stop_when_their_supervisor_is_killed(base, tmp_p
     alive = children
     while alive and time.monotonic() < deadline:
         time.sleep(0.1)
-        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()
-                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]]
+        alive = [
+            pid
+            for pid in alive
+            if Path(f"/proc/{pid}").exists()
+            and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        ]
     assert alive == [], "children outlived their supervisor"
     with Store(db) as store:  # no one holds it any more
         assert store.con.execute("SELECT count(*) FROM citizens").fetchall()[0][0] > 0
@@ -205,19 +231,31 @@ def fresh_answers(snapshot: Path, asked: list[dict[str, Any]], tmp: Path) -> lis
     with Store(fresh) as store:
         store.init(load_shipped_rulebooks=False)
         store.con.execute("ATTACH ? AS snap (READ_ONLY)", [str(snapshot)])
-        for table in ("jurisdictions", "behaviours", "citizens", "relation_changes", "records", "retractions",
-                      "batches", "rulebook_versions", "citizen_profiles"):
+        for table in (
+            "jurisdictions",
+            "behaviours",
+            "citizens",
+            "relation_changes",
+            "records",
+            "retractions",
+            "batches",
+            "rulebook_versions",
+            "citizen_profiles",
+        ):
             store.con.execute(f"DELETE FROM {table}")
             store.con.execute(f"INSERT INTO {table} SELECT * FROM snap.{table}")
         as_of = store.con.execute("SELECT as_of FROM snap.engine_run").fetchall()[0][0]
         store.con.execute("DETACH snap")
         Engine(store).run(as_of=as_of)
-        got = decisions.decide_many(store, [(a["citizen_id"], a["service"], dt.datetime.fromisoformat(a["at"]))
-                                            for a in asked], record=False)
+        got = decisions.decide_many(
+            store, [(a["citizen_id"], a["service"], dt.datetime.fromisoformat(a["at"])) for a in asked], record=False
+        )
         # the fresh side names each time explicitly, so its `clock` says "asked" where the service said whose
         # clock it used; the answers themselves must agree
-        return [{k: v for k, v in decisions.jsonable(d.to_json()).items() if k != "reasons"} | {"clock": a["clock"]}
-                for d, a in zip(got, asked, strict=True)]
+        return [
+            {k: v for k, v in decisions.jsonable(d.to_json()).items() if k != "reasons"} | {"clock": a["clock"]}
+            for d, a in zip(got, asked, strict=True)
+        ]
 
 
 def run_load(base, tmp_path, monkeypatch, clients: int, seconds: float) -> None:
@@ -248,18 +286,22 @@ def run_load(base, tmp_path, monkeypatch, clients: int, seconds: float) -> None:
         assert proc.poll() is None
     finally:
         stop(proc)
-    print(f"\n{clients} clients, {seconds:.0f} s: {dict(load.statuses)}; {load.resets} dropped connections "
-          f"re-sent; {len(load.decided)} decisions over {len({g for g, _ in load.decided})} snapshots; "
-          f"{len(load.acked)} records acknowledged")
+    print(
+        f"\n{clients} clients, {seconds:.0f} s: {dict(load.statuses)}; {load.resets} dropped connections "
+        f"re-sent; {len(load.decided)} decisions over {len({g for g, _ in load.decided})} snapshots; "
+        f"{len(load.acked)} records acknowledged"
+    )
     assert load.bad == []  # every answer a 200 in the end: no 5xx but the retryable 503, nothing refused
     assert set(load.statuses) <= {200, 503}
     assert load.decided and load.acked
     with Store(db) as store:
         assert verify(store).ok
-        stored = store.con.execute("SELECT count(*), count(DISTINCT record_id) FROM records "
-                                   "WHERE record_id LIKE 'load-%'").fetchall()[0]
-        ids = {r for (r,) in store.con.execute(
-            "SELECT record_id FROM records WHERE record_id LIKE 'load-%'").fetchall()}
+        stored = store.con.execute(
+            "SELECT count(*), count(DISTINCT record_id) FROM records WHERE record_id LIKE 'load-%'"
+        ).fetchall()[0]
+        ids = {
+            r for (r,) in store.con.execute("SELECT record_id FROM records WHERE record_id LIKE 'load-%'").fetchall()
+        }
     assert stored[0] == stored[1], "a record stored twice"
     assert load.acked <= ids, f"{len(load.acked - ids)} acknowledged records lost"
     # every decision equals a fresh engine run's over the facts of the snapshot that answered it

@@ -43,8 +43,12 @@ def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_
         ("GET", f"/citizens/{ZHANG}/explanation?as_of=0001-01-01", admin, None),
         ("POST", "/decisions", rail, {"citizen_id": ZHANG, "service": "rail.ticket", "at": "9999-12-31T23:59"}),
         ("POST", "/decisions", rail, {"citizen_id": ZHANG, "service": "rail.ticket", "at": "0001-01-01T00:00"}),
-        ("POST", "/decisions", rail, {"citizen_id": "110101199001011237", "service": "rail.ticket",
-                                      "at": "7486-01-02T10:34:41+17:44"}),
+        (
+            "POST",
+            "/decisions",
+            rail,
+            {"citizen_id": "110101199001011237", "service": "rail.ticket", "at": "7486-01-02T10:34:41+17:44"},
+        ),
     ]
     rounds = max(2, int(10 * SCALE))
     statuses: list[int] = []
@@ -86,8 +90,10 @@ def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
         p50 = latencies[len(latencies) // 2]
-        print(f"\nadversarial requests: {len(statuses)}, all 422; register p50 {p50 * 1000:.1f} ms, "
-              f"p99 {p99 * 1000:.1f} ms over {len(latencies)} reads (deadline {DEADLINE_S * 1000:.0f} ms)")
+        print(
+            f"\nadversarial requests: {len(statuses)}, all 422; register p50 {p50 * 1000:.1f} ms, "
+            f"p99 {p99 * 1000:.1f} ms over {len(latencies)} reads (deadline {DEADLINE_S * 1000:.0f} ms)"
+        )
         assert p99 < DEADLINE_S
         # a legitimate question a month ahead runs the engine once, inside the deadline
         t = time.perf_counter()
@@ -103,9 +109,16 @@ def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_
         def write() -> None:
             with httpx.Client(base_url=url, timeout=30) as c:
                 for b in range(40):
-                    batch = [{"record_id": f"term-{b}-{i}", "citizen_id": CHEN, "behaviour": "unpaid_debt",
-                              "occurred_at": "2026-10-01T10:00", "attributes": {"amount": 100 + i, "days_late": 40}}
-                             for i in range(500)]
+                    batch = [
+                        {
+                            "record_id": f"term-{b}-{i}",
+                            "citizen_id": CHEN,
+                            "behaviour": "unpaid_debt",
+                            "occurred_at": "2026-10-01T10:00",
+                            "attributes": {"amount": 100 + i, "days_late": 40},
+                        }
+                        for i in range(500)
+                    ]
                     try:
                         if c.post("/records", json={"records": batch}, headers=agency).status_code == 200:
                             sent.append(b)
@@ -133,7 +146,8 @@ def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_
         assert verify(store).ok
         torn = store.con.execute(
             """SELECT b.batch, b.accepted, count(r.rkey) FROM batches b LEFT JOIN records r USING (batch)
-               GROUP BY ALL HAVING count(r.rkey) <> b.accepted""").fetchall()
+               GROUP BY ALL HAVING count(r.rkey) <> b.accepted"""
+        ).fetchall()
         assert torn == []
         stored = store.con.execute("SELECT count(*) FROM records WHERE record_id LIKE 'term-%'").fetchall()[0][0]
         assert stored % 500 == 0 and stored >= 500 * len(sent), (stored, sent)

@@ -138,10 +138,18 @@ def _eval(node: exp.Expression, attrs: dict[str, Any]) -> Any:
     if isinstance(node, exp.Between):
         v, lo, hi = (_eval(node.this, attrs), _eval(node.args["low"], attrs), _eval(node.args["high"], attrs))
         return None if None in (v, lo, hi) else lo <= v <= hi
-    binary = {exp.EQ: lambda a, b: a == b, exp.NEQ: lambda a, b: a != b, exp.GT: lambda a, b: a > b,
-              exp.GTE: lambda a, b: a >= b, exp.LT: lambda a, b: a < b, exp.LTE: lambda a, b: a <= b,
-              exp.Add: lambda a, b: a + b, exp.Sub: lambda a, b: a - b, exp.Mul: lambda a, b: a * b,
-              exp.Div: lambda a, b: a / b}
+    binary = {
+        exp.EQ: lambda a, b: a == b,
+        exp.NEQ: lambda a, b: a != b,
+        exp.GT: lambda a, b: a > b,
+        exp.GTE: lambda a, b: a >= b,
+        exp.LT: lambda a, b: a < b,
+        exp.LTE: lambda a, b: a <= b,
+        exp.Add: lambda a, b: a + b,
+        exp.Sub: lambda a, b: a - b,
+        exp.Mul: lambda a, b: a * b,
+        exp.Div: lambda a, b: a / b,
+    }
     for kind, f in binary.items():
         if isinstance(node, kind):
             a, b = _eval(node.this, attrs), _eval(node.expression, attrs)
@@ -204,8 +212,14 @@ class Books:
                 for item in getattr(layer, coll):
                     known[item.id] = item
         assert scale is not None and grades is not None
-        return Book("+".join(f"{x.jurisdiction}@{x.version}" for x in reversed(chain)), scale.base, scale.min,
-                    scale.max, [(g.grade, g.min) for g in grades], *(list(v.values()) for v in items.values()))
+        return Book(
+            "+".join(f"{x.jurisdiction}@{x.version}" for x in reversed(chain)),
+            scale.base,
+            scale.min,
+            scale.max,
+            [(g.grade, g.min) for g in grades],
+            *(list(v.values()) for v in items.values()),
+        )
 
     def at_time(self, city: str, t: dt.datetime) -> Book | None:
         return self.at(city, cst_date(t))
@@ -290,8 +304,9 @@ class Held:
 
 
 class Oracle:
-    def __init__(self, books: Books, catalog: Catalog, people: list[Person], records: list[Record],
-                 until: dt.datetime) -> None:
+    def __init__(
+        self, books: Books, catalog: Catalog, people: list[Person], records: list[Record], until: dt.datetime
+    ) -> None:
         self.books, self.catalog, self.until = books, catalog, until
         self.people = {p.cid: p for p in people}
         self.records = sorted(records, key=lambda r: (r.at, r.agency, r.record_id))
@@ -342,8 +357,11 @@ class Oracle:
                 term = r.attrs.get(ch.term_attribute) if ch.term_attribute else None
                 if term:
                     end = r.at + dt.timedelta(days=int(term))
-                cleared = [c.at for c in self.records if c.citizen == r.citizen and c.behaviour in ch.cleared_by
-                           and c.at > r.at]
+                cleared = [
+                    c.at
+                    for c in self.records
+                    if c.citizen == r.citizen and c.behaviour in ch.cleared_by and c.at > r.at
+                ]
                 if cleared and (end is None or min(cleared) < end):
                     end = min(cleared)
                 attrs = tuple(sorted((k, v) for k, v in r.attrs.items() if k in ch.attributes))
@@ -353,12 +371,16 @@ class Oracle:
         out: dict[str, int] = defaultdict(int)
         for h in self.held[cid]:
             if h.at(t):
-                out[h.code] += sum(r.points for r in book.rules if r.characteristic == h.code
-                                   and holds(r.when, dict(h.attrs)))
+                out[h.code] += sum(
+                    r.points for r in book.rules if r.characteristic == h.code and holds(r.when, dict(h.attrs))
+                )
         share = self.network.get((cid, month_start(t)))
         if share is not None:
-            pts = sum(r.points for r in book.rules if r.characteristic == "blacklisted_contacts"
-                      and holds(r.when, {"share": share}))
+            pts = sum(
+                r.points
+                for r in book.rules
+                if r.characteristic == "blacklisted_contacts" and holds(r.when, {"share": share})
+            )
             if pts:
                 out["blacklisted_contacts"] += pts
         return {k: v for k, v in out.items() if v}
@@ -412,8 +434,11 @@ class Oracle:
                 listed = 0
                 for other in contacts:
                     before = [*trig[other], *grade_stays[other]]
-                    before += [Stay(lid, self._kind(other, lid, m), "grade", s, None) for (c, lid), s in open_.items()
-                               if c == other]
+                    before += [
+                        Stay(lid, self._kind(other, lid, m), "grade", s, None)
+                        for (c, lid), s in open_.items()
+                        if c == other
+                    ]
                     if any(s.kind == "blacklist" and s.start < m and (s.end is None or m <= s.end) for s in before):
                         listed += 1
                 self.network[(cid, m)] = listed / len(contacts)
@@ -432,8 +457,13 @@ class Oracle:
                         if g not in lst.grades and (lst.min_stay is None or m >= plus(start, lst.min_stay)):
                             grade_stays[cid].append(Stay(lst.id, lst.kind, "grade", start, m))
                             del open_[key]
-                    elif g in lst.grades and not self._barred(cid, lst.id, m, [*trig[cid], *grade_stays[cid]],
-                                                                {k[1]: s for k, s in open_.items() if k[0] == cid}):
+                    elif g in lst.grades and not self._barred(
+                        cid,
+                        lst.id,
+                        m,
+                        [*trig[cid], *grade_stays[cid]],
+                        {k[1]: s for k, s in open_.items() if k[0] == cid},
+                    ):
                         open_[key] = m
             m = next_month(m)
         for (cid, lid), start in open_.items():
@@ -469,8 +499,9 @@ class Oracle:
         assert book is not None
         for mem in book.memory:
             if list_id in mem.never_lists:
-                starts = [s.start for s in stays if s.list_id == mem.after] + [s for lid, s in open_.items()
-                                                                               if lid == mem.after]
+                starts = [s.start for s in stays if s.list_id == mem.after] + [
+                    s for lid, s in open_.items() if lid == mem.after
+                ]
                 if any(s <= t for s in starts):
                     return True
         return False
@@ -530,9 +561,12 @@ class Oracle:
         return out
 
     def decide(self, cid: str, service: str, t: dt.datetime) -> tuple[str, set[tuple[str, str]]]:
-        binding = [(m, via) for m, via, _, _ in self.measures(cid, t)
-                   if service in self.catalog.measures[m].services
-                   and (via.startswith("parent:") or self.catalog.measures[m].reach != "children")]
+        binding = [
+            (m, via)
+            for m, via, _, _ in self.measures(cid, t)
+            if service in self.catalog.measures[m].services
+            and (via.startswith("parent:") or self.catalog.measures[m].reach != "children")
+        ]
         effects = sorted({self.catalog.measures[m].effect for m, _ in binding}, key=STRENGTH.index)
         outcome = OUTCOME.get(effects[0], effects[0]) if effects else "allow"
         return outcome, set(binding)

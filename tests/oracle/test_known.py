@@ -21,10 +21,10 @@ def utc(t: dt.datetime) -> dt.datetime:
 
 
 # conftest's rulebook with a one-month rail ban on the rail list: smoking lists for 180 days
-RAIL_FOR_A_MONTH = NATIONAL_YAML.replace("    measures: [rail_ban]\n",
-                                         "    measures: [{measure: rail_ban, for: 1m}]\n")
-VOLUNTEER_FOR_A_MONTH = NATIONAL_YAML.replace("    points: 5\n    valid_for: 2y\n",
-                                              "    points: 5\n    valid_for: 1m\n")
+RAIL_FOR_A_MONTH = NATIONAL_YAML.replace("    measures: [rail_ban]\n", "    measures: [{measure: rail_ban, for: 1m}]\n")
+VOLUNTEER_FOR_A_MONTH = NATIONAL_YAML.replace(
+    "    points: 5\n    valid_for: 2y\n", "    points: 5\n    valid_for: 1m\n"
+)
 
 
 def test_a_measure_s_for_counts_cst_calendar_months(make_store, make_citizens):

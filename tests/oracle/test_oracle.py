@@ -34,12 +34,23 @@ NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 FIRST = dt.datetime(2021, 1, 1, tzinfo=CST)
 LAST_DAY = 800  # records fall in [FIRST, FIRST + 800 days): early 2021 to March 2023
 UNTIL = dt.datetime(2023, 6, 20, 12, tzinfo=CST)  # the run's as_of; not a month start
-SERVICES = ("air.ticket", "rail.ticket", "hospital.queue", "school.private_admission", "gov.job.application",
-            "job.application")
-AGENCIES = {"late_bill_payment": ("state_grid", "city_utilities"), "volunteer_work": ("volunteer_association",),
-            "charity_donation": ("payment_platform",), "excessive_gaming": ("gaming_platform",),
-            "smoking_on_train": ("china_railway",), "court_defaulter_listing": ("local_peoples_court",),
-            "court_defaulter_delisting": ("local_peoples_court",)}
+SERVICES = (
+    "air.ticket",
+    "rail.ticket",
+    "hospital.queue",
+    "school.private_admission",
+    "gov.job.application",
+    "job.application",
+)
+AGENCIES = {
+    "late_bill_payment": ("state_grid", "city_utilities"),
+    "volunteer_work": ("volunteer_association",),
+    "charity_donation": ("payment_platform",),
+    "excessive_gaming": ("gaming_platform",),
+    "smoking_on_train": ("china_railway",),
+    "court_defaulter_listing": ("local_peoples_court",),
+    "court_defaulter_delisting": ("local_peoples_court",),
+}
 BOOKS = Books([parse_layer(t, f"oracle{i}.yaml") for i, t in enumerate(LAYERS)])
 CATALOG = default_catalog()
 # examples in the suite: each builds a store and runs the engine (41 s for 40 at load 2 on this 2-core
@@ -55,8 +66,12 @@ def naive(t: dt.datetime | None) -> dt.datetime | None:
 
 # instants where the rules are easy to get wrong: CST midnights at month, quarter and year turns (UTC's
 # previous day), and the version change
-EDGES = [dt.datetime(y, m, 1, tzinfo=CST) for y in (2021, 2022, 2023) for m in (1, 4, 7, 10)
-         if dt.datetime(y, m, 1, tzinfo=CST) < FIRST + dt.timedelta(days=LAST_DAY)]
+EDGES = [
+    dt.datetime(y, m, 1, tzinfo=CST)
+    for y in (2021, 2022, 2023)
+    for m in (1, 4, 7, 10)
+    if dt.datetime(y, m, 1, tzinfo=CST) < FIRST + dt.timedelta(days=LAST_DAY)
+]
 EDGES.append(dt.datetime(CHANGE.year, CHANGE.month, CHANGE.day, tzinfo=CST))
 
 
@@ -74,13 +89,18 @@ ATTRS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "charity_donation": st.fixed_dictionaries({"amount": st.sampled_from([50, 100, 5000])}),
     "excessive_gaming": st.fixed_dictionaries({"hours": st.sampled_from([2, 3, 10])}),
     "smoking_on_train": st.just({}),
-    "court_defaulter_listing": st.fixed_dictionaries({"ground": st.sampled_from([1, 2, 4]),
-                                                      "term_days": st.sampled_from([0, 30, 400])},
-                                                     optional={"amount": st.sampled_from([500, 2_000_000])}),
+    "court_defaulter_listing": st.fixed_dictionaries(
+        {"ground": st.sampled_from([1, 2, 4]), "term_days": st.sampled_from([0, 30, 400])},
+        optional={"amount": st.sampled_from([500, 2_000_000])},
+    ),
     "court_defaulter_delisting": st.just({}),
 }
-WEIGHTED = (["late_bill_payment"] * 4 + ["volunteer_work"] * 3 + ["charity_donation", "excessive_gaming"] * 2
-            + ["smoking_on_train", "court_defaulter_listing", "court_defaulter_delisting"])
+WEIGHTED = (
+    ["late_bill_payment"] * 4
+    + ["volunteer_work"] * 3
+    + ["charity_donation", "excessive_gaming"] * 2
+    + ["smoking_on_train", "court_defaulter_listing", "court_defaulter_delisting"]
+)
 
 
 @dataclass
@@ -97,8 +117,10 @@ def histories(draw: st.DrawFn) -> History:
     n = draw(st.integers(2, 5))
     cities = [draw(st.sampled_from(["testcity", "testcity", "othercity"])) for _ in range(n)]
     # adults, a minor throughout, and one who comes of age on 1 January 2022 (CST), an edge the probes visit
-    born = [draw(st.sampled_from([dt.date(1960 + 10 * i, 1, 1), dt.date(2004, 1, 1), dt.date(2010, 5, 5)]))
-            for i in range(n)]
+    born = [
+        draw(st.sampled_from([dt.date(1960 + 10 * i, 1, 1), dt.date(2004, 1, 1), dt.date(2010, 5, 5)]))
+        for i in range(n)
+    ]
     rows = [citizen(i, city=cities[i], born=born[i]) for i in range(n)]
     ids = [r["citizen_id"] for r in rows]
     people = [Person(ids[i], cities[i], born=born[i]) for i in range(n)]
@@ -106,15 +128,24 @@ def histories(draw: st.DrawFn) -> History:
         if draw(st.booleans()):
             j = draw(st.integers(0, i - 1))
             people[i].parents.append(ids[j])
-    pairs = draw(st.sets(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(lambda p: p[0] < p[1]),
-                         max_size=n * 2))
+    pairs = draw(
+        st.sets(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(lambda p: p[0] < p[1]), max_size=n * 2)
+    )
     for i, j in sorted(pairs):  # symmetric: each names the other
         people[i].contacts.append(ids[j])
         people[j].contacts.append(ids[i])
         if draw(st.integers(0, 3)) == 0:  # the tie ends mid-history (a dated fact: earlier months keep it)
             people[i].dropped[ids[j]] = people[j].dropped[ids[i]] = draw(when()).astimezone(dt.UTC)
-    for i, j in sorted(draw(st.sets(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1))
-                                    .filter(lambda p: p[0] < p[1] and p not in pairs), max_size=2))):
+    for i, j in sorted(
+        draw(
+            st.sets(
+                st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(
+                    lambda p: p[0] < p[1] and p not in pairs
+                ),
+                max_size=2,
+            )
+        )
+    ):
         people[i].later[ids[j]] = people[j].later[ids[i]] = draw(when()).astimezone(dt.UTC)  # a tie begins
     for r, p in zip(rows, people, strict=True):
         if p.parents:
@@ -144,8 +175,9 @@ def histories(draw: st.DrawFn) -> History:
             twin = at + dt.timedelta(days=draw(st.sampled_from([-1, 1])), seconds=30)
             if (agency, f"t{rid}") not in seen:
                 seen.add((agency, f"t{rid}"))
-                records.append(Record(f"t{rid}", agency, who, behaviour, twin.astimezone(dt.UTC),
-                                      draw(ATTRS[behaviour])))
+                records.append(
+                    Record(f"t{rid}", agency, who, behaviour, twin.astimezone(dt.UTC), draw(ATTRS[behaviour]))
+                )
     retracted = [r for r in records if draw(st.integers(0, 9)) == 0]
     order = draw(st.permutations(records))
     cut = draw(st.integers(1, max(1, len(order))))
@@ -170,9 +202,20 @@ def engine_store(h: History) -> Store:
                 store.add_relations([store.ckey(p.cid)], [store.ckey(other)], "contact", at)
     for batch in h.batches:
         if batch:
-            store.ingest([{"record_id": r.record_id, "citizen_id": r.citizen, "behaviour": r.behaviour,
-                           "occurred_at": r.at.isoformat(), "reported_by": r.agency, "attributes": r.attrs}
-                          for r in batch], now=NOW)
+            store.ingest(
+                [
+                    {
+                        "record_id": r.record_id,
+                        "citizen_id": r.citizen,
+                        "behaviour": r.behaviour,
+                        "occurred_at": r.at.isoformat(),
+                        "reported_by": r.agency,
+                        "attributes": r.attrs,
+                    }
+                    for r in batch
+                ],
+                now=NOW,
+            )
     for agency in sorted({r.agency for r in h.retracted}):
         store.retract(agency, [r.record_id for r in h.retracted if r.agency == agency], "oracle", "test")
     Engine(store).run(as_of=UNTIL)
@@ -197,7 +240,10 @@ def probes(h: History, draw_index: list[int]) -> list[dt.datetime]:
 def engine_view(store: Store, cid: str, t: dt.datetime) -> dict[str, Any]:
     s = standing(store, cid, t)
     return {
-        "score": s.score, "grade": s.grade, "running": s.running_score, "version": s.rulebook_version,
+        "score": s.score,
+        "grade": s.grade,
+        "running": s.running_score,
+        "version": s.rulebook_version,
         "stays": sorted((e["list_id"], e["cause"], e["start"], e["end"]) for e in s.list_entries),
         "measures": sorted((m.measure, m.via, m.since, m.until) for m in s.measures),
     }
@@ -206,7 +252,9 @@ def engine_view(store: Store, cid: str, t: dt.datetime) -> dict[str, Any]:
 def oracle_view(o: Oracle, cid: str, t: dt.datetime) -> dict[str, Any]:
     book = o.book(cid, t)
     return {
-        "score": o.published(cid, t)[0], "grade": o.published(cid, t)[1], "running": o.score(cid, t),
+        "score": o.published(cid, t)[0],
+        "grade": o.published(cid, t)[1],
+        "running": o.score(cid, t),
         "version": book.version if book else None,
         "stays": sorted((s.list_id, s.cause, naive(s.start), naive(s.end)) for s in o.stays_at(cid, t)),
         "measures": sorted((m, via, naive(since), naive(until)) for m, via, since, until in o.measures(cid, t)),

@@ -25,10 +25,15 @@ def test_the_demo_has_a_city_whose_rulebook_publishes_scores() -> None:
     spec = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     rbs = RulebookSet(shipped_layers())
     start: dt.date = spec["start"]
-    end = start.replace(year=start.year + (start.month - 1 + spec["months"]) // 12,
-                        month=(start.month - 1 + spec["months"]) % 12 + 1) - dt.timedelta(days=1)
-    publishing = {city for city in spec["cities"] for day in (start, end)
-                  if (rb := rbs.resolve(city, day)) is not None and rb.disclosure.publish_scores}
+    end = start.replace(
+        year=start.year + (start.month - 1 + spec["months"]) // 12, month=(start.month - 1 + spec["months"]) % 12 + 1
+    ) - dt.timedelta(days=1)
+    publishing = {
+        city
+        for city in spec["cities"]
+        for day in (start, end)
+        if (rb := rbs.resolve(city, day)) is not None and rb.disclosure.publish_scores
+    }
     assert publishing == {"beijing"}
     beijing = rbs.resolve("beijing", end)
     assert beijing is not None and all(r.source for r in beijing.rules)
@@ -43,8 +48,12 @@ def test_the_demo_register_shows_published_scores(tmp_path: Path) -> None:
     store = Store(tmp_path / "run" / "store.duckdb")
     at = run_end(store)
     scored = published_citizen(store, at)
-    others = [cid for (cid,) in store.con.execute(
-        "SELECT min(citizen_id) FROM citizens WHERE city <> 'beijing' GROUP BY city ORDER BY 1").fetchall()]
+    others = [
+        cid
+        for (cid,) in store.con.execute(
+            "SELECT min(citizen_id) FROM citizens WHERE city <> 'beijing' GROUP BY city ORDER BY 1"
+        ).fetchall()
+    ]
     store.close()
     assert scored is not None and scored.startswith("110"), "a Beijing citizen, assessed by the end of the run"
     with TestClient(create_app(tmp_path / "run" / "store.duckdb", as_of=at)) as c:

@@ -67,15 +67,33 @@ def test_billboard_fits(sized, server: str) -> None:  # type: ignore[no-untyped-
 
 def test_station_monitor_fits(sized, server: str) -> None:  # type: ignore[no-untyped-def]
     sized.goto(server + "/station/shenzhen?every=60")
-    fits(sized, "station", ".monitor", ".monitor-head", ".monitor-clock", ".slide.current", ".slide.current .name",
-         ".slide.current .reasons", ".monitor-foot")
+    fits(
+        sized,
+        "station",
+        ".monitor",
+        ".monitor-head",
+        ".monitor-clock",
+        ".slide.current",
+        ".slide.current .name",
+        ".slide.current .reasons",
+        ".monitor-foot",
+    )
 
 
 def test_citizen_page_fits(sized, server: str, society: Society) -> None:  # type: ignore[no-untyped-def]
     sign_in(sized, server, society.tokens["citizen"], f"/citizens/{society.shamed}")
     sized.locator("table.ledger details.object summary").first.click()  # an open objection form fits too
-    fits(sized, "citizen", ".identity", ".portrait", ".scorebox", ".score-value", "table.ledger tbody tr",
-         "details.object[open] textarea", "details.object[open] button")
+    fits(
+        sized,
+        "citizen",
+        ".identity",
+        ".portrait",
+        ".scorebox",
+        ".score-value",
+        "table.ledger tbody tr",
+        "details.object[open] textarea",
+        "details.object[open] button",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,5 +114,17 @@ def test_admin_page_fits(sized, server: str, society: Society, open_case: None) 
     diff = "a=shenzhen@1%2Bguangdong@1%2Bnational@2&b=rongcheng@2%2Bnational@2"
     sign_in(sized, server, society.tokens["admin"], f"/admin?{diff}")
     assert sized.locator("#cases button[value=uphold]").count() >= 1
-    fits(sized, "admin", "#cases button[value=uphold]", "#cases button[value=reject]", "#cases input[name=note]",
-         "#a", "#b", "#diff button", "#text", "#diff table.diff tr", "#diff ul.diff li", "#rulebooks table")
+    fits(
+        sized,
+        "admin",
+        "#cases button[value=uphold]",
+        "#cases button[value=reject]",
+        "#cases input[name=note]",
+        "#a",
+        "#b",
+        "#diff button",
+        "#text",
+        "#diff table.diff tr",
+        "#diff ul.diff li",
+        "#rulebooks table",
+    )

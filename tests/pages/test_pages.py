@@ -60,9 +60,7 @@ def test_dashboard_shows_each_city_with_its_disclosure(client: TestClient) -> No
         assert city in r.text
     assert 'href="/blacklist/shenzhen"' in r.text and 'href="/station/shenzhen"' in r.text
     assert 'href="/blacklist/rongcheng"' not in r.text
-    assert (
-        "publishes scores" in r.text and "Decisions by service" in r.text and "citizens on a blacklist<" in r.text
-    )
+    assert "publishes scores" in r.text and "Decisions by service" in r.text and "citizens on a blacklist<" in r.text
     assert "rail.ticket" in r.text
     assert not re.search(r"https?://", re.sub(r'xmlns="http://www.w3.org/2000/svg"', "", r.text)), "no external URL"
 
@@ -364,8 +362,10 @@ def test_a_capped_entry_names_its_cap(make_store, make_citizens) -> None:  # typ
 
     store = make_store()
     (a,) = make_citizens(store, 1)
-    store.ingest([rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)],
-                 now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    store.ingest(
+        [rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)],
+        now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+    )
     _, token = create_key(store, "admin")
     store.close()
     with TestClient(create_app(store.path, as_of=cst(2021, 12, 1)), follow_redirects=False) as c:

@@ -301,7 +301,6 @@ def test_compare_counts_equal_a_recount(run_dir: Path, replay_dir: Path, compare
     assert check_shown_sql(page, duckdb.connect) >= len(COMPARE_FIGURES)
 
 
-
 def test_compare_prints_who_changes_as_a_recount_finds(run_dir: Path, replay_dir: Path, tmp_path: Path) -> None:
     """The README says `compare` shows who changes: the terminal gets the page's headline numbers, and they are
     the ones a direct recount over both stores finds (every citizen, grade and lists at the comparison time)."""
@@ -322,13 +321,17 @@ def test_compare_prints_who_changes_as_a_recount_finds(run_dir: Path, replay_dir
     other_lists = sum(sa[k][1] != sb[k][1] for k in sa)
     attempts = set(da) | set(db)
     other_decisions = sum(da.get(x) != db.get(x) for x in attempts)
-    m = re.search(r"([\d,]+) of ([\d,]+) citizens hold another grade in B \(([\d,]+) a better one, ([\d,]+) a worse "
-                  r"one\); ([\d,]+) are on other lists; ([\d,]+) of ([\d,]+) decisions answered differently", output)
+    m = re.search(
+        r"([\d,]+) of ([\d,]+) citizens hold another grade in B \(([\d,]+) a better one, ([\d,]+) a worse "
+        r"one\); ([\d,]+) are on other lists; ([\d,]+) of ([\d,]+) decisions answered differently",
+        output,
+    )
     assert m, output
     shown = [int(x.replace(",", "")) for x in m.groups()]
     assert shown[0] == other_grade == shown[2] + shown[3] and shown[1] == len(sa)
     assert shown[4] == other_lists and (shown[5], shown[6]) == (other_decisions, len(attempts))
     assert other_grade > 0, "the replay should move someone's grade"
+
 
 def test_bad_input_exits_2_and_leaves_nothing(run_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()

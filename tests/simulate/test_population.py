@@ -221,8 +221,11 @@ def test_store_accepts_a_population_after_existing_citizens(store, make_citizens
     assert con.execute("SELECT DISTINCT jkey FROM citizens").fetchall() == [(jkey,)]
     assert con.execute("SELECT count(*) FROM relations WHERE ckey >= 3").fetchall()[0][0] == p.relations.num_rows
     # relations keep their meaning under the new keys, and still go both ways
-    assert con.execute("""SELECT count(*) FROM relations r WHERE NOT EXISTS (SELECT 1 FROM relations m
-        WHERE m.ckey = r.other AND m.other = r.ckey)""").fetchall()[0][0] == 0
+    assert (
+        con.execute("""SELECT count(*) FROM relations r WHERE NOT EXISTS (SELECT 1 FROM relations m
+        WHERE m.ckey = r.other AND m.other = r.ckey)""").fetchall()[0][0]
+        == 0
+    )
     first = p.relations.slice(0, 1).to_pylist()[0]
     assert con.execute("SELECT count(*) FROM relations WHERE ckey = ? AND other = ? AND kind = ?",
                        [first["ckey"] + 3, first["other"] + 3, first["kind"]]).fetchall()[0][0] == 1  # fmt: skip
@@ -294,19 +297,24 @@ def _mutations(p: Population) -> dict[str, tuple[pa.Table, pa.Table, set[tuple[i
         "unknown city": (set_value(c, "city", 7, "atlantis"), r, {(8, "city")}),
         "sex against ID": (set_value(c, "sex", 9, "M" if sex[9] == "F" else "F"), r, {(10, "sex")}),
         "birth date against ID": (
-            set_value(c, "birth_date", 11, born[11] + dt.timedelta(days=1)), r, {(12, "birth_date")}
+            set_value(c, "birth_date", 11, born[11] + dt.timedelta(days=1)),
+            r,
+            {(12, "birth_date")},
         ),
         "duplicate ID": (set_value(c, "citizen_id", 13, cid[12]), r, {(14, "citizen_id")}),
         "malformed ID": (set_value(c, "citizen_id", 3, "37108219800230001X"), r, {(4, "citizen_id")}),
         "duplicate ckey": (set_value(c, "ckey", 5, 4), r, {(6, "ckey")}),
         "relation to unknown citizen": (
-            c, rel_table(unknown), {(contact + 1, "relations.other"), (contact + 1, "relations.kind")}
+            c,
+            rel_table(unknown),
+            {(contact + 1, "relations.other"), (contact + 1, "relations.kind")},
         ),
         "relation without its mirror": (c, rel_table(without_mirror), {(child_row, "relations.kind")}),
         "self relation": (c, rel_table(self_loop), {(spouse + 1, "relations.other")}),
         "repeated relation": (c, rel_table([*rel, rel[contact]]), {(len(rel) + 1, "relations.kind")}),
         "unknown kind": (
-            c, rel_table([{**x, "kind": "cousin"} if i == contact else x for i, x in enumerate(rel)]),
+            c,
+            rel_table([{**x, "kind": "cousin"} if i == contact else x for i, x in enumerate(rel)]),
             {(contact + 1, "relations.kind")},
         ),
     }
@@ -424,4 +432,3 @@ def test_a_million_citizens_generate_and_store(tmp_path):
         s.add_population(big.citizens, big.relations, "million")
         assert s.con.execute("SELECT count(*), max(ckey) FROM citizens").fetchall() == [(n, n - 1)]
         assert s.con.execute("SELECT count(*) FROM relations").fetchall()[0][0] == big.relations.num_rows
-

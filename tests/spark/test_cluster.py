@@ -120,7 +120,8 @@ def test_partitions_on_a_cluster_give_the_process_pools_series(pool_run: Path, c
     said = finished(simulate_on(master, out))
     assert "in 4 partitions on spark://127.0.0.1" in " ".join(said.split())
     assert sorted(p.name for p in (out / "partitions").iterdir()) == sorted(
-        p.name for p in (pool_run / "partitions").iterdir())  # every partition in place, no attempt left over
+        p.name for p in (pool_run / "partitions").iterdir()
+    )  # every partition in place, no attempt left over
     got, want = series(out), series(pool_run)
     assert got.keys() == want.keys() and "scores.parquet" in got
     for name, table in want.items():
@@ -130,8 +131,9 @@ def test_partitions_on_a_cluster_give_the_process_pools_series(pool_run: Path, c
 
 
 def _worker_pid(port: int) -> int:
-    found = subprocess.run(["pgrep", "-f", f"deploy.worker.Worker --host 127.0.0.1 --port {port} "],
-                           capture_output=True, text=True).stdout.split()
+    found = subprocess.run(
+        ["pgrep", "-f", f"deploy.worker.Worker --host 127.0.0.1 --port {port} "], capture_output=True, text=True
+    ).stdout.split()
     assert len(found) == 1, found
     return int(found[0])
 

@@ -31,6 +31,8 @@ from .derived import derived, same
 HISTORIES = max(1, round(10 * float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))))
 AS_OF = "2026-09-01"  # after the sample's last record; a fixed time, so the wall clock never enters
 runner = CliRunner()
+
+
 def cli(*args: str) -> str:
     r = runner.invoke(app, list(args))
     assert r.exit_code == 0, (r.output, "".join(traceback.format_exception(r.exception))[-4000:])
@@ -137,15 +139,23 @@ def rich_history() -> History:
 
     court, vol, pay = "local_peoples_court", "volunteer_association", "payment_platform"
     records = [
-        Record("c1", court, ids[0], "court_defaulter_listing", at(2021, 3, 10),
-               {"ground": 1, "term_days": 400, "amount": 2_000_000}),
+        Record(
+            "c1",
+            court,
+            ids[0],
+            "court_defaulter_listing",
+            at(2021, 3, 10),
+            {"ground": 1, "term_days": 400, "amount": 2_000_000},
+        ),
         Record("c2", court, ids[3], "court_defaulter_listing", at(2022, 1, 5), {"ground": 2, "term_days": 0}),
         Record("c3", court, ids[3], "court_defaulter_delisting", at(2022, 9, 1), {}),
         *[Record(f"v{k}", vol, ids[1], "volunteer_work", at(2021, 2 + k, 3), {"hours": 8}) for k in range(4)],
         Record("d1", pay, ids[2], "charity_donation", at(2021, 5, 1, 0), {"amount": 5000}),
         Record("d2", pay, ids[2], "charity_donation", at(2021, 5, 2), {"amount": 5000}),
-        *[Record(f"g{k}", "gaming_platform", ids[3], "excessive_gaming", at(2021, 7, 1 + 9 * k), {"hours": 10})
-          for k in range(3)],
+        *[
+            Record(f"g{k}", "gaming_platform", ids[3], "excessive_gaming", at(2021, 7, 1 + 9 * k), {"hours": 10})
+            for k in range(3)
+        ],
         Record("s1", "china_railway", ids[2], "smoking_on_train", at(2021, 11, 11), {}),
         Record("l1", "state_grid", ids[1], "late_bill_payment", at(2022, 6, 20), {"days_late": 200}),
         Record("l2", "city_utilities", ids[2], "late_bill_payment", at(2022, 8, 1), {"days_late": 90}),
@@ -221,10 +231,13 @@ def histories_agree(spark: Any, h: History, until: dt.datetime = UNTIL) -> dict[
     return duck
 
 
-@pytest.mark.parametrize(("lacking", "said"), [
-    ("pyspark", "pip install 'socialcredit[spark]'"),
-    ("java", "apt-get install openjdk-17-jre-headless"),
-])
+@pytest.mark.parametrize(
+    ("lacking", "said"),
+    [
+        ("pyspark", "pip install 'socialcredit[spark]'"),
+        ("java", "apt-get install openjdk-17-jre-headless"),
+    ],
+)
 def test_score_on_spark_without_pyspark_or_java_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lacking: str, said: str
 ) -> None:

@@ -169,8 +169,9 @@ def build_app(service: Service, max_body: int = MAX_BODY) -> FastAPI:
     @app.exception_handler(BatchRejected)
     async def rejected(request: Request, exc: BatchRejected) -> JSONResponse:
         problems = [{"row": p.row, "field": p.field, "message": p.message} for p in exc.problems]
-        return SafeJSONResponse({"error": f"batch rejected whole: {len(problems)} problem(s)", "problems": problems},
-                            status_code=422)
+        return SafeJSONResponse(
+            {"error": f"batch rejected whole: {len(problems)} problem(s)", "problems": problems}, status_code=422
+        )
 
     @app.exception_handler(LocatedError)
     async def located(request: Request, exc: LocatedError) -> JSONResponse:
@@ -180,8 +181,9 @@ def build_app(service: Service, max_body: int = MAX_BODY) -> FastAPI:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # a fault of ours, not of the input: still JSON, and the message says so (details go to the log)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return SafeJSONResponse({"error": f"internal error ({type(exc).__name__}); the server log has details"},
-                            status_code=500)
+        return SafeJSONResponse(
+            {"error": f"internal error ({type(exc).__name__}); the server log has details"}, status_code=500
+        )
 
     from socialcredit.api import routes
     from socialcredit.pages import mount as mount_pages

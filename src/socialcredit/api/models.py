@@ -87,8 +87,10 @@ class DecisionAnswer(_Out):
     public_reason: str
     rulebook_version: str | None
     valid_until: Time | None
-    clock: str = Field(description="whose time `at` is: 'asked' (the request named it) or 'service' (the service's "
-                       "clock, when the request named none)")
+    clock: str = Field(
+        description="whose time `at` is: 'asked' (the request named it) or 'service' (the service's "
+        "clock, when the request named none)"
+    )
 
 
 class DecisionAnswers(_Out):
@@ -174,19 +176,26 @@ class Standing(_Out):
     rulebook_version: str | None
     list_entries: list[ListEntry]
     measures: list[ActiveMeasure]
-    clock: str = Field(description="whose time as_of is: 'asked' (the request named it) or 'service' (the "
-                       "service's clock)")
-    assessed_at: Time | None = Field(description="when `score` and `grade` were assessed: they are the published "
-                                     "ones, the latest monthly assessment at or before as_of (None: never assessed)")
-    running_score: int | None = Field(description="the ledger's score at as_of, clamp(base + points in force), "
-                                      "which the next monthly assessment publishes")
+    clock: str = Field(
+        description="whose time as_of is: 'asked' (the request named it) or 'service' (the service's clock)"
+    )
+    assessed_at: Time | None = Field(
+        description="when `score` and `grade` were assessed: they are the published "
+        "ones, the latest monthly assessment at or before as_of (None: never assessed)"
+    )
+    running_score: int | None = Field(
+        description="the ledger's score at as_of, clamp(base + points in force), "
+        "which the next monthly assessment publishes"
+    )
 
 
 class Score(_Out):
     value: int | None = Field(description="the running score at as_of: clamp(base + sum_of_entries)")
     grade: str | None
-    published: int | None = Field(description="the published score: the latest monthly assessment at or before "
-                                  "as_of, the one the grade lists follow")
+    published: int | None = Field(
+        description="the published score: the latest monthly assessment at or before "
+        "as_of, the one the grade lists follow"
+    )
     published_grade: str | None
     assessed_at: Time | None
     base: int | None

@@ -118,8 +118,13 @@ class Shipper:
             self._seq += 1
             decided, learned, audit = self._decided[:SHIP_MAX], self._learned[:SHIP_MAX], self._audit[:SHIP_MAX]
             del self._decided[:SHIP_MAX], self._learned[:SHIP_MAX], self._audit[:SHIP_MAX]
-        return {"origin": self.origin, "seq": self._seq, "learned": learned,
-                "decisions": _columns(decided, DECIDED), "audit": _columns(audit, AUDITED)}
+        return {
+            "origin": self.origin,
+            "seq": self._seq,
+            "learned": learned,
+            "decisions": _columns(decided, DECIDED),
+            "audit": _columns(audit, AUDITED),
+        }
 
     def ship(self) -> bool:
         """Send what is waiting, a batch at a time; False when the writer did not take one (kept, re-sent)."""
@@ -129,8 +134,7 @@ class Shipper:
                 if self._inflight is None:
                     return True
             try:
-                r = self._client.post("/internal/v1/shipments", json=self._inflight,
-                                      headers={TOKEN_HEADER: self.token})
+                r = self._client.post("/internal/v1/shipments", json=self._inflight, headers={TOKEN_HEADER: self.token})
             except httpx.TransportError:
                 return False
             if r.status_code != 200:
@@ -163,8 +167,16 @@ class ShippedTrail(AuditTrail):
         self.shipper = shipper
         self._texts: dict[Any, str] = {}
 
-    def append(self, principal: str, action: str, citizen_id: str | None = None, *,
-               logged_at: dt.datetime | None = None, defer: bool = False, **detail: Any) -> int:
+    def append(
+        self,
+        principal: str,
+        action: str,
+        citizen_id: str | None = None,
+        *,
+        logged_at: dt.datetime | None = None,
+        defer: bool = False,
+        **detail: Any,
+    ) -> int:
         at = logged_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         # a decision's detail is one of a few (service, outcome) pairs: its text is made once (keyed only where
         # every value is text: 1, 1.0 and True are one key, and three texts)
@@ -198,21 +210,39 @@ class ShippingDecider(Decider):
         super().__init__(store, check_facts=False, buffered=True, clock=clock)
         self.shipper = shipper
 
-    def _record(self, out: list[Decision], ckeys: list[int], asked_by: str,
-                denied: list[tuple[int, Decision, Rulebook | None]]) -> None:
-        rows = [(ckey, d.service, d.at.isoformat(), d.outcome,
-                 json.dumps(jsonable(d.reasons), ensure_ascii=False) if d.reasons else "[]", asked_by,
-                 d.rulebook_version) for ckey, d in zip(ckeys, out, strict=True)]
-        learned = [[ckey, d.at.isoformat(), f"Denied {d.service}: {d.public_reason}"]
-                   for ckey, d, rb in denied if rb is not None and not rb.disclosure.notify_citizens]
+    def _record(
+        self, out: list[Decision], ckeys: list[int], asked_by: str, denied: list[tuple[int, Decision, Rulebook | None]]
+    ) -> None:
+        rows = [
+            (
+                ckey,
+                d.service,
+                d.at.isoformat(),
+                d.outcome,
+                json.dumps(jsonable(d.reasons), ensure_ascii=False) if d.reasons else "[]",
+                asked_by,
+                d.rulebook_version,
+            )
+            for ckey, d in zip(ckeys, out, strict=True)
+        ]
+        learned = [
+            [ckey, d.at.isoformat(), f"Denied {d.service}: {d.public_reason}"]
+            for ckey, d, rb in denied
+            if rb is not None and not rb.disclosure.notify_citizens
+        ]
         self.shipper.decided(rows, learned)
 
 
 class ReaderService(Service):
     """The service's interface over one published snapshot (read-only); nothing here writes."""
 
-    def __init__(self, snap: snapshot.Snapshot, as_of: dt.datetime | None, shipper: Shipper,
-                 previous: ReaderService | None = None) -> None:  # not Service.__init__: no writes, no flusher
+    def __init__(
+        self,
+        snap: snapshot.Snapshot,
+        as_of: dt.datetime | None,
+        shipper: Shipper,
+        previous: ReaderService | None = None,
+    ) -> None:  # not Service.__init__: no writes, no flusher
         self.as_of = utc_naive(as_of) if as_of is not None else None
         self.snapshot = snap
         self.tag = str(snap.generation).encode()  # the X-Socialcredit-Snapshot of its answers
@@ -315,8 +345,12 @@ class Front:
             doc = json.loads(body)
         except ValueError:
             return False
-        if not (isinstance(doc, dict) and doc.keys() == {"citizen_id", "service"}
-                and isinstance(doc["citizen_id"], str) and isinstance(doc["service"], str)):
+        if not (
+            isinstance(doc, dict)
+            and doc.keys() == {"citizen_id", "service"}
+            and isinstance(doc["citizen_id"], str)
+            and isinstance(doc["service"], str)
+        ):
             return False
         if not svc.lock.acquire(blocking=False):
             return False
@@ -327,9 +361,17 @@ class Front:
         finally:
             svc.lock.release()
         payload = json.dumps(answer, ensure_ascii=False).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-            (SNAPSHOT_HEADER, svc.tag)]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (SNAPSHOT_HEADER, svc.tag),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
         return True
 
@@ -386,8 +428,7 @@ class Front:
 
     async def _forward(self, scope: Scope, body: bytes, send: Send) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self.writer,
-                                             timeout=httpx.Timeout(PROXY_TIMEOUT_S, connect=5.0))
+            self._client = httpx.AsyncClient(base_url=self.writer, timeout=httpx.Timeout(PROXY_TIMEOUT_S, connect=5.0))
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
@@ -396,8 +437,13 @@ class Front:
             r = await self._client.request(scope["method"], target.decode("latin-1"), headers=headers, content=body)
         except httpx.TransportError:
             retry = SafeJSONResponse(
-                {"error": "the store's writer is restarting; nothing was lost — send the request again",
-                 "retryable": True}, status_code=503, headers={"Retry-After": "1"})
+                {
+                    "error": "the store's writer is restarting; nothing was lost — send the request again",
+                    "retryable": True,
+                },
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
             await retry(scope, _nothing, send)
             return
         out = [(k, v) for k, v in r.headers.raw if k.lower() not in _HOP and k.lower() != b"content-encoding"]
@@ -411,8 +457,9 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
-def reader_app(db: str, as_of: dt.datetime | None, writer: str, shipper: Shipper,
-               wait_s: float = 120.0) -> tuple[Front, Watcher]:
+def reader_app(
+    db: str, as_of: dt.datetime | None, writer: str, shipper: Shipper, wait_s: float = 120.0
+) -> tuple[Front, Watcher]:
     """The reader's app over the newest snapshot of `db` (waiting up to `wait_s` for the first one)."""
     deadline = time.monotonic() + wait_s
     while (snap := snapshot.current(db)) is None:

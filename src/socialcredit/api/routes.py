@@ -58,8 +58,11 @@ class Retraction(_In):
 class DecisionRequest(_In):
     citizen_id: str
     service: str
-    at: dt.datetime | None = Field(None, description="default the service's clock; a time without offset is CST; "
-                                   "from 1950-01-01 to 31 days past the clock, else 422")
+    at: dt.datetime | None = Field(
+        None,
+        description="default the service's clock; a time without offset is CST; "
+        "from 1950-01-01 to 31 days past the clock, else 422",
+    )
 
 
 class DecisionBatch(_In):
@@ -95,10 +98,10 @@ def _as_of(svc: Service, as_of: dt.datetime | None, field: str = "as_of") -> dt.
 # ---------------------------------------------------------------------------------------------- agencies
 
 
-@router.post("/records", tags=["agencies"], response_model=m.RecordsAccepted,
-             responses=errors(400, 403, 409))
-def submit_records(batch: Batch, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
-                   ) -> dict[str, Any]:
+@router.post("/records", tags=["agencies"], response_model=m.RecordsAccepted, responses=errors(400, 403, 409))
+def submit_records(
+    batch: Batch, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
+) -> dict[str, Any]:
     """Submit a batch of records: all accepted, or none (every problem named by row and field).
 
     Idempotent by `record_id`: re-sending an identical batch accepts nothing new and reports the
@@ -106,8 +109,9 @@ def submit_records(batch: Batch, who: Principal = Depends(require("agency")), sv
     """
     foreign = [i + 1 for i, r in enumerate(batch.records) if r.reported_by not in (None, who.subject)]
     if foreign:
-        raise HTTPException(403, {"error": f"agency {who.subject} may submit only its own records",
-                                  "rows": foreign[:50]})
+        raise HTTPException(
+            403, {"error": f"agency {who.subject} may submit only its own records", "rows": foreign[:50]}
+        )
     rows = [{**r.model_dump(), "reported_by": who.subject} for r in batch.records]
     with svc.lock:
         try:
@@ -117,20 +121,33 @@ def submit_records(batch: Batch, who: Principal = Depends(require("agency")), sv
             svc.audit_write(who.name, "records.rejected", None, rows=len(rows), problems=len(e.problems))
             if conflicts and len(conflicts) == len(e.problems):
                 ids = [rows[p.row - 1]["record_id"] for p in conflicts if 0 < p.row <= len(rows)]
-                raise HTTPException(409, {"error": "record_id already used with different content",
-                                          "conflicting_ids": ids}) from None
+                raise HTTPException(
+                    409, {"error": "record_id already used with different content", "conflicting_ids": ids}
+                ) from None
             raise
-        svc.audit_write(who.name, "records.submit", None, batch=report.batch, accepted=report.accepted,
-                         duplicates=report.duplicates, citizens=report.citizens)
+        svc.audit_write(
+            who.name,
+            "records.submit",
+            None,
+            batch=report.batch,
+            accepted=report.accepted,
+            duplicates=report.duplicates,
+            citizens=report.citizens,
+        )
         if report.accepted:
             svc.changed()
-    return {"batch": report.batch, "accepted": report.accepted, "duplicates": report.duplicates,
-            "duplicate_ids": report.duplicate_ids}
+    return {
+        "batch": report.batch,
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "duplicate_ids": report.duplicate_ids,
+    }
 
 
 @router.post("/retractions", tags=["agencies"], response_model=m.Retracted, responses=errors(400, 403))
-def retract_records(body: Retraction, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
-                    ) -> dict[str, Any]:
+def retract_records(
+    body: Retraction, who: Principal = Depends(require("agency")), svc: Service = Depends(service)
+) -> dict[str, Any]:
     """Withdraw some of the agency's own records; the next decision rescoring happens without them."""
     assert who.subject is not None
     with svc.lock:
@@ -157,10 +174,17 @@ def _answer(d: Decision) -> dict[str, Any]:
     }
 
 
-@router.post("/decisions", tags=["service providers"], response_model=m.DecisionAnswer | m.DecisionAnswers,
-             responses=errors(400, 403))
-async def decide(body: DecisionRequest | DecisionBatch = Body(...), who: Principal = Depends(require("service")),
-                 svc: Service = Depends(service)) -> Response:
+@router.post(
+    "/decisions",
+    tags=["service providers"],
+    response_model=m.DecisionAnswer | m.DecisionAnswers,
+    responses=errors(400, 403),
+)
+async def decide(
+    body: DecisionRequest | DecisionBatch = Body(...),
+    who: Principal = Depends(require("service")),
+    svc: Service = Depends(service),
+) -> Response:
     """One decision (`{citizen_id, service, at?}`) or a batch (`{requests: [...]}`): a whole train at once.
 
     Decided on the event loop when the store is free (a decision takes microseconds, a thread-pool hop
@@ -191,16 +215,20 @@ def _decide(body: DecisionRequest | DecisionBatch, who: Principal, svc: Service)
     return {"decisions": answers} if isinstance(body, DecisionBatch) else answers[0]
 
 
-def decide_requests(reqs: list[tuple[str, str, dt.datetime | None]], who: Principal, svc: Service
-                    ) -> list[dict[str, Any]]:
+def decide_requests(
+    reqs: list[tuple[str, str, dt.datetime | None]], who: Principal, svc: Service
+) -> list[dict[str, Any]]:
     """(citizen ID, service, naive UTC time or None) → the provider's answers, recorded and audited. The
     common single decision comes here straight from a reader's fast path, with no request model to build."""
     assert who.subject is not None
     mine = provider_services(svc.store, who.subject)
     foreign = sorted({s for _, s, _ in reqs if s not in mine})
     if foreign:
-        raise HTTPException(403, f"provider {who.subject} may ask only about its own services "
-                                 f"({', '.join(sorted(mine))}), not {', '.join(foreign)}")
+        raise HTTPException(
+            403,
+            f"provider {who.subject} may ask only about its own services "
+            f"({', '.join(sorted(mine))}), not {', '.join(foreign)}",
+        )
     out = svc.decider.decide_many(reqs, asked_by=who.name)
     for d in out:
         svc.audit.append(who.name, "decision", d.citizen_id, service=d.service, outcome=d.outcome)
@@ -221,26 +249,44 @@ def _public_time(svc: Service, as_of: dt.datetime | None) -> dt.datetime:
     return t
 
 
-AsOf = Query(None, description="show the register as it stood at this time (default now; no offset = CST; "
-             "from 1950-01-01 to now, else 422)")
-QuestionAsOf = Query(None, description="the time asked about (default the service's clock; no offset = CST; "
-                     "from 1950-01-01 to 31 days past the clock, else 422)")
+AsOf = Query(
+    None,
+    description="show the register as it stood at this time (default now; no offset = CST; "
+    "from 1950-01-01 to now, else 422)",
+)
+QuestionAsOf = Query(
+    None,
+    description="the time asked about (default the service's clock; no offset = CST; "
+    "from 1950-01-01 to 31 days past the clock, else 422)",
+)
 
 
 @router.get("/register", tags=["public"], response_model=m.RegisterAnswer)
-def register(q: str = Query(min_length=2, max_length=100), as_of: dt.datetime | None = AsOf,
-             svc: Service = Depends(service), who: Principal = Depends(principal)) -> dict[str, Any]:
+def register(
+    q: str = Query(min_length=2, max_length=100),
+    as_of: dt.datetime | None = AsOf,
+    svc: Service = Depends(service),
+    who: Principal = Depends(principal),
+) -> dict[str, Any]:
     """Search the register by name (characters or pinyin) or resident ID; scores only where published."""
     at = _public_time(svc, as_of)
     with svc.lock:
         decisions.ensure_fresh(svc.store, at)
         found = standings.register(svc.store, q, at, svc.decider.rulebook, limit=50)
         svc.audit.append(who.name, "register.search", None, q=q, shown=[r.citizen["citizen_id"] for r in found])
-    out = [{"citizen_id": r.citizen["citizen_id"], "name": r.citizen["name"], "name_latin": r.citizen["name_latin"],
-            "city": r.citizen["city"], "published": r.published,
+    out = [
+        {
+            "citizen_id": r.citizen["citizen_id"],
+            "name": r.citizen["name"],
+            "name_latin": r.citizen["name_latin"],
+            "city": r.citizen["city"],
+            "published": r.published,
             "score": r.assessment.score if r.assessment else None,
             "grade": r.assessment.grade if r.assessment else None,
-            "rulebook_version": r.rulebook.version if r.rulebook else None} for r in found]
+            "rulebook_version": r.rulebook.version if r.rulebook else None,
+        }
+        for r in found
+    ]
     return {"query": q, "as_of": decisions.jsonable(at), "results": out}
 
 
@@ -275,23 +321,32 @@ def _list_board(svc: Service, city: str, kind: str, who: Principal, at: dt.datet
         "as_of": decisions.jsonable(at),
         "rulebook_version": rb.version,
         "entries": [
-            {"citizen_id": cid, "name": n, "name_latin": nl, "list": labels.get(lid, lid), "cause": cause,
-             "reason": reason, "since": decisions.jsonable(since)}
+            {
+                "citizen_id": cid,
+                "name": n,
+                "name_latin": nl,
+                "list": labels.get(lid, lid),
+                "cause": cause,
+                "reason": reason,
+                "since": decisions.jsonable(since),
+            }
             for cid, n, nl, lid, cause, reason, since in rows
         ],
     }
 
 
 @router.get("/blacklist/{city}", tags=["public"], response_model=m.Board, responses=errors(404))
-def blacklist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service),
-              who: Principal = Depends(principal)) -> dict[str, Any]:
+def blacklist(
+    city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service), who: Principal = Depends(principal)
+) -> dict[str, Any]:
     """The city's public blacklist (the billboard's data), where its rulebook publishes one."""
     return _list_board(svc, city, "blacklist", who, _public_time(svc, as_of))
 
 
 @router.get("/whitelist/{city}", tags=["public"], response_model=m.Board, responses=errors(404))
-def whitelist(city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service),
-              who: Principal = Depends(principal)) -> dict[str, Any]:
+def whitelist(
+    city: str, as_of: dt.datetime | None = AsOf, svc: Service = Depends(service), who: Principal = Depends(principal)
+) -> dict[str, Any]:
     """The city's honour roll, where its rulebook publishes scores or a billboard."""
     return _list_board(svc, city, "whitelist", who, _public_time(svc, as_of))
 
@@ -302,8 +357,12 @@ CitizenRole = Depends(require("citizen", "admin"))
 
 
 @router.get("/citizens/{citizen_id}/standing", tags=["citizens"], response_model=m.Standing, responses=errors(403))
-def standing(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Principal = CitizenRole,
-             svc: Service = Depends(service)) -> dict[str, Any]:
+def standing(
+    citizen_id: str,
+    as_of: dt.datetime | None = QuestionAsOf,
+    who: Principal = CitizenRole,
+    svc: Service = Depends(service),
+) -> dict[str, Any]:
     own_citizen(who, citizen_id)
     at = _as_of(svc, as_of)
     with svc.lock:
@@ -313,10 +372,19 @@ def standing(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Pri
     return st.to_json()
 
 
-@router.get("/citizens/{citizen_id}/explanation", tags=["citizens"], response_model=m.Explanation,
-            response_model_exclude_unset=True, responses=errors(403))
-def explanation(citizen_id: str, as_of: dt.datetime | None = QuestionAsOf, who: Principal = CitizenRole,
-                svc: Service = Depends(service)) -> dict[str, Any]:
+@router.get(
+    "/citizens/{citizen_id}/explanation",
+    tags=["citizens"],
+    response_model=m.Explanation,
+    response_model_exclude_unset=True,
+    responses=errors(403),
+)
+def explanation(
+    citizen_id: str,
+    as_of: dt.datetime | None = QuestionAsOf,
+    who: Principal = CitizenRole,
+    svc: Service = Depends(service),
+) -> dict[str, Any]:
     """Score → ledger entries → records and rules (with sources); list entries → cause; measures → via."""
     own_citizen(who, citizen_id)
     at = _as_of(svc, as_of)
@@ -344,22 +412,26 @@ def history(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depend
         ).fetchall()
         asked = con.execute(
             "SELECT asked_at, service, outcome, asked_by, rulebook_version FROM decisions WHERE ckey = ? "
-            "ORDER BY decision_id DESC LIMIT 500", [ckey]
+            "ORDER BY decision_id DESC LIMIT 500",
+            [ckey],
         ).fetchall()
         svc.audit.append(who.name, "citizen.history", citizen_id)
     j = decisions.jsonable
     return {
         "citizen_id": citizen_id,
         "assessments": [{"at": j(a), "score": s, "grade": g, "rulebook_version": v} for a, s, g, v in scores],
-        "list_stays": [{"list_id": lid, "kind": k, "start": j(s), "end": j(e), "cause": c}
-                       for lid, k, s, e, c in stays],
-        "decisions": [{"at": j(a), "service": s, "outcome": o, "asked_by": b, "rulebook_version": v}
-                      for a, s, o, b, v in asked],
+        "list_stays": [
+            {"list_id": lid, "kind": k, "start": j(s), "end": j(e), "cause": c} for lid, k, s, e, c in stays
+        ],
+        "decisions": [
+            {"at": j(a), "service": s, "outcome": o, "asked_by": b, "rulebook_version": v} for a, s, o, b, v in asked
+        ],
     }
 
 
-@router.get("/citizens/{citizen_id}/notifications", tags=["citizens"], response_model=m.Notifications,
-            responses=errors(403))
+@router.get(
+    "/citizens/{citizen_id}/notifications", tags=["citizens"], response_model=m.Notifications, responses=errors(403)
+)
 def notifications(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depends(service)) -> dict[str, Any]:
     """What the system told the citizen: listings where the city notifies, else only what a denial revealed."""
     own_citizen(who, citizen_id)
@@ -369,8 +441,10 @@ def notifications(citizen_id: str, who: Principal = CitizenRole, svc: Service = 
             "SELECT sent_at, kind, message FROM notifications WHERE ckey = ? ORDER BY sent_at", [ckey]
         ).fetchall()
         svc.audit.append(who.name, "citizen.notifications", citizen_id)
-    return {"citizen_id": citizen_id,
-            "notifications": [{"at": decisions.jsonable(a), "kind": k, "message": m} for a, k, m in rows]}
+    return {
+        "citizen_id": citizen_id,
+        "notifications": [{"at": decisions.jsonable(a), "kind": k, "message": m} for a, k, m in rows],
+    }
 
 
 @router.get("/citizens/{citizen_id}/cases", tags=["citizens"], response_model=m.CitizenCases, responses=errors(403))
@@ -383,10 +457,16 @@ def citizen_cases(citizen_id: str, who: Principal = CitizenRole, svc: Service = 
     return {"citizen_id": citizen_id, "cases": decisions.jsonable(found)}
 
 
-@router.post("/citizens/{citizen_id}/objections", tags=["citizens"], status_code=201, response_model=m.CaseFiled,
-             responses=errors(400, 403))
-def file_objection(citizen_id: str, body: ObjectionIn, who: Principal = Depends(require("citizen")),
-                   svc: Service = Depends(service)) -> dict[str, Any]:
+@router.post(
+    "/citizens/{citizen_id}/objections",
+    tags=["citizens"],
+    status_code=201,
+    response_model=m.CaseFiled,
+    responses=errors(400, 403),
+)
+def file_objection(
+    citizen_id: str, body: ObjectionIn, who: Principal = Depends(require("citizen")), svc: Service = Depends(service)
+) -> dict[str, Any]:
     """Contest one of one's own records; a reviewer decides."""
     own_citizen(who, citizen_id)
     with svc.lock:
@@ -395,10 +475,16 @@ def file_objection(citizen_id: str, body: ObjectionIn, who: Principal = Depends(
     return {"case_id": case_id, "status": "open"}
 
 
-@router.post("/citizens/{citizen_id}/repairs", tags=["citizens"], status_code=201, response_model=m.CaseFiled,
-             responses=errors(400, 403))
-def apply_repair(citizen_id: str, body: RepairIn, who: Principal = Depends(require("citizen")),
-                 svc: Service = Depends(service)) -> dict[str, Any]:
+@router.post(
+    "/citizens/{citizen_id}/repairs",
+    tags=["citizens"],
+    status_code=201,
+    response_model=m.CaseFiled,
+    responses=errors(400, 403),
+)
+def apply_repair(
+    citizen_id: str, body: RepairIn, who: Principal = Depends(require("citizen")), svc: Service = Depends(service)
+) -> dict[str, Any]:
     """Apply for credit repair of a blacklist stay once its cause is cured; a reviewer decides."""
     own_citizen(who, citizen_id)
     with svc.lock:
@@ -453,10 +539,12 @@ async def _yaml_text(request: Request) -> str:
     return text
 
 
-@router.post("/rulebooks/preview", tags=["admin"], openapi_extra=_YAML_BODY, response_model=m.Impact,
-             responses=errors(403))
-def rulebook_preview(text: str = Depends(_yaml_text), who: Principal = Admin, svc: Service = Depends(service)
-                     ) -> dict[str, Any]:
+@router.post(
+    "/rulebooks/preview", tags=["admin"], openapi_extra=_YAML_BODY, response_model=m.Impact, responses=errors(403)
+)
+def rulebook_preview(
+    text: str = Depends(_yaml_text), who: Principal = Admin, svc: Service = Depends(service)
+) -> dict[str, Any]:
     """Validate a new version and show its impact (who changes grade or list, by city) without changing anything."""
     with svc.lock:  # the store is needed only to copy it; the two engine runs use the copy, outside the lock
         job = impact.copy_for_preview(svc.store, text, "upload", svc.now())
@@ -466,8 +554,14 @@ def rulebook_preview(text: str = Depends(_yaml_text), who: Principal = Admin, sv
     return result
 
 
-@router.post("/rulebooks", tags=["admin"], status_code=201, openapi_extra=_YAML_BODY, response_model=m.Scheduled,
-             responses=errors(403))
+@router.post(
+    "/rulebooks",
+    tags=["admin"],
+    status_code=201,
+    openapi_extra=_YAML_BODY,
+    response_model=m.Scheduled,
+    responses=errors(403),
+)
 def rulebook_schedule(
     text: str = Depends(_yaml_text),
     backdate: bool = Query(False, description="allow an effective date before today: past records are rescored"),
@@ -481,15 +575,19 @@ def rulebook_schedule(
     """
     with svc.lock:
         layer = impact.schedule(svc.store, text, f"api:{who.name}", svc.now(), backdate)
-        svc.audit_write(who.name, "rulebook.schedule", None, version=layer.key,
-                         effective_from=layer.effective_from.isoformat())
+        svc.audit_write(
+            who.name, "rulebook.schedule", None, version=layer.key, effective_from=layer.effective_from.isoformat()
+        )
         svc.changed()
     return {"version": layer.key, "effective_from": layer.effective_from.isoformat()}
 
 
 @router.get("/cases", tags=["admin"], response_model=m.Cases, responses=errors(403))
-def case_queue(status: Literal["open", "upheld", "rejected"] | None = "open", who: Principal = Admin,
-               svc: Service = Depends(service)) -> dict[str, Any]:
+def case_queue(
+    status: Literal["open", "upheld", "rejected"] | None = "open",
+    who: Principal = Admin,
+    svc: Service = Depends(service),
+) -> dict[str, Any]:
     """Objections and credit-repair applications waiting for (or past) review."""
     with svc.lock:
         found = objections.cases(svc.store, status=status)
@@ -498,8 +596,7 @@ def case_queue(status: Literal["open", "upheld", "rejected"] | None = "open", wh
 
 
 @router.post("/cases/{case_id}/review", tags=["admin"], response_model=m.Case, responses=errors(400, 403))
-def review_case(case_id: int, body: Review, who: Principal = Admin, svc: Service = Depends(service)
-                ) -> dict[str, Any]:
+def review_case(case_id: int, body: Review, who: Principal = Admin, svc: Service = Depends(service)) -> dict[str, Any]:
     """Uphold (retraction or repair record → rescoring) or reject a case."""
     with svc.lock:
         case = objections.review(svc.store, case_id, body.uphold, who.name, body.note)
@@ -512,9 +609,13 @@ def review_case(case_id: int, body: Review, who: Principal = Admin, svc: Service
 
 
 @router.get("/audit", tags=["auditor"], response_model=m.AuditEntries, responses=errors(403))
-def audit_entries(after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
-                  citizen_id: str | None = None, who: Principal = Depends(require("auditor")),
-                  svc: Service = Depends(service)) -> dict[str, Any]:
+def audit_entries(
+    after: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+    citizen_id: str | None = None,
+    who: Principal = Depends(require("auditor")),
+    svc: Service = Depends(service),
+) -> dict[str, Any]:
     with svc.lock:
         rows = svc.audit.entries(citizen_id, limit, after)
     return {"entries": decisions.jsonable(rows)}
@@ -533,8 +634,13 @@ def audit_head(who: Principal = Depends(require("auditor")), svc: Service = Depe
     return {"checkpoint": str(v.head), "seq": v.head.seq, "hash": v.head.hash, "entries": v.entries}
 
 
-@router.get("/audit/verify", tags=["auditor"], response_model=m.AuditVerification,
-            response_model_exclude_unset=True, responses=errors(403))
+@router.get(
+    "/audit/verify",
+    tags=["auditor"],
+    response_model=m.AuditVerification,
+    response_model_exclude_unset=True,
+    responses=errors(403),
+)
 def audit_verify(
     against: str | None = Query(None, description="a checkpoint from /audit/head: also prove nothing up to it changed"),
     who: Principal = Depends(require("auditor")),

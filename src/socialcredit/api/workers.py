@@ -63,15 +63,38 @@ class Supervisor:
             time.sleep(RESTART_PAUSE_S)  # a writer that cannot start is not restarted in a tight loop
         self.writer_started = time.monotonic()
         self.writer = subprocess.Popen(
-            [sys.executable, "-m", "socialcredit.api.writer", "--db", str(self.db), "--fd", str(self.inner.fileno()),
-             *self._clock()], pass_fds=[self.inner.fileno()], env=self.env)
+            [
+                sys.executable,
+                "-m",
+                "socialcredit.api.writer",
+                "--db",
+                str(self.db),
+                "--fd",
+                str(self.inner.fileno()),
+                *self._clock(),
+            ],
+            pass_fds=[self.inner.fileno()],
+            env=self.env,
+        )
         self._status()
 
     def start_reader(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "socialcredit.api.reader", "--db", str(self.db), "--fd",
-             str(self.public.fileno()), "--writer", self.writer_url, *self._clock()],
-            pass_fds=[self.public.fileno()], env=self.env)
+            [
+                sys.executable,
+                "-m",
+                "socialcredit.api.reader",
+                "--db",
+                str(self.db),
+                "--fd",
+                str(self.public.fileno()),
+                "--writer",
+                self.writer_url,
+                *self._clock(),
+            ],
+            pass_fds=[self.public.fileno()],
+            env=self.env,
+        )
         return proc
 
     def wait_writer_ready(self) -> None:
@@ -82,11 +105,13 @@ class Supervisor:
         while time.monotonic() < deadline and not self.stopping:
             assert self.writer is not None
             if self.writer.poll() is not None:
-                raise SystemExit(f"the writer of {self.db} stopped (exit status {self.writer.returncode}); "
-                                 "its message is above")
+                raise SystemExit(
+                    f"the writer of {self.db} stopped (exit status {self.writer.returncode}); its message is above"
+                )
             try:
-                r = httpx.get(self.writer_url + "/internal/v1/ready", headers={TOKEN_HEADER: self.env[TOKEN_ENV]},
-                              timeout=2)
+                r = httpx.get(
+                    self.writer_url + "/internal/v1/ready", headers={TOKEN_HEADER: self.env[TOKEN_ENV]}, timeout=2
+                )
                 if r.status_code == 200:
                     return
             except httpx.TransportError:
@@ -98,8 +123,12 @@ class Supervisor:
     def _status(self) -> None:
         d = snapshot.snapshot_dir(self.db)
         d.mkdir(exist_ok=True)
-        status: dict[str, Any] = {"supervisor": os.getpid(), "writer": self.writer.pid if self.writer else None,
-                                  "readers": [p.pid for p in self.readers], "writer_url": self.writer_url}
+        status: dict[str, Any] = {
+            "supervisor": os.getpid(),
+            "writer": self.writer.pid if self.writer else None,
+            "readers": [p.pid for p in self.readers],
+            "writer_url": self.writer_url,
+        }
         part = d / f".{STATUS}.part"
         part.write_text(json.dumps(status))
         os.replace(part, d / STATUS)
@@ -124,14 +153,21 @@ class Supervisor:
     def _restart_dead(self) -> None:
         changed = False
         if self.writer is not None and self.writer.poll() is not None and not self.stopping:
-            print(f"socialcredit serve: the writer (PID {self.writer.pid}) stopped with status "
-                  f"{self.writer.returncode}; restarting it", file=sys.stderr, flush=True)
+            print(
+                f"socialcredit serve: the writer (PID {self.writer.pid}) stopped with status "
+                f"{self.writer.returncode}; restarting it",
+                file=sys.stderr,
+                flush=True,
+            )
             self.start_writer()
             changed = True
         for i, proc in enumerate(self.readers):
             if proc.poll() is not None and not self.stopping:
-                print(f"socialcredit serve: reader PID {proc.pid} stopped with status {proc.returncode}; "
-                      "restarting it", file=sys.stderr, flush=True)
+                print(
+                    f"socialcredit serve: reader PID {proc.pid} stopped with status {proc.returncode}; restarting it",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 self.readers[i] = self.start_reader()
                 changed = True
         if changed:

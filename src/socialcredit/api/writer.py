@@ -143,9 +143,13 @@ class Shipments:
         """Write one reader's batch; the number of decisions and entries written (0 if written already)."""
         try:
             origin, seq = str(body["origin"]), int(body["seq"])
-            decided = pa.table([pa.array(c, pa.string()).cast(t) if t == pa.timestamp("us") else pa.array(c, t)
-                                for c, t in zip(_columns(body, "decisions", DECIDED), _DECIDED_TYPES, strict=True)],
-                               names=list(DECIDED))
+            decided = pa.table(
+                [
+                    pa.array(c, pa.string()).cast(t) if t == pa.timestamp("us") else pa.array(c, t)
+                    for c, t in zip(_columns(body, "decisions", DECIDED), _DECIDED_TYPES, strict=True)
+                ],
+                names=list(DECIDED),
+            )
             learned = [(int(c), _naive(at, "learned"), str(m)) for c, at, m in body["learned"]]
             principals, actions, citizen_ids, details, ats = _columns(body, "audit", AUDITED)
             logged_at = [_naive(at, "audit: logged_at") for at in ats]

@@ -116,8 +116,13 @@ class Measure(_Model):
     effect: Effect
     services: list[str]
     reach: Reach = "self"
-    children_under: int = Field(CHILDREN_UNDER, ge=1, le=30, description="for a measure that reaches children: "
-                                "it reaches a child while under this age on the decision's CST day")
+    children_under: int = Field(
+        CHILDREN_UNDER,
+        ge=1,
+        le=30,
+        description="for a measure that reaches children: "
+        "it reaches a child while under this age on the decision's CST day",
+    )
     discount_pct: float | None = Field(None, ge=0, le=100)
     throttle_pct: float | None = Field(None, ge=0, le=100, description="share of normal speed kept")
     public_reason: str

@@ -170,8 +170,11 @@ def score(
     out.print(
         f"scored {summary.records} records into {summary.ledger_entries} ledger entries; "
         f"{summary.assessments} monthly assessments; {summary.seconds:.1f}s"
-        + (f"; a replay under {summary.pin}: questions keep it until `score` runs without --rulebook"
-           if summary.pin else "")
+        + (
+            f"; a replay under {summary.pin}: questions keep it until `score` runs without --rulebook"
+            if summary.pin
+            else ""
+        )
     )
     t = Table("city", "grade", "citizens", title="latest assessed grade")
     for row in grades:
@@ -263,8 +266,12 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
         emit(x)
         return
     s = x["score"]
-    out.print(Text.assemble((x["name"], "bold"), f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']} · "
-                            f"{when(_utc(x['as_of']), x['clock'])}"))
+    out.print(
+        Text.assemble(
+            (x["name"], "bold"),
+            f" {x['citizen_id']} · {x['city']} · {x['rulebook_version']} · {when(_utc(x['as_of']), x['clock'])}",
+        )
+    )
     out.print(
         f"running score {s['value']} = clamp(base {s['base']} + {s['sum_of_entries']} from the entries below, "
         f"{s['scale'][0] if s['scale'] else '?'}…{s['scale'][1] if s['scale'] else '?'}) → grade {s['grade']}; "
@@ -275,8 +282,15 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     for e in x["ledger"]:
         if e["source"] == "record":
             r = e["record"]
-            what = " ".join(w for w in (r["behaviour"], text.plain(r["attributes"]) if r["attributes"] else "",
-                                         f"record {r['record_id']} by {r['agency']}") if w)
+            what = " ".join(
+                w
+                for w in (
+                    r["behaviour"],
+                    text.plain(r["attributes"]) if r["attributes"] else "",
+                    f"record {r['record_id']} by {r['agency']}",
+                )
+                if w
+            )
         else:
             what = f"{e['source']}: {e['characteristic']}"
         rules = "\n".join(
@@ -298,18 +312,30 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
 def capped(cap: dict[str, Any], points: int) -> str:
     """Why an entry has fewer points than its rules give: `capped by volunteer.cap (at most +10 gained a
     year): +5 → +0`."""
-    bounds = [f"at most {cap['max']:+d} gained" if cap["max"] is not None else "",
-              f"at most {cap['min']:+d} lost" if cap["min"] is not None else ""]
-    return (f"capped by {cap['id']} ({', '.join(b for b in bounds if b)} a {cap['per']}): "
-            f"{cap['points_before_cap']:+d} → {points:+d}")
+    bounds = [
+        f"at most {cap['max']:+d} gained" if cap["max"] is not None else "",
+        f"at most {cap['min']:+d} lost" if cap["min"] is not None else "",
+    ]
+    return (
+        f"capped by {cap['id']} ({', '.join(b for b in bounds if b)} a {cap['per']}): "
+        f"{cap['points_before_cap']:+d} → {points:+d}"
+    )
 
 
 @app.command()
 @guarded
 def decide(
-    citizen_id: str, service: str, db: DbOpt = None, at: TimeOpt = None, json_out: JsonOpt = False,
-    no_record: Annotated[bool, typer.Option("--no-record", help="ask without recording the decision (works on "
-                                            "a served store, through its snapshot)")] = False,
+    citizen_id: str,
+    service: str,
+    db: DbOpt = None,
+    at: TimeOpt = None,
+    json_out: JsonOpt = False,
+    no_record: Annotated[
+        bool,
+        typer.Option(
+            "--no-record", help="ask without recording the decision (works on a served store, through its snapshot)"
+        ),
+    ] = False,
 ) -> None:
     """Ask for an automated decision: may this citizen use this service? Recorded in the store, as a service
     provider's question is, unless --no-record (the library's `decide()` records only with record=True)."""
@@ -360,10 +386,22 @@ def rulebook_validate(files: list[Path], json_out: JsonOpt = False) -> None:
     version of its jurisdiction had and this one drops."""
     layers, warnings = validate_files(files)
     if json_out:
-        emit({"ok": True, "warnings": warnings,
-              "versions": [{"key": x.key, "jurisdiction": x.jurisdiction, "version": x.version,
-                            "effective_from": x.effective_from.isoformat(), "rules": len(x.rules)}
-                           for x in layers]})
+        emit(
+            {
+                "ok": True,
+                "warnings": warnings,
+                "versions": [
+                    {
+                        "key": x.key,
+                        "jurisdiction": x.jurisdiction,
+                        "version": x.version,
+                        "effective_from": x.effective_from.isoformat(),
+                        "rules": len(x.rules),
+                    }
+                    for x in layers
+                ],
+            }
+        )
         return
     for w in warnings:
         err.print(Text.assemble(("warning:", "yellow"), " ", w))
@@ -461,8 +499,9 @@ def change_line(c: dict[str, Any]) -> Text:
 def rulebook_load(
     file: Path,
     db: DbOpt = None,
-    backdate: Annotated[bool, typer.Option(help="allow an effective date before the store's today: past "
-                                                "records are rescored under it")] = False,
+    backdate: Annotated[
+        bool, typer.Option(help="allow an effective date before the store's today: past records are rescored under it")
+    ] = False,
 ) -> None:
     """Add a rulebook version to the store (checked against everything stored).
 
@@ -510,8 +549,9 @@ def sample(db: DbOpt = None) -> None:
 def export_command(
     source: Annotated[Path, typer.Argument(help="a run directory (its store and report) or a store file")],
     to: Annotated[Path, typer.Option("--to", help="directory to write into (made if missing)")],
-    fmt: Annotated[str, typer.Option("--format", help="parquet (typed) or csv (lists and structs as JSON)")
-                   ] = "parquet",
+    fmt: Annotated[
+        str, typer.Option("--format", help="parquet (typed) or csv (lists and structs as JSON)")
+    ] = "parquet",
     json_out: JsonOpt = False,
 ) -> None:
     """Write the main tables (readable: resident IDs, cities, behaviours, CST times) and, for a run, every
@@ -525,18 +565,22 @@ def export_command(
         emit({"out": str(done.out), **done.manifest()})
         return
     files = len(done.tables) + sum(len(f["files"]) for f in done.figures)
-    out.print(f"exported {len(done.tables)} tables and the data of {len(done.figures)} figures ({files} {fmt} files) "
-              f"to {done.out}; what each file is: {done.out / 'manifest.json'}")
+    out.print(
+        f"exported {len(done.tables)} tables and the data of {len(done.figures)} figures ({files} {fmt} files) "
+        f"to {done.out}; what each file is: {done.out / 'manifest.json'}"
+    )
     if done.note:
         out.print(done.note)
 
 
 # ---------------------------------------------------------------------------------------------- service
 
-keys_app = typer.Typer(help="API keys for the HTTP service (stored hashed; a token is shown once).",
-                       no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit trail of every write and every read of a citizen's data.",
-                        no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys for the HTTP service (stored hashed; a token is shown once).", no_args_is_help=True
+)
+audit_app = typer.Typer(
+    help="The hash-chained audit trail of every write and every read of a citizen's data.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
@@ -674,9 +718,15 @@ def serve(
         str | None, typer.Option(help="fix the service's clock, e.g. the last day of a simulated run (default: now)")
     ] = None,
     db: DbOpt = None,
-    readers: Annotated[int, typer.Option(
-        min=0, max=64, help="reader processes answering from published snapshots beside the one writer "
-        "(0: one process does everything, behind one lock)")] = 2,
+    readers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="reader processes answering from published snapshots beside the one writer "
+            "(0: one process does everything, behind one lock)",
+        ),
+    ] = 2,
 ) -> None:
     """Start the HTTP API (/api/v1, OpenAPI at /docs) and the pages on the store.
 
@@ -689,8 +739,9 @@ def serve(
     if not path.exists():
         fail(f"{path}: no store here; run `socialcredit init` first (or pass --db)")
     clock = parse_time(as_of)
-    where = (f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)"
-             + (f", clock fixed at {as_of}" if clock else ""))
+    where = f"serving {path} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)" + (
+        f", clock fixed at {as_of}" if clock else ""
+    )
     if readers == 0:
         served = create_app(path, as_of=clock)  # opens the store: one held elsewhere fails here, before "serving"
         out.print(where)
@@ -703,7 +754,6 @@ def serve(
     serve_workers(path, host, port, clock, readers)
 
 
-
 @app.command()
 @guarded
 def compact(db: DbOpt = None) -> None:
@@ -714,8 +764,10 @@ def compact(db: DbOpt = None) -> None:
     t = time.perf_counter()
     with working("rewriting the records in citizen order"):
         done = store.compact()
-    out.print(f"records {'rewritten in citizen order' if done else 'already in citizen order'} "
-              f"({time.perf_counter() - t:.1f} s)")
+    out.print(
+        f"records {'rewritten in citizen order' if done else 'already in citizen order'} "
+        f"({time.perf_counter() - t:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

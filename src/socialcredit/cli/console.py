@@ -59,9 +59,13 @@ DbOpt = Annotated[
     Path | None, typer.Option("--db", help="DuckDB file (default: $SOCIALCREDIT_DB or ./socialcredit.duckdb)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-TimeOpt = Annotated[str | None, typer.Option(
-    help="a time, ISO 8601; without an offset it is China Standard Time; from 1950-01-01 to 31 days past the "
-    "store's last run or today (a `score` run: ten years)")]
+TimeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="a time, ISO 8601; without an offset it is China Standard Time; from 1950-01-01 to 31 days past the "
+        "store's last run or today (a `score` run: ten years)"
+    ),
+]
 
 
 def fail(message: str) -> NoReturn:
@@ -100,8 +104,10 @@ def open_store(db: Path | None, must_exist: bool = True, read: bool = False) -> 
         from socialcredit.snapshot import open_snapshot
 
         store, snap = open_snapshot(path, held)
-        err.print(f"note: {path} is served (PID {held.pid}); reading its snapshot {snap.generation}, published "
-                  f"{snap.published_at:%Y-%m-%d %H:%M:%S} UTC")
+        err.print(
+            f"note: {path} is served (PID {held.pid}); reading its snapshot {snap.generation}, published "
+            f"{snap.published_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
     _opened.append(store)
     if must_exist:
         store.require_init()
@@ -119,8 +125,10 @@ _WRITE_THROUGH = {  # how a write command's change reaches a served store (read 
     "snapshot without recording the decision.",
     "rulebook_load": _SERVED + "send the version through it: POST /api/v1/rulebooks with an admin key.",
     "score": _SERVED + "it reruns the engine itself after each change it commits.",
-    **{name: _SERVED + "stop it first (this change has no HTTP route)." for name in
-       ("init", "citizens", "sample", "compact", "keys_create", "keys_revoke")},
+    **{
+        name: _SERVED + "stop it first (this change has no HTTP route)."
+        for name in ("init", "citizens", "sample", "compact", "keys_create", "keys_revoke")
+    },
 }
 
 

@@ -39,8 +39,9 @@ def run_end(store: Store) -> dt.datetime:
 def pick(store: Store, where: str, at: dt.datetime) -> str | None:
     """The first citizen (earliest stay) on a list at `at` whose stay and registry entry meet `where` (a condition
     written here, in code, over `e` the stay and `c` the citizen)."""
-    rows = store.con.execute(fill(ON_LIST, on=standings.stays_at(at), where=sqlglot.condition(where))
-                             .sql(standings.DIALECT)).fetchall()
+    rows = store.con.execute(
+        fill(ON_LIST, on=standings.stays_at(at), where=sqlglot.condition(where)).sql(standings.DIALECT)
+    ).fetchall()
     return rows[0][0] if rows else None
 
 
@@ -69,14 +70,21 @@ def published_citizen(store: Store, at: dt.datetime) -> str | None:
     by then, for the register's example link; None where no city publishes them."""
     day = at.replace(tzinfo=dt.UTC).astimezone(CST).date()
     rbs = store.rulebooks()
-    cities = [c for c in population_cities(store)
-              if c in rbs.cities and (rb := rbs.resolve(c, day)) is not None and rb.disclosure.publish_scores]
-    rows = store.con.execute(
-        """SELECT c.citizen_id FROM citizens c WHERE c.city IN (SELECT unnest(?))
+    cities = [
+        c
+        for c in population_cities(store)
+        if c in rbs.cities and (rb := rbs.resolve(c, day)) is not None and rb.disclosure.publish_scores
+    ]
+    rows = (
+        store.con.execute(
+            """SELECT c.citizen_id FROM citizens c WHERE c.city IN (SELECT unnest(?))
            AND EXISTS (SELECT 1 FROM score_log s WHERE s.ckey = c.ckey AND s.assessed_at <= ?)
            ORDER BY c.citizen_id LIMIT 1""",
-        [cities, at],
-    ).fetchall() if cities else []
+            [cities, at],
+        ).fetchall()
+        if cities
+        else []
+    )
     return str(rows[0][0]) if rows else None
 
 
@@ -104,14 +112,22 @@ def show(store: Store, at: dt.datetime) -> str | None:
         if cid is None:
             continue
         st = standing(store, cid, stored(at))
-        t.add_row(role, f"{st.name} {cid}", st.city, str(st.score), st.grade or "—",
-                  ", ".join(e["list_id"] for e in st.list_entries) or "—")
+        t.add_row(
+            role,
+            f"{st.name} {cid}",
+            st.city,
+            str(st.score),
+            st.grade or "—",
+            ", ".join(e["list_id"] for e in st.list_entries) or "—",
+        )
     out.print(t)
     t = Table("citizen", "service", "outcome", "public reason", title="automated decisions (not recorded)")
-    for cid, service in [(people["on Shenzhen's billboard"], "rail.high_speed"),
-                         (people["court defaulter"], "air.ticket"),
-                         (people["child of a listed parent"], "school.private_admission"),
-                         (people["on an honour roll"], "hospital.queue")]:
+    for cid, service in [
+        (people["on Shenzhen's billboard"], "rail.high_speed"),
+        (people["court defaulter"], "air.ticket"),
+        (people["child of a listed parent"], "school.private_admission"),
+        (people["on an honour roll"], "hospital.queue"),
+    ]:
         if cid is not None:
             d = decide(store, cid, service, stored(at), record=False)
             t.add_row(cid, service, d.outcome, d.public_reason)
@@ -119,9 +135,14 @@ def show(store: Store, at: dt.datetime) -> str | None:
     listed = people["on Shenzhen's billboard"] or people["court defaulter"]
     if listed:
         x = explain(store, listed, stored(at))
-        out.print(Text.assemble(("why", "bold"), f" {x['name']}: running score {x['score']['value']} = base "
-                                f"{x['score']['base']} {x['score']['sum_of_entries']:+d} → {x['score']['grade']} "
-                                f"under {x['rulebook_version']}"))
+        out.print(
+            Text.assemble(
+                ("why", "bold"),
+                f" {x['name']}: running score {x['score']['value']} = base "
+                f"{x['score']['base']} {x['score']['sum_of_entries']:+d} → {x['score']['grade']} "
+                f"under {x['rulebook_version']}",
+            )
+        )
         for e in x["ledger"][:8]:
             what = (e.get("record") or {}).get("behaviour") or e.get("characteristic")
             rules = ", ".join(f"{r['id']} [{(r['source'] or '')[:30]}]" for r in e["rules"])
@@ -146,19 +167,26 @@ def main() -> None:
     at = run_end(store)
     listed = show(store, at)
     made = keys(store, listed)
-    city = store.con.execute(
-        "SELECT c.city FROM citizens c WHERE c.citizen_id = ?", [listed]
-    ).fetchall()[0][0] if listed else "shenzhen"
+    city = (
+        store.con.execute("SELECT c.city FROM citizens c WHERE c.citizen_id = ?", [listed]).fetchall()[0][0]
+        if listed
+        else "shenzhen"
+    )
     others = len(population_cities(store)) - 1
     scored = published_citizen(store, at)
     store.close()
     base = f"http://{a.host}:{a.port}"
     out.print(Text.assemble("\n", ("pages", "bold")))
     register = ("register (a published score)", f"/register?q={scored}") if scored else ("register", "/register")
-    for label, path in [("dashboard", "/"), register, ("billboard", "/blacklist/shenzhen"),
-                        ("station monitor", "/station/shenzhen"), ("citizen (log in with its key)",
-                                                                   f"/citizens/{listed}" if listed else "/login"),
-                        ("admin (log in with the admin key)", "/admin"), ("API docs", "/docs")]:
+    for label, path in [
+        ("dashboard", "/"),
+        register,
+        ("billboard", "/blacklist/shenzhen"),
+        ("station monitor", "/station/shenzhen"),
+        ("citizen (log in with its key)", f"/citizens/{listed}" if listed else "/login"),
+        ("admin (log in with the admin key)", "/admin"),
+        ("API docs", "/docs"),
+    ]:
         out.print(f"  {label:<36} {base}{path}")
     report = a.run_dir / "report.html"
     if report.exists():
@@ -167,15 +195,19 @@ def main() -> None:
     for who, token in made.items():
         out.print(f"  {who:<28} {token}")
     body = f'{{"citizen_id": "{listed}", "service": "rail.ticket"}}'
-    out.print(f"\n  e.g. curl -s -X POST {base}/api/v1/decisions -H 'Authorization: Bearer {made['service:rail']}' "
-              f"-H 'Content-Type: application/json' -d '{body}'")
+    out.print(
+        f"\n  e.g. curl -s -X POST {base}/api/v1/decisions -H 'Authorization: Bearer {made['service:rail']}' "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
     if a.no_serve:
         return
     from socialcredit.api.workers import READERS, serve_workers
 
-    out.print(f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and {others} other cities; "
-              f"{READERS} readers beside one writer, so `socialcredit citizen ID --db {db}` works meanwhile); "
-              "Ctrl-C stops")
+    out.print(
+        f"\nserving {db} at {base} with the clock at {at:%Y-%m-%d %H:%M} UTC ({city} and {others} other cities; "
+        f"{READERS} readers beside one writer, so `socialcredit citizen ID --db {db}` works meanwhile); "
+        "Ctrl-C stops"
+    )
     serve_workers(db, a.host, a.port, at)
 
 

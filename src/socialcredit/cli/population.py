@@ -18,7 +18,6 @@ from socialcredit.cli.console import DbOpt, emit, fail, guarded, open_store, out
 population_app = typer.Typer(help="Generate synthetic populations (synthetic people only).", no_args_is_help=True)
 
 
-
 @population_app.command("generate")
 def generate(
     city: Annotated[list[str], typer.Option("--city", help="CITY=COUNT, e.g. rongcheng=50000; repeat for more cities")],

@@ -45,14 +45,24 @@ def _default(p: Any) -> str:
 def page() -> str:
     """The reference as Markdown."""
     root = typer.main.get_command(app)
-    parts = ["# Command-line reference", "",
-             "Generated from the Typer app by `make docs`; do not edit by hand. `socialcredit COMMAND --help` says "
-             "the same.", ""]
+    parts = [
+        "# Command-line reference",
+        "",
+        "Generated from the Typer app by `make docs`; do not edit by hand. `socialcredit COMMAND --help` says "
+        "the same.",
+        "",
+    ]
     for path, command in _walk(root, []):
         args = [p for p in command.params if p.param_type_name == "argument"]
         usage = " ".join(["socialcredit", *path, *((a.name or "").upper() for a in args)])
-        parts += [f"## `{' '.join(path)}`", "", _cell((command.help or "").split("\n\n")[0]), "",
-                  f"    {usage} [OPTIONS]", ""]
+        parts += [
+            f"## `{' '.join(path)}`",
+            "",
+            _cell((command.help or "").split("\n\n")[0]),
+            "",
+            f"    {usage} [OPTIONS]",
+            "",
+        ]
         rows = []
         for p in command.params:
             if p.param_type_name == "argument":

@@ -58,8 +58,13 @@ def compare_command(
         with working(f"comparing {run_a} with {run_b}"):
             result = compare(run_a, run_b, out)
         if json_out:
-            emit({"page": str(result.written[0]), "figures": [str(p) for p in result.written[1:]],
-                  "summary": {**asdict(result.summary), "text": str(result.summary)}})
+            emit(
+                {
+                    "page": str(result.written[0]),
+                    "figures": [str(p) for p in result.written[1:]],
+                    "summary": {**asdict(result.summary), "text": str(result.summary)},
+                }
+            )
             return
         console.print(f"comparison: {result.written[0]} ({len(result.written) - 1} figures beside it as PNG)")
         console.print(f"{result.summary}")

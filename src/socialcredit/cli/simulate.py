@@ -43,13 +43,19 @@ def simulate_command(
     ] = None,
     memory_gib: Annotated[
         float | None,
-        typer.Option("--memory-gib", help="memory the partitions' stores may use together, GiB (default 16; "
-                     "with --cluster, each task's: default 2)"),
+        typer.Option(
+            "--memory-gib",
+            help="memory the partitions' stores may use together, GiB (default 16; "
+            "with --cluster, each task's: default 2)",
+        ),
     ] = None,
     cluster: Annotated[
         str | None,
-        typer.Option("--cluster", help="run the partitions as Spark tasks on this master: local[N] or "
-                     "spark://HOST:PORT (with --partition-size; needs the [spark] extra)"),
+        typer.Option(
+            "--cluster",
+            help="run the partitions as Spark tasks on this master: local[N] or "
+            "spark://HOST:PORT (with --partition-size; needs the [spark] extra)",
+        ),
     ] = None,
 ) -> None:
     """Run a scenario month by month into a run directory (synthetic people only)."""

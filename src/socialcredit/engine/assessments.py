@@ -48,7 +48,9 @@ def period_of(at: exp.Expression, first: dt.datetime) -> exp.Expression:
     return fill(
         """greatest(year($at + $cst) * 12 + month($at + $cst)
                     + CASE WHEN $at + $cst > date_trunc('month', $at + $cst) THEN 1 ELSE 0 END - $m0, 0)""",
-        at=at, m0=local.year * 12 + local.month, cst=cst_shift(),
+        at=at,
+        m0=local.year * 12 + local.month,
+        cst=cst_shift(),
     )
 
 
@@ -58,7 +60,8 @@ def deltas_full(periods: list[dt.datetime]) -> exp.Expression:
     ev = fill(
         """SELECT ckey, valid_from AS at, points AS d FROM run_ledger WHERE points <> 0
            UNION ALL SELECT ckey, valid_to AS at, -points AS d FROM run_ledger
-           WHERE points <> 0 AND valid_to IS NOT NULL""")
+           WHERE points <> 0 AND valid_to IS NOT NULL"""
+    )
     return _by_period(ev, "at", periods)
 
 
@@ -67,7 +70,10 @@ def _by_period(events: exp.Expression, at: str, periods: list[dt.datetime]) -> e
         """SELECT ckey, p, CAST(sum(d) AS INT) AS d
            FROM (SELECT ckey, CAST($p AS INT) AS p, d FROM __events AS ev WHERE $at_col <= $last) AS e
            GROUP BY ckey, p HAVING sum(d) <> 0""",
-        events=events, p=period_of(exp.column(at), periods[0]), at_col=exp.column(at), last=periods[-1],
+        events=events,
+        p=period_of(exp.column(at), periods[0]),
+        at_col=exp.column(at),
+        last=periods[-1],
     )
 
 
@@ -91,7 +97,9 @@ def events_carried(recent: exp.Expression, as_of: dt.datetime, carried: dt.datet
            SELECT ckey, valid_from AS due, points AS d, valid_from AS vf, FALSE AS expiry FROM src WHERE valid_from > $t
            UNION ALL SELECT ckey, valid_to, -points, valid_from, source = 'record' FROM src WHERE valid_to > $t
            UNION ALL SELECT ckey, due, d, vf, TRUE FROM engine_pending""",
-        recent=recent, as_of=as_of, t=carried,
+        recent=recent,
+        as_of=as_of,
+        t=carried,
     )
 
 
@@ -110,7 +118,8 @@ def busy_stays(periods: list[dt.datetime]) -> exp.Expression:
         """SELECT DISTINCT CAST($p AS INT) AS p FROM (
                SELECT start AS at FROM stays UNION ALL SELECT "end" FROM stays WHERE "end" IS NOT NULL) AS e
            WHERE at <= $last""",
-        p=period_of(at, periods[0]), last=periods[-1],
+        p=period_of(at, periods[0]),
+        last=periods[-1],
     )
 
 
@@ -141,8 +150,13 @@ class MonthLoop:
         if due is not None:
             self.wake.update(i for i, x in enumerate(self.periods) if x >= due)
 
-    def run(self, p0: int, kept_segs: dict[int, Rulebook] | None, progress: Progress | None,
-            busy_moving: tuple[set[int], set[int]]) -> int:
+    def run(
+        self,
+        p0: int,
+        kept_segs: dict[int, Rulebook] | None,
+        progress: Progress | None,
+        busy_moving: tuple[set[int], set[int]],
+    ) -> int:
         """Assess months p0.. (the busy ones, those a minimum stay wakes, and every month once the network
         rule has a listed contact to read); how many were assessed."""
         ctx, ex, periods = self.ctx, self.ctx.executor, self.periods

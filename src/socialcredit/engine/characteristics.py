@@ -47,7 +47,8 @@ def event_records(ctx: Context, as_of: dt.datetime) -> exp.Expression:
         """SELECT r.rkey, r.ckey, r.jkey, r.bkey, r.occurred_at
            FROM records AS r ANTI JOIN retractions AS x ON x.rkey = r.rkey
            WHERE r.occurred_at <= $as_of AND $events""",
-        as_of=as_of, events=isin(exp.column("bkey", table="r"), event_bkeys(ctx)),
+        as_of=as_of,
+        events=isin(exp.column("bkey", table="r"), event_bkeys(ctx)),
     )
     assert isinstance(query, exp.Select)
     attrs = [exp.column(exp.to_identifier(a, quoted=True), table="r") for a in prepared(ctx).attributes]
@@ -66,22 +67,28 @@ def intervals(ctx: Context) -> exp.Expression:
         term: exp.Expression = exp.null()
         if ch.term_attribute:
             days = exp.column(exp.to_identifier(ch.term_attribute, quoted=True), table="s")
-            term = fill("CASE WHEN $days > 0 THEN s.occurred_at + $span END",
-                        days=days, span=interval(exp.cast(days.copy(), "INT"), "DAY"))
+            term = fill(
+                "CASE WHEN $days > 0 THEN s.occurred_at + $span END",
+                days=days,
+                span=interval(exp.cast(days.copy(), "INT"), "DAY"),
+            )
         head = fill(
             """SELECT s.ckey, s.jkey, $code AS characteristic, s.rkey, s.occurred_at AS start,
                       least((SELECT min(c.occurred_at) FROM recs AS c WHERE c.ckey = s.ckey AND $clears
                              AND c.occurred_at >= s.occurred_at), $term) AS "end"
                FROM recs AS s WHERE $sets""",
-            code=ch.code, term=term,
+            code=ch.code,
+            term=term,
             clears=isin(exp.column("bkey", table="c"), [ctx.bkeys[b] for b in ch.cleared_by]),
             sets=isin(exp.column("bkey", table="s"), [ctx.bkeys[b] for b in ch.set_by]),
         )
         assert isinstance(head, exp.Select)
         cols = [
-            (exp.column(exp.to_identifier(a.name, quoted=True), table="s")
-             if a.name in ch.attributes and all(a.name in cat.behaviours[b].attributes for b in ch.set_by)
-             else exp.cast(exp.null(), a.type)).as_(exp.to_identifier(a.name, quoted=True))
+            (
+                exp.column(exp.to_identifier(a.name, quoted=True), table="s")
+                if a.name in ch.attributes and all(a.name in cat.behaviours[b].attributes for b in ch.set_by)
+                else exp.cast(exp.null(), a.type)
+            ).as_(exp.to_identifier(a.name, quoted=True))
             for a in attrs
         ]
         parts.append(head.select(*cols, copy=False))
@@ -105,17 +112,25 @@ def characteristic_entries(ctx: Context) -> exp.Expression | None:
         groups.setdefault(key, (code, rule.points, [], cond))[2].append((seg.jkey, seg.epoch))
     if not groups:
         return None
-    return union_all([
-        fill(
-            """SELECT ci.ckey, ci.jkey, g.epoch, 'characteristic' AS source, ci.rkey, CAST(NULL AS SMALLINT) AS bkey,
+    return union_all(
+        [
+            fill(
+                """SELECT ci.ckey, ci.jkey, g.epoch, 'characteristic' AS source, ci.rkey,
+                      CAST(NULL AS SMALLINT) AS bkey,
                       ci.characteristic, $piece AS piece, $points AS points,
                       greatest(ci.start, g.s_start) AS valid_from,
-                      nullif(least(coalesce(ci."end", g.s_end), g.s_end), $far) AS valid_to """ + _SEGMENT_JOIN,
-            piece=piece, points=points, far=FAR_FUTURE, code=code, segments=pairs_in("g", pairs),
-            cond=condition(cond, "ci"),
-        )
-        for (piece, _), (code, points, pairs, cond) in groups.items()
-    ])
+                      nullif(least(coalesce(ci."end", g.s_end), g.s_end), $far) AS valid_to """
+                + _SEGMENT_JOIN,
+                piece=piece,
+                points=points,
+                far=FAR_FUTURE,
+                code=code,
+                segments=pairs_in("g", pairs),
+                cond=condition(cond, "ci"),
+            )
+            for (piece, _), (code, points, pairs, cond) in groups.items()
+        ]
+    )
 
 
 def trigger_stays(ctx: Context) -> exp.Expression:
@@ -128,32 +143,45 @@ def trigger_stays(ctx: Context) -> exp.Expression:
             for i, trig in enumerate(lst.triggers):
                 cond = rb.conditions.get(f"trigger:{lst.id}:{i}")
                 alias = "r" if trig.behaviour else "ci"
-                key = (lst.id, lst.kind, trig.behaviour, trig.characteristic, trig.duration,
-                       condition_sql(cond, alias))
+                key = (lst.id, lst.kind, trig.behaviour, trig.characteristic, trig.duration, condition_sql(cond, alias))
                 groups.setdefault(key, ([], cond))[0].append((seg.jkey, seg.epoch))
     branches: list[exp.Expression] = []
     for (list_id, kind, behaviour, characteristic, duration, _), (pairs, cond) in groups.items():
         if behaviour is not None:
             n, unit = duration_parts(duration)
-            branches.append(fill(
-                """SELECT r.ckey, r.jkey, $list_id AS list_id, $kind AS kind, r.occurred_at AS start,
+            branches.append(
+                fill(
+                    """SELECT r.ckey, r.jkey, $list_id AS list_id, $kind AS kind, r.occurred_at AS start,
                           r.occurred_at + $span AS "end", 'behaviour' AS cause, r.rkey,
                           CAST(NULL AS VARCHAR) AS characteristic, CAST(NULL AS VARCHAR) AS grade,
                           CAST(NULL AS INT) AS score, s.version
                    FROM recs AS r JOIN segments AS s ON s.jkey = r.jkey AND s.epoch = r.epoch
                    WHERE r.bkey = $bkey AND $segments AND $cond""",
-                list_id=list_id, kind=kind, span=interval(n, unit), bkey=ctx.bkeys[behaviour],
-                segments=pairs_in("r", pairs), cond=condition(cond, "r"),
-            ))
+                    list_id=list_id,
+                    kind=kind,
+                    span=interval(n, unit),
+                    bkey=ctx.bkeys[behaviour],
+                    segments=pairs_in("r", pairs),
+                    cond=condition(cond, "r"),
+                )
+            )
         else:
-            branches.append(fill(
-                """SELECT ci.ckey, ci.jkey, $list_id AS list_id, $kind AS kind, greatest(ci.start, g.s_start) AS start,
+            branches.append(
+                fill(
+                    """SELECT ci.ckey, ci.jkey, $list_id AS list_id, $kind AS kind,
+                          greatest(ci.start, g.s_start) AS start,
                           nullif(least(coalesce(ci."end", g.s_end), g.s_end), $far) AS "end",
                           'characteristic' AS cause, ci.rkey, ci.characteristic, CAST(NULL AS VARCHAR) AS grade,
-                          CAST(NULL AS INT) AS score, g.version """ + _SEGMENT_JOIN,
-                list_id=list_id, kind=kind, far=FAR_FUTURE, code=characteristic, segments=pairs_in("g", pairs),
-                cond=condition(cond, "ci"),
-            ))
+                          CAST(NULL AS INT) AS score, g.version """
+                    + _SEGMENT_JOIN,
+                    list_id=list_id,
+                    kind=kind,
+                    far=FAR_FUTURE,
+                    code=characteristic,
+                    segments=pairs_in("g", pairs),
+                    cond=condition(cond, "ci"),
+                )
+            )
     stays = union_all([*branches, TABLES["list_entries"].empty()])
     return fill(
         """SELECT ckey, jkey, list_id, kind, min(start) AS start,
@@ -162,5 +190,3 @@ def trigger_stays(ctx: Context) -> exp.Expression:
            FROM __stays AS t GROUP BY ckey, jkey, list_id, kind, cause, rkey, characteristic, grade, score""",
         stays=stays,
     )
-
-

@@ -76,5 +76,8 @@ def built_row(prep: Prepared, through: int, records: int) -> object:
     return fill(
         """SELECT CAST($fingerprint AS VARCHAR) AS fingerprint, CAST($tables AS VARCHAR) AS tables,
                   CAST($through AS BIGINT) AS through, CAST($records AS BIGINT) AS records""",
-        fingerprint=prep.ledger, tables=prep.loaded, through=through, records=records,
+        fingerprint=prep.ledger,
+        tables=prep.loaded,
+        through=through,
+        records=records,
     )

@@ -31,8 +31,15 @@ _CUR = """SELECT c.ckey, c.jkey, CAST(c.raw + coalesce(d.d, 0) AS INT) AS raw, C
 
 def month_state(p: int, t: dt.datetime, network: bool) -> exp.Expression:
     """`cur` after month `p`'s deltas, with the network points given at `t` (0 without the network rule)."""
-    pts = fill("""SELECT ckey, sum(points) AS pts FROM state_ledger WHERE source = 'network' AND valid_from = $t
-                  GROUP BY ckey""", t=t) if network else fill("SELECT 0 AS ckey, 0 AS pts WHERE FALSE")
+    pts = (
+        fill(
+            """SELECT ckey, sum(points) AS pts FROM state_ledger WHERE source = 'network' AND valid_from = $t
+                  GROUP BY ckey""",
+            t=t,
+        )
+        if network
+        else fill("SELECT 0 AS ckey, 0 AS pts WHERE FALSE")
+    )
     return fill(_CUR, p=p, network=pts, net=fill("coalesce(x.pts, 0)"))
 
 
@@ -55,7 +62,8 @@ def network_share(t: dt.datetime) -> exp.Expression:
                       WHERE r.kind = 'contact' AND $in_force GROUP BY r.ckey)
            SELECT h.ckey, c.jkey, CAST(h.n AS DOUBLE) / d.n AS share
            FROM hit AS h JOIN degree AS d ON d.ckey = h.ckey JOIN citizens AS c ON c.ckey = h.ckey""",
-        t=t, in_force=fill("r.valid_from <= $t AND (r.valid_to IS NULL OR r.valid_to > $t)", t=t),
+        t=t,
+        in_force=fill("r.valid_from <= $t AND (r.valid_to IS NULL OR r.valid_to > $t)", t=t),
     )
 
 
@@ -83,9 +91,11 @@ def network_rules(ctx: Context, segs: dict[int, Rulebook]) -> tuple[pa.Table, ex
         "piece": pa.array(cols[2], pa.int32()), "points": pa.array(cols[3], pa.int32()),
         "cond": pa.array(cols[4], pa.int32()),
     })  # fmt: skip
-    case = exp.Case(this=exp.column("cond", table="n"),
-                    ifs=[exp.If(this=value(i), true=condition(cond, "s")) for i, cond in conds.values()],
-                    default=exp.false())
+    case = exp.Case(
+        this=exp.column("cond", table="n"),
+        ifs=[exp.If(this=value(i), true=condition(cond, "s")) for i, cond in conds.values()],
+        default=exp.false(),
+    )
     query = fill(
         """SELECT s.ckey, s.jkey, n.epoch, 'network' AS source, CAST(NULL AS BIGINT) AS rkey,
                   CAST(NULL AS SMALLINT) AS bkey, 'blacklisted_contacts' AS characteristic, n.piece, n.points,
@@ -131,7 +141,10 @@ def assessed(segs: dict[int, Rulebook], everyone: bool) -> exp.Expression:
     return fill(
         """SELECT ckey, jkey, raw, net, score, $grade AS grade, $version AS version
            FROM (SELECT ckey, jkey, raw, net, $score AS score FROM cur WHERE $who) AS s""",
-        grade=grade, version=version, score=score, who=_who(everyone),
+        grade=grade,
+        version=version,
+        score=score,
+        who=_who(everyone),
     )
 
 
@@ -174,8 +187,9 @@ def grade_list_tables(segs: dict[int, Rulebook]) -> dict[str, pa.Table]:
 
     s, i16, i32 = pa.string(), pa.int16(), pa.int32()
     return {
-        "glists": table(lists, ["jkey", "list_id", "kind", "stay_months", "stay_days", "version"],
-                        [i16, s, s, i32, i32, s]),
+        "glists": table(
+            lists, ["jkey", "list_id", "kind", "stay_months", "stay_days", "version"], [i16, s, s, i32, i32, s]
+        ),
         "glist_grades": table(grades, ["jkey", "list_id", "grade"], [i16, s, s]),
         "glist_bars": table(bars, ["jkey", "list_id", "after"], [i16, s, s]),
     }
@@ -194,7 +208,8 @@ def left_grade_lists(t: dt.datetime, everyone: bool) -> exp.Expression:
                                           AND gg.list_id = g.list_id AND gg.grade = c.grade)) AS l
              ON l.ckey = e.ckey AND l.list_id = e.list_id
             AND e.start + INTERVAL (l.stay_months) MONTH + INTERVAL (l.stay_days) DAY <= $t""",
-        t=t, who=_who(everyone, "c"),
+        t=t,
+        who=_who(everyone, "c"),
     )
 
 
@@ -209,7 +224,8 @@ def entered_grade_lists(t: dt.datetime, everyone: bool) -> exp.Expression:
                              AND e."end" IS NULL) AND $who
              AND NOT EXISTS (SELECT 1 FROM glist_bars AS b JOIN stays AS x ON x.list_id = b.after
                              WHERE b.jkey = c.jkey AND b.list_id = g.list_id AND x.ckey = c.ckey AND x.start <= $t)""",
-        t=t, who=_who(everyone, "c"),
+        t=t,
+        who=_who(everyone, "c"),
     )
 
 

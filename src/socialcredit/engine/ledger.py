@@ -92,8 +92,9 @@ def prepared(ctx: Context) -> Prepared:
     entries = entries_query(record_ledger_query(c, "records"))
     # what a record's rows depend on besides the record: the SQL that scores it and the tables it joins
     # (caps and retractions are not: the view applies them); and what the loaded tables are
-    ledger = _digest([LEDGER_FORMAT, to_sql(entries.copy())], tables,
-                     ("dt_params", "dt_buckets", "dt_cells", "general_rules"))
+    ledger = _digest(
+        [LEDGER_FORMAT, to_sql(entries.copy())], tables, ("dt_params", "dt_buckets", "dt_cells", "general_rules")
+    )
     prep = Prepared(
         tables,
         ledger,
@@ -121,7 +122,8 @@ def entries_query(query: exp.Expression) -> exp.Expression:
                        ELSE q.occurred_at + $cst + INTERVAL (q.vf_months) MONTH + INTERVAL (q.vf_days) DAY - $cst
                   END AS valid_to
            FROM __scored AS q""",
-        scored=query, cst=cst_shift(),
+        scored=query,
+        cst=cst_shift(),
     )
 
 
@@ -189,11 +191,15 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
                   CAST(NULL AS VARCHAR) AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
            FROM __union AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
            WHERE $since""",
-        union=union, since=since,
+        union=union,
+        since=since,
     )
     if not capped:
-        return entries if after is None else fill("SELECT * FROM __entries AS q WHERE $recent",
-                                                  entries=entries, recent=recent)
+        return (
+            entries
+            if after is None
+            else fill("SELECT * FROM __entries AS q WHERE $recent", entries=entries, recent=recent)
+        )
     return fill(
         """SELECT * FROM __entries AS q WHERE NOT $capped_q AND $recent
            UNION ALL
@@ -207,16 +213,22 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
                      ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
                  FROM __entries AS e LEFT JOIN caps AS c USING (jkey, epoch, bkey) WHERE $capped_e) AS w
            WHERE $recent""",
-        entries=entries, recent=recent, cst=cst_shift(),
-        capped_q=isin(exp.column("bkey", table="q"), capped), capped_e=isin(exp.column("bkey", table="e"), capped),
+        entries=entries,
+        recent=recent,
+        cst=cst_shift(),
+        capped_q=isin(exp.column("bkey", table="q"), capped),
+        capped_e=isin(exp.column("bkey", table="e"), capped),
     )
 
 
 def record_views(through: int, top: int | None = None) -> list[tuple[str, exp.Expression]]:
     """The records no stored row covers (after `through`), and the batch being stored (through `top`)."""
     unscored = fill("SELECT * FROM records WHERE rkey > $through", through=int(through))
-    batch = fill("SELECT * FROM records WHERE rkey > $after AND rkey <= $top", after=int(through),
-                 top=int(through if top is None else top))
+    batch = fill(
+        "SELECT * FROM records WHERE rkey > $after AND rkey <= $top",
+        after=int(through),
+        top=int(through if top is None else top),
+    )
     return [("records_unscored", unscored), ("records_batch", batch)]
 
 
@@ -263,5 +275,9 @@ def scores_query(ctx: Context, t: dt.datetime, top: int) -> exp.Expression:
                    WHERE ckey BETWEEN 0 AND $top GROUP BY ckey) AS a) AS a
            LEFT JOIN (SELECT ckey, sum(CAST(points AS BIGINT)) AS pts FROM state_ledger WHERE $in_force
                       GROUP BY ckey) AS s USING (ckey)""",
-        score=score, city=city, shift=CITY_SHIFT, in_force=in_force(t), top=int(top),
+        score=score,
+        city=city,
+        shift=CITY_SHIFT,
+        in_force=in_force(t),
+        top=int(top),
     )

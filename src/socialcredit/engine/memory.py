@@ -39,8 +39,10 @@ def remembered(after: str, barred: str, jkeys: set[int]) -> exp.Expression:
            WHERE NOT (e.list_id = $barred AND $cities_e AND EXISTS (
                  SELECT 1 FROM list_entries AS b
                  WHERE b.ckey = e.ckey AND b.list_id = $after AND b.start <= e.start))""",
-        after=after, barred=barred,
-        cities=isin(exp.column("jkey"), sorted(jkeys)), cities_e=isin(exp.column("jkey", table="e"), sorted(jkeys)),
+        after=after,
+        barred=barred,
+        cities=isin(exp.column("jkey"), sorted(jkeys)),
+        cities_e=isin(exp.column("jkey", table="e"), sorted(jkeys)),
     )
 
 

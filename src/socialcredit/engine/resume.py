@@ -36,8 +36,7 @@ STATE_TABLES = ("record_entries", "engine_grade_stays", "score_log", "state_ledg
 def kept_expr() -> exp.Expression:
     """The row counts of the state tables, as one text: the last run stores it, and a run resumes only when
     the tables still hold what it left (a table dropped and recreated empty does not)."""
-    counts = [exp.cast(exp.select(exp.func("count", exp.Star())).from_(t).subquery(), "VARCHAR")
-              for t in STATE_TABLES]
+    counts = [exp.cast(exp.select(exp.func("count", exp.Star())).from_(t).subquery(), "VARCHAR") for t in STATE_TABLES]
     out: exp.Expression = counts[0]
     for c in counts[1:]:
         out = exp.DPipe(this=exp.DPipe(this=out, expression=exp.Literal.string(",")), expression=c)
@@ -67,11 +66,16 @@ def facts_fingerprint(ctx: Context) -> str:
     of row hashes costs one scan of the table. Relation changes are not in it: like records they are
     appended, dated facts, and `resume_from` redoes the assessments from the earliest new one.
     """
-    return str(ctx.scalar(fill(
-        """SELECT CAST((SELECT count(*) FROM retractions) AS VARCHAR) || ',' ||
+    return str(
+        ctx.scalar(
+            fill(
+                """SELECT CAST((SELECT count(*) FROM retractions) AS VARCHAR) || ',' ||
                   CAST((SELECT count(*) FROM rulebook_versions) AS VARCHAR) || ',' ||
                   (SELECT CAST(count(*) AS VARCHAR) || ':' || CAST(coalesce(sum(CAST(hash(c) AS DECIMAL(38, 0))), 0)
-                   AS VARCHAR) FROM citizens AS c)""")))
+                   AS VARCHAR) FROM citizens AS c)"""
+            )
+        )
+    )
 
 
 def last_run(ctx: Context) -> dict[str, object] | None:
@@ -95,8 +99,9 @@ def segments_contiguous(ctx: Context) -> bool:
     return True
 
 
-def resume_from(ctx: Context, last: dict[str, object] | None, as_of: dt.datetime, pin: str | None, facts: str,
-                state: str) -> dt.datetime | None:
+def resume_from(
+    ctx: Context, last: dict[str, object] | None, as_of: dt.datetime, pin: str | None, facts: str, state: str
+) -> dt.datetime | None:
     """A time before which no assessment can change (the first one at or after it is redone), or None for
     a full recompute.
 
@@ -123,10 +128,16 @@ def resume_from(ctx: Context, last: dict[str, object] | None, as_of: dt.datetime
         return None
     if not segments_contiguous(ctx):
         return None
-    first_new = ctx.scalar(fill(
-        """SELECT min(t) FROM (SELECT occurred_at AS t FROM records WHERE rkey > $top
+    first_new = ctx.scalar(
+        fill(
+            """SELECT min(t) FROM (SELECT occurred_at AS t FROM records WHERE rkey > $top
                                UNION ALL SELECT changed_at AS t FROM relation_changes WHERE seq >= $seen) AS n
-           WHERE t <= $as_of""", top=top, seen=seen, as_of=as_of))
+           WHERE t <= $as_of""",
+            top=top,
+            seen=seen,
+            as_of=as_of,
+        )
+    )
     # an assessment at t sees what happened at or before t (and the contacts in force at t), so the first one
     # to redo is the first at or after the earliest new record or relation change, or the first after the
     # last as_of (those the last run did not do)
@@ -169,15 +180,19 @@ def restored_grade_stays(t0: dt.datetime) -> exp.Expression:
     `t0` or later."""
     cols = [exp.column(c) for c in TABLES["list_entries"].names]
     ends = fill('CASE WHEN "end" < $t0 THEN "end" END', t0=t0).as_("end", quoted=True)
-    return exp.select(*[ends if c.name == "end" else c for c in cols]).from_("engine_grade_stays").where(
-        fill("start < $t0", t0=t0))
+    return (
+        exp.select(*[ends if c.name == "end" else c for c in cols])
+        .from_("engine_grade_stays")
+        .where(fill("start < $t0", t0=t0))
+    )
 
 
 def minimum_stays_due(ctx: Context, t0: dt.datetime) -> list[dt.datetime]:
     """When the restored stays with a minimum length reach it: those months wake, as when they were entered."""
     out = []
-    for jkey, list_id, start in ctx.rows(fill(
-            "SELECT DISTINCT jkey, list_id, start FROM engine_grade_stays WHERE start < $t0", t0=t0)):
+    for jkey, list_id, start in ctx.rows(
+        fill("SELECT DISTINCT jkey, list_id, start FROM engine_grade_stays WHERE start < $t0", t0=t0)
+    ):
         rb = ctx.segments_at(start).get(jkey)
         lst = next((x for x in rb.lists if x.id == list_id), None) if rb else None
         due = stay_due(start, lst.min_stay) if lst is not None else None

@@ -139,22 +139,36 @@ class Engine:
             ex.materialize("notifications", memory.notifications())
             # the ledger up to as_of, counted from the stored rows (load_compiled stored every record's, and a
             # cap changes points, never rows): counting through the view would pay for its running sums
-            records, ledger, listed = ctx.rows(fill(
-                """SELECT (SELECT count(*) FROM records WHERE occurred_at <= $as_of),
+            records, ledger, listed = ctx.rows(
+                fill(
+                    """SELECT (SELECT count(*) FROM records WHERE occurred_at <= $as_of),
                           (SELECT count(*) FROM record_entries AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
                            WHERE e.valid_from <= $as_of)
                           + (SELECT count(*) FROM state_ledger WHERE valid_from <= $as_of),
-                          (SELECT count(*) FROM list_entries)""", as_of=as_of))[0]
-            ex.materialize("engine_run", fill(
-                """SELECT CAST($as_of AS TIMESTAMP) AS as_of, CAST($pin AS VARCHAR) AS pin,
+                          (SELECT count(*) FROM list_entries)""",
+                    as_of=as_of,
+                )
+            )[0]
+            ex.materialize(
+                "engine_run",
+                fill(
+                    """SELECT CAST($as_of AS TIMESTAMP) AS as_of, CAST($pin AS VARCHAR) AS pin,
                           CAST($now AS TIMESTAMP) AS computed_at, $watermark AS watermark,
                           CAST($facts AS VARCHAR) AS facts, CAST($state AS VARCHAR) AS state,
                           CAST($first AS TIMESTAMP) AS first_assessment,
                           (SELECT min(occurred_at) FROM records WHERE occurred_at > $as_of) AS next_record,
                           CAST($carried AS TIMESTAMP) AS carried_at, $kept AS kept""",
-                as_of=as_of, pin=pin, now=dt.datetime.now(dt.UTC).replace(tzinfo=None), watermark=watermark_expr(),
-                facts=facts, state=state, first=self._first_assessment, carried=self._carried_at,
-                kept=resume.kept_expr()))
+                    as_of=as_of,
+                    pin=pin,
+                    now=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                    watermark=watermark_expr(),
+                    facts=facts,
+                    state=state,
+                    first=self._first_assessment,
+                    carried=self._carried_at,
+                    kept=resume.kept_expr(),
+                ),
+            )
             # the tables this run replaced lost their comments (the analyst reads them): the derived ones, and
             # the notifications it rewrote
             self.store.comment_tables((*(t.name for t in all_tables(self.catalog) if t.derived), "notifications"))
@@ -267,16 +281,23 @@ class Engine:
         ctx, ex, c = self.ctx, self.executor, self.compiled
         # what the assessments read: the ledger up to as_of without the network entries they add. A view, not
         # a copy: the record entries are stored, and copying them all would cost more than reading them
-        ex.view("run_ledger", fill("SELECT * FROM ledger WHERE valid_from <= $as_of AND source <> 'network'",
-                                   as_of=as_of), temporary=True)
+        ex.view(
+            "run_ledger",
+            fill("SELECT * FROM ledger WHERE valid_from <= $as_of AND source <> 'network'", as_of=as_of),
+            temporary=True,
+        )
         if self.handed_over:  # the loop adds network entries only, which it leaves out: its rows are fixed
             ex.keep("run_ledger")
         # the first entry's time, from the stored rows: a cap changes points, never times
-        first = ctx.scalar(fill(
-            """SELECT min(valid_from) FROM (
+        first = ctx.scalar(
+            fill(
+                """SELECT min(valid_from) FROM (
                    SELECT e.valid_from FROM record_entries AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
                    UNION ALL SELECT valid_from FROM state_ledger WHERE source <> 'network') AS v
-               WHERE valid_from <= $as_of""", as_of=as_of))
+               WHERE valid_from <= $as_of""",
+                as_of=as_of,
+            )
+        )
         starts = [s.start for s in c.segments if s.start is not None]
         begin = min([x for x in (first, min(starts) if starts else None) if x is not None], default=None)
         if first is not None and starts:
@@ -319,8 +340,9 @@ class Engine:
         kept_segs = ctx.segments_at(periods[p0 - 1]) if p0 else None
         done = loop.run(p0, kept_segs, progress, busy)
         # the loop's state after the last month (the skipped months change nothing): the next run starts from it
-        ex.materialize("engine_carry", fill("SELECT $last AS carried_at, ckey, raw, score, grade FROM cur",
-                                            last=periods[-1]))
+        ex.materialize(
+            "engine_carry", fill("SELECT $last AS carried_at, ckey, raw, score, grade FROM cur", last=periods[-1])
+        )
         self._carried_at = periods[-1]
         return done
 

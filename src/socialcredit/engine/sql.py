@@ -107,9 +107,11 @@ def case_by_jkey(
     if not segs:
         return exp.null()
     column = exp.column(col.split(".")[-1], table=col.split(".")[0] if "." in col else None)
-    return exp.paren(exp.Case(
-        ifs=[exp.If(this=column.copy().eq(value(j)), true=f(rb)) for j, rb in segs.items()], default=exp.null()
-    ))
+    return exp.paren(
+        exp.Case(
+            ifs=[exp.If(this=column.copy().eq(value(j)), true=f(rb)) for j, rb in segs.items()], default=exp.null()
+        )
+    )
 
 
 def score_expr(rb: Rulebook, points: exp.Expression) -> exp.Expression:

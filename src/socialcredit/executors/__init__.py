@@ -78,6 +78,8 @@ def spark_missing() -> str | None:
         return "the Spark engine needs PySpark: pip install 'socialcredit[spark]'"
     home = os.environ.get("JAVA_HOME")
     if not (home and os.path.isfile(os.path.join(home, "bin", "java"))) and shutil.which("java") is None:
-        return ("the Spark engine needs a Java 17 runtime: apt-get install openjdk-17-jre-headless (Debian's "
-                "package), or set JAVA_HOME")
+        return (
+            "the Spark engine needs a Java 17 runtime: apt-get install openjdk-17-jre-headless (Debian's "
+            "package), or set JAVA_HOME"
+        )
     return None

@@ -27,8 +27,11 @@ class DuckDBExecutor:
         self.con = con
         if dense_keys is not None:
             bits = max(12, min(26, int(dense_keys).bit_length() + 1))
-            con.execute(exp.Set(expressions=[exp.EQ(this=exp.column("perfect_ht_threshold"),
-                                                    expression=exp.Literal.number(bits))]).sql(self.dialect))
+            con.execute(
+                exp.Set(
+                    expressions=[exp.EQ(this=exp.column("perfect_ht_threshold"), expression=exp.Literal.number(bits))]
+                ).sql(self.dialect)
+            )
 
     def _name(self, name: str) -> str:
         return exp.to_identifier(name).sql(dialect=self.dialect)

@@ -179,8 +179,16 @@ class SparkExecutor:
 # a table loaded with at most this many values is inlined in the plans that read it (see `_inline`)
 INLINE_VALUES = 2_000
 _INLINE_TYPES: dict[str, str] = {
-    "int8": "TINYINT", "int16": "SMALLINT", "int32": "INT", "int64": "BIGINT", "double": "DOUBLE", "float": "FLOAT",
-    "bool": "BOOLEAN", "string": "VARCHAR", "large_string": "VARCHAR", "timestamp[us]": "TIMESTAMP",
+    "int8": "TINYINT",
+    "int16": "SMALLINT",
+    "int32": "INT",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "bool": "BOOLEAN",
+    "string": "VARCHAR",
+    "large_string": "VARCHAR",
+    "timestamp[us]": "TIMESTAMP",
 }
 
 
@@ -195,14 +203,21 @@ def _inline(table: pa.Table) -> exp.Expression | None:
     if not all(kinds) or table.num_rows * max(1, table.num_columns) > INLINE_VALUES:
         return None
     names = table.column_names
-    cols = [exp.cast(exp.column(f"c{i}"), k).as_(exp.to_identifier(n, quoted=True))
-            for i, (n, k) in enumerate(zip(names, kinds, strict=True))]
+    cols = [
+        exp.cast(exp.column(f"c{i}"), k).as_(exp.to_identifier(n, quoted=True))
+        for i, (n, k) in enumerate(zip(names, kinds, strict=True))
+    ]
     if table.num_rows == 0:
-        return exp.select(*[exp.cast(exp.null(), k).as_(exp.to_identifier(n, quoted=True))
-                            for n, k in zip(names, kinds, strict=True)]).where(exp.false())
+        return exp.select(
+            *[exp.cast(exp.null(), k).as_(exp.to_identifier(n, quoted=True)) for n, k in zip(names, kinds, strict=True)]
+        ).where(exp.false())
     rows = [exp.Tuple(expressions=[_literal(v) for v in row.values()]) for row in table.to_pylist()]
-    values = exp.Values(expressions=rows, alias=exp.TableAlias(
-        this=exp.to_identifier("v"), columns=[exp.to_identifier(f"c{i}") for i in range(len(names))]))
+    values = exp.Values(
+        expressions=rows,
+        alias=exp.TableAlias(
+            this=exp.to_identifier("v"), columns=[exp.to_identifier(f"c{i}") for i in range(len(names))]
+        ),
+    )
     return exp.select(*cols).from_(values)
 
 
@@ -226,8 +241,11 @@ def _spark_intervals(query: exp.Expression) -> exp.Expression:
     for within in reversed(list(out.find_all(exp.In))):
         if isinstance(within.this, exp.Tuple) and within.expressions and not within.args.get("query"):
             cols = within.this.expressions
-            rows = [exp.and_(*[c.copy().eq(v.copy()) for c, v in zip(cols, t.expressions, strict=True)])
-                    for t in within.expressions if isinstance(t, exp.Tuple)]
+            rows = [
+                exp.and_(*[c.copy().eq(v.copy()) for c, v in zip(cols, t.expressions, strict=True)])
+                for t in within.expressions
+                if isinstance(t, exp.Tuple)
+            ]
             if len(rows) == len(within.expressions):
                 within.replace(exp.paren(exp.or_(*rows)))
     for node in reversed(list(out.find_all(exp.Add))):  # the innermost first: `t + a MONTH + b DAY` nests

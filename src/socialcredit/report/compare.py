@@ -44,8 +44,10 @@ def _latest_cte(x: str) -> str:
     """Run `x`'s published standing at the end (the read model's latest assessment) and the lists it is on."""
     latest = read_model.sql(read_model.latest_assessments(AS_OF, f"{x}.score_log"))
     on = read_model.sql(read_model.in_force(AS_OF))
-    return (f"{x}_std AS ({latest}),\n{x}_on AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists "
-            f"FROM {x}.list_entries\n    WHERE {on} GROUP BY ckey)")
+    return (
+        f"{x}_std AS ({latest}),\n{x}_on AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists "
+        f"FROM {x}.list_entries\n    WHERE {on} GROUP BY ckey)"
+    )
 
 
 CHANGED_CTE = (

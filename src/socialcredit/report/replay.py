@@ -186,8 +186,9 @@ def redecide(store: Store) -> tuple[int, int, dict[str, int]]:
         while end < len(rows) and rows[end][4] == rows[start][4]:
             end += 1
         batch = rows[start:end]
-        answers = decisions.decide_many(store, [(cid, s, stored(at)) for _, cid, s, at, _, _ in batch],
-                                         asked_by=batch[0][4], record=True)
+        answers = decisions.decide_many(
+            store, [(cid, s, stored(at)) for _, cid, s, at, _, _ in batch], asked_by=batch[0][4], record=True
+        )
         for old, new in zip(batch, answers, strict=True):
             changed += old[5] != new.outcome
             counts[new.outcome] = counts.get(new.outcome, 0) + 1

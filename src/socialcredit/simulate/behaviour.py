@@ -458,9 +458,7 @@ class Society:
         c = _citizens(table, dt.date(2000, 1, 1))
         return cls(c, _born(table), _intersections(c))
 
-    def strata(
-        self, rates: BehaviourRates, catalog: Catalog
-    ) -> tuple[Strata, dict[tuple[str, str], np.ndarray]]:
+    def strata(self, rates: BehaviourRates, catalog: Catalog) -> tuple[Strata, dict[tuple[str, str], np.ndarray]]:
         """The strata and, per (polarity, category), the prefix sum of that propensity in their order."""
         categories = tuple(dict.fromkeys(b.category for b in catalog.behaviours.values()))
         ident = (rates.propensity_seed, rates.propensity_sigma, rates.category_sigma, categories)
@@ -482,9 +480,7 @@ def _weights(c: _Citizens, prop: np.ndarray, code: str, rates: BehaviourRates) -
     return _rate_factor(c.age, c.decile, prop, code, rates)
 
 
-def _rate_factor(
-    age: np.ndarray, decile: np.ndarray, prop: np.ndarray, code: str, rates: BehaviourRates
-) -> np.ndarray:
+def _rate_factor(age: np.ndarray, decile: np.ndarray, prop: np.ndarray, code: str, rates: BehaviourRates) -> np.ndarray:
     """`prop` × eligibility by age × the income and age gradients of `code`: per citizen, or per
     stratum of one age and decile (then `prop` is the stratum's propensity total)."""
     low, high = AGES.get(code, (ADULT, 200))

@@ -70,12 +70,16 @@ def run_on_cluster(
 
         from socialcredit.executors.spark import session
     except ImportError:
-        raise LocatedError("--cluster needs PySpark: pip install 'socialcredit[spark]' (and a Java 17 runtime: "
-                           "apt-get install openjdk-17-jre-headless)") from None
+        raise LocatedError(
+            "--cluster needs PySpark: pip install 'socialcredit[spark]' (and a Java 17 runtime: "
+            "apt-get install openjdk-17-jre-headless)"
+        ) from None
     active = SparkContext._active_spark_context  # one per process (Spark's rule): reuse it only if it is this master
     if active is not None and active.master != master:
-        raise LocatedError(f"this process already has a Spark session on {active.master}; run the cluster "
-                           f"simulation on {master} in a process of its own (the `socialcredit simulate` command)")
+        raise LocatedError(
+            f"this process already has a Spark session on {active.master}; run the cluster "
+            f"simulation on {master} in a process of its own (the `socialcredit simulate` command)"
+        )
     began = time.perf_counter()
     out_dir = Path(out_dir).resolve()  # the tasks run elsewhere: they need the absolute path
     parts = prepare(scenario, out_dir, size)

@@ -116,13 +116,16 @@ def near_threshold(store: Store, at: dt.datetime, band: int) -> pa.Array:
     store.con.register("_bounds", bounds)
     try:
         found = store.con.execute(
-            fill("""WITH s AS (SELECT c.ckey, c.citizen_id, c.city, coalesce(l.score, any_value(b.base)) AS score
+            fill(
+                """WITH s AS (SELECT c.ckey, c.citizen_id, c.city, coalesce(l.score, any_value(b.base)) AS score
                                FROM citizens AS c JOIN _bounds AS b ON b.city = c.city LEFT JOIN __last AS l
                                ON l.ckey = c.ckey GROUP BY c.ckey, c.citizen_id, c.city, l.score)
                     SELECT s.citizen_id FROM s JOIN _bounds AS b ON b.city = s.city
                     WHERE b.bound <= s.score GROUP BY s.ckey, s.citizen_id, s.score
                     HAVING max(b.bound) > any_value(b.lowest) AND s.score - max(b.bound) < $band ORDER BY s.ckey""",
-                 last=standings.latest_assessments(at), band=band).sql(standings.DIALECT)
+                last=standings.latest_assessments(at),
+                band=band,
+            ).sql(standings.DIALECT)
         ).fetchall()
     finally:
         store.con.unregister("_bounds")
@@ -132,7 +135,8 @@ def near_threshold(store: Store, at: dt.datetime, band: int) -> pa.Array:
 def _holders(store: Store, characteristic: str, at: dt.datetime, since: dt.datetime) -> list[tuple]:
     """(citizen_id, setter agency, amount, denied since `since`, held since) per holder of `characteristic` at `at`."""
     return store.con.execute(
-        fill("""WITH h AS (SELECT ci.ckey, arg_min(r.agency, ci.start) AS agency,
+        fill(
+            """WITH h AS (SELECT ci.ckey, arg_min(r.agency, ci.start) AS agency,
                              arg_min(ci.amount, ci.start) AS amount, min(ci.start) AS held_since
                       FROM characteristic_intervals AS ci JOIN records AS r ON r.rkey = ci.rkey
                       WHERE ci.characteristic = $ch AND $held GROUP BY ci.ckey),
@@ -140,7 +144,11 @@ def _holders(store: Store, characteristic: str, at: dt.datetime, since: dt.datet
                       AND asked_at >= $since AND asked_at < $at)
            SELECT c.citizen_id, h.agency, h.amount, d.ckey IS NOT NULL, h.held_since
            FROM h JOIN citizens AS c ON c.ckey = h.ckey LEFT JOIN d ON d.ckey = h.ckey ORDER BY h.ckey""",
-             ch=characteristic, held=standings.in_force(at, "ci"), at=at, since=since).sql(standings.DIALECT)
+            ch=characteristic,
+            held=standings.in_force(at, "ci"),
+            at=at,
+            since=since,
+        ).sql(standings.DIALECT)
     ).fetchall()
 
 

@@ -99,9 +99,7 @@ def split(scenario: Scenario, size: int) -> list[Partition]:
     return parts
 
 
-def _run_one(
-    partition: Partition, out_dir: Path, settings: dict[str, str], queue: Any
-) -> tuple[str, dict[str, Any]]:
+def _run_one(partition: Partition, out_dir: Path, settings: dict[str, str], queue: Any) -> tuple[str, dict[str, Any]]:
     """In a worker process: one partition's run, reporting its months through `queue`."""
 
     def step(done: int, total: int, label: str) -> None:
@@ -207,8 +205,9 @@ def prepare(scenario: Scenario, out_dir: Path, size: int) -> list[Partition]:
     return parts
 
 
-def run_partition(partition: Partition, out_dir: Path, settings: dict[str, str],
-                  step: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+def run_partition(
+    partition: Partition, out_dir: Path, settings: dict[str, str], step: Callable[[int, int, str], None] | None = None
+) -> dict[str, Any]:
     """One partition's run into `out_dir` (wherever it runs: a worker process or a Spark task), and what
     the merged run.json says of it."""
     result = run_scenario(partition.scenario, out_dir, step, settings)
@@ -223,8 +222,15 @@ def run_partition(partition: Partition, out_dir: Path, settings: dict[str, str],
     }
 
 
-def finish(scenario: Scenario, out_dir: Path, infos: list[dict[str, Any]], how: dict[str, Any], began: float,
-           peak_gib: float, workers: int) -> PartitionedResult:
+def finish(
+    scenario: Scenario,
+    out_dir: Path,
+    infos: list[dict[str, Any]],
+    how: dict[str, Any],
+    began: float,
+    peak_gib: float,
+    workers: int,
+) -> PartitionedResult:
     """The run's own series (merged from its partitions') and run.json, once every partition is done."""
     merge(out_dir, [i["partition"] for i in infos])
     totals: dict[str, int] = {}

@@ -322,8 +322,14 @@ def _use_services(
     services = sorted(scenario.services)
     asking = ids.take(pa.array(citizen[order])).to_pylist()
     names = [services[i] for i in service_ix[order].tolist()]
-    times = [stored(t) for t in  # naive UTC, as the store keeps it: marked, so the library does not read it as CST
-             (np.datetime64(start, "us") + offset[order].astype("timedelta64[s]")).astype("datetime64[us]").tolist()]
+    times = [
+        stored(t)
+        for t in (  # naive UTC, as the store keeps it: marked, so the library does not read it as CST
+            np.datetime64(start, "us") + offset[order].astype("timedelta64[s]")
+        )
+        .astype("datetime64[us]")
+        .tolist()
+    ]
     requests: list[tuple[str, str, dt.datetime | None]] = list(zip(asking, names, times, strict=True))
     outcomes: Counter[tuple[str, str]] = Counter()
     for lo in range(0, len(requests), DECIDE_BATCH):  # set-wise: one look-up pass and one insert per batch
@@ -341,10 +347,13 @@ def _scores(store: Store, scenario: Scenario, at: dt.datetime) -> list[dict[str,
         base.append((city, rb.grade_of(rb.scale.base) if rb else None))
     store.con.register("_base", pa.table({"city": [b[0] for b in base], "grade": [b[1] for b in base]}))
     try:
-        found = store.con.execute(fill(
-            """SELECT c.city, coalesce(l.grade, b.grade, '-') AS grade, count(*) AS citizens
+        found = store.con.execute(
+            fill(
+                """SELECT c.city, coalesce(l.grade, b.grade, '-') AS grade, count(*) AS citizens
                FROM citizens AS c LEFT JOIN __last AS l ON l.ckey = c.ckey LEFT JOIN _base AS b ON b.city = c.city
-               GROUP BY 1, 2 ORDER BY 1, 2, 3""", last=standings.latest_assessments(at)).sql(standings.DIALECT)
+               GROUP BY 1, 2 ORDER BY 1, 2, 3""",
+                last=standings.latest_assessments(at),
+            ).sql(standings.DIALECT)
         ).fetchall()
     finally:
         store.con.unregister("_base")
@@ -358,13 +367,18 @@ def _lists(store: Store, scenario: Scenario, previous: dt.datetime | None, at: d
     since = previous or dt.datetime(1900, 1, 1)
     found = {
         list_id: (on, entries, exits)
-        for list_id, on, entries, exits in store.con.execute(fill(
-            """SELECT list_id,
+        for list_id, on, entries, exits in store.con.execute(
+            fill(
+                """SELECT list_id,
                       count(DISTINCT ckey) FILTER (WHERE $on),
                       count(*) FILTER (WHERE start > $since AND start <= $at),
                       count(*) FILTER (WHERE "end" > $since AND "end" <= $at)
-               FROM list_entries GROUP BY list_id""", on=standings.in_force(at), since=since, at=at,
-        ).sql(standings.DIALECT)).fetchall()
+               FROM list_entries GROUP BY list_id""",
+                on=standings.in_force(at),
+                since=since,
+                at=at,
+            ).sql(standings.DIALECT)
+        ).fetchall()
     }
     return [
         {"list_id": x, "on_list": found.get(x, (0, 0, 0))[0], "entries": found.get(x, (0, 0, 0))[1],
@@ -380,9 +394,12 @@ def _children(store: Store, at: dt.datetime) -> int:
     with the decider's `reaching_measures`, the function `decide` uses, so the count cannot drift from
     the decisions.
     """
-    candidates = store.con.execute(fill(
-        """SELECT DISTINCT r.ckey FROM relations AS r JOIN __on AS e ON e.ckey = r.other
-           WHERE r.kind = 'parent' ORDER BY 1""", on=standings.stays_at(at)).sql(standings.DIALECT)
+    candidates = store.con.execute(
+        fill(
+            """SELECT DISTINCT r.ckey FROM relations AS r JOIN __on AS e ON e.ckey = r.other
+           WHERE r.kind = 'parent' ORDER BY 1""",
+            on=standings.stays_at(at),
+        ).sql(standings.DIALECT)
     ).fetchall()
     decider = decisions.decider(store)  # the run's: its index is the one the month's decisions used
     index = decider.index(at)
