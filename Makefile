@@ -35,6 +35,7 @@ $(JAVA):
 TEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM) $(JAVA)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=20
 
@@ -44,6 +45,7 @@ screenshots: $(STAMP) $(CHROMIUM)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
 WRK := /usr/bin/wrk
