@@ -299,3 +299,25 @@ def test_a_read_only_store_answers_within_its_last_run_and_refuses_past_it(small
         assert decisions.decide(store, listed, "rail.ticket", cst(2026, 5, 19)).outcome == "deny"
         with pytest.raises(decisions.SnapshotCannotAnswer, match="cannot answer about"):
             decisions.decide(store, late, "rail.ticket", cst(2026, 5, 25))
+
+
+def test_a_stay_no_longer_in_force_does_not_hide_a_later_one_in_force():
+    """A citizen's stays are all looked at: an ended stay listed before the one in force must not stop the
+    scan (a mutation survivor turned the skip into the end of the loop, and the citizen's measure vanished).
+    Expected by hand: the stay begun in 2021 binds in March 2021, with its own start; the 2020 one does not."""
+    from socialcredit.catalog import default_catalog
+    from socialcredit.decisions import MeasurePlan, _stay_measures
+
+    catalog = default_catalog()
+    measure = catalog.measures["hospital_priority"]
+    plan = MeasurePlan({"whitelist": [(measure, None)]}, [])
+    ended = ("whitelist", dt.datetime(2020, 1, 1), dt.datetime(2020, 6, 1))
+    in_force = ("whitelist", dt.datetime(2021, 1, 1), None)
+    at = dt.datetime(2021, 3, 1)
+    for stays in ([ended, in_force], [in_force, ended]):
+        found = _stay_measures(plan, stays, at, "hospital.queue")
+        assert [(m.measure, m.via, m.since, m.until) for m in found] == [
+            ("hospital_priority", "list:whitelist", dt.datetime(2021, 1, 1), None)
+        ], stays
+    assert _stay_measures(plan, [ended], at, "hospital.queue") == []
+    assert _stay_measures(plan, [in_force], at, "taxi.dispatch") == []  # only the service asked about
