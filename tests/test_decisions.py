@@ -321,3 +321,17 @@ def test_a_stay_no_longer_in_force_does_not_hide_a_later_one_in_force():
         ], stays
     assert _stay_measures(plan, [ended], at, "hospital.queue") == []
     assert _stay_measures(plan, [in_force], at, "taxi.dispatch") == []  # only the service asked about
+
+
+def test_a_parents_measures_reach_a_child_only_for_the_service_asked_about(sample_store):
+    """`reaching_measures` with a service gives only the measures that bind it: the father's measures that
+    reach his son bind private schools, none binds an air ticket (a mutation survivor asked the father's
+    measures without the service, and the son's air ticket then carried the school bans)."""
+    son = citizen_ids()["zhang_xiaoming"]
+    (ckey,) = sample_store.con.execute("SELECT ckey FROM citizens WHERE citizen_id = ?", [son]).fetchone()
+    dec = decisions.decider(sample_store)
+    at = utc(AT)
+    idx = dec.index(at)
+    school = {m.measure for m in dec.reaching_measures(idx, ckey, at, "school.private_admission")}
+    assert school == {"children_education_restriction", "spc_no_private_school_children"}
+    assert dec.reaching_measures(idx, ckey, at, "air.ticket") == []
