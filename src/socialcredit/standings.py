@@ -38,6 +38,7 @@ import sqlglot
 from sqlglot import exp
 
 from socialcredit.clock import CST
+from socialcredit.engine import sql as engine_sql
 from socialcredit.engine.sql import fill
 from socialcredit.rulebook import Rulebook
 from socialcredit.store import Store
@@ -71,6 +72,11 @@ def in_force(at: At, alias: str | None = None) -> exp.Expression:
         end=exp.column("end", table=alias, quoted=True),
         at=_time(at),
     )
+
+
+def valid_at(at: At, alias: str | None = None) -> exp.Expression:
+    """A dated row (`valid_from`/`valid_to`: a tie in `relations`, a ledger entry) in force at `at`."""
+    return engine_sql.valid_at(_time(at), alias)
 
 
 def in_force_just_before(at: At, alias: str | None = None) -> exp.Expression:

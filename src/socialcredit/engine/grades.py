@@ -19,7 +19,7 @@ from sqlglot import exp
 from socialcredit.compiler import condition_sql
 from socialcredit.engine.characteristics import condition
 from socialcredit.engine.context import Context
-from socialcredit.engine.sql import case_by_jkey, fill, grade_expr, score_expr, value
+from socialcredit.engine.sql import case_by_jkey, fill, grade_expr, score_expr, valid_at, value
 from socialcredit.rulebook import Rulebook, stay_parts
 
 # the month's running sums (deltas of the month) and network points, in one rewrite of `cur`
@@ -63,7 +63,7 @@ def network_share(t: dt.datetime) -> exp.Expression:
            SELECT h.ckey, c.jkey, CAST(h.n AS DOUBLE) / d.n AS share
            FROM hit AS h JOIN degree AS d ON d.ckey = h.ckey JOIN citizens AS c ON c.ckey = h.ckey""",
         t=t,
-        in_force=fill("r.valid_from <= $t AND (r.valid_to IS NULL OR r.valid_to > $t)", t=t),
+        in_force=valid_at(t, "r"),
     )
 
 

@@ -19,7 +19,7 @@ from sqlglot import exp
 from socialcredit.clock import cst_year_start
 from socialcredit.compiler import Compiled, columns, record_ledger_query, to_sql
 from socialcredit.engine.context import Context
-from socialcredit.engine.sql import case_by_jkey, cst_shift, fill, isin, score_expr, value
+from socialcredit.engine.sql import case_by_jkey, cst_shift, fill, isin, score_expr, valid_at, value
 
 # bump when the meaning of a row of `record_entries` changes: the next run then rebuilds it
 LEDGER_FORMAT = "4"  # 4: validity months on the CST calendar
@@ -254,7 +254,7 @@ def ledger_views(ctx: Context, stored_only: bool = False) -> list[tuple[str, exp
 
 def in_force(t: dt.datetime) -> exp.Expression:
     """Ledger rows that count at `t`."""
-    return fill("valid_from <= $t AND (valid_to IS NULL OR valid_to > $t)", t=t)
+    return valid_at(t)
 
 
 def scores_query(ctx: Context, t: dt.datetime, top: int) -> exp.Expression:

@@ -79,6 +79,18 @@ def fill(text: str, **values: object) -> exp.Expression:
     return tree.transform(put, copy=False)
 
 
+def valid_at(t: object, alias: str | None = None) -> exp.Expression:
+    """A dated row — a ledger entry, a tie between citizens — in force at `t`: begun at or before it and not
+    yet ended (`valid_to` is exclusive, NULL while open). Said once for the engine, the read model and the
+    reports."""
+    return fill(
+        "$since <= $t AND ($until IS NULL OR $until > $t)",
+        since=exp.column("valid_from", table=alias),
+        until=exp.column("valid_to", table=alias),
+        t=t,
+    )
+
+
 def isin(column: exp.Expression, values: Iterable[object]) -> exp.Expression:
     """`column IN (values)`, or FALSE for none (an empty IN list is not SQL)."""
     items = [value(v) for v in values]

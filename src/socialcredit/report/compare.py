@@ -85,11 +85,11 @@ OTHER_LISTS_SQL = f"""WITH {CHANGED_CTE}
 SELECT city, count(*) FILTER (WHERE lists_a <> lists_b) AS on_other_lists, count(*) AS citizens
 FROM everyone GROUP BY city ORDER BY city"""
 
-RULE_POINTS_CTE = """{x}_rules AS (  -- each ledger entry in force, attributed to its piece's rule(s)
+RULE_POINTS_CTE = f"""{{x}}_rules AS (  -- each ledger entry in force, attributed to its piece's rule(s)
     SELECT l.ckey, p.rule_ids[k.k] AS rule_id,
            sum(CASE WHEN len(p.rule_ids) = 1 THEN l.points ELSE p.rule_points[k.k] END) AS points
-    FROM {x}.ledger l JOIN {x}.pieces p USING (piece), unnest(range(1, len(p.rule_ids) + 1)) AS k(k)
-    WHERE l.valid_from <= getvariable('as_of') AND (l.valid_to IS NULL OR l.valid_to > getvariable('as_of'))
+    FROM {{x}}.ledger l JOIN {{x}}.pieces p USING (piece), unnest(range(1, len(p.rule_ids) + 1)) AS k(k)
+    WHERE {read_model.sql(read_model.valid_at(read_model.AS_OF, "l"))}
     GROUP BY ALL)"""
 
 RULES_SQL = f"""WITH {CHANGED_CTE},

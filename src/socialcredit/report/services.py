@@ -68,7 +68,7 @@ reached AS (  -- sons and daughters (ties in force) of a parent whose stay, at t
          AND (m.lasting OR (({read_model.sql(read_model.not_ended("p.until", "s"))})
               AND (m.term_months IS NULL OR s.start + to_months(m.term_months) + to_days(m.term_days) > p.until)))
     JOIN relations r ON r.other = s.ckey AND r.kind = 'parent'
-         AND r.valid_from <= p.until AND (r.valid_to IS NULL OR r.valid_to > p.until)
+         AND {read_model.sql(read_model.valid_at("p.until", "r"))}
     JOIN citizens c ON c.ckey = r.ckey
     GROUP BY ALL)
 SELECT p.month, count(x.child) FILTER (WHERE x.bound) AS children, count(x.child) AS any_age
