@@ -461,7 +461,7 @@ def test_kill_during_audit_flushes(tmp_path):
 
 
 KILL_AFTER_ROWS = """
-import os, signal, sys
+import os, re, signal, sys
 from socialcredit.audit import AuditTrail
 from socialcredit.store import Store
 
@@ -477,7 +477,7 @@ class KilledAfterRows:
         return getattr(self.con, name)
 
     def execute(self, sql, *args):
-        if sql.lstrip().split()[:2] in (["UPDATE", "meta"], ["DELETE", "FROM"], ["INSERT", "INTO"]) and " meta" in sql:
+        if re.match(r"\\s*(UPDATE|DELETE FROM|INSERT INTO) meta\\b", sql):  # a statement writing the head
             self.rows = self.con.execute("SELECT count(*) FROM audit_log").fetchall()[0][0]
             if self.rows == 2:  # the second entry's row is in, its head is not
                 os.kill(os.getpid(), signal.SIGKILL)
