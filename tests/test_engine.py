@@ -129,6 +129,15 @@ def test_grade_list_entry_and_exit_with_min_stay(store, make_citizens):
     assert end == utc(cst(2022, 4, 1))  # points expire 2022-03-10..12; next assessment 1 Apr
 
 
+def quick_recovery(a: str) -> list:
+    """Down to D for one month: a severe late payment, then a court listing lifted a month later."""
+    return [
+        rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
+        rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
+        rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10)),
+    ]
+
+
 def test_min_stay_holds_after_quick_recovery(store, make_citizens):
     """Down to D for one month only: the grade list keeps the citizen for its min_stay (3m), not one month.
 
@@ -137,14 +146,7 @@ def test_min_stay_holds_after_quick_recovery(store, make_citizens):
     then. min_stay 3m holds it to the first assessment at least three months after entry: 1 July.
     """
     (a,) = make_citizens(store, 1)
-    store.ingest(
-        [
-            rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
-            rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
-            rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10)),
-        ],
-        now=NOW,
-    )
+    store.ingest(quick_recovery(a), now=NOW)
     run(store, cst(2021, 12, 1))
     assert score(store, a, cst(2021, 4, 1)) == 10 and score(store, a, cst(2021, 5, 1)) == 60
     by_grade = [e for e in entries(store, a) if e[0] == "blacklist" and e[1] == "grade"]
@@ -194,14 +196,7 @@ def test_a_run_continuing_inside_a_grade_stay_still_ends_it_at_its_min_stay(make
     assert NO_NETWORK_YAML != NATIONAL_YAML
     store = make_store(NO_NETWORK_YAML, city_yaml())
     (a,) = make_citizens(store, 1)
-    store.ingest(
-        [
-            rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
-            rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
-            rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10)),
-        ],
-        now=NOW,
-    )
+    store.ingest(quick_recovery(a), now=NOW)
     run(store, cst(2021, 5, 15))
     assert [e for e in entries(store, a) if e[1] == "grade"] == [("blacklist", "grade", utc(cst(2021, 4, 1)), None)]
     eng = Engine(store)
@@ -234,14 +229,7 @@ def test_a_back_dated_record_extends_a_grade_stay_the_last_run_had_ended(store, 
     (it ended after the resume point), never a second stay beside a closed one.
     """
     (a,) = make_citizens(store, 1)
-    store.ingest(
-        [
-            rec("l1", a, "late_bill_payment", cst(2021, 3, 5), days_late=100),
-            rec("c1", a, "court_defaulter_listing", cst(2021, 3, 10), ground=1, term_days=0),
-            rec("d1", a, "court_defaulter_delisting", cst(2021, 4, 10)),
-        ],
-        now=NOW,
-    )
+    store.ingest(quick_recovery(a), now=NOW)
     run(store, cst(2021, 12, 1))
     by_grade = [e for e in entries(store, a) if e[0] == "blacklist" and e[1] == "grade"]
     assert by_grade == [("blacklist", "grade", utc(cst(2021, 4, 1)), utc(cst(2021, 7, 1)))]
