@@ -60,6 +60,4 @@ def sparkx(spark: Any) -> Iterator[Any]:
 
     ex = SparkExecutor(spark)
     yield ex
-    for table in spark.catalog.listTables():
-        if table.isTemporary:
-            ex.drop(table.name)
+    ex.drop_all()

@@ -77,9 +77,7 @@ def run_on_spark(
             summary = Engine(store, ex, handed_over=True).run(as_of, pin, progress)
             save_derived(store, ex, base / "derived")
         finally:
-            for table in spark.catalog.listTables():  # the run's names, so a reused session starts clean
-                if table.isTemporary:
-                    ex.drop(table.name)
+            ex.drop_all()  # the run's names, so a reused session starts clean
         handover.import_derived(store, base / "derived")
     return summary
 
