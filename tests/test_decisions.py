@@ -335,3 +335,33 @@ def test_a_parents_measures_reach_a_child_only_for_the_service_asked_about(sampl
     school = {m.measure for m in dec.reaching_measures(idx, ckey, at, "school.private_admission")}
     assert school == {"children_education_restriction", "spc_no_private_school_children"}
     assert dec.reaching_measures(idx, ckey, at, "air.ticket") == []
+
+
+def test_a_refused_batch_names_twenty_unknown_citizens_and_counts_the_rest(sample_store):
+    """Twenty-five unknown citizens: the error shows the first twenty and says how many it left out, on
+    the path that checks the store's facts and on the index's own look-up."""
+    ghosts = [f"ghost{i:02d}" for i in range(25)]
+    requests = [(g, "air.ticket", AT) for g in ghosts]
+    with pytest.raises(LocatedError) as checked:
+        decisions.decide_many(sample_store, requests)
+    assert [g for g in ghosts if repr(g) in str(checked.value)] == ghosts[:20]
+    assert str(checked.value).endswith("and 5 more (25 in all)")
+    idx = decisions.decider(sample_store).index(utc(AT))
+    with pytest.raises(LocatedError) as looked_up:
+        idx.locate_many([*citizen_ids().values(), *ghosts])
+    assert [g for g in ghosts if repr(g) in str(looked_up.value)] == ghosts[:20]
+    assert str(looked_up.value).endswith("and 5 more (25 in all)")
+
+
+def test_a_replay_reruns_under_its_own_pin_when_a_question_needs_a_run(make_store, make_citizens):
+    """A question the last (pinned) run cannot answer reruns the engine under the same pin: the answer
+    keeps the replayed version's points, and the store stays a replay."""
+    store = make_store(NATIONAL_YAML, city_yaml(1), city_yaml(2))
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("l1", a, "late_bill_payment", cst(2024, 2, 1), days_late=100)], now=NOW)
+    pin = "testcity@1+national@1"
+    Engine(store).run(as_of=cst(2024, 3, 1), pin=pin)
+    store.ingest([rec("l2", a, "late_bill_payment", cst(2024, 3, 5), days_late=100)], now=NOW)  # a new fact
+    st = decisions.standing(store, a, cst(2024, 4, 2))  # needs a run: a fact it has not seen, a new month
+    assert store.con.execute("SELECT pin FROM engine_run").fetchall() == [(pin,)]
+    assert (st.score, st.rulebook_version) == (100 - 2 * 40, pin)  # version 1's -40 each, not version 2's -80

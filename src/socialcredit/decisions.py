@@ -24,7 +24,7 @@ from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.standings import rulebook_at
 from socialcredit.stays import Stay, StayIndex, coming_of_age, storable
 from socialcredit.store import Store
-from socialcredit.yamlio import LocatedError
+from socialcredit.yamlio import LocatedError, first_of
 
 OUTCOME_ORDER = ("deny", "throttle", "deprioritise", "publish", "priority", "discount", "deposit_waived")
 OUTCOME_NAME = {"deposit_waived": "waive_deposit"}
@@ -504,7 +504,7 @@ class Decider:
         services = self.store.catalog.services
         bad = [f"request {i + 1}: unknown service {s!r}" for i, (_, s, _) in enumerate(requests) if s not in services]
         if bad:
-            raise LocatedError("; ".join(bad[:20]) + " (see `socialcredit catalog`)")
+            raise LocatedError(first_of(bad, "; ") + " (see `socialcredit catalog`)")
         if not requests:
             return []
         clock = question_clock(self.store) if self.clock is None else utc_naive(self.clock())
@@ -551,8 +551,7 @@ class Decider:
             ).fetchall()
         ]
         if unknown:
-            named = ", ".join(repr(c) for c in unknown[:20])
-            raise LocatedError(f"no such citizen in the store: {named}")
+            raise LocatedError(f"no such citizen in the store: {first_of([repr(c) for c in unknown])}")
 
     def _decide_all(
         self,

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from socialcredit.catalog import CHILDREN_UNDER
 from socialcredit.clock import cst_midnight_utc
 from socialcredit.store import Store
-from socialcredit.yamlio import LocatedError
+from socialcredit.yamlio import LocatedError, first_of
 
 Stay = tuple[str, dt.datetime, dt.datetime | None]  # (list_id, start, end)
 # (other ckey, kind as seen from the citizen, other's citizen_id, other's city, when the tie began and ended: UTC)
@@ -113,8 +113,8 @@ class StayIndex:
         ok = (pos < len(self.ids)) & (self.ids[pos_c] == keys) if len(self.ids) else np.zeros(len(keys), bool)
         ok &= shaped
         if not ok.all():
-            bad = [f"request {i + 1}: citizen_id {citizen_ids[i]!r}" for i in np.flatnonzero(~ok)[:20]]
-            raise LocatedError("no such citizen in the store: " + "; ".join(bad))
+            bad = [f"request {i + 1}: citizen_id {citizen_ids[i]!r}" for i in np.flatnonzero(~ok)]
+            raise LocatedError("no such citizen in the store: " + first_of(bad, "; "))
         return self.ckeys[pos_c], self.city_of[pos_c]
 
 

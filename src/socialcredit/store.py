@@ -32,7 +32,7 @@ from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.clock import EARLIEST, utc_naive
 from socialcredit.ingest import BatchRejected, Problem, q
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
-from socialcredit.yamlio import LocatedError
+from socialcredit.yamlio import LocatedError, first_of
 
 DEFAULT_DB = "socialcredit.duckdb"
 
@@ -934,7 +934,7 @@ class Store:
         found = dict(rows)
         missing = [r for r in record_ids if r not in found]
         if missing:
-            raise LocatedError(f"retract: agency {agency!r} has no records {', '.join(missing[:10])}")
+            raise LocatedError(f"retract: agency {agency!r} has no records {first_of(missing)}")
         with self.transaction():
             for rid in record_ids:
                 self.con.execute(

@@ -21,6 +21,13 @@ class LocatedError(ValueError):
     """A user-facing error that already says where: `file:line: message` (one or more lines)."""
 
 
+def first_of(items: list[str], sep: str = ", ", limit: int = 20) -> str:
+    """The first `limit` of the items an error names, and how many it leaves out: a message about ten
+    thousand bad requests stays readable, and never suggests that the ones it shows are all there are."""
+    shown = sep.join(items[:limit])
+    return shown if len(items) <= limit else f"{shown}{sep}and {len(items) - limit} more ({len(items)} in all)"
+
+
 class Where:
     """Lines of every value in one YAML document, by path; and, when parsing went on past bad values
     (`keep_going`), what was wrong with them, so every problem of a file is told in one pass."""
