@@ -398,9 +398,7 @@ class SparkBench:
         res = ex.fetch(scores_query(ctx, AS_OF, self.eb.citizens - 1))
         elapsed = time.perf_counter() - t0
         scores = dense(res.column("ckey").to_numpy(), res.column("score").to_numpy(), self.eb.citizens)
-        for view in self.spark.catalog.listTables():
-            if view.isTemporary:
-                ex.drop(view.name)
+        ex.drop_all()
         return elapsed, scores
 
     def close(self) -> None:
