@@ -18,6 +18,7 @@ import ast
 import re
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "socialcredit"
@@ -77,8 +78,9 @@ def sql_fstrings(path: Path, root: Path = SRC) -> list[Found]:
     return sorted(found, key=lambda f: f.line)
 
 
+@cache
 def everywhere(root: Path = SRC) -> dict[str, list[Found]]:
-    """Each file's SQL f-strings (files without any left out)."""
+    """Each file's SQL f-strings (files without any left out); read once per session."""
     found = {p.relative_to(root).as_posix(): sql_fstrings(p, root) for p in sorted(root.rglob("*.py"))}
     return {k: v for k, v in found.items() if v}
 
