@@ -112,7 +112,11 @@ def _rule_points_cte(x: str) -> exp.CTE:
            GROUP BY ALL""",
         in_force=read_model.valid_at(AS_OF, "l"),
     )
-    return cte(f"{x}_rules", in_run(q, x, ["ledger", "pieces"]))
+    return cte(
+        f"{x}_rules",
+        in_run(q, x, ["ledger", "pieces"]),
+        why="each ledger entry in force, attributed to its piece's rule(s)",
+    )
 
 
 RULE_POINTS_CTES = (_rule_points_cte("a"), _rule_points_cte("b"))

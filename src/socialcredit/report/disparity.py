@@ -39,8 +39,11 @@ PERSON_CTES = (
            FROM (SELECT *, datesub('year', birth_date, (getvariable('as_of') + INTERVAL 8 HOUR)::DATE) AS age
                  FROM citizens) c LEFT JOIN citizen_profiles p USING (ckey)""",
     ),
-    # a district breakdown says something only where a city has more than one region code
-    cte("districts", "SELECT count(DISTINCT district) > count(DISTINCT city) AS shown FROM person"),
+    cte(
+        "districts",
+        "SELECT count(DISTINCT district) > count(DISTINCT city) AS shown FROM person",
+        why="a district breakdown says something only where a city has more than one region code",
+    ),
 )
 
 # the group a GROUPING SETS row is about: its dimension and the group's name
@@ -51,8 +54,6 @@ DIMENSION = fill(
 )
 GROUP = fill("coalesce(age_group, sex, income, city, district, 'all')")
 
-# scoped: each citizen with each list their city's rulebooks had during the run, on it by the run's end or not;
-# pairs: a = listed of n1 in the group, c = listed of n0 among everyone else in the list's cities
 RISK_SQL = statement(
     """WITH
        listed AS (SELECT DISTINCT ckey, list_id FROM list_entries WHERE start <= getvariable('as_of')),
@@ -83,6 +84,11 @@ RISK_SQL = statement(
     dimension=DIMENSION,
     grp=GROUP,
     z=Z95,
+    why={
+        "scoped": "each citizen with each list their city's rulebooks had during the run: "
+        "on it by the run's end or not",
+        "pairs": "a = listed of n1 in the group; c = listed of n0 among everyone else in the list's cities",
+    },
 )
 
 # the read model's questions at the report's time: a stay not yet ended, the whitelist now, the latest assessment

@@ -43,13 +43,13 @@ LISTS_SQL = statement(
     on=read_model.in_force("p.until", "e"),
 )
 
-# every stay begun by the run's end; one still running then is censored there
 STAYS_CTE = cte(
     "stays",
     """SELECT list_id, kind, ckey, start, "end", coalesce("end" <= getvariable('as_of'), false) AS ended,
               date_diff('day', start, CASE WHEN "end" <= getvariable('as_of') THEN "end" ELSE getvariable('as_of') END)
                   AS days
        FROM list_entries WHERE start <= getvariable('as_of')""",
+    why="every stay begun by the run's end; one still running then is censored there",
 )
 
 # Kaplan–Meier, one curve per list, in SQL so the shown numbers can be re-run like every other: at each length
@@ -93,8 +93,6 @@ STAY_SUMMARY_SQL = statement(
     *KM_CTES,
 )
 
-# at_end: what the citizen's (unretracted) records say at the instant a stay ended; repairs: credit repairs
-# granted (objections.py reports them as records of this behaviour)
 EXITS_SQL = statement(
     """WITH
        at_end AS (
@@ -119,6 +117,10 @@ EXITS_SQL = statement(
        GROUP BY ALL ORDER BY p.month, e.list_id, route""",
     MONTHS_CTE,
     PERIODS_CTE,
+    why={
+        "at_end": "what the citizen's (unretracted) records say at the instant a stay ended",
+        "repairs": "credit repairs granted (objections.py reports them as records of this behaviour)",
+    },
 )
 
 CASES_SQL = """SELECT kind, status, count(*) AS cases FROM cases WHERE filed_at <= getvariable('as_of')
@@ -127,8 +129,7 @@ GROUP BY ALL ORDER BY ALL"""
 RETRACTIONS_SQL = """SELECT count(*) AS retracted_records, count(DISTINCT r.ckey) AS citizens
 FROM retractions x JOIN records r USING (rkey) WHERE x.retracted_at <= getvariable('as_of')"""
 
-# marked: a stay on a list that the citizen's rulebook remembers for good ("once untrustworthy …"); the read
-# model's questions at the report's time: a stay not yet ended, the whitelist now, the latest assessment
+# the read model's questions at the report's time: a stay not yet ended, the whitelist now, the latest assessment
 MEMORY_SQL = statement(
     """WITH
        stays AS (SELECT ckey, bool_or($now) AS now
@@ -152,6 +153,7 @@ MEMORY_SQL = statement(
     cte("last", read_model.latest_assessments(read_model.AS_OF)),
     now=read_model.in_force(read_model.AS_OF),
     white=read_model.stays_at(read_model.AS_OF, "whitelist"),
+    why={"marked": 'a stay on a list that the citizen\'s rulebook remembers for good ("once untrustworthy …")'},
 )
 
 HISTORY_ORDER = ("never listed", "listed before, not now", "on a blacklist now")

@@ -13,9 +13,6 @@ from socialcredit.report.figures import PALETTE, Figure, Section, canvas, counts
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
 from socialcredit.report.sql import cte, select, statement
 
-# black: on a blacklist just before the month-end assessment (what the engine's network rule reads); share: each
-# citizen with contacts in force at each month's end, the share of them on a blacklist; unlisted: leaving out
-# citizens blacklisted themselves then
 SHARE_CTES = (
     MONTHS_CTE,
     PERIODS_CTE,
@@ -23,6 +20,7 @@ SHARE_CTES = (
         "black",
         """SELECT DISTINCT p.i, e.ckey FROM periods p JOIN list_entries e ON e.kind = 'blacklist' AND $before""",
         before=read_model.in_force_just_before("p.until", "e"),
+        why="on a blacklist just before the month-end assessment: what the engine's network rule reads",
     ),
     cte(
         "share",
@@ -32,8 +30,13 @@ SHARE_CTES = (
            LEFT JOIN black b ON b.i = p.i AND b.ckey = r.other
            GROUP BY p.i, p.month, p.until, r.ckey""",
         tie=read_model.valid_at("p.until", "r"),
+        why="each citizen with contacts in force at each month's end: the share of them on a blacklist",
     ),
-    cte("unlisted", "SELECT s.* FROM share s ANTI JOIN black b ON b.i = s.i AND b.ckey = s.ckey"),
+    cte(
+        "unlisted",
+        "SELECT s.* FROM share s ANTI JOIN black b ON b.i = s.i AND b.ckey = s.ckey",
+        why="left out: citizens blacklisted themselves then",
+    ),
 )
 
 NETWORK_SQL = statement(

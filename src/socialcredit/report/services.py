@@ -65,8 +65,6 @@ COMING_OF_AGE = fill(
                THEN INTERVAL 1 DAY ELSE INTERVAL 0 DAY END)"""
 )
 
-# reached: sons and daughters (ties in force) of a parent whose stay, at the month's end, carries a measure
-# that reaches children; bound while the child is under that measure's age
 CHILDREN_SQL = statement(
     """WITH reached AS (
            SELECT p.i, r.ckey AS child, bool_or((p.until + $shift)::DATE < $coming_of_age) AS bound
@@ -89,6 +87,10 @@ CHILDREN_SQL = statement(
     coming_of_age=COMING_OF_AGE,
     not_ended=read_model.not_ended("p.until", "s"),
     tie=read_model.valid_at("p.until", "r"),
+    why={
+        "reached": "sons and daughters (ties in force) of a parent whose stay, at the month's end, carries a measure "
+        "that reaches children; bound while the child is under that measure's age"
+    },
 )
 
 PARENT_BOUND_SQL = statement(

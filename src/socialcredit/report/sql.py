@@ -20,9 +20,12 @@ from socialcredit.engine.sql import fill, value
 DIALECT = "duckdb"  # reports run on DuckDB only (ASOF joins, GROUP BY ALL, getvariable), unlike engine steps
 
 
-def cte(name: str, q: str | exp.Expression, **parts: object) -> exp.CTE:
-    """`name AS (q)`: a common table expression, a query's tree or a template with its `$…`/`__…` parts filled."""
-    body = fill(q, **parts) if isinstance(q, str) else q
+def cte(name: str, q: str | exp.Expression, why: str | None = None, **parts: object) -> exp.CTE:
+    """`name AS (q)`: a common table expression, a query's tree or a template with its `$…`/`__…` parts filled;
+    `why`, a comment shown at its head for the reader of the SQL."""
+    body = fill(q, **parts) if isinstance(q, str) else q.copy()
+    if why:
+        body.add_comments([why])
     return exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name)))
 
 
@@ -33,18 +36,22 @@ def select(text: str, **parts: object) -> exp.Select:
     return q
 
 
-def tree(q: str | exp.Expression, *ctes: exp.CTE, **parts: object) -> exp.Expression:
+def tree(q: str | exp.Expression, *ctes: exp.CTE, why: dict[str, str] | None = None, **parts: object) -> exp.Expression:
     """The query (a template with its parts filled, or a tree) with the shared `ctes` put before its own
-    `WITH` list."""
+    `WITH` list; `why` comments its own common table expressions by name (a parser drops SQL comments there)."""
     q = fill(q, **parts) if isinstance(q, str) else q.copy()
     own = q.args.get("with_")
-    q.set("with_", exp.With(expressions=[*(c.copy() for c in ctes), *(own.expressions if own else [])]))
+    listed = [*(c.copy() for c in ctes), *(own.expressions if own else [])]
+    for c in listed:
+        if c.alias in (why or {}):
+            c.this.add_comments([(why or {})[c.alias]])
+    q.set("with_", exp.With(expressions=listed))
     return q
 
 
-def statement(q: str | exp.Expression, *ctes: exp.CTE, **parts: object) -> str:
+def statement(q: str | exp.Expression, *ctes: exp.CTE, why: dict[str, str] | None = None, **parts: object) -> str:
     """A report's query as the DuckDB text it runs and shows (see `tree`)."""
-    return tree(q, *ctes, **parts).sql(DIALECT, pretty=True)
+    return tree(q, *ctes, why=why, **parts).sql(DIALECT, pretty=True)
 
 
 def in_run(q: exp.Expression, alias: str, tables: Iterable[str]) -> exp.Expression:

@@ -15,13 +15,13 @@ from socialcredit.report.interactive import hover_at
 from socialcredit.report.rundir import MONTHS_CTE, RunDir
 from socialcredit.report.sql import cte, select, statement
 
-# each citizen at each assessment: the last score change logged at or before it
 STANDING_CTE = cte(
     "standing",
     select(
         """SELECT x.i, x.month, x.city, x.ckey, s.score, s.grade
            FROM (SELECT m.i, m.month, m.instant, c.ckey, c.city FROM months m CROSS JOIN citizens c) x"""
     ).join(read_model.assessed_asof_join("x", "instant", "s")),
+    why="each citizen at each assessment: the last score change logged at or before it",
 )
 
 QUANTILES_SQL = statement(
