@@ -43,8 +43,8 @@ def tree(q: str | exp.Expression, *ctes: exp.CTE, why: dict[str, str] | None = N
     own = q.args.get("with_")
     listed = [*(c.copy() for c in ctes), *(own.expressions if own else [])]
     for c in listed:
-        if c.alias in (why or {}):
-            c.this.add_comments([(why or {})[c.alias]])
+        if why and c.alias in why:
+            c.this.add_comments([why[c.alias]])
     q.set("with_", exp.With(expressions=listed))
     return q
 
