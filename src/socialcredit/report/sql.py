@@ -20,7 +20,7 @@ from socialcredit.engine.sql import fill, value
 DIALECT = "duckdb"  # reports run on DuckDB only (ASOF joins, GROUP BY ALL, getvariable), unlike engine steps
 
 
-def cte(name: str, q: str | exp.Expression, why: str | None = None, **parts: object) -> exp.CTE:
+def cte(name: str, q: str | exp.Expression, /, why: str | None = None, **parts: object) -> exp.CTE:
     """`name AS (q)`: a common table expression, a query's tree or a template with its `$…`/`__…` parts filled;
     `why`, a comment shown at its head for the reader of the SQL."""
     body = fill(q, **parts) if isinstance(q, str) else q.copy()
@@ -29,14 +29,16 @@ def cte(name: str, q: str | exp.Expression, why: str | None = None, **parts: obj
     return exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name)))
 
 
-def select(text: str, **parts: object) -> exp.Select:
+def select(text: str, /, **parts: object) -> exp.Select:
     """A template that is a plain SELECT, filled (to add a join to, or use as a common table expression)."""
     q = fill(text, **parts)
     assert isinstance(q, exp.Select), text
     return q
 
 
-def tree(q: str | exp.Expression, *ctes: exp.CTE, why: dict[str, str] | None = None, **parts: object) -> exp.Expression:
+def tree(
+    q: str | exp.Expression, /, *ctes: exp.CTE, why: dict[str, str] | None = None, **parts: object
+) -> exp.Expression:
     """The query (a template with its parts filled, or a tree) with the shared `ctes` put before its own
     `WITH` list; `why` comments its own common table expressions by name (a parser drops SQL comments there)."""
     q = fill(q, **parts) if isinstance(q, str) else q.copy()
@@ -49,7 +51,7 @@ def tree(q: str | exp.Expression, *ctes: exp.CTE, why: dict[str, str] | None = N
     return q
 
 
-def statement(q: str | exp.Expression, *ctes: exp.CTE, why: dict[str, str] | None = None, **parts: object) -> str:
+def statement(q: str | exp.Expression, /, *ctes: exp.CTE, why: dict[str, str] | None = None, **parts: object) -> str:
     """A report's query as the DuckDB text it runs and shows (see `tree`)."""
     return tree(q, *ctes, why=why, **parts).sql(DIALECT, pretty=True)
 
