@@ -102,7 +102,7 @@ def export(source: Path, to: Path, fmt: str = "parquet", progress: Step | None =
         made = store.readable()
         for i, view in enumerate(made):
             step(f"table {view}", i, len(made))
-            table = store.con.sql(f"SELECT * FROM {view}").to_arrow_table()  # a name from VIEWS, not a value
+            table = store.con.table(view).to_arrow_table()  # the view by name: no SQL text to build
             name = view.removesuffix("_view")
             path = write(table, to / name, fmt)
             done.tables.append({"file": path.name, "rows": table.num_rows, "from": view, "columns": table.column_names})

@@ -119,16 +119,17 @@ def latest_assessments(at: At | None = None, table: str = "score_log", of: exp.E
     return q.from_(exp.to_table(table), copy=False)
 
 
-def assessed_asof_join(left: str, instant: str, alias: str = "s", table: str = "score_log", outer: bool = True) -> str:
+def assessed_asof_join(
+    left: str, instant: str, alias: str = "s", table: str = "score_log", outer: bool = True
+) -> exp.Join:
     """`[LEFT] ASOF JOIN score_log AS s ON …`: for each row of `left`, the citizen's latest assessment at or
-    before its `instant` column — the latest-assessment question asked at many times at once (DuckDB text,
-    for reports; ASOF is DuckDB's)."""
+    before its `instant` column — the latest-assessment question asked at many times at once (a join to add
+    to a report's select; ASOF is DuckDB's)."""
     on = exp.and_(
         exp.column("ckey", table=alias).eq(exp.column("ckey", table=left)),
         exp.column(instant, table=left) >= exp.column("assessed_at", table=alias),
     )
-    join = exp.Join(this=exp.to_table(table).as_(alias), on=on, method="ASOF", side="LEFT" if outer else None)
-    return join.sql(DIALECT)
+    return exp.Join(this=exp.to_table(table).as_(alias), on=on, method="ASOF", side="LEFT" if outer else None)
 
 
 def sql(e: exp.Expression) -> str:

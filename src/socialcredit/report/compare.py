@@ -16,8 +16,10 @@ from typing import Any
 
 import duckdb
 from matplotlib.ticker import FuncFormatter
+from sqlglot import exp
 
 from socialcredit import standings as read_model
+from socialcredit.engine.sql import fill
 from socialcredit.report import lists, standings
 from socialcredit.report.figures import (
     PALETTE,
@@ -34,84 +36,113 @@ from socialcredit.report.figures import (
     png,
 )
 from socialcredit.report.html import Document, write
-from socialcredit.report.rundir import Query, RunDir, literal
+from socialcredit.report.rundir import Query, RunDir
+from socialcredit.report.sql import attach, cte, in_run, set_variable, statement, use
 from socialcredit.yamlio import LocatedError
 
 AS_OF = read_model.AS_OF
 
 
-def _latest_cte(x: str) -> str:
+def _standing_ctes(x: str) -> tuple[exp.CTE, exp.CTE]:
     """Run `x`'s published standing at the end (the read model's latest assessment) and the lists it is on."""
-    latest = read_model.sql(read_model.latest_assessments(AS_OF, f"{x}.score_log"))
-    on = read_model.sql(read_model.in_force(AS_OF))
+    on = fill(
+        "SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists FROM list_entries WHERE $on GROUP BY ckey",
+        on=read_model.in_force(AS_OF),
+    )
     return (
-        f"{x}_std AS ({latest}),\n{x}_on AS (SELECT ckey, list(DISTINCT list_id ORDER BY list_id) AS lists "
-        f"FROM {x}.list_entries\n    WHERE {on} GROUP BY ckey)"
+        cte(f"{x}_std", read_model.latest_assessments(AS_OF, f"{x}.score_log")),
+        cte(f"{x}_on", in_run(on, x, ["list_entries"])),
     )
 
 
-CHANGED_CTE = (
-    _latest_cte("a")
-    + ",\n"
-    + _latest_cte("b")
-    + """,
-everyone AS (SELECT c.ckey, c.citizen_id, c.city, sa.grade AS grade_a, sb.grade AS grade_b, sa.score AS score_a,
-                sb.score AS score_b, coalesce(oa.lists, []) AS lists_a, coalesce(ob.lists, []) AS lists_b
-         FROM a.citizens c LEFT JOIN a_std sa USING (ckey) LEFT JOIN b_std sb USING (ckey)
-         LEFT JOIN a_on oa USING (ckey) LEFT JOIN b_on ob USING (ckey)),
-changed AS (SELECT * FROM everyone WHERE grade_a IS DISTINCT FROM grade_b OR lists_a <> lists_b)"""
+CHANGED_CTES = (
+    *_standing_ctes("a"),
+    *_standing_ctes("b"),
+    cte(
+        "everyone",
+        """SELECT c.ckey, c.citizen_id, c.city, sa.grade AS grade_a, sb.grade AS grade_b, sa.score AS score_a,
+                  sb.score AS score_b, coalesce(oa.lists, []) AS lists_a, coalesce(ob.lists, []) AS lists_b
+           FROM a.citizens c LEFT JOIN a_std sa USING (ckey) LEFT JOIN b_std sb USING (ckey)
+           LEFT JOIN a_on oa USING (ckey) LEFT JOIN b_on ob USING (ckey)""",
+    ),
+    cte("changed", "SELECT * FROM everyone WHERE grade_a IS DISTINCT FROM grade_b OR lists_a <> lists_b"),
 )
 
-GRADE_CHANGES_SQL = f"""WITH {CHANGED_CTE}
-SELECT city, grade_a, grade_b, count(*) AS citizens, round(avg(score_b - score_a), 1) AS mean_score_change
-FROM everyone GROUP BY ALL ORDER BY city, grade_a, grade_b"""
+GRADE_CHANGES_SQL = statement(
+    """SELECT city, grade_a, grade_b, count(*) AS citizens, round(avg(score_b - score_a), 1) AS mean_score_change
+       FROM everyone GROUP BY ALL ORDER BY city, grade_a, grade_b""",
+    *CHANGED_CTES,
+)
 
-SCORE_DIFF_SQL = f"""WITH {CHANGED_CTE}
-SELECT city, ((score_b - score_a) // 10) * 10 AS difference_from, count(*) AS citizens
-FROM everyone WHERE score_a IS NOT NULL AND score_b IS NOT NULL GROUP BY ALL ORDER BY city, difference_from"""
+SCORE_DIFF_SQL = statement(
+    """SELECT city, ((score_b - score_a) // 10) * 10 AS difference_from, count(*) AS citizens
+       FROM everyone WHERE score_a IS NOT NULL AND score_b IS NOT NULL GROUP BY ALL ORDER BY city, difference_from""",
+    *CHANGED_CTES,
+)
 
-LIST_CHANGES_SQL = f"""WITH
-stays AS (SELECT 'a' AS run, ckey, list_id, start, "end" FROM a.list_entries
-          UNION ALL SELECT 'b', ckey, list_id, start, "end" FROM b.list_entries),
-scoped AS (SELECT 'on it at the end' AS scope, run, ckey, list_id FROM stays
-           WHERE {read_model.sql(read_model.in_force(AS_OF))}
-           UNION ALL SELECT 'ever during the run', run, ckey, list_id FROM stays WHERE start <= getvariable('as_of')),
-per AS (SELECT scope, ckey, list_id, bool_or(run = 'a') AS in_a, bool_or(run = 'b') AS in_b FROM scoped GROUP BY ALL)
-SELECT list_id, scope, count(*) FILTER (WHERE in_a AND NOT in_b) AS only_a,
-       count(*) FILTER (WHERE in_b AND NOT in_a) AS only_b, count(*) FILTER (WHERE in_a AND in_b) AS in_both
-FROM per GROUP BY ALL ORDER BY list_id, scope"""
+LIST_CHANGES_SQL = statement(
+    """WITH
+       stays AS (SELECT 'a' AS run, ckey, list_id, start, "end" FROM a.list_entries
+                 UNION ALL SELECT 'b', ckey, list_id, start, "end" FROM b.list_entries),
+       scoped AS (SELECT 'on it at the end' AS scope, run, ckey, list_id FROM stays WHERE $on
+                  UNION ALL SELECT 'ever during the run', run, ckey, list_id FROM stays
+                            WHERE start <= getvariable('as_of')),
+       per AS (SELECT scope, ckey, list_id, bool_or(run = 'a') AS in_a, bool_or(run = 'b') AS in_b
+               FROM scoped GROUP BY ALL)
+       SELECT list_id, scope, count(*) FILTER (WHERE in_a AND NOT in_b) AS only_a,
+              count(*) FILTER (WHERE in_b AND NOT in_a) AS only_b, count(*) FILTER (WHERE in_a AND in_b) AS in_both
+       FROM per GROUP BY ALL ORDER BY list_id, scope""",
+    on=read_model.in_force(AS_OF),
+)
 
-OTHER_LISTS_SQL = f"""WITH {CHANGED_CTE}
-SELECT city, count(*) FILTER (WHERE lists_a <> lists_b) AS on_other_lists, count(*) AS citizens
-FROM everyone GROUP BY city ORDER BY city"""
+OTHER_LISTS_SQL = statement(
+    """SELECT city, count(*) FILTER (WHERE lists_a <> lists_b) AS on_other_lists, count(*) AS citizens
+       FROM everyone GROUP BY city ORDER BY city""",
+    *CHANGED_CTES,
+)
 
-RULE_POINTS_CTE = f"""{{x}}_rules AS (  -- each ledger entry in force, attributed to its piece's rule(s)
-    SELECT l.ckey, p.rule_ids[k.k] AS rule_id,
-           sum(CASE WHEN len(p.rule_ids) = 1 THEN l.points ELSE p.rule_points[k.k] END) AS points
-    FROM {{x}}.ledger l JOIN {{x}}.pieces p USING (piece), unnest(range(1, len(p.rule_ids) + 1)) AS k(k)
-    WHERE {read_model.sql(read_model.valid_at(read_model.AS_OF, "l"))}
-    GROUP BY ALL)"""
 
-RULES_SQL = f"""WITH {CHANGED_CTE},
-{RULE_POINTS_CTE.format(x="a")},
-{RULE_POINTS_CTE.format(x="b")}
-SELECT rule_id, count(DISTINCT ckey) AS citizens, coalesce(sum(ra.points), 0)::BIGINT AS points_a,
-       coalesce(sum(rb.points), 0)::BIGINT AS points_b,
-       (coalesce(sum(rb.points), 0) - coalesce(sum(ra.points), 0))::BIGINT AS difference
-FROM a_rules ra FULL JOIN b_rules rb USING (ckey, rule_id) SEMI JOIN changed USING (ckey)
-GROUP BY rule_id HAVING difference <> 0 ORDER BY abs(difference) DESC, rule_id"""
+def _rule_points_cte(x: str) -> exp.CTE:
+    """`x_rules`: each ledger entry of run `x` in force at the comparison time, attributed to its piece's rule(s)."""
+    q = fill(
+        """SELECT l.ckey, p.rule_ids[k.k] AS rule_id,
+                  sum(CASE WHEN len(p.rule_ids) = 1 THEN l.points ELSE p.rule_points[k.k] END) AS points
+           FROM ledger l JOIN pieces p USING (piece), unnest(range(1, len(p.rule_ids) + 1)) AS k(k)
+           WHERE $in_force
+           GROUP BY ALL""",
+        in_force=read_model.valid_at(AS_OF, "l"),
+    )
+    return cte(
+        f"{x}_rules",
+        in_run(q, x, ["ledger", "pieces"]),
+        why="each ledger entry in force, attributed to its piece's rule(s)",
+    )
 
-WHO_SQL = f"""WITH {CHANGED_CTE},
-{RULE_POINTS_CTE.format(x="a")},
-{RULE_POINTS_CTE.format(x="b")},
-why AS (SELECT ckey, rule_id, coalesce(rb.points, 0) - coalesce(ra.points, 0) AS difference
-        FROM a_rules ra FULL JOIN b_rules rb USING (ckey, rule_id) WHERE difference <> 0)
-SELECT c.citizen_id, c.city, c.grade_a, c.grade_b, c.score_a, c.score_b, array_to_string(c.lists_a, ' ') AS lists_a,
-       array_to_string(c.lists_b, ' ') AS lists_b,
-       string_agg(w.rule_id || ' ' || w.difference, ', ' ORDER BY abs(w.difference) DESC, w.rule_id) AS rules
-FROM changed c LEFT JOIN why w USING (ckey)
-GROUP BY c.citizen_id, c.city, c.grade_a, c.grade_b, c.score_a, c.score_b, c.lists_a, c.lists_b
-ORDER BY abs(coalesce(c.score_b, 0) - coalesce(c.score_a, 0)) DESC, c.citizen_id LIMIT 50"""
+
+RULE_POINTS_CTES = (_rule_points_cte("a"), _rule_points_cte("b"))
+
+RULES_SQL = statement(
+    """SELECT rule_id, count(DISTINCT ckey) AS citizens, coalesce(sum(ra.points), 0)::BIGINT AS points_a,
+              coalesce(sum(rb.points), 0)::BIGINT AS points_b,
+              (coalesce(sum(rb.points), 0) - coalesce(sum(ra.points), 0))::BIGINT AS difference
+       FROM a_rules ra FULL JOIN b_rules rb USING (ckey, rule_id) SEMI JOIN changed USING (ckey)
+       GROUP BY rule_id HAVING difference <> 0 ORDER BY abs(difference) DESC, rule_id""",
+    *CHANGED_CTES,
+    *RULE_POINTS_CTES,
+)
+
+WHO_SQL = statement(
+    """WITH why AS (SELECT ckey, rule_id, coalesce(rb.points, 0) - coalesce(ra.points, 0) AS difference
+                   FROM a_rules ra FULL JOIN b_rules rb USING (ckey, rule_id) WHERE difference <> 0)
+       SELECT c.citizen_id, c.city, c.grade_a, c.grade_b, c.score_a, c.score_b,
+              array_to_string(c.lists_a, ' ') AS lists_a, array_to_string(c.lists_b, ' ') AS lists_b,
+              string_agg(w.rule_id || ' ' || w.difference, ', ' ORDER BY abs(w.difference) DESC, w.rule_id) AS rules
+       FROM changed c LEFT JOIN why w USING (ckey)
+       GROUP BY c.citizen_id, c.city, c.grade_a, c.grade_b, c.score_a, c.score_b, c.lists_a, c.lists_b
+       ORDER BY abs(coalesce(c.score_b, 0) - coalesce(c.score_a, 0)) DESC, c.citizen_id LIMIT 50""",
+    *CHANGED_CTES,
+    *RULE_POINTS_CTES,
+)
 
 DECISION_CHANGES_SQL = """SELECT coalesce(da.service, db.service) AS service,
        coalesce(da.outcome, 'not asked') AS outcome_a, coalesce(db.outcome, 'not asked') AS outcome_b,
@@ -120,6 +151,8 @@ FROM (SELECT * FROM a.decisions WHERE asked_at <= getvariable('as_of')) da
 FULL JOIN (SELECT * FROM b.decisions WHERE asked_at <= getvariable('as_of')) db
   ON da.ckey = db.ckey AND da.service = db.service AND da.asked_at = db.asked_at
 GROUP BY ALL ORDER BY service, outcome_a, outcome_b"""
+
+VERSIONS = fill("SELECT string_agg(DISTINCT version, ', ' ORDER BY version) FROM score_log")  # one run's, in_run
 
 
 @dataclass
@@ -150,14 +183,14 @@ class Pair:
         con = duckdb.connect()
         pair = cls(Path(run_a), Path(run_b), title_a, title_b, con, first, months, as_of, grades)
         for alias, path in (("a", run_a), ("b", run_b)):
-            con.execute(f"ATTACH {_quoted(Path(path) / 'store.duckdb')} AS {alias} (READ_ONLY)")
+            con.execute(attach(alias), [str(Path(path) / "store.duckdb")])
         for name, value in pair.variables.items():
-            con.execute(f"SET VARIABLE {name} = ?", [value])
+            con.execute(set_variable(name), [value])
         pair._same_population()
         return pair
 
     @property
-    def variables(self) -> dict[str, object]:
+    def variables(self) -> dict[str, dt.date | int]:
         return {"first_month": self.first_month, "months": self.months, "as_of": self.as_of}
 
     def _same_population(self) -> None:
@@ -173,29 +206,23 @@ class Pair:
             )
 
     def preamble(self) -> str:
-        attach = "\n".join(
-            f"ATTACH {_quoted(p / 'store.duckdb')} AS {x} (READ_ONLY);" for x, p in (("a", self.a), ("b", self.b))
-        )
-        variables = "\n".join(f"SET VARIABLE {k} = {literal(v)};" for k, v in self.variables.items())
-        return f"-- in an in-memory duckdb session\n{attach}\n{variables}"
+        lines = [attach(x, str(p / "store.duckdb")) for x, p in (("a", self.a), ("b", self.b))]
+        lines += [set_variable(k, v) for k, v in self.variables.items()]
+        return "-- in an in-memory duckdb session\n" + "".join(line + ";\n" for line in lines).rstrip("\n")
 
     def query(self, name: str, sql: str) -> Query:
         return Query(name, sql.strip(), self.con.sql(sql).to_arrow_table())
 
     def query_in(self, alias: str, name: str, sql: str) -> Query:
         """A one-run query (from the run report) executed inside run `alias`."""
-        self.con.execute(f"USE {alias}")
+        self.con.execute(use(alias))
         try:
-            return Query(name, f"USE {alias};\n{sql.strip()}", self.con.sql(sql).to_arrow_table())
+            return Query(name, ";\n".join((use(alias), sql.strip())), self.con.sql(sql).to_arrow_table())
         finally:
-            self.con.execute("USE memory")
+            self.con.execute(use("memory"))
 
     def close(self) -> None:
         self.con.close()
-
-
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def grade_changes(pair: Pair) -> Figure:
@@ -441,9 +468,7 @@ def build(pair: Pair) -> Document:
         ("months", f"{pair.months} from {pair.first_month:%Y-%m}"),
     ]
     for alias in ("a", "b"):
-        versions = pair.con.execute(
-            f"SELECT string_agg(DISTINCT version, ', ' ORDER BY version) FROM {alias}.score_log"
-        ).fetchall()[0][0]
+        versions = pair.con.execute(statement(in_run(VERSIONS, alias, ["score_log"]))).fetchall()[0][0]
         facts.append((f"rulebook versions in {alias.upper()}", str(versions)))
     return Document(
         title=f"Comparison: {pair.title_a} vs {pair.title_b}",

@@ -19,83 +19,110 @@ import math
 import pyarrow as pa
 
 from socialcredit import standings as read_model
+from socialcredit.engine.sql import fill
 from socialcredit.report.figures import PALETTE, Figure, canvas, distinct, grid, legend, pick, png
 from socialcredit.report.interactive import hover
 from socialcredit.report.rundir import CST_OFFSET_HOURS, Query, RunDir
+from socialcredit.report.sql import cte, statement
 
 DIMENSIONS = ("age group", "sex", "income decile", "city", "district")
 Z95 = 1.959964  # the standard normal's 97.5th percentile
 RATIO_TICKS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
 
-PERSON_CTE = """person AS (
-    SELECT c.ckey, c.city, c.sex, substr(c.citizen_id, 1, 6) || ' ' || c.city AS district,
-           CASE WHEN age < 18 THEN '00–17' WHEN age < 30 THEN '18–29' WHEN age < 45 THEN '30–44'
-                WHEN age < 60 THEN '45–59' ELSE '60+' END AS age_group,
-           coalesce('decile ' || lpad(p.income_decile::VARCHAR, 2, '0'), 'none (minors)') AS income
-    FROM (SELECT *, datesub('year', birth_date, (getvariable('as_of') + INTERVAL 8 HOUR)::DATE) AS age
-          FROM citizens) c LEFT JOIN citizen_profiles p USING (ckey)),
-districts AS (  -- a district breakdown says something only where a city has more than one region code
-    SELECT count(DISTINCT district) > count(DISTINCT city) AS shown FROM person)"""
+PERSON_CTES = (
+    cte(
+        "person",
+        """SELECT c.ckey, c.city, c.sex, substr(c.citizen_id, 1, 6) || ' ' || c.city AS district,
+                  CASE WHEN age < 18 THEN '00–17' WHEN age < 30 THEN '18–29' WHEN age < 45 THEN '30–44'
+                       WHEN age < 60 THEN '45–59' ELSE '60+' END AS age_group,
+                  coalesce('decile ' || lpad(p.income_decile::VARCHAR, 2, '0'), 'none (minors)') AS income
+           FROM (SELECT *, datesub('year', birth_date, (getvariable('as_of') + INTERVAL 8 HOUR)::DATE) AS age
+                 FROM citizens) c LEFT JOIN citizen_profiles p USING (ckey)""",
+    ),
+    cte(
+        "districts",
+        "SELECT count(DISTINCT district) > count(DISTINCT city) AS shown FROM person",
+        why="a district breakdown says something only where a city has more than one region code",
+    ),
+)
 
-GROUPS = """CASE WHEN grouping(age_group) = 0 THEN 'age group' WHEN grouping(sex) = 0 THEN 'sex'
-                WHEN grouping(income) = 0 THEN 'income decile' WHEN grouping(city) = 0 THEN 'city'
-                WHEN grouping(district) = 0 THEN 'district' ELSE 'everyone' END AS dimension,
-           coalesce(age_group, sex, income, city, district, 'all') AS grp"""
+# the group a GROUPING SETS row is about: its dimension and the group's name
+DIMENSION = fill(
+    """CASE WHEN grouping(age_group) = 0 THEN 'age group' WHEN grouping(sex) = 0 THEN 'sex'
+            WHEN grouping(income) = 0 THEN 'income decile' WHEN grouping(city) = 0 THEN 'city'
+            WHEN grouping(district) = 0 THEN 'district' ELSE 'everyone' END"""
+)
+GROUP = fill("coalesce(age_group, sex, income, city, district, 'all')")
+
+RISK_SQL = statement(
+    """WITH
+       listed AS (SELECT DISTINCT ckey, list_id FROM list_entries WHERE start <= getvariable('as_of')),
+       scoped AS (
+           SELECT p.*, s.list_id, s.kind, l.ckey IS NOT NULL AS on_list
+           FROM person p JOIN list_scope s USING (city)
+           LEFT JOIN listed l ON l.ckey = p.ckey AND l.list_id = s.list_id),
+       groups AS (
+           SELECT list_id, any_value(kind) AS kind, $dimension AS dimension, $grp AS grp,
+                  count(*) AS citizens, count(*) FILTER (WHERE on_list) AS listed
+           FROM scoped GROUP BY GROUPING SETS ((list_id, age_group), (list_id, sex), (list_id, income), (list_id, city),
+                                               (list_id, district), (list_id))),
+       pairs AS (
+           SELECT g.list_id, g.kind, g.dimension, g.grp, g.listed AS a, g.citizens AS n1,
+                  e.listed - g.listed AS c, e.citizens - g.citizens AS n0
+           FROM groups g JOIN groups e ON e.list_id = g.list_id AND e.dimension = 'everyone'
+           WHERE e.listed > 0 AND (g.dimension <> 'district' OR (SELECT shown FROM districts)))
+       SELECT list_id, kind, dimension, grp, n1 AS citizens, a AS listed, round(100.0 * a / n1, 2) AS listed_pct,
+              CASE WHEN dimension <> 'everyone' THEN n0 END AS others,
+              CASE WHEN dimension <> 'everyone' THEN c END AS others_listed,
+              CASE WHEN n0 > 0 AND c > 0 THEN round((a / n1) / (c / n0), 3) END AS risk_ratio,
+              CASE WHEN a > 0 AND c > 0 THEN round(exp(ln((a / n1) / (c / n0))
+                   - $z * sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0)), 3) END AS ci_low,
+              CASE WHEN a > 0 AND c > 0 THEN round(exp(ln((a / n1) / (c / n0))
+                   + $z * sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0)), 3) END AS ci_high
+       FROM pairs ORDER BY kind, list_id, dimension = 'everyone' DESC, dimension, grp""",
+    *PERSON_CTES,
+    dimension=DIMENSION,
+    grp=GROUP,
+    z=Z95,
+    why={
+        "scoped": "each citizen with each list their city's rulebooks had during the run: "
+        "on it by the run's end or not",
+        "pairs": "a = listed of n1 in the group; c = listed of n0 among everyone else in the list's cities",
+    },
+)
 
 # the read model's questions at the report's time: a stay not yet ended, the whitelist now, the latest assessment
-_NOT_ENDED = read_model.sql(read_model.not_ended(read_model.AS_OF))
-_WHITE_NOW = read_model.sql(read_model.stays_at(read_model.AS_OF, "whitelist"))
-_LATEST = read_model.sql(read_model.latest_assessments(read_model.AS_OF))
-
-RISK_SQL = f"""WITH {PERSON_CTE},
-listed AS (SELECT DISTINCT ckey, list_id FROM list_entries WHERE start <= getvariable('as_of')),
-scoped AS (  -- each citizen with each list their city's rulebooks had during the run: on it by the run's end or not
-    SELECT p.*, s.list_id, s.kind, l.ckey IS NOT NULL AS on_list
-    FROM person p JOIN list_scope s USING (city) LEFT JOIN listed l ON l.ckey = p.ckey AND l.list_id = s.list_id),
-groups AS (
-    SELECT list_id, any_value(kind) AS kind, {GROUPS},
-           count(*) AS citizens, count(*) FILTER (WHERE on_list) AS listed
-    FROM scoped GROUP BY GROUPING SETS ((list_id, age_group), (list_id, sex), (list_id, income), (list_id, city),
-                                        (list_id, district), (list_id))),
-pairs AS (  -- a = listed of n1 in the group; c = listed of n0 among everyone else in the list's cities
-    SELECT g.list_id, g.kind, g.dimension, g.grp, g.listed AS a, g.citizens AS n1,
-           e.listed - g.listed AS c, e.citizens - g.citizens AS n0
-    FROM groups g JOIN groups e ON e.list_id = g.list_id AND e.dimension = 'everyone'
-    WHERE e.listed > 0 AND (g.dimension <> 'district' OR (SELECT shown FROM districts)))
-SELECT list_id, kind, dimension, grp, n1 AS citizens, a AS listed, round(100.0 * a / n1, 2) AS listed_pct,
-       CASE WHEN dimension <> 'everyone' THEN n0 END AS others,
-       CASE WHEN dimension <> 'everyone' THEN c END AS others_listed,
-       CASE WHEN n0 > 0 AND c > 0 THEN round((a / n1) / (c / n0), 3) END AS risk_ratio,
-       CASE WHEN a > 0 AND c > 0 THEN round(exp(ln((a / n1) / (c / n0))
-            - {Z95} * sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0)), 3) END AS ci_low,
-       CASE WHEN a > 0 AND c > 0 THEN round(exp(ln((a / n1) / (c / n0))
-            + {Z95} * sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0)), 3) END AS ci_high
-FROM pairs ORDER BY kind, list_id, dimension = 'everyone' DESC, dimension, grp"""
-
-OUTCOMES_SQL = f"""WITH {PERSON_CTE},
-black AS (SELECT ckey, bool_or({_NOT_ENDED}) AS now FROM list_entries
-          WHERE kind = 'blacklist' AND start <= getvariable('as_of') GROUP BY ckey),
-white AS (SELECT DISTINCT ckey FROM ({_WHITE_NOW})),
-last AS ({_LATEST}),
-asks AS (SELECT ckey, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'deny') AS denied
-         FROM decisions WHERE asked_at <= getvariable('as_of') GROUP BY ckey),
-per AS (
-    SELECT age_group, sex, income, city, district, b.ckey IS NOT NULL AS ever_black,
-           coalesce(b.now, false) AS black_now, w.ckey IS NOT NULL AS white_now, l.score,
-           coalesce(a.attempts, 0) AS attempts, coalesce(a.denied, 0) AS denied
-    FROM person LEFT JOIN black b USING (ckey) LEFT JOIN white w USING (ckey) LEFT JOIN last l USING (ckey)
-    LEFT JOIN asks a USING (ckey))
-SELECT {GROUPS},
-       count(*) AS citizens,
-       round(100.0 * count(*) FILTER (WHERE ever_black) / count(*), 2) AS ever_blacklisted_pct,
-       round(100.0 * count(*) FILTER (WHERE black_now) / count(*), 2) AS blacklisted_now_pct,
-       round(100.0 * count(*) FILTER (WHERE white_now) / count(*), 2) AS whitelisted_pct,
-       round(avg(score), 1) AS mean_score,
-       sum(attempts)::BIGINT AS attempts, sum(denied)::BIGINT AS denied,
-       round(100.0 * sum(denied) / nullif(sum(attempts), 0), 2) AS denied_pct
-FROM per GROUP BY GROUPING SETS ((age_group), (sex), (income), (city), (district), ())
-HAVING grouping(district) = 1 OR (SELECT shown FROM districts)
-ORDER BY dimension = 'everyone' DESC, dimension, grp"""
+OUTCOMES_SQL = statement(
+    """WITH
+       black AS (SELECT ckey, bool_or($not_ended) AS now FROM list_entries
+                 WHERE kind = 'blacklist' AND start <= getvariable('as_of') GROUP BY ckey),
+       white AS (SELECT DISTINCT ckey FROM __white),
+       asks AS (SELECT ckey, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'deny') AS denied
+                FROM decisions WHERE asked_at <= getvariable('as_of') GROUP BY ckey),
+       per AS (
+           SELECT age_group, sex, income, city, district, b.ckey IS NOT NULL AS ever_black,
+                  coalesce(b.now, false) AS black_now, w.ckey IS NOT NULL AS white_now, l.score,
+                  coalesce(a.attempts, 0) AS attempts, coalesce(a.denied, 0) AS denied
+           FROM person LEFT JOIN black b USING (ckey) LEFT JOIN white w USING (ckey) LEFT JOIN last l USING (ckey)
+           LEFT JOIN asks a USING (ckey))
+       SELECT $dimension AS dimension, $grp AS grp,
+              count(*) AS citizens,
+              round(100.0 * count(*) FILTER (WHERE ever_black) / count(*), 2) AS ever_blacklisted_pct,
+              round(100.0 * count(*) FILTER (WHERE black_now) / count(*), 2) AS blacklisted_now_pct,
+              round(100.0 * count(*) FILTER (WHERE white_now) / count(*), 2) AS whitelisted_pct,
+              round(avg(score), 1) AS mean_score,
+              sum(attempts)::BIGINT AS attempts, sum(denied)::BIGINT AS denied,
+              round(100.0 * sum(denied) / nullif(sum(attempts), 0), 2) AS denied_pct
+       FROM per GROUP BY GROUPING SETS ((age_group), (sex), (income), (city), (district), ())
+       HAVING grouping(district) = 1 OR (SELECT shown FROM districts)
+       ORDER BY dimension = 'everyone' DESC, dimension, grp""",
+    *PERSON_CTES,
+    cte("last", read_model.latest_assessments(read_model.AS_OF)),
+    dimension=DIMENSION,
+    grp=GROUP,
+    not_ended=read_model.not_ended(read_model.AS_OF),
+    white=read_model.stays_at(read_model.AS_OF, "whitelist"),
+)
 
 
 def list_scope(run: RunDir) -> pa.Table:

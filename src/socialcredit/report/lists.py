@@ -29,75 +29,99 @@ from socialcredit.report.figures import (
 )
 from socialcredit.report.interactive import hover
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
+from socialcredit.report.sql import cte, statement
 
-# the read model's questions at the report's time: a stay not yet ended, the whitelist now, the latest assessment
-_IN_FORCE = read_model.sql(read_model.in_force(read_model.AS_OF))
-_WHITE_NOW = read_model.sql(read_model.stays_at(read_model.AS_OF, "whitelist"))
-_LATEST = read_model.sql(read_model.latest_assessments(read_model.AS_OF))
+LISTS_SQL = statement(
+    """SELECT p.month, e.list_id, e.kind,
+              count(DISTINCT e.ckey) FILTER (WHERE $on) AS on_list,
+              count(*) FILTER (WHERE e.start > p.since AND e.start <= p.until) AS entries,
+              count(*) FILTER (WHERE e."end" > p.since AND e."end" <= p.until) AS exits
+       FROM periods p CROSS JOIN list_entries e
+       GROUP BY p.month, e.list_id, e.kind ORDER BY e.kind, e.list_id, p.month""",
+    MONTHS_CTE,
+    PERIODS_CTE,
+    on=read_model.in_force("p.until", "e"),
+)
 
-LISTS_SQL = f"""WITH {MONTHS_CTE},
-{PERIODS_CTE}
-SELECT p.month, e.list_id, e.kind,
-       count(DISTINCT e.ckey) FILTER (WHERE {read_model.sql(read_model.in_force("p.until", "e"))}) AS on_list,
-       count(*) FILTER (WHERE e.start > p.since AND e.start <= p.until) AS entries,
-       count(*) FILTER (WHERE e."end" > p.since AND e."end" <= p.until) AS exits
-FROM periods p CROSS JOIN list_entries e
-GROUP BY p.month, e.list_id, e.kind ORDER BY e.kind, e.list_id, p.month"""
-
-STAYS_CTE = """stays AS (  -- every stay begun by the run's end; one still running then is censored there
-    SELECT list_id, kind, ckey, start, "end", coalesce("end" <= getvariable('as_of'), false) AS ended,
-           date_diff('day', start, CASE WHEN "end" <= getvariable('as_of') THEN "end" ELSE getvariable('as_of') END)
-               AS days
-    FROM list_entries WHERE start <= getvariable('as_of'))"""
+STAYS_CTE = cte(
+    "stays",
+    """SELECT list_id, kind, ckey, start, "end", coalesce("end" <= getvariable('as_of'), false) AS ended,
+              date_diff('day', start, CASE WHEN "end" <= getvariable('as_of') THEN "end" ELSE getvariable('as_of') END)
+                  AS days
+       FROM list_entries WHERE start <= getvariable('as_of')""",
+    why="every stay begun by the run's end; one still running then is censored there",
+)
 
 # Kaplan–Meier, one curve per list, in SQL so the shown numbers can be re-run like every other: at each length
 # (whole days) at which a stay ended, the share still on is multiplied by (1 - ended / at risk); a stay still
 # running at as_of leaves the risk set at its length so far (censored) without ending. The 95% interval is
 # the log one (Greenwood's variance for log S, as R's survfit gives by default); it is left out once S is 0.
-KM_CTES = """times AS (SELECT list_id, kind, days, count(*) FILTER (WHERE ended) AS ended,
-                 count(*) FILTER (WHERE NOT ended) AS censored
-          FROM stays GROUP BY ALL),
-risk AS (SELECT *, sum(ended + censored) OVER (PARTITION BY list_id ORDER BY days DESC) AS at_risk FROM times),
-km AS (SELECT *, product(1 - ended / at_risk) OVER w AS s,
-              sum(ended / nullif(at_risk * (at_risk - ended), 0)) OVER w AS greenwood
-       FROM risk WINDOW w AS (PARTITION BY list_id ORDER BY days ROWS UNBOUNDED PRECEDING))"""
+KM_CTES = (
+    cte(
+        "times",
+        """SELECT list_id, kind, days, count(*) FILTER (WHERE ended) AS ended,
+                  count(*) FILTER (WHERE NOT ended) AS censored
+           FROM stays GROUP BY ALL""",
+    ),
+    cte("risk", "SELECT *, sum(ended + censored) OVER (PARTITION BY list_id ORDER BY days DESC) AS at_risk FROM times"),
+    cte(
+        "km",
+        """SELECT *, product(1 - ended / at_risk) OVER w AS s,
+                  sum(ended / nullif(at_risk * (at_risk - ended), 0)) OVER w AS greenwood
+           FROM risk WINDOW w AS (PARTITION BY list_id ORDER BY days ROWS UNBOUNDED PRECEDING)""",
+    ),
+)
 
-SURVIVAL_SQL = f"""WITH {STAYS_CTE},
-{KM_CTES}
-SELECT list_id, kind, days, at_risk::BIGINT AS at_risk, ended, censored, round(s, 4) AS still_on,
-       CASE WHEN s > 0 THEN round(s * exp(-1.959964 * sqrt(greenwood)), 4) END AS ci_low,
-       CASE WHEN s > 0 THEN round(least(1, s * exp(1.959964 * sqrt(greenwood))), 4) END AS ci_high
-FROM km ORDER BY kind, list_id, days"""
+SURVIVAL_SQL = statement(
+    """SELECT list_id, kind, days, at_risk::BIGINT AS at_risk, ended, censored, round(s, 4) AS still_on,
+              CASE WHEN s > 0 THEN round(s * exp(-1.959964 * sqrt(greenwood)), 4) END AS ci_low,
+              CASE WHEN s > 0 THEN round(least(1, s * exp(1.959964 * sqrt(greenwood))), 4) END AS ci_high
+       FROM km ORDER BY kind, list_id, days""",
+    STAYS_CTE,
+    *KM_CTES,
+)
 
-STAY_SUMMARY_SQL = f"""WITH {STAYS_CTE},
-{KM_CTES}
-SELECT list_id, any_value(kind) AS kind, count(*) AS stays, count(*) FILTER (WHERE ended) AS ended,
-       count(*) FILTER (WHERE NOT ended) AS still_on, max(days) AS longest_days,
-       (SELECT min(k.days) FROM km k WHERE k.list_id = stays.list_id AND k.s <= 0.5) AS median_days,
-       median(date_diff('day', start, "end")) FILTER (WHERE NOT ended AND "end" IS NOT NULL) AS median_term_days_set,
-       count(*) FILTER (WHERE "end" IS NULL) AS open_ended
-FROM stays GROUP BY list_id ORDER BY kind, stays DESC, list_id"""
+STAY_SUMMARY_SQL = statement(
+    """SELECT list_id, any_value(kind) AS kind, count(*) AS stays, count(*) FILTER (WHERE ended) AS ended,
+              count(*) FILTER (WHERE NOT ended) AS still_on, max(days) AS longest_days,
+              (SELECT min(k.days) FROM km k WHERE k.list_id = stays.list_id AND k.s <= 0.5) AS median_days,
+              median(date_diff('day', start, "end")) FILTER (WHERE NOT ended AND "end" IS NOT NULL)
+                  AS median_term_days_set,
+              count(*) FILTER (WHERE "end" IS NULL) AS open_ended
+       FROM stays GROUP BY list_id ORDER BY kind, stays DESC, list_id""",
+    STAYS_CTE,
+    *KM_CTES,
+)
 
-EXITS_SQL = f"""WITH {MONTHS_CTE},
-{PERIODS_CTE},
-at_end AS (  -- what the citizen's (unretracted) records say at the instant a stay ended
-    SELECT r.ckey, r.occurred_at, string_agg(DISTINCT b.code, ', ' ORDER BY b.code) AS behaviours
-    FROM records r JOIN behaviours b USING (bkey) ANTI JOIN retractions x USING (rkey) GROUP BY ALL),
-repairs AS (  -- credit repairs granted (objections.py reports them as records of this behaviour)
-    SELECT r.ckey, r.occurred_at FROM records r JOIN behaviours b USING (bkey) ANTI JOIN retractions x USING (rkey)
-    WHERE b.code = 'credit_repair_completed')
-SELECT p.month, e.list_id,
-       CASE WHEN e.cause = 'behaviour' THEN 'fixed term expired'
-            WHEN e.cause = 'grade' AND EXISTS (SELECT 1 FROM repairs k WHERE k.ckey = e.ckey
-                 AND k.occurred_at >= e.start AND k.occurred_at < e."end") THEN 'grade recovered after a credit repair'
-            WHEN e.cause = 'grade' THEN 'grade recovered after the minimum stay'
-            WHEN d.behaviours IS NOT NULL THEN 'cleared by a record: ' || d.behaviours
-            ELSE 'characteristic lapsed or rulebook changed' END AS route,
-       count(*) AS exits
-FROM list_entries e JOIN periods p ON e."end" > p.since AND e."end" <= p.until
-LEFT JOIN at_end d ON e.cause = 'characteristic' AND d.ckey = e.ckey AND d.occurred_at = e."end"
-WHERE e.kind = 'blacklist'
-GROUP BY ALL ORDER BY p.month, e.list_id, route"""
+EXITS_SQL = statement(
+    """WITH
+       at_end AS (
+           SELECT r.ckey, r.occurred_at, string_agg(DISTINCT b.code, ', ' ORDER BY b.code) AS behaviours
+           FROM records r JOIN behaviours b USING (bkey) ANTI JOIN retractions x USING (rkey) GROUP BY ALL),
+       repairs AS (
+           SELECT r.ckey, r.occurred_at
+           FROM records r JOIN behaviours b USING (bkey) ANTI JOIN retractions x USING (rkey)
+           WHERE b.code = 'credit_repair_completed')
+       SELECT p.month, e.list_id,
+              CASE WHEN e.cause = 'behaviour' THEN 'fixed term expired'
+                   WHEN e.cause = 'grade' AND EXISTS (SELECT 1 FROM repairs k WHERE k.ckey = e.ckey
+                        AND k.occurred_at >= e.start AND k.occurred_at < e."end")
+                       THEN 'grade recovered after a credit repair'
+                   WHEN e.cause = 'grade' THEN 'grade recovered after the minimum stay'
+                   WHEN d.behaviours IS NOT NULL THEN 'cleared by a record: ' || d.behaviours
+                   ELSE 'characteristic lapsed or rulebook changed' END AS route,
+              count(*) AS exits
+       FROM list_entries e JOIN periods p ON e."end" > p.since AND e."end" <= p.until
+       LEFT JOIN at_end d ON e.cause = 'characteristic' AND d.ckey = e.ckey AND d.occurred_at = e."end"
+       WHERE e.kind = 'blacklist'
+       GROUP BY ALL ORDER BY p.month, e.list_id, route""",
+    MONTHS_CTE,
+    PERIODS_CTE,
+    why={
+        "at_end": "what the citizen's (unretracted) records say at the instant a stay ended",
+        "repairs": "credit repairs granted (objections.py reports them as records of this behaviour)",
+    },
+)
 
 CASES_SQL = """SELECT kind, status, count(*) AS cases FROM cases WHERE filed_at <= getvariable('as_of')
 GROUP BY ALL ORDER BY ALL"""
@@ -105,27 +129,32 @@ GROUP BY ALL ORDER BY ALL"""
 RETRACTIONS_SQL = """SELECT count(*) AS retracted_records, count(DISTINCT r.ckey) AS citizens
 FROM retractions x JOIN records r USING (rkey) WHERE x.retracted_at <= getvariable('as_of')"""
 
-MEMORY_SQL = f"""WITH
-stays AS (SELECT ckey,
-                 bool_or({_IN_FORCE}) AS now
-          FROM list_entries WHERE kind = 'blacklist' AND start <= getvariable('as_of') GROUP BY ckey),
-marked AS (  -- a stay on a list that the citizen's rulebook remembers for good ("once untrustworthy …")
-    SELECT DISTINCT e.ckey FROM list_entries e JOIN citizens c USING (ckey)
-    JOIN memory_rules m ON m.city = c.city AND m.after_list = e.list_id WHERE e.start <= getvariable('as_of')),
-white AS (SELECT DISTINCT ckey FROM ({_WHITE_NOW})),
-last AS ({_LATEST}),
-asks AS (SELECT ckey, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'deny') AS denied
-         FROM decisions WHERE asked_at <= getvariable('as_of') GROUP BY ckey)
-SELECT CASE WHEN s.now THEN 'on a blacklist now' WHEN s.ckey IS NOT NULL THEN 'listed before, not now'
-            ELSE 'never listed' END AS history,
-       count(*) AS citizens, round(avg(l.score), 1) AS mean_score,
-       round(100.0 * count(w.ckey) / count(*), 2) AS whitelisted_pct,
-       round(100.0 * count(k.ckey) / count(*), 2) AS lasting_mark_pct,
-       coalesce(sum(a.attempts), 0)::BIGINT AS attempts, coalesce(sum(a.denied), 0)::BIGINT AS denied,
-       round(100.0 * coalesce(sum(a.denied), 0) / nullif(sum(a.attempts), 0), 2) AS denied_pct
-FROM citizens c LEFT JOIN stays s USING (ckey) LEFT JOIN white w USING (ckey) LEFT JOIN marked k USING (ckey)
-LEFT JOIN last l USING (ckey) LEFT JOIN asks a USING (ckey)
-GROUP BY 1 ORDER BY 1"""
+# the read model's questions at the report's time: a stay not yet ended, the whitelist now, the latest assessment
+MEMORY_SQL = statement(
+    """WITH
+       stays AS (SELECT ckey, bool_or($now) AS now
+                 FROM list_entries WHERE kind = 'blacklist' AND start <= getvariable('as_of') GROUP BY ckey),
+       marked AS (
+           SELECT DISTINCT e.ckey FROM list_entries e JOIN citizens c USING (ckey)
+           JOIN memory_rules m ON m.city = c.city AND m.after_list = e.list_id WHERE e.start <= getvariable('as_of')),
+       white AS (SELECT DISTINCT ckey FROM __white),
+       asks AS (SELECT ckey, count(*) AS attempts, count(*) FILTER (WHERE outcome = 'deny') AS denied
+                FROM decisions WHERE asked_at <= getvariable('as_of') GROUP BY ckey)
+       SELECT CASE WHEN s.now THEN 'on a blacklist now' WHEN s.ckey IS NOT NULL THEN 'listed before, not now'
+                   ELSE 'never listed' END AS history,
+              count(*) AS citizens, round(avg(l.score), 1) AS mean_score,
+              round(100.0 * count(w.ckey) / count(*), 2) AS whitelisted_pct,
+              round(100.0 * count(k.ckey) / count(*), 2) AS lasting_mark_pct,
+              coalesce(sum(a.attempts), 0)::BIGINT AS attempts, coalesce(sum(a.denied), 0)::BIGINT AS denied,
+              round(100.0 * coalesce(sum(a.denied), 0) / nullif(sum(a.attempts), 0), 2) AS denied_pct
+       FROM citizens c LEFT JOIN stays s USING (ckey) LEFT JOIN white w USING (ckey) LEFT JOIN marked k USING (ckey)
+       LEFT JOIN last l USING (ckey) LEFT JOIN asks a USING (ckey)
+       GROUP BY 1 ORDER BY 1""",
+    cte("last", read_model.latest_assessments(read_model.AS_OF)),
+    now=read_model.in_force(read_model.AS_OF),
+    white=read_model.stays_at(read_model.AS_OF, "whitelist"),
+    why={"marked": 'a stay on a list that the citizen\'s rulebook remembers for good ("once untrustworthy …")'},
+)
 
 HISTORY_ORDER = ("never listed", "listed before, not now", "on a blacklist now")
 

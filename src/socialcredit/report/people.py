@@ -11,43 +11,69 @@ from socialcredit import standings as read_model
 from socialcredit.report.disparity import disparity
 from socialcredit.report.figures import PALETTE, Figure, Section, canvas, counts, grid, legend, month_ticks, png
 from socialcredit.report.rundir import MONTHS_CTE, PERIODS_CTE, Query, RunDir
+from socialcredit.report.sql import cte, select, statement
 
-SHARE_CTE = f"""{MONTHS_CTE},
-{PERIODS_CTE},
-black AS (  -- on a blacklist just before the month-end assessment: what the engine's network rule reads
-    SELECT DISTINCT p.i, e.ckey FROM periods p JOIN list_entries e ON e.kind = 'blacklist'
-    AND {read_model.sql(read_model.in_force_just_before("p.until", "e"))}),
-share AS (  -- each citizen with contacts in force at each month's end: the share of them on a blacklist
-    SELECT p.i, p.month, p.until, r.ckey, count(b.ckey) AS listed_contacts, count(*) AS contacts,
-           count(b.ckey)::DOUBLE / count(*) AS share
-    FROM periods p JOIN relations r ON r.kind = 'contact' AND r.valid_from <= p.until
-         AND (r.valid_to IS NULL OR r.valid_to > p.until)
-    LEFT JOIN black b ON b.i = p.i AND b.ckey = r.other
-    GROUP BY p.i, p.month, p.until, r.ckey),
-unlisted AS (  -- left out: citizens blacklisted themselves then
-    SELECT s.* FROM share s ANTI JOIN black b ON b.i = s.i AND b.ckey = s.ckey)"""
+SHARE_CTES = (
+    MONTHS_CTE,
+    PERIODS_CTE,
+    cte(
+        "black",
+        """SELECT DISTINCT p.i, e.ckey FROM periods p JOIN list_entries e ON e.kind = 'blacklist' AND $before""",
+        before=read_model.in_force_just_before("p.until", "e"),
+        why="on a blacklist just before the month-end assessment: what the engine's network rule reads",
+    ),
+    cte(
+        "share",
+        """SELECT p.i, p.month, p.until, r.ckey, count(b.ckey) AS listed_contacts, count(*) AS contacts,
+                  count(b.ckey)::DOUBLE / count(*) AS share
+           FROM periods p JOIN relations r ON r.kind = 'contact' AND $tie
+           LEFT JOIN black b ON b.i = p.i AND b.ckey = r.other
+           GROUP BY p.i, p.month, p.until, r.ckey""",
+        tie=read_model.valid_at("p.until", "r"),
+        why="each citizen with contacts in force at each month's end: the share of them on a blacklist",
+    ),
+    cte(
+        "unlisted",
+        "SELECT s.* FROM share s ANTI JOIN black b ON b.i = s.i AND b.ckey = s.ckey",
+        why="left out: citizens blacklisted themselves then",
+    ),
+)
 
-NETWORK_SQL = f"""WITH {SHARE_CTE},
-scored AS (SELECT u.*, l.score FROM unlisted u {read_model.assessed_asof_join("u", "until", "l", outer=False)})
-SELECT CASE WHEN share = 0 THEN '0 none' WHEN share < 0.1 THEN '1 under 10%' WHEN share < 0.2 THEN '2 10–20%'
-            WHEN share < 0.5 THEN '3 20–50%' ELSE '4 50% or more' END AS listed_contacts_share,
-       count(*) AS citizen_months, count(DISTINCT ckey) AS citizens, round(avg(score), 1) AS mean_score,
-       quantile_disc(score, 0.1) AS p10, quantile_disc(score, 0.5) AS median, quantile_disc(score, 0.9) AS p90
-FROM scored GROUP BY 1 ORDER BY 1"""
+NETWORK_SQL = statement(
+    """SELECT CASE WHEN share = 0 THEN '0 none' WHEN share < 0.1 THEN '1 under 10%' WHEN share < 0.2 THEN '2 10–20%'
+                   WHEN share < 0.5 THEN '3 20–50%' ELSE '4 50% or more' END AS listed_contacts_share,
+              count(*) AS citizen_months, count(DISTINCT ckey) AS citizens, round(avg(score), 1) AS mean_score,
+              quantile_disc(score, 0.1) AS p10, quantile_disc(score, 0.5) AS median, quantile_disc(score, 0.9) AS p90
+       FROM scored GROUP BY 1 ORDER BY 1""",
+    *SHARE_CTES,
+    cte(
+        "scored",
+        select("SELECT u.*, l.score FROM unlisted u").join(
+            read_model.assessed_asof_join("u", "until", "l", outer=False)
+        ),
+    ),
+)
 
-EXPOSURE_SQL = f"""WITH {SHARE_CTE},
-penalised AS (SELECT p.i, count(DISTINCT n.ckey) AS penalised, coalesce(sum(n.points), 0)::BIGINT AS points
-              FROM periods p LEFT JOIN state_ledger n ON n.source = 'network' AND n.valid_from = p.until
-              GROUP BY p.i)
-SELECT s.month, count(*) FILTER (WHERE s.listed_contacts > 0) AS with_listed_contact,
-       count(*) FILTER (WHERE s.share >= 0.2) AS share_20pct_or_more, any_value(x.penalised) AS penalised_by_rule,
-       any_value(x.points) AS network_points
-FROM share s JOIN penalised x USING (i) GROUP BY s.month ORDER BY s.month"""
+EXPOSURE_SQL = statement(
+    """WITH penalised AS (
+           SELECT p.i, count(DISTINCT n.ckey) AS penalised, coalesce(sum(n.points), 0)::BIGINT AS points
+           FROM periods p LEFT JOIN state_ledger n ON n.source = 'network' AND n.valid_from = p.until
+           GROUP BY p.i)
+       SELECT s.month, count(*) FILTER (WHERE s.listed_contacts > 0) AS with_listed_contact,
+              count(*) FILTER (WHERE s.share >= 0.2) AS share_20pct_or_more,
+              any_value(x.penalised) AS penalised_by_rule,
+              any_value(x.points) AS network_points
+       FROM share s JOIN penalised x USING (i) GROUP BY s.month ORDER BY s.month""",
+    *SHARE_CTES,
+)
 
-SCATTER_SQL = f"""WITH {SHARE_CTE}
-SELECT u.share, l.score, count(*) AS citizens
-FROM unlisted u {read_model.assessed_asof_join("u", "until", "l", outer=False)}
-WHERE u.i = getvariable('months') - 1 AND u.share > 0 GROUP BY ALL ORDER BY u.share, l.score"""
+SCATTER_SQL = statement(
+    select(
+        """SELECT u.share, l.score, count(*) AS citizens FROM unlisted u
+           WHERE u.i = getvariable('months') - 1 AND u.share > 0 GROUP BY ALL ORDER BY u.share, l.score"""
+    ).join(read_model.assessed_asof_join("u", "until", "l", outer=False)),
+    *SHARE_CTES,
+)
 
 CONTACT_CHANGES_SQL = """SELECT month, count(*) FILTER (WHERE change = 'drop') AS ties_dropped,
        count(*) FILTER (WHERE change = 'add') AS ties_added

@@ -20,6 +20,8 @@ import yaml
 
 from socialcredit.catalog import default_catalog
 from socialcredit.clock import CST
+from socialcredit.engine.sql import cst_shift
+from socialcredit.report.sql import cte, set_variable, statement
 from socialcredit.rulebook import Rulebook, RulebookSet, parse_layer
 from socialcredit.store import StoreLocked, connect
 from socialcredit.yamlio import LocatedError
@@ -29,16 +31,20 @@ CST_OFFSET_HOURS = int((CST.utcoffset(None) or dt.timedelta()).total_seconds()) 
 
 # The assessment instants of the run: the first day of each month (CST) from the first simulated month to
 # the month after the last, as the naive UTC the store keeps. Every time series in the report uses it.
-MONTHS_CTE = """months AS (
-    SELECT i, (getvariable('first_month') + to_months(i))::DATE AS month,
-           (getvariable('first_month') + to_months(i))::TIMESTAMP - INTERVAL 8 HOUR AS instant
-    FROM range(0, getvariable('months') + 1) r(i))"""
+MONTHS_CTE = cte(
+    "months",
+    """SELECT i, (getvariable('first_month') + to_months(i))::DATE AS month,
+              (getvariable('first_month') + to_months(i))::TIMESTAMP - INTERVAL 8 HOUR AS instant
+       FROM range(0, getvariable('months') + 1) r(i)""",
+)
 # Month i of the run is the period (at_i, at_i+1]; the first also takes anything before the run began, as
 # the simulator's own Parquet series count it.
-PERIODS_CTE = """periods AS (
-    SELECT i, month, CASE WHEN i = 0 THEN TIMESTAMP '-infinity' ELSE instant END AS since,
-           lead(instant) OVER (ORDER BY i) AS until
-    FROM months QUALIFY until IS NOT NULL)"""
+PERIODS_CTE = cte(
+    "periods",
+    """SELECT i, month, CASE WHEN i = 0 THEN TIMESTAMP '-infinity' ELSE instant END AS since,
+              lead(instant) OVER (ORDER BY i) AS until
+       FROM months QUALIFY until IS NOT NULL""",
+)
 
 
 @dataclass
@@ -127,11 +133,11 @@ class RunDir:
 
     def set_variables(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         for name, value in self.variables.items():
-            (con or self.con).execute(f"SET VARIABLE {name} = ?", [value])
+            (con or self.con).execute(set_variable(name), [value])
 
     def preamble(self) -> str:
         """The `SET VARIABLE` lines that make a shown query reproducible in the DuckDB shell."""
-        return "\n".join(f"SET VARIABLE {name} = {literal(v)};" for name, v in self.variables.items())
+        return "\n".join(set_variable(name, v) + ";" for name, v in self.variables.items())
 
     def rulebooks(self) -> RulebookSet:
         """The run's rulebook versions as stored in it (a replay's differ from the shipped ones)."""
@@ -186,17 +192,6 @@ class RunDir:
         return [dt.date(d.year + (d.month - 1 + i) // 12, (d.month - 1 + i) % 12 + 1, 1) for i in range(self.months)]
 
 
-def literal(v: Any) -> str:
-    """A SQL literal for the run's own calendar values (dates, times, integers), for display."""
-    if isinstance(v, dt.datetime):
-        return f"TIMESTAMP '{v:%Y-%m-%d %H:%M:%S}'"
-    if isinstance(v, dt.date):
-        return f"DATE '{v.isoformat()}'"
-    if isinstance(v, int):
-        return str(v)
-    raise TypeError(f"no SQL literal for {type(v).__name__}")
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -220,7 +215,7 @@ def _first_month(meta: dict[str, Any], scenario: dict[str, Any], con: duckdb.Duc
         if source:
             day = dt.date.fromisoformat(str(source))
             return day.replace(day=1)
-    first = con.execute(f"SELECT min(occurred_at) + INTERVAL {CST_OFFSET_HOURS} HOUR FROM records").fetchall()[0][0]
+    first = con.execute(statement("SELECT min(occurred_at) + $shift FROM records", shift=cst_shift())).fetchall()[0][0]
     if first is None:
         raise LocatedError("the store holds no records, so the run has no calendar to report on")
     return first.date().replace(day=1)
@@ -232,4 +227,4 @@ def _month_count(first: dt.date, as_of: dt.datetime) -> int:
     return max(1, (local.year - first.year) * 12 + local.month - first.month)
 
 
-__all__ = ["CST_OFFSET_HOURS", "MONTHS_CTE", "PERIODS_CTE", "Query", "RunDir", "literal"]
+__all__ = ["CST_OFFSET_HOURS", "MONTHS_CTE", "PERIODS_CTE", "Query", "RunDir"]

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from socialcredit import standings as read_model
 from socialcredit.catalog import default_catalog
+from socialcredit.engine.sql import cst_shift, fill
 from socialcredit.report.figures import (
     OUTCOME_COLOURS,
     Figure,
@@ -32,56 +33,77 @@ from socialcredit.report.figures import (
     png,
 )
 from socialcredit.report.rundir import CST_OFFSET_HOURS, MONTHS_CTE, PERIODS_CTE, Query, RunDir
+from socialcredit.report.sql import statement
 from socialcredit.rulebook import duration_parts
 
-DECISIONS_SQL = f"""WITH {MONTHS_CTE},
-{PERIODS_CTE}
-SELECT p.month, d.service, d.outcome, count(*) AS decisions
-FROM decisions d JOIN periods p ON d.asked_at >= p.since AND d.asked_at < p.until
-GROUP BY ALL ORDER BY d.service, p.month, d.outcome"""
+DECISIONS_SQL = statement(
+    """SELECT p.month, d.service, d.outcome, count(*) AS decisions
+       FROM decisions d JOIN periods p ON d.asked_at >= p.since AND d.asked_at < p.until
+       GROUP BY ALL ORDER BY d.service, p.month, d.outcome""",
+    MONTHS_CTE,
+    PERIODS_CTE,
+)
 
-REASONS_JSON = """'[{"measure": "VARCHAR", "effect": "VARCHAR", "via": "VARCHAR"}]'"""
+REASONS_SHAPE = '[{"measure": "VARCHAR", "effect": "VARCHAR", "via": "VARCHAR"}]'  # a decision's reasons (JSON)
 
-BINDING_SQL = f"""SELECT d.service, d.outcome, r.measure, split_part(r.via, ':', 1) AS via, count(*) AS decisions
-FROM decisions d, unnest(from_json(d.reasons, {REASONS_JSON})) AS u(r)
-WHERE d.outcome <> 'allow' AND d.asked_at < getvariable('as_of')
-GROUP BY ALL ORDER BY decisions DESC, d.service, r.measure"""
+BINDING_SQL = statement(
+    """SELECT d.service, d.outcome, r.measure, split_part(r.via, ':', 1) AS via, count(*) AS decisions
+       FROM decisions d, unnest(from_json(d.reasons, $shape)) AS u(r)
+       WHERE d.outcome <> 'allow' AND d.asked_at < getvariable('as_of')
+       GROUP BY ALL ORDER BY decisions DESC, d.service, r.measure""",
+    shape=REASONS_SHAPE,
+)
 
 # A parent's measure reaches a child while the child is under the measure's `children_under` on the CST
 # calendar day (`stays.coming_of_age`, which `decide` uses): the local date is before the birthday that
 # ends it, a 29 February birthday falling on 1 March in a common year (DuckDB's date arithmetic would
 # give 28 February, so the day is moved on by hand).
-COMING_OF_AGE = """(c.birth_date + to_years(m.children_under)
-    + CASE WHEN month(c.birth_date) = 2 AND day(c.birth_date) = 29
-                AND day(c.birth_date + to_years(m.children_under)) = 28 THEN INTERVAL 1 DAY ELSE INTERVAL 0 DAY END)"""
+COMING_OF_AGE = fill(
+    """(c.birth_date + to_years(m.children_under)
+        + CASE WHEN month(c.birth_date) = 2 AND day(c.birth_date) = 29
+                    AND day(c.birth_date + to_years(m.children_under)) = 28
+               THEN INTERVAL 1 DAY ELSE INTERVAL 0 DAY END)"""
+)
 
-CHILDREN_SQL = f"""WITH {MONTHS_CTE},
-{PERIODS_CTE},
-reached AS (  -- sons and daughters (ties in force) of a parent whose stay, at the month's end, carries a
-              -- measure that reaches children; bound while the child is under that measure's age
-    SELECT p.i, r.ckey AS child,
-           bool_or((p.until + INTERVAL {CST_OFFSET_HOURS} HOUR)::DATE < {COMING_OF_AGE}) AS bound
-    FROM periods p
-    JOIN list_entries s ON s.start <= p.until
-    JOIN citizens parent ON parent.ckey = s.ckey
-    JOIN reaching m ON m.i = p.i AND m.city = parent.city AND m.list_id = s.list_id
-         AND (m.lasting OR (({read_model.sql(read_model.not_ended("p.until", "s"))})
-              AND (m.term_months IS NULL OR s.start + to_months(m.term_months) + to_days(m.term_days) > p.until)))
-    JOIN relations r ON r.other = s.ckey AND r.kind = 'parent'
-         AND {read_model.sql(read_model.valid_at("p.until", "r"))}
-    JOIN citizens c ON c.ckey = r.ckey
-    GROUP BY ALL)
-SELECT p.month, count(x.child) FILTER (WHERE x.bound) AS children, count(x.child) AS any_age
-FROM periods p LEFT JOIN reached x USING (i)
-GROUP BY p.month ORDER BY p.month"""
+CHILDREN_SQL = statement(
+    """WITH reached AS (
+           SELECT p.i, r.ckey AS child, bool_or((p.until + $shift)::DATE < $coming_of_age) AS bound
+           FROM periods p
+           JOIN list_entries s ON s.start <= p.until
+           JOIN citizens parent ON parent.ckey = s.ckey
+           JOIN reaching m ON m.i = p.i AND m.city = parent.city AND m.list_id = s.list_id
+                AND (m.lasting OR (($not_ended)
+                     AND (m.term_months IS NULL
+                          OR s.start + to_months(m.term_months) + to_days(m.term_days) > p.until)))
+           JOIN relations r ON r.other = s.ckey AND r.kind = 'parent' AND $tie
+           JOIN citizens c ON c.ckey = r.ckey
+           GROUP BY ALL)
+       SELECT p.month, count(x.child) FILTER (WHERE x.bound) AS children, count(x.child) AS any_age
+       FROM periods p LEFT JOIN reached x USING (i)
+       GROUP BY p.month ORDER BY p.month""",
+    MONTHS_CTE,
+    PERIODS_CTE,
+    shift=cst_shift(),
+    coming_of_age=COMING_OF_AGE,
+    not_ended=read_model.not_ended("p.until", "s"),
+    tie=read_model.valid_at("p.until", "r"),
+    why={
+        "reached": "sons and daughters (ties in force) of a parent whose stay, at the month's end, carries a measure "
+        "that reaches children; bound while the child is under that measure's age"
+    },
+)
 
-PARENT_BOUND_SQL = f"""WITH {MONTHS_CTE},
-{PERIODS_CTE}
-SELECT p.month, d.service, d.outcome, count(DISTINCT d.decision_id) AS decisions, count(DISTINCT d.ckey) AS children
-FROM decisions d JOIN periods p ON d.asked_at >= p.since AND d.asked_at < p.until,
-     unnest(from_json(d.reasons, {REASONS_JSON})) AS u(r)
-WHERE starts_with(r.via, 'parent:') AND r.effect = d.outcome
-GROUP BY ALL ORDER BY p.month, d.service"""
+PARENT_BOUND_SQL = statement(
+    """SELECT p.month, d.service, d.outcome, count(DISTINCT d.decision_id) AS decisions,
+              count(DISTINCT d.ckey) AS children
+       FROM decisions d JOIN periods p ON d.asked_at >= p.since AND d.asked_at < p.until,
+            unnest(from_json(d.reasons, $shape)) AS u(r)
+       WHERE starts_with(r.via, 'parent:') AND r.effect = d.outcome
+       GROUP BY ALL ORDER BY p.month, d.service""",
+    MONTHS_CTE,
+    PERIODS_CTE,
+    shape=REASONS_SHAPE,
+)
 
 
 def decisions_over_time(run: RunDir) -> Figure:

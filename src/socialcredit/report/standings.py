@@ -13,29 +13,40 @@ from socialcredit import standings as read_model
 from socialcredit.report.figures import Figure, Section, canvas, distinct, grid, legend, month_ticks, pick, png
 from socialcredit.report.interactive import hover_at
 from socialcredit.report.rundir import MONTHS_CTE, RunDir
+from socialcredit.report.sql import cte, select, statement
 
-STANDING_CTE = f"""standing AS (  -- each citizen at each assessment: the last score change logged at or before it
-    SELECT x.i, x.month, x.city, x.ckey, s.score, s.grade
-    FROM (SELECT m.i, m.month, m.instant, c.ckey, c.city FROM months m CROSS JOIN citizens c) x
-    {read_model.assessed_asof_join("x", "instant", "s")})"""
+STANDING_CTE = cte(
+    "standing",
+    select(
+        """SELECT x.i, x.month, x.city, x.ckey, s.score, s.grade
+           FROM (SELECT m.i, m.month, m.instant, c.ckey, c.city FROM months m CROSS JOIN citizens c) x"""
+    ).join(read_model.assessed_asof_join("x", "instant", "s")),
+    why="each citizen at each assessment: the last score change logged at or before it",
+)
 
-QUANTILES_SQL = f"""WITH {MONTHS_CTE},
-{STANDING_CTE}
-SELECT city, month, count(*) AS citizens, count(score) AS assessed, round(avg(score), 1) AS mean,
-       quantile_disc(score, 0.05) AS p5, quantile_disc(score, 0.25) AS p25, quantile_disc(score, 0.5) AS median,
-       quantile_disc(score, 0.75) AS p75, quantile_disc(score, 0.95) AS p95, min(score) AS min, max(score) AS max
-FROM standing GROUP BY city, month ORDER BY city, month"""
+QUANTILES_SQL = statement(
+    """SELECT city, month, count(*) AS citizens, count(score) AS assessed, round(avg(score), 1) AS mean,
+              quantile_disc(score, 0.05) AS p5, quantile_disc(score, 0.25) AS p25, quantile_disc(score, 0.5) AS median,
+              quantile_disc(score, 0.75) AS p75, quantile_disc(score, 0.95) AS p95, min(score) AS min, max(score) AS max
+       FROM standing GROUP BY city, month ORDER BY city, month""",
+    MONTHS_CTE,
+    STANDING_CTE,
+)
 
-HISTOGRAM_SQL = f"""WITH {MONTHS_CTE},
-{STANDING_CTE}
-SELECT city, month, (score // 10) * 10 AS score_from, count(*) AS citizens
-FROM standing WHERE score IS NOT NULL GROUP BY ALL ORDER BY city, month, score_from"""
+HISTOGRAM_SQL = statement(
+    """SELECT city, month, (score // 10) * 10 AS score_from, count(*) AS citizens
+       FROM standing WHERE score IS NOT NULL GROUP BY ALL ORDER BY city, month, score_from""",
+    MONTHS_CTE,
+    STANDING_CTE,
+)
 
-GRADES_SQL = f"""WITH {MONTHS_CTE},
-{STANDING_CTE}
-SELECT city, month, coalesce(grade, 'not assessed') AS grade, count(*) AS citizens,
-       round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY city, month), 2) AS pct
-FROM standing GROUP BY city, month, 3 ORDER BY city, month, grade"""
+GRADES_SQL = statement(
+    """SELECT city, month, coalesce(grade, 'not assessed') AS grade, count(*) AS citizens,
+              round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY city, month), 2) AS pct
+       FROM standing GROUP BY city, month, 3 ORDER BY city, month, grade""",
+    MONTHS_CTE,
+    STANDING_CTE,
+)
 
 # best to worst (AAA … D in the shipped rulebooks); grades beyond six, and "not assessed", are grey
 GRAPH_NOTE = (

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
+from sqlglot import exp
 
 from socialcredit import decisions, standings
 from socialcredit.catalog import default_catalog
@@ -136,8 +137,9 @@ def run_scenario(
     store = Store(out_dir / "store.duckdb")
     # DuckDB's own bar would print through Rich's (and from every worker of a partitioned run)
     store.con.execute("SET enable_progress_bar = false")
-    for key, value in (settings or {}).items():
-        store.con.execute(f"SET {key} = ?", [value])
+    for key, value in (settings or {}).items():  # the setting's name an identifier, its value bound
+        item = exp.SetItem(this=exp.EQ(this=exp.column(key), expression=exp.Placeholder()))
+        store.con.execute(exp.Set(expressions=[item], unset=False, tag=False).sql("duckdb"), [value])
     try:
         return _run(scenario, store, out_dir, step, began)
     finally:
