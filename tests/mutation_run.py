@@ -102,6 +102,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "plan = self._plans.get(id(None))",
         "a cache that always misses: the same plan is built again (time only)",
     ),
+    "socialcredit.decisions.xǁDeciderǁ_record__mutmut_9": (
+        '"SELECT COALESCE(MAX(DECISION_ID), 0) + 1 FROM DECISIONS"',
+        "SQL keywords and unquoted SQL identifiers are case-insensitive",
+    ),
     "socialcredit.decisions.x_explain__mutmut_54": (
         '"label": rule.label if (rule) or True else None',
         "differs only when no rule has the id; an entry's rule ids are those of the pieces the version that "

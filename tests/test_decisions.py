@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -365,3 +366,18 @@ def test_a_replay_reruns_under_its_own_pin_when_a_question_needs_a_run(make_stor
     st = decisions.standing(store, a, cst(2024, 4, 2))  # needs a run: a fact it has not seen, a new month
     assert store.con.execute("SELECT pin FROM engine_run").fetchall() == [(pin,)]
     assert (st.score, st.rulebook_version) == (100 - 2 * 40, pin)  # version 1's -40 each, not version 2's -80
+
+
+def test_a_recorded_decision_keeps_its_reasons(store, make_citizens):
+    """The decision log holds what the answer said: each reason's measure, effect, list and dates, as JSON
+    (a mutation survivor wrote `null` for every decision that had reasons, and no test read the log back)."""
+    (a,) = make_citizens(store, 1)
+    store.ingest([rec("c1", a, "court_defaulter_listing", cst(2024, 3, 15, 9), ground=1)], now=NOW)
+    denied = decisions.decide(store, a, "air.ticket", cst(2024, 3, 20, 12), record=True)
+    allowed = decisions.decide(store, a, "air.ticket", cst(2024, 3, 2, 12), record=True)
+    assert denied.outcome == "deny" and denied.reasons and allowed.reasons == []
+    logged = store.con.execute("SELECT outcome, reasons FROM decisions ORDER BY decision_id").fetchall()
+    assert [(o, json.loads(r)) for o, r in logged] == [
+        ("deny", decisions.jsonable(denied.reasons)),
+        ("allow", []),
+    ]
