@@ -847,7 +847,7 @@ def _attributes(store: Store, rkey: int | None, behaviour: str | None) -> dict[s
     names = store.catalog.behaviours[behaviour].attributes
     if not names:
         return {}
-    from socialcredit.ingest import q
+    from socialcredit.store.ingest import q
 
     row = store.con.execute(f"SELECT {', '.join(q(n) for n in names)} FROM records WHERE rkey = ?", [rkey]).fetchall()[
         0

@@ -30,7 +30,7 @@ import pyarrow as pa
 from socialcredit import frames, ids, schema, text
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.clock import EARLIEST, utc_naive
-from socialcredit.ingest import BatchRejected, Problem, q
+from socialcredit.store.ingest import BatchRejected, Problem, q
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
 from socialcredit.yamlio import LocatedError, first_of
 
@@ -867,7 +867,7 @@ class Store:
         now: dt.datetime | None = None,
     ) -> IngestReport:
         """Append a batch of records: all valid and new, or nothing (see BatchRejected)."""
-        from socialcredit.ingest import stage_batch, validate_stage
+        from socialcredit.store.ingest import stage_batch, validate_stage
 
         self.require_init()
         label = name or (str(source) if isinstance(source, (str, Path)) else "batch")
