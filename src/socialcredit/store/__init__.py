@@ -30,8 +30,8 @@ import pyarrow as pa
 from socialcredit import frames, ids, schema, text
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.clock import EARLIEST, utc_naive
-from socialcredit.store.ingest import BatchRejected, Problem, q
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
+from socialcredit.store.ingest import BatchRejected, Problem, q
 from socialcredit.yamlio import LocatedError, first_of
 
 DEFAULT_DB = "socialcredit.duckdb"
