@@ -338,6 +338,11 @@ class Store:
         if names is None or "relation_changes" in names:
             self._migrate_relations()
 
+    def ensure_on_demand(self, name: str) -> None:
+        """A table `schema.ON_DEMAND` declares (keys, cases, the audit trail ...), created if missing: the
+        store's modules for those facts call it before they write one."""
+        self.con.execute(schema.create(schema.ON_DEMAND[name]))
+
     def _migrate_relations(self) -> None:
         """The `relations` view over the relation changes; a store made when relations were an undated table
         has its ties moved into `relation_changes` first, as starts at UNDATED (what the engine then read
