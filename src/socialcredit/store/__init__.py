@@ -221,7 +221,7 @@ class Store:
         """(Re)make the readable views over the keys (socialcredit.views); their names. A read-only open makes
         them; a writer (every CLI command, the service) does not pay for them (binding the view over the
         engine's ledger costs ~0.2 s) until it asks, as `to_arrow` and `export` do."""
-        from socialcredit.views import install
+        from socialcredit.store.views import install
 
         return install(self.con, self.catalog)
 
