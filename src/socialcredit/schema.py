@@ -102,6 +102,16 @@ avatar_seed BIGINT -- seed for the generated portrait
 """,
     ),
     _t(
+        "citizen_profiles",
+        "What a simulated population knows of each citizen beyond the register (`Store.add_population`).",
+        """
+ckey INTEGER -- the citizen
+income_decile TINYINT -- income decile among adults, 1 (lowest) to 10; NULL for a child
+occupation VARCHAR -- occupation
+household BIGINT -- the household they live in (numbered by the store)
+""",
+    ),
+    _t(
         "relation_changes",
         "Ties between citizens beginning and ending, as dated facts (append-only; the view `relations` pairs them).",
         """

@@ -108,9 +108,6 @@ CITIZEN_FIELDS = frozenset(
     {"citizen_id", "name", "name_latin", "sex", "birth_date", "city", "parents", "spouse", "contacts"}
 )
 
-PROFILES_DDL = """CREATE TABLE IF NOT EXISTS citizen_profiles(ckey INTEGER, income_decile TINYINT,
-    occupation VARCHAR, household BIGINT)"""
-
 # add_population's input columns and the SQL type each is read as; a missing optional column is NULL
 _POP_REQUIRED = {
     "ckey": "BIGINT",
@@ -296,7 +293,6 @@ class Store:
         """Create the tables (idempotent) and load the shipped rulebooks not yet in the store."""
         with self.transaction():  # one commit: ~150 COMMENT statements cost 20 times more one by one
             self.ensure_tables()
-            self.con.execute(PROFILES_DDL)
             self.comment_tables()
         self._sync_dimensions()
         if load_shipped_rulebooks:
@@ -589,7 +585,7 @@ class Store:
         `relations.<column>`; a missing column is reported as row 0.
         """
         self.require_init()
-        self.con.execute(PROFILES_DDL)
+        self.ensure_tables(("citizen_profiles",))
         problems = [
             Problem(0, col, f"the {table} table has no column {col!r}")
             for table, have, need in (
