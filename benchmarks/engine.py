@@ -61,9 +61,9 @@ from sqlglot import exp
 
 from socialcredit.catalog import Behaviour, Catalog, default_catalog
 from socialcredit.engine import Engine
+from socialcredit.engine.executors import sql
 from socialcredit.engine.ledger import compiled_views, ledger_views, prepared, record_views, scores_query
 from socialcredit.engine.sql import fill
-from socialcredit.executors import sql
 from socialcredit.schema import TABLES
 from socialcredit.store import Store
 
@@ -367,7 +367,7 @@ class SparkBench:
     cold run on a warm cluster pays: attach the facts, load the compiled tables, score every citizen."""
 
     def __init__(self, eb: EngineBench, n: int, directory: Path) -> None:
-        from socialcredit.executors.spark import SparkExecutor, session
+        from socialcredit.engine.executors.spark import SparkExecutor, session
 
         t0 = time.perf_counter()
         self.spark = session("local[2]", "socialcredit-bench", {"spark.driver.memory": "4g"})

@@ -42,8 +42,8 @@ from socialcredit import snapshot
 from socialcredit.api import routes
 from socialcredit.api.reader import ReaderService, Shipper
 from socialcredit.api.service import Service
-from socialcredit.api.writer import AUDITED, DECIDED, SHIPMENTS_DDL, Shipments
-from socialcredit.audit import AUDIT_DDL, COLUMNS, verify
+from socialcredit.api.writer import AUDITED, DECIDED, Shipments
+from socialcredit.audit import COLUMNS, verify
 from socialcredit.engine import Engine
 from socialcredit.keys import create_key
 from socialcredit.sample import load_sample
@@ -221,7 +221,7 @@ def main() -> None:
             s.init()
             load_sample(s)
             Engine(s).run()
-            s.con.execute(SHIPMENTS_DDL)
+            s.ensure_on_demand("shipments")
             _, token = create_key(s, "service", "rail")
         bodies = batches(base, token, a.rounds, a.batch)
         wire_after = [json.dumps(b).encode() for b in bodies]  # what the writer's request.json() parses
@@ -249,7 +249,7 @@ def main() -> None:
             assert verify(f).ok, "the after path's trail does not verify"
         ready = floor_tables(paths["after"], bodies)
         with Store(paths["floor"]) as fs:
-            fs.con.execute(AUDIT_DDL)
+            fs.ensure_on_demand("audit_log")
             for i in range(a.rounds):
                 c, w = timed(lambda i=i: floor_record(fs, ready[i]))
                 cpu["floor"].append(c)

@@ -52,7 +52,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ["tests/test_decisions.py", "tests/test_survivors.py", "tests/oracle/test_known.py", "tests/test_frames.py"],
     ),
     "ingest+store": (
-        ["src/socialcredit/ingest.py", "src/socialcredit/store.py"],
+        ["src/socialcredit/store/ingest.py", "src/socialcredit/store/__init__.py"],
         [
             "tests/test_store.py",
             "tests/test_survivors.py",
@@ -111,16 +111,16 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "differs only when no rule has the id; an entry's rule ids are those of the pieces the version that "
         "scored it compiled, and explain resolves that same version, so the rule is always found",
     ),
-    "socialcredit.ingest.x__stage_jsonl__mutmut_24": (
+    "socialcredit.store.ingest.x__stage_jsonl__mutmut_24": (
         'con.execute("DROP TABLE _RAW")',
         "unquoted SQL identifiers are case-insensitive",
     ),
-    "socialcredit.ingest.x_validate_stage__mutmut_66": (
+    "socialcredit.store.ingest.x_validate_stage__mutmut_66": (
         'trimmed("REPORTED_BY")',
         'DuckDB resolves identifiers case-insensitively even quoted: s."REPORTED_BY" '
         'is s."reported_by" (and s."given REPORTED_BY" its given text)',
     ),
-    "socialcredit.ingest.x_stage_batch__mutmut_70": (
+    "socialcredit.store.ingest.x_stage_batch__mutmut_70": (
         "create temp table _raw as select * from read_parquet(?)",
         "SQL keywords and identifiers: any case",
     ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "socialcredit"
@@ -78,7 +79,7 @@ def test_the_graph_is_read_as_python_resolves_it() -> None:
     assert "socialcredit.engine.assessments" in graph["socialcredit.engine.runner"]  # `from … import assessments`
     assert "socialcredit.cli.console" in graph["socialcredit.cli.report"]
     assert "socialcredit.store" in graph["socialcredit.engine.runner"]
-    assert "socialcredit.store" not in graph["socialcredit.ingest"]  # only under TYPE_CHECKING, if at all
+    assert "socialcredit.store" not in graph["socialcredit.store.ingest"]  # only under TYPE_CHECKING, if at all
 
 
 def test_no_import_circle_in_src() -> None:
@@ -116,3 +117,114 @@ def test_the_simulator_and_the_report_import_no_other_door() -> None:
         if door(t) not in (None, door(m))
     )
     assert not wrong, "\n".join(wrong)
+
+
+# ------------------------------------------------------------------------------------- who may write
+
+# The store writes facts and the engine derived tables (SPEC §4); no other module executes SQL that writes.
+WRITERS = ("store", "engine")
+# builds DDL for the store to execute (`schema.create`) and executes none
+DECLARES = ("schema.py",)
+# a statement that changes the database, however it is laid out or cased (prose such as "update the list"
+# does not match: each verb must be followed by what SQL follows it with)
+WRITE = re.compile(
+    r"\b(INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+[\w.\"?]+\s+SET|DELETE\s+FROM|"
+    r"CREATE\s+(OR\s+REPLACE\s+)?(TEMP\w*\s+|\?\s*)?(TABLE|VIEW|INDEX|SEQUENCE|MACRO|SCHEMA|TYPE|\?)|"
+    r"DROP\s+(TABLE|VIEW|INDEX|SEQUENCE|MACRO|SCHEMA|TYPE|\?)|ALTER\s+(TABLE|VIEW|\?)|"
+    r"COPY\s+[\w.\"(?]+.*\b(TO|FROM)\b|TRUNCATE\b)",
+    re.I | re.S,
+)
+# what a string must begin with to count as SQL when it is not passed straight to an execute
+LEADING = re.compile(r"\s*(INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|COPY|TRUNCATE)\b", re.I)
+EXECUTES = {"execute", "executemany", "sql", "query"}
+# DuckDB's relation API and sqlglot's builders of writing statements
+WRITING_CALLS = {"insert_into", "create_view", "insert", "delete", "update"}
+WRITING_NODES = {"Create", "Drop", "Insert", "Delete", "Update", "Alter", "Copy", "TruncateTable"}
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """The ids of docstring nodes (module, class, function): prose, which names INSERT INTO freely."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant | ast.JoinedStr):
+                found.add(id(first.value))
+    return found
+
+
+def _text(node: ast.AST) -> str | None:
+    """A string constant's text, an f-string's with each `{…}` as `?`, or None for anything else."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "?" for v in node.values)
+    return None
+
+
+def writes(path: Path) -> list[str]:
+    """Each place a module executes, or spells, SQL that writes: `line: what`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _docstrings(tree)
+    parts = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    found: list[tuple[int, str]] = []  # one report per line: the first reason found
+    for node in ast.walk(tree):
+        if id(node) in skip or id(node) in parts:
+            continue
+        text = _text(node)
+        if text is not None and LEADING.match(text) and WRITE.search(text):
+            found.append((node.lineno, f"SQL that writes: {text.strip()[:60]!r}"))
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if name in EXECUTES:
+            for arg in node.args[:1]:
+                text = _text(arg)
+                if text is not None and WRITE.search(text):
+                    found.append((node.lineno, f".{name}() of SQL that writes: {text.strip()[:60]!r}"))
+        owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else None
+        if name in WRITING_NODES or (name in WRITING_CALLS and owner in ("exp", "sqlglot")):
+            found.append((node.lineno, f"builds a writing statement ({owner + '.' if owner else ''}{name})"))
+        elif name in ("insert_into", "create_view") and owner != "exp":
+            found.append((node.lineno, f"writes through DuckDB's relation API (.{name})"))
+    first = {line: what for line, what in reversed(found)}
+    return [f"{line}: {first[line]}" for line in sorted(first)]
+
+
+def writers_outside(root: Path = SRC) -> list[str]:
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.split("/")[0] in WRITERS or rel in DECLARES:
+            continue
+        out += [f"{rel}:{w}" for w in writes(path)]
+    return out
+
+
+def test_only_the_store_and_the_engine_write() -> None:
+    found = writers_outside()
+    assert not found, "SQL that writes outside store/ and engine/ (write through the store's API):\n" + "\n".join(found)
+
+
+def test_each_way_of_writing_is_found(tmp_path: Path) -> None:
+    """The check itself: every spelling of a write below is reported, and the prose and reads are not."""
+    pkg = tmp_path / "socialcredit"
+    (pkg / "store").mkdir(parents=True)
+    (pkg / "store" / "__init__.py").write_text('con.execute("INSERT INTO records VALUES (1)")\n')
+    (pkg / "door.py").write_text(
+        '"""Docstring prose: INSERT INTO x VALUES (1), CREATE TABLE y, DELETE FROM z."""\n'
+        "def f(con, t, name):\n"
+        '    """DELETE FROM z, in prose again."""\n'
+        "    con.execute(\"SELECT 1 FROM t WHERE note = 'update the list'\")\n"
+        '    con.execute("insert into t values (?)", [1])\n'
+        '    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT 1")\n'
+        "    q = '''\n        UPDATE cases SET status = ? WHERE case_id = ?'''\n"
+        '    con.sql("WITH a AS (SELECT 1) DELETE FROM t")\n'
+        '    con.from_arrow(t).insert_into("decisions")\n'
+        '    con.execute(exp.delete("t").sql())\n'
+        '    con.execute(exp.Drop(this=t, kind="TABLE").sql())\n'
+        '    raise ValueError("Delete the file and try again")\n'
+    )
+    found = writers_outside(pkg)
+    assert [w.split(":")[1] for w in found] == ["5", "6", "7", "9", "10", "11", "12"], found

@@ -13,8 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import rec
-from socialcredit import handover
-from socialcredit.engine import Engine
+from socialcredit.engine import Engine, handover
 from socialcredit.sample import load_sample
 from socialcredit.store import Store
 

@@ -142,7 +142,7 @@ LATEST_ASSESSMENT = re.compile(
     re.I | re.S,
 )
 # the engine writes list_entries and score_log: its steps are the writer's, not readers' copies (SPEC §4)
-WRITERS = ("engine/", "executors/")
+WRITERS = ("engine/",)
 
 
 def _sql_texts(path: Path) -> list[tuple[int, str]]:

@@ -34,9 +34,8 @@ from typing import Any
 import pyarrow as pa
 
 from socialcredit.store import Store
+from socialcredit.store.audit import append_entries, ensure_trail
 
-AUDIT_DDL = """CREATE TABLE IF NOT EXISTS audit_log(seq BIGINT, logged_at TIMESTAMP, principal VARCHAR, action VARCHAR,
-    citizen_id VARCHAR, detail VARCHAR, prev VARCHAR, hash VARCHAR)"""
 GENESIS = "0" * 64
 FLUSH_EVERY = 512
 FLUSH_SECONDS = 1.0
@@ -80,7 +79,7 @@ class AuditTrail:
         self._pending: list[tuple[Any, ...]] = []
         self._oldest = 0.0
         if not store.read_only:  # a published snapshot has the table, or no entries to read
-            store.con.execute(AUDIT_DDL)
+            ensure_trail(store)
         last = (
             store.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
             if _has_trail(store)
@@ -202,20 +201,9 @@ class AuditTrail:
         self._write({c: [r[i] for r in self._pending] for i, c in enumerate(COLUMNS)}, self._seq, self._head)
 
     def _write(self, columns: dict[str, list[Any]], seq: int, head: str) -> None:
-        """The rows and the head (`meta`) in the caller's transaction: a crash keeps both or neither. Written
-        apart, a crash between them left the head behind the rows, and `verify` reported entries removed
-        from the end that were all there (found by tests/test_crash.py). The head is one UPDATE once its
-        rows exist (a DELETE and an INSERT before: each statement costs DuckDB a plan)."""
-        con = self.store.con
-        con.from_arrow(pa.table(columns, schema=ARROW_SCHEMA)).insert_into("audit_log")
-        updated = con.execute(
-            "UPDATE meta SET value = CASE key WHEN 'audit_count' THEN ? ELSE ? END "
-            "WHERE key IN ('audit_count', 'audit_head')",
-            [str(seq), head],
-        ).fetchall()[0][0]
-        if updated != 2:
-            con.execute("DELETE FROM meta WHERE key IN ('audit_count', 'audit_head')")
-            con.execute("INSERT INTO meta VALUES ('audit_count', ?), ('audit_head', ?)", [str(seq), head])
+        """The rows and the head that counts them, through the store (`store/audit.py`), in the caller's
+        transaction: a crash keeps both or neither."""
+        append_entries(self.store, pa.table(columns, schema=ARROW_SCHEMA), seq, head)
 
     def entries(self, citizen_id: str | None = None, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
         self.flush()
@@ -283,7 +271,7 @@ def verify(store: Store, against: Checkpoint | None = None) -> Verdict:
     """Walk the whole chain in stored order and report every break, naming the entry; with `against`, also
     require the checkpoint's entry to be there with the checkpoint's hash (which no rewrite can forge)."""
     if not store.read_only:
-        store.con.execute(AUDIT_DDL)
+        ensure_trail(store)
     rows = (
         store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall()
         if _has_trail(store)

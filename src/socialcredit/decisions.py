@@ -24,6 +24,7 @@ from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.standings import rulebook_at
 from socialcredit.stays import Stay, StayIndex, coming_of_age, storable
 from socialcredit.store import Store
+from socialcredit.store.decisions import append_decisions, notify_learned_by_denials
 from socialcredit.yamlio import LocatedError, first_of
 
 OUTCOME_ORDER = ("deny", "throttle", "deprioritise", "publish", "priority", "discount", "deposit_waived")
@@ -591,8 +592,8 @@ class Decider:
         if not self.buffered or self._pending_rows >= FLUSH_ROWS:
             self.flush()
         # where the city does not notify, a citizen learns of a listing only when a decision denies them
-        _learned_by_denials(
-            con,
+        notify_learned_by_denials(
+            self.store,
             [
                 (ckey, d.at, f"Denied {d.service}: {d.public_reason}")
                 for ckey, d, rb in denied
@@ -614,8 +615,8 @@ class Decider:
         first = self._next_id
         self._next_id = first + decided.num_rows
         ids = pa.array(range(first, first + decided.num_rows), pa.int64())
-        con.from_arrow(decided.add_column(0, "decision_id", ids)).insert_into("decisions")
-        _learned_by_denials(con, learned)
+        append_decisions(self.store, decided.add_column(0, "decision_id", ids))
+        notify_learned_by_denials(self.store, learned)
 
     def resync(self) -> None:
         """Take the next decision ID from the store again: a transaction that wrote decisions was rolled back.
@@ -645,26 +646,7 @@ class Decider:
             }
         )
         self._pending, self._pending_rows = [], 0
-        self.store.con.from_arrow(rows).insert_into("decisions")
-
-
-def _learned_by_denials(con: Any, learned: Sequence[tuple[int, dt.datetime, str]]) -> None:
-    """Tell each citizen denied here, once ever, that a listing lies behind it: one `learned_by_denial`
-    notification per citizen (the first of these denials), none for a citizen told before. One statement
-    for them all (a statement per denial cost a DuckDB plan each)."""
-    if not learned:
-        return
-    ckeys, ats, messages = (list(c) for c in zip(*learned, strict=True))
-    con.execute(
-        """INSERT INTO notifications
-           SELECT u.ckey, u.at, 'learned_by_denial', u.message
-           FROM (SELECT unnest(?::INTEGER[]) AS ckey, unnest(?::TIMESTAMP[]) AS at, unnest(?::VARCHAR[]) AS message,
-                        unnest(range(?::BIGINT)) AS i) u
-           WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.ckey = u.ckey AND n.kind = 'learned_by_denial')
-           QUALIFY row_number() OVER (PARTITION BY u.ckey ORDER BY u.i) = 1
-           ORDER BY u.i""",
-        [ckeys, ats, messages, len(ckeys)],
-    )
+        append_decisions(self.store, rows)
 
 
 _DECIDERS: weakref.WeakKeyDictionary[Store, Decider] = weakref.WeakKeyDictionary()
@@ -847,7 +829,7 @@ def _attributes(store: Store, rkey: int | None, behaviour: str | None) -> dict[s
     names = store.catalog.behaviours[behaviour].attributes
     if not names:
         return {}
-    from socialcredit.ingest import q
+    from socialcredit.store.ingest import q
 
     row = store.con.execute(f"SELECT {', '.join(q(n) for n in names)} FROM records WHERE rkey = ?", [rkey]).fetchall()[
         0

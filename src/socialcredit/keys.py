@@ -14,11 +14,10 @@ import secrets
 from dataclasses import dataclass
 
 from socialcredit.store import Store
+from socialcredit.store import keys as key_facts
 from socialcredit.yamlio import LocatedError
 
 ROLES = ("admin", "agency", "service", "citizen", "auditor")
-KEYS_DDL = """CREATE TABLE IF NOT EXISTS api_keys(key_id VARCHAR, role VARCHAR, subject VARCHAR, digest VARCHAR,
-    created_at TIMESTAMP, revoked_at TIMESTAMP, label VARCHAR)"""
 
 
 @dataclass(frozen=True)
@@ -69,26 +68,24 @@ def provider_services(store: Store, provider: str) -> list[str]:
 def create_key(store: Store, role: str, subject: str | None = None, label: str = "") -> tuple[str, str]:
     """A new key for a principal: returns (key_id, token). The token is not stored and cannot be recovered."""
     _check_subject(store, role, subject)
-    store.con.execute(KEYS_DDL)
     key_id = secrets.token_hex(4)
     token = f"sc_{role}_{key_id}_{secrets.token_urlsafe(32)}"
-    store.con.execute(
-        "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL, ?)",
-        [key_id, role, subject, digest(token), dt.datetime.now(dt.UTC).replace(tzinfo=None), label],
+    key_facts.append_key(
+        store, key_id, role, subject, digest(token), dt.datetime.now(dt.UTC).replace(tzinfo=None), label
     )
     return key_id, token
 
 
 def revoke_key(store: Store, key_id: str) -> None:
-    store.con.execute(KEYS_DDL)
+    key_facts.ensure_keys(store)
     n = store.con.execute("SELECT count(*) FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", [key_id]).fetchall()
     if not n[0][0]:
         raise LocatedError(f"key {key_id!r}: no such active key")
-    store.con.execute("UPDATE api_keys SET revoked_at = timezone('UTC', now()) WHERE key_id = ?", [key_id])
+    key_facts.revoke_key(store, key_id)
 
 
 def list_keys(store: Store) -> list[dict[str, object]]:
-    store.con.execute(KEYS_DDL)
+    key_facts.ensure_keys(store)
     rows = store.con.execute(
         "SELECT key_id, role, subject, created_at, revoked_at, label FROM api_keys ORDER BY created_at, key_id"
     ).fetchall()

@@ -19,11 +19,9 @@ from typing import Any
 from socialcredit import text
 from socialcredit.engine import utc_naive
 from socialcredit.store import Store
+from socialcredit.store.cases import append_case, decide_case, ensure_cases
 from socialcredit.yamlio import LocatedError
 
-CASES_DDL = """CREATE TABLE IF NOT EXISTS cases(case_id BIGINT, kind VARCHAR, ckey INTEGER, citizen_id VARCHAR,
-    agency VARCHAR, record_id VARCHAR, list_id VARCHAR, reason VARCHAR, filed_at TIMESTAMP, status VARCHAR,
-    reviewer VARCHAR, reviewed_at TIMESTAMP, note VARCHAR)"""
 KINDS = ("objection", "repair")
 REPAIR_AGENCY = "credit_repair_office"
 REPAIR_BEHAVIOUR = "credit_repair_completed"
@@ -60,7 +58,7 @@ def _text_fields(**fields: str) -> None:
 
 def file_objection(store: Store, citizen_id: str, agency: str, record_id: str, reason: str) -> int:
     """Contest one of one's own records; refused if the record is not the citizen's or already retracted."""
-    store.con.execute(CASES_DDL)
+    ensure_cases(store)
     _text_fields(agency=agency, record_id=record_id, reason=reason)
     if not reason.strip():
         raise LocatedError("reason: say why the record is wrong")
@@ -81,16 +79,13 @@ def file_objection(store: Store, citizen_id: str, agency: str, record_id: str, r
     if open_:
         raise LocatedError(f"record {agency}/{record_id}: objection {open_[0][0]} is already open")
     case_id = _next_id(store)
-    store.con.execute(
-        "INSERT INTO cases VALUES (?, 'objection', ?, ?, ?, ?, NULL, ?, ?, 'open', NULL, NULL, NULL)",
-        [case_id, ckey, citizen_id, agency, record_id, reason, utc_naive(None)],
-    )
+    append_case(store, case_id, "objection", ckey, citizen_id, agency, record_id, None, reason, utc_naive(None))
     return case_id
 
 
 def apply_repair(store: Store, citizen_id: str, list_id: str, reason: str) -> int:
     """Ask for credit repair of a stay on a list one is on now (or was on)."""
-    store.con.execute(CASES_DDL)
+    ensure_cases(store)
     _text_fields(list_id=list_id, reason=reason)
     if not reason.strip():
         raise LocatedError("reason: say how the cause was cured")
@@ -111,15 +106,12 @@ def apply_repair(store: Store, citizen_id: str, list_id: str, reason: str) -> in
     if open_:
         raise LocatedError(f"list_id {list_id!r}: repair application {open_[0][0]} is already open")
     case_id = _next_id(store)
-    store.con.execute(
-        "INSERT INTO cases VALUES (?, 'repair', ?, ?, NULL, NULL, ?, ?, ?, 'open', NULL, NULL, NULL)",
-        [case_id, ckey, citizen_id, list_id, reason, utc_naive(None)],
-    )
+    append_case(store, case_id, "repair", ckey, citizen_id, None, None, list_id, reason, utc_naive(None))
     return case_id
 
 
 def cases(store: Store, status: str | None = None, citizen_id: str | None = None) -> list[dict[str, Any]]:
-    store.con.execute(CASES_DDL)
+    ensure_cases(store)
     where, args = [], []
     if status:
         where.append("status = ?")
@@ -135,7 +127,7 @@ def review(
     store: Store, case_id: int, uphold: bool, reviewer: str, note: str = "", at: dt.datetime | None = None
 ) -> dict[str, Any]:
     """Decide an open case. Upholding writes facts (a retraction, or a repair record); rejecting writes none."""
-    store.con.execute(CASES_DDL)
+    ensure_cases(store)
     _text_fields(note=note)
     found = [c for c in cases(store) if c["case_id"] == case_id]
     if not found:
@@ -160,11 +152,8 @@ def review(
             ],
             name=f"repair case {case_id}",
         )
-    store.con.execute(
-        "UPDATE cases SET status = ?, reviewer = ?, reviewed_at = ?, note = ? WHERE case_id = ?",
-        ["upheld" if uphold else "rejected", reviewer, when, note, case_id],
-    )
+    decide_case(store, case_id, "upheld" if uphold else "rejected", reviewer, when, note)
     return next(c for c in cases(store) if c["case_id"] == case_id)
 
 
-__all__ = ["CASES_DDL", "apply_repair", "cases", "file_objection", "review"]
+__all__ = ["apply_repair", "cases", "file_objection", "review"]

@@ -102,6 +102,16 @@ avatar_seed BIGINT -- seed for the generated portrait
 """,
     ),
     _t(
+        "citizen_profiles",
+        "What a simulated population knows of each citizen beyond the register (`Store.add_population`).",
+        """
+ckey INTEGER -- the citizen
+income_decile TINYINT -- income decile among adults, 1 (lowest) to 10; NULL for a child
+occupation VARCHAR -- occupation
+household BIGINT -- the household they live in (numbered by the store)
+""",
+    ),
+    _t(
         "relation_changes",
         "Ties between citizens beginning and ending, as dated facts (append-only; the view `relations` pairs them).",
         """
@@ -292,6 +302,80 @@ vf TIMESTAMP -- when they started counting (UTC)
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (*FACTS, *DERIVED)}
+
+# Facts a store holds only once something writes them (`socialcredit.store` creates each before its first
+# write). Their absence says something a reader uses: a run without contact avoidance has no
+# `contact_changes`, a run without objections no `cases` (the report leaves those figures out), so they are
+# not among the tables `Store.init` makes.
+ON_DEMAND: dict[str, Table] = {
+    t.name: t
+    for t in (
+        _t(
+            "audit_log",
+            "The audit trail: every write and every read of a citizen's data, hash-chained (audit.py).",
+            """
+seq BIGINT -- the entry's number, 1, 2, 3 ... without a gap
+logged_at TIMESTAMP -- when it happened (UTC)
+principal VARCHAR -- who: agency:<code>, service:<code>, citizen:<id>, admin, auditor or public
+action VARCHAR -- what they did
+citizen_id VARCHAR -- whose data, if a citizen's
+detail VARCHAR -- the rest, as JSON with sorted keys
+prev VARCHAR -- the hash of the entry before (64 zeros for the first)
+hash VARCHAR -- SHA-256 over this entry's fields and prev
+""",
+        ),
+        _t(
+            "api_keys",
+            "API keys: the SHA-256 digest of each token (never the token) and the principal it stands for.",
+            """
+key_id VARCHAR -- the key's public ID
+role VARCHAR -- admin, agency, service, citizen or auditor
+subject VARCHAR -- the agency, provider or resident ID the role is for
+digest VARCHAR -- SHA-256 of the token, hex
+created_at TIMESTAMP -- when it was made (UTC)
+revoked_at TIMESTAMP -- when it was revoked (UTC); NULL while it is valid
+label VARCHAR -- a note for the admin
+""",
+        ),
+        _t(
+            "cases",
+            "Objections to records and applications for credit repair, and how a reviewer decided them.",
+            """
+case_id BIGINT -- the case's number
+kind VARCHAR -- objection or repair
+ckey INTEGER -- the citizen
+citizen_id VARCHAR -- their resident ID
+agency VARCHAR -- an objection's record's agency
+record_id VARCHAR -- an objection's record
+list_id VARCHAR -- a repair's list
+reason VARCHAR -- the citizen's reason
+filed_at TIMESTAMP -- when it was filed (UTC)
+status VARCHAR -- open, upheld or rejected
+reviewer VARCHAR -- who decided it
+reviewed_at TIMESTAMP -- when (UTC)
+note VARCHAR -- the reviewer's note
+""",
+        ),
+        _t(
+            "shipments",
+            "The last batch the service's writer took from each reader process (each batch is written once).",
+            """
+origin VARCHAR -- the reader process
+seq BIGINT -- its last batch written
+""",
+        ),
+        _t(
+            "contact_changes",
+            "Contact ties a simulation's citizens dropped or made to avoid blacklisted contacts, one row per tie.",
+            """
+month DATE -- the month the change was made at the start of
+ckey INTEGER -- one citizen of the tie (the smaller key)
+other INTEGER -- the other
+change VARCHAR -- drop or add
+""",
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,10 @@ class StayIndex:
         relatives: dict[int, list[Relative]] = defaultdict(list)
         born_on: dict[int, dt.date] = {}
         if stays:
-            con.execute("CREATE OR REPLACE TEMP TABLE _listed AS SELECT DISTINCT ckey FROM list_entries")
             # every tie that was ever in force, with its dates: a decision asks which held at its own time
             for ckey, other, kind, other_id, city, since, until, born in con.execute(
-                """SELECT r.ckey, r.other, r.kind, c.citizen_id, c.city, r.valid_from, r.valid_to, me.birth_date
+                """WITH _listed AS (SELECT DISTINCT ckey FROM list_entries)
+                   SELECT r.ckey, r.other, r.kind, c.citizen_id, c.city, r.valid_from, r.valid_to, me.birth_date
                    FROM relations r JOIN _listed l ON l.ckey = r.other JOIN citizens c ON c.ckey = r.other
                    JOIN citizens me ON me.ckey = r.ckey
                    WHERE r.kind IN ('parent', 'spouse', 'child') ORDER BY r.ckey, r.kind, r.other, r.valid_from"""
@@ -81,7 +81,6 @@ class StayIndex:
                 relatives[ckey].append((other, kind, other_id, city, since, until))
                 if kind == "parent":
                     born_on[ckey] = born
-            con.execute("DROP TABLE _listed")
         return cls(
             computed[0][0] if computed else None,
             ids,

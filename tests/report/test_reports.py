@@ -215,16 +215,16 @@ def test_contact_changes_and_cases_are_read_when_a_run_has_them(run_dir: Path, t
     Not simulated here: with avoidance the store keeps only the final contact graph and the engine rescores
     every month with it, so the final store's month-by-month standings would no longer equal the simulator's
     series, which the other tests rely on (the report says so in its captions when a run has avoidance)."""
-    from socialcredit.objections import CASES_DDL
     from socialcredit.report import lists, people, standings
     from socialcredit.report.rundir import RunDir
+    from socialcredit.schema import ON_DEMAND, create
 
     shutil.copytree(run_dir, tmp_path / "run")
     with duckdb.connect(str(tmp_path / "run" / "store.duckdb")) as con:
         con.execute("CREATE TABLE contact_changes(month DATE, ckey INTEGER, other INTEGER, change VARCHAR)")
         con.execute("""INSERT INTO contact_changes VALUES ('2025-02-01', 1, 2, 'drop'), ('2025-02-01', 1, 3, 'drop'),
                        ('2025-02-01', 1, 4, 'add'), ('2025-03-01', 5, 6, 'drop')""")
-        con.execute(CASES_DDL)
+        con.execute(create(ON_DEMAND["cases"]))
         con.execute("""INSERT INTO cases (case_id, kind, ckey, filed_at, status) VALUES
                        (1, 'objection', 1, '2025-02-02', 'upheld'), (2, 'objection', 2, '2025-02-03', 'rejected'),
                        (3, 'repair', 3, '2025-02-04', 'upheld')""")

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from socialcredit.executors.duckdb import DuckDBExecutor
+from socialcredit.engine.executors.duckdb import DuckDBExecutor
 
 OPT_OUT = "SOCIALCREDIT_SKIP_SPARK"
 
@@ -35,7 +35,7 @@ def require_spark() -> None:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     require_spark()
-    from socialcredit.executors.spark import TINY, session
+    from socialcredit.engine.executors.spark import TINY, session
 
     s = session("local[2]", "socialcredit-tests", TINY)
     yield s
@@ -56,7 +56,7 @@ def duck() -> Iterator[DuckDBExecutor]:
 def sparkx(spark: Any) -> Iterator[Any]:
     """A Spark executor on the shared session; the names a test made are dropped after it, so no test reads
     another's leftovers."""
-    from socialcredit.executors.spark import SparkExecutor
+    from socialcredit.engine.executors.spark import SparkExecutor
 
     ex = SparkExecutor(spark)
     yield ex

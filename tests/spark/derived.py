@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from socialcredit import handover
+from socialcredit.engine import handover
 from socialcredit.store import Store
 
 # what may differ between two runs of the same facts: when each finished

@@ -196,7 +196,7 @@ def test_a_duckdb_run_resuming_from_a_spark_run_equals_a_full_run(spark: Any) ->
     home), then the rest of the records appended (one back-dated into a month Spark assessed) and a DuckDB run
     that resumes from Spark's: the same tables as one full DuckDB run over all the facts. The engine's own
     carry tables and run row say how the run was made, so they are not compared."""
-    from socialcredit.executors.spark_run import run_on_spark
+    from socialcredit.engine.executors.spark_run import run_on_spark
 
     h = rich_history()
     early = [r for r in h.records if r.at < SPLIT]
@@ -221,7 +221,7 @@ def test_a_duckdb_run_resuming_from_a_spark_run_equals_a_full_run(spark: Any) ->
 def histories_agree(spark: Any, h: History, until: dt.datetime = UNTIL) -> dict[str, Any]:
     """The history's store scored by DuckDB, then by Spark (imported over it), both as of `until`: the same
     derived tables."""
-    from socialcredit.executors.spark_run import run_on_spark
+    from socialcredit.engine.executors.spark_run import run_on_spark
 
     as_of = until.astimezone(dt.UTC).replace(tzinfo=None)
     with history_store(h) as store:

@@ -11,10 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from socialcredit import handover
 from socialcredit.compiler import Compiled, record_ledger_query
-from socialcredit.engine import Engine
-from socialcredit.executors.duckdb import DuckDBExecutor
+from socialcredit.engine import Engine, handover
+from socialcredit.engine.executors.duckdb import DuckDBExecutor
 from socialcredit.sample import load_sample
 from socialcredit.store import Store
 

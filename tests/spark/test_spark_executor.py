@@ -13,7 +13,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from socialcredit.executors import Executor
+from socialcredit.engine.executors import Executor
 
 
 def q(text: str) -> exp.Expression:

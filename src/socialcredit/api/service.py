@@ -17,8 +17,7 @@ from typing import Any
 from socialcredit.audit import AuditTrail
 from socialcredit.decisions import Decider, install
 from socialcredit.engine import Engine, utc_naive
-from socialcredit.keys import KEYS_DDL, Principal, authenticate
-from socialcredit.objections import CASES_DDL
+from socialcredit.keys import Principal, authenticate
 from socialcredit.store import Store
 
 FLUSH_SECONDS = 0.5
@@ -37,8 +36,8 @@ class Service:
         self.as_of = utc_naive(as_of) if as_of is not None else None
         self.store = Store(db)
         self.store.require_init()
-        self.store.con.execute(KEYS_DDL)
-        self.store.con.execute(CASES_DDL)
+        self.store.ensure_on_demand("api_keys")
+        self.store.ensure_on_demand("cases")
         self.lock = threading.RLock()
         self.decider = Decider(self.store, check_facts=False, buffered=True, clock=self.now)
         install(self.store, self.decider)

@@ -35,13 +35,13 @@ from starlette.concurrency import run_in_threadpool
 from socialcredit import decisions, snapshot
 from socialcredit.api.service import Service
 from socialcredit.engine import computed_at, run_state
+from socialcredit.store.shipments import ensure_shipments, record_shipment
 
 PUBLISH_POLL_S = 0.2
 LOG_PUBLISH_S = 10.0
 TOKEN_ENV = "SOCIALCREDIT_INTERNAL_TOKEN"
 TOKEN_HEADER = "x-socialcredit-internal"
 KEEP_ENV = "SOCIALCREDIT_SNAPSHOTS_KEEP"
-SHIPMENTS_DDL = "CREATE TABLE IF NOT EXISTS shipments(origin VARCHAR, seq BIGINT)"
 log = logging.getLogger("socialcredit.writer")
 
 
@@ -137,7 +137,7 @@ class Shipments:
         self.svc = svc
         self._last: dict[str, int] = {}
         with svc.lock:  # the publisher's thread may be using the connection (DuckDB refuses a second call)
-            svc.store.con.execute(SHIPMENTS_DDL)
+            ensure_shipments(svc.store)
 
     def record(self, body: dict[str, Any]) -> int:
         """Write one reader's batch; the number of decisions and entries written (0 if written already)."""
@@ -168,10 +168,7 @@ class Shipments:
                 with svc.store.transaction():
                     svc.audit.append_shipped(principals, actions, citizen_ids, details, logged_at)
                     svc.decider.record_elsewhere_decided(decided, learned)
-                    if self._last[origin] < 0:
-                        con.execute("INSERT INTO shipments VALUES (?, ?)", [origin, seq])
-                    else:
-                        con.execute("UPDATE shipments SET seq = ? WHERE origin = ?", [seq, origin])
+                    record_shipment(svc.store, origin, seq, first=self._last[origin] < 0)
             except BaseException as e:
                 svc.audit.resync()  # the chain continues from what was committed, not from these
                 svc.decider.resync()

@@ -113,7 +113,7 @@ def export_facts(
     json_out: JsonOpt = False,
 ) -> None:
     """Write the facts an engine run reads, and the compiled rulebooks, as Parquet (for a run on Spark)."""
-    from socialcredit.handover import export_facts as export
+    from socialcredit.engine.handover import export_facts as export
 
     manifest = export(open_store(db), to, rulebook)
     if json_out:
@@ -129,7 +129,7 @@ def import_derived(
     db: DbOpt = None,
 ) -> None:
     """Replace the store's derived tables with a run's from a Parquet directory: all of them or none."""
-    from socialcredit.handover import import_derived as bring_home
+    from socialcredit.engine.handover import import_derived as bring_home
 
     manifest = bring_home(open_store(db), from_)
     out.print(f"imported {len(manifest.tables)} derived tables from {from_}")
@@ -146,7 +146,7 @@ def score(
     master: Annotated[str, typer.Option(help="with --engine spark: local[N] or spark://HOST:PORT")] = "local[2]",
 ) -> None:
     """Run the engine: ledger, scores, grades, list entries, as of a time."""
-    from socialcredit.executors import spark_missing
+    from socialcredit.engine.executors import spark_missing
 
     if engine not in ("duckdb", "spark"):
         fail(f"--engine {engine!r}: use duckdb or spark")
@@ -157,7 +157,7 @@ def score(
         task = bar.add_task(f"scoring on {engine}", total=7)
         step = lambda stage, i, n: bar.update(task, description=stage, completed=i, total=n)  # noqa: E731
         if engine == "spark":
-            from socialcredit.executors.spark_run import score_on_spark
+            from socialcredit.engine.executors.spark_run import score_on_spark
 
             summary = score_on_spark(store, master, parse_time(as_of), rulebook, step)
         else:

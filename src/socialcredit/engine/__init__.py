@@ -1,7 +1,7 @@
 """The engine: compiled steps from records to ledger, scores, grades, list entries and measures.
 
 Each module is one step along the run (see `runner.py` for the order); every statement is a sqlglot
-expression executed through `socialcredit.executors`. The public names stay here.
+expression executed through `socialcredit.engine.executors`. The public names stay here.
 """
 
 from socialcredit.clock import month_start_utc, next_month_utc, utc_naive

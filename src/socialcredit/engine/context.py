@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from socialcredit.catalog import Catalog
 from socialcredit.compiler import Compiled
-from socialcredit.executors import Executor
+from socialcredit.engine.executors import Executor
 from socialcredit.rulebook import Rulebook
 
 

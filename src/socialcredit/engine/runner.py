@@ -2,7 +2,7 @@
 
 A run computes the derived tables from the append-only facts as of a time, so results depend only on
 (records, retractions, rulebook versions, population, as_of), never on arrival order. It executes the
-steps of the modules beside it, in order, through an executor (`socialcredit.executors`): every step is
+steps of the modules beside it, in order, through an executor (`socialcredit.engine.executors`): every step is
 sqlglot expressions, so the same run goes to DuckDB (the store's own connection, the default) or to any
 other executor. Only the incremental part (`resume.py`) reads what the store's last run left.
 
@@ -28,6 +28,8 @@ from socialcredit.engine import assessments, entries, memory, resume
 from socialcredit.engine.characteristics import characteristic_entries, event_records, intervals, trigger_stays
 from socialcredit.engine.context import Context
 from socialcredit.engine.entries import LedgerUpdate
+from socialcredit.engine.executors import Executor
+from socialcredit.engine.executors.duckdb import DuckDBExecutor
 from socialcredit.engine.ledger import (
     compiled_views,
     ledger_views,
@@ -38,8 +40,6 @@ from socialcredit.engine.ledger import (
 )
 from socialcredit.engine.runstate import store_clock, watermark_expr
 from socialcredit.engine.sql import fill
-from socialcredit.executors import Executor
-from socialcredit.executors.duckdb import DuckDBExecutor
 from socialcredit.frames import Tabular
 from socialcredit.rulebook import RulebookSet
 from socialcredit.schema import TABLES, all_tables
@@ -71,7 +71,7 @@ class Engine:
     citizens (its dense key) when the compiled tables are loaded.
 
     `handed_over`: the executor is not the store's, and its derived tables come home through the Parquet
-    hand-over (`socialcredit.handover`), which makes the store's ledger views itself. Then no view needs to
+    hand-over (`socialcredit.engine.handover`), which makes the store's ledger views itself. Then no view needs to
     score records appended after the run (the ledger is the stored rows, which the run brings up to every
     record), and the ledger views a run reads many times are computed once (`Executor.keep`).
     """

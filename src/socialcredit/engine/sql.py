@@ -1,7 +1,7 @@
 """How steps say SQL: portable templates parsed once by sqlglot, values filled in as sqlglot literals.
 
 A step's statement is written once as a template in the subset of SQL that sqlglot reads (as DuckDB) and
-writes for every executed dialect (`socialcredit.executors.DIALECTS`): no ASOF, ANTI or SEMI join, no
+writes for every executed dialect (`socialcredit.engine.executors.DIALECTS`): no ASOF, ANTI or SEMI join, no
 `UPDATE … FROM`, no `::` casts of DuckDB-only types. Values go in through named placeholders (`$t`),
 replaced by sqlglot literals or expressions (`fill`), never pasted as text, so a time, a code or a
 rulebook condition can never change the statement's shape. Identifiers that vary (catalog attributes)

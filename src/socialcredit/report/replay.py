@@ -33,6 +33,7 @@ from socialcredit.engine import Engine
 from socialcredit.report.rundir import CST_OFFSET_HOURS, RunDir
 from socialcredit.rulebook import parse_layer
 from socialcredit.store import Store
+from socialcredit.store.decisions import forget_decisions
 from socialcredit.yamlio import LocatedError
 
 Step = Callable[[str, int], None]  # (what is being done, steps done of 4)
@@ -176,8 +177,7 @@ def redecide(store: Store) -> tuple[int, int, dict[str, int]]:
         """SELECT d.decision_id, c.citizen_id, d.service, d.asked_at, d.asked_by, d.outcome
            FROM decisions d JOIN citizens c USING (ckey) ORDER BY d.decision_id"""
     ).fetchall()
-    store.con.execute("DELETE FROM decisions")
-    store.con.execute("DELETE FROM notifications WHERE kind = 'learned_by_denial'")
+    forget_decisions(store)
     changed = 0
     counts: dict[str, int] = {}
     start = 0

@@ -68,7 +68,7 @@ def run_on_cluster(
     try:
         from pyspark import SparkContext
 
-        from socialcredit.executors.spark import session
+        from socialcredit.engine.executors.spark import session
     except ImportError:
         raise LocatedError(
             "--cluster needs PySpark: pip install 'socialcredit[spark]' (and a Java 17 runtime: "

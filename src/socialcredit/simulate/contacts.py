@@ -15,7 +15,8 @@ engine's network rule reads the contacts in force at each assessment, so the nex
 from that month on and the months before keep the graph they had (their points stand, and the run
 resumes from the change instead of recomputing every month). For the run's report each change is also
 logged to a `contact_changes` table in the run's store (month, ckey, other, change = 'drop' | 'add'), one
-row per tie (ckey < other), and the run writes a per-month `contacts.parquet` series.
+row per tie (ckey < other), through the store (`store/contacts.py`), and the run writes a per-month
+`contacts.parquet` series.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from socialcredit import standings
+from socialcredit.store.contacts import append_contact_changes, ensure_contact_changes
 
 if TYPE_CHECKING:
     from socialcredit.store import Store
@@ -85,7 +87,7 @@ def avoid_listed_contacts(
 ) -> ContactMonth:
     """Drop (and perhaps replace) ties to contacts on a blacklist at `at` (naive UTC); log and apply them."""
     con = store.con
-    con.execute("CREATE TABLE IF NOT EXISTS contact_changes(month DATE, ckey INTEGER, other INTEGER, change VARCHAR)")
+    ensure_contact_changes(store)
     listed = _listed(store, at)
     dropped = np.zeros((0, 2), np.int64)
     added = np.zeros((0, 2), np.int64)
@@ -154,7 +156,6 @@ def _rewire(
 def _apply(store: Store, month: dt.date, at: dt.datetime, dropped: np.ndarray, added: np.ndarray) -> None:
     """End the dropped ties and start the new ones at `at` through the store (it writes both directions),
     and log each tie once, all in one transaction."""
-    con = store.con
 
     def log(pairs: np.ndarray, change: str) -> pa.Table:
         lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
@@ -170,11 +171,7 @@ def _apply(store: Store, month: dt.date, at: dt.datetime, dropped: np.ndarray, a
     with store.transaction():
         store.end_relations(dropped[:, 0], dropped[:, 1], "contact", at, source=f"contact avoidance {month}")
         store.add_relations(added[:, 0], added[:, 1], "contact", at, source=f"contact avoidance {month}")
-        con.register("_log", pa.concat_tables([log(dropped, "drop"), log(added, "add")]))
-        try:
-            con.execute("INSERT INTO contact_changes SELECT * FROM _log ORDER BY change DESC, ckey, other")
-        finally:
-            con.unregister("_log")
+        append_contact_changes(store, pa.concat_tables([log(dropped, "drop"), log(added, "add")]))
 
 
 __all__ = ["SCHEMA", "ContactMonth", "avoid_listed_contacts", "exposure"]

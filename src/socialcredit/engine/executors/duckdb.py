@@ -6,7 +6,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from socialcredit.executors import sql
+from socialcredit.engine.executors import sql
 
 
 class DuckDBExecutor:

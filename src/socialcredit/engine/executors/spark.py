@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import TimestampNTZType, TimestampType
 from sqlglot import exp
 
-from socialcredit.executors import sql
+from socialcredit.engine.executors import sql
 
 # Small, test-friendly settings: a handful of shuffle partitions (the default 200 makes every shuffle of a small
 # store cost seconds), no web UI, no console progress bars. A master on this machine also gets LOOPBACK.

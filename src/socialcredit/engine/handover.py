@@ -26,9 +26,9 @@ from sqlglot import exp
 from socialcredit import schema
 from socialcredit.engine import Engine, watermark
 from socialcredit.engine.entries import built
+from socialcredit.engine.executors import sql
+from socialcredit.engine.executors.duckdb import DuckDBExecutor
 from socialcredit.engine.ledger import compiled_views, ledger_views, prepared, record_views
-from socialcredit.executors import sql
-from socialcredit.executors.duckdb import DuckDBExecutor
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 

@@ -4,7 +4,7 @@
 triggers, monthly assessments, memory, notifications, the engine's own state) on a Spark session over the
 store's facts as Parquet, and writes the derived tables back through the hand-over's import, so every reader
 (`citizen`, `explain`, `decide`, pages, reports) finds the store as after a DuckDB run. The steps are handed
-over Parquet both ways (`socialcredit.handover`): the store never has to be reachable from the cluster's
+over Parquet both ways (`socialcredit.engine.handover`): the store never has to be reachable from the cluster's
 workers, only the directory (on one machine, or a file system the workers share).
 
 A Spark run is always a full run: the incremental path reads the last run's tables in the store, which stay
@@ -24,9 +24,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from socialcredit import handover
-from socialcredit.engine import Engine, Progress, RunSummary, watermark
-from socialcredit.executors.spark import TINY, SparkExecutor, session
+from socialcredit.engine import Engine, Progress, RunSummary, handover, watermark
+from socialcredit.engine.executors.spark import TINY, SparkExecutor, session
 from socialcredit.schema import TABLES
 from socialcredit.store import Store
 
