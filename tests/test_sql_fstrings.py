@@ -30,16 +30,18 @@ STATEMENT = re.compile(
 )
 CLAUSE = re.compile(r"\b(SELECT|FROM|WHERE|JOIN|GROUP BY|ORDER BY|HAVING|INTO|VALUES|UNION|TABLE|VIEW)\b")
 
-# Files another branch (`walls`, issue #14: the store as the only writer) is rewriting as this test lands,
-# with their counts when it was written: they may not grow. The coordinator empties this after the merge.
+# Files not yet rewritten (issue #14 stays open for them), with their counts when listed: they may not grow.
+# The store's own modules build most of them from identifiers and generated SQL, no value; each still goes
+# to sqlglot or a bound parameter, and then leaves this list.
 PENDING = {
     "audit.py": 2,
     "decisions.py": 1,
-    "executors/duckdb.py": 5,
-    "ingest.py": 8,
+    "engine/executors/duckdb.py": 5,
     "objections.py": 1,
-    "store.py": 21,
-    "views.py": 10,
+    "store/__init__.py": 21,
+    "store/ingest.py": 8,
+    "store/views.py": 2,
+    "views.py": 8,
 }
 
 
