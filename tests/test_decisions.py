@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from conftest import NATIONAL_YAML, citizen, city_yaml, cst, rec
@@ -380,4 +381,31 @@ def test_a_recorded_decision_keeps_its_reasons(store, make_citizens):
     assert [(o, json.loads(r)) for o, r in logged] == [
         ("deny", decisions.jsonable(denied.reasons)),
         ("allow", []),
+    ]
+
+
+def test_decisions_answered_elsewhere_take_the_next_ids_after_this_deciders_own(store, make_citizens):
+    """A reader's shipped decisions go into the log after the writer's own buffered ones, numbered on from
+    them, with every column as shipped (the service's writer calls this for each shipment)."""
+    (a,) = make_citizens(store, 1)
+    d = decisions.Decider(store, check_facts=False, buffered=True)
+    own = d.decide(a, "air.ticket", cst(2024, 3, 2, 12), asked_by="writer")
+    at = utc(cst(2024, 3, 3, 12))
+    shipped = pa.table(
+        {
+            "ckey": pa.array([store.ckey(a)] * 2, pa.int32()),
+            "service": ["rail.ticket", "hotel.booking"],
+            "asked_at": [at, at],
+            "outcome": ["allow", "allow"],
+            "reasons": ["[]", "[]"],
+            "asked_by": ["reader-1", "reader-1"],
+            "rulebook_version": [own.rulebook_version] * 2,
+        }
+    )
+    d.record_elsewhere_decided(shipped, [])
+    logged = store.con.execute("SELECT decision_id, service, asked_at, asked_by FROM decisions ORDER BY 1").fetchall()
+    assert logged == [
+        (1, "air.ticket", utc(cst(2024, 3, 2, 12)), "writer"),
+        (2, "rail.ticket", at, "reader-1"),
+        (3, "hotel.booking", at, "reader-1"),
     ]
