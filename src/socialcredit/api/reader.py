@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -82,9 +83,12 @@ def local(method: str, path: str) -> bool:
 class Shipper:
     """Collects what this reader must write and ships it to the writer in batches, in order, until acked."""
 
-    def __init__(self, writer: str, token: str) -> None:
+    def __init__(self, writer: str, token: str, refused: Path | None = None) -> None:
         self.origin = f"reader-{os.getpid()}-{time.time_ns()}"
         self.token = token
+        # where a batch the writer refuses for good (400: it can never be written) is kept, as JSON with the
+        # writer's reason, for an operator: retried, it would hold back every later batch of this reader
+        self.refused = refused
         self._client = httpx.Client(base_url=writer, timeout=httpx.Timeout(10.0, connect=2.0))
         self._lock = threading.Lock()
         # rows as answered (one append each on the request's path), shipped as the writer's columns
@@ -137,10 +141,24 @@ class Shipper:
                 r = self._client.post("/internal/v1/shipments", json=self._inflight, headers={TOKEN_HEADER: self.token})
             except httpx.TransportError:
                 return False
-            if r.status_code != 200:
-                log.warning("the writer refused a shipment (%s): %s", r.status_code, r.text[:500])
+            if r.status_code == 400:
+                self._set_aside(self._inflight, r.text)
+            elif r.status_code != 200:
+                log.warning("the writer did not take a shipment (%s): %s", r.status_code, r.text[:500])
                 return False
             self._inflight = None
+
+    def _set_aside(self, batch: dict[str, Any], reason: str) -> None:
+        """A batch the writer will never take: kept in `refused` (never silently dropped), and the next goes."""
+        rows = len(batch["decisions"]["service"]) + len(batch["audit"]["action"]) + len(batch["learned"])
+        if self.refused is None:
+            log.error("the writer refused shipment %s for good (%d rows lost): %s", batch["seq"], rows, reason[:500])
+            return
+        self.refused.mkdir(parents=True, exist_ok=True)
+        path = self.refused / f"{batch['origin']}-{batch['seq']}.json"
+        kept = json.dumps({"refused": reason, "shipment": batch}, ensure_ascii=False, default=str)
+        path.write_text(kept, encoding="utf-8")
+        log.error("the writer refused shipment %s for good; its %d rows are kept in %s", batch["seq"], rows, path)
 
     def _loop(self) -> None:
         while not self._stop.wait(SHIP_EVERY_S):
@@ -491,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="reader %(process)d: %(message)s")
     exit_with_supervisor()
-    shipper = Shipper(a.writer, os.environ.get(TOKEN_ENV, ""))
+    shipper = Shipper(a.writer, os.environ.get(TOKEN_ENV, ""), refused=Path(f"{a.db}.refused"))
     shipper.start()
     front, watcher = reader_app(a.db, dt.datetime.fromisoformat(a.as_of) if a.as_of else None, a.writer, shipper)
     watcher.start()
