@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from socialcredit.store import Store
 from socialcredit.store.audit import append_entries, ensure_trail
@@ -207,14 +208,13 @@ class AuditTrail:
 
     def entries(self, citizen_id: str | None = None, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
         self.flush()
-        where = "seq > ?"
+        query = exp.select(*COLUMNS).from_("audit_log").where("seq > ?")
         args: list[Any] = [after]
         if citizen_id:
-            where += " AND citizen_id = ?"
+            query = query.where("citizen_id = ?")
             args.append(citizen_id)
-        rows = self.store.con.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE {where} ORDER BY seq LIMIT ?", [*args, limit]
-        ).fetchall()
+        query = query.order_by("seq").limit(exp.Placeholder())
+        rows = self.store.con.execute(query.sql("duckdb"), [*args, limit]).fetchall()
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
 
@@ -273,7 +273,7 @@ def verify(store: Store, against: Checkpoint | None = None) -> Verdict:
     if not store.read_only:
         ensure_trail(store)
     rows = (
-        store.con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY rowid").fetchall()
+        store.con.execute(exp.select(*COLUMNS).from_("audit_log").order_by("rowid").sql("duckdb")).fetchall()
         if _has_trail(store)
         else []
     )

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from socialcredit import frames, standings
 from socialcredit.catalog import Catalog, Measure
@@ -829,11 +830,8 @@ def _attributes(store: Store, rkey: int | None, behaviour: str | None) -> dict[s
     names = store.catalog.behaviours[behaviour].attributes
     if not names:
         return {}
-    from socialcredit.store.ingest import q
-
-    row = store.con.execute(f"SELECT {', '.join(q(n) for n in names)} FROM records WHERE rkey = ?", [rkey]).fetchall()[
-        0
-    ]
+    query = exp.select(*[exp.column(n, quoted=True) for n in names]).from_("records").where("rkey = ?")
+    row = store.con.execute(query.sql("duckdb"), [rkey]).fetchall()[0]
     return {n: v for n, v in zip(names, row, strict=True) if v is not None}
 
 

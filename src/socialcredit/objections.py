@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlglot import exp
+
 from socialcredit import text
 from socialcredit.engine import utc_naive
 from socialcredit.store import Store
@@ -112,14 +114,14 @@ def apply_repair(store: Store, citizen_id: str, list_id: str, reason: str) -> in
 
 def cases(store: Store, status: str | None = None, citizen_id: str | None = None) -> list[dict[str, Any]]:
     ensure_cases(store)
-    where, args = [], []
+    query, args = exp.select(*COLUMNS).from_("cases"), []
     if status:
-        where.append("status = ?")
+        query = query.where("status = ?")
         args.append(status)
     if citizen_id:
-        where.append("citizen_id = ?")
+        query = query.where("citizen_id = ?")
         args.append(citizen_id)
-    sql = f"SELECT {', '.join(COLUMNS)} FROM cases {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY case_id"
+    sql = query.order_by("case_id").sql("duckdb")
     return [dict(zip(COLUMNS, r, strict=True)) for r in store.con.execute(sql, args).fetchall()]
 
 

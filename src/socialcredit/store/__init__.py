@@ -201,7 +201,7 @@ class Store:
                 f"{name!r}: no such readable table in this store (tables: {known}; ledger, "
                 "score_log and list_entries appear after the first engine run)"
             )
-        return self.con.sql(f"SELECT * FROM {view}").to_arrow_table()  # a name from VIEWS, never a value
+        return self.con.table(view).to_arrow_table()
 
     def to_pandas(self, name: str = "citizens") -> Any:
         """`to_arrow(name)` as a pandas DataFrame (the `pandas` extra)."""
@@ -954,7 +954,7 @@ class Store:
     def counts(self) -> dict[str, int]:
         out = {}
         for t in ("citizens", "relations", "records", "retractions", "rulebook_versions", "decisions"):
-            out[t] = self.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            out[t] = self.con.table(t).count("*").fetchall()[0][0]
         return out
 
 
