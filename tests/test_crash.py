@@ -7,8 +7,8 @@ After each kill the store must open and hold whole batches only; a re-send must 
 intended records; a rerun of the engine must equal an undisturbed run; the audit trail must verify.
 
 The size is `max(5, round(50 * SOCIALCREDIT_SLOW_SCALE))` kills per phase (CI runs at 0.1), and each phase
-also stops after `PHASE_S` seconds of wall time. The figures are printed for the README's "What it
-withstands".
+also stops after `PHASE_S` seconds of wall time, once it has done five. The figures are printed for the
+README's "What it withstands".
 """
 
 from __future__ import annotations
@@ -42,7 +42,17 @@ SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
 KILLS = max(5, round(50 * SCALE))
 PHASE_S = 60 + 240 * SCALE
 """Wall-time bound per phase (84 s at 0.1, 300 s at 1: a kill and its checks take 2-5 s on two shared cores);
-a phase that reaches it stops early and its figures say how many kills it did."""
+a phase that reaches it stops early, once it has done MIN_KILLS, and its figures say how many it did."""
+MIN_KILLS = min(KILLS, 5)
+"""Kills every phase does whatever the time: a loaded machine (one CI run did 4 in 84 s) makes a phase
+slower, never weaker."""
+
+
+def another_kill(kills: int, deadline: float) -> bool:
+    """Whether a phase goes on: up to KILLS, and past its deadline only until MIN_KILLS."""
+    return kills < KILLS and (kills < MIN_KILLS or time.monotonic() < deadline)
+
+
 SEED = 20261205
 BATCHES, BATCH_ROWS = 5, 3000
 AS_OF = cst(2025, 6, 1)
@@ -205,7 +215,7 @@ def test_kill_during_ingest(tmp_path):
 
     kills = mid_work = files_whole = files_absent = partial = not_whole = lost = duplicated = 0
     deadline = time.monotonic() + PHASE_S
-    while kills < KILLS and time.monotonic() < deadline:
+    while another_kill(kills, deadline):
         proc = _driver(INGEST, str(_copy(base, db)), *paths, log=log)
         mid_work += _kill_after(proc, rng.uniform(0, took))
         kills += 1
@@ -226,7 +236,7 @@ def test_kill_during_ingest(tmp_path):
         f"partly {not_whole}; stored batches partial {partial}; after re-sending: records lost {lost}, "
         f"duplicated {duplicated}"
     )
-    assert kills >= min(KILLS, 5)
+    assert kills >= MIN_KILLS
     assert (partial, not_whole, lost, duplicated) == (0, 0, 0, 0)
 
 
@@ -259,7 +269,7 @@ def test_kill_during_engine_run(tmp_path):
     db = tmp_path / "work.duckdb"
     kills = mid_work = reruns = score_mismatches = entry_mismatches = 0
     deadline = time.monotonic() + PHASE_S
-    while kills < KILLS and time.monotonic() < deadline:
+    while another_kill(kills, deadline):
         proc = _driver(SCORE, str(_copy(base, db)), AS_OF.isoformat(), log=log)
         mid_work += _kill_after(proc, rng.uniform(0, took))
         kills += 1
@@ -276,7 +286,7 @@ def test_kill_during_engine_run(tmp_path):
         f"score mismatches {score_mismatches}, list-entry mismatches {entry_mismatches} "
         f"(of {len(want_entries)} entries)"
     )
-    assert kills >= min(KILLS, 5)
+    assert kills >= MIN_KILLS
     assert (reruns, score_mismatches, entry_mismatches) == (kills, 0, 0)
 
 
@@ -353,7 +363,7 @@ def test_kill_server_during_api_writes(tmp_path):
     problems: list[str] = []
     deadline = time.monotonic() + PHASE_S
     try:
-        while kills < KILLS and time.monotonic() < deadline:
+        while another_kill(kills, deadline):
             batches, acked = _api_batches(rng, ids, kills + 1), {}
             sender = threading.Thread(target=_send, args=(url, token, batches, acked))
             sender.start()
@@ -416,7 +426,7 @@ def test_kill_server_during_api_writes(tmp_path):
         f"(final trail {final.entries} entries, ok={final.ok}); stored batches without their audit entry "
         f"{len(unaudited)} of {accepted} ({len(unaudited & acked_batches)} of them acknowledged to the agency)"
     )
-    assert kills >= min(KILLS, 5)
+    assert kills >= MIN_KILLS
     assert (not_whole, acked_lost, partial, lost, duplicated) == (0, 0, 0, 0, 0)
     assert verify_failures == 0 and final.ok, problems + final.problems
     assert unaudited & acked_batches == set()
@@ -440,7 +450,7 @@ def test_kill_during_audit_flushes(tmp_path):
     with Store(db) as store:
         stored = verify(store).entries
     deadline = time.monotonic() + PHASE_S
-    while kills < KILLS and time.monotonic() < deadline:
+    while another_kill(kills, deadline):
         proc = _driver(APPEND, str(db), str(APPENDS), str(FLUSH_EVERY), log=log)
         mid_work += _kill_after(proc, rng.uniform(0, took))
         kills += 1
@@ -456,7 +466,7 @@ def test_kill_during_audit_flushes(tmp_path):
         f"flushed every {FLUSH_EVERY} undisturbed); verify failures {verify_failures}; trail at the end "
         f"{stored} entries (what was still in memory at a kill is lost, as documented)"
     )
-    assert kills >= min(KILLS, 5)
+    assert kills >= MIN_KILLS
     assert verify_failures == 0, problems
 
 
