@@ -33,32 +33,27 @@ class DuckDBExecutor:
                 ).sql(self.dialect)
             )
 
-    def _name(self, name: str) -> str:
-        return exp.to_identifier(name).sql(dialect=self.dialect)
-
-    @staticmethod
-    def _temp(temporary: bool) -> str:
-        return "TEMP " if temporary else ""
+    def _create(self, kind: str, name: str, query: exp.Expression, temporary: bool) -> None:
+        """`CREATE OR REPLACE [TEMP] TABLE|VIEW name AS query`, as a sqlglot statement around the step's tree."""
+        props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
+        create = exp.Create(this=_table(name), kind=kind, replace=True, expression=query, properties=props)
+        self.con.execute(sql(create, self.dialect, copy=False))
 
     def materialize(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
-        text = sql(query, self.dialect, copy=False)
-        self.con.execute(f"CREATE OR REPLACE {self._temp(temporary)}TABLE {self._name(name)} AS {text}")
+        self._create("TABLE", name, query, temporary)
 
     def view(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
-        text = sql(query, self.dialect, copy=False)
-        self.con.execute(f"CREATE OR REPLACE {self._temp(temporary)}VIEW {self._name(name)} AS {text}")
+        self._create("VIEW", name, query, temporary)
 
     def load(self, name: str, table: pa.Table, temporary: bool = False) -> None:
         self.con.register("_executor_load", table)
         try:
-            self.con.execute(
-                f"CREATE OR REPLACE {self._temp(temporary)}TABLE {self._name(name)} AS SELECT * FROM _executor_load"
-            )
+            self._create("TABLE", name, exp.select("*").from_("_executor_load"), temporary)
         finally:
             self.con.unregister("_executor_load")
 
     def append(self, name: str, query: exp.Expression) -> int:
-        rows = self.con.execute(f"INSERT INTO {self._name(name)} {sql(query, self.dialect, copy=False)}").fetchall()
+        rows = self.con.execute(sql(exp.insert(query, _table(name)), self.dialect, copy=False)).fetchall()
         return int(rows[0][0]) if rows else 0
 
     def fetch(self, query: exp.Expression) -> pa.Table:
@@ -72,7 +67,13 @@ class DuckDBExecutor:
             [name],
         ).fetchall()
         kind = "VIEW" if ("VIEW",) in kinds else "TABLE"
-        self.con.execute(f"DROP {kind} IF EXISTS {self._name(name)}")
+        drop = exp.Drop(tables=[_table(name)], kind=kind, exists=True)
+        self.con.execute(sql(drop, self.dialect, copy=False))
 
     def keep(self, name: str) -> None:
         """Nothing: DuckDB plans a view cheaply and reads it where it is used (a copy would cost a write)."""
+
+
+def _table(name: str) -> exp.Table:
+    """A step's name as one identifier (quoted when it must be), never split at a dot."""
+    return exp.Table(this=exp.to_identifier(name))
