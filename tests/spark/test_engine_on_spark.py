@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from typer.testing import CliRunner
 
@@ -245,11 +246,9 @@ def test_a_demo_year_on_spark_is_duckdbs(spark: Any, tmp_path: Path) -> None:
     stands for it."""
     if SCALE < 0.5:
         pytest.skip("at this SOCIALCREDIT_SLOW_SCALE the sample's differential stands for it")
-    text = DEMO_YEAR.read_text(encoding="utf-8")
-    head, cities, rest = text.partition("cities:\n")[0], *text.partition("cities:\n")[2].split("rates:", 1)
-    sized = "".join(f"  {c.split(':')[0].strip()}: {max(20, round(int(c.split(':')[1]) * SCALE))}\n"
-                    for c in cities.strip().splitlines())  # fmt: skip
-    (tmp_path / "demo-year.yaml").write_text(f"{head}cities:\n{sized}rates:{rest}", encoding="utf-8")
+    scenario = yaml.safe_load(DEMO_YEAR.read_text(encoding="utf-8"))
+    scenario["cities"] = {city: max(20, round(n * SCALE)) for city, n in scenario["cities"].items()}
+    (tmp_path / "demo-year.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False), encoding="utf-8")
     cli("simulate", str(tmp_path / "demo-year.yaml"), "--out", str(tmp_path / "run"))
     stores = {}
     for name, engine in (("duck", ()), ("spark", ("--engine", "spark", "--master", "local[2]"))):
