@@ -189,3 +189,33 @@ def test_the_copy_check_finds_each_spelling(tmp_path: Path) -> None:
         "door.py:3: latest assessment",
         "door.py:4: latest assessment",
     ]
+
+
+def test_a_record_after_the_run_counts_at_once_and_the_stored_ledger_answers_after_the_next(tmp_path: Path) -> None:
+    """The running score and the explanation read `scored_ledger` (the stored rows, cheap to plan) only while
+    every record is scored: a record appended after the run counts at once through `ledger`'s on-the-fly
+    part, and after the next run the stored view gives the same answer, row for row."""
+    store = Store(tmp_path / "s.duckdb")
+    store.init(load_shipped_rulebooks=False)
+    store.add_rulebook(NATIONAL_YAML, "national.yaml")
+    store.add_rulebook(LOUD, "loud.yaml")
+    row = citizen(0, city="loudcity")
+    store.add_citizens([row])
+    cid = str(row["citizen_id"])
+    store.ingest([rec("v1", cid, "volunteer_work", cst(2024, 1, 10), hours=2)], now=cst(2024, 1, 15))
+    Engine(store).run(as_of=ASKED)
+    assert standings.ledger_table(store) == "scored_ledger"
+    assert decisions.standing(store, cid, ASKED).running_score == 105
+
+    store.ingest([rec("v2", cid, "volunteer_work", cst(2024, 2, 10), hours=2)], now=cst(2024, 2, 15))
+    assert standings.ledger_table(store) == "ledger"
+    assert decisions.standing(store, cid, ASKED).running_score == 110
+    late = [e for e in decisions.explain(store, cid, ASKED)["ledger"] if e["source"] == "record"]
+    assert sorted(e["record"]["record_id"] for e in late) == ["v1", "v2"]
+
+    Engine(store).run(as_of=ASKED)
+    assert standings.ledger_table(store) == "scored_ledger"
+    assert decisions.standing(store, cid, ASKED).running_score == 110
+    stored, full = (store.con.execute(f"FROM {v} ORDER BY ALL").fetchall() for v in ("scored_ledger", "ledger"))
+    assert stored == full
+    store.close()

@@ -12,6 +12,7 @@ import json
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +22,7 @@ from socialcredit import frames, standings
 from socialcredit.catalog import Catalog, Measure
 from socialcredit.clock import CST_OFFSET, bounded, cst, shown, stored, utc_naive
 from socialcredit.engine import Engine, next_month_utc, next_record_after, run_state, store_clock
+from socialcredit.engine.sql import template
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.standings import rulebook_at
 from socialcredit.stays import Stay, StayIndex, coming_of_age, storable
@@ -289,14 +291,28 @@ def _citizen(store: Store, citizen_id: str) -> tuple[int, str, str, int]:
     return ckey, name, city, jkey
 
 
+@lru_cache(maxsize=8)
+def _on_ledger(text: str, ledger: str) -> str:
+    """`text` (DuckDB SQL reading the view `ledger`) reading the ledger view `ledger` instead: the one the read
+    model says to read now (`standings.ledger_table`), named by sqlglot, never pasted."""
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name == "ledger":
+            return exp.Table(this=exp.to_identifier(ledger), alias=node.args.get("alias"))
+        return node
+
+    return template(text).copy().transform(swap).sql("duckdb")
+
+
+_RUNNING_TOTAL = """SELECT coalesce(sum(points), 0) FROM ledger
+                    WHERE ckey = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"""
+
+
 def score_at(store: Store, ckey: int, rb: Rulebook | None, at: dt.datetime) -> int | None:
     if rb is None:
         return None
-    total = store.con.execute(
-        "SELECT coalesce(sum(points), 0) FROM ledger WHERE ckey = ? AND valid_from <= ? "
-        "AND (valid_to IS NULL OR valid_to > ?)",
-        [ckey, at, at],
-    ).fetchall()[0][0]
+    running = _on_ledger(_RUNNING_TOTAL, standings.ledger_table(store))
+    total = store.con.execute(running, [ckey, at, at]).fetchall()[0][0]
     return rb.scale.score(int(total))
 
 
@@ -722,18 +738,21 @@ def decide_many(
     return decider(store).decide_many(requests, asked_by=asked_by, record=record)
 
 
+_EXPLAIN = """SELECT l.source, l.points, l.valid_from, l.valid_to, p.rule_ids, p.rule_points, p.points, s.version,
+                  r.record_id, r.agency, b.code, r.occurred_at, l.characteristic, l.rkey
+           FROM ledger l JOIN pieces p USING (piece) LEFT JOIN segments s ON s.jkey = l.jkey AND s.epoch = l.epoch
+           LEFT JOIN records r ON r.rkey = l.rkey LEFT JOIN behaviours b ON b.bkey = coalesce(l.bkey, r.bkey)
+           WHERE l.ckey = ? AND l.valid_from <= ? AND (l.valid_to IS NULL OR l.valid_to > ?)
+           ORDER BY l.valid_from, l.rkey"""
+
+
 def explain(store: Store, citizen_id: str, as_of: dt.datetime | None = None) -> Explanation:
     """Score → ledger entries → records and rules; list entries → their cause; measures → their list."""
     st = standing(store, citizen_id, as_of)
     ckey = store.ckey(citizen_id)
     at = st.as_of
     rows = store.con.execute(
-        """SELECT l.source, l.points, l.valid_from, l.valid_to, p.rule_ids, p.rule_points, p.points, s.version,
-                  r.record_id, r.agency, b.code, r.occurred_at, l.characteristic, l.rkey
-           FROM ledger l JOIN pieces p USING (piece) LEFT JOIN segments s ON s.jkey = l.jkey AND s.epoch = l.epoch
-           LEFT JOIN records r ON r.rkey = l.rkey LEFT JOIN behaviours b ON b.bkey = coalesce(l.bkey, r.bkey)
-           WHERE l.ckey = ? AND l.valid_from <= ? AND (l.valid_to IS NULL OR l.valid_to > ?)
-           ORDER BY l.valid_from, l.rkey""",
+        _on_ledger(_EXPLAIN, standings.ledger_table(store)),
         [ckey, at, at],
     ).fetchall()
     rbs = store.rulebooks()
