@@ -8,8 +8,9 @@ and delistings, some retracted, ingested in shuffled batches. The engine runs th
 `standing`, `explain`, `decide`); at probe times the scores, grades, versions, list stays, measures, the
 ledger behind the score and the decisions with their reasons must equal the oracle's.
 
-Examples: the `ci` profile (default) runs a few hundred, `HYPOTHESIS_PROFILE=nightly` thousands
-(tests/conftest.py).
+An example is a society of one to four such histories in one store (`societies`): they share the engine
+run, which is most of an example's cost. Examples: the `ci` profile (default) runs ORACLE_CI (about 55
+histories with records), `HYPOTHESIS_PROFILE=nightly` 3,000 (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ AGENCIES = {
 }
 BOOKS = Books([parse_layer(t, f"oracle{i}.yaml") for i, t in enumerate(LAYERS)])
 CATALOG = default_catalog()
-# examples in the suite: each builds a store and runs the engine (41 s for 40 at load 2 on this 2-core
-# machine, 2-4 minutes when seven sessions share it); the nightly profile runs 3,000
-ORACLE_CI = 40
+# examples in the suite: 30 took 70 s at load 1 on this 2-core machine (85 histories with records); an
+# example costs about an engine run over its 30 months, of ~12 statements each once the network rule is
+# awake, so a few hundred histories would cost minutes; the nightly profile runs 3,000
+ORACLE_CI = 20
+SOCIETIES = 4  # histories per example, at most (see `societies`)
+MAX_PEOPLE = 5  # citizens in one history, at most
 
 
 def naive(t: dt.datetime | None) -> dt.datetime | None:
@@ -113,15 +117,16 @@ class History:
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> History:
-    n = draw(st.integers(2, 5))
+def histories(draw: st.DrawFn, first: int = 0, tag: str = "") -> History:
+    """One small society's history; its citizens numbered from `first`, its record IDs tagged with `tag`."""
+    n = draw(st.integers(2, MAX_PEOPLE))
     cities = [draw(st.sampled_from(["testcity", "testcity", "othercity"])) for _ in range(n)]
     # adults, a minor throughout, and one who comes of age on 1 January 2022 (CST), an edge the probes visit
     born = [
         draw(st.sampled_from([dt.date(1960 + 10 * i, 1, 1), dt.date(2004, 1, 1), dt.date(2010, 5, 5)]))
         for i in range(n)
     ]
-    rows = [citizen(i, city=cities[i], born=born[i]) for i in range(n)]
+    rows = [citizen(first + i, city=cities[i], born=born[i]) for i in range(n)]
     ids = [r["citizen_id"] for r in rows]
     people = [Person(ids[i], cities[i], born=born[i]) for i in range(n)]
     for i in range(1, n):
@@ -164,7 +169,7 @@ def histories(draw: st.DrawFn) -> History:
                 continue
             listed.add(who)
         agency = draw(st.sampled_from(AGENCIES[behaviour]))
-        rid = f"r{draw(st.integers(0, 30))}"  # the same id from another agency is another record
+        rid = f"{tag}r{draw(st.integers(0, 30))}"  # the same id from another agency is another record
         if (agency, rid) in seen:
             continue
         seen.add((agency, rid))
@@ -182,6 +187,23 @@ def histories(draw: st.DrawFn) -> History:
     order = draw(st.permutations(records))
     cut = draw(st.integers(1, max(1, len(order))))
     return History(people, rows, records, retracted, [list(order[:cut]), list(order[cut:])])
+
+
+@st.composite
+def societies(draw: st.DrawFn) -> History:
+    """Up to SOCIETIES independent histories in one store: one engine run answers for all of them.
+
+    Nothing in the rules reaches across histories (no tie, parent or record is shared, and every rule is
+    about one citizen and the ties they name), so each history is judged exactly as if alone, while the
+    engine run, the store's set-up and the decider's index (most of an example's cost) are paid once."""
+    parts = [draw(histories(first=MAX_PEOPLE * k, tag=f"h{k}")) for k in range(draw(st.integers(1, SOCIETIES)))]
+    return History(
+        [p for h in parts for p in h.people],
+        [r for h in parts for r in h.rows],
+        [r for h in parts for r in h.records],
+        [r for h in parts for r in h.retracted],
+        [[r for h in parts for r in h.batches[i]] for i in range(2)],
+    )
 
 
 # --------------------------------------------------------------------------- the comparison
@@ -279,7 +301,7 @@ def oracle_ledger(o: Oracle, cid: str, t: dt.datetime) -> dict[tuple[str, str], 
 
 
 @settings(max_examples=examples(ci=ORACLE_CI, nightly=3000))
-@given(h=histories(), picks=st.lists(st.integers(0, 10_000), min_size=3, max_size=6))
+@given(h=societies(), picks=st.lists(st.integers(0, 10_000), min_size=3, max_size=6))
 def test_engine_agrees_with_the_oracle(h: History, picks: list[int]) -> None:
     live = [r for r in h.records if r not in h.retracted]
     oracle = Oracle(BOOKS, CATALOG, h.people, live, UNTIL.astimezone(dt.UTC))
