@@ -307,7 +307,7 @@ class Store:
             }
             for path in sorted(shipped_dir().glob("*.yaml")):
                 text = path.read_text(encoding="utf-8")
-                layer = parse_layer(text, f"rulebooks/{path.name}")
+                layer = _parsed(text, f"rulebooks/{path.name}")
                 if (layer.jurisdiction, layer.version) not in known:
                     self._insert_layer(layer, text, f"shipped:{path.name}")
             self.rulebooks()  # resolves and checks every version now, not at first use
@@ -379,20 +379,25 @@ class Store:
         )
 
     def _sync_dimensions(self) -> None:
+        """A key for every behaviour the catalog names and every city a rulebook names, new ones numbered
+        after the last (keys, once given, never change: every fact and derived row holds them)."""
         have = {c for (c,) in self.con.execute("SELECT code FROM behaviours").fetchall()}
         n = self.con.execute("SELECT coalesce(max(bkey) + 1, 0) FROM behaviours").fetchall()[0][0]
-        for code in self.catalog.behaviours:
-            if code not in have:
-                self.con.execute("INSERT INTO behaviours VALUES (?, ?)", [n, code])
-                n += 1
+        new = [code for code in self.catalog.behaviours if code not in have]
+        if new:
+            # one statement with the new rows as two lists (executemany runs a statement per row)
+            self.con.execute("INSERT INTO behaviours SELECT unnest(?), unnest(?)", [list(range(n, n + len(new))), new])
         have = {c for (c,) in self.con.execute("SELECT code FROM jurisdictions").fetchall()}
         n = self.con.execute("SELECT coalesce(max(jkey) + 1, 0) FROM jurisdictions").fetchall()[0][0]
-        for code, level in self.con.execute(
-            "SELECT DISTINCT jurisdiction, NULL FROM rulebook_versions ORDER BY 1"
-        ).fetchall():
-            if code not in have:
-                self.con.execute("INSERT INTO jurisdictions VALUES (?, ?, ?)", [n, code, level])
-                n += 1
+        cities = [
+            code
+            for (code,) in self.con.execute("SELECT DISTINCT jurisdiction FROM rulebook_versions ORDER BY 1").fetchall()
+            if code not in have
+        ]
+        if cities:
+            self.con.execute(
+                "INSERT INTO jurisdictions SELECT unnest(?), unnest(?), NULL", [list(range(n, n + len(cities))), cities]
+            )
 
     def require_init(self) -> None:
         if not self.initialised:
@@ -418,7 +423,7 @@ class Store:
     def check_rulebook(self, text: str, origin: str) -> Layer:
         """The version `text` would add, checked in the context of every version already stored (a new
         version number, and every city still resolving), without adding it: what a preview checks first."""
-        layer = parse_layer(text, origin)
+        layer = _parsed(text, origin)
         rows = self.con.execute("SELECT text, origin FROM rulebook_versions").fetchall()
         existing = [_parsed(t, o) for t, o in rows]
         for e in existing:
