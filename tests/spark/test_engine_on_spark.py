@@ -146,19 +146,19 @@ def rich_history() -> History:
             court,
             ids[0],
             "court_defaulter_listing",
-            at(2021, 3, 10),
-            {"ground": 1, "term_days": 400, "amount": 2_000_000},
+            at(2022, 2, 10),
+            {"ground": 1, "term_days": 120, "amount": 2_000_000},
         ),
-        Record("c2", court, ids[3], "court_defaulter_listing", at(2022, 1, 5), {"ground": 2, "term_days": 0}),
+        Record("c2", court, ids[3], "court_defaulter_listing", at(2022, 3, 5), {"ground": 2, "term_days": 0}),
         Record("c3", court, ids[3], "court_defaulter_delisting", at(2022, 9, 1), {}),
-        *[Record(f"v{k}", vol, ids[1], "volunteer_work", at(2021, 2 + k, 3), {"hours": 8}) for k in range(4)],
-        Record("d1", pay, ids[2], "charity_donation", at(2021, 5, 1, 0), {"amount": 5000}),
-        Record("d2", pay, ids[2], "charity_donation", at(2021, 5, 2), {"amount": 5000}),
+        *[Record(f"v{k}", vol, ids[1], "volunteer_work", at(2022, 2 + k, 3), {"hours": 8}) for k in range(4)],
+        Record("d1", pay, ids[2], "charity_donation", at(2022, 5, 1, 0), {"amount": 5000}),
+        Record("d2", pay, ids[2], "charity_donation", at(2022, 5, 2), {"amount": 5000}),
         *[
-            Record(f"g{k}", "gaming_platform", ids[3], "excessive_gaming", at(2021, 7, 1 + 9 * k), {"hours": 10})
+            Record(f"g{k}", "gaming_platform", ids[3], "excessive_gaming", at(2022, 4, 1 + 9 * k), {"hours": 10})
             for k in range(3)
         ],
-        Record("s1", "china_railway", ids[2], "smoking_on_train", at(2021, 11, 11), {}),
+        Record("s1", "china_railway", ids[2], "smoking_on_train", at(2022, 3, 1), {}),
         Record("l1", "state_grid", ids[1], "late_bill_payment", at(2022, 6, 20), {"days_late": 200}),
         Record("l2", "city_utilities", ids[2], "late_bill_payment", at(2022, 8, 1), {"days_late": 90}),
     ]
@@ -167,7 +167,9 @@ def rich_history() -> History:
 
 
 # the rich history's run ends a month after its last record (the oracle's UNTIL is nine months later): every
-# case has happened by then, and on Spark each month of the loop costs a few statements' worth of jobs
+# case has happened by then. Its records sit in the eight months around the rulebook change (1 July 2022):
+# once a citizen is blacklisted the network rule assesses every month, and on Spark each month of the loop
+# costs a dozen statements' worth of jobs
 RICH_AS_OF = dt.datetime(2022, 10, 1, tzinfo=CST)
 
 
@@ -188,7 +190,7 @@ def test_generated_histories_on_spark_are_duckdbs(spark: Any, h: History) -> Non
 
 
 # the rich history's records up to this time are scored on Spark; the rest arrive after
-SPLIT = dt.datetime(2021, 8, 1, tzinfo=CST)
+SPLIT = dt.datetime(2022, 5, 1, tzinfo=CST)
 
 
 @pytest.mark.slow
@@ -203,7 +205,7 @@ def test_a_duckdb_run_resuming_from_a_spark_run_equals_a_full_run(spark: Any) ->
     early = [r for r in h.records if r.at < SPLIT]
     late = [r for r in h.records if r.at >= SPLIT]
     late.append(Record("v9", "volunteer_association", h.rows[0]["citizen_id"], "volunteer_work",
-                       dt.datetime(2021, 5, 20, 2, tzinfo=dt.UTC), {"hours": 8}))  # fmt: skip
+                       dt.datetime(2022, 4, 20, 2, tzinfo=dt.UTC), {"hours": 8}))  # fmt: skip
     split, until = (t.astimezone(dt.UTC).replace(tzinfo=None) for t in (SPLIT, RICH_AS_OF))
     with history_store(History(h.people, h.rows, early, h.retracted, [early])) as store:
         run_on_spark(store, spark, split)
