@@ -186,16 +186,16 @@ class MonthLoop:
                 ex.materialize("share_t", grades.network_share(t), temporary=True)
                 if rules is not None:
                     ex.load("month_t", grades.month_table(t, next_month_utc(t)), temporary=True)
-                    ex.append("state_ledger", rules[1].copy())
+                    ex.extend("state_ledger", rules[1].copy())
             if p in moving or self.network:
                 ex.materialize("cur", grades.month_state(p, t, self.network), temporary=True)
             if not everyone:
                 ex.materialize("moved", grades.moved(p), temporary=True)
             ex.materialize("nxt", grades.assessed(segs, everyone), temporary=True)
-            ex.append("score_log", grades.score_changes(t))
+            ex.extend("score_log", grades.score_changes(t))
             ex.materialize("cur", grades.after_assessment(everyone), temporary=True)
             ex.materialize("grade_stays", grades.left_grade_lists(t, everyone), temporary=True)
-            ex.append("grade_stays", grades.entered_grade_lists(t, everyone))
+            ex.extend("grade_stays", grades.entered_grade_lists(t, everyone))
             # a stay with a minimum length must be looked at again when that minimum is reached
             for n_months, n_days in ctx.rows(grades.minimum_stays_entered(t)):
                 due = add_duration(t, f"{n_months}m") if n_months else t

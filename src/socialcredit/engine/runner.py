@@ -264,7 +264,7 @@ class Engine:
     def _characteristic_ledger(self) -> None:
         query = characteristic_entries(self.ctx)
         if query is not None:
-            self.executor.append("state_ledger", query)
+            self.executor.extend("state_ledger", query)
 
     # ------------------------------------------------------------------ monthly assessments
 
@@ -377,8 +377,8 @@ class Engine:
         """
         ex = self.executor
         ex.materialize("cur", resume.restored_state(p0, carried), temporary=True)
-        ex.append("state_ledger", resume.restored_network(t0))
-        ex.append("grade_stays", resume.restored_grade_stays(t0))
+        ex.extend("state_ledger", resume.restored_network(t0))
+        ex.extend("grade_stays", resume.restored_grade_stays(t0))
         for due in resume.minimum_stays_due(self.ctx, t0):
             loop.wake_at(due)
         return int(self.ctx.scalar(fill("SELECT count(*) FROM stays WHERE kind = 'blacklist'"))) > 0

@@ -46,6 +46,11 @@ class Executor(Protocol):
         thousand would cost what the incremental run saves; the month loop appends each month's changes.
         """
 
+    def extend(self, name: str, query: exp.Expression) -> None:
+        """As `append`, for a caller that does not ask how many: an executor that must run a job to count
+        (Spark) may add the rows lazily, computed when the table is next read (the month loop's three appends
+        a month: a job each on Spark, for a number nobody reads)."""
+
     def fetch(self, query: exp.Expression) -> pa.Table:
         """The rows of `query`, as Arrow (small control results and the derived tables brought home)."""
 

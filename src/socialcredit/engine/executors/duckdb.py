@@ -56,6 +56,10 @@ class DuckDBExecutor:
         rows = self.con.execute(sql(exp.insert(query, _table(name)), self.dialect, copy=False)).fetchall()
         return int(rows[0][0]) if rows else 0
 
+    def extend(self, name: str, query: exp.Expression) -> None:
+        """An append whose count is not asked for: DuckDB counts as it inserts, so it is `append`."""
+        self.append(name, query)
+
     def fetch(self, query: exp.Expression) -> pa.Table:
         return self.con.sql(sql(query, self.dialect, copy=False)).to_arrow_table()
 

@@ -124,18 +124,32 @@ class SparkExecutor:
         """As INSERT INTO: the new rows take the table's column names and types by position. The table becomes
         the union of its checkpointed parts; every APPEND_PARTS appends they are checkpointed into one, so
         neither the plan nor the copying grows with the number of months."""
+        new = self._part(name, query)
+        count = new.count()  # one job: computes the new rows, holds them (the checkpoint) and counts them
+        self._add(name, new)
+        return count
+
+    def extend(self, name: str, query: exp.Expression) -> None:
+        """As `append`, without the count: the new part is checkpointed lazily, so its rows are computed (and
+        held) by the first job that reads the table, not by a job of their own. The part's query was analysed
+        now, against the names as they are now, so a name replaced before that job does not change it."""
+        self._add(name, self._part(name, query))
+
+    def _part(self, name: str, query: exp.Expression) -> DataFrame:
+        """The rows `query` adds to `name`, typed as its columns by position, to be checkpointed when first
+        computed."""
         old = self.spark.table(name)
         new = self._frame(query)
         new = new.select(*[new[i].cast(f.dataType).alias(f.name) for i, f in enumerate(old.schema.fields)])
-        new = new.localCheckpoint(eager=False)
-        count = new.count()  # one job: computes the new rows, holds them (the checkpoint) and counts them
-        both = old.union(_sized(new))
+        return new.localCheckpoint(eager=False)
+
+    def _add(self, name: str, new: DataFrame) -> None:
+        both = self.spark.table(name).union(_sized(new))
         parts = self._parts.get(name, 1) + 1
         if parts > APPEND_PARTS:
             both, parts = _checkpoint(both), 1
         self._register(name, both)
         self._parts[name] = parts
-        return count
 
     def view(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
         create = exp.Create(
