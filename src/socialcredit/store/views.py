@@ -7,30 +7,22 @@ from functools import cache
 
 import duckdb
 import pyarrow as pa
-from sqlglot import exp
 
 from socialcredit.catalog import Catalog
-from socialcredit.engine.sql import fill
+from socialcredit.engine.sql import create_temp, fill
 from socialcredit.views import LABELS, REASON_TYPE, VIEWS
-
-
-def _temp(kind: str, name: str, query: exp.Expression) -> str:
-    """`CREATE OR REPLACE TEMP <kind> name AS query`, written by sqlglot (the name quoted where it must be)."""
-    temporary = exp.Properties(expressions=[exp.TemporaryProperty()])
-    create = exp.Create(this=exp.to_table(name), kind=kind, replace=True, expression=query, properties=temporary)
-    return create.sql("duckdb")
 
 
 @cache
 def _labels_ddl() -> str:
     """The labels table, copied from the registered Arrow table `_labels_in`."""
-    return _temp("TABLE", LABELS, fill("SELECT * FROM _labels_in"))
+    return create_temp("TABLE", LABELS, fill("SELECT * FROM _labels_in"))
 
 
 @cache
 def _view_ddl(name: str) -> str:
     """A view's statement, generated once per process: the declarations are constants."""
-    return _temp("VIEW", name, fill(VIEWS[name][1], reason_type=REASON_TYPE))
+    return create_temp("VIEW", name, fill(VIEWS[name][1], reason_type=REASON_TYPE))
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
