@@ -64,11 +64,6 @@ MAX_ID_LENGTH = 200
 _CSV_ERROR = re.compile(r"CSV Error on Line: (\d+).*?Expected Number of Columns: (\d+) Found: (\d+)", re.S)
 
 
-def q(name: str) -> str:
-    """Quote a catalog identifier (already restricted to [a-z0-9_] by the catalog models)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def key_problems(row: int, top: list[str], nested: list[str] | None) -> list[Problem]:
     """Why one input row's keys cannot be staged, whatever the format it came in.
 
@@ -288,27 +283,34 @@ def _jsonl_stage(fields: tuple[str, ...], attributes: tuple[str, ...], extra: tu
 
     columns = [_named(top(f), f) for f in fields]
     columns += [_named(text("$." + k), k) for k in extra]
-    return create_temp("TABLE", "_stage", _fill("SELECT row, $columns FROM _raw", columns=columns))
+    return create_temp("TABLE", "_stage", fill("SELECT row, $columns FROM _raw", columns=columns))
 
 
-def _fill(text: str, **values: object) -> exp.Expression:
-    """`socialcredit.engine.sql.fill`, imported when first asked: the engine's package imports the store, so
-    importing it as this module loads would make a circle (the graph has none: `engine.sql` needs no store)."""
-    from socialcredit.engine.sql import fill
-
-    return fill(text, **values)
+# The store builds its statements with `socialcredit.engine.sql` (templates, sqlglot literals and identifiers),
+# imported when first asked: the engine's package imports the store, so importing it as the store loads would
+# make a circle at run time (the module graph has none: `engine.sql` needs no store). The store's modules use
+# these three.
 
 
-def _union_all(parts: list[exp.Expression]) -> exp.Expression:
-    from socialcredit.engine.sql import union_all  # imported when first asked, as `_fill`
+def fill(text: str, **values: object) -> exp.Expression:
+    """`socialcredit.engine.sql.fill`: the template with its `$name` placeholders filled."""
+    from socialcredit.engine import sql
 
-    return union_all(parts)
+    return sql.fill(text, **values)
+
+
+def union_all(parts: list[exp.Expression]) -> exp.Expression:
+    """`socialcredit.engine.sql.union_all`."""
+    from socialcredit.engine import sql
+
+    return sql.union_all(parts)
 
 
 def create_temp(kind: str, name: str, query: exp.Expression) -> str:
-    from socialcredit.engine.sql import create_temp  # imported when first asked, as `_fill`
+    """`socialcredit.engine.sql.create_temp`: `CREATE OR REPLACE TEMP <kind> name AS query`, as DuckDB text."""
+    from socialcredit.engine import sql
 
-    return create_temp(kind, name, query)
+    return sql.create_temp(kind, name, query)
 
 
 def _column(name: str, table: str | None = None) -> exp.Expression:
@@ -351,7 +353,7 @@ def _checks(attrs: tuple[Attribute, ...], g: str = "g") -> list[Check]:
 
     def c(field: str, message: str, condition: str, **values: object) -> Check:
         """A check from templates: `$name` placeholders filled (columns, bound parameters), the rest as written."""
-        return field, _fill(message, **values), _fill(condition, **values)
+        return field, fill(message, **values), fill(condition, **values)
 
     checks = [c(f, "'missing'", "$given IS NULL", given=given(f)) for f in RECORD_FIELDS]
     checks += [
@@ -483,11 +485,11 @@ class _Statement:
 @functools.lru_cache(maxsize=32)
 def _given_view(fields: tuple[str, ...]) -> str:
     """The `_given` view: each field's staged text trimmed, NULL where empty (`_given`)."""
-    return create_temp("VIEW", "_given", _fill("SELECT row AS row, $given FROM _stage", given=_given_columns(fields)))
+    return create_temp("VIEW", "_given", fill("SELECT row AS row, $given FROM _stage", given=_given_columns(fields)))
 
 
 def _given_columns(fields: tuple[str, ...]) -> list[exp.Expression]:
-    return [_named(_fill("nullif(trim($f), '')", f=_column(f)), _given(f)) for f in fields]
+    return [_named(fill("nullif(trim($f), '')", f=_column(f)), _given(f)) for f in fields]
 
 
 @functools.lru_cache(maxsize=32)
@@ -499,7 +501,7 @@ def _typing(attrs: tuple[Attribute, ...]) -> _Statement:
     col = _column
 
     def trimmed(f: str) -> exp.Expression:  # trim(s.f), as given: NULL if absent, '' if blank
-        return _fill(
+        return fill(
             "CASE WHEN $raw IS NULL THEN NULL ELSE coalesce($given, '') END", raw=col(f, "s"), given=col(_given(f), "s")
         )
 
@@ -507,14 +509,14 @@ def _typing(attrs: tuple[Attribute, ...]) -> _Statement:
         _named(exp.TryCast(this=col(_given(a.name), "s"), to=exp.DataType.build(SQL_TYPES[a.type])), a.name)
         for a in attrs
     ]
-    digest_parts = [_fill("coalesce($a::VARCHAR, '')", a=col(a.name)) for a in attrs]
+    digest_parts = [fill("coalesce($a::VARCHAR, '')", a=col(a.name)) for a in attrs]
     # every check but the batch-wide one (an id sent twice with different content) is tested as the batch
     # is typed, on the trimmed text at hand (`t` here); that one needs the whole batch's digests first
     row_checks = [
         cond for _, _, cond in _checks(attrs, g="t") if all(c.table != "dk" for c in cond.find_all(exp.Column))
     ]
     any_fails = exp.or_(*(exp.paren(cond) for cond in row_checks))  # NULL OR NULL: no failure, as in a WHERE
-    typing = _fill(
+    typing = fill(
         """CREATE OR REPLACE TEMP TABLE _typed AS
         WITH given AS (SELECT row, $envelope, $given FROM _stage),
         typed AS (
@@ -562,13 +564,13 @@ def _messages(attrs: tuple[Attribute, ...]) -> _Statement:
     """Every failing check's (row, field, message) for the suspect rows, in the checks' order: generated once
     per catalog, when a batch first has a suspect row (a clean batch never asks)."""
     parts = [
-        _fill(_MESSAGE, field=field, message=message, ordinal=i, condition=condition)
+        fill(_MESSAGE, field=field, message=message, ordinal=i, condition=condition)
         for i, (field, message, condition) in enumerate(_checks(attrs))
     ]
     return _Statement.of(
-        _fill(
+        fill(
             "SELECT row, field, message FROM __checks AS u(row, field, message, ordinal) ORDER BY row, field, ordinal",
-            checks=_union_all(parts),
+            checks=union_all(parts),
         )
     )
 
