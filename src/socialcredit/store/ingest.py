@@ -352,8 +352,13 @@ def _checks(attrs: tuple[Attribute, ...], g: str = "g") -> list[Check]:
         return exp.column(_given(f), table=g, quoted=True)
 
     def c(field: str, message: str, condition: str, **values: object) -> Check:
-        """A check from templates: `$name` placeholders filled (columns, bound parameters), the rest as written."""
-        return field, fill(message, **values), fill(condition, **values)
+        """A check from templates: `$name` placeholders filled (columns, bound parameters), the rest as written;
+        each tree gets its own copy of the values (a node belongs to one tree)."""
+
+        def own() -> dict[str, object]:
+            return {k: v.copy() if isinstance(v, exp.Expression) else v for k, v in values.items()}
+
+        return field, fill(message, **own()), fill(condition, **own())
 
     checks = [c(f, "'missing'", "$given IS NULL", given=given(f)) for f in RECORD_FIELDS]
     checks += [
@@ -380,7 +385,6 @@ def _checks(attrs: tuple[Attribute, ...], g: str = "g") -> list[Check]:
             "col": exp.column(name, table="t", quoted=True),
             "staged": exp.column(name, table="s", quoted=True),
             "given": given(name),
-            "name": name,
         }
         typed = (
             # a cast would round 4.5 to 5: an int is written as one, or as a number with a zero fraction
@@ -390,7 +394,8 @@ def _checks(attrs: tuple[Attribute, ...], g: str = "g") -> list[Check]:
             if a.type == "float"
             else "$col IS NULL"
         )
-        checks.append(c(name, "$not_a || $staged", f"$given IS NOT NULL AND {typed}", **cols,
+        checks.append(c(name, "$not_a || $staged", "$given IS NOT NULL AND $typed", **cols,
+                        typed=fill(typed, col=cols["col"].copy(), given=cols["given"].copy()),
                         not_a=f"not a{'n' if a.type == 'int' else ''} {a.type}: "))  # fmt: skip
         if a.min is not None and a.max is not None:
             checks.append(c(
@@ -430,9 +435,6 @@ def _given(field: str) -> str:
     return f"given {field}"
 
 
-_CATALOG_TABLES = ("_agencies", "_allowed", "_declared")
-
-
 @functools.cache
 def _copy_arrow(name: str) -> str:
     """`CREATE OR REPLACE TEMP TABLE name AS SELECT * FROM name_arrow`: a registered Arrow table kept as a table."""
@@ -448,17 +450,11 @@ def _catalog_tables(store: Store) -> None:
     for name in cat.attributes:
         declared[f"has_{name}"] = pa.array([name in b.attributes for b in cat.behaviours.values()], pa.bool_())
         declared[f"needs_{name}"] = pa.array([name in b.required for b in cat.behaviours.values()], pa.bool_())
-    tables = dict(
-        zip(
-            _CATALOG_TABLES,
-            (
-                pa.table({"agency": pa.array(sorted({a for a, _ in allowed}), pa.string())}),
-                pa.table({"agency": [a for a, _ in allowed], "behaviour": [b for _, b in allowed]}),
-                pa.table(declared),
-            ),
-            strict=True,
-        )
-    )
+    tables = {
+        "_agencies": pa.table({"agency": pa.array(sorted({a for a, _ in allowed}), pa.string())}),
+        "_allowed": pa.table({"agency": [a for a, _ in allowed], "behaviour": [b for _, b in allowed]}),
+        "_declared": pa.table(declared),
+    }
     for name, table in tables.items():
         con.register(f"{name}_arrow", table)
         try:
