@@ -330,23 +330,27 @@ def _bound(name: str) -> exp.Expression:
 Check = tuple[str, exp.Expression, exp.Expression]
 """(field, message, condition): one check of a staged row, its message and condition sqlglot trees"""
 
-# Every check of a staged batch, as (field, message, condition) over one row of the join in `_MESSAGE` (the
+# Every check of a staged batch, as (field, message, condition) over one row of the join in `_MESSAGES` (the
 # typed row `t`, its text trimmed `g` (`_given`; the messages also read it as staged, `s`), the catalog's answers
 # about its agency `ka`, agency × behaviour `al`, behaviour's attributes `d` and id within the batch `dk`).
-# Values reach them as named parameters ($now …), never in the text.
-_MESSAGE = """SELECT t.row, $field, $message, $ordinal
+# Values reach them as named parameters ($now …), never in the text. Each suspect row is joined once and asked
+# every check (`$checks`: one struct per check, `hit` its condition); the checks it fails are its problems.
+_MESSAGES = """SELECT row, c.field AS field, c.message AS message FROM (
+    SELECT t.row AS row, unnest([$checks]) AS c
     FROM _typed t JOIN _given g USING (row)
     LEFT JOIN _agencies ka ON ka.agency = t.agency
     LEFT JOIN _allowed al ON al.agency = t.agency AND al.behaviour = t.behaviour
     LEFT JOIN _declared d ON d.behaviour = t.behaviour
     LEFT JOIN _twice dk ON dk.agency = t.agency AND dk.record_id = t.record_id
-    JOIN _stage s USING (row) JOIN _suspects USING (row)
-    WHERE $condition"""
+    JOIN _stage s USING (row) JOIN _suspects USING (row))
+    WHERE c.hit ORDER BY row, field, c.ordinal"""
+_CHECK = "{'hit': $condition, 'field': $field, 'message': $message, 'ordinal': $ordinal}"
 
 
-def _checks(attrs: tuple[Attribute, ...], g: str = "g") -> list[Check]:
+def _checks(attrs: tuple[Attribute, ...], g: str = "g", messages: bool = True) -> list[Check]:
     """The (field, message, condition) of every check (their parameters: `_parameters`); `g` is the alias the
-    conditions read the trimmed text by."""
+    conditions read the trimmed text by. Without `messages`, each message is NULL (the typing statement tests
+    the conditions only, and is generated on a batch's first ingest: half the trees, half the time)."""
 
     def given(f: str) -> exp.Expression:
         return exp.column(_given(f), table=g, quoted=True)
@@ -358,7 +362,7 @@ def _checks(attrs: tuple[Attribute, ...], g: str = "g") -> list[Check]:
         def own() -> dict[str, object]:
             return {k: v.copy() if isinstance(v, exp.Expression) else v for k, v in values.items()}
 
-        return field, fill(message, **own()), fill(condition, **own())
+        return field, fill(message, **own()) if messages else exp.null(), fill(condition, **own())
 
     checks = [c(f, "'missing'", "$given IS NULL", given=given(f)) for f in RECORD_FIELDS]
     checks += [
@@ -509,7 +513,9 @@ def _typing(attrs: tuple[Attribute, ...]) -> _Statement:
     # every check but the batch-wide one (an id sent twice with different content) is tested as the batch
     # is typed, on the trimmed text at hand (`t` here); that one needs the whole batch's digests first
     row_checks = [
-        cond for _, _, cond in _checks(attrs, g="t") if all(c.table != "dk" for c in cond.find_all(exp.Column))
+        cond
+        for _, _, cond in _checks(attrs, g="t", messages=False)
+        if all(c.table != "dk" for c in cond.find_all(exp.Column))
     ]
     any_fails = exp.or_(*(exp.paren(cond) for cond in row_checks))  # NULL OR NULL: no failure, as in a WHERE
     typing = fill(
@@ -559,16 +565,11 @@ def _typing(attrs: tuple[Attribute, ...]) -> _Statement:
 def _messages(attrs: tuple[Attribute, ...]) -> _Statement:
     """Every failing check's (row, field, message) for the suspect rows, in the checks' order: generated once
     per catalog, when a batch first has a suspect row (a clean batch never asks)."""
-    parts = [
-        fill(_MESSAGE, field=field, message=message, ordinal=i, condition=condition)
+    checks = [
+        fill(_CHECK, condition=condition, field=field, message=message, ordinal=i)
         for i, (field, message, condition) in enumerate(_checks(attrs))
     ]
-    return _Statement.of(
-        fill(
-            "SELECT row, field, message FROM __checks AS u(row, field, message, ordinal) ORDER BY row, field, ordinal",
-            checks=union_all(parts),
-        )
-    )
+    return _Statement.of(fill(_MESSAGES, checks=checks))
 
 
 def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem], list[str]]:
