@@ -17,13 +17,7 @@ its connection (`store/views.py`), as it makes the tables `socialcredit.schema` 
 
 from __future__ import annotations
 
-LABELS = "behaviour_labels"
-
-
-def _utc(col: str) -> str:
-    """A naive-UTC column as TIMESTAMPTZ (the same instant, with its zone)."""
-    return f"timezone('UTC', {col})"
-
+LABELS = "behaviour_labels"  # the labels table the views join (`lb`, `l`); the store makes it beside them
 
 # the typed shape of one decision reason (decisions.Decider._decision writes them as JSON)
 REASON_TYPE = (
@@ -31,7 +25,9 @@ REASON_TYPE = (
     '"until": "TIMESTAMPTZ", "discount_pct": "DOUBLE", "throttle_pct": "DOUBLE"}]'
 )
 
-# name → (tables it reads, its query). Ordered: the main tables first, as `export` writes them.
+# name → (tables it reads, its query). Ordered: the main tables first, as `export` writes them. Queries are
+# templates (`socialcredit.engine.sql.fill`): every time is `timezone('UTC', col)`, a naive-UTC column as
+# TIMESTAMPTZ (the same instant, with its zone); `$reason_type` is REASON_TYPE, filled in as a literal.
 VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
     "citizens_view": (
         ("citizens", "citizen_profiles"),
@@ -42,68 +38,70 @@ VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "relations_view": (
         ("relations", "citizens"),
-        f"""
-        SELECT a.citizen_id, r.kind, b.citizen_id AS other_citizen_id, {_utc("r.valid_from")} AS valid_from,
-               {_utc("r.valid_to")} AS valid_to
+        """
+        SELECT a.citizen_id, r.kind, b.citizen_id AS other_citizen_id, timezone('UTC', r.valid_from) AS valid_from,
+               timezone('UTC', r.valid_to) AS valid_to
         FROM relations r JOIN citizens a ON a.ckey = r.ckey JOIN citizens b ON b.ckey = r.other""",
     ),
     "records_view": (
         ("records", "citizens", "jurisdictions", "behaviours", "retractions"),
-        f"""
+        """
         SELECT r.record_id, r.agency, c.citizen_id, j.code AS city, b.code AS behaviour, l.label AS behaviour_label,
-               {_utc("r.occurred_at")} AS occurred_at, x.rkey IS NOT NULL AS retracted,
+               timezone('UTC', r.occurred_at) AS occurred_at, x.rkey IS NOT NULL AS retracted,
                r.* EXCLUDE (rkey, record_id, agency, ckey, jkey, bkey, occurred_at, ingested_at, digest, batch),
-               r.batch, {_utc("r.ingested_at")} AS ingested_at
+               r.batch, timezone('UTC', r.ingested_at) AS ingested_at
         FROM records r JOIN citizens c USING (ckey) LEFT JOIN jurisdictions j ON j.jkey = r.jkey
-        LEFT JOIN behaviours b ON b.bkey = r.bkey LEFT JOIN {LABELS} l ON l.code = b.code
+        LEFT JOIN behaviours b ON b.bkey = r.bkey LEFT JOIN behaviour_labels l ON l.code = b.code
         LEFT JOIN (SELECT DISTINCT rkey FROM retractions) x ON x.rkey = r.rkey""",
     ),
     "retractions_view": (
         ("retractions", "records", "citizens"),
-        f"""
-        SELECT x.record_id, x.agency, c.citizen_id, {_utc("x.retracted_at")} AS retracted_at, x.reason,
+        """
+        SELECT x.record_id, x.agency, c.citizen_id, timezone('UTC', x.retracted_at) AS retracted_at, x.reason,
                x.requested_by
         FROM retractions x JOIN records r USING (rkey) JOIN citizens c ON c.ckey = r.ckey""",
     ),
     "ledger_view": (
         ("ledger", "citizens", "jurisdictions", "pieces", "segments", "records", "behaviours"),
-        f"""
+        """
         SELECT c.citizen_id, j.code AS city, l.source, r.record_id, b.code AS behaviour,
                lb.label AS behaviour_label, l.characteristic, p.rule_ids, p.rule_points, l.points,
-               {_utc("l.valid_from")} AS valid_from, {_utc("l.valid_to")} AS valid_to, s.version AS rulebook_version
+               timezone('UTC', l.valid_from) AS valid_from, timezone('UTC', l.valid_to) AS valid_to,
+               s.version AS rulebook_version
         FROM ledger l JOIN citizens c USING (ckey) LEFT JOIN jurisdictions j ON j.jkey = l.jkey
         LEFT JOIN pieces p USING (piece) LEFT JOIN segments s ON s.jkey = l.jkey AND s.epoch = l.epoch
         LEFT JOIN records r ON r.rkey = l.rkey LEFT JOIN behaviours b ON b.bkey = coalesce(l.bkey, r.bkey)
-        LEFT JOIN {LABELS} lb ON lb.code = b.code""",
+        LEFT JOIN behaviour_labels lb ON lb.code = b.code""",
     ),
     "score_log_view": (
         ("score_log", "citizens"),
-        f"""
-        SELECT c.citizen_id, c.city, {_utc("s.assessed_at")} AS assessed_at, s.score, s.grade,
+        """
+        SELECT c.citizen_id, c.city, timezone('UTC', s.assessed_at) AS assessed_at, s.score, s.grade,
                s.version AS rulebook_version
         FROM score_log s JOIN citizens c USING (ckey)""",
     ),
     "list_entries_view": (
         ("list_entries", "citizens", "jurisdictions", "records", "behaviours"),
-        f"""
-        SELECT c.citizen_id, j.code AS city, e.list_id, e.kind, {_utc("e.start")} AS start, {_utc('e."end"')} AS "end",
+        """
+        SELECT c.citizen_id, j.code AS city, e.list_id, e.kind, timezone('UTC', e.start) AS start,
+               timezone('UTC', e."end") AS "end",
                e.cause, r.record_id, r.agency, b.code AS behaviour, lb.label AS behaviour_label, e.characteristic,
                e.grade, e.score, e.version AS rulebook_version
         FROM list_entries e JOIN citizens c USING (ckey) LEFT JOIN jurisdictions j ON j.jkey = e.jkey
         LEFT JOIN records r ON r.rkey = e.rkey LEFT JOIN behaviours b ON b.bkey = r.bkey
-        LEFT JOIN {LABELS} lb ON lb.code = b.code""",
+        LEFT JOIN behaviour_labels lb ON lb.code = b.code""",
     ),
     "decisions_view": (
         ("decisions", "citizens"),
-        f"""
-        SELECT d.decision_id, c.citizen_id, c.city, d.service, {_utc("d.asked_at")} AS asked_at, d.outcome,
-               from_json(d.reasons, '{REASON_TYPE}') AS reasons, d.asked_by, d.rulebook_version
+        """
+        SELECT d.decision_id, c.citizen_id, c.city, d.service, timezone('UTC', d.asked_at) AS asked_at, d.outcome,
+               from_json(d.reasons, $reason_type) AS reasons, d.asked_by, d.rulebook_version
         FROM decisions d JOIN citizens c USING (ckey)""",
     ),
     "notifications_view": (
         ("notifications", "citizens"),
-        f"""
-        SELECT c.citizen_id, {_utc("n.sent_at")} AS sent_at, n.kind, n.message
+        """
+        SELECT c.citizen_id, timezone('UTC', n.sent_at) AS sent_at, n.kind, n.message
         FROM notifications n JOIN citizens c USING (ckey)""",
     ),
 }

@@ -51,12 +51,17 @@ def value(v: object) -> exp.Expression:
 
 def fill(text: str, **values: object) -> exp.Expression:
     """The template with every `$name` replaced by `value(values[name])` and every table `__name` by the query
-    `values[name]` as a subquery; a placeholder left unfilled is an error.
+    `values[name]` as a subquery; a placeholder left unfilled is an error. A `$name` given a list stands
+    for its items where the template has a list (a select list, a function's arguments, an EXCLUDE): the
+    parts of a statement whose number follows the catalog.
 
     Expressions given as values become part of the result (copied only where a name is used again): pass
     a tree built for this statement, or a copy of one kept elsewhere."""
     tree = template(text).copy()
     used: set[str] = set()
+    # the template's own placeholders given a list, spread after the others are filled (never into a value)
+    spread = [n for n in tree.find_all(exp.Placeholder) if isinstance(values.get(n.name), list | tuple)]
+    spread_ids = {id(n) for n in spread}
 
     def once(name: str) -> exp.Expression:
         """The value for `name`: the caller's tree the first time (it was built for this statement), a copy after."""
@@ -73,10 +78,30 @@ def fill(text: str, **values: object) -> exp.Expression:
         if isinstance(node, exp.Placeholder) and node.name:
             if node.name not in values:
                 raise KeyError(f"template placeholder ${node.name} not given")
-            return once(node.name)
+            return node if id(node) in spread_ids else once(node.name)
         return node
 
-    return tree.transform(put, copy=False)
+    tree = tree.transform(put, copy=False)
+    for node in spread:
+        items = values[node.name]
+        assert isinstance(items, list | tuple)
+        parent, key = node.parent, node.arg_key
+        siblings = parent.args.get(key) if parent is not None and key else None
+        if parent is None or not key or not isinstance(siblings, list):
+            raise TypeError(f"template placeholder ${node.name} is given a list where the template has no list")
+        made = [value(v) if node.name not in used else value(v).copy() for v in items]
+        used.add(node.name)
+        i = next(i for i, s in enumerate(siblings) if s is node)
+        parent.set(key, [*siblings[:i], *made, *siblings[i + 1 :]])
+    return tree
+
+
+def create_temp(kind: str, name: str, query: exp.Expression, dialect: str = "duckdb") -> str:
+    """`CREATE OR REPLACE TEMP <kind> name AS query` (kind TABLE or VIEW) as text: the store's scratch tables and
+    views, the name an identifier sqlglot quotes where it must."""
+    temporary = exp.Properties(expressions=[exp.TemporaryProperty()])
+    create = exp.Create(this=exp.to_table(name), kind=kind, replace=True, expression=query, properties=temporary)
+    return create.sql(dialect)
 
 
 def valid_at(t: object, alias: str | None = None) -> exp.Expression:

@@ -26,12 +26,13 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+from sqlglot import exp
 
 from socialcredit import frames, ids, schema, text
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.clock import EARLIEST, utc_naive
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
-from socialcredit.store.ingest import BatchRejected, Problem, q
+from socialcredit.store.ingest import BatchRejected, Problem, create_temp, fill, union_all
 from socialcredit.yamlio import LocatedError, first_of
 
 DEFAULT_DB = "socialcredit.duckdb"
@@ -139,18 +140,235 @@ def _on_demand_ddl(name: str) -> str:
     return schema.create(schema.ON_DEMAND[name])
 
 
-def _id_problem_sql(col: str) -> str:
+def _id_problem(col: exp.Expression) -> exp.Expression:
     """ids.problem in SQL for a whole column at once: the same checks in the same order, the same words."""
-    weighted = " + ".join(f"(ord(substr({col}, {i + 1}, 1)) - 48) * {w}" for i, w in enumerate(ids.WEIGHTS))
-    check = f"substr('{ids.CHECK}', ({weighted}) % 11 + 1, 1)"
-    return f"""CASE
-        WHEN length({col}) != 18 THEN 'a resident ID has 18 characters'
-        WHEN NOT regexp_full_match({col}, '{ids.PATTERN.pattern}')
+    digits = [
+        fill("(ord(substr($c, $at, 1)) - 48) * $weight", c=col.copy(), at=i + 1, weight=w)
+        for i, w in enumerate(ids.WEIGHTS)
+    ]
+    weighted = functools.reduce(lambda x, y: exp.Add(this=x, expression=y), digits)
+    check = fill("substr($check, ($weighted) % 11 + 1, 1)", check=ids.CHECK, weighted=weighted)
+    return fill(
+        """CASE
+        WHEN length($c) != 18 THEN 'a resident ID has 18 characters'
+        WHEN NOT regexp_full_match($c, $pattern)
             THEN 'a resident ID is 6-digit region, 8-digit birth date, 3-digit sequence, check character'
-        WHEN try_strptime(substr({col}, 7, 8), '%Y%m%d') IS NULL
+        WHEN try_strptime(substr($c, 7, 8), '%Y%m%d') IS NULL
             THEN 'the birth date inside the resident ID does not exist'
-        WHEN {check} != substr({col}, 18, 1) THEN 'wrong check character (expected ' || {check} || ')'
-        END"""
+        WHEN $check != substr($c, 18, 1) THEN 'wrong check character (expected ' || $check || ')'
+        END""",
+        c=col,
+        pattern=ids.PATTERN.pattern,
+        check=check,
+    )
+
+
+def _col(name: str, table: str | None = None) -> exp.Expression:
+    return exp.column(name, table=table, quoted=True)
+
+
+def _typed(columns: dict[str, str], given: tuple[str, ...]) -> list[exp.Expression]:
+    """add_population's typed columns: each given one TRY_CAST to its type and `bad_<name>` where it would not
+    convert; one not given NULL (never bad), but for the avatar seed, derived from the ID as add_citizens does."""
+    out: list[exp.Expression] = []
+    for c, t in columns.items():
+        bad = exp.to_identifier(f"bad_{c}", quoted=True)
+        if c in given:
+            cast = exp.TryCast(this=_col(c), to=exp.DataType.build(t))
+            out.append(exp.Alias(this=cast, alias=exp.to_identifier(c, quoted=True)))
+            out.append(
+                exp.Alias(this=fill("($c IS NOT NULL AND $cast IS NULL)", c=_col(c), cast=cast.copy()), alias=bad)
+            )
+        else:
+            value = (
+                fill("('0x' || substr(sha256(CAST(citizen_id AS VARCHAR)), 1, 12))::BIGINT")
+                if c == "avatar_seed"
+                else exp.cast(exp.null(), exp.DataType.build(t))
+            )
+            out.append(exp.Alias(this=value, alias=exp.to_identifier(c, quoted=True)))
+            out.append(exp.Alias(this=exp.false(), alias=bad))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _population_staging(given: tuple[str, ...]) -> str:
+    """`_pop_c`, add_population's citizens typed (`_typed`) with each ID's problem, if any; generated once per
+    set of columns given."""
+    query = fill(
+        "SELECT *, $id_problem AS id_problem FROM (SELECT _row AS row, $typed FROM _pop_c_in)",
+        id_problem=_id_problem(exp.column("citizen_id")),
+        typed=_typed({**_POP_REQUIRED, **_POP_OPTIONAL}, given),
+    )
+    return create_temp("TABLE", "_pop_c", query)
+
+
+@functools.cache
+def _relations_staging() -> str:
+    """`_pop_r`, add_population's relations typed."""
+    query = fill("SELECT _row AS row, $typed FROM _pop_r_in", typed=_typed(_REL_REQUIRED, tuple(_REL_REQUIRED)))
+    return create_temp("TABLE", "_pop_r", query)
+
+
+# Each relation and its mirror fall on one undirected pair (a, b) of one family (parent-child, spouse,
+# contact): "forward" is (child, parent, parent) or a < b, "back" the other way. One aggregation finds
+# repeats and missing mirrors at once; only the pairs with a problem are kept.
+_KIND_FWD = "CASE fam WHEN 0 THEN 'parent' WHEN 1 THEN 'spouse' ELSE 'contact' END"
+_KIND_BACK = "CASE fam WHEN 0 THEN 'child' WHEN 1 THEN 'spouse' ELSE 'contact' END"
+
+
+@functools.cache
+def _population_pairs() -> str:
+    """`_pop_pairs`: the undirected pairs of add_population's relations that repeat or lack a mirror."""
+    query = fill(
+        """SELECT a, b, fam, count(*) FILTER (NOT is_back) AS fwd, count(*) FILTER (is_back) AS back,
+               min(row) FILTER (NOT is_back) AS first_fwd, max(row) FILTER (NOT is_back) AS last_fwd,
+               min(row) FILTER (is_back) AS first_back, max(row) FILTER (is_back) AS last_back
+        FROM (SELECT row, fam, is_back, CASE WHEN is_back THEN other ELSE ckey END AS a,
+                     CASE WHEN is_back THEN ckey ELSE other END AS b
+              FROM (SELECT row, ckey, other,
+                           CASE kind WHEN 'spouse' THEN 1 WHEN 'contact' THEN 2 ELSE 0 END AS fam,
+                           kind = 'child' OR (kind IN ('spouse', 'contact') AND ckey > other) AS is_back
+                    FROM _pop_r WHERE kind IN ($kinds) AND ckey != other))
+        GROUP BY a, b, fam HAVING fwd != 1 OR back != 1""",
+        kinds=list(_MIRROR),
+    )
+    return create_temp("TABLE", "_pop_pairs", query)
+
+
+# add_population's checks beyond each column's type and presence, over `_pop_c`, `_pop_r` and `_pop_pairs`:
+# (row, field, message) each; `$kinds` are the relation kinds, `$cities` the store's cities (bound)
+_POPULATION_CHECKS = (
+    """SELECT row, 'citizen_id', '''' || citizen_id || ''': ' || id_problem FROM _pop_c
+       WHERE id_problem IS NOT NULL""",
+    """SELECT c.row, 'citizen_id', c.citizen_id || ' appears twice in this batch (also row ' || d.first || ')'
+       FROM _pop_c c JOIN (SELECT citizen_id, min(row) AS first FROM _pop_c GROUP BY 1 HAVING count(*) > 1) d
+       USING (citizen_id) WHERE c.row > d.first""",
+    """SELECT row, 'citizen_id', citizen_id || ' is already registered' FROM _pop_c
+       WHERE citizen_id IN (SELECT citizen_id FROM citizens)""",
+    """SELECT c.row, 'ckey', 'ckey ' || c.ckey || ' is used twice in this batch (also row ' || d.first || ')'
+       FROM _pop_c c JOIN (SELECT ckey, min(row) AS first FROM _pop_c GROUP BY 1 HAVING count(*) > 1) d
+       USING (ckey) WHERE c.row > d.first""",
+    """SELECT row, 'city', 'unknown city ''' || city || ''' (cities: ' || array_to_string($cities, ', ') || ')'
+       FROM _pop_c WHERE city != '' AND NOT list_contains($cities, city)""",
+    "SELECT row, 'sex', 'must be M or F' FROM _pop_c WHERE sex != '' AND sex NOT IN ('M', 'F')",
+    """SELECT row, 'sex', 'the resident ID''s sequence says ' || id_sex FROM (
+         SELECT *, CASE WHEN (ord(substr(citizen_id, 17, 1)) - 48) % 2 = 1 THEN 'M' ELSE 'F' END AS id_sex
+         FROM _pop_c WHERE id_problem IS NULL AND sex IN ('M', 'F')) WHERE sex != id_sex""",
+    """SELECT row, 'birth_date', 'does not match the resident ID (' || id_born || ')' FROM (
+         SELECT *, strptime(substr(citizen_id, 7, 8), '%Y%m%d')::DATE AS id_born
+         FROM _pop_c WHERE id_problem IS NULL) WHERE birth_date != id_born""",
+    """SELECT row, 'income_decile', 'an income decile is 1 to 10' FROM _pop_c
+       WHERE income_decile NOT BETWEEN 1 AND 10""",
+    """SELECT row, 'relations.kind', '''' || kind || ''' is not one of ' || $kinds_text
+        FROM _pop_r WHERE kind != '' AND kind NOT IN ($kinds)""",
+    """SELECT r.row, 'relations.ckey', 'unknown citizen: ckey ' || r.ckey || ' is not in this batch'
+       FROM _pop_r r ANTI JOIN _pop_c c ON r.ckey = c.ckey WHERE r.ckey IS NOT NULL""",
+    """SELECT r.row, 'relations.other', 'unknown citizen: ckey ' || r.other || ' is not in this batch'
+       FROM _pop_r r ANTI JOIN _pop_c c ON r.other = c.ckey WHERE r.other IS NOT NULL""",
+    "SELECT row, 'relations.other', 'a citizen is not their own relation' FROM _pop_r WHERE ckey = other",
+    "SELECT last_fwd, 'relations.kind', 'repeats row ' || first_fwd FROM _pop_pairs WHERE fwd > 1",
+    "SELECT last_back, 'relations.kind', 'repeats row ' || first_back FROM _pop_pairs WHERE back > 1",
+    """SELECT first_fwd, 'relations.kind', 'no mirror relation (' || b || ', ' || a || ', ' || $kind_back
+           || '): every relation goes both ways' FROM _pop_pairs WHERE back = 0""",
+    """SELECT first_back, 'relations.kind', 'no mirror relation (' || a || ', ' || b || ', ' || $kind_fwd
+           || '): every relation goes both ways' FROM _pop_pairs WHERE fwd = 0""",
+    """SELECT row, 'relations.kind', 'a second spouse of ckey ' || ckey || ' (first in row ' || first || ')'
+       FROM (SELECT row, ckey, min(row) OVER (PARTITION BY ckey) AS first FROM _pop_r WHERE kind = 'spouse')
+       WHERE row > first""",
+)
+
+
+@functools.cache
+def _population_checks() -> str:
+    """Every check of add_population's staged batch as one query: (row, field, message, how many problems in
+    all), relations last, at most _MAX_PROBLEMS + 1 rows. Generated once; the store's cities bind ($cities)."""
+    checks: list[exp.Expression] = []
+    for table, cols, prefix in (
+        ("_pop_c", {**_POP_REQUIRED, **_POP_OPTIONAL}, ""),
+        ("_pop_r", _REL_REQUIRED, "relations."),
+    ):
+        for col, t in cols.items():
+            what = {"DATE": "a date (YYYY-MM-DD)", "VARCHAR": "text"}.get(t, "an integer")
+            field, bad = exp.Literal.string(prefix + col), _col(f"bad_{col}")
+            checks.append(exp.select("row", field, exp.Literal.string(f"is not {what}")).from_(table).where(bad))
+            if col in _POP_REQUIRED or table == "_pop_r":
+                missing = fill("($c IS NULL OR $c = '')" if t == "VARCHAR" else "$c IS NULL", c=_col(col))
+                condition = fill("NOT $bad AND ($missing)", bad=bad.copy(), missing=missing)
+                checks.append(
+                    exp.select("row", field.copy(), exp.Literal.string("missing")).from_(table).where(condition)
+                )
+    kinds = list(_MIRROR)
+    checks += [
+        fill(
+            c,
+            kinds=kinds,
+            kinds_text=", ".join(kinds),
+            kind_fwd=fill(_KIND_FWD),
+            kind_back=fill(_KIND_BACK),
+            cities=exp.Placeholder(this="cities"),
+        )
+        for c in _POPULATION_CHECKS
+    ]
+    return fill(
+        """SELECT *, count(*) OVER () FROM __checks AS p(row, field, message)
+        ORDER BY starts_with(field, 'relations.'), row, field LIMIT $limit""",
+        checks=union_all(checks),
+        limit=_MAX_PROBLEMS + 1,
+    ).sql("duckdb")
+
+
+# Every refusal of a relation change, over `_rel_in` (the ties asked), `_rel` (with their mirrors) and
+# `_rel_now` (as they stand): (row, field, message) each; `$at` is the change's time (bound)
+_TIE = "'the tie (' || ckey || ', ' || other || ', ' || kind || ')'"
+_RELATION_CHECKS = (
+    """SELECT row, 'ckey', 'unknown citizen: ckey ' || ckey FROM _rel_in
+       WHERE ckey NOT IN (SELECT ckey FROM citizens)""",
+    """SELECT row, 'other', 'unknown citizen: ckey ' || other FROM _rel_in
+       WHERE other NOT IN (SELECT ckey FROM citizens)""",
+    "SELECT row, 'other', 'a citizen is not their own relation' FROM _rel_in WHERE ckey = other",
+    """SELECT max(row), 'other', 'repeats row ' || min(row) FROM _rel
+       WHERE ckey <> other GROUP BY ckey, other, kind HAVING count(*) > 1""",
+)
+_RELATION_CHECKS_BY_CHANGE = {
+    "start": (
+        """SELECT min(row), 'other', $tie || ' is already in force' FROM _rel_now
+           WHERE open IS NOT NULL GROUP BY ckey, other, kind""",
+        """SELECT min(row), 'at', $tie || ' last changed at ' || last || ' UTC, after this'
+           FROM _rel_now WHERE last > $at GROUP BY ckey, other, kind, last""",
+    ),
+    "end": (
+        """SELECT min(row), 'other', $tie || ' is not in force, so cannot end' FROM _rel_now
+           WHERE open IS NULL GROUP BY ckey, other, kind""",
+        """SELECT min(row), 'at', $tie || ' began at ' || last || ' UTC, after this' FROM _rel_now
+           WHERE open IS NOT NULL AND last > $at GROUP BY ckey, other, kind, last""",
+    ),
+}
+
+
+@functools.cache
+def _relation_checks(change: str) -> str:
+    """Every refusal of a relation change (`start` or `end`) as one query: distinct (row, field, message), at
+    most 1,001. Generated once per kind of change; `$at` binds the change's time."""
+    checks = [*_RELATION_CHECKS, *_RELATION_CHECKS_BY_CHANGE[change]]
+    return fill(
+        "SELECT DISTINCT * FROM __checks AS p(row, field, message) ORDER BY row, field, message LIMIT 1001",
+        checks=union_all([fill(c, tie=fill(_TIE), at=exp.Placeholder(this="at")) for c in checks]),
+    ).sql("duckdb")
+
+
+@functools.lru_cache(maxsize=32)
+def _records_insert(attrs: tuple[str, ...]) -> str:
+    """The validated batch (`_typed`) appended to the records, clustered by citizen: the catalog's attribute
+    columns in its order; `$base` (the first new rkey) and `$batch` bind."""
+    return fill(
+        """INSERT INTO records
+        SELECT $base + row_number() OVER (ORDER BY row) - 1, record_id, agency, ckey, jkey, bkey,
+               occurred_at, $attrs, $batch, timezone('UTC', now()), digest
+        FROM _typed WHERE NOT duplicate ORDER BY ckey, occurred_at, row""",
+        base=exp.Placeholder(this="base"),
+        batch=exp.Placeholder(this="batch"),
+        attrs=[_col(a) for a in attrs],
+    ).sql("duckdb")
 
 
 _RULEBOOK_CACHE: dict[tuple, RulebookSet] = {}  # parsing 1,000-rule rulebooks is slow; they are immutable
@@ -620,114 +838,22 @@ class Store:
         finally:
             self.con.unregister("_pop_c_in")
             self.con.unregister("_pop_r_in")
-            for temp in ("_pop_c", "_pop_r", "_pop_pairs"):
-                self.con.execute(f"DROP TABLE IF EXISTS {temp}")
+            self.con.execute(
+                "DROP TABLE IF EXISTS _pop_c; DROP TABLE IF EXISTS _pop_r; DROP TABLE IF EXISTS _pop_pairs"
+            )
         return citizens.num_rows
 
     def _stage_population(self, columns: list[str]) -> None:
         """Typed copies of the batch: TRY_CAST every column and flag the values that would not convert."""
-
-        def typed(cols: dict[str, str], have: list[str]) -> str:
-            out = []
-            for c, t in cols.items():
-                if c in have:
-                    out.append(f"TRY_CAST({q(c)} AS {t}) AS {q(c)}")
-                    out.append(f"({q(c)} IS NOT NULL AND TRY_CAST({q(c)} AS {t}) IS NULL) AS {q('bad_' + c)}")
-                elif c == "avatar_seed":  # derived from the ID as add_citizens does
-                    out.append("('0x' || substr(sha256(CAST(citizen_id AS VARCHAR)), 1, 12))::BIGINT AS avatar_seed")
-                    out.append("false AS bad_avatar_seed")
-                else:
-                    out.append(f"NULL::{t} AS {q(c)}, false AS {q('bad_' + c)}")
-            return ", ".join(out)
-
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _pop_c AS
-            SELECT *, {_id_problem_sql("citizen_id")} AS id_problem
-            FROM (SELECT _row AS row, {typed({**_POP_REQUIRED, **_POP_OPTIONAL}, columns)} FROM _pop_c_in)""")
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _pop_r AS
-            SELECT _row AS row, {typed(_REL_REQUIRED, list(_REL_REQUIRED))} FROM _pop_r_in""")
+        known = tuple(c for c in {**_POP_REQUIRED, **_POP_OPTIONAL} if c in columns)
+        self.con.execute(_population_staging(known))
+        self.con.execute(_relations_staging())
 
     def _population_problems(self) -> list[Problem]:
         """Every check is one set-wise query over the staged batch; all run before anything is written."""
         cities = sorted(self.rulebooks().cities)
-        kinds = ", ".join(f"'{k}'" for k in _MIRROR)
-        # Each relation and its mirror fall on one undirected pair (a, b) of one family (parent-child,
-        # spouse, contact): "forward" is (child, parent, parent) or a < b, "back" the other way. One
-        # aggregation finds repeats and missing mirrors at once; only the pairs with a problem are kept.
-        kind_fwd = "CASE fam WHEN 0 THEN 'parent' WHEN 1 THEN 'spouse' ELSE 'contact' END"
-        kind_back = "CASE fam WHEN 0 THEN 'child' WHEN 1 THEN 'spouse' ELSE 'contact' END"
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _pop_pairs AS
-            SELECT a, b, fam, count(*) FILTER (NOT is_back) AS fwd, count(*) FILTER (is_back) AS back,
-                   min(row) FILTER (NOT is_back) AS first_fwd, max(row) FILTER (NOT is_back) AS last_fwd,
-                   min(row) FILTER (is_back) AS first_back, max(row) FILTER (is_back) AS last_back
-            FROM (SELECT row, fam, is_back, CASE WHEN is_back THEN other ELSE ckey END AS a,
-                         CASE WHEN is_back THEN ckey ELSE other END AS b
-                  FROM (SELECT row, ckey, other,
-                               CASE kind WHEN 'spouse' THEN 1 WHEN 'contact' THEN 2 ELSE 0 END AS fam,
-                               kind = 'child' OR (kind IN ('spouse', 'contact') AND ckey > other) AS is_back
-                        FROM _pop_r WHERE kind IN ({kinds}) AND ckey != other))
-            GROUP BY a, b, fam HAVING fwd != 1 OR back != 1""")
-        checks: list[str] = []
-        for table, cols, prefix in (
-            ("_pop_c", {**_POP_REQUIRED, **_POP_OPTIONAL}, ""),
-            ("_pop_r", _REL_REQUIRED, "relations."),
-        ):
-            for col, t in cols.items():
-                what = {"DATE": "a date (YYYY-MM-DD)", "VARCHAR": "text"}.get(t, "an integer")
-                checks.append(f"SELECT row, '{prefix}{col}', 'is not {what}' FROM {table} WHERE bad_{col}")
-                if col in _POP_REQUIRED or table == "_pop_r":
-                    empty = f" OR {q(col)} = ''" if t == "VARCHAR" else ""
-                    checks.append(
-                        f"SELECT row, '{prefix}{col}', 'missing' FROM {table} "
-                        f"WHERE NOT bad_{col} AND ({q(col)} IS NULL{empty})"
-                    )
-        checks += [
-            """SELECT row, 'citizen_id', '''' || citizen_id || ''': ' || id_problem FROM _pop_c
-               WHERE id_problem IS NOT NULL""",
-            """SELECT c.row, 'citizen_id', c.citizen_id || ' appears twice in this batch (also row ' || d.first || ')'
-               FROM _pop_c c JOIN (SELECT citizen_id, min(row) AS first FROM _pop_c GROUP BY 1 HAVING count(*) > 1) d
-               USING (citizen_id) WHERE c.row > d.first""",
-            """SELECT row, 'citizen_id', citizen_id || ' is already registered' FROM _pop_c
-               WHERE citizen_id IN (SELECT citizen_id FROM citizens)""",
-            """SELECT c.row, 'ckey', 'ckey ' || c.ckey || ' is used twice in this batch (also row ' || d.first || ')'
-               FROM _pop_c c JOIN (SELECT ckey, min(row) AS first FROM _pop_c GROUP BY 1 HAVING count(*) > 1) d
-               USING (ckey) WHERE c.row > d.first""",
-            f"""SELECT row, 'city', 'unknown city ''' || city || ''' (cities: {", ".join(cities)})' FROM _pop_c
-               WHERE city != '' AND NOT list_contains($cities, city)""",
-            "SELECT row, 'sex', 'must be M or F' FROM _pop_c WHERE sex != '' AND sex NOT IN ('M', 'F')",
-            """SELECT row, 'sex', 'the resident ID''s sequence says ' || id_sex FROM (
-                 SELECT *, CASE WHEN (ord(substr(citizen_id, 17, 1)) - 48) % 2 = 1 THEN 'M' ELSE 'F' END AS id_sex
-                 FROM _pop_c WHERE id_problem IS NULL AND sex IN ('M', 'F')) WHERE sex != id_sex""",
-            """SELECT row, 'birth_date', 'does not match the resident ID (' || id_born || ')' FROM (
-                 SELECT *, strptime(substr(citizen_id, 7, 8), '%Y%m%d')::DATE AS id_born
-                 FROM _pop_c WHERE id_problem IS NULL) WHERE birth_date != id_born""",
-            """SELECT row, 'income_decile', 'an income decile is 1 to 10' FROM _pop_c
-               WHERE income_decile NOT BETWEEN 1 AND 10""",
-            f"""SELECT row, 'relations.kind', '''' || kind || ''' is not one of {kinds.replace("'", "")}'
-                FROM _pop_r WHERE kind != '' AND kind NOT IN ({kinds})""",
-            """SELECT r.row, 'relations.ckey', 'unknown citizen: ckey ' || r.ckey || ' is not in this batch'
-               FROM _pop_r r ANTI JOIN _pop_c c ON r.ckey = c.ckey WHERE r.ckey IS NOT NULL""",
-            """SELECT r.row, 'relations.other', 'unknown citizen: ckey ' || r.other || ' is not in this batch'
-               FROM _pop_r r ANTI JOIN _pop_c c ON r.other = c.ckey WHERE r.other IS NOT NULL""",
-            "SELECT row, 'relations.other', 'a citizen is not their own relation' FROM _pop_r WHERE ckey = other",
-            "SELECT last_fwd, 'relations.kind', 'repeats row ' || first_fwd FROM _pop_pairs WHERE fwd > 1",
-            "SELECT last_back, 'relations.kind', 'repeats row ' || first_back FROM _pop_pairs WHERE back > 1",
-            f"""SELECT first_fwd, 'relations.kind', 'no mirror relation (' || b || ', ' || a || ', ' || {kind_back}
-                   || '): every relation goes both ways' FROM _pop_pairs WHERE back = 0""",
-            f"""SELECT first_back, 'relations.kind', 'no mirror relation (' || a || ', ' || b || ', ' || {kind_fwd}
-                   || '): every relation goes both ways' FROM _pop_pairs WHERE fwd = 0""",
-            """SELECT row, 'relations.kind', 'a second spouse of ckey ' || ckey || ' (first in row ' || first || ')'
-               FROM (SELECT row, ckey, min(row) OVER (PARTITION BY ckey) AS first FROM _pop_r WHERE kind = 'spouse')
-               WHERE row > first""",
-        ]
-        union = "\nUNION ALL\n".join(f"({c})" for c in checks)
-        found = self.con.execute(
-            f"""SELECT *, count(*) OVER () FROM ({union}) AS p(row, field, message)
-                ORDER BY starts_with(field, 'relations.'), row, field LIMIT {_MAX_PROBLEMS + 1}""",
-            {"cities": cities},
-        ).fetchall()
+        self.con.execute(_population_pairs())
+        found = self.con.execute(_population_checks(), {"cities": cities}).fetchall()
         problems = [Problem(int(r), f, m) for r, f, m, _ in found[:_MAX_PROBLEMS]]
         if len(found) > _MAX_PROBLEMS:
             problems.append(Problem(0, "batch", f"{found[0][3] - _MAX_PROBLEMS} more problems not listed"))
@@ -738,11 +864,14 @@ class Store:
         with self.transaction():
             base = self.con.execute("SELECT coalesce(max(ckey) + 1, 0) FROM citizens").fetchall()[0][0]
             households = self.con.execute("SELECT coalesce(max(household) + 1, 0) FROM citizen_profiles").fetchall()
-            self.con.execute(f"""
+            self.con.execute(
+                """
                 INSERT INTO citizens (ckey, citizen_id, name, name_latin, sex, birth_date, city, jkey, avatar_seed)
-                SELECT {base} + c.row - 1, c.citizen_id, c.name, c.name_latin, c.sex, c.birth_date, c.city, j.jkey,
+                SELECT $base + c.row - 1, c.citizen_id, c.name, c.name_latin, c.sex, c.birth_date, c.city, j.jkey,
                        c.avatar_seed
-                FROM _pop_c c JOIN jurisdictions j ON j.code = c.city ORDER BY c.row""")
+                FROM _pop_c c JOIN jurisdictions j ON j.code = c.city ORDER BY c.row""",
+                {"base": base},
+            )
             dense = self.con.execute("SELECT coalesce(bool_and(ckey = row - 1), true) FROM _pop_c").fetchall()[0][0]
             # registered ties start at UNDATED; their changes are numbered on from the store's last, in row order
             seq = self.con.execute("SELECT coalesce(max(seq) + 1, 0) FROM relation_changes").fetchall()[0][0]
@@ -762,11 +891,13 @@ class Store:
                     ORDER BY r.row""",
                     params,
                 )
-            self.con.execute(f"""
+            self.con.execute(
+                """
                 INSERT INTO citizen_profiles
-                SELECT {base} + row - 1, income_decile, occupation,
-                       household - min(household) OVER () + {households[0][0]}
-                FROM _pop_c ORDER BY row""")
+                SELECT $base + row - 1, income_decile, occupation, household - min(household) OVER () + $households
+                FROM _pop_c ORDER BY row""",
+                {"base": base, "households": households[0][0]},
+            )
 
     # ------------------------------------------------------------------ relations over time
 
@@ -813,35 +944,7 @@ class Store:
                    LEFT JOIN (SELECT ends FROM relation_changes WHERE change = 'end') e ON e.ends = c.seq
                    GROUP BY r.row, r.dir, r.ckey, r.other, r.kind"""
             )
-            checks = [
-                """SELECT row, 'ckey', 'unknown citizen: ckey ' || ckey FROM _rel_in
-                   WHERE ckey NOT IN (SELECT ckey FROM citizens)""",
-                """SELECT row, 'other', 'unknown citizen: ckey ' || other FROM _rel_in
-                   WHERE other NOT IN (SELECT ckey FROM citizens)""",
-                "SELECT row, 'other', 'a citizen is not their own relation' FROM _rel_in WHERE ckey = other",
-                """SELECT max(row), 'other', 'repeats row ' || min(row) FROM _rel
-                   WHERE ckey <> other GROUP BY ckey, other, kind HAVING count(*) > 1""",
-            ]
-            tie = "'the tie (' || ckey || ', ' || other || ', ' || kind || ')'"
-            if change == "start":
-                checks += [
-                    f"""SELECT min(row), 'other', {tie} || ' is already in force' FROM _rel_now
-                        WHERE open IS NOT NULL GROUP BY ckey, other, kind""",
-                    f"""SELECT min(row), 'at', {tie} || ' last changed at ' || last || ' UTC, after this'
-                        FROM _rel_now WHERE last > $at GROUP BY ckey, other, kind, last""",
-                ]
-            else:
-                checks += [
-                    f"""SELECT min(row), 'other', {tie} || ' is not in force, so cannot end' FROM _rel_now
-                        WHERE open IS NULL GROUP BY ckey, other, kind""",
-                    f"""SELECT min(row), 'at', {tie} || ' began at ' || last || ' UTC, after this' FROM _rel_now
-                        WHERE open IS NOT NULL AND last > $at GROUP BY ckey, other, kind, last""",
-                ]
-            union = "\nUNION ALL\n".join(f"({c})" for c in checks)  # fixed texts; values are bound
-            found = self.con.execute(
-                f"SELECT DISTINCT * FROM ({union}) AS p(row, field, message) ORDER BY row, field, message LIMIT 1001",
-                {"at": when} if "$at" in union else {},
-            ).fetchall()
+            found = self.con.execute(_relation_checks(change), {"at": when}).fetchall()
             if found:
                 raise BatchRejected(source, [Problem(int(r), f, m) for r, f, m in found[:_MAX_PROBLEMS]])
             with self.transaction():
@@ -906,12 +1009,7 @@ class Store:
         with self.transaction():
             batch = self.con.execute("SELECT coalesce(max(batch) + 1, 1) FROM batches").fetchall()[0][0]
             base = self.con.execute("SELECT coalesce(max(rkey) + 1, 0) FROM records").fetchall()[0][0]
-            cols = ", ".join(q(a) for a in attrs)
-            self.con.execute(f"""
-                INSERT INTO records
-                SELECT {base} + row_number() OVER (ORDER BY row) - 1, record_id, agency, ckey, jkey, bkey,
-                       occurred_at, {cols}, {batch}, timezone('UTC', now()), digest
-                FROM _typed WHERE NOT duplicate ORDER BY ckey, occurred_at, row""")
+            self.con.execute(_records_insert(tuple(attrs)), {"base": base, "batch": batch})
             self.con.execute(
                 "INSERT INTO batches VALUES (?, ?, timezone('UTC', now()), ?, ?)", [batch, label, new, len(dup_ids)]
             )

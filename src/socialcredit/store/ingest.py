@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlglot import exp
 
 from socialcredit import ids
-from socialcredit.catalog import ENVELOPE, RESERVED_NAMES
+from socialcredit.catalog import ENVELOPE, RESERVED_NAMES, Attribute
 from socialcredit.clock import EARLIEST
 from socialcredit.text import problem as text_problem
 from socialcredit.yamlio import LocatedError
@@ -59,13 +61,7 @@ class BatchRejected(ValueError):
 RECORD_FIELDS = ENVELOPE
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "str": "VARCHAR"}
 MAX_ID_LENGTH = 200
-_PARAMETER = re.compile(r"\$([a-z0-9_]+)")
 _CSV_ERROR = re.compile(r"CSV Error on Line: (\d+).*?Expected Number of Columns: (\d+) Found: (\d+)", re.S)
-
-
-def q(name: str) -> str:
-    """Quote a catalog identifier (already restricted to [a-z0-9_] by the catalog models)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def key_problems(row: int, top: list[str], nested: list[str] | None) -> list[Problem]:
@@ -170,9 +166,10 @@ def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any
             elif suffix == ".parquet":
                 _column_names(pq.read_schema(path).names, str(path))
                 con.execute("CREATE TEMP TABLE _raw AS SELECT * FROM read_parquet(?)", [str(path)])
-                cols = [r[0] for r in con.execute("DESCRIBE _raw").fetchall()]
-                casts = ", ".join(f"{q(c)}::VARCHAR AS {q(c)}" for c in cols)
-                con.execute(f"CREATE TEMP TABLE _stage AS SELECT row_number() OVER () AS row, {casts} FROM _raw")
+                # every column as text, under its own name (DuckDB's COLUMNS keeps the names)
+                con.execute(
+                    "CREATE TEMP TABLE _stage AS SELECT row_number() OVER () AS row, COLUMNS(*)::VARCHAR FROM _raw"
+                )
                 con.execute("DROP TABLE _raw")
             else:
                 raise LocatedError(f"{path}: unknown format {suffix!r}; use .csv, .jsonl or .parquet")
@@ -194,7 +191,14 @@ def stage_batch(store: Store, source: str | Path | pa.Table | list[dict[str, Any
         )
     for c in [*RECORD_FIELDS, *store.catalog.attributes]:
         if c not in cols:
-            con.execute(f"ALTER TABLE _stage ADD COLUMN {q(c)} VARCHAR")
+            con.execute(_add_column(c))
+
+
+@functools.lru_cache(maxsize=256)
+def _add_column(name: str) -> str:
+    """`ALTER TABLE _stage ADD COLUMN "name" VARCHAR`: a field the batch did not give, staged as all NULL."""
+    column = exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=exp.DataType.build("VARCHAR"))
+    return exp.Alter(this=exp.to_table("_stage"), kind="TABLE", actions=[column]).sql("duckdb")
 
 
 def _stage_csv(store: Store, path: Path) -> None:
@@ -260,103 +264,185 @@ def _stage_jsonl(store: Store, path: Path) -> None:
     }
     fields = [*RECORD_FIELDS, *store.catalog.attributes]
     extra = sorted((keys - {*fields, "attributes"}) | (akeys - set(store.catalog.attributes)))
-    selects = []
-    for f in fields:
-        top = f"json ->> {_lit('$.' + f)}"
-        if f in store.catalog.attributes:
-            selects.append(f"coalesce({top}, json ->> {_lit('$.attributes.' + f)}) AS {q(f)}")
-        else:
-            selects.append(f"{top} AS {q(f)}")
-    extras = ", ".join(f"json ->> {_lit('$.' + k)} AS {q(k)}" for k in extra)
-    con.execute(
-        f"CREATE TEMP TABLE _stage AS SELECT row, {', '.join(selects)}{', ' if extras else ''}{extras} FROM _raw"
-    )
+    con.execute(_jsonl_stage(tuple(fields), tuple(store.catalog.attributes), tuple(extra)))
     con.execute("DROP TABLE _raw")
 
 
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
+@functools.lru_cache(maxsize=64)
+def _jsonl_stage(fields: tuple[str, ...], attributes: tuple[str, ...], extra: tuple[str, ...]) -> str:
+    """`_stage` from the JSON objects in `_raw`: each field's text at the top, an attribute's also under
+    `attributes`, and the keys no record has (`extra`), so that the check after names them. The same for
+    every batch of a catalog but those with unknown keys: generated once."""
+
+    def text(path: str) -> exp.Expression:  # json ->> 'path', the path a literal (the key never parsed as SQL)
+        return exp.Anonymous(this="json_extract_string", expressions=[exp.column("json"), exp.Literal.string(path)])
+
+    def top(f: str) -> exp.Expression:
+        at = text("$." + f)
+        return exp.Coalesce(this=at, expressions=[text("$.attributes." + f)]) if f in attributes else at
+
+    columns = [_named(top(f), f) for f in fields]
+    columns += [_named(text("$." + k), k) for k in extra]
+    return create_temp("TABLE", "_stage", fill("SELECT row, $columns FROM _raw", columns=columns))
 
 
-# Every check of a staged batch, as (field, message, condition) over one row of `_CHECKED` (the typed
-# row `t`, its text trimmed `g` (`_given`; the messages also read it as staged, `s`), the catalog's answers about
-# its agency `ka`, agency × behaviour `al`, behaviour's attributes `d` and id within the batch `dk`).
-# Values reach them as named parameters ($now …), never in the text.
-_CHECKED = """_typed t JOIN _given g USING (row)
+# The store builds its statements with `socialcredit.engine.sql` (templates, sqlglot literals and identifiers),
+# imported when first asked: the engine's package imports the store, so importing it as the store loads would
+# make a circle at run time (the module graph has none: `engine.sql` needs no store). The store's modules use
+# these three.
+
+
+def fill(text: str, **values: object) -> exp.Expression:
+    """`socialcredit.engine.sql.fill`: the template with its `$name` placeholders filled."""
+    from socialcredit.engine import sql
+
+    return sql.fill(text, **values)
+
+
+def union_all(parts: list[exp.Expression]) -> exp.Expression:
+    """`socialcredit.engine.sql.union_all`."""
+    from socialcredit.engine import sql
+
+    return sql.union_all(parts)
+
+
+def create_temp(kind: str, name: str, query: exp.Expression) -> str:
+    """`socialcredit.engine.sql.create_temp`: `CREATE OR REPLACE TEMP <kind> name AS query`, as DuckDB text."""
+    from socialcredit.engine import sql
+
+    return sql.create_temp(kind, name, query)
+
+
+def _column(name: str, table: str | None = None) -> exp.Expression:
+    return exp.column(name, table=table, quoted=True)
+
+
+def _named(value: exp.Expression, name: str) -> exp.Expression:
+    """`value AS "name"`."""
+    return exp.Alias(this=value, alias=exp.to_identifier(name, quoted=True))
+
+
+def _bound(name: str) -> exp.Expression:
+    """`$name`, a named parameter the statement binds when it runs (a value of this batch: now, a limit)."""
+    return exp.Placeholder(this=name)
+
+
+Check = tuple[str, exp.Expression, exp.Expression]
+"""(field, message, condition): one check of a staged row, its message and condition sqlglot trees"""
+
+# Every check of a staged batch, as (field, message, condition) over one row of the join in `_MESSAGES` (the
+# typed row `t`, its text trimmed `g` (`_given`; the messages also read it as staged, `s`), the catalog's answers
+# about its agency `ka`, agency × behaviour `al`, behaviour's attributes `d` and id within the batch `dk`).
+# Values reach them as named parameters ($now …), never in the text. Each suspect row is joined once and asked
+# every check (`$checks`: one struct per check, `hit` its condition); the checks it fails are its problems.
+_MESSAGES = """SELECT row, c.field AS field, c.message AS message FROM (
+    SELECT t.row AS row, unnest([$checks]) AS c
+    FROM _typed t JOIN _given g USING (row)
     LEFT JOIN _agencies ka ON ka.agency = t.agency
     LEFT JOIN _allowed al ON al.agency = t.agency AND al.behaviour = t.behaviour
     LEFT JOIN _declared d ON d.behaviour = t.behaviour
-    LEFT JOIN _twice dk ON dk.agency = t.agency AND dk.record_id = t.record_id"""
+    LEFT JOIN _twice dk ON dk.agency = t.agency AND dk.record_id = t.record_id
+    JOIN _stage s USING (row) JOIN _suspects USING (row))
+    WHERE c.hit ORDER BY row, field, c.ordinal"""
+_CHECK = "{'hit': $condition, 'field': $field, 'message': $message, 'ordinal': $ordinal}"
 
 
-def _checks(store: Store, g: str = "g") -> tuple[list[tuple[str, str, str]], dict[str, object]]:
-    """The (field, message, condition) of every check, and the named parameters they bind; `g` is the
-    alias the conditions read the trimmed text by."""
-    attrs = store.catalog.attributes
-    checks = [(f"'{f}'", "'missing'", f"{g}.{q(_given(f))} IS NULL") for f in RECORD_FIELDS]
+def _checks(attrs: tuple[Attribute, ...], g: str = "g", messages: bool = True) -> list[Check]:
+    """The (field, message, condition) of every check (their parameters: `_parameters`); `g` is the alias the
+    conditions read the trimmed text by. Without `messages`, each message is NULL (the typing statement tests
+    the conditions only, and is generated on a batch's first ingest: half the trees, half the time)."""
+
+    def given(f: str) -> exp.Expression:
+        return exp.column(_given(f), table=g, quoted=True)
+
+    def c(field: str, message: str, condition: str, **values: object) -> Check:
+        """A check from templates: `$name` placeholders filled (columns, bound parameters), the rest as written;
+        each tree gets its own copy of the values (a node belongs to one tree)."""
+
+        def own() -> dict[str, object]:
+            return {k: v.copy() if isinstance(v, exp.Expression) else v for k, v in values.items()}
+
+        return field, fill(message, **own()) if messages else exp.null(), fill(condition, **own())
+
+    checks = [c(f, "'missing'", "$given IS NULL", given=given(f)) for f in RECORD_FIELDS]
     checks += [
-        ("'occurred_at'", "'not a timestamp: ' || s.occurred_at",
-         f"t.occurred_at IS NULL AND {g}.{q(_given('occurred_at'))} IS NOT NULL"),
-        ("'occurred_at'", "'in the future: ' || strftime(t.occurred_at, '%Y-%m-%d %H:%M:%S') || ' UTC'",
-         "t.occurred_at > $now"),
-        ("'occurred_at'", "'before ' || $earliest_day || ' (CST), the earliest time a record may carry: ' "
-         "|| s.occurred_at", "t.occurred_at < $earliest"),
-        ("'record_id'", "'longer than ' || $max_id || ' characters'", "length(t.record_id) > $max_id"),
-        ("'behaviour'", "'unknown behaviour ' || t.behaviour", "t.bkey IS NULL AND t.behaviour <> ''"),
-        ("'reported_by'", "'unknown agency ' || t.agency", "t.agency <> '' AND ka.agency IS NULL"),
-        ("'behaviour'", "'agency ' || t.agency || ' may not report ' || t.behaviour",
-         "t.bkey IS NOT NULL AND ka.agency IS NOT NULL AND al.agency IS NULL"),
-        ("'record_id'", "'sent twice in this batch with different content'", "dk.agency IS NOT NULL"),
-        ("'record_id'", "'already stored with different content (record ' || t.record_id || ')'",
-         "t.stored_digest <> t.digest"),
+        c("occurred_at", "'not a timestamp: ' || s.occurred_at", "t.occurred_at IS NULL AND $given IS NOT NULL",
+          given=given("occurred_at")),
+        c("occurred_at", "'in the future: ' || strftime(t.occurred_at, '%Y-%m-%d %H:%M:%S') || ' UTC'",
+          "t.occurred_at > $now", now=_bound("now")),
+        c("occurred_at", "'before ' || $earliest_day || ' (CST), the earliest time a record may carry: ' "
+          "|| s.occurred_at", "t.occurred_at < $earliest", earliest_day=_bound("earliest_day"),
+          earliest=_bound("earliest")),
+        c("record_id", "'longer than ' || $max_id || ' characters'", "length(t.record_id) > $max_id",
+          max_id=_bound("max_id")),
+        c("behaviour", "'unknown behaviour ' || t.behaviour", "t.bkey IS NULL AND t.behaviour <> ''"),
+        c("reported_by", "'unknown agency ' || t.agency", "t.agency <> '' AND ka.agency IS NULL"),
+        c("behaviour", "'agency ' || t.agency || ' may not report ' || t.behaviour",
+          "t.bkey IS NOT NULL AND ka.agency IS NOT NULL AND al.agency IS NULL"),
+        c("record_id", "'sent twice in this batch with different content'", "dk.agency IS NOT NULL"),
+        c("record_id", "'already stored with different content (record ' || t.record_id || ')'",
+          "t.stored_digest <> t.digest"),
     ]  # fmt: skip
-    params: dict[str, object] = {"max_id": MAX_ID_LENGTH}
-    for a in attrs.values():
-        col, name, given = q(a.name), a.name, f"{g}.{q(_given(a.name))}"
+    for a in attrs:
+        name = a.name
+        cols = {
+            "col": exp.column(name, table="t", quoted=True),
+            "staged": exp.column(name, table="s", quoted=True),
+            "given": given(name),
+        }
         typed = (
             # a cast would round 4.5 to 5: an int is written as one, or as a number with a zero fraction
-            f"(t.{col} IS NULL OR NOT regexp_full_match({given}, '[+-]?[0-9]+([.]0*)?'))"
+            "($col IS NULL OR NOT regexp_full_match($given, '[+-]?[0-9]+([.]0*)?'))"
             if a.type == "int"
-            else f"(t.{col} IS NULL OR NOT isfinite(t.{col}))"
+            else "($col IS NULL OR NOT isfinite($col))"
             if a.type == "float"
-            else f"t.{col} IS NULL"
+            else "$col IS NULL"
         )
-        article = "n" if a.type == "int" else ""
-        checks.append((f"'{name}'", f"'not a{article} {a.type}: ' || s.{col}",
-                       f"{given} IS NOT NULL AND {typed}"))  # fmt: skip
+        checks.append(c(name, "$not_a || $staged", "$given IS NOT NULL AND $typed", **cols,
+                        typed=fill(typed, col=cols["col"].copy(), given=cols["given"].copy()),
+                        not_a=f"not a{'n' if a.type == 'int' else ''} {a.type}: "))  # fmt: skip
         if a.min is not None and a.max is not None:
-            checks.append((
-                f"'{name}'",
-                f"'outside the catalog range [' || $min_text_{name} || ', ' || $max_text_{name} || ']: ' "
-                f"|| t.{col}::VARCHAR",
-                f"isfinite(t.{col}::DOUBLE) AND (t.{col} < $min_{name} OR t.{col} > $max_{name})",
+            checks.append(c(
+                name,
+                "'outside the catalog range [' || $min_text || ', ' || $max_text || ']: ' || $col::VARCHAR",
+                "isfinite($col::DOUBLE) AND ($col < $min OR $col > $max)",
+                **cols, min_text=_bound(f"min_text_{name}"), max_text=_bound(f"max_text_{name}"),
+                min=_bound(f"min_{name}"), max=_bound(f"max_{name}"),
             ))  # fmt: skip
-            params |= {f"min_text_{name}": f"{a.min:g}", f"max_text_{name}": f"{a.max:g}",
-                       f"min_{name}": a.min, f"max_{name}": a.max}  # fmt: skip
         if a.type == "str":
-            checks.append((f"'{name}'", f"'longer than ' || $length_{name} || ' characters'",
-                           f"length(t.{col}) > $length_{name}"))  # fmt: skip
-            params[f"length_{name}"] = a.max_length
-        checks.append(
-            (
-                f"'{name}'",
-                f"'behaviour ' || t.behaviour || ' has no attribute {name}'",
-                f"t.{col} IS NOT NULL AND t.bkey IS NOT NULL AND NOT coalesce(d.{q('has_' + name)}, false)",
-            )
-        )
-        checks.append(
-            (
-                f"'{name}'",
-                "'required for ' || t.behaviour",
-                f"coalesce(d.{q('needs_' + name)}, false) AND {given} IS NULL",
-            )
-        )
-    return checks, params
+            checks.append(c(name, "'longer than ' || $length || ' characters'", "length($col) > $length",
+                            **cols, length=_bound(f"length_{name}")))  # fmt: skip
+        has = exp.column(f"has_{name}", table="d", quoted=True)
+        needs = exp.column(f"needs_{name}", table="d", quoted=True)
+        checks.append(c(name, "'behaviour ' || t.behaviour || $no_attribute",
+                        "$col IS NOT NULL AND t.bkey IS NOT NULL AND NOT coalesce($has, false)",
+                        **cols, has=has, no_attribute=f" has no attribute {name}"))  # fmt: skip
+        checks.append(c(name, "'required for ' || t.behaviour", "coalesce($needs, false) AND $given IS NULL",
+                        **cols, needs=needs))  # fmt: skip
+    return checks
+
+
+def _parameters(attrs: tuple[Attribute, ...]) -> dict[str, object]:
+    """The named parameters the catalog gives the checks: each number's range (and as text), each text's length."""
+    params: dict[str, object] = {"max_id": MAX_ID_LENGTH}
+    for a in attrs:
+        if a.min is not None and a.max is not None:
+            params |= {f"min_text_{a.name}": f"{a.min:g}", f"max_text_{a.name}": f"{a.max:g}",
+                       f"min_{a.name}": a.min, f"max_{a.name}": a.max}  # fmt: skip
+        if a.type == "str":
+            params[f"length_{a.name}"] = a.max_length
+    return params
 
 
 def _given(field: str) -> str:
     """The column of `_given` holding a field's staged text, trimmed, NULL where empty: whether it was given."""
     return f"given {field}"
+
+
+@functools.cache
+def _copy_arrow(name: str) -> str:
+    """`CREATE OR REPLACE TEMP TABLE name AS SELECT * FROM name_arrow`: a registered Arrow table kept as a table."""
+    return create_temp("TABLE", name, exp.select("*").from_(exp.to_table(f"{name}_arrow")))
 
 
 def _catalog_tables(store: Store) -> None:
@@ -376,15 +462,114 @@ def _catalog_tables(store: Store) -> None:
     for name, table in tables.items():
         con.register(f"{name}_arrow", table)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+            con.execute(_copy_arrow(name))
         finally:
             con.unregister(f"{name}_arrow")
 
 
-def _used(params: dict[str, object], sql: str) -> dict[str, object]:
-    """The named parameters `sql` binds (DuckDB refuses any other)."""
-    names = set(_PARAMETER.findall(sql))
-    return {k: v for k, v in params.items() if k in names}
+@dataclass(frozen=True)
+class _Statement:
+    """A statement as DuckDB text, and the named parameters it binds (DuckDB refuses any other)."""
+
+    sql: str
+    names: frozenset[str]
+
+    @staticmethod
+    def of(tree: exp.Expression) -> _Statement:
+        return _Statement(tree.sql("duckdb"), frozenset(p.name for p in tree.find_all(exp.Placeholder)))
+
+    def bind(self, params: dict[str, object]) -> dict[str, object]:
+        return {k: v for k, v in params.items() if k in self.names}
+
+
+@functools.lru_cache(maxsize=32)
+def _given_view(fields: tuple[str, ...]) -> str:
+    """The `_given` view: each field's staged text trimmed, NULL where empty (`_given`)."""
+    return create_temp("VIEW", "_given", fill("SELECT row AS row, $given FROM _stage", given=_given_columns(fields)))
+
+
+def _given_columns(fields: tuple[str, ...]) -> list[exp.Expression]:
+    return [_named(fill("nullif(trim($f), '')", f=_column(f)), _given(f)) for f in fields]
+
+
+@functools.lru_cache(maxsize=32)
+def _typing(attrs: tuple[Attribute, ...]) -> _Statement:
+    """`_typed`: the batch typed, digested, marked for duplicates and for rows failing any check, in one
+    statement generated by sqlglot once per catalog (its shape follows the catalog's attributes only; the
+    batch's values are bound when it runs)."""
+    fields = (*RECORD_FIELDS, *(a.name for a in attrs))
+    col = _column
+
+    def trimmed(f: str) -> exp.Expression:  # trim(s.f), as given: NULL if absent, '' if blank
+        return fill(
+            "CASE WHEN $raw IS NULL THEN NULL ELSE coalesce($given, '') END", raw=col(f, "s"), given=col(_given(f), "s")
+        )
+
+    typed_attrs = [
+        _named(exp.TryCast(this=col(_given(a.name), "s"), to=exp.DataType.build(SQL_TYPES[a.type])), a.name)
+        for a in attrs
+    ]
+    digest_parts = [fill("coalesce($a::VARCHAR, '')", a=col(a.name)) for a in attrs]
+    # every check but the batch-wide one (an id sent twice with different content) is tested as the batch
+    # is typed, on the trimmed text at hand (`t` here); that one needs the whole batch's digests first
+    row_checks = [
+        cond
+        for _, _, cond in _checks(attrs, g="t", messages=False)
+        if all(c.table != "dk" for c in cond.find_all(exp.Column))
+    ]
+    any_fails = exp.or_(*(exp.paren(cond) for cond in row_checks))  # NULL OR NULL: no failure, as in a WHERE
+    typing = fill(
+        """CREATE OR REPLACE TEMP TABLE _typed AS
+        WITH given AS (SELECT row, $envelope, $given FROM _stage),
+        typed AS (
+            SELECT s.row, $record_id AS record_id, $reported_by AS agency,
+                   c.ckey, c.jkey, b.bkey, $citizen_id AS citizen_id, $behaviour AS behaviour,
+                   (try_cast(s.occurred_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS occurred_at, $typed_attrs,
+                   st.digest AS stored_digest, st.row IS NOT NULL AS stored,
+                   s.* EXCLUDE (row, $envelope)
+            FROM given s
+            LEFT JOIN citizens c ON c.citizen_id = s."given citizen_id"
+            LEFT JOIN behaviours b ON b.code = s."given behaviour"
+            LEFT JOIN _stored st ON st.row = s.row),
+        digested AS (
+            SELECT *, md5(concat_ws('|', agency, record_id, citizen_id, behaviour,
+                                    strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f'), $digest_parts)) AS digest
+            FROM typed),
+        repeated AS (  -- ids given more than once in this batch (a grouping: a window over every id is slow)
+            SELECT trim(reported_by) AS agency, trim(record_id) AS record_id, min(row) AS first FROM _stage
+            GROUP BY ALL HAVING count(*) > 1)
+        SELECT t.* EXCLUDE (stored, $given_columns),
+               -- a duplicate is stored already, or a repeat of an earlier row of this batch
+               t.stored OR coalesce(t.row > k.first, false) AS duplicate,
+               coalesce($any_fails, false) AS suspect
+        FROM digested t
+        LEFT JOIN repeated k ON k.agency IS NOT DISTINCT FROM t.agency AND k.record_id IS NOT DISTINCT FROM t.record_id
+        LEFT JOIN _agencies ka ON ka.agency = t.agency
+        LEFT JOIN _allowed al ON al.agency = t.agency AND al.behaviour = t.behaviour
+        LEFT JOIN _declared d ON d.behaviour = t.behaviour""",
+        envelope=[col(f) for f in RECORD_FIELDS],
+        given=_given_columns(fields),
+        record_id=trimmed("record_id"),
+        reported_by=trimmed("reported_by"),
+        citizen_id=trimmed("citizen_id"),
+        behaviour=trimmed("behaviour"),
+        typed_attrs=typed_attrs,
+        digest_parts=digest_parts,
+        given_columns=[col(_given(f)) for f in fields],
+        any_fails=any_fails,
+    )
+    return _Statement.of(typing)
+
+
+@functools.lru_cache(maxsize=32)
+def _messages(attrs: tuple[Attribute, ...]) -> _Statement:
+    """Every failing check's (row, field, message) for the suspect rows, in the checks' order: generated once
+    per catalog, when a batch first has a suspect row (a clean batch never asks)."""
+    checks = [
+        fill(_CHECK, condition=condition, field=field, message=message, ordinal=i)
+        for i, (field, message, condition) in enumerate(_checks(attrs))
+    ]
+    return _Statement.of(fill(_MESSAGES, checks=checks))
 
 
 def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem], list[str]]:
@@ -394,68 +579,25 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
     condition in one statement (the one batch-wide check, an id sent twice with different content, in one
     grouping after it); only rows that fail some check (none, in a clean batch) are then asked which checks
     and with what message. Each check is written once (`_checks`), so the test and the messages cannot
-    disagree.
+    disagree. The statements are the catalog's (generated once); this batch's values are bound.
     """
 
-    con, cat = store.con, store.catalog
-    attrs = cat.attributes
+    con = store.con
+    attrs = tuple(store.catalog.attributes.values())
+    typing = _typing(attrs)
     _catalog_tables(store)
     # each staged text trimmed (`given …`): computed as the batch is typed, never stored (writing two dozen
     # text columns into a table costs more than all the checks); the view serves the messages of failing rows
-    given = ", ".join(f"nullif(trim({q(f)}), '') AS {q(_given(f))}" for f in [*RECORD_FIELDS, *attrs])
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _given AS SELECT row AS row, {given} FROM _stage")
-
-    def trimmed(f: str) -> str:  # trim(s.f), as given: NULL if absent, '' if blank
-        return f"CASE WHEN s.{q(f)} IS NULL THEN NULL ELSE coalesce(s.{q(_given(f))}, '') END"
-
-    typed_attrs = ", ".join(
-        f"try_cast(s.{q(_given(a.name))} AS {SQL_TYPES[a.type]}) AS {q(a.name)}" for a in attrs.values()
-    )
-    digest_parts = ", ".join(f"coalesce({q(a)}::VARCHAR, '')" for a in attrs)
+    con.execute(_given_view((*RECORD_FIELDS, *store.catalog.attributes)))
     # the batch's ids already in the store, looked up once: a hash join probed by one scan of the records'
     # keys (the checks and the duplicate marks read this small table, not the records table)
     con.execute("""CREATE OR REPLACE TEMP TABLE _stored AS
         SELECT s.row, r.digest FROM _stage s
         JOIN records r ON r.agency = trim(s.reported_by) AND r.record_id = trim(s.record_id)""")
-    checks, named = _checks(store)
     now_utc = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
     earliest = EARLIEST.astimezone(dt.UTC).replace(tzinfo=None)  # before it: a typo, never scored
-    params = {**named, "now": now_utc, "earliest": earliest, "earliest_day": f"{EARLIEST:%Y-%m-%d}"}
-    # every check but the batch-wide one (an id sent twice with different content) is tested as the batch
-    # is typed, on the trimmed text at hand (`t` here); that one needs the whole batch's digests first
-    row_checks = [cond for _, _, cond in _checks(store, g="t")[0] if "dk." not in cond]
-    any_fails = " OR ".join(f"({cond})" for cond in row_checks)  # NULL OR NULL: no failure, as in a WHERE
-    given_columns = ", ".join(q(_given(f)) for f in [*RECORD_FIELDS, *attrs])
-    typing = f"""
-        CREATE OR REPLACE TEMP TABLE _typed AS
-        WITH given AS (SELECT row, record_id, reported_by, citizen_id, behaviour, occurred_at, {given} FROM _stage),
-        typed AS (
-            SELECT s.row, {trimmed("record_id")} AS record_id, {trimmed("reported_by")} AS agency,
-                   c.ckey, c.jkey, b.bkey, {trimmed("citizen_id")} AS citizen_id, {trimmed("behaviour")} AS behaviour,
-                   (try_cast(s.occurred_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS occurred_at, {typed_attrs},
-                   st.digest AS stored_digest, st.row IS NOT NULL AS stored,
-                   s.* EXCLUDE (row, {", ".join(RECORD_FIELDS)})
-            FROM given s
-            LEFT JOIN citizens c ON c.citizen_id = s."given citizen_id"
-            LEFT JOIN behaviours b ON b.code = s."given behaviour"
-            LEFT JOIN _stored st ON st.row = s.row),
-        digested AS (
-            SELECT *, md5(concat_ws('|', agency, record_id, citizen_id, behaviour,
-                                    strftime(occurred_at, '%Y-%m-%dT%H:%M:%S.%f'), {digest_parts})) AS digest
-            FROM typed),
-        repeated AS (  -- ids given more than once in this batch (a grouping: a window over every id is slow)
-            SELECT trim(reported_by) AS agency, trim(record_id) AS record_id, min(row) AS first FROM _stage
-            GROUP BY ALL HAVING count(*) > 1)
-        SELECT t.* EXCLUDE (stored, {given_columns}),
-               -- a duplicate is stored already, or a repeat of an earlier row of this batch
-               t.stored OR coalesce(t.row > k.first, false) AS duplicate,
-               coalesce({any_fails}, false) AS suspect
-        FROM digested t
-        LEFT JOIN repeated k ON k.agency IS NOT DISTINCT FROM t.agency AND k.record_id IS NOT DISTINCT FROM t.record_id
-        LEFT JOIN _agencies ka ON ka.agency = t.agency
-        LEFT JOIN _allowed al ON al.agency = t.agency AND al.behaviour = t.behaviour
-        LEFT JOIN _declared d ON d.behaviour = t.behaviour"""
-    con.execute(typing, _used(params, typing))
+    params = {**_parameters(attrs), "now": now_utc, "earliest": earliest, "earliest_day": f"{EARLIEST:%Y-%m-%d}"}
+    con.execute(typing.sql, typing.bind(params))
     con.execute("""CREATE OR REPLACE TEMP TABLE _twice AS
         SELECT agency, record_id FROM _typed GROUP BY ALL HAVING min(digest) <> max(digest)""")
     con.execute("""CREATE OR REPLACE TEMP TABLE _suspects AS
@@ -463,15 +605,8 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
         UNION SELECT t.row FROM _typed t JOIN _twice dk ON dk.agency = t.agency AND dk.record_id = t.record_id""")
     found: list[tuple[int, str, str]] = []
     if con.execute("SELECT count(*) FROM _suspects").fetchall()[0][0]:
-        union = " UNION ALL ".join(
-            f"(SELECT t.row, {field}, {message}, {i} FROM {_CHECKED} JOIN _stage s USING (row) "
-            f"JOIN _suspects USING (row) WHERE {cond})"
-            for i, (field, message, cond) in enumerate(checks)
-        )
-        sql = (
-            f"SELECT row, field, message FROM ({union}) AS u(row, field, message, ordinal) ORDER BY row, field, ordinal"
-        )
-        found = con.execute(sql, _used(params, sql)).fetchall()
+        messages = _messages(attrs)
+        found = con.execute(messages.sql, messages.bind(params)).fetchall()
     con.execute("DROP TABLE _suspects; DROP TABLE _twice; DROP VIEW _given")
     problems = [Problem(int(r), f, m) for r, f, m in found]
     unknown = con.execute("SELECT row, citizen_id FROM _typed WHERE ckey IS NULL AND citizen_id <> ''").fetchall()

@@ -3,11 +3,26 @@ file's schema stays the one the store declares, and a labels table they join for
 
 from __future__ import annotations
 
+from functools import cache
+
 import duckdb
 import pyarrow as pa
 
 from socialcredit.catalog import Catalog
-from socialcredit.views import LABELS, VIEWS
+from socialcredit.engine.sql import create_temp, fill
+from socialcredit.views import LABELS, REASON_TYPE, VIEWS
+
+
+@cache
+def _labels_ddl() -> str:
+    """The labels table, copied from the registered Arrow table `_labels_in`."""
+    return create_temp("TABLE", LABELS, fill("SELECT * FROM _labels_in"))
+
+
+@cache
+def _view_ddl(name: str) -> str:
+    """A view's statement, generated once per process: the declarations are constants."""
+    return create_temp("VIEW", name, fill(VIEWS[name][1], reason_type=REASON_TYPE))
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -34,13 +49,13 @@ def install(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> list[str]:
     })  # fmt: skip
     con.register("_labels_in", labels)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {LABELS} AS SELECT * FROM _labels_in")
+        con.execute(_labels_ddl())
     finally:
         con.unregister("_labels_in")
     made = []
-    for name, (needs, sql) in VIEWS.items():
+    for name, (needs, _) in VIEWS.items():
         if all(t in have for t in needs):
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+            con.execute(_view_ddl(name))
             made.append(name)
     return made
 
