@@ -147,3 +147,16 @@ def test_engine_modules_are_small() -> None:
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in ENGINE_DIR.glob("*.py")}
     assert len(sizes) >= 8
     assert all(n <= 400 for n in sizes.values()), sizes
+
+
+def test_fill_puts_values_as_literals_and_spreads_lists_where_the_template_has_one() -> None:
+    """A value becomes a literal (a quote in it cannot end the string); a list given for a placeholder in a
+    select list or a call's arguments becomes its items there, and a list where the template has none is
+    refused."""
+    from socialcredit.engine.sql import fill
+
+    q = fill("SELECT $cols, concat_ws('|', $args) FROM t WHERE name = $name", cols=[exp.column("a"), exp.column("b")],
+             args=[exp.column("c"), 0], name="x' OR 1=1 --")  # fmt: skip
+    assert q.sql("duckdb") == "SELECT a, b, CONCAT_WS('|', c, 0) FROM t WHERE name = 'x'' OR 1=1 --'"
+    with pytest.raises(TypeError, match=r"\$w is given a list"):
+        fill("SELECT 1 FROM t WHERE $w", w=[exp.true()])

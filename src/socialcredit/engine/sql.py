@@ -60,7 +60,11 @@ def fill(text: str, **values: object) -> exp.Expression:
     tree = template(text).copy()
     used: set[str] = set()
     # the template's own placeholders given a list, spread after the others are filled (never into a value)
-    spread = [n for n in tree.find_all(exp.Placeholder) if isinstance(values.get(n.name), list | tuple)]
+    spread = (
+        [n for n in tree.find_all(exp.Placeholder) if isinstance(values.get(n.name), list | tuple)]
+        if any(isinstance(v, list | tuple) for v in values.values())
+        else []
+    )  # (the engine's steps give no lists: they do not pay for the search)
     spread_ids = {id(n) for n in spread}
 
     def once(name: str) -> exp.Expression:
