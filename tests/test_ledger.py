@@ -185,3 +185,19 @@ def test_the_run_counts_the_ledger_it_reads(store, make_citizens):
     summary = Engine(store).run(AS_OF)
     viewed = store.con.execute("SELECT count(*) FROM ledger WHERE valid_from <= ?", [summary.as_of]).fetchall()[0][0]
     assert summary.ledger_entries == viewed == 3  # v1..v3 (the cap moves points, not rows); r1 withdrawn; r9 later
+
+
+def test_the_stored_ledger_view_reads_no_stored_rows_before_any_are_stored(make_store) -> None:
+    """`scored_ledger` (the stored rows, see standings.ledger_table) of an engine that has stored no record's
+    rows is the state ledger alone: an executor handed only the facts has no `record_entries` to read (the
+    Spark benchmark's cold row failed on it), and after a run it reads the stored rows."""
+    from socialcredit.engine.ledger import ledger_views
+
+    store = make_store()
+    engine = Engine(store)
+    engine.prepare()
+    engine.ctx.through = -1
+    before = dict(ledger_views(engine.ctx))["scored_ledger"].sql("duckdb")
+    assert "record_entries" not in before and "state_ledger" in before
+    engine.ctx.through = 0
+    assert "record_entries" in dict(ledger_views(engine.ctx))["scored_ledger"].sql("duckdb")

@@ -255,14 +255,20 @@ def ledger_views(ctx: Context, stored_only: bool = False) -> list[tuple[str, exp
         record_views(ctx.through)[0],
         ("record_ledger", record_ledger(ctx, stored_only=stored_only)),
         ("ledger", fill("SELECT * FROM record_ledger UNION ALL SELECT * FROM state_ledger")),
-        (
-            SCORED_LEDGER,
-            fill(
-                "SELECT * FROM __stored AS r UNION ALL SELECT * FROM state_ledger",
-                stored=record_ledger(ctx, stored_only=True),
-            ),
-        ),
+        (SCORED_LEDGER, scored_ledger(ctx, stored_only)),
     ]
+
+
+def scored_ledger(ctx: Context, stored_only: bool = False) -> exp.Expression:
+    """The ledger of the stored rows alone: the record rows `record_entries` holds (none before a first run
+    stored any: the table may not even exist where an executor was handed only the facts) and the state
+    ledger."""
+    if ctx.through < 0 and not stored_only:
+        return fill("SELECT * FROM state_ledger")
+    return fill(
+        "SELECT * FROM __stored AS r UNION ALL SELECT * FROM state_ledger",
+        stored=record_ledger(ctx, stored_only=True),
+    )
 
 
 def in_force(t: dt.datetime) -> exp.Expression:
