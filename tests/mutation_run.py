@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     # the oracle test (tests/oracle/test_oracle.py) is left out: forty engine runs per mutant do not fit
     "engine": (
-        ["src/socialcredit/engine"],
+        ["src/socialcredit/engine", "src/socialcredit/sqltemplates.py"],
         [
             "tests/test_engine.py",
             "tests/test_survivors.py",

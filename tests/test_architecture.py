@@ -123,8 +123,9 @@ def test_the_simulator_and_the_report_import_no_other_door() -> None:
 
 # The store writes facts and the engine derived tables (SPEC §4); no other module executes SQL that writes.
 WRITERS = ("store", "engine")
-# builds DDL for the store to execute (`schema.create`) and executes none
-DECLARES = ("schema.py",)
+# build statements for the store and the engine to execute (`schema.create`, `sqltemplates.create`) and
+# execute none
+DECLARES = ("schema.py", "sqltemplates.py")
 # a statement that changes the database, however it is laid out or cased (prose such as "update the list"
 # does not match: each verb must be followed by what SQL follows it with)
 WRITE = re.compile(

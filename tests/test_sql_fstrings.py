@@ -31,7 +31,7 @@ STATEMENT = re.compile(
 CLAUSE = re.compile(r"\b(SELECT|FROM|WHERE|JOIN|GROUP BY|ORDER BY|HAVING|INTO|VALUES|UNION|TABLE|VIEW)\b")
 
 # Files not yet rewritten, with their counts when listed: they may not grow. None left: the store's own modules,
-# the last listed, build their statements as sqlglot trees (`socialcredit.engine.sql.fill`) and bind values.
+# the last listed, build their statements as sqlglot trees (`socialcredit.sqltemplates.fill`) and bind values.
 PENDING: dict[str, int] = {}
 
 

@@ -199,13 +199,8 @@ def ledger_table(store: Store) -> str:
     Both give the same rows when no record is unscored; the difference is planning: DuckDB plans `ledger`'s
     compiled query (~20 ms) at every statement that reads it, even when it yields nothing, and a door asks
     for one citizen's ledger at a time. A store made before `scored_ledger` existed reads `ledger`."""
-    names = {
-        r[0]
-        for r in store.con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE view_name IN (?, ?)", [SCORED_LEDGER, "records_unscored"]
-        ).fetchall()
-    }
-    if SCORED_LEDGER not in names:
+    made = store.con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [SCORED_LEDGER]).fetchall()
+    if not made[0][0]:
         return "ledger"
     unscored = store.con.execute("SELECT EXISTS (SELECT 1 FROM records_unscored)").fetchall()[0][0]
     return "ledger" if unscored else SCORED_LEDGER

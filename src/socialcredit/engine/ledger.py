@@ -248,8 +248,8 @@ def ledger_views(ctx: Context, stored_only: bool = False) -> list[tuple[str, exp
     read would plan that query again at every statement).
 
     `scored_ledger` is the ledger over the stored rows alone, whatever `stored_only` says: while no record is
-    unscored it holds exactly `ledger`'s rows, and DuckDB plans it in well under a millisecond where `ledger`,
-    which carries the compiled query for records appended since, takes ~20 ms to plan on any store. The read
+    unscored it holds exactly `ledger`'s rows, and one citizen's total through it took DuckDB ~6 ms where
+    `ledger`, which carries the compiled query for records appended since, took ~21 ms (mostly planning). The read
     model picks it when `records_unscored` is empty (`standings.ledger_table`)."""
     return [
         record_views(ctx.through)[0],

@@ -32,7 +32,8 @@ from socialcredit import frames, ids, schema, text
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.clock import EARLIEST, utc_naive
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
-from socialcredit.store.ingest import BatchRejected, Problem, create_temp, fill, union_all
+from socialcredit.sqltemplates import create_temp, fill, union_all
+from socialcredit.store.ingest import BatchRejected, Problem
 from socialcredit.yamlio import LocatedError, first_of
 
 DEFAULT_DB = "socialcredit.duckdb"

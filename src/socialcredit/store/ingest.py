@@ -22,6 +22,7 @@ from sqlglot import exp
 from socialcredit import ids
 from socialcredit.catalog import ENVELOPE, RESERVED_NAMES, Attribute
 from socialcredit.clock import EARLIEST
+from socialcredit.sqltemplates import create_temp, fill
 from socialcredit.text import problem as text_problem
 from socialcredit.yamlio import LocatedError
 
@@ -284,33 +285,6 @@ def _jsonl_stage(fields: tuple[str, ...], attributes: tuple[str, ...], extra: tu
     columns = [_named(top(f), f) for f in fields]
     columns += [_named(text("$." + k), k) for k in extra]
     return create_temp("TABLE", "_stage", fill("SELECT row, $columns FROM _raw", columns=columns))
-
-
-# The store builds its statements with `socialcredit.engine.sql` (templates, sqlglot literals and identifiers),
-# imported when first asked: the engine's package imports the store, so importing it as the store loads would
-# make a circle at run time (the module graph has none: `engine.sql` needs no store). The store's modules use
-# these three.
-
-
-def fill(text: str, **values: object) -> exp.Expression:
-    """`socialcredit.engine.sql.fill`: the template with its `$name` placeholders filled."""
-    from socialcredit.engine import sql
-
-    return sql.fill(text, **values)
-
-
-def union_all(parts: list[exp.Expression]) -> exp.Expression:
-    """`socialcredit.engine.sql.union_all`."""
-    from socialcredit.engine import sql
-
-    return sql.union_all(parts)
-
-
-def create_temp(kind: str, name: str, query: exp.Expression) -> str:
-    """`socialcredit.engine.sql.create_temp`: `CREATE OR REPLACE TEMP <kind> name AS query`, as DuckDB text."""
-    from socialcredit.engine import sql
-
-    return sql.create_temp(kind, name, query)
 
 
 def _column(name: str, table: str | None = None) -> exp.Expression:

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from socialcredit.catalog import Catalog
-from socialcredit.engine.sql import create_temp, fill
+from socialcredit.sqltemplates import create_temp, fill
 from socialcredit.views import LABELS, REASON_TYPE, VIEWS
 
 

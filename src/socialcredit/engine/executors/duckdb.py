@@ -7,6 +7,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from socialcredit.engine.executors import sql
+from socialcredit.sqltemplates import create
 
 
 class DuckDBExecutor:
@@ -35,9 +36,7 @@ class DuckDBExecutor:
 
     def _create(self, kind: str, name: str, query: exp.Expression, temporary: bool) -> None:
         """`CREATE OR REPLACE [TEMP] TABLE|VIEW name AS query`, as a sqlglot statement around the step's tree."""
-        props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
-        create = exp.Create(this=_table(name), kind=kind, replace=True, expression=query, properties=props)
-        self.con.execute(sql(create, self.dialect, copy=False))
+        self.con.execute(sql(create(kind, name, query, temporary), self.dialect, copy=False))
 
     def materialize(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
         self._create("TABLE", name, query, temporary)
