@@ -26,7 +26,7 @@ REASON_TYPE = (
 )
 
 # name → (tables it reads, its query). Ordered: the main tables first, as `export` writes them. Queries are
-# templates (`socialcredit.engine.sql.fill`): every time is `timezone('UTC', col)`, a naive-UTC column as
+# templates (`socialcredit.sqltemplates.fill`): every time is `timezone('UTC', col)`, a naive-UTC column as
 # TIMESTAMPTZ (the same instant, with its zone); `$reason_type` is REASON_TYPE, filled in as a literal.
 VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
     "citizens_view": (
