@@ -14,6 +14,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
+from socialcredit.sqltemplates import bare
+
 PREDICATES: tuple[type[exp.Expression], ...] = (
     exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Is,
     exp.Boolean,
@@ -78,7 +80,7 @@ def _parse(text: str, attribute_items: tuple[tuple[str, str], ...]) -> exp.Expre
     if not _is_predicate(tree):
         raise ConditionError(f"condition {text!r} must be true or false (a comparison), not a value")
     assert isinstance(tree, exp.Expression)
-    return tree
+    return bare(tree)  # checked: the parser's positions are no longer needed, and every use copies the tree
 
 
 def _is_predicate(tree: exp.Expr) -> bool:

@@ -52,7 +52,7 @@ class DuckDBExecutor:
             self.con.unregister("_executor_load")
 
     def append(self, name: str, query: exp.Expression) -> int:
-        rows = self.con.execute(sql(exp.insert(query, _table(name)), self.dialect, copy=False)).fetchall()
+        rows = self.con.execute(sql(exp.insert(query, _table(name), copy=False), self.dialect, copy=False)).fetchall()
         return int(rows[0][0]) if rows else 0
 
     def extend(self, name: str, query: exp.Expression) -> None:
