@@ -65,10 +65,9 @@ def _derived(store: Store, as_of: dt.datetime) -> tuple:
 
 
 def _full(store: Store, as_of: dt.datetime) -> Engine:
-    store.con.execute("DELETE FROM engine_run")  # no last run to resume from: a from-scratch run
-    eng = Engine(store)
-    eng.run(stored(as_of))
-    assert eng.resumed_from is None
+    eng = Engine(store)  # a from-scratch run: nothing of the last run kept, the record ledger scored anew
+    assert eng.run(stored(as_of), full=True).resumed_from is None
+    assert eng.ledger_update is not None and eng.ledger_update.rebuilt
     return eng
 
 

@@ -183,15 +183,6 @@ def rich_history() -> History:
 RICH_AS_OF = dt.datetime(2022, 10, 1, tzinfo=CST)
 
 
-def test_a_history_of_every_case_on_spark_is_duckdbs(spark: Any) -> None:
-    tables = histories_agree(spark, rich_history(), RICH_AS_OF)
-    # what the comparison covered: network entries, characteristic entries, lists, capped and retracted rows
-    ledger = {row[3] for row in tables["state_ledger"][1]}
-    assert {"network", "characteristic"} <= ledger, ledger
-    assert {row[3] for row in tables["list_entries"][1]} >= {"blacklist"}
-    assert len({row[0] for row in tables["score_log"][1]}) == 4
-
-
 @pytest.mark.slow
 @settings(max_examples=HISTORIES, derandomize=True)
 @given(h=histories())
@@ -199,48 +190,70 @@ def test_generated_histories_on_spark_are_duckdbs(spark: Any, h: History) -> Non
     histories_agree(spark, h)
 
 
-# the rich history's records up to this time are scored on Spark; the rest arrive after
+# the rich history's records before this time are scored on Spark first; the rest arrive after
 SPLIT = dt.datetime(2022, 5, 1, tzinfo=CST)
 
 
-@pytest.mark.slow
-def test_a_duckdb_run_resuming_from_a_spark_run_equals_a_full_run(spark: Any) -> None:
-    """Incremental == full across executors: the rich history's first months scored on Spark (its run brought
-    home), then the rest of the records appended (one back-dated into a month Spark assessed) and a DuckDB run
-    that resumes from Spark's: the same tables as one full DuckDB run over all the facts. The engine's own
-    carry tables and run row say how the run was made, so they are not compared."""
+def test_a_history_of_every_case_on_spark_is_duckdbs(spark: Any) -> None:
+    """The rich history's first months scored on Spark (a full run); the rest of its records appended, one
+    back-dated into a month Spark assessed, and a Spark run that resumes from the first: every derived table
+    the same as one full DuckDB run over all the facts (the engine on Spark, and incremental == full on
+    Spark). Then one more record back-dated into a month the resumed run assessed, and a DuckDB run that
+    resumes from Spark's: a full DuckDB run's tables again (incremental == full across executors). The
+    engine's own carry tables and run row say how a run was made, so they are not compared."""
     from socialcredit.engine.executors.spark_run import run_on_spark
 
     h = rich_history()
     early = [r for r in h.records if r.at < SPLIT]
     late = [r for r in h.records if r.at >= SPLIT]
-    late.append(Record("v9", "volunteer_association", h.rows[0]["citizen_id"], "volunteer_work",
-                       dt.datetime(2022, 4, 20, 2, tzinfo=dt.UTC), {"hours": 8}))  # fmt: skip
-    split, until = (t.astimezone(dt.UTC).replace(tzinfo=None) for t in (SPLIT, RICH_AS_OF))
+    back = Record("v9", "volunteer_association", h.rows[0]["citizen_id"], "volunteer_work",
+                  dt.datetime(2022, 4, 20, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
+    after = Record("v10", "volunteer_association", h.rows[2]["citizen_id"], "volunteer_work",
+                   dt.datetime(2022, 8, 10, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
+    late.append(back)
     with history_store(History(h.people, h.rows, early, h.retracted, [early])) as store:
-        run_on_spark(store, spark, split)
+        assert run_on_spark(store, spark, SPLIT).resumed_from is None  # nothing to resume from
         ingest(store, late)
+        assert run_on_spark(store, spark, RICH_AS_OF).resumed_from == back.at.replace(tzinfo=None)
+        on_spark = derived(store)
+        ingest(store, [after])
         engine = Engine(store)
-        engine.run(until)
-        assert engine.resumed_from is not None  # it resumed from Spark's run (from the back-dated month on)
+        assert engine.run(RICH_AS_OF).resumed_from == after.at.replace(tzinfo=None)
         resumed = derived(store)
-    with history_store(History(h.people, h.rows, [*early, *late], h.retracted, [early, late])) as store:
-        Engine(store).run(until)
-        full = derived(store)
-    own = [name for name in full if name.startswith("engine_")]
-    same({k: v for k, v in full.items() if k not in own}, {k: v for k, v in resumed.items() if k not in own})
+    full = full_run(History(h.people, h.rows, [*early, *late], h.retracted, [early, late]), RICH_AS_OF)
+    # what the comparison covered: network entries, characteristic entries, lists, capped and retracted rows
+    ledger = {row[3] for row in full["state_ledger"][1]}
+    assert {"network", "characteristic"} <= ledger, ledger
+    assert {row[3] for row in full["list_entries"][1]} >= {"blacklist"}
+    assert len({row[0] for row in full["score_log"][1]}) == 4
+    same(but_own(full), but_own(on_spark))
+    everything = [*early, *late, after]
+    same(but_own(full_run(History(h.people, h.rows, everything, h.retracted, [everything]), RICH_AS_OF)),
+         but_own(resumed))  # fmt: skip
+
+
+def full_run(h: History, as_of: dt.datetime) -> dict[str, Any]:
+    """The history's derived tables after one full DuckDB run as of `as_of`."""
+    with history_store(h) as store:
+        Engine(store).run(as_of)
+        return derived(store)
+
+
+def but_own(tables: dict[str, Any]) -> dict[str, Any]:
+    """The derived tables without the engine's own (`engine_*`: its carried state and run row)."""
+    return {name: rows for name, rows in tables.items() if not name.startswith("engine_")}
 
 
 def histories_agree(spark: Any, h: History, until: dt.datetime = UNTIL) -> dict[str, Any]:
-    """The history's store scored by DuckDB, then by Spark (imported over it), both as of `until`: the same
-    derived tables."""
+    """The history's store scored by DuckDB, then by Spark (imported over it, a full run: it would otherwise
+    resume from DuckDB's run and recompute nothing), both as of `until`: the same derived tables."""
     from socialcredit.engine.executors.spark_run import run_on_spark
 
     as_of = until.astimezone(dt.UTC).replace(tzinfo=None)
     with history_store(h) as store:
         Engine(store).run(as_of)
         duck = derived(store)
-        run_on_spark(store, spark, as_of)
+        assert run_on_spark(store, spark, as_of, full=True).resumed_from is None
         same(duck, derived(store))
     return duck
 
@@ -251,12 +264,9 @@ DEMO_YEAR = Path(__file__).resolve().parents[2] / "scenarios" / "demo-year.yaml"
 @pytest.mark.slow
 def test_a_demo_year_on_spark_is_duckdbs(spark: Any, tmp_path: Path) -> None:
     """`make demo`'s simulated year (its five cities at SOCIALCREDIT_SLOW_SCALE of their size: the whole 4,000
-    citizens by hand, 400 in CI) scored again from its facts by each engine: every derived table the same.
-    The simulator's own runs were month by month; both runs here are one full run as of the year's end.
-    Even at CI's tenth it takes minutes (measured 228 s under load); there the sample's differential above
-    stands for it."""
-    if SCALE < 0.5:
-        pytest.skip("at this SOCIALCREDIT_SLOW_SCALE the sample's differential stands for it")
+    citizens by hand, 400 in CI) scored again from its facts by each engine, each a full run as of the year's
+    end (`score --full`: the simulator's month-by-month runs left state both would otherwise resume from):
+    every derived table the same."""
     scenario = yaml.safe_load(DEMO_YEAR.read_text(encoding="utf-8"))
     scenario["cities"] = {city: max(20, round(n * SCALE)) for city, n in scenario["cities"].items()}
     (tmp_path / "demo-year.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False), encoding="utf-8")
@@ -265,7 +275,7 @@ def test_a_demo_year_on_spark_is_duckdbs(spark: Any, tmp_path: Path) -> None:
     for name, engine in (("duck", ()), ("spark", ("--engine", "spark", "--master", "local[2]"))):
         stores[name] = tmp_path / f"{name}.duckdb"
         shutil.copy(tmp_path / "run" / "store.duckdb", stores[name])
-        cli("score", "--db", str(stores[name]), "--as-of", "2026-01-01", *engine)
+        cli("score", "--db", str(stores[name]), "--as-of", "2026-01-01", "--full", *engine)
     with Store(stores["duck"]) as store:
         duck = derived(store)
         assert store.con.execute("SELECT count(*) FROM list_entries").fetchall()[0][0] > 0  # lists filled

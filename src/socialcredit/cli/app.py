@@ -144,8 +144,14 @@ def score(
     json_out: JsonOpt = False,
     engine: Annotated[str, typer.Option(help="duckdb (embedded) or spark (needs PySpark and Java 17)")] = "duckdb",
     master: Annotated[str, typer.Option(help="with --engine spark: local[N] or spark://HOST:PORT")] = "local[2]",
+    full: Annotated[
+        bool, typer.Option("--full", help="compute everything from the facts, keeping nothing of the last run")
+    ] = False,
 ) -> None:
-    """Run the engine: ledger, scores, grades, list entries, as of a time."""
+    """Run the engine: ledger, scores, grades, list entries, as of a time.
+
+    A run keeps the last run's monthly assessments before the earliest record or relation change appended
+    since (the same tables as a full run, at a month's cost); --full recomputes everything."""
     from socialcredit.engine.executors import spark_missing
 
     if engine not in ("duckdb", "spark"):
@@ -159,9 +165,9 @@ def score(
         if engine == "spark":
             from socialcredit.engine.executors.spark_run import score_on_spark
 
-            summary = score_on_spark(store, master, parse_time(as_of), rulebook, step)
+            summary = score_on_spark(store, master, parse_time(as_of), rulebook, step, full)
         else:
-            summary = Engine(store).run(parse_time(as_of), pin=rulebook, progress=step)
+            summary = Engine(store).run(parse_time(as_of), pin=rulebook, progress=step, full=full)
     grades = [(city, g, n) for city, by in standings.grade_counts(store, summary.as_of).items() for g, n in by.items()]
     lists = standings.list_totals(store, summary.as_of)
     if json_out:
@@ -170,6 +176,7 @@ def score(
     out.print(
         f"scored {summary.records} records into {summary.ledger_entries} ledger entries; "
         f"{summary.assessments} monthly assessments; {summary.seconds:.1f}s"
+        + (f"; kept the last run's assessments before {_cst(summary.resumed_from)} CST" if summary.resumed_from else "")
         + (
             f"; a replay under {summary.pin}: questions keep it until `score` runs without --rulebook"
             if summary.pin

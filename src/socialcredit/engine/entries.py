@@ -48,10 +48,12 @@ def usable_through(ctx: Context, prep: Prepared, made: Built | None) -> int:
     return made[2] if int(seen) == made[3] else -1
 
 
-def update(ctx: Context, prep: Prepared, made: Built | None) -> tuple[LedgerUpdate, int, int]:
+def update(ctx: Context, prep: Prepared, made: Built | None, views: bool = True) -> tuple[LedgerUpdate, int, int]:
     """Score the records appended since `record_entries` was built, or all of them into a new one when the
     fingerprint changed (or records it had seen are gone); the update, the rkey it now covers and the
-    number of records."""
+    number of records. `views`: the compiled views exist (`ledger.compiled_views`), so an appended batch is
+    read through the one over `records_batch` (its text generated once, when the compiled tables were
+    loaded); without them the batch's query is the compiled query itself."""
     ex = ctx.executor
     t0 = time.perf_counter()
     top, total = ctx.rows(fill("SELECT coalesce(max(rkey), -1), count(*) FROM records"))[0]
@@ -66,7 +68,7 @@ def update(ctx: Context, prep: Prepared, made: Built | None) -> tuple[LedgerUpda
         else:
             scored = int(ctx.scalar(fill("SELECT count(*) FROM records WHERE rkey > $after", after=after)))
             ex.view(*record_views(after, int(top))[1])
-            query = exp.select("*").from_(BATCH_VIEW)
+            query = exp.select("*").from_(BATCH_VIEW) if views else prep.entries_batch
         added = ex.append("record_entries", query.copy())  # the prepared tree is kept for later runs
     return LedgerUpdate(after is None, scored, added, time.perf_counter() - t0), int(top), int(total)
 

@@ -149,6 +149,17 @@ def export_facts(store: Store, directory: Path, pin: str | None = None) -> Manif
     return manifest
 
 
+def export_tables(store: Store, directory: Path, names: tuple[str, ...]) -> set[str]:
+    """Those of `names` the store has, as Parquet under `directory` (no manifest: for a run of this process,
+    not a hand-over to check); the names written."""
+    have = {str(n) for (n,) in store.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    directory.mkdir(parents=True)
+    written = {name for name in names if name in have}
+    for name in sorted(written):
+        _write_table(store, name, directory)
+    return written
+
+
 def export_derived(store: Store, directory: Path) -> Manifest:
     """The derived tables of the store's last run, as Parquet (what `import_derived` reads): the DuckDB side of
     the hand-over, so a run on either engine can be carried to another store of the same facts."""

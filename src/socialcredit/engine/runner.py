@@ -62,6 +62,9 @@ class RunSummary(Tabular):  # to_arrow/to_pandas and Jupyter HTML: one row (soci
     list_entries: int
     assessments: int
     seconds: float
+    # the time from which this run redid the monthly assessments, keeping the last run's before it (None:
+    # everything was computed from the facts)
+    resumed_from: dt.datetime | None = None
 
 
 class Engine:
@@ -93,17 +96,28 @@ class Engine:
         # what the last load_compiled did to the materialized record ledger
         self.ledger_update: LedgerUpdate | None = None
         self._through = -1  # the last rkey `record_entries` holds (load_compiled)
+        self._full = False  # this run ignores what the last one left (`run(full=True)`)
 
     # ------------------------------------------------------------------ entry point
 
     def run(
-        self, as_of: dt.datetime | None = None, pin: str | None = None, progress: Progress | None = None
+        self,
+        as_of: dt.datetime | None = None,
+        pin: str | None = None,
+        progress: Progress | None = None,
+        full: bool = False,
     ) -> RunSummary:
+        """The derived tables as of `as_of` (under the pinned versions, if any), written in one transaction.
+
+        `full`: compute everything from the facts, as if the store had never been scored: neither the last
+        run's assessments nor its stored record ledger are kept (a resumed run gives the same tables; this
+        is how a differential test makes sure each engine computed them itself)."""
         t0 = time.perf_counter()
         self.store.require_init()
         if as_of is not None:  # a projection is bounded too (socialcredit.clock): checked before any work
             as_of = bounded(as_of, "as_of", store_clock(self.store), RUN_HORIZON)
         as_of = utc_naive(as_of)
+        self._full = full
         self.prepare(pin)
         step = progress or (lambda *_: None)
         ctx, ex = self.ctx, self.executor
@@ -112,7 +126,7 @@ class Engine:
             self.store.ensure_tables()
             # the store's own fingerprint (DuckDB's row hash, see resume.py), whatever executor runs the steps
             facts = resume.facts_fingerprint(replace(ctx, executor=DuckDBExecutor(self.con)))
-            self._last = resume.last_run(ctx)
+            self._last = None if full else resume.last_run(ctx)
             start = resume.resume_from(ctx, self._last, as_of, pin, facts, state)
             self.resumed_from = start
             if start is not None:  # load_compiled recreates state_ledger: keep last run's network entries
@@ -173,7 +187,7 @@ class Engine:
             # the notifications it rewrote
             self.store.comment_tables((*(t.name for t in all_tables(self.catalog) if t.derived), "notifications"))
             step("done", STEPS, STEPS)
-        return RunSummary(as_of, pin, int(records), int(ledger), int(listed), n_assess, time.perf_counter() - t0)
+        return RunSummary(as_of, pin, int(records), int(ledger), int(listed), n_assess, time.perf_counter() - t0, start)
 
     def prepare(self, pin: str | None = None) -> Compiled:
         """Compile the store's rulebooks (all versions, or the one pinned) for its cities and behaviours."""
@@ -216,16 +230,18 @@ class Engine:
         ex = self.executor
         self.store.ensure_tables(("record_entries", "record_entries_built"))  # what `built` reads
         prep = prepared(ctx)
-        made = entries.built(ctx)
-        if made is None or made[1] != prep.loaded:
+        made = None if self._full else entries.built(ctx)
+        # a handed-over executor starts with the facts and the last run's tables, never the compiled ones
+        if made is None or made[1] != prep.loaded or self.handed_over:
             for name, table in prep.tables.items():
                 ex.load(name, table)
-            # the compiled scoring query as views, for records appended after this (not for a hand-over)
+            # the compiled scoring query as views, for records appended after this (not for a hand-over: Spark
+            # analyses a view's query when it is made, seconds for this one, and no reader of the store sees it)
             for name, query in () if self.handed_over else (*record_views(-1), *compiled_views(ctx)):
                 ex.view(name, query)
         ex.materialize("state_ledger", TABLES["state_ledger"].empty())
         if store_ledger:
-            self.ledger_update, through, seen = entries.update(ctx, prep, made)
+            self.ledger_update, through, seen = entries.update(ctx, prep, made, views=not self.handed_over)
             ex.materialize("record_entries_built", entries.built_row(prep, through, seen))  # type: ignore[arg-type]
         else:
             self.ledger_update, through = None, entries.usable_through(ctx, prep, made)

@@ -7,8 +7,10 @@ store's facts as Parquet, and writes the derived tables back through the hand-ov
 over Parquet both ways (`socialcredit.engine.handover`): the store never has to be reachable from the cluster's
 workers, only the directory (on one machine, or a file system the workers share).
 
-A Spark run is always a full run: the incremental path reads the last run's tables in the store, which stay
-home. The run it stores carries the store's own facts fingerprint, so the next DuckDB run may resume from it.
+A Spark run resumes as a DuckDB run does: the last run's own tables (its row in `engine_run`, the scored
+record entries, the carried state; `resume.STATE_TABLES`) go over with the facts, and the same resume step
+decides from them whether to keep the assessments before the earliest new record or relation change. The run
+it stores carries the store's own facts fingerprint, so the next run on either engine may resume from it.
 
 Imports PySpark: only `score --engine spark` and the tests import this module (after `spark_missing`).
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from socialcredit.engine import Engine, Progress, RunSummary, handover, watermark
+from socialcredit.engine import Engine, Progress, RunSummary, handover, resume, watermark
 from socialcredit.engine.executors.spark import TINY, SparkExecutor, session
 from socialcredit.schema import TABLES
 from socialcredit.store import Store
@@ -32,8 +34,9 @@ from socialcredit.store import Store
 # below this many records a store is small for Spark: one shuffle partition, no code generation, no adaptive
 # re-planning (each costs more than the query on such data; `executors.spark.TINY`)
 SMALL = 1_000_000
-# the engine's own state tables a run reads before writing them: empty, so every Spark run is a full one
-FRESH = ("engine_run", "record_entries_built")
+# what a run reads of the last run, besides the facts: its row, what the record ledger was built from, and the
+# tables it carries (a store that has not run yet has none of them: they start empty, and the run is full)
+LAST_RUN = ("engine_run", "record_entries_built", *resume.STATE_TABLES)
 
 
 @contextlib.contextmanager
@@ -58,22 +61,28 @@ def run_on_spark(
     pin: str | None = None,
     progress: Progress | None = None,
     workdir: Path | None = None,
+    full: bool = False,
 ) -> RunSummary:
     """One engine run on `spark` over the store's facts, its derived tables imported into the store (all or
     none); the run's summary. `workdir`: where the Parquet hand-over goes (a temporary directory in it,
-    removed after), by default the system's temporary directory; a cluster's workers must be able to read it."""
+    removed after), by default the system's temporary directory; a cluster's workers must be able to read it.
+    `full`: as `Engine.run`'s (the last run's tables are not even handed over)."""
     store.require_init()
     with tempfile.TemporaryDirectory(prefix="socialcredit-spark-", dir=workdir) as tmp:
         base = Path(tmp)
         facts = base / "facts"
         handover.export_facts(store, facts, pin)
+        kept = set() if full else handover.export_tables(store, base / "last", LAST_RUN)
         ex = SparkExecutor(spark)
         try:
             for name in handover.FACTS:
                 ex.attach(name, facts / name)
-            for name in FRESH:
-                ex.materialize(name, TABLES[name].empty())
-            summary = Engine(store, ex, handed_over=True).run(as_of, pin, progress)
+            for name in LAST_RUN:
+                if name in kept:
+                    ex.attach(name, base / "last" / name)
+                else:
+                    ex.materialize(name, TABLES[name].empty())
+            summary = Engine(store, ex, handed_over=True).run(as_of, pin, progress, full)
             save_derived(store, ex, base / "derived")
         finally:
             ex.drop_all()  # the run's names, so a reused session starts clean
@@ -99,9 +108,10 @@ def score_on_spark(
     as_of: dt.datetime | None = None,
     pin: str | None = None,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> RunSummary:
     """`score --engine spark`: a session on `master` (sized by the store's records), one run, the session
     stopped (unless it was this process's already)."""
     records = int(store.con.execute("SELECT count(*) FROM records").fetchall()[0][0])
     with spark_session(master, records < SMALL) as spark:
-        return run_on_spark(store, spark, as_of, pin, progress)
+        return run_on_spark(store, spark, as_of, pin, progress, full=full)
