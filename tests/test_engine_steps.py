@@ -16,7 +16,7 @@ from sqlglot.errors import UnsupportedError
 
 import socialcredit.engine
 from socialcredit.engine import Engine
-from socialcredit.engine.executors import DIALECTS, portable
+from socialcredit.engine.executors import DIALECTS, Query, portable, tree
 from socialcredit.engine.executors.duckdb import DuckDBExecutor
 from socialcredit.sample import load_sample
 from socialcredit.store import Store
@@ -32,20 +32,20 @@ class Recording(DuckDBExecutor):
         super().__init__(con)
         self.seen: list[tuple[str, str, exp.Expression]] = []
 
-    def materialize(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
-        self.seen.append(("materialize", name, query.copy()))
+    def materialize(self, name: str, query: Query, temporary: bool = False) -> None:
+        self.seen.append(("materialize", name, tree(query).copy()))
         super().materialize(name, query, temporary)
 
-    def view(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
-        self.seen.append(("view", name, query.copy()))
+    def view(self, name: str, query: Query, temporary: bool = False) -> None:
+        self.seen.append(("view", name, tree(query).copy()))
         super().view(name, query, temporary)
 
-    def append(self, name: str, query: exp.Expression) -> int:
-        self.seen.append(("append", name, query.copy()))
+    def append(self, name: str, query: Query) -> int:
+        self.seen.append(("append", name, tree(query).copy()))
         return super().append(name, query)
 
-    def fetch(self, query: exp.Expression) -> pa.Table:
-        self.seen.append(("fetch", "", query.copy()))
+    def fetch(self, query: Query) -> pa.Table:
+        self.seen.append(("fetch", "", tree(query).copy()))
         return super().fetch(query)
 
 

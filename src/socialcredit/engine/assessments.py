@@ -21,6 +21,7 @@ from sqlglot import exp
 from socialcredit.clock import cst, month_start_utc, next_month_utc
 from socialcredit.engine import grades
 from socialcredit.engine.context import Context
+from socialcredit.engine.executors import step
 from socialcredit.engine.sql import cst_shift, fill
 from socialcredit.rulebook import Rulebook, add_duration
 from socialcredit.schema import TABLES
@@ -183,25 +184,25 @@ class MonthLoop:
                     ex.load("net_rules", rules[0], temporary=True)
                 last_segs = segs
             if self.network:
-                ex.materialize("share_t", grades.network_share(t), temporary=True)
+                ex.materialize("share_t", step(grades.network_share, t), temporary=True)
                 if rules is not None:
                     ex.load("month_t", grades.month_table(t, next_month_utc(t)), temporary=True)
                     ex.extend("state_ledger", rules[1].copy())
             if p in moving or self.network:
-                ex.materialize("cur", grades.month_state(p, t, self.network), temporary=True)
+                ex.materialize("cur", step(grades.month_state, p, t, self.network), temporary=True)
             if not everyone:
-                ex.materialize("moved", grades.moved(p), temporary=True)
+                ex.materialize("moved", step(grades.moved, p), temporary=True)
             ex.materialize("nxt", grades.assessed(segs, everyone), temporary=True)
-            ex.extend("score_log", grades.score_changes(t))
-            ex.materialize("cur", grades.after_assessment(everyone), temporary=True)
-            ex.materialize("grade_stays", grades.left_grade_lists(t, everyone), temporary=True)
-            ex.extend("grade_stays", grades.entered_grade_lists(t, everyone))
+            ex.extend("score_log", step(grades.score_changes, t))
+            ex.materialize("cur", step(grades.after_assessment, everyone), temporary=True)
+            ex.materialize("grade_stays", step(grades.left_grade_lists, t, everyone), temporary=True)
+            ex.extend("grade_stays", step(grades.entered_grade_lists, t, everyone))
             # a stay with a minimum length must be looked at again when that minimum is reached
-            for n_months, n_days in ctx.rows(grades.minimum_stays_entered(t)):
+            for n_months, n_days in ctx.rows(step(grades.minimum_stays_entered, t)):
                 due = add_duration(t, f"{n_months}m") if n_months else t
                 self.wake_at(due + dt.timedelta(days=n_days))
             if self.network and not self.listed_any:
-                self.listed_any = int(ctx.scalar(grades.blacklisted_any())) > 0
+                self.listed_any = int(ctx.scalar(step(grades.blacklisted_any))) > 0
         return done
 
 

@@ -11,11 +11,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlglot import exp
-
 from socialcredit.catalog import Catalog
 from socialcredit.compiler import Compiled
-from socialcredit.engine.executors import Executor
+from socialcredit.engine.executors import Executor, Query
 from socialcredit.rulebook import Rulebook
 
 
@@ -31,13 +29,13 @@ class Context:
     stored: bool = False
     memo: dict[str, Any] = field(default_factory=dict)
 
-    def rows(self, query: exp.Expression) -> list[tuple[Any, ...]]:
+    def rows(self, query: Query) -> list[tuple[Any, ...]]:
         """A small result as Python tuples."""
         table = self.executor.fetch(query)
         cols = [c.to_pylist() for c in table.columns]
         return list(zip(*cols, strict=True)) if cols else []
 
-    def scalar(self, query: exp.Expression) -> Any:
+    def scalar(self, query: Query) -> Any:
         """The first column of the first row (None without rows)."""
         rows = self.rows(query)
         return rows[0][0] if rows else None

@@ -6,9 +6,10 @@ they carried; the result is the same as a full run's (tests/test_incremental.py)
 instead of all. Relation changes are dated facts and the network rule reads the contacts in force at each
 assessment, so a tie dropped in a later month changes nothing before it.
 
-This is an optimisation of the store's own executor: it reads the derived tables the last run left in the
-store, and fingerprints the facts with DuckDB's row hash (`hash(c)` of a whole row), which no other dialect
-computes the same way. It is still a set of sqlglot expressions run through the executor.
+It reads the tables the last run left through the executor: in the store for DuckDB, handed over with the
+facts for Spark (`executors.spark_run.LAST_RUN`), so a run on either engine resumes from a run on either.
+The facts are fingerprinted in the store itself, with DuckDB's row hash (`hash(c)` of a whole row), which
+no other dialect computes the same way. It is still a set of sqlglot expressions run through the executor.
 """
 
 from __future__ import annotations

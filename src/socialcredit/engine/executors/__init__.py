@@ -13,6 +13,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
@@ -22,23 +26,83 @@ from sqlglot.errors import ErrorLevel
 DIALECTS = ("duckdb", "spark")
 
 
+@dataclass(frozen=True)
+class Step:
+    """A statement whose tree follows from its arguments alone (times, month numbers, flags: hashable).
+
+    Why: the month loop's statements are the same each time a month is assessed again (a resumed run redoes
+    the last month or two; the simulator runs the engine every month; a test's full runs redo them all),
+    and on a small store turning a tree into text cost about as much as DuckDB running it. An executor keeps
+    a Step's text by (dialect, what it does with it, the step), so a month seen before costs no sqlglot at
+    all; the tree is built only when the text is not kept. Only a function that reads nothing but its
+    arguments (module templates, no context, no rulebooks) may be a Step's `build`."""
+
+    build: Callable[..., exp.Expression]
+    args: tuple[Hashable, ...] = ()
+
+    def tree(self) -> exp.Expression:
+        return self.build(*self.args)
+
+
+def step(build: Callable[..., exp.Expression], *args: Hashable) -> Step:
+    """`build(*args)` as a Step (`Step`)."""
+    return Step(build, args)
+
+
+Query = exp.Expression | Step
+"""What an executor is handed: a tree made for this statement, or a Step."""
+
+
+def tree(query: Query) -> exp.Expression:
+    """The query's tree (a Step's built now)."""
+    return query.tree() if isinstance(query, Step) else query
+
+
+class Texts:
+    """Statement texts by key, the most recently used `size` kept (one per process, all executors)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._texts: OrderedDict[Hashable, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def text(self, query: Query, key: Hashable, make: Callable[[exp.Expression], str]) -> str:
+        """`make(tree)`, kept under `key` when the query is a Step (a plain tree is made for one statement)."""
+        if not isinstance(query, Step):
+            return make(query)
+        with self._lock:
+            text = self._texts.get((key, query))
+            if text is not None:
+                self._texts.move_to_end((key, query))
+                return text
+        text = make(query.tree())
+        with self._lock:
+            self._texts[(key, query)] = text
+            while len(self._texts) > self.size:
+                self._texts.popitem(last=False)
+        return text
+
+
+TEXTS = Texts()
+
+
 class Executor(Protocol):
     """Runs sqlglot expressions against named tables; nothing else about the engine leaks in."""
 
     dialect: str
 
-    def materialize(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
+    def materialize(self, name: str, query: Query, temporary: bool = False) -> None:
         """`name` becomes the result of `query`, computed now (replacing any table of that name; `query` may
         read the table it replaces). `temporary`: a working table of one run, never written to the store
         (an extension of the first protocol: the engine's month loop rewrites a few such tables each month)."""
 
-    def view(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
+    def view(self, name: str, query: Query, temporary: bool = False) -> None:
         """`name` becomes `query`, evaluated lazily each time it is read (`temporary`: for this run only)."""
 
     def load(self, name: str, table: pa.Table, temporary: bool = False) -> None:
         """`name` becomes a copy of an Arrow table (compiled rulebook tables, periods)."""
 
-    def append(self, name: str, query: exp.Expression) -> int:
+    def append(self, name: str, query: Query) -> int:
         """The rows of `query` added to the existing table `name` (same columns, in order); how many.
 
         An extension of the first protocol: the record ledger is append-only (`record_entries` grows by the
@@ -46,12 +110,12 @@ class Executor(Protocol):
         thousand would cost what the incremental run saves; the month loop appends each month's changes.
         """
 
-    def extend(self, name: str, query: exp.Expression) -> None:
+    def extend(self, name: str, query: Query) -> None:
         """As `append`, for a caller that does not ask how many: an executor that must run a job to count
         (Spark) may add the rows lazily, computed when the table is next read (the month loop's three appends
         a month: a job each on Spark, for a number nobody reads)."""
 
-    def fetch(self, query: exp.Expression) -> pa.Table:
+    def fetch(self, query: Query) -> pa.Table:
         """The rows of `query`, as Arrow (small control results and the derived tables brought home)."""
 
     def drop(self, name: str) -> None:

@@ -6,7 +6,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from socialcredit.engine.executors import sql
+from socialcredit.engine.executors import TEXTS, Query, sql
 from socialcredit.sqltemplates import create
 
 
@@ -34,14 +34,20 @@ class DuckDBExecutor:
                 ).sql(self.dialect)
             )
 
-    def _create(self, kind: str, name: str, query: exp.Expression, temporary: bool) -> None:
+    def _create(self, kind: str, name: str, query: Query, temporary: bool) -> None:
         """`CREATE OR REPLACE [TEMP] TABLE|VIEW name AS query`, as a sqlglot statement around the step's tree."""
-        self.con.execute(sql(create(kind, name, query, temporary), self.dialect, copy=False))
+        self.con.execute(
+            TEXTS.text(
+                query,
+                (self.dialect, kind, name, temporary),
+                lambda q: sql(create(kind, name, q, temporary), self.dialect, copy=False),
+            )
+        )
 
-    def materialize(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
+    def materialize(self, name: str, query: Query, temporary: bool = False) -> None:
         self._create("TABLE", name, query, temporary)
 
-    def view(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
+    def view(self, name: str, query: Query, temporary: bool = False) -> None:
         self._create("VIEW", name, query, temporary)
 
     def load(self, name: str, table: pa.Table, temporary: bool = False) -> None:
@@ -51,16 +57,22 @@ class DuckDBExecutor:
         finally:
             self.con.unregister("_executor_load")
 
-    def append(self, name: str, query: exp.Expression) -> int:
-        rows = self.con.execute(sql(exp.insert(query, _table(name), copy=False), self.dialect, copy=False)).fetchall()
+    def append(self, name: str, query: Query) -> int:
+        text = TEXTS.text(
+            query,
+            (self.dialect, "INSERT", name),
+            lambda q: sql(exp.insert(q, _table(name), copy=False), self.dialect, copy=False),
+        )
+        rows = self.con.execute(text).fetchall()
         return int(rows[0][0]) if rows else 0
 
-    def extend(self, name: str, query: exp.Expression) -> None:
+    def extend(self, name: str, query: Query) -> None:
         """An append whose count is not asked for: DuckDB counts as it inserts, so it is `append`."""
         self.append(name, query)
 
-    def fetch(self, query: exp.Expression) -> pa.Table:
-        return self.con.sql(sql(query, self.dialect, copy=False)).to_arrow_table()
+    def fetch(self, query: Query) -> pa.Table:
+        text = TEXTS.text(query, (self.dialect, "SELECT"), lambda q: sql(q, self.dialect, copy=False))
+        return self.con.sql(text).to_arrow_table()
 
     def drop(self, name: str) -> None:
         # DROP TABLE on a view is an error (and an error aborts the store's transaction): ask what it is first

@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import TimestampNTZType, TimestampType
 from sqlglot import exp
 
-from socialcredit.engine.executors import sql
+from socialcredit.engine.executors import TEXTS, Query, sql, tree
 
 # Small, test-friendly settings: a handful of shuffle partitions (the default 200 makes every shuffle of a small
 # store cost seconds), no web UI, no console progress bars. A master on this machine also gets LOOPBACK.
@@ -106,21 +106,22 @@ class SparkExecutor:
         self._held: dict[str, DataFrame] = {}
         self._parts: dict[str, int] = {}  # how many checkpointed parts an appended name is the union of
 
-    def _frame(self, query: exp.Expression) -> DataFrame:
-        return _naive(self.spark.sql(sql(_spark_intervals(query), self.dialect)))
+    def _frame(self, query: Query) -> DataFrame:
+        text = TEXTS.text(query, (self.dialect, "SELECT"), lambda q: sql(_spark_intervals(q), self.dialect))
+        return _naive(self.spark.sql(text))
 
     def _register(self, name: str, frame: DataFrame) -> None:
         self.drop(name)
         frame.createOrReplaceTempView(name)
         self._held[name] = frame
 
-    def materialize(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
+    def materialize(self, name: str, query: Query, temporary: bool = False) -> None:
         # analysed before `name` is replaced, so a query may read the name it replaces (the month loop does);
         # every name is a temporary view of the session here, so `temporary` changes nothing
         self._register(name, _checkpoint(self._frame(query)))
         self._parts.pop(name, None)
 
-    def append(self, name: str, query: exp.Expression) -> int:
+    def append(self, name: str, query: Query) -> int:
         """As INSERT INTO: the new rows take the table's column names and types by position. The table becomes
         the union of its checkpointed parts; every APPEND_PARTS appends they are checkpointed into one, so
         neither the plan nor the copying grows with the number of months."""
@@ -129,13 +130,13 @@ class SparkExecutor:
         self._add(name, new)
         return count
 
-    def extend(self, name: str, query: exp.Expression) -> None:
+    def extend(self, name: str, query: Query) -> None:
         """As `append`, without the count: the new part is checkpointed lazily, so its rows are computed (and
         held) by the first job that reads the table, not by a job of their own. The part's query was analysed
         now, against the names as they are now, so a name replaced before that job does not change it."""
         self._add(name, self._part(name, query))
 
-    def _part(self, name: str, query: exp.Expression) -> DataFrame:
+    def _part(self, name: str, query: Query) -> DataFrame:
         """The rows `query` adds to `name`, typed as its columns by position, to be checkpointed when first
         computed."""
         old = self.spark.table(name)
@@ -151,12 +152,12 @@ class SparkExecutor:
         self._register(name, both)
         self._parts[name] = parts
 
-    def view(self, name: str, query: exp.Expression, temporary: bool = False) -> None:
+    def view(self, name: str, query: Query, temporary: bool = False) -> None:
         create = exp.Create(
             this=exp.to_table(name),
             kind="VIEW",
             replace=True,
-            expression=_spark_intervals(query),
+            expression=_spark_intervals(tree(query)),
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
         )
         self._held.pop(name, None)
@@ -178,7 +179,7 @@ class SparkExecutor:
         # ledger's statement, against under a second over the checkpointed rows
         self._register(name, _checkpoint(self.spark.createDataFrame(fixed)))
 
-    def fetch(self, query: exp.Expression) -> pa.Table:
+    def fetch(self, query: Query) -> pa.Table:
         return self._frame(query).toArrow()
 
     def drop(self, name: str) -> None:
