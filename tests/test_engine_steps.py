@@ -6,8 +6,10 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import re
+from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 import sqlglot
@@ -16,8 +18,9 @@ from sqlglot.errors import UnsupportedError
 
 import socialcredit.engine
 from socialcredit.engine import Engine
-from socialcredit.engine.executors import DIALECTS, Query, portable, tree
+from socialcredit.engine.executors import DIALECTS, Query, portable, step, tree
 from socialcredit.engine.executors.duckdb import DuckDBExecutor
+from socialcredit.engine.sql import value
 from socialcredit.sample import load_sample
 from socialcredit.store import Store
 
@@ -160,3 +163,20 @@ def test_fill_puts_values_as_literals_and_spreads_lists_where_the_template_has_o
     assert q.sql("duckdb") == "SELECT a, b, CONCAT_WS('|', c, 0) FROM t WHERE name = 'x'' OR 1=1 --'"
     with pytest.raises(TypeError, match=r"\$w is given a list"):
         fill("SELECT 1 FROM t WHERE $w", w=[exp.true()])
+
+
+def test_a_steps_text_is_made_once_and_stands_for_no_other_step() -> None:
+    """An executor keeps a Step's text: the tree is built the first time only, and arguments that Python
+    counts equal but SQL does not (1, True, 1.0) each get their own."""
+    built: list[object] = []
+
+    def answer(v: object) -> exp.Expression:
+        built.append(v)
+        return exp.select(value(v).as_("v"))
+
+    ex = DuckDBExecutor(duckdb.connect())
+    asked = [1, 1, True, 1.0, 1, True, 2]
+    got = [ex.fetch(step(answer, v)).column(0).to_pylist()[0] for v in asked]
+    shown = [1, 1, True, Decimal("1.0"), 1, True, 2]  # DuckDB reads the literal 1.0 as a decimal
+    assert [(type(v), v) for v in got] == [(type(v), v) for v in shown]
+    assert [(type(v), v) for v in built] == [(int, 1), (bool, True), (float, 1.0), (int, 2)]

@@ -70,14 +70,16 @@ class Texts:
         """`make(tree)`, kept under `key` when the query is a Step (a plain tree is made for one statement)."""
         if not isinstance(query, Step):
             return make(query)
+        # the arguments' types too: True == 1 == 1.0 in Python, but they are three different literals in SQL
+        full = (key, query, tuple(type(a) for a in query.args))
         with self._lock:
-            text = self._texts.get((key, query))
+            text = self._texts.get(full)
             if text is not None:
-                self._texts.move_to_end((key, query))
+                self._texts.move_to_end(full)
                 return text
         text = make(query.tree())
         with self._lock:
-            self._texts[(key, query)] = text
+            self._texts[full] = text
             while len(self._texts) > self.size:
                 self._texts.popitem(last=False)
         return text
