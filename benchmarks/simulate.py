@@ -1,7 +1,7 @@
 """Simulator throughput: agent-steps per second through the whole monthly loop, and peak memory.
 
     python benchmarks/simulate.py [--citizens N] [--months M] [--seed S] [--attempts R] [--engine-detail]
-                                  [--partition-size P --workers W]
+                                  [--partition-size P --workers W [--cluster]]
 
 An agent-step is one citizen for one month. Workload: a scenario of N citizens (default 1,000,000;
 20% Rongcheng, 80% Shanghai, under the shipped rulebooks) run for M months (default 12) from January
@@ -22,7 +22,11 @@ prints, per month, each engine step's seconds and the month it resumed from.
 With `--partition-size P` the same scenario runs partitioned (`simulate.partition`): each city cut into
 districts of at most P citizens, W worker processes at a time, each with its own store. Then the rate is
 agent-steps over the whole wall time (population generation included, since workers generate their own),
-and peak memory is the largest sampled sum of the workers' resident memory plus this process's.
+and peak memory is the largest sampled sum of the workers' resident memory plus this process's. With
+`--cluster` as well, the same partitions then run as Spark tasks (`simulate --cluster`) on a standalone
+cluster started on 127.0.0.1 (`socialcredit.sparkcluster`), once with one worker and once with two (one core
+each): the rates side by side, against the process pool's, and the speed-up from one worker to two (its
+half is the scaling efficiency). Needs PySpark and Java 17, as the engine on Spark does.
 """
 
 from __future__ import annotations
@@ -97,7 +101,11 @@ def main() -> None:
     ap.add_argument("--partition-size", type=int, default=None, help="run partitioned, at most P citizens each")
     ap.add_argument("--workers", type=int, default=2, help="partitions at once (with --partition-size)")
     ap.add_argument("--memory-gib", type=float, default=16.0, help="memory bound for the partitions' stores")
+    ap.add_argument("--cluster", action="store_true",
+                    help="with --partition-size: also on a Spark standalone cluster of 1 and of 2 workers")  # fmt: skip
     args = ap.parse_args()
+    if args.cluster and args.partition_size is None:
+        ap.error("--cluster runs partitions: give --partition-size")
     if args.partition_size is not None:
         partitioned(args)
         return
@@ -145,7 +153,9 @@ def main() -> None:
 
 
 def partitioned(args: argparse.Namespace) -> None:
-    from socialcredit.simulate.partition import run_partitioned, split
+    """The partitioned run on the process pool; with --cluster, then on a local standalone cluster of one
+    worker and of two (one core each), and the speed-up between them."""
+    from socialcredit.simulate.partition import split
 
     n, m = args.citizens, args.months
     sc = scenario(n, m, args.seed, args.attempts)
@@ -155,6 +165,30 @@ def partitioned(args: argparse.Namespace) -> None:
         f"{n:,} citizens × {m} months in {len(parts)} partitions of ≤ {args.partition_size:,}, "
         f"{args.workers} workers, {os.cpu_count()} cores · load {os.getloadavg()[0]:.2f}"
     )
+    rates = {"process pool": _partitioned_run(args, sc, None)}
+    if args.cluster:
+        from socialcredit.sparkcluster import standalone
+
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory() as tmp, standalone(Path(tmp), workers, memory="2g") as (master, _):
+                rates[f"cluster, {workers} worker{'s' if workers > 1 else ''}"] = _partitioned_run(args, sc, master)
+        one, two = rates["cluster, 1 worker"], rates["cluster, 2 workers"]
+        print("  how                  agent-steps/s   ÷ process pool")
+        for how, rate in rates.items():
+            print(f"  {how:<20} {rate:>14,.0f}   {rate / rates['process pool']:.2f}×")
+        print(f"  speed-up from 1 to 2 workers: {two / one:.2f}× (scaling efficiency {two / one / 2:.0%})")
+    year = NATIONAL * 12 / max(rates.values())
+    print(f"  at the best rate a national year (1.41 billion × 12 agent-steps) would take {year / 86400:,.1f} days")
+
+
+def _partitioned_run(args: argparse.Namespace, sc: Scenario, master: str | None) -> float:
+    """One partitioned run (the process pool, or Spark tasks on `master`); its agent-steps per second over the
+    whole wall time."""
+    from socialcredit.simulate.cluster import run_on_cluster
+    from socialcredit.simulate.partition import run_partitioned
+
+    where = f"Spark tasks on {master}" if master else f"{args.workers} worker processes"
+    print(f"  {where}:", flush=True)
     began = time.perf_counter()
 
     def progress(key: str, done: int, total: int, label: str) -> None:
@@ -162,9 +196,13 @@ def partitioned(args: argparse.Namespace) -> None:
             print(f"  {time.perf_counter() - began:7.1f} s  {key} {label}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_partitioned(sc, Path(tmp) / "run", args.partition_size, args.workers, args.memory_gib, progress)
+        if master is None:
+            result = run_partitioned(sc, Path(tmp) / "run", args.partition_size, args.workers, args.memory_gib,
+                                     progress)  # fmt: skip
+        else:
+            result = run_on_cluster(sc, Path(tmp) / "run", args.partition_size, master, memory_gib=args.memory_gib)
     wall = time.perf_counter() - began
-    steps = n * m
+    steps = sc.months * sum(sc.cities.values())
     print(f"  wall time: {wall:8.1f} s for {steps:,} agent-steps = {steps / wall:,.0f} agent-steps/s "
           f"({result.records:,} records, {sum(result.decisions.values()):,} decisions), population in")  # fmt: skip
     for info in result.partitions:
@@ -172,8 +210,7 @@ def partitioned(args: argparse.Namespace) -> None:
               f"worker peak {info['worker_peak_gib']:.2f} GiB")  # fmt: skip
     print(f"  peak memory, workers together (sampled) + this process: {result.peak_gib + peak_gib():.2f} GiB")
     print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
-    year = NATIONAL * 12 / (steps / wall)
-    print(f"  at this rate a national year (1.41 billion × 12 agent-steps) would take {year / 86400:,.1f} days")
+    return steps / wall
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ from socialcredit.engine import Engine
 from socialcredit.sample import load_sample
 from socialcredit.simulate.partition import run_partitioned
 from socialcredit.simulate.scenario import parse_scenario
+from socialcredit.sparkcluster import master_state, standalone
 from socialcredit.store import Store
 
-from .cluster import master_state, standalone
 from .conftest import require_spark
 from .derived import derived, same
 

@@ -1,22 +1,34 @@
-"""A real Spark standalone cluster on 127.0.0.1 for a test: a master and workers, each its own JVM started
-from the PySpark distribution's own classes (the wheel has no start-master.sh), on free ports, with bounded
-waits, and every JVM killed when the test ends, however it ends."""
+"""A real Spark standalone cluster on 127.0.0.1: a master and workers, each its own JVM started from the
+PySpark distribution's own classes (the wheel has no start-master.sh), on free ports, with bounded waits,
+and every JVM stopped when the block ends, however it ends.
+
+For the tests that run the engine and the simulator's partitions on a cluster, and for
+`benchmarks/simulate.py --cluster`, which measures the partitions on one worker and on two. It needs
+PySpark (the `spark` extra) and Java 17, and listens on 127.0.0.1 only.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from conftest import free_port
+START_SECONDS = 120  # a JVM's start on a loaded two-core machine; past this the start fails, it does not hang
 
-START_SECONDS = 120  # a JVM's start on a loaded two-core machine; past this the test fails, it does not hang
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the JVM binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def spark_home() -> Path:
@@ -56,11 +68,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=20)
 
 
-def master_state(ui: int) -> dict:
+def master_state(ui: int) -> dict[str, Any]:
     return httpx.get(f"http://127.0.0.1:{ui}/json/", timeout=5).json()
 
 
-def _wait(what: str, ready, procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+def _wait(what: str, ready: Callable[[], bool], procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
@@ -70,12 +82,13 @@ def _wait(what: str, ready, procs: list[subprocess.Popen[bytes]], logs: list[Pat
                 return
         time.sleep(0.5)
     tails = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}" for log in logs)
-    raise AssertionError(f"the Spark {what} did not come up within {START_SECONDS} s:\n{tails}")
+    raise RuntimeError(f"the Spark {what} did not come up within {START_SECONDS} s:\n{tails}")
 
 
 @contextlib.contextmanager
-def standalone(tmp: Path, workers: int = 2) -> Iterator[tuple[str, int]]:
-    """(master URL, master web UI port) of a running cluster whose workers have all registered."""
+def standalone(tmp: Path, workers: int = 2, memory: str = "1g") -> Iterator[tuple[str, int]]:
+    """(master URL, master web UI port) of a running cluster whose workers (one core and `memory` each) have
+    all registered; logs and the workers' directories go in `tmp`."""
     env = _env(tmp)
     (tmp / "work").mkdir(exist_ok=True)
     port, ui = free_port(), free_port()
@@ -90,7 +103,7 @@ def standalone(tmp: Path, workers: int = 2) -> Iterator[tuple[str, int]]:
             logs.append(tmp / f"worker{i}.log")
             procs.append(_start(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--port",
                                  str(free_port()), "--webui-port", str(free_port()), "--cores", "1", "--memory",
-                                 "1g", "--work-dir", str(tmp / "work"), url], logs[-1], env))  # fmt: skip
+                                 memory, "--work-dir", str(tmp / "work"), url], logs[-1], env))  # fmt: skip
         _wait("workers", lambda: len([w for w in master_state(ui)["workers"] if w["state"] == "ALIVE"]) == workers,
               procs, logs)  # fmt: skip
         yield url, ui
