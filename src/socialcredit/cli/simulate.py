@@ -7,18 +7,17 @@ run directory already used, and shows a bar per month (or per partition) while t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import MofNCompleteColumn
 
 from socialcredit.cli.console import fail, guarded, progress_bar
 from socialcredit.cli.console import out as console
-from socialcredit.simulate.cluster import TASK_MEMORY_GIB, run_on_cluster
-from socialcredit.simulate.partition import PartitionedResult, run_partitioned, split
-from socialcredit.simulate.policy import parse_overrides
-from socialcredit.simulate.run import run_scenario
-from socialcredit.simulate.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from socialcredit.simulate.partition import PartitionedResult
+    from socialcredit.simulate.scenario import Scenario
 
 
 def simulate_command(
@@ -62,6 +61,12 @@ def simulate_command(
 
     @guarded
     def run() -> None:
+        # the simulator is imported when a simulation runs: every other command (a server's processes among
+        # them) would pay for it at start, pandas included (pyarrow loads it on its first array)
+        from socialcredit.simulate.policy import parse_overrides
+        from socialcredit.simulate.run import run_scenario
+        from socialcredit.simulate.scenario import Scenario, load_scenario
+
         loaded = load_scenario(scenario)
         if rulebook:  # the command line adds to (and wins over) the scenario's own policy
             policy = {**loaded.policy, **parse_overrides(rulebook)}
@@ -101,6 +106,8 @@ def simulate_command(
 
 
 def _run_on_cluster(scenario: Scenario, out: Path, size: int, master: str, memory_gib: float | None) -> None:
+    from socialcredit.simulate.cluster import TASK_MEMORY_GIB, run_on_cluster
+
     """The door to `simulate.cluster`: one bar over the partitions while the cluster runs them."""
     with progress_bar(MofNCompleteColumn()) as bar:
         task = bar.add_task(f"partitions on {master}", total=None)
@@ -113,6 +120,8 @@ def _run_on_cluster(scenario: Scenario, out: Path, size: int, master: str, memor
 
 
 def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, memory_gib: float) -> None:
+    from socialcredit.simulate.partition import run_partitioned, split
+
     """The door to `simulate.partition`: a bar per partition while it runs, one line when all are done."""
     with progress_bar(MofNCompleteColumn()) as bar:
         tasks = {p.key: bar.add_task(f"{p.key}: waiting", total=scenario.months) for p in split(scenario, size)}
