@@ -149,12 +149,16 @@ def export_facts(store: Store, directory: Path, pin: str | None = None) -> Manif
     return manifest
 
 
+def _tables(store: Store) -> set[str]:
+    """The names of the store's tables and views."""
+    return {str(n) for (n,) in store.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
 def export_tables(store: Store, directory: Path, names: tuple[str, ...]) -> set[str]:
     """Those of `names` the store has, as Parquet under `directory` (no manifest: for a run of this process,
     not a hand-over to check); the names written."""
-    have = {str(n) for (n,) in store.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     directory.mkdir(parents=True)
-    written = {name for name in names if name in have}
+    written = set(names) & _tables(store)
     for name in sorted(written):
         _write_table(store, name, directory)
     return written
@@ -163,12 +167,12 @@ def export_tables(store: Store, directory: Path, names: tuple[str, ...]) -> set[
 def export_derived(store: Store, directory: Path) -> Manifest:
     """The derived tables of the store's last run, as Parquet (what `import_derived` reads): the DuckDB side of
     the hand-over, so a run on either engine can be carried to another store of the same facts."""
-    have = set(store.con.execute("SELECT table_name FROM information_schema.tables").fetchall())
-    missing = [n for n in DERIVED if (n,) not in have and n not in OPTIONAL]
+    have = _tables(store)
+    missing = [n for n in DERIVED if n not in have and n not in OPTIONAL]
     if missing:
         raise HandoverError(f"{store.path}: no engine run to export (missing {', '.join(missing)}); run `score`")
     _fresh(directory)
-    counts = {name: _write_table(store, name, directory) for name in DERIVED if (name,) in have}
+    counts = {name: _write_table(store, name, directory) for name in DERIVED if name in have}
     manifest = Manifest("derived", counts, watermark(store))
     manifest.write(directory)
     return manifest

@@ -96,7 +96,6 @@ class Engine:
         # what the last load_compiled did to the materialized record ledger
         self.ledger_update: LedgerUpdate | None = None
         self._through = -1  # the last rkey `record_entries` holds (load_compiled)
-        self._full = False  # this run ignores what the last one left (`run(full=True)`)
 
     # ------------------------------------------------------------------ entry point
 
@@ -117,7 +116,6 @@ class Engine:
         if as_of is not None:  # a projection is bounded too (socialcredit.clock): checked before any work
             as_of = bounded(as_of, "as_of", store_clock(self.store), RUN_HORIZON)
         as_of = utc_naive(as_of)
-        self._full = full
         self.prepare(pin)
         step = progress or (lambda *_: None)
         ctx, ex = self.ctx, self.executor
@@ -132,7 +130,7 @@ class Engine:
             if start is not None:  # load_compiled recreates state_ledger: keep last run's network entries
                 ex.materialize("kept_network", resume.kept_network(), temporary=True)
             step("ledger", 1, STEPS)
-            self.load_compiled()
+            self.load_compiled(full=full)
             self.records_table(as_of)
             step("characteristics", 2, STEPS)
             self._characteristics()
@@ -213,7 +211,7 @@ class Engine:
 
     # ------------------------------------------------------------------ records → ledger
 
-    def load_compiled(self, store_ledger: bool = True) -> None:
+    def load_compiled(self, store_ledger: bool = True, full: bool = False) -> None:
         """The compiled tables into the store, the record ledger brought up to date, and the ledger views.
 
         The tables are written only when they differ from those stored (by content): a run with unchanged
@@ -222,6 +220,7 @@ class Engine:
         Without `store_ledger` the stored record ledger is left as it is and the view scores every record
         it does not cover on the fly: a reading that only needs scores (`scores`, as the engine benchmark's
         cold path takes it) should not pay for writing millions of rows that only later runs would read.
+        `full`: the stored record ledger is not kept either; every record is scored into a new one.
         """
         ctx = self.ctx
         if self._given is None:  # DuckDB's own: dense integer citizen keys let it use perfect hash tables
@@ -230,7 +229,7 @@ class Engine:
         ex = self.executor
         self.store.ensure_tables(("record_entries", "record_entries_built"))  # what `built` reads
         prep = prepared(ctx)
-        made = None if self._full else entries.built(ctx)
+        made = None if full else entries.built(ctx)
         # a handed-over executor starts with the facts and the last run's tables, never the compiled ones
         if made is None or made[1] != prep.loaded or self.handed_over:
             for name, table in prep.tables.items():
