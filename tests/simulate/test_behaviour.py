@@ -28,6 +28,7 @@ from socialcredit.simulate.behaviour import (
     citizens_table,
     generate_records,
     propensities,
+    seconds_into_month,
     weight_sums,
 )
 from socialcredit.store import Store
@@ -74,12 +75,24 @@ def test_records_are_declared_typed_and_required_attributes_present(january):
                 assert values.null_count == len(values), (code, a)
             elif a in b.required:
                 assert values.null_count == 0, (code, a)
-    assert pc.all(pc.match_substring_regex(january["occurred_at"], r"^2025-01-\d\dT\d\d:\d\d:\d\d\+08:00$")).as_py()
+    assert pc.all(pc.match_substring_regex(january["occurred_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$")).as_py()
+    # the month its assessment at February's first instant sees: after January's first instant, up to that one
+    times = [dt.datetime.fromisoformat(t) for t in january["occurred_at"].to_pylist()]
+    cst = dt.timezone(dt.timedelta(hours=8))
+    assert min(times) > JAN.replace(tzinfo=cst) and max(times) <= dt.datetime(2025, 2, 1, tzinfo=cst)
     assert len(set(january["record_id"].to_pylist())) == january.num_rows
     red = january.filter(pc.equal(january["behaviour"], "red_light_crossing"))
     assert red.num_rows > 0
     assert set(red["reported_by"].to_pylist()) == {"traffic_camera_network"}
     assert pc.all(pc.match_substring_regex(red["camera"], r"^(SH|RC)-cam-\d{4,}$")).as_py()
+
+
+def test_a_month_s_seconds_lie_after_its_first_instant_and_up_to_the_next_month_s():
+    """An assessment at a month start sees what happened at or before it: a record drawn at exactly the start
+    would belong to the month before, whose assessment already ran."""
+    seconds = 31 * 86400
+    below_one = np.nextafter(1.0, 0.0)
+    assert seconds_into_month(np.array([0.0, 0.5, below_one]), seconds).tolist() == [1, seconds // 2 + 1, seconds]
 
 
 def test_children_report_nothing_but_exam_cheating_at_15_to_18(store):

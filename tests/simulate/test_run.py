@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
+from socialcredit.engine import Engine
+from socialcredit.simulate import run as run_module
 from socialcredit.simulate.run import RunResult, run_scenario
 from socialcredit.simulate.scenario import load_scenario, parse_scenario
 from socialcredit.yamlio import LocatedError
@@ -35,13 +37,31 @@ services:
   school.private_admission: {rate: 0.05, for: children}
 """
 FILES = ("scores", "lists", "decisions", "children")
+CARRIED: list[bool] = []  # per engine run of the first run: whether it started from the last run's end state
+
+
+class _Traced(Engine):
+    def run(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        summary = super().run(*args, **kwargs)  # type: ignore[arg-type]
+        CARRIED.append(self.carried)
+        return summary
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, RunResult]:
     scenario = parse_scenario(TINY, "tiny.yaml")
     base = tmp_path_factory.mktemp("runs")
-    return run_scenario(scenario, base / "a"), run_scenario(scenario, base / "b")
+    CARRIED.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_module, "Engine", _Traced)
+        first = run_scenario(scenario, base / "a")
+    return first, run_scenario(scenario, base / "b")
+
+
+def test_each_month_s_engine_run_starts_from_the_last_month_s_end_state(runs: tuple[RunResult, RunResult]) -> None:
+    """The month's records all lie after the last assessment, so no month before is redone and each run
+    after the first reads only the carried state and the new month (what keeps a month's cost its own)."""
+    assert CARRIED == [False, True, True]
 
 
 def test_run_writes_every_file_with_rows(runs: tuple[RunResult, RunResult]) -> None:

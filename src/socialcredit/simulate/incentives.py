@@ -39,6 +39,7 @@ from socialcredit import standings
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.clock import CST
 from socialcredit.engine.sql import fill
+from socialcredit.simulate.behaviour import seconds_into_month
 
 if TYPE_CHECKING:
     from socialcredit.store import Store
@@ -194,7 +195,7 @@ def respond(
                     )
     n = len(cols["citizen_id"])
     seconds = int((month_end - month_start).total_seconds())
-    offsets = np.sort(rng.integers(0, max(seconds, 1), n)) if n else np.zeros(0, np.int64)
+    offsets = np.sort(seconds_into_month(rng.random(n), seconds))  # after month_start, up to month_end
     local = month_start.replace(tzinfo=dt.UTC).astimezone(CST).replace(tzinfo=None)
     stamp = f"{local:%Y%m}"
     table: dict[str, pa.Array] = {
