@@ -463,8 +463,7 @@ def test_scores_for_everyone_from_both_halves_of_the_ledger(store, make_citizens
     eng.prepare()
     eng.load_compiled()  # the ledger view, and an empty state ledger that the next steps fill again
     eng.records_table(utc(cst(2022, 6, 1)))
-    eng._characteristics()
-    eng._characteristic_ledger()
+    eng.characteristics()
     for at in (cst(2021, 2, 1), cst(2021, 6, 1), cst(2022, 5, 1)):
         got = dict(zip(*eng.scores(at).to_pydict().values(), strict=True))
         keys = dict(store.con.execute("SELECT citizen_id, ckey FROM citizens").fetchall())

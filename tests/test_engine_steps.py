@@ -180,3 +180,43 @@ def test_a_steps_text_is_made_once_and_stands_for_no_other_step() -> None:
     shown = [1, 1, True, Decimal("1.0"), 1, True, 2]  # DuckDB reads the literal 1.0 as a decimal
     assert [(type(v), v) for v in got] == [(type(v), v) for v in shown]
     assert [(type(v), v) for v in built] == [(int, 1), (bool, True), (float, 1.0), (int, 2)]
+
+
+def test_the_engine_gives_the_store_s_connection_back_as_it_found_it(tmp_path: Path) -> None:
+    """The executor tunes DuckDB's perfect hash tables to the citizens' keys for its own statements, and puts
+    the store connection's setting back when each engine call ends: left set, every later query on the store
+    grouping a few rows by a wide key paid for a table of 2^21 entries (the simulator's responses, 16×)."""
+    store = Store(tmp_path / "s.duckdb")
+    store.init()
+    load_sample(store)
+    setting = "SELECT current_setting('perfect_ht_threshold')"
+    store.con.execute("SET perfect_ht_threshold = 13")
+    seen: list[int] = []
+
+    class Watching(DuckDBExecutor):
+        def materialize(self, name: str, query: Query, temporary: bool = False) -> None:
+            super().materialize(name, query, temporary)
+            seen.append(int(self.con.execute(setting).fetchall()[0][0]))
+
+    engine = Engine(store)
+    engine.prepare()
+    n = int(store.con.execute("SELECT max(ckey) + 1 FROM citizens").fetchall()[0][0])
+    engine.executor = Watching(store.con, dense_keys=n)
+    engine._given = engine.executor  # keep this executor (the run makes its own only when given none)
+    engine.run(as_of=dt.datetime(2025, 6, 1))
+    assert seen and set(seen) == {max(12, n.bit_length() + 1)}  # the run's own setting, on every statement
+    assert store.con.execute(setting).fetchall()[0][0] == 13  # and the store's back after it
+    Engine(store).run(as_of=dt.datetime(2025, 7, 1))  # the engine's own executor too
+    assert store.con.execute(setting).fetchall()[0][0] == 13
+
+    class Failing(DuckDBExecutor):
+        def materialize(self, name: str, query: Query, temporary: bool = False) -> None:
+            super().materialize(name, query, temporary)
+            if name == "nxt":
+                raise RuntimeError("stopped in the month loop")
+
+    failing = Engine(store, executor=Failing(store.con, dense_keys=n))
+    with pytest.raises(RuntimeError, match="month loop"):  # and when a call fails midway
+        failing.run(as_of=dt.datetime(2025, 8, 1), full=True)
+    assert store.con.execute(setting).fetchall()[0][0] == 13
+    store.close()

@@ -28,7 +28,7 @@ from socialcredit.engine import assessments, entries, memory, resume
 from socialcredit.engine.characteristics import characteristic_entries, event_records, intervals, trigger_stays
 from socialcredit.engine.context import Context
 from socialcredit.engine.entries import LedgerUpdate
-from socialcredit.engine.executors import Executor
+from socialcredit.engine.executors import Executor, releasing
 from socialcredit.engine.executors.duckdb import DuckDBExecutor
 from socialcredit.engine.ledger import (
     compiled_views,
@@ -99,6 +99,7 @@ class Engine:
 
     # ------------------------------------------------------------------ entry point
 
+    @releasing
     def run(
         self,
         as_of: dt.datetime | None = None,
@@ -133,8 +134,7 @@ class Engine:
             self.load_compiled(full=full)
             self.records_table(as_of)
             step("characteristics", 2, STEPS)
-            self._characteristics()
-            self._characteristic_ledger()
+            self.characteristics()
             step("triggers", 3, STEPS)
             ex.materialize("trigger_stays", trigger_stays(ctx), temporary=True)
             ex.materialize("grade_stays", TABLES["list_entries"].empty(), temporary=True)
@@ -211,6 +211,7 @@ class Engine:
 
     # ------------------------------------------------------------------ records → ledger
 
+    @releasing
     def load_compiled(self, store_ledger: bool = True, full: bool = False) -> None:
         """The compiled tables into the store, the record ledger brought up to date, and the ledger views.
 
@@ -256,6 +257,7 @@ class Engine:
     def attributes_used(self) -> list[str]:
         return prepared(self.ctx).attributes
 
+    @releasing
     def scores(self, as_of: dt.datetime | None = None) -> pa.Table:
         """Every citizen's score at `as_of` straight from the ledger (compiled tables must be loaded).
 
@@ -273,12 +275,10 @@ class Engine:
         """The records that set characteristics or trigger lists (`recs`), with their epoch."""
         self.executor.materialize("recs", event_records(self.ctx, as_of), temporary=True)
 
-    def _characteristics(self) -> None:
+    def characteristics(self) -> None:
+        """The characteristic intervals (from `recs`) and their state ledger entries."""
         self.executor.materialize("characteristic_intervals", intervals(self.ctx))
-
-    def _characteristic_ledger(self) -> None:
-        query = characteristic_entries(self.ctx)
-        if query is not None:
+        if (query := characteristic_entries(self.ctx)) is not None:
             self.executor.extend("state_ledger", query)
 
     # ------------------------------------------------------------------ monthly assessments

@@ -10,6 +10,7 @@ every dialect we execute.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -17,13 +18,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 
 import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 DIALECTS = ("duckdb", "spark")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,24 @@ class Executor(Protocol):
     def keep(self, name: str) -> None:
         """The view `name` will read the same rows for the rest of the run: an executor that plans a view
         anew at every statement reading it (Spark) may compute it once now; one that does not, ignores this."""
+
+    def release(self) -> None:
+        """Put back whatever the executor changed in a connection it was given, for the connection's other
+        users (the engine calls it at the end of each of its calls; the executor may change it again at its
+        next statement)."""
+
+
+def releasing(method: Callable[P, R]) -> Callable[P, R]:
+    """An engine method that releases its executor when it returns or raises (`Executor.release`)."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        finally:
+            args[0].executor.release()  # type: ignore[attr-defined]
+
+    return call
 
 
 def sql(expression: exp.Expression, dialect: str, copy: bool = True) -> str:

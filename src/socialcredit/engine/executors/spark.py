@@ -199,6 +199,9 @@ class SparkExecutor:
         that reads it, and the engine's ledger views sit under most of a run's statements."""
         self._register(name, _checkpoint(self.spark.table(name)))
 
+    def release(self) -> None:
+        """Nothing: the session is the executor's own, changed by no statement."""
+
     # ------------------------------------------------------------------ the Parquet hand-over
 
     def attach(self, name: str, path: Path) -> None:
