@@ -431,3 +431,17 @@ def test_copy_file_copies_the_checkpointed_store_and_close_releases_it(store, id
     store.close()  # closes the kept descriptor too
     with Store(tmp_path / "copy.duckdb", read_only=True) as c:
         assert sorted(r for (r,) in c.con.execute("SELECT citizen_id FROM citizens").fetchall()) == sorted(ids)
+
+
+def test_new_records_are_keyed_in_row_order_from_the_next_key_whether_or_not_rows_are_duplicates(store, ids):
+    """A batch's new records take the next keys in the batch's row order; a batch with duplicates (stored
+    already, or repeated within it) skips them without leaving a gap."""
+    store.ingest([rec("s1", ids[0], "volunteer_work", cst(2023, 3, 1), hours=1)], now=NOW)
+    rows = [rec(f"n{i}", ids[2 - i % 3], "late_bill_payment", cst(2023, 3, 10 - i), days_late=30 + i) for i in range(4)]
+    store.ingest(rows, now=NOW)  # no duplicates: keys 1..4 in row order, though stored in citizen order
+    mixed = [rows[1], rec("m1", ids[1], "volunteer_work", cst(2023, 4, 2), hours=2), rows[3],
+             rec("m2", ids[0], "volunteer_work", cst(2023, 4, 1), hours=3), rows[0]]  # fmt: skip
+    mixed.append(mixed[1])  # sent twice in this batch, the same content
+    store.ingest(mixed, now=NOW)
+    keyed = store.con.execute("SELECT rkey, record_id FROM records ORDER BY rkey").fetchall()
+    assert keyed == list(enumerate(["s1", "n0", "n1", "n2", "n3", "m1", "m2"]))

@@ -358,15 +358,20 @@ def _relation_checks(change: str) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _records_insert(attrs: tuple[str, ...]) -> str:
+@functools.lru_cache(maxsize=16)
+def _records_insert(attrs: tuple[str, ...], every_row: bool) -> str:
     """The validated batch (`_typed`) appended to the records, clustered by citizen: the catalog's attribute
-    columns in its order; `$base` (the first new rkey) and `$batch` bind."""
+    columns in its order; `$base` (the first new rkey) and `$batch` bind.
+
+    The new records' keys follow the batch's row order from `$base`. `every_row`: no row is a duplicate, so
+    a row's key is `$base + row - 1` (staged rows are numbered 1..n), what numbering the new rows would give
+    without the window's sort of the whole batch (a third of the insert's time at 200,000 records)."""
+    key = "$base + row - 1" if every_row else "$base + row_number() OVER (ORDER BY row) - 1"
     return fill(
         """INSERT INTO records
-        SELECT $base + row_number() OVER (ORDER BY row) - 1, record_id, agency, ckey, jkey, bkey,
-               occurred_at, $attrs, $batch, timezone('UTC', now()), digest
+        SELECT $key, record_id, agency, ckey, jkey, bkey, occurred_at, $attrs, $batch, timezone('UTC', now()), digest
         FROM _typed WHERE NOT duplicate ORDER BY ckey, occurred_at, row""",
-        base=exp.Placeholder(this="base"),
+        key=fill(key, base=exp.Placeholder(this="base")),
         batch=exp.Placeholder(this="batch"),
         attrs=[_col(a) for a in attrs],
     ).sql("duckdb")
@@ -998,7 +1003,7 @@ class Store:
 
     def _append_stage(self, label: str, dup_ids: list[str]) -> IngestReport:
         attrs = list(self.catalog.attributes)
-        new = self.con.execute("SELECT count(*) FROM _typed WHERE NOT duplicate").fetchall()[0][0]
+        new, staged = self.con.execute("SELECT count(*) FILTER (WHERE NOT duplicate), count(*) FROM _typed").fetchall()[0]
         if new == 0:
             return IngestReport(None, 0, len(dup_ids), dup_ids)
         about = [
@@ -1010,7 +1015,7 @@ class Store:
         with self.transaction():
             batch = self.con.execute("SELECT coalesce(max(batch) + 1, 1) FROM batches").fetchall()[0][0]
             base = self.con.execute("SELECT coalesce(max(rkey) + 1, 0) FROM records").fetchall()[0][0]
-            self.con.execute(_records_insert(tuple(attrs)), {"base": base, "batch": batch})
+            self.con.execute(_records_insert(tuple(attrs), new == staged), {"base": base, "batch": batch})
             self.con.execute(
                 "INSERT INTO batches VALUES (?, ?, timezone('UTC', now()), ?, ?)", [batch, label, new, len(dup_ids)]
             )
