@@ -220,3 +220,21 @@ def test_the_engine_gives_the_store_s_connection_back_as_it_found_it(tmp_path: P
         failing.run(as_of=dt.datetime(2025, 8, 1), full=True)
     assert store.con.execute(setting).fetchall()[0][0] == 13
     store.close()
+
+
+def test_a_run_resumed_after_the_last_assessment_keeps_the_score_log_in_place(tmp_path: Path) -> None:
+    """A month's run redoes nothing the last one logged, so it appends to the score log and never copies it
+    (a copy grows with every month); a back-dated record makes it drop the redone rows, as before."""
+    store = Store(tmp_path / "s.duckdb")
+    store.init()
+    load_sample(store)
+    rec = Recording(store.con)
+    Engine(store, executor=rec).run(as_of=dt.datetime(2025, 6, 1))
+    logged = store.con.execute("SELECT count(*) FROM score_log").fetchall()[0][0]
+    rec.seen.clear()
+    later = Engine(store, executor=rec)
+    later.run(as_of=dt.datetime(2025, 9, 1))
+    assert later.carried and ("materialize", "score_log") not in [(k, n) for k, n, _ in rec.seen]
+    assert ("append", "score_log") in [(k, n) for k, n, _ in rec.seen]
+    assert store.con.execute("SELECT count(*) FROM score_log").fetchall()[0][0] > logged
+    store.close()

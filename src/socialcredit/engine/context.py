@@ -17,6 +17,13 @@ from socialcredit.engine.executors import Executor, Query
 from socialcredit.rulebook import Rulebook
 
 
+def rows(executor: Executor, query: Query) -> list[tuple[Any, ...]]:
+    """A small result as Python tuples."""
+    table = executor.fetch(query)
+    cols = [c.to_pylist() for c in table.columns]
+    return list(zip(*cols, strict=True)) if cols else []
+
+
 @dataclass
 class Context:
     executor: Executor
@@ -31,9 +38,7 @@ class Context:
 
     def rows(self, query: Query) -> list[tuple[Any, ...]]:
         """A small result as Python tuples."""
-        table = self.executor.fetch(query)
-        cols = [c.to_pylist() for c in table.columns]
-        return list(zip(*cols, strict=True)) if cols else []
+        return rows(self.executor, query)
 
     def scalar(self, query: Query) -> Any:
         """The first column of the first row (None without rows)."""

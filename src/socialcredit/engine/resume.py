@@ -205,3 +205,10 @@ def minimum_stays_due(ctx: Context, t0: dt.datetime) -> list[dt.datetime]:
 def score_log_before(t0: dt.datetime) -> exp.Expression:
     """The score log the kept assessments wrote (those before `t0`)."""
     return fill("SELECT * FROM score_log WHERE assessed_at < $t0", t0=t0)
+
+
+def score_log_from(t0: dt.datetime) -> exp.Expression:
+    """Whether the score log has rows the run redoes (at or after `t0`). A month's run resumes after the last
+    assessment, so usually none: the log is then kept as it is, not copied (a copy grows with every month:
+    0.09 s at a million citizens after three months)."""
+    return fill("SELECT count(*) > 0 FROM score_log WHERE assessed_at >= $t0", t0=t0)

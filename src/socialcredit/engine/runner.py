@@ -26,7 +26,7 @@ from socialcredit.clock import RUN_HORIZON, bounded, utc_naive
 from socialcredit.compiler import Compiled, compile_rulebooks
 from socialcredit.engine import assessments, entries, memory, resume
 from socialcredit.engine.characteristics import characteristic_entries, event_records, intervals, trigger_stays
-from socialcredit.engine.context import Context
+from socialcredit.engine.context import Context, rows
 from socialcredit.engine.entries import LedgerUpdate
 from socialcredit.engine.executors import Executor, releasing
 from socialcredit.engine.executors.duckdb import DuckDBExecutor
@@ -191,8 +191,8 @@ class Engine:
         """Compile the store's rulebooks (all versions, or the one pinned) for its cities and behaviours."""
         rulebooks = self.store.rulebooks()
         pin_map = rulebooks.parse_version(pin)[1] if pin else None
-        jkeys = {str(k): int(v) for k, v in self._rows("SELECT code, jkey FROM jurisdictions")}
-        bkeys = {str(k): int(v) for k, v in self._rows("SELECT code, bkey FROM behaviours")}
+        jkeys = {str(k): int(v) for k, v in rows(self.executor, fill("SELECT code, jkey FROM jurisdictions"))}
+        bkeys = {str(k): int(v) for k, v in rows(self.executor, fill("SELECT code, bkey FROM behaviours"))}
         self.jkeys, self.bkeys = jkeys, bkeys
         # rulebook sets are immutable and cached by the store, so a long-lived process compiles each once
         key = (id(rulebooks), repr(sorted(jkeys.items())), repr(sorted(bkeys.items())), repr(pin_map))
@@ -204,10 +204,6 @@ class Engine:
         self.compiled = hit[1]
         self.ctx = Context(self.executor, self.compiled, self.catalog, jkeys, bkeys, through=self._through)
         return self.compiled
-
-    def _rows(self, text: str) -> list[tuple]:
-        table = self.executor.fetch(fill(text))
-        return list(zip(*[c.to_pylist() for c in table.columns], strict=True))
 
     # ------------------------------------------------------------------ records → ledger
 
@@ -330,7 +326,10 @@ class Engine:
             self.resumed_from = None
         # the kept part ends at that period; with none left to redo, after everything the last run wrote
         t0 = periods[p0] if p0 < len(periods) else assessments.FAR
-        ex.materialize("score_log", resume.score_log_before(t0) if p0 else TABLES["score_log"].empty())
+        if not p0:
+            ex.materialize("score_log", TABLES["score_log"].empty())
+        elif ctx.scalar(resume.score_log_from(t0)):  # kept as it is when nothing in it is redone
+            ex.materialize("score_log", resume.score_log_before(t0))
         self._carried_at = None
         if not periods:  # nothing carried (engine_run.carried_at is NULL)
             ex.materialize("engine_carry", TABLES["engine_carry"].empty())

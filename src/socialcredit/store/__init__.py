@@ -1003,7 +1003,8 @@ class Store:
 
     def _append_stage(self, label: str, dup_ids: list[str]) -> IngestReport:
         attrs = list(self.catalog.attributes)
-        new, staged = self.con.execute("SELECT count(*) FILTER (WHERE NOT duplicate), count(*) FROM _typed").fetchall()[0]
+        counted = "SELECT count(*) FILTER (WHERE NOT duplicate), count(*) FROM _typed"
+        new, staged = self.con.execute(counted).fetchall()[0]
         if new == 0:
             return IngestReport(None, 0, len(dup_ids), dup_ids)
         about = [
