@@ -409,3 +409,21 @@ def test_decisions_answered_elsewhere_take_the_next_ids_after_this_deciders_own(
         (2, "rail.ticket", at, "reader-1"),
         (3, "hotel.booking", at, "reader-1"),
     ]
+
+
+def test_the_stay_index_keeps_its_citizens_across_runs_until_the_citizens_change(small):
+    """A new engine run rebuilds the stays, but reads and sorts every citizen again only when the run's
+    fingerprint of the citizens changed: a citizen added (and scored) is found, one who was not is kept."""
+    store, (listed, _, _) = small
+    decider = decisions.Decider(store)
+    first = decider.index(utc(cst(2026, 5, 5)))
+    store.ingest([rec("s3", listed, "smoking_on_train", cst(2026, 5, 25))], now=NOW)
+    Engine(store).run(as_of=cst(2026, 6, 1))
+    again = decider.index(utc(cst(2026, 5, 30)))
+    assert again is not first and again.ids is first.ids  # new stays, the same citizens
+    assert len(again.stays[again.locate(listed)[0]]) == len(first.stays[first.locate(listed)[0]]) + 1
+    newcomer = citizen(7)
+    store.add_citizens([newcomer])
+    Engine(store).run(as_of=cst(2026, 6, 1))
+    fresh = decider.index(utc(cst(2026, 5, 30)))
+    assert fresh.ids is not first.ids and fresh.locate(newcomer["citizen_id"])[1] == "testcity"

@@ -408,7 +408,7 @@ class Decider:
         ensure_fresh(self.store, at)
         computed = self.store.con.execute("SELECT computed_at, as_of, pin FROM engine_run").fetchall()
         if idx is None or not computed or idx.computed_at != computed[0][0]:
-            idx = self._index = StayIndex.load(self.store)
+            idx = self._index = StayIndex.load(self.store, idx)
             if self.buffered:
                 # a long-lived door: move the index (and everything loaded so far) out of the cyclic
                 # collector's reach, or each full collection rescans it and stalls requests for ~100 ms

@@ -35,6 +35,7 @@ class StayIndex:
     """Stays by citizen key, relatives with stays, and a sorted ID array for citizen look-ups."""
 
     computed_at: dt.datetime | None
+    facts: str | None  # the engine run's fingerprint of the facts other than records (the citizens among them)
     ids: np.ndarray  # sorted citizen_id, bytes S18
     ckeys: np.ndarray  # ckey aligned with ids
     city_of: np.ndarray  # index into cities, aligned with ids
@@ -49,17 +50,20 @@ class StayIndex:
         self.affected = frozenset(self.stays) | frozenset(self.relatives)
 
     @classmethod
-    def load(cls, store: Store) -> StayIndex:
+    def load(cls, store: Store, last: StayIndex | None = None) -> StayIndex:
+        """The index after the store's last engine run. `last`: the index before it, whose citizens (ids, keys,
+        cities: a sort of every citizen ID, 0.1 s at a million) are kept when that run found the same
+        citizens (its fingerprint of the facts, which hashes every citizen row, is the same); the stays and
+        relatives are always read again."""
         con = store.con
-        computed = con.execute("SELECT computed_at FROM engine_run").fetchall()
-        cit = con.sql("SELECT citizen_id, ckey, city FROM citizens ORDER BY citizen_id").to_arrow_table()
-        ids = _fixed_width(cit.column("citizen_id"))
-        # cities by dictionary encoding, not np.unique over a million Python strings
-        coded = pc.dictionary_encode(cit.column("city")).combine_chunks()
-        names = coded.dictionary.to_pylist()
-        cities = np.array(sorted(names), dtype=object)
-        rank = np.array([sorted(names).index(c) for c in names], np.int32)
-        city_of = rank[coded.indices.to_numpy()] if len(coded) else np.zeros(0, np.int32)
+        cur = con.execute("SELECT * FROM engine_run")
+        found = cur.fetchall()
+        run = dict(zip([d[0] for d in cur.description or []], found[0], strict=True)) if found else {}
+        facts = run.get("facts")
+        if last is not None and facts is not None and last.facts == facts:
+            ids, ckeys, city_of, cities = last.ids, last.ckeys, last.city_of, last.cities
+        else:
+            ids, ckeys, city_of, cities = _citizens(store)
         stays: dict[int, list[Stay]] = defaultdict(list)
         has_entries = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'list_entries'")
         if has_entries.fetchall()[0][0]:
@@ -82,14 +86,7 @@ class StayIndex:
                 if kind == "parent":
                     born_on[ckey] = born
         return cls(
-            computed[0][0] if computed else None,
-            ids,
-            np.asarray(cit.column("ckey").to_numpy(), dtype=np.int64),
-            np.asarray(city_of, dtype=np.int32),
-            [str(c) for c in cities.tolist()],
-            dict(stays),
-            dict(relatives),
-            born=born_on,
+            run.get("computed_at"), facts, ids, ckeys, city_of, cities, dict(stays), dict(relatives), born=born_on
         )
 
     def locate(self, citizen_id: str) -> tuple[int, str]:
@@ -115,6 +112,20 @@ class StayIndex:
             bad = [f"request {i + 1}: citizen_id {citizen_ids[i]!r}" for i in np.flatnonzero(~ok)]
             raise LocatedError("no such citizen in the store: " + first_of(bad, "; "))
         return self.ckeys[pos_c], self.city_of[pos_c]
+
+
+def _citizens(store: Store) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Every citizen's ID (sorted, S18), key and city (an index into the sorted city names), and those names."""
+    cit = store.con.sql("SELECT citizen_id, ckey, city FROM citizens ORDER BY citizen_id").to_arrow_table()
+    ids = _fixed_width(cit.column("citizen_id"))
+    # cities by dictionary encoding, not np.unique over a million Python strings
+    coded = pc.dictionary_encode(cit.column("city")).combine_chunks()
+    names = coded.dictionary.to_pylist()
+    cities = sorted(names)
+    rank = np.array([cities.index(c) for c in names], np.int32)
+    city_of = rank[coded.indices.to_numpy()] if len(coded) else np.zeros(0, np.int32)
+    ckeys = np.asarray(cit.column("ckey").to_numpy(), dtype=np.int64)
+    return ids, ckeys, np.asarray(city_of, dtype=np.int32), [str(c) for c in cities]
 
 
 def coming_of_age(born: dt.date, under: int = CHILDREN_UNDER) -> dt.datetime:
