@@ -51,6 +51,10 @@ class Recording(DuckDBExecutor):
         self.seen.append(("fetch", "", tree(query).copy()))
         return super().fetch(query)
 
+    def delete(self, name: str, condition: Query) -> None:
+        self.seen.append(("delete", name, tree(condition).copy()))
+        super().delete(name, condition)
+
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recording:
@@ -92,7 +96,7 @@ def dialect_only(query: exp.Expression) -> list[str]:
 
 def test_every_statement_the_engine_runs_is_portable(recorded: Recording) -> None:
     kinds = {kind for kind, _, _ in recorded.seen}
-    assert {"materialize", "view", "append", "fetch"} <= kinds
+    assert {"materialize", "view", "append", "fetch", "delete"} <= kinds
     names = {name for _, name, _ in recorded.seen}
     assert {"record_entries", "list_entries", "score_log", "grade_stays", "deltas", "cur"} <= names
     refused = []

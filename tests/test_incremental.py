@@ -53,7 +53,8 @@ def _derived(store: Store, as_of: dt.datetime) -> tuple:
     con = store.con
     got = tuple(
         con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
-        for t in ("score_log", "list_entries", "notifications", "ledger")
+        # and the state the next run starts from: the loop's end state and the expiries it has yet to count
+        for t in ("score_log", "list_entries", "notifications", "ledger", "engine_carry", "engine_pending")
     )
     eng = Engine(store)
     eng.prepare()

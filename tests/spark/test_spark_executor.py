@@ -59,6 +59,22 @@ def test_load_then_fetch_gives_the_rows_back_unchanged(both: tuple[Executor, Exe
         assert got.schema.field("t").type == pa.timestamp("us"), ex.dialect
 
 
+def test_delete_removes_the_rows_the_condition_holds_for_and_keeps_those_it_is_null_for(
+    both: tuple[Executor, Executor],
+) -> None:
+    """As SQL's DELETE: a row whose condition is NULL stays (Spark rewrites the table; DuckDB deletes in place),
+    and what was appended before or after is treated the same."""
+    due = pa.array(
+        [dt.datetime(2025, 1, 1), None, dt.datetime(2025, 3, 1), dt.datetime(2025, 2, 1)], pa.timestamp("us")
+    )
+    for ex in both:
+        ex.load("pending", pa.table({"k": pa.array([1, 2, 3, 4], pa.int32()), "due": due}))
+        ex.append("pending", q("SELECT 5 AS k, TIMESTAMP '2024-12-01 00:00:00' AS due"))
+        ex.delete("pending", q("SELECT due <= TIMESTAMP '2025-02-01 00:00:00'").selects[0])
+        ex.extend("pending", q("SELECT 6 AS k, TIMESTAMP '2025-01-15 00:00:00' AS due"))
+        assert rows(ex.fetch(q("SELECT k FROM pending ORDER BY k"))) == [(2,), (3,), (6,)], ex.dialect
+
+
 def test_an_empty_table_loads_and_keeps_its_columns(both: tuple[Executor, Executor]) -> None:
     # an empty slice has empty chunks; an empty DuckDB result has none at all
     for empty in (EVERY_TYPE.slice(0, 0), pa.Table.from_batches([], schema=EVERY_TYPE.schema)):

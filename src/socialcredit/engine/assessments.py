@@ -88,16 +88,19 @@ def pending_full(periods: list[dt.datetime]) -> exp.Expression:
 
 
 def events_carried(recent: exp.Expression, as_of: dt.datetime, carried: dt.datetime) -> exp.Expression:
-    """The changes after the carried month, without reading the history (`_deltas` in the runner says why)."""
+    """The changes after the carried month, without reading the history (`_deltas` in the runner says why):
+    `expiry` marks a record entry's end, `pending` one the last run left in `engine_pending` (only those due
+    by as_of: the others wait there for a later run)."""
     return fill(
         """WITH src AS (
                SELECT ckey, source, points, valid_from, valid_to FROM __recent AS r
                WHERE valid_from <= $as_of AND points <> 0
                UNION ALL SELECT ckey, source, points, valid_from, valid_to FROM state_ledger
                WHERE source <> 'network' AND valid_from <= $as_of AND points <> 0)
-           SELECT ckey, valid_from AS due, points AS d, valid_from AS vf, FALSE AS expiry FROM src WHERE valid_from > $t
-           UNION ALL SELECT ckey, valid_to, -points, valid_from, source = 'record' FROM src WHERE valid_to > $t
-           UNION ALL SELECT ckey, due, d, vf, TRUE FROM engine_pending""",
+           SELECT ckey, valid_from AS due, points AS d, valid_from AS vf, FALSE AS expiry, FALSE AS pending FROM src
+           WHERE valid_from > $t
+           UNION ALL SELECT ckey, valid_to, -points, valid_from, source = 'record', FALSE FROM src WHERE valid_to > $t
+           UNION ALL SELECT ckey, due, d, vf, TRUE, TRUE FROM engine_pending WHERE due <= $as_of""",
         recent=recent,
         as_of=as_of,
         t=carried,
@@ -108,8 +111,17 @@ def deltas_carried(periods: list[dt.datetime]) -> exp.Expression:
     return _by_period(fill("SELECT ckey, due, d FROM ev"), "due", periods)
 
 
-def pending_carried(periods: list[dt.datetime]) -> exp.Expression:
-    return fill("SELECT ckey, due, d, vf FROM ev WHERE expiry AND vf <= $last AND due > $last", last=periods[-1])
+def pending_spent(last: dt.datetime) -> exp.Expression:
+    """The pending expiries a run through the month at `last` has counted: they leave `engine_pending`."""
+    return fill("due <= $last", last=last)
+
+
+def pending_new(last: dt.datetime) -> exp.Expression:
+    """The expiries after the month at `last` of record entries that run saw first: they join `engine_pending`
+    (those already there stay where they are)."""
+    return fill(
+        "SELECT ckey, due, d, vf FROM ev WHERE expiry AND NOT pending AND vf <= $last AND due > $last", last=last
+    )
 
 
 def busy_stays(periods: list[dt.datetime]) -> exp.Expression:

@@ -28,7 +28,7 @@ from socialcredit.engine import assessments, entries, memory, resume
 from socialcredit.engine.characteristics import characteristic_entries, event_records, intervals, trigger_stays
 from socialcredit.engine.context import Context, rows
 from socialcredit.engine.entries import LedgerUpdate
-from socialcredit.engine.executors import Executor, releasing
+from socialcredit.engine.executors import Executor, releasing, step
 from socialcredit.engine.executors.duckdb import DuckDBExecutor
 from socialcredit.engine.ledger import (
     compiled_views,
@@ -379,7 +379,8 @@ class Engine:
         recent = record_ledger(self.ctx, carried, stored_only=self.ledger_update is not None)
         ex.materialize("ev", assessments.events_carried(recent, as_of, carried), temporary=True)
         ex.materialize("deltas", assessments.deltas_carried(periods), temporary=True)
-        ex.materialize("engine_pending", assessments.pending_carried(periods))
+        ex.delete("engine_pending", step(assessments.pending_spent, periods[-1]))
+        ex.extend("engine_pending", step(assessments.pending_new, periods[-1]))
 
     def _restore(self, loop: assessments.MonthLoop, p0: int, t0: dt.datetime, carried: bool) -> bool:
         """The loop's carried state at the start of period `p0` (the first at or after `t0`), as the last run

@@ -120,6 +120,12 @@ class Executor(Protocol):
         (Spark) may add the rows lazily, computed when the table is next read (the month loop's three appends
         a month: a job each on Spark, for a number nobody reads)."""
 
+    def delete(self, name: str, condition: Query) -> None:
+        """The rows of the table `name` for which `condition` holds removed (those it is NULL for kept, as in
+        SQL's DELETE). An extension of the first protocol: the month loop's pending expiries lose each month
+        those it spent and keep the rest where they are; rewriting them would copy every record entry still
+        in force, every month (an executor without deletes may rewrite: Spark does)."""
+
     def fetch(self, query: Query) -> pa.Table:
         """The rows of `query`, as Arrow (small control results and the derived tables brought home)."""
 

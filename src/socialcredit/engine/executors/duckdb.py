@@ -84,6 +84,15 @@ class DuckDBExecutor:
         """An append whose count is not asked for: DuckDB counts as it inserts, so it is `append`."""
         self.append(name, query)
 
+    def delete(self, name: str, condition: Query) -> None:
+        text = TEXTS.text(
+            condition,
+            (self.dialect, "DELETE", name),
+            lambda c: sql(exp.delete(_table(name), where=c), self.dialect, copy=False),
+        )
+        self._tune()
+        self.con.execute(text)
+
     def fetch(self, query: Query) -> pa.Table:
         text = TEXTS.text(query, (self.dialect, "SELECT"), lambda q: sql(q, self.dialect, copy=False))
         self._tune()

@@ -152,6 +152,11 @@ class SparkExecutor:
         self._register(name, both)
         self._parts[name] = parts
 
+    def delete(self, name: str, condition: Query) -> None:
+        """A rewrite keeping the other rows: a session's temporary views take no DELETE."""
+        kept = exp.not_(exp.func("coalesce", tree(condition), exp.false()))
+        self.materialize(name, exp.select("*").from_(exp.to_table(name)).where(kept))
+
     def view(self, name: str, query: Query, temporary: bool = False) -> None:
         create = exp.Create(
             this=exp.to_table(name),
