@@ -419,6 +419,7 @@ def test_the_stay_index_keeps_its_citizens_across_runs_until_the_citizens_change
     first = decider.index(utc(cst(2026, 5, 5)))
     store.ingest([rec("s3", listed, "smoking_on_train", cst(2026, 5, 25))], now=NOW)
     Engine(store).run(as_of=cst(2026, 6, 1))
+    decider.invalidate()  # as the simulator and the service do after a run
     again = decider.index(utc(cst(2026, 5, 30)))
     assert again is not first and again.ids is first.ids  # new stays, the same citizens
     assert len(again.stays[again.locate(listed)[0]]) == len(first.stays[first.locate(listed)[0]]) + 1

@@ -391,6 +391,7 @@ class Decider:
         self._pending_rows = 0
         self._next_id: int | None = None
         self._index: StayIndex | None = None
+        self._last: StayIndex | None = None  # the index before `invalidate`, whose citizens a new one may keep
         self._valid_until: dt.datetime | None = None
         self._rulebooks: dict[tuple[str, dt.date], Rulebook | None] = {}
         self._plans: dict[int, MeasurePlan] = {}
@@ -398,6 +399,8 @@ class Decider:
         self._pin: dict[str, int] | None = None  # a replay's versions: its answers use them, not the dates'
 
     def invalidate(self) -> None:
+        """Read the index again at the next decision (the engine ran); its citizens may be kept (`StayIndex.load`)."""
+        self._last = self._index or self._last
         self._index = None
 
     def index(self, at: dt.datetime) -> StayIndex:
@@ -408,7 +411,7 @@ class Decider:
         ensure_fresh(self.store, at)
         computed = self.store.con.execute("SELECT computed_at, as_of, pin FROM engine_run").fetchall()
         if idx is None or not computed or idx.computed_at != computed[0][0]:
-            idx = self._index = StayIndex.load(self.store, idx)
+            idx = self._index = StayIndex.load(self.store, idx or self._last)
             if self.buffered:
                 # a long-lived door: move the index (and everything loaded so far) out of the cyclic
                 # collector's reach, or each full collection rescans it and stalls requests for ~100 ms
