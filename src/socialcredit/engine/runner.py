@@ -339,7 +339,8 @@ class Engine:
         carried_at = self._last["carried_at"] if self._last else None
         carried = self.carried = bool(p0) and carried_at == periods[p0 - 1]
         self._deltas(as_of, periods, periods[p0 - 1] if carried else None)
-        ex.materialize("cur", assessments.start_state(), temporary=True)
+        if not p0:  # otherwise `_restore` makes it from what the last run left
+            ex.materialize("cur", assessments.start_state(), temporary=True)
         network = any(
             r.characteristic and self.catalog.characteristics[r.characteristic].kind == "network"
             for s in c.segments
