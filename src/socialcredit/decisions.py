@@ -332,12 +332,17 @@ class MeasurePlan:
 
 
 def _stay_measures(
-    plan: MeasurePlan | None, stays: list[Stay], at: dt.datetime, service: str | None = None
+    plan: MeasurePlan | None,
+    stays: list[Stay],
+    at: dt.datetime,
+    service: str | None = None,
+    reach: frozenset[str] | None = None,
 ) -> list[ActiveMeasure]:
     """Measures of the lists a citizen is on at `at`, and the lasting ones of any past stay (memory).
 
     With `service`, only the measures that bind it: a decision needs no others, and a listed citizen
-    carries twenty or more.
+    carries twenty or more. With `reach`, only measures of those reaches (a relative's: those that reach
+    past the citizen; most of a listed parent's measures bind the parent alone).
     """
     if plan is None or not stays:
         return []
@@ -347,7 +352,7 @@ def _stay_measures(
         if measures is None or start > at or (end is not None and end <= at):
             continue
         for m, for_ in measures:
-            if service is not None and service not in m.services:
+            if (service is not None and service not in m.services) or (reach is not None and m.reach not in reach):
                 continue
             # `for` counts on the CST calendar (SPEC §5): a month from 1 July 00:30 CST ends 1 August 00:30 CST
             until = add_duration(start + CST_OFFSET, for_) - CST_OFFSET if for_ else end
@@ -359,9 +364,12 @@ def _stay_measures(
         if first is None:
             continue
         for m in lasting:
-            if service is None or service in m.services:
+            if (service is None or service in m.services) and (reach is None or m.reach in reach):
                 out.append(ActiveMeasure.of(m, f"memory:{mem_id}", first, None))
     return out
+
+
+REACHING = frozenset({"children", "household"})  # the reaches of measures that bind a listed citizen's relatives
 
 
 class Decider:
@@ -444,10 +452,16 @@ class Decider:
         return plan
 
     def own_measures(
-        self, idx: StayIndex, ckey: int, city: str, at: dt.datetime, service: str | None = None
+        self,
+        idx: StayIndex,
+        ckey: int,
+        city: str,
+        at: dt.datetime,
+        service: str | None = None,
+        reach: frozenset[str] | None = None,
     ) -> list[ActiveMeasure]:
         stays = idx.stays.get(ckey)
-        return _stay_measures(self.plan(self.rulebook(city, at)), stays, at, service) if stays else []
+        return _stay_measures(self.plan(self.rulebook(city, at)), stays, at, service, reach) if stays else []
 
     def reaching_measures(
         self, idx: StayIndex, ckey: int, at: dt.datetime, service: str | None = None
@@ -461,11 +475,11 @@ class Decider:
         for other, kind, other_id, city, since, until in idx.relatives.get(ckey, []):
             if since > at or (until is not None and until <= at):
                 continue
-            for m in self.own_measures(idx, other, city, at, service):
+            for m in self.own_measures(idx, other, city, at, service, REACHING):
                 measure = self.store.catalog.measures[m.measure]
-                reach = measure.reach
-                child = kind == "parent" and born is not None and at < coming_of_age(born, measure.children_under)
-                if (reach == "children" and child) or reach == "household":
+                if measure.reach == "household" or (
+                    kind == "parent" and born is not None and at < coming_of_age(born, measure.children_under)
+                ):
                     m.via = f"{kind}:{other_id} {m.via}"
                     out.append(m)
         return out

@@ -13,6 +13,7 @@ engine has run since it was read (`engine_run.computed_at` changes).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -128,6 +129,7 @@ def _citizens(store: Store) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[st
     return ids, ckeys, np.asarray(city_of, dtype=np.int32), [str(c) for c in cities]
 
 
+@functools.lru_cache(maxsize=1 << 16)  # asked for every parent's measure in every decision about a child
 def coming_of_age(born: dt.date, under: int = CHILDREN_UNDER) -> dt.datetime:
     """The instant (naive UTC) a citizen born on `born` is no longer a child a measure reaching children under
     `under` reaches: the CST midnight that starts their `under`-th birthday (29 February births: 1 March in a
