@@ -219,3 +219,31 @@ def test_a_record_after_the_run_counts_at_once_and_the_stored_ledger_answers_aft
     stored, full = (store.con.execute(f"FROM {v} ORDER BY ALL").fetchall() for v in ("scored_ledger", "ledger"))
     assert stored == full
     store.close()
+
+
+def test_latest_grades_are_the_latest_assessments_whether_read_from_the_end_state_or_the_log(tmp_path: Path) -> None:
+    """From the last run's end state at or after its final assessment, from the score log before it: the same
+    (ckey, score, grade) as `latest_assessments` either way, also for a citizen whose end state has no score."""
+    from socialcredit.sample import load_sample
+
+    store = Store(tmp_path / "s.duckdb")
+    store.init()
+    load_sample(store)
+    Engine(store).run(as_of=cst(2025, 9, 1))
+
+    def rows(query: object) -> list[tuple]:
+        return sorted(store.con.execute(query.sql(standings.DIALECT)).fetchall())  # type: ignore[attr-defined]
+
+    def expected(at: object) -> list[tuple]:
+        return rows(standings.fill("SELECT ckey, score, grade FROM __a AS a", a=standings.latest_assessments(at)))
+
+    for at in (utc_naive(cst(2025, 9, 1)), utc_naive(cst(2026, 1, 1)), utc_naive(cst(2025, 4, 15))):
+        got = standings.latest_grades(store, at)
+        assert rows(got) == expected(at) and len(rows(got)) >= 5
+        assert ("engine_carry" in got.sql()) == (at >= utc_naive(cst(2025, 9, 1)))
+    # a citizen whose end state lost its score keeps the one the log has
+    someone = store.con.execute("SELECT min(ckey) FROM score_log").fetchall()[0][0]
+    store.con.execute("UPDATE engine_carry SET score = NULL, grade = NULL WHERE ckey = ?", [someone])
+    at = utc_naive(cst(2025, 9, 1))
+    assert rows(standings.latest_grades(store, at)) == expected(at)
+    store.close()

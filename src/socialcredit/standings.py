@@ -120,6 +120,29 @@ def latest_assessments(at: At | None = None, table: str = "score_log", of: exp.E
     return q.from_(exp.to_table(table), copy=False)
 
 
+def latest_grades(store: Store, at: dt.datetime) -> exp.Expression:
+    """Each assessed citizen's latest score and grade at or before `at` (ckey, score, grade): what
+    `latest_assessments` says of them, asked of the store as it is now.
+
+    Why: at or after the last run's final assessment they are that run's end state (`engine_carry`, one row a
+    citizen, kept for the next run), so a count by grade need not group the whole score log, which grows every
+    month (0.2 s at a million citizens after a year, against a read of a million rows). A citizen whose end
+    state has no score (a city whose rulebook ended: the log keeps the last one) is read from the log; so is
+    every citizen at an earlier time, or in a store whose last run kept no end state."""
+    found = store.con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'engine_carry' AND schema_name = current_schema()"
+    ).fetchall()
+    carried = store.con.execute("SELECT min(carried_at) FROM engine_carry").fetchall()[0][0] if found[0][0] else None
+    latest = fill("SELECT ckey, score, grade FROM __a AS a", a=latest_assessments(at))
+    if carried is None or at < carried:
+        return latest
+    return fill(
+        """SELECT ckey, score, grade FROM engine_carry WHERE score IS NOT NULL
+           UNION ALL SELECT ckey, score, grade FROM __a AS a""",
+        a=latest_assessments(at, of=fill("ckey IN (SELECT ckey FROM engine_carry WHERE score IS NULL)")),
+    )
+
+
 def assessed_asof_join(
     left: str, instant: str, alias: str = "s", table: str = "score_log", outer: bool = True
 ) -> exp.Join:
@@ -427,6 +450,7 @@ __all__ = [
     "in_force",
     "in_force_just_before",
     "latest_assessments",
+    "latest_grades",
     "list_counts",
     "list_totals",
     "listed",

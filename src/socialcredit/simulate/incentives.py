@@ -124,7 +124,7 @@ def near_threshold(store: Store, at: dt.datetime, band: int) -> pa.Array:
                     SELECT s.citizen_id FROM s JOIN _bounds AS b ON b.city = s.city
                     WHERE b.bound <= s.score GROUP BY s.ckey, s.citizen_id, s.score
                     HAVING max(b.bound) > any_value(b.lowest) AND s.score - max(b.bound) < $band ORDER BY s.ckey""",
-                last=standings.latest_assessments(at),
+                last=standings.latest_grades(store, at),
                 band=band,
             ).sql(standings.DIALECT)
         ).fetchall()

@@ -354,7 +354,7 @@ def _scores(store: Store, scenario: Scenario, at: dt.datetime) -> list[dict[str,
                 """SELECT c.city, coalesce(l.grade, b.grade, '-') AS grade, count(*) AS citizens
                FROM citizens AS c LEFT JOIN __last AS l ON l.ckey = c.ckey LEFT JOIN _base AS b ON b.city = c.city
                GROUP BY 1, 2 ORDER BY 1, 2, 3""",
-                last=standings.latest_assessments(at),
+                last=standings.latest_grades(store, at),
             ).sql(standings.DIALECT)
         ).fetchall()
     finally:
