@@ -75,6 +75,9 @@ def test_run_writes_every_file_with_rows(runs: tuple[RunResult, RunResult]) -> N
     assert sum(r["citizens"] for r in march) == 1000 == runs[0].citizens
     meta = json.loads((out / "run.json").read_text())
     assert meta["seed"] == 3 and meta["months"] == 3 and len(meta["timings"]["months"]) == 3
+    # the run checkpoints once, at its end (DuckDB's default would checkpoint at nearly every commit)
+    assert [("checkpoint" in m["seconds"]) for m in meta["timings"]["months"]] == [False, False, True]
+    assert not (out / "store.duckdb.wal").exists()
     assert load_scenario(out / "scenario.yaml") == parse_scenario(TINY, "tiny.yaml")  # the copy reloads the same
     assert runs[0].records > 0
 
