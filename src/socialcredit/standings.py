@@ -129,10 +129,11 @@ def latest_grades(store: Store, at: dt.datetime) -> exp.Expression:
     month (0.2 s at a million citizens after a year, against a read of a million rows). A citizen whose end
     state has no score (a city whose rulebook ended: the log keeps the last one) is read from the log; so is
     every citizen at an earlier time, or in a store whose last run kept no end state."""
-    found = store.con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'engine_carry' AND schema_name = current_schema()"
-    ).fetchall()
-    carried = store.con.execute("SELECT min(carried_at) FROM engine_carry").fetchall()[0][0] if found[0][0] else None
+    carried = (
+        store.con.execute("SELECT min(carried_at) FROM engine_carry").fetchall()[0][0]
+        if _has(store, "engine_carry")
+        else None
+    )
     latest = fill("SELECT ckey, score, grade FROM __a AS a", a=latest_assessments(at))
     if carried is None or at < carried:
         return latest

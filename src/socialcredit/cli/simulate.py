@@ -106,9 +106,9 @@ def simulate_command(
 
 
 def _run_on_cluster(scenario: Scenario, out: Path, size: int, master: str, memory_gib: float | None) -> None:
+    """The door to `simulate.cluster`: one bar over the partitions while the cluster runs them."""
     from socialcredit.simulate.cluster import TASK_MEMORY_GIB, run_on_cluster
 
-    """The door to `simulate.cluster`: one bar over the partitions while the cluster runs them."""
     with progress_bar(MofNCompleteColumn()) as bar:
         task = bar.add_task(f"partitions on {master}", total=None)
 
@@ -120,9 +120,9 @@ def _run_on_cluster(scenario: Scenario, out: Path, size: int, master: str, memor
 
 
 def _run_partitioned(scenario: Scenario, out: Path, size: int, workers: int, memory_gib: float) -> None:
+    """The door to `simulate.partition`: a bar per partition while it runs, one line when all are done."""
     from socialcredit.simulate.partition import run_partitioned, split
 
-    """The door to `simulate.partition`: a bar per partition while it runs, one line when all are done."""
     with progress_bar(MofNCompleteColumn()) as bar:
         tasks = {p.key: bar.add_task(f"{p.key}: waiting", total=scenario.months) for p in split(scenario, size)}
 
