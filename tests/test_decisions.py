@@ -18,6 +18,7 @@ from socialcredit.catalog import default_catalog
 from socialcredit.engine import Engine
 from socialcredit.rulebook import shipped_layers
 from socialcredit.sample import PEOPLE, RECORDS, citizen_ids, load_sample
+from socialcredit.stays import StayIndex
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
@@ -428,3 +429,39 @@ def test_the_stay_index_keeps_its_citizens_across_runs_until_the_citizens_change
     Engine(store).run(as_of=cst(2026, 6, 1))
     fresh = decider.index(utc(cst(2026, 5, 30)))
     assert fresh.ids is not first.ids and fresh.locate(newcomer["citizen_id"])[1] == "testcity"
+
+
+def test_the_stay_index_reads_only_the_newly_listed_citizens_ties_until_the_ties_change(make_store, make_citizens):
+    """A later index keeps the ties it read and reads those of the newly listed only; it equals a full read
+    after a listing (a child's second parent sorted among its ties), a listing undone (a run as of before
+    it) and a new tie (which makes it read everything again)."""
+    store = make_store()
+    ids = make_citizens(store, 6, parents={1: [0], 2: [0, 3], 4: [3]})
+    key = {cid: store.ckey(cid) for cid in ids}
+    store.ingest([rec("p3", ids[3], "smoking_on_train", cst(2026, 3, 1))], now=NOW)
+    Engine(store).run(as_of=cst(2026, 4, 1))
+    first = StayIndex.load(store)
+    assert [r[0] for r in first.relatives[key[ids[2]]]] == [key[ids[3]]]
+
+    def same_as_a_full_read(index: StayIndex) -> None:
+        full = StayIndex.load(store)
+        assert (index.relatives, index.born, index.stays) == (full.relatives, full.born, full.stays)
+
+    store.ingest([rec("p0", ids[0], "smoking_on_train", cst(2026, 4, 10))], now=NOW)
+    Engine(store).run(as_of=cst(2026, 5, 1))
+    later = StayIndex.load(store, first)
+    same_as_a_full_read(later)
+    assert later.relatives[key[ids[4]]] is first.relatives[key[ids[4]]]  # kept, not read again
+    assert [r[0] for r in later.relatives[key[ids[2]]]] == [key[ids[0]], key[ids[3]]]
+    assert set(later.born) == {key[ids[1]], key[ids[2]], key[ids[4]]}
+
+    Engine(store).run(as_of=cst(2026, 4, 1))  # the second listing undone
+    undone = StayIndex.load(store, later)
+    same_as_a_full_read(undone)
+    assert key[ids[1]] not in undone.relatives and key[ids[1]] not in undone.born
+
+    store.add_relations(key[ids[5]], key[ids[3]], "parent", utc(cst(2026, 3, 15)))
+    Engine(store).run(as_of=cst(2026, 4, 1))
+    tied = StayIndex.load(store, undone)
+    same_as_a_full_read(tied)
+    assert [r[0] for r in tied.relatives[key[ids[5]]]] == [key[ids[3]]]

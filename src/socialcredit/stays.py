@@ -46,6 +46,8 @@ class StayIndex:
     affected: frozenset[int] = frozenset()  # citizens with a stay or a relative with one
     # for citizens with a parent who has a stay: their birth date (a measure reaching children says until what age)
     born: dict[int, dt.date] = field(default_factory=dict)
+    # what the relatives were read from: the relation changes (count, last seq), with the citizens in `facts`
+    ties: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.affected = frozenset(self.stays) | frozenset(self.relatives)
@@ -54,15 +56,17 @@ class StayIndex:
     def load(cls, store: Store, last: StayIndex | None = None) -> StayIndex:
         """The index after the store's last engine run. `last`: the index before it, whose citizens (ids, keys,
         cities: a sort of every citizen ID, 0.1 s at a million) are kept when that run found the same
-        citizens (its fingerprint of the facts, which hashes every citizen row, is the same); the stays and
-        relatives are always read again."""
+        citizens (its fingerprint of the facts, which hashes every citizen row, is the same). The stays are
+        always read again; the relatives are read only for the citizens listed since `last`, when neither
+        the citizens nor the relation changes changed (`_relatives`)."""
         con = store.con
         cur = con.execute("SELECT * FROM engine_run")
         found = cur.fetchall()
         run = dict(zip([d[0] for d in cur.description or []], found[0], strict=True)) if found else {}
         facts = run.get("facts")
-        if last is not None and facts is not None and last.facts == facts:
-            ids, ckeys, city_of, cities = last.ids, last.ckeys, last.city_of, last.cities
+        same = last if last is not None and facts is not None and last.facts == facts else None
+        if same is not None:
+            ids, ckeys, city_of, cities = same.ids, same.ckeys, same.city_of, same.cities
         else:
             ids, ckeys, city_of, cities = _citizens(store)
         stays: dict[int, list[Stay]] = defaultdict(list)
@@ -72,22 +76,13 @@ class StayIndex:
                 'SELECT ckey, list_id, start, "end" FROM list_entries ORDER BY ckey, start, list_id'
             ).fetchall():
                 stays[ckey].append((list_id, start, end))
-        relatives: dict[int, list[Relative]] = defaultdict(list)
-        born_on: dict[int, dt.date] = {}
+        ties = None  # nothing listed: no tie is read (nor kept)
         if stays:
-            # every tie that was ever in force, with its dates: a decision asks which held at its own time
-            for ckey, other, kind, other_id, city, since, until, born in con.execute(
-                """WITH _listed AS (SELECT DISTINCT ckey FROM list_entries)
-                   SELECT r.ckey, r.other, r.kind, c.citizen_id, c.city, r.valid_from, r.valid_to, me.birth_date
-                   FROM relations r JOIN _listed l ON l.ckey = r.other JOIN citizens c ON c.ckey = r.other
-                   JOIN citizens me ON me.ckey = r.ckey
-                   WHERE r.kind IN ('parent', 'spouse', 'child') ORDER BY r.ckey, r.kind, r.other, r.valid_from"""
-            ).fetchall():
-                relatives[ckey].append((other, kind, other_id, city, since, until))
-                if kind == "parent":
-                    born_on[ckey] = born
+            count, top = con.execute("SELECT count(*), coalesce(max(seq), -1) FROM relation_changes").fetchall()[0]
+            ties = (int(count), int(top))
+        relatives, born = _relatives(store, set(stays), same if same is not None and same.ties == ties else None)
         return cls(
-            run.get("computed_at"), facts, ids, ckeys, city_of, cities, dict(stays), dict(relatives), born=born_on
+            run.get("computed_at"), facts, ids, ckeys, city_of, cities, dict(stays), relatives, born=born, ties=ties
         )
 
     def locate(self, citizen_id: str) -> tuple[int, str]:
@@ -127,6 +122,55 @@ def _citizens(store: Store) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[st
     city_of = rank[coded.indices.to_numpy()] if len(coded) else np.zeros(0, np.int32)
     ckeys = np.asarray(cit.column("ckey").to_numpy(), dtype=np.int64)
     return ids, ckeys, np.asarray(city_of, dtype=np.int32), [str(c) for c in cities]
+
+
+_RELATIVES = """SELECT r.ckey, r.other, r.kind, c.citizen_id, c.city, r.valid_from, r.valid_to, me.birth_date
+    FROM relations r JOIN _listed l ON l.ckey = r.other JOIN citizens c ON c.ckey = r.other
+    JOIN citizens me ON me.ckey = r.ckey
+    WHERE r.kind IN ('parent', 'spouse', 'child') ORDER BY r.ckey, r.kind, r.other, r.valid_from"""
+
+
+def _relatives(
+    store: Store, listed: set[int], last: StayIndex | None
+) -> tuple[dict[int, list[Relative]], dict[int, dt.date]]:
+    """Every tie ever in force to a listed citizen (`listed`), with its dates, by the citizen at its other end
+    (a decision asks which held at its own time); and the birth dates of those whose parent is listed.
+
+    With `last` (an index read from the same citizens and relation changes), only the ties to citizens
+    listed since are read and the others are kept: a tie's rows depend on those facts alone, and at a
+    million citizens the full read and its Python rows cost 0.2 s after every engine run, where a month
+    lists a few thousand citizens anew. Each citizen's ties keep the full read's order (kind, other, from).
+    """
+    if not listed:
+        return {}, {}
+    known = set(last.stays) if last is not None else set()
+    new = sorted(listed - known)
+    relatives: dict[int, list[Relative]] = {}
+    if last is not None:
+        gone = known - listed
+        relatives = {k: [r for r in rs if r[0] not in gone] if gone else rs for k, rs in last.relatives.items()}
+    touched: set[int] = set()
+    born_on = {k: b for k, b in last.born.items()} if last is not None else {}
+    if new:
+        con = store.con
+        con.register("_listed", pa.table({"ckey": pa.array(new, pa.int32())}))
+        try:
+            found = con.execute(_RELATIVES).fetchall()
+        finally:
+            con.unregister("_listed")
+        for ckey, other, kind, other_id, city, since, until, birth in found:
+            if ckey not in touched:
+                relatives[ckey] = list(relatives.get(ckey, []))  # never the last index's own list
+                touched.add(ckey)
+            relatives[ckey].append((other, kind, other_id, city, since, until))
+            if kind == "parent":
+                born_on[ckey] = birth
+    if last is not None:
+        for k in touched:
+            relatives[k].sort(key=lambda r: (r[1], r[0], r[4]))
+    relatives = {k: rs for k, rs in relatives.items() if rs}
+    born_on = {k: b for k, b in born_on.items() if any(r[1] == "parent" for r in relatives.get(k, []))}
+    return relatives, born_on
 
 
 @functools.lru_cache(maxsize=1 << 16)  # asked for every parent's measure in every decision about a child
