@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from socialcredit import Store, decisions
+from socialcredit import Store, decisions, explanations
 from socialcredit.report.compare import compare
 from socialcredit.report.replay import replay
 from socialcredit.simulate.run import run_scenario
@@ -47,8 +47,10 @@ def main(out: Path, per_city: int = 150) -> None:
 
     # 2. query it: read-only (the file cannot change under us), through the views over the integer keys
     with Store(run / "store.duckdb", read_only=True) as store:
-        print(f"opened {store.path} read-only; last engine run (the store's clock): "
-              f"{store.con.sql('SELECT max(as_of) FROM engine_run').fetchall()[0][0]} UTC")
+        print(
+            f"opened {store.path} read-only; last engine run (the store's clock): "
+            f"{store.con.sql('SELECT max(as_of) FROM engine_run').fetchall()[0][0]} UTC"
+        )
         top = store.con.sql("""
             SELECT behaviour_label, count(*) AS records, count(DISTINCT citizen_id) AS citizens
             FROM records_view GROUP BY ALL ORDER BY records DESC LIMIT 5""").fetchall()
@@ -58,14 +60,18 @@ def main(out: Path, per_city: int = 150) -> None:
         print(f"list stays: {len(listed)}, of which blacklist {int((listed['kind'] == 'blacklist').sum())}")
 
         # 3. a figure: citizens on a blacklist at each month's start, per city
-        months = store.con.sql("""
+        months = (
+            store.con.sql("""
             SELECT m.month, c.city, count(DISTINCT e.citizen_id) AS listed
             FROM (SELECT unnest(generate_series(TIMESTAMPTZ '2025-02-01 00:00+08', TIMESTAMPTZ '2025-04-01 00:00+08',
                                                 INTERVAL 1 MONTH)) AS month) m
             CROSS JOIN (SELECT DISTINCT city FROM citizens_view) c
             LEFT JOIN list_entries_view e ON e.city = c.city AND e.kind = 'blacklist' AND e.start <= m.month
                  AND (e."end" IS NULL OR e."end" > m.month)
-            GROUP BY ALL ORDER BY 2, 1""").to_arrow_table().to_pandas()
+            GROUP BY ALL ORDER BY 2, 1""")
+            .to_arrow_table()
+            .to_pandas()
+        )
         fig, ax = plt.subplots(figsize=(6, 3))
         for city, rows in months.groupby("city"):
             ax.plot(rows["month"].dt.strftime("%Y-%m"), rows["listed"], marker="o", label=city)
@@ -79,14 +85,17 @@ def main(out: Path, per_city: int = 150) -> None:
         print(f"figure: {out / 'blacklisted.png'}")
 
         # 5. one citizen: standing, explanation, a what-if (record=False is the library's default)
-        who = store.con.sql("SELECT citizen_id FROM list_entries_view WHERE kind = 'blacklist' "
-                            "ORDER BY start, citizen_id LIMIT 1").fetchall()
+        who = store.con.sql(
+            "SELECT citizen_id FROM list_entries_view WHERE kind = 'blacklist' ORDER BY start, citizen_id LIMIT 1"
+        ).fetchall()
         if who:
             st = decisions.standing(store, who[0][0])  # no time: the store's clock, never the wall clock
-            why = decisions.explain(store, who[0][0])
+            why = explanations.explain(store, who[0][0])
             d = decisions.decide(store, who[0][0], "air.ticket")
-            print(f"{st.citizen_id} as of {st.as_of} UTC ({st.clock}): score {st.score}, grade {st.grade}, "
-                  f"{len(why.to_pandas())} ledger entries; air.ticket → {d.outcome}")
+            print(
+                f"{st.citizen_id} as of {st.as_of} UTC ({st.clock}): score {st.score}, grade {st.grade}, "
+                f"{len(why.to_pandas())} ledger entries; air.ticket → {d.outcome}"
+            )
 
     # 4. two policies: the same records and service attempts under Shanghai's rules in every city
     other = replay(run, "shanghai@1", out / "under-shanghai")

@@ -48,18 +48,23 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     # test_frames: what a notebook shows of the answers (decisions.py's HTML and tables)
     "decisions": (
-        ["src/socialcredit/decisions.py"],
+        ["src/socialcredit/decisions.py", "src/socialcredit/explanations.py"],
         ["tests/test_decisions.py", "tests/test_survivors.py", "tests/oracle/test_known.py", "tests/test_frames.py"],
     ),
     "ingest+store": (
-        ["src/socialcredit/store/ingest.py", "src/socialcredit/store/__init__.py"],
+        [
+            "src/socialcredit/store/ingest.py",
+            "src/socialcredit/store/__init__.py",
+            "src/socialcredit/store/population.py",
+            "src/socialcredit/store/relations.py",
+        ],
         [
             "tests/test_store.py",
             "tests/test_survivors.py",
             "tests/test_retractions.py",
-            # the store's refusals of a relation change (Store._change_relations): one cheap test
+            # the store's refusals of a relation change (relations.change_relations): one cheap test
             "tests/test_relations.py::test_the_store_refuses_a_change_that_does_not_fit_and_writes_nothing",
-            # and of a bulk population (Store.add_population, _population_problems): one small batch
+            # and of a bulk population (population.add_population, _problems): one small batch
             "tests/simulate/test_population.py::test_a_required_value_left_empty_is_named_missing",
         ],
     ),

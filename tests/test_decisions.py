@@ -13,7 +13,7 @@ import pytest
 from conftest import NATIONAL_YAML, citizen, city_yaml, cst, rec
 from oracle.model import CST as CST_TZ
 from oracle.model import Books, Oracle, Person, Record
-from socialcredit import decisions
+from socialcredit import decisions, explanations
 from socialcredit.catalog import default_catalog
 from socialcredit.engine import Engine
 from socialcredit.rulebook import shipped_layers
@@ -99,7 +99,7 @@ def sample_oracle() -> Oracle:
 def test_explain_sums(sample_store, sample_oracle, key):
     """The score explain gives, and each record's and characteristic's points behind it, equal the oracle's."""
     cid = citizen_ids()[key]
-    x = decisions.explain(sample_store, cid, AT)
+    x = explanations.explain(sample_store, cid, AT)
     s = x["score"]
     assert s["value"] == sample_oracle.score(cid, AT)
     assert s["grade"] == sample_oracle.grade(cid, AT)
@@ -180,7 +180,7 @@ def test_explain_names_the_cap_that_cut_points(store, make_citizens):
     """volunteer.cap allows +10 a year: the third +5 volunteering of 2021 is cut to 0, and says by what."""
     (a,) = make_citizens(store, 1)
     store.ingest([rec(f"v{i}", a, "volunteer_work", cst(2021, 2 + i, 1), hours=1) for i in range(3)], now=NOW)
-    ledger = [e for e in decisions.explain(store, a, cst(2021, 12, 1))["ledger"] if e["source"] == "record"]
+    ledger = [e for e in explanations.explain(store, a, cst(2021, 12, 1))["ledger"] if e["source"] == "record"]
     assert [(e["record"]["record_id"], e["points"]) for e in ledger] == [("v0", 5), ("v1", 5), ("v2", 0)]
     assert ["cap" in e for e in ledger] == [False, False, True]
     assert ledger[2]["cap"] == {"id": "volunteer.cap", "per": "year", "max": 10, "min": None, "points_before_cap": 5}
@@ -201,7 +201,7 @@ def test_explain_shows_each_rule_as_the_version_that_scored_it_wrote_it(make_sto
         ],
         now=NOW,
     )
-    x = decisions.explain(store, a, cst(2024, 2, 15))
+    x = explanations.explain(store, a, cst(2024, 2, 15))
     by_source = {e["source"]: e for e in x["ledger"]}
     old = by_source["record"]
     assert old["rulebook_version"] == "testcity@1+national@1"

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import cst
-from socialcredit import Decision, Explanation, RunSummary, Standing, decisions
+from socialcredit import Decision, Explanation, RunSummary, Standing, decisions, explanations
 from socialcredit.engine import Engine
 from socialcredit.frames import MissingExtra
 from socialcredit.sample import citizen_ids, load_sample
@@ -36,7 +36,7 @@ def answers(store: Store) -> tuple[Standing, Explanation, Decision, RunSummary]:
     who = citizen_ids()["zhang_wei"]
     return (
         decisions.standing(store, who),
-        decisions.explain(store, who),
+        explanations.explain(store, who),
         decisions.decide(store, who, "air.ticket"),
         store.summary,
     )  # type: ignore[attr-defined]
@@ -105,7 +105,7 @@ def test_an_unknown_table_is_named(store: Store) -> None:
 
 
 def test_explanation_is_still_the_mapping_every_door_reads(store: Store, tmp_path: Path) -> None:
-    x = decisions.explain(store, citizen_ids()["zhang_wei"])
+    x = explanations.explain(store, citizen_ids()["zhang_wei"])
     assert isinstance(x, dict) and x["clock"] == "store" and x["ledger"]
 
 

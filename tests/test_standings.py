@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import NATIONAL_YAML, citizen, cst, rec
-from socialcredit import decisions, standings
+from socialcredit import decisions, explanations, standings
 from socialcredit.api.app import create_app
 from socialcredit.clock import utc_naive
 from socialcredit.engine import Engine
@@ -210,7 +210,7 @@ def test_a_record_after_the_run_counts_at_once_and_the_stored_ledger_answers_aft
     store.ingest([rec("v2", cid, "volunteer_work", cst(2024, 2, 10), hours=2)], now=cst(2024, 2, 15))
     assert standings.ledger_table(store) == "ledger"
     assert decisions.standing(store, cid, ASKED).running_score == 110
-    late = [e for e in decisions.explain(store, cid, ASKED)["ledger"] if e["source"] == "record"]
+    late = [e for e in explanations.explain(store, cid, ASKED)["ledger"] if e["source"] == "record"]
     assert sorted(e["record"]["record_id"] for e in late) == ["v1", "v2"]
 
     Engine(store).run(as_of=ASKED)

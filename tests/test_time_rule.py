@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import cst
-from socialcredit import decisions
+from socialcredit import decisions, explanations
 from socialcredit.cli import app
 from socialcredit.engine import Engine
 from socialcredit.sample import citizen_ids, load_sample
@@ -78,7 +78,7 @@ def test_a_question_without_a_time_is_asked_at_the_stores_clock(db: Path) -> Non
     with Store(db) as store:
         st = decisions.standing(store, who)
         d = decisions.decide(store, who, "air.ticket")
-        x = decisions.explain(store, who)
+        x = explanations.explain(store, who)
     assert (st.as_of, st.clock) == (RUN_END_UTC, "store")
     assert "dishonest_judgment_defaulters" in {e["list_id"] for e in st.list_entries}
     assert (d.at, d.clock, d.outcome) == (RUN_END_UTC, "store", "deny")

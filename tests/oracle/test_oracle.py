@@ -26,8 +26,9 @@ from conftest import citizen, examples
 from oracle.books import CHANGE, LAYERS
 from oracle.model import CST, Books, Oracle, Person, Record, month_start, next_month
 from socialcredit.catalog import default_catalog
-from socialcredit.decisions import Decider, decide_many, explain, install, standing
+from socialcredit.decisions import Decider, decide_many, install, standing
 from socialcredit.engine import Engine
+from socialcredit.explanations import explain
 from socialcredit.rulebook import parse_layer
 from socialcredit.store import Store
 

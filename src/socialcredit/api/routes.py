@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from socialcredit import audit, decisions, impact, objections, standings
+from socialcredit import audit, decisions, explanations, impact, objections, standings
 from socialcredit.api import models as m
 from socialcredit.api.auth import own_citizen, principal, require, service
 from socialcredit.api.models import errors
@@ -389,7 +389,7 @@ def explanation(
     own_citizen(who, citizen_id)
     at = _as_of(svc, as_of)
     with svc.lock:
-        x = decisions.explain(svc.store, citizen_id, stored(at))
+        x = explanations.explain(svc.store, citizen_id, stored(at))
         x["clock"] = "asked" if as_of is not None else "service"
         svc.audit.append(who.name, "citizen.explanation", citizen_id)
     return x

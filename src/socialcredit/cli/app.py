@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from socialcredit import decisions, standings, text
+from socialcredit import decisions, explanations, standings, text
 from socialcredit.catalog import default_catalog
 from socialcredit.cli.console import (
     DbOpt,
@@ -268,7 +268,7 @@ def explain(citizen_id: str, db: DbOpt = None, as_of: TimeOpt = None, json_out: 
     """Why: score → ledger entries → records and rules; list entries → cause; measures → list."""
     store = open_store(db, read=True)
     with working("explaining (the engine runs first if facts changed)"):
-        x = decisions.explain(store, citizen_id, parse_time(as_of))
+        x = explanations.explain(store, citizen_id, parse_time(as_of))
     if json_out:
         emit(x)
         return

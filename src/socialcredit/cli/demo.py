@@ -22,8 +22,9 @@ from rich.text import Text
 from socialcredit import standings
 from socialcredit.cli.console import out
 from socialcredit.clock import CST, stored
-from socialcredit.decisions import decide, explain, standing
+from socialcredit.decisions import decide, standing
 from socialcredit.engine.sql import fill
+from socialcredit.explanations import explain
 from socialcredit.keys import create_key
 from socialcredit.store import Store
 

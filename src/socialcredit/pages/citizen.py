@@ -20,7 +20,7 @@ from socialcredit import objections, standings
 from socialcredit.api.auth import COOKIE
 from socialcredit.api.service import Service
 from socialcredit.clock import stored
-from socialcredit.decisions import explain
+from socialcredit.explanations import explain
 from socialcredit.keys import Principal, authenticate
 from socialcredit.pages import queries
 from socialcredit.pages.public import rulebook_today
