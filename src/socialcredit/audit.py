@@ -219,11 +219,7 @@ class AuditTrail:
 
 
 def _has_trail(store: Store) -> bool:
-    return bool(
-        store.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'").fetchall()[
-            0
-        ][0]
-    )
+    return store.has_table("audit_log")
 
 
 class BadCheckpoint(ValueError):

@@ -131,7 +131,7 @@ def latest_grades(store: Store, at: dt.datetime) -> exp.Expression:
     every citizen at an earlier time, or in a store whose last run kept no end state."""
     carried = (
         store.con.execute("SELECT min(carried_at) FROM engine_carry").fetchall()[0][0]
-        if _has(store, "engine_carry")
+        if store.has_table("engine_carry")
         else None
     )
     latest = fill("SELECT ckey, score, grade FROM __a AS a", a=latest_assessments(at))
@@ -210,12 +210,6 @@ def _rows(store: Store, text: str, args: Sequence[Any] | dict[str, Any] = ()) ->
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-def _has(store: Store, table: str) -> bool:
-    """Whether the engine has made `table` yet (a store never scored has no derived tables)."""
-    n = store.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0]
-    return bool(n)
-
-
 def ledger_table(store: Store) -> str:
     """The view to read ledger entries from now: `scored_ledger` (the stored rows) while every record is
     scored, else `ledger`, whose compiled on-the-fly part covers records appended since the last run.
@@ -253,7 +247,7 @@ def _assessment_of_ckey() -> exp.Expression:
 
 def assessments(store: Store, ckeys: Sequence[int], at: dt.datetime) -> dict[int, Assessment]:
     """Each citizen's (by ckey) latest monthly assessment at or before `at`; the never assessed are absent."""
-    if not ckeys or not _has(store, "score_log"):
+    if not ckeys or not store.has_table("score_log"):
         return {}
     if len(ckeys) == 1:  # a standing, a citizen's page: an equality the scan can skip blocks with
         rows = store.con.execute(_bound(_assessment_of_ckey), [at, ckeys[0]]).fetchall()
@@ -308,7 +302,7 @@ def stays_of(store: Store, ckey: int, at: dt.datetime) -> list[Row]:
 
 def listed(store: Store, at: dt.datetime, kind: str = "blacklist") -> list[int]:
     """The ckeys on any list of `kind` at `at`, ascending; none before the engine's first run."""
-    if not _has(store, "list_entries"):
+    if not store.has_table("list_entries"):
         return []
     q = fill("SELECT DISTINCT e.ckey FROM __s AS e ORDER BY 1", s=stays_at(P(), kind))
     return [k for (k,) in store.con.execute(q.sql(DIALECT), [at, at]).fetchall()]
@@ -316,7 +310,7 @@ def listed(store: Store, at: dt.datetime, kind: str = "blacklist") -> list[int]:
 
 def listed_citizens(store: Store, at: dt.datetime, kind: str = "blacklist") -> list[str]:
     """The resident IDs on any list of `kind` at `at`, ascending; none before the engine's first run."""
-    if not _has(store, "list_entries"):
+    if not store.has_table("list_entries"):
         return []
     q = fill(
         "SELECT DISTINCT c.citizen_id FROM __s AS e JOIN citizens AS c ON c.ckey = e.ckey ORDER BY 1",

@@ -70,8 +70,7 @@ class StayIndex:
         else:
             ids, ckeys, city_of, cities = _citizens(store)
         stays: dict[int, list[Stay]] = defaultdict(list)
-        has_entries = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'list_entries'")
-        if has_entries.fetchall()[0][0]:
+        if store.has_table("list_entries"):
             for ckey, list_id, start, end in con.execute(
                 'SELECT ckey, list_id, start, "end" FROM list_entries ORDER BY ckey, start, list_id'
             ).fetchall():

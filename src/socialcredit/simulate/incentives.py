@@ -77,10 +77,6 @@ class Incentives(BaseModel):
     rewire: float = Field(default=0.0, ge=0, le=1, description="P(a dropped tie is replaced by a new contact)")
 
 
-def _has_table(store: Store, name: str) -> bool:
-    return bool(store.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
-
-
 def _previous_month(month_start: dt.datetime) -> dt.datetime:
     """The first instant of the CST month before `month_start` (naive UTC in, naive UTC out)."""
     local = month_start.replace(tzinfo=dt.UTC).astimezone(CST)
@@ -100,7 +96,7 @@ def near_threshold(store: Store, at: dt.datetime, band: int) -> pa.Array:
     grades of each city's rulebook in force at `at`. The lowest grade has nowhere to fall, so it never
     counts as near a threshold. Empty when `band` is 0 or nothing has been assessed yet.
     """
-    if band <= 0 or not _has_table(store, "score_log"):
+    if band <= 0 or not store.has_table("score_log"):
         return pa.array([], pa.string())
     day = at.replace(tzinfo=dt.UTC).astimezone(CST).date()
     rows = []
@@ -171,7 +167,7 @@ def respond(
     """
     catalog = catalog or default_catalog()
     cols: dict[str, list] = {"citizen_id": [], "behaviour": [], "agency": [], "attrs": []}
-    if _has_table(store, "characteristic_intervals"):
+    if store.has_table("characteristic_intervals"):
         since = _previous_month(month_start)
         defaulters = _holders(store, "court_defaulter", month_start, since)
         p = incentives.repay_base + incentives.repay_when_sanctioned * np.array([d[3] for d in defaulters], bool)

@@ -268,11 +268,13 @@ class Store:
 
     @property
     def initialised(self) -> bool:
-        return bool(
-            self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'records'").fetchall()[
-                0
-            ][0]
-        )
+        return self.has_table("records")
+
+    def has_table(self, name: str) -> bool:
+        """Whether the store holds a table (or view) `name` yet: a store never scored has no derived tables, one
+        never audited no trail."""
+        found = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
+        return bool(found.fetchall()[0][0])
 
     def init(self, load_shipped_rulebooks: bool = True) -> None:
         """Create the tables (idempotent) and load the shipped rulebooks not yet in the store."""
