@@ -3,6 +3,7 @@ with reasons in the store, same seed → same Parquet tables, and bad scenarios 
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -123,3 +124,19 @@ def test_cli_bad_scenario_exits_2_with_location(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"{path}:7: cities.atlantis: unknown city" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_settles_its_heap_each_month_and_gives_it_back_at_the_end(tmp_path: Path) -> None:
+    """Long-lived objects leave the cyclic collector's reach after the setup and after each month (what made
+    a month's collections cheap), and go back to it when the run ends: the caller's heap is collected as
+    before. A caller's own frozen objects (here none) would stay frozen."""
+    gc.unfreeze()
+    seen: list[tuple[str, int]] = []
+    scenario = parse_scenario(TINY.replace("months: 3", "months: 2"), "tiny.yaml")
+    run_scenario(scenario, tmp_path / "r", lambda done, total, label: seen.append((label, gc.get_freeze_count())))
+    frozen = dict(seen)
+    assert frozen["population"] == 0  # nothing frozen before the setup
+    month_one = next(n for label, n in seen if label.endswith(": records"))
+    month_two = [n for label, n in seen if label.endswith(": records")][1]
+    assert 0 < month_one < month_two  # settled after the setup, and again after the first month
+    assert gc.get_freeze_count() == 0
