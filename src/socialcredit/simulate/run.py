@@ -279,10 +279,10 @@ def _settle() -> None:
 
     Why: a run keeps a large heap of long-lived Python objects (the rulebooks, compiled statements and
     their trees, the stay index, the people), and every full collection the month's allocations trigger
-    scanned all of it again. Settling after the setup and after each month made months 2-5 at a million
-    citizens 18% cheaper (12.1 -> 9.9 s; ingest, engine and decisions alike), at the same peak memory.
-    The collection first means no garbage is frozen; a frozen object is still freed when the last
-    reference to it goes. `run_scenario` unfreezes at the end, so a caller's heap is collected as before.
+    scanned all of it again. Settling after the setup and after each month made the monthly loop at a
+    million citizens × 12 months 8-16% faster (decisions a third cheaper, the engine a tenth). The
+    collection first means no garbage is frozen; a frozen object is still freed when the last reference
+    to it goes. `run_scenario` unfreezes at the end, so a caller's heap is collected as before.
     """
     gc.collect()
     gc.freeze()
