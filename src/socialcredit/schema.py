@@ -427,7 +427,9 @@ class View:
 # append-only like records and retractions (an engine run resumes after the changes it has seen, by `seq`),
 # and every reader still asks one table, `relations`, for the ties in force at a time:
 # `valid_from <= t AND (valid_to IS NULL OR valid_to > t)`. The end rows are few (ties rarely end), so the
-# view's join builds a small hash table and costs about a scan of the starts.
+# view's join builds a small hash table; probing it still costs DuckDB about as much as the scan of the starts,
+# even when there are no end rows at all, so the engine's monthly read of the contacts reads the start rows
+# alone before the first tie ends (`engine.grades.network_share`).
 RELATIONS = View(
     "relations",
     "Ties between citizens, parents, children, spouses, contacts (both directions), each with when it was in force.",

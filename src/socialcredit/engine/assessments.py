@@ -176,6 +176,7 @@ class MonthLoop:
         busy, moving = busy_moving
         last_segs: dict[int, Rulebook] | None = None
         rules: tuple[pa.Table, exp.Expression] | None = None
+        first_end = ctx.scalar(grades.first_tie_end()) if self.network else None
         done = 0
         for p in range(p0, len(periods)):
             t = periods[p]
@@ -196,7 +197,8 @@ class MonthLoop:
                     ex.load("net_rules", rules[0], temporary=True)
                 last_segs = segs
             if self.network:
-                ex.materialize("share_t", step(grades.network_share, t), temporary=True)
+                ended = first_end is not None and first_end <= t
+                ex.materialize("share_t", step(grades.network_share, t, ended), temporary=True)
                 if rules is not None:
                     ex.load("month_t", grades.month_table(t, next_month_utc(t)), temporary=True)
                     ex.extend("state_ledger", rules[1].copy())
