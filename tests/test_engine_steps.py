@@ -55,6 +55,10 @@ class Recording(DuckDBExecutor):
         self.seen.append(("delete", name, tree(condition).copy()))
         super().delete(name, condition)
 
+    def update(self, name: str, key: str, query: Query) -> None:
+        self.seen.append(("update", name, tree(query).copy()))
+        super().update(name, key, query)
+
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recording:
@@ -96,7 +100,7 @@ def dialect_only(query: exp.Expression) -> list[str]:
 
 def test_every_statement_the_engine_runs_is_portable(recorded: Recording) -> None:
     kinds = {kind for kind, _, _ in recorded.seen}
-    assert {"materialize", "view", "append", "fetch", "delete"} <= kinds
+    assert {"materialize", "view", "append", "fetch", "delete", "update"} <= kinds
     names = {name for _, name, _ in recorded.seen}
     assert {"record_entries", "list_entries", "score_log", "grade_stays", "deltas", "cur"} <= names
     refused = []

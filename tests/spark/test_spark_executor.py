@@ -75,6 +75,27 @@ def test_delete_removes_the_rows_the_condition_holds_for_and_keeps_those_it_is_n
         assert rows(ex.fetch(q("SELECT k FROM pending ORDER BY k"))) == [(2,), (3,), (6,)], ex.dialect
 
 
+def test_update_changes_the_matched_rows_named_columns_and_keeps_the_rest(
+    both: tuple[Executor, Executor],
+) -> None:
+    """As SQL's UPDATE … FROM: a matched row takes the update's columns, a NULL among them too; unmatched rows
+    and columns the update does not name stay; the update may read the table it changes (Spark rewrites it,
+    DuckDB updates in place)."""
+    state = pa.table({
+        "k": pa.array([1, 2, 3, 4], pa.int32()), "raw": pa.array([10, 20, 30, 40], pa.int32()),
+        "grade": pa.array(["A", "B", None, "C"]), "city": pa.array(["x", "y", "z", "w"]),
+    })  # fmt: skip
+    for ex in both:
+        ex.load("state", state)
+        ex.append("state", q("SELECT 5 AS k, 50 AS raw, 'D' AS grade, 'v' AS city"))
+        ex.update("state", "k", q("SELECT k, CAST(raw + 1 AS INT) AS raw, NULL AS grade FROM state WHERE k IN (2, 5)"))
+        ex.update("state", "k", q("SELECT 3 AS k, 'E' AS grade"))
+        got = rows(ex.fetch(q("SELECT k, raw, grade, city FROM state ORDER BY k")))
+        assert got == [(1, 10, "A", "x"), (2, 21, None, "y"), (3, 30, "E", "z"), (4, 40, "C", "w"), (5, 51, None, "v")]
+        with pytest.raises(ValueError, match="needs its key"):
+            ex.update("state", "k", q("SELECT raw FROM state"))
+
+
 def test_an_empty_table_loads_and_keeps_its_columns(both: tuple[Executor, Executor]) -> None:
     # an empty slice has empty chunks; an empty DuckDB result has none at all
     for empty in (EVERY_TYPE.slice(0, 0), pa.Table.from_batches([], schema=EVERY_TYPE.schema)):

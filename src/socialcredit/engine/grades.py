@@ -1,9 +1,9 @@
 """One monthly assessment's statements: running sums, the network rule, scores and grades, grade lists.
 
-The month loop (`assessments.py`) keeps its state in a few working tables, each rewritten whole when it
-changes (a portable statement for every executor, where DuckDB alone would `UPDATE … FROM`):
+The month loop (`assessments.py`) keeps its state in a few working tables:
 - `cur`: every citizen's running sum of ledger points (`raw`), network points this month (`net`),
-  score and grade;
+  score and grade; updated in place where a month changes it (`Executor.update`: DuckDB's UPDATE … FROM,
+  a rewrite on Spark), replaced whole when everyone is assessed;
 - `grade_stays`: the stays on grade lists (the trigger stays, fixed during the loop, are `trigger_stays`;
   the view `stays` is both);
 - `glists`, `glist_grades`, `glist_bars`: the grade lists of the versions in force, small tables.
@@ -22,15 +22,19 @@ from socialcredit.engine.context import Context
 from socialcredit.engine.sql import case_by_jkey, fill, grade_expr, score_expr, valid_at, value
 from socialcredit.rulebook import Rulebook, stay_parts
 
-# the month's running sums (deltas of the month) and network points, in one rewrite of `cur`
-_CUR = """SELECT c.ckey, c.jkey, CAST(c.raw + coalesce(d.d, 0) AS INT) AS raw, CAST($net AS INT) AS net,
-                 c.score, c.grade
+# the month's running sums (deltas of the month) and network points, for the citizens whose either changes:
+# those with deltas this month, with network points now, or with network points last month (now none)
+_MOVING = """SELECT c.ckey, CAST(c.raw + coalesce(d.d, 0) AS INT) AS raw, CAST(coalesce(x.pts, 0) AS INT) AS net
           FROM cur AS c LEFT JOIN (SELECT ckey, d FROM deltas WHERE p = $p) AS d ON d.ckey = c.ckey
-          LEFT JOIN __network AS x ON x.ckey = c.ckey"""
+          LEFT JOIN __network AS x ON x.ckey = c.ckey
+          WHERE c.ckey IN (SELECT ckey FROM deltas WHERE p = $p UNION SELECT ckey FROM __network
+                           UNION SELECT ckey FROM cur WHERE net <> 0)"""
 
 
-def month_state(p: int, t: dt.datetime, network: bool) -> exp.Expression:
-    """`cur` after month `p`'s deltas, with the network points given at `t` (0 without the network rule)."""
+def month_changes(p: int, t: dt.datetime, network: bool) -> exp.Expression:
+    """The rows of `cur` that month `p`'s deltas and the network points given at `t` change (0 points without
+    the network rule), with their new running sum and network points: `cur` is updated with them in place
+    (`Executor.update`), the other citizens' rows, most of them, stay as they are."""
     pts = (
         fill(
             """SELECT ckey, sum(points) AS pts FROM state_ledger WHERE source = 'network' AND valid_from = $t
@@ -40,7 +44,7 @@ def month_state(p: int, t: dt.datetime, network: bool) -> exp.Expression:
         if network
         else fill("SELECT 0 AS ckey, 0 AS pts WHERE FALSE")
     )
-    return fill(_CUR, p=p, network=pts, net=fill("coalesce(x.pts, 0)"))
+    return fill(_MOVING, p=p, network=pts)
 
 
 def network_share(t: dt.datetime, ended: bool = True) -> exp.Expression:
@@ -178,15 +182,11 @@ def score_changes(t: dt.datetime) -> exp.Expression:
 
 
 def after_assessment(everyone: bool) -> exp.Expression:
-    """`cur` with the assessed scores and grades (the others keep theirs)."""
+    """The assessed scores and grades for `cur`: every citizen's row of `nxt` when everyone was assessed (it
+    replaces `cur`), else the assessed citizens' (ckey, score, grade), which update it in place."""
     if everyone:
         return fill("SELECT ckey, jkey, raw, net, score, grade FROM nxt")
-    return fill(
-        """SELECT c.ckey, c.jkey, c.raw, c.net,
-                  CASE WHEN n.ckey IS NULL THEN c.score ELSE n.score END AS score,
-                  CASE WHEN n.ckey IS NULL THEN c.grade ELSE n.grade END AS grade
-           FROM cur AS c LEFT JOIN nxt AS n ON n.ckey = c.ckey"""
-    )
+    return fill("SELECT ckey, score, grade FROM nxt")
 
 
 def grade_list_tables(segs: dict[int, Rulebook]) -> dict[str, pa.Table]:

@@ -126,6 +126,14 @@ class Executor(Protocol):
         those it spent and keep the rest where they are; rewriting them would copy every record entry still
         in force, every month (an executor without deletes may rewrite: Spark does)."""
 
+    def update(self, name: str, key: str, query: Query) -> None:
+        """The rows of the table `name` whose `key` equals that of a row of `query` take that row's other
+        columns (by name); the other rows and columns are kept. `query` gives each key at most once and may
+        read `name`. An extension of the first protocol: a month changes the state of the citizens who moved,
+        and rewriting every citizen's row for it twice a month was the loop's largest write (at 1M citizens
+        after a year, the two rewrites and the restore 0.145 s a month, the two updates and the restore
+        0.12 s; an executor without updates may rewrite: Spark does)."""
+
     def fetch(self, query: Query) -> pa.Table:
         """The rows of `query`, as Arrow (small control results and the derived tables brought home)."""
 
@@ -153,6 +161,16 @@ def releasing(method: Callable[P, R]) -> Callable[P, R]:
             args[0].executor.release()  # type: ignore[attr-defined]
 
     return call
+
+
+def updated_columns(name: str, key: str, query: exp.Expression) -> list[str]:
+    """The columns an update of `name` sets (`Executor.update`): every one `query` names but its `key`, which it
+    must name too."""
+    named = query.named_selects if isinstance(query, exp.Query) else []
+    columns = [c for c in named if c != key]
+    if key not in named or not columns:
+        raise ValueError(f"an update of {name} needs its key {key!r} and another column; the query names {named}")
+    return columns
 
 
 def sql(expression: exp.Expression, dialect: str, copy: bool = True) -> str:

@@ -6,7 +6,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from socialcredit.engine.executors import TEXTS, Query, sql
+from socialcredit.engine.executors import TEXTS, Query, sql, updated_columns
 from socialcredit.sqltemplates import create
 
 
@@ -93,6 +93,16 @@ class DuckDBExecutor:
         self._tune()
         self.con.execute(text)
 
+    def update(self, name: str, key: str, query: Query) -> None:
+        """`UPDATE name SET c = u.c, … FROM (query) AS u WHERE name.key = u.key`: in place."""
+        text = TEXTS.text(
+            query,
+            (self.dialect, "UPDATE", name, key),
+            lambda q: sql(updated(name, key, q), self.dialect, copy=False),
+        )
+        self._tune()
+        self.con.execute(text)
+
     def fetch(self, query: Query) -> pa.Table:
         text = TEXTS.text(query, (self.dialect, "SELECT"), lambda q: sql(q, self.dialect, copy=False))
         self._tune()
@@ -120,6 +130,23 @@ def _set_threshold(bits: int) -> str:
     return exp.Set(
         expressions=[exp.EQ(this=exp.column("perfect_ht_threshold"), expression=exp.Literal.number(bits))]
     ).sql("duckdb")
+
+
+def updated(name: str, key: str, query: exp.Expression) -> exp.Update:
+    """The UPDATE of `DuckDBExecutor.update`: every column `query` names but the key, set from its row."""
+    columns = updated_columns(name, key, query)
+    return exp.Update(
+        this=_table(name),
+        expressions=[
+            exp.EQ(this=exp.column(c, quoted=True), expression=exp.column(c, table="u", quoted=True)) for c in columns
+        ],
+        from_=exp.From(this=exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("u")))),
+        where=exp.Where(
+            this=exp.EQ(
+                this=exp.column(key, table=name, quoted=True), expression=exp.column(key, table="u", quoted=True)
+            )
+        ),
+    )
 
 
 def _table(name: str) -> exp.Table:

@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import TimestampNTZType, TimestampType
 from sqlglot import exp
 
-from socialcredit.engine.executors import TEXTS, Query, sql, tree
+from socialcredit.engine.executors import TEXTS, Query, sql, tree, updated_columns
 
 # Small, test-friendly settings: a handful of shuffle partitions (the default 200 makes every shuffle of a small
 # store cost seconds), no web UI, no console progress bars. A master on this machine also gets LOOPBACK.
@@ -156,6 +156,35 @@ class SparkExecutor:
         """A rewrite keeping the other rows: a session's temporary views take no DELETE."""
         kept = exp.not_(exp.func("coalesce", tree(condition), exp.false()))
         self.materialize(name, exp.select("*").from_(exp.to_table(name)).where(kept))
+
+    def update(self, name: str, key: str, query: Query) -> None:
+        """A rewrite: each row joined to its update by key, a column taken from the update where one matched
+        (a session's temporary views take no UPDATE)."""
+        change = tree(query)
+        columns = set(updated_columns(name, key, change))
+        matched = exp.column(key, table="u", quoted=True).is_(exp.null()).not_()
+
+        def column(c: str) -> exp.Expression:
+            old = exp.column(c, table="t", quoted=True)
+            if c not in columns:
+                return exp.Alias(this=old, alias=exp.to_identifier(c, quoted=True))
+            new = exp.column(c, table="u", quoted=True)
+            case = exp.Case(ifs=[exp.If(this=matched.copy(), true=new)], default=old)
+            return exp.Alias(this=case, alias=exp.to_identifier(c, quoted=True))
+
+        kept = [column(c) for c in self.spark.table(name).columns]
+        rewrite = (
+            exp.select(*kept)
+            .from_(exp.to_table(name).as_("t"))
+            .join(
+                exp.Subquery(this=change, alias=exp.TableAlias(this=exp.to_identifier("u"))),
+                on=exp.EQ(
+                    this=exp.column(key, table="t", quoted=True), expression=exp.column(key, table="u", quoted=True)
+                ),
+                join_type="LEFT",
+            )
+        )
+        self.materialize(name, rewrite)
 
     def view(self, name: str, query: Query, temporary: bool = False) -> None:
         create = exp.Create(
