@@ -149,7 +149,7 @@ def _relatives(
         gone = known - listed
         relatives = {k: [r for r in rs if r[0] not in gone] if gone else rs for k, rs in last.relatives.items()}
     touched: set[int] = set()
-    born_on = {k: b for k, b in last.born.items()} if last is not None else {}
+    born_on = dict(last.born) if last is not None else {}
     if new:
         con = store.con
         con.register("_listed", pa.table({"ckey": pa.array(new, pa.int32())}))

@@ -75,14 +75,13 @@ def network_share(t: dt.datetime, ended: bool = True) -> exp.Expression:
                            AND start <= $t AND ("end" IS NULL OR "end" > $t)),
            hit AS (SELECT r.ckey, count(*) AS n FROM __ties AS r SEMI JOIN listed AS l ON l.ckey = r.other
                    WHERE r.kind = 'contact' AND $in_force GROUP BY r.ckey),
-           degree AS (SELECT r.ckey, count(*) AS n FROM __ties2 AS r SEMI JOIN hit AS h ON h.ckey = r.ckey
+           degree AS (SELECT r.ckey, count(*) AS n FROM __ties AS r SEMI JOIN hit AS h ON h.ckey = r.ckey
                       WHERE r.kind = 'contact' AND $in_force GROUP BY r.ckey)
            SELECT h.ckey, c.jkey, CAST(h.n AS DOUBLE) / d.n AS share
            FROM hit AS h JOIN degree AS d ON d.ckey = h.ckey JOIN citizens AS c ON c.ckey = h.ckey""",
         t=t,
         in_force=valid_at(t, "r"),
         ties=ties,
-        ties2=ties.copy(),
     )
 
 

@@ -31,9 +31,10 @@ from socialcredit import frames, ids, schema
 from socialcredit.catalog import Catalog, default_catalog
 from socialcredit.rulebook import Layer, RulebookSet, parse_layer, shipped_dir
 from socialcredit.sqltemplates import fill
-from socialcredit.store import population, relations
+from socialcredit.store import population
 from socialcredit.store.ingest import BatchRejected
 from socialcredit.store.population import UNDATED
+from socialcredit.store.relations import change_relations
 from socialcredit.yamlio import LocatedError, first_of
 
 DEFAULT_DB = "socialcredit.duckdb"
@@ -465,13 +466,13 @@ class Store:
         mirror kind to `other[i]`), appended as `start` facts; how many ties. Refused whole (BatchRejected,
         rows numbered from 1) when a citizen is unknown, a tie is its own, repeated, already in force, or
         would begin before its last change. `at`: naive UTC, or aware."""
-        return relations.change_relations(self, "start", ckey, other, kind, at, source)
+        return change_relations(self, "start", ckey, other, kind, at, source)
 
     def end_relations(self, ckey: Any, other: Any, kind: str, at: dt.datetime, source: str = "relations") -> int:
         """Ties of one `kind` in force that end at `at` (and their mirrors), appended as `end` facts naming the
         start each ends: nothing is deleted, so the tie stays readable for the times it was in force. Refused
         whole when a tie is not in force or began after `at`."""
-        return relations.change_relations(self, "end", ckey, other, kind, at, source)
+        return change_relations(self, "end", ckey, other, kind, at, source)
 
     def transaction(self) -> _Tx:
         return _Tx(self)
