@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from conftest import NATIONAL_YAML, city_yaml
-from socialcredit.rulebook import Rulebook, RulebookSet, diff, parse_layer
+from socialcredit.rulebook import Rulebook, RulebookSet, parse_layer
+from socialcredit.rulebook_diff import diff
 from socialcredit.text import plain
 
 VOLUNTEER = (

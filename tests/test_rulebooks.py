@@ -515,7 +515,8 @@ def test_removing_an_item_nothing_inherits_fails() -> None:
 
 
 def test_diff_reports_what_rules_say_not_where_they_are_written():
-    from socialcredit.rulebook import RulebookSet, diff, shipped_layers
+    from socialcredit.rulebook import RulebookSet, shipped_layers
+    from socialcredit.rulebook_diff import diff
 
     rbs = RulebookSet(shipped_layers())
     r1 = rbs.resolve("rongcheng", None, {"rongcheng": 1})

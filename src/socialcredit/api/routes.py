@@ -25,7 +25,7 @@ from socialcredit.api.service import Service
 from socialcredit.clock import CST, bounded, stored
 from socialcredit.decisions import Decision
 from socialcredit.keys import Principal, provider_services
-from socialcredit.rulebook import diff as rulebook_diff
+from socialcredit.rulebook_diff import diff as rulebook_diff
 from socialcredit.store import BatchRejected
 from socialcredit.yamlio import LocatedError
 

@@ -34,7 +34,7 @@ from socialcredit.cli.simulate import simulate_command
 from socialcredit.clock import cst
 from socialcredit.engine import Engine
 from socialcredit.rulebook import RulebookSet, dropped, json_schema, previous_version, shipped_layers, validate_files
-from socialcredit.rulebook import diff as rulebook_diff_of
+from socialcredit.rulebook_diff import diff as rulebook_diff_of
 from socialcredit.store import Store, default_path
 
 app = typer.Typer(

@@ -21,7 +21,7 @@ from socialcredit.keys import Principal
 from socialcredit.pages import queries
 from socialcredit.pages.citizen import login_form
 from socialcredit.pages.render import HEADERS, form, get_service, message, render, viewer
-from socialcredit.rulebook import diff
+from socialcredit.rulebook_diff import diff
 from socialcredit.yamlio import LocatedError
 
 router = APIRouter()
