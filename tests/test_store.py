@@ -161,6 +161,65 @@ def test_same_record_id_twice_in_batch_different_content(store, ids):
     assert {(p.row, p.field) for p in e.value.problems} == {(1, "record_id"), (2, "record_id")}
 
 
+def _sent(ids, rid="r1", who=0, behaviour="late_bill_payment", day=(2023, 3, 1), **attrs):
+    given = {k: v for k, v in ({"days_late": 40, "amount": 12.5} | attrs).items() if v is not None}
+    return {**rec(rid, ids[who], "late_bill_payment", cst(*day), **given), "behaviour": behaviour}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"who": 1},  # another citizen
+        {"behaviour": "public_fee_arrears"},  # another behaviour (of the same agency: the same id)
+        {"day": (2023, 3, 2)},  # another time
+        {"days_late": 41},  # one attribute changed
+        {"amount": None},  # one attribute left out
+        {"utility": "water"},  # one attribute added
+    ],
+    ids=["citizen", "behaviour", "time", "attribute", "attribute-dropped", "attribute-added"],
+)
+def test_content_is_compared_field_by_field_with_the_stored_record_and_within_a_batch(store, ids, change):
+    """Each part of a record's content counts (citizen, behaviour, time, every attribute): a record sent again
+    under its id with any one of them changed is refused, whether the first is stored already or earlier in
+    the same batch; the same content (whitespace around the fields aside) is a duplicate, skipped."""
+    attrs = {k: v for k, v in change.items() if k not in ("who", "behaviour", "day")}
+    other = {k: v for k, v in change.items() if k in ("who", "behaviour", "day")}
+    changed = _sent(ids, **other, **attrs)
+    with pytest.raises(BatchRejected) as within:
+        store.ingest([_sent(ids), changed], now=NOW)
+    assert {(p.row, p.field) for p in within.value.problems} == {(1, "record_id"), (2, "record_id")}
+    store.ingest([_sent(ids)], now=NOW)
+    before = _snapshot(store)
+    with pytest.raises(BatchRejected) as stored:
+        store.ingest([_sent(ids, rid="r2"), changed], now=NOW)
+    assert [(p.row, p.field, p.message) for p in stored.value.problems] == [
+        (2, "record_id", "already stored with different content (record r1)")
+    ]
+    assert _snapshot(store) == before
+    padded = {k: f"  {v} " if isinstance(v, str) else v for k, v in _sent(ids).items()}
+    again = store.ingest([padded, _sent(ids, rid="r2")], now=NOW)
+    assert (again.accepted, again.duplicates, again.duplicate_ids) == (1, 1, ["r1"])
+
+
+def test_a_store_with_record_digests_loses_the_column_and_still_knows_its_records(make_store, make_citizens):
+    """Stores made before the content comparison kept an md5 digest per record: opening one for writing drops
+    the column, and a record sent again is still told apart from one sent again with other content."""
+    store = make_store(name="old.duckdb")
+    path = store.path
+    ids = make_citizens(store, 2)
+    store.ingest([_sent(ids)], now=NOW)
+    store.con.execute("ALTER TABLE records ADD COLUMN digest VARCHAR")
+    store.con.execute("UPDATE records SET digest = md5(record_id)")
+    store.close()
+    store = Store(path)
+    cols = [c for (c,) in store.con.execute("SELECT column_name FROM (DESCRIBE records)").fetchall()]
+    assert "digest" not in cols and "record_id" in cols
+    assert store.ingest([_sent(ids)], now=NOW).duplicate_ids == ["r1"]
+    with pytest.raises(BatchRejected, match="already stored with different content"):
+        store.ingest([_sent(ids, days_late=41)], now=NOW)
+    store.close()
+
+
 def test_bad_batch_rejected_whole_with_every_problem(store, ids):
     store.ingest([rec("ok0", ids[0], "volunteer_work", cst(2023, 1, 1), hours=1)], now=NOW)
     before = _snapshot(store)

@@ -476,7 +476,6 @@ occurred_at TIMESTAMP -- when it happened (UTC)
         """
 batch INTEGER -- the ingest batch it came in
 ingested_at TIMESTAMP -- when it was stored (UTC)
-digest VARCHAR -- sha256 of its content, for duplicates
 """,
     )
     return Table("records", head.comment, (*head.columns, *attrs, *tail.columns))

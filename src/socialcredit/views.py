@@ -48,7 +48,7 @@ VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
         """
         SELECT r.record_id, r.agency, c.citizen_id, j.code AS city, b.code AS behaviour, l.label AS behaviour_label,
                timezone('UTC', r.occurred_at) AS occurred_at, x.rkey IS NOT NULL AS retracted,
-               r.* EXCLUDE (rkey, record_id, agency, ckey, jkey, bkey, occurred_at, ingested_at, digest, batch),
+               r.* EXCLUDE (rkey, record_id, agency, ckey, jkey, bkey, occurred_at, ingested_at, batch),
                r.batch, timezone('UTC', r.ingested_at) AS ingested_at
         FROM records r JOIN citizens c USING (ckey) LEFT JOIN jurisdictions j ON j.jkey = r.jkey
         LEFT JOIN behaviours b ON b.bkey = r.bkey LEFT JOIN behaviour_labels l ON l.code = b.code
