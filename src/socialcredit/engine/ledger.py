@@ -182,43 +182,66 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
     else:
         union = live
     capped = sorted({ctx.bkeys[cap.behaviour] for s in ctx.compiled.segments for cap in s.rulebook.caps})
-    since: exp.Expression = exp.true()
-    recent: exp.Expression = exp.true()
-    if after is not None:
-        since = exp.column("valid_from", table="e") >= value(cst_year_start(after) if capped else after)
-        recent = exp.column("valid_from") > value(after)
-    entries = fill(
-        """SELECT e.ckey, e.jkey, e.epoch, 'record' AS source, e.rkey, e.bkey,
-                  CAST(NULL AS VARCHAR) AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
-           FROM __union AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
-           WHERE $since""",
-        union=union,
-        since=since,
-    )
-    if not capped:
-        return (
-            entries
-            if after is None
-            else fill("SELECT * FROM __entries AS q WHERE $recent", entries=entries, recent=recent)
+
+    def entries(where: exp.Expression | exp.Condition) -> exp.Expression:
+        return fill(
+            """SELECT e.ckey, e.jkey, e.epoch, 'record' AS source, e.rkey, e.bkey,
+                      CAST(NULL AS VARCHAR) AS characteristic, e.piece, e.points, e.valid_from, e.valid_to
+               FROM __union AS e ANTI JOIN retractions AS x ON x.rkey = e.rkey
+               WHERE $where""",
+            union=union.copy(),
+            where=where,
         )
+
+    recent: exp.Expression = exp.true()
+    since: exp.Expression = exp.true()
+    if after is not None:
+        recent = exp.column("valid_from", table="e") > value(after)
+        since = exp.column("valid_from", table="e") >= value(cst_year_start(after))
+    if not capped:
+        return entries(recent)
+    in_capped = isin(exp.column("bkey", table="e"), capped)
+    # a capped row's points: what the running sum of its cap period gains by it, clamped to the cap
+    clamp = fill("""least(greatest(cum, coalesce(lo, cum)), coalesce(hi, cum))
+                    - least(greatest(cum - points, coalesce(lo, cum - points)), coalesce(hi, cum - points))""")
+    period = fill("date_trunc(coalesce(c.per, 'year'), e.valid_from + $cst)", cst=cst_shift())
+    if after is None:
+        return fill(
+            """SELECT * FROM __uncapped AS q
+               UNION ALL
+               SELECT ckey, jkey, epoch, source, rkey, bkey, characteristic, piece, CAST($clamp AS INT) AS points,
+                      valid_from, valid_to
+               FROM (SELECT e.*, c.hi, c.lo, sum(e.points) OVER (
+                         PARTITION BY e.ckey, e.bkey, $period
+                         ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
+                     FROM __capped AS e LEFT JOIN caps AS c USING (jkey, epoch, bkey)) AS w""",
+            uncapped=entries(exp.not_(in_capped.copy())),
+            capped=entries(in_capped),
+            clamp=clamp,
+            period=period,
+        )
+    # Each part reads only its own rows. The uncapped rows valid from after `after`; the capped rows after it
+    # too, whose running sums start from what their cap period held by then: the sum of its earlier rows, a
+    # grouping (a window over every capped row of the year cost 0.47 s of CPU in a December at a million
+    # citizens, where the capped behaviours are two thirds of the rows).
     return fill(
-        """SELECT * FROM __entries AS q WHERE NOT $capped_q AND $recent
+        """SELECT * FROM __uncapped AS q
            UNION ALL
-           SELECT ckey, jkey, epoch, source, rkey, bkey, characteristic, piece,
-                  CAST(least(greatest(cum, coalesce(lo, cum)), coalesce(hi, cum))
-                   - least(greatest(cum - points, coalesce(lo, cum - points)), coalesce(hi, cum - points)) AS INT)
-                   AS points,
+           SELECT ckey, jkey, epoch, source, rkey, bkey, characteristic, piece, CAST($clamp AS INT) AS points,
                   valid_from, valid_to
-           FROM (SELECT e.*, c.hi, c.lo, sum(e.points) OVER (
-                     PARTITION BY e.ckey, e.bkey, date_trunc(coalesce(c.per, 'year'), e.valid_from + $cst)
+           FROM (SELECT e.*, c.hi, c.lo, coalesce(b.held, 0) + sum(e.points) OVER (
+                     PARTITION BY e.ckey, e.bkey, $period
                      ORDER BY e.valid_from, e.rkey, e.piece ROWS UNBOUNDED PRECEDING) AS cum
-                 FROM __entries AS e LEFT JOIN caps AS c USING (jkey, epoch, bkey) WHERE $capped_e) AS w
-           WHERE $recent""",
-        entries=entries,
-        recent=recent,
-        cst=cst_shift(),
-        capped_q=isin(exp.column("bkey", table="q"), capped),
-        capped_e=isin(exp.column("bkey", table="e"), capped),
+                 FROM __capped AS e LEFT JOIN caps AS c USING (jkey, epoch, bkey)
+                 LEFT JOIN (SELECT e.ckey, e.bkey, $period AS period, sum(e.points) AS held
+                            FROM __before AS e SEMI JOIN __capped AS n ON n.ckey = e.ckey AND n.bkey = e.bkey
+                            LEFT JOIN caps AS c USING (jkey, epoch, bkey) GROUP BY ALL) AS b
+                   ON b.ckey = e.ckey AND b.bkey = e.bkey AND b.period = $period) AS w""",
+        uncapped=entries(exp.and_(exp.not_(in_capped.copy()), recent.copy())),
+        capped=entries(exp.and_(in_capped.copy(), recent.copy())),
+        before=entries(exp.and_(in_capped, since, exp.not_(recent))),
+        clamp=clamp,
+        period=period,
     )
 
 
