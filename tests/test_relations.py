@@ -200,6 +200,33 @@ def test_a_child_is_reached_until_the_day_she_turns_the_measure_s_age(family) ->
     assert store.catalog.measures["children_education_restriction"].children_under == 25
 
 
+def test_the_simulator_counts_every_child_a_measure_reaches_up_to_the_oldest_age_it_names(tmp_path) -> None:
+    """The simulator's monthly children count (`simulate.run._children`) first keeps the children born late
+    enough for some measure reaching children (by calendar year, the oldest such age: 25, the fewer educational
+    opportunities), then asks the decision path. A son of Zhang Wei who is still 24 on 30 June 2026 (born 1 July
+    2001) counts; one who turned 25 the day before does not, nor a son of 40."""
+    from socialcredit.simulate.run import _children
+
+    store = Store(tmp_path / "s.duckdb")
+    store.init()
+    load_sample(store)
+    at = utc_naive(cst(2026, 6, 30, 12))
+    Engine(store).run(stored(at))  # as the simulator has, before it counts
+    before = _children(store, at)
+    father = citizen_ids()["zhang_wei"]
+    store.add_citizens(
+        [
+            citizen(400, born=dt.date(2001, 7, 1), city="rongcheng", parents=[father]),
+            citizen(401, born=dt.date(2001, 6, 29), city="rongcheng", parents=[father]),
+            citizen(402, born=dt.date(1986, 1, 1), city="rongcheng", parents=[father]),
+        ]
+    )
+    Engine(store).run(stored(at))
+    assert before >= 1  # Zhang Xiaoming, 13
+    assert _children(store, at) == before + 1
+    store.close()
+
+
 def test_a_parent_s_measure_reaches_a_child_only_while_the_tie_is_in_force(family) -> None:
     store, (_, _, son) = family
     assert _school(store, son, cst(2026, 6, 30))[0] == "deny"

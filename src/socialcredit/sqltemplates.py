@@ -43,7 +43,7 @@ def bare(tree: exp.Expression) -> exp.Expression:
 
 
 def value(v: object) -> exp.Expression:
-    """A sqlglot literal for a value the engine handles (times, codes, numbers, flags) or an expression as is."""
+    """A sqlglot literal for a value the engine handles (times, days, codes, numbers, flags) or an expression as is."""
     if isinstance(v, exp.Expression):
         return v
     if v is None:
@@ -53,6 +53,8 @@ def value(v: object) -> exp.Expression:
     if isinstance(v, dt.datetime):
         text = v.replace(tzinfo=None).isoformat(sep=" ")  # zero-padded years (0001), microseconds when any
         return exp.cast(exp.Literal.string(text), exp.DataType.Type.TIMESTAMP)
+    if isinstance(v, dt.date):
+        return exp.cast(exp.Literal.string(v.isoformat()), exp.DataType.Type.DATE)
     if isinstance(v, int | float):
         return exp.Literal.number(v)
     if isinstance(v, str):

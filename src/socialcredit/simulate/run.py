@@ -424,15 +424,26 @@ def _lists(store: Store, scenario: Scenario, previous: dt.datetime | None, at: d
 def _children(store: Store, at: dt.datetime) -> int:
     """Children reached at `at` by a parent's measure, asked of the decision path itself.
 
-    Only children with a parent on some list are candidates (one query); each candidate is then checked
-    with the decider's `reaching_measures`, the function `decide` uses, so the count cannot drift from
-    the decisions.
+    Only children with a parent on some list, and young enough for some measure reaching children, are
+    candidates (one query; the age bound is the oldest any such measure reaches, by calendar year, so it
+    never leaves out a child `decide` would reach); each candidate is then checked with the decider's
+    `reaching_measures`, the function `decide` uses, so the count cannot drift from the decisions. (The
+    bound keeps the adults whose parents are listed out of that Python loop: at a million citizens, 20,000
+    candidates a month, three quarters of them adults.)
     """
+    ages = [m.children_under for m in store.catalog.measures.values() if m.reach == "children"]
+    if not ages:
+        return 0
+    # a child reached at `at` turns that age after its CST day, so was born in that day's year minus the age, or
+    # later: a bound by calendar years, loose by up to a year, never too tight (29 February included)
+    born_after = dt.date(_cst_day(at).year - max(ages), 1, 1) - dt.timedelta(days=1)
     candidates = store.con.execute(
         fill(
             """SELECT DISTINCT r.ckey FROM relations AS r JOIN __on AS e ON e.ckey = r.other
-           WHERE r.kind = 'parent' ORDER BY 1""",
+               JOIN citizens AS c ON c.ckey = r.ckey
+           WHERE r.kind = 'parent' AND c.birth_date > $born_after ORDER BY 1""",
             on=standings.stays_at(at),
+            born_after=born_after,
         ).sql(standings.DIALECT)
     ).fetchall()
     decider = decisions.decider(store)  # the run's: its index is the one the month's decisions used
