@@ -442,10 +442,12 @@ def test_the_stay_index_reads_only_the_newly_listed_citizens_ties_until_the_ties
     Engine(store).run(as_of=cst(2026, 4, 1))
     first = StayIndex.load(store)
     assert [r[0] for r in first.relatives[key[ids[2]]]] == [key[ids[3]]]
+    as_made = {k: list(v) for k, v in first.relatives.items()}, dict(first.tied_to)
 
     def same_as_a_full_read(index: StayIndex) -> None:
         full = StayIndex.load(store)
         assert (index.relatives, index.born, index.stays) == (full.relatives, full.born, full.stays)
+        assert index.tied_to == full.tied_to
 
     store.ingest([rec("p0", ids[0], "smoking_on_train", cst(2026, 4, 10))], now=NOW)
     Engine(store).run(as_of=cst(2026, 5, 1))
@@ -454,11 +456,14 @@ def test_the_stay_index_reads_only_the_newly_listed_citizens_ties_until_the_ties
     assert later.relatives[key[ids[4]]] is first.relatives[key[ids[4]]]  # kept, not read again
     assert [r[0] for r in later.relatives[key[ids[2]]]] == [key[ids[0]], key[ids[3]]]
     assert set(later.born) == {key[ids[1]], key[ids[2]], key[ids[4]]}
+    # an index is never changed once made (a decision may still be reading the one before)
+    assert ({k: list(v) for k, v in first.relatives.items()}, first.tied_to) == as_made
 
     Engine(store).run(as_of=cst(2026, 4, 1))  # the second listing undone
     undone = StayIndex.load(store, later)
     same_as_a_full_read(undone)
     assert key[ids[1]] not in undone.relatives and key[ids[1]] not in undone.born
+    assert undone.relatives[key[ids[4]]] is first.relatives[key[ids[4]]]  # untouched by the listing undone
 
     store.add_relations(key[ids[5]], key[ids[3]], "parent", utc(cst(2026, 3, 15)))
     Engine(store).run(as_of=cst(2026, 4, 1))

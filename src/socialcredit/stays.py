@@ -48,6 +48,8 @@ class StayIndex:
     born: dict[int, dt.date] = field(default_factory=dict)
     # what the relatives were read from: the relation changes (count, last seq), with the citizens in `facts`
     ties: tuple[int, int] | None = None
+    # for each listed citizen, the citizens whose `relatives` name them: who to touch when they leave the lists
+    tied_to: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.affected = frozenset(self.stays) | frozenset(self.relatives)
@@ -79,10 +81,13 @@ class StayIndex:
         if stays:
             count, top = con.execute("SELECT count(*), coalesce(max(seq), -1) FROM relation_changes").fetchall()[0]
             ties = (int(count), int(top))
-        relatives, born = _relatives(store, set(stays), same if same is not None and same.ties == ties else None)
-        return cls(
-            run.get("computed_at"), facts, ids, ckeys, city_of, cities, dict(stays), relatives, born=born, ties=ties
+        relatives, born, tied_to = _relatives(
+            store, set(stays), same if same is not None and same.ties == ties else None
         )
+        return cls(
+            run.get("computed_at"), facts, ids, ckeys, city_of, cities, dict(stays), relatives, born=born,
+            ties=ties, tied_to=tied_to,
+        )  # fmt: skip
 
     def locate(self, citizen_id: str) -> tuple[int, str]:
         """(ckey, city) of one citizen; an unknown ID is a located error, as in `Store.ckey`."""
@@ -131,25 +136,31 @@ _RELATIVES = """SELECT r.ckey, r.other, r.kind, c.citizen_id, c.city, r.valid_fr
 
 def _relatives(
     store: Store, listed: set[int], last: StayIndex | None
-) -> tuple[dict[int, list[Relative]], dict[int, dt.date]]:
+) -> tuple[dict[int, list[Relative]], dict[int, dt.date], dict[int, tuple[int, ...]]]:
     """Every tie ever in force to a listed citizen (`listed`), with its dates, by the citizen at its other end
-    (a decision asks which held at its own time); and the birth dates of those whose parent is listed.
+    (a decision asks which held at its own time); the birth dates of those whose parent is listed; and for
+    each listed citizen, the citizens tied to them (`StayIndex.tied_to`).
 
     With `last` (an index read from the same citizens and relation changes), only the ties to citizens
-    listed since are read and the others are kept: a tie's rows depend on those facts alone, and at a
-    million citizens the full read and its Python rows cost 0.2 s after every engine run, where a month
-    lists a few thousand citizens anew. Each citizen's ties keep the full read's order (kind, other, from).
+    listed since are read, and only the citizens tied to one listed since or no longer listed are touched;
+    the others keep the last index's own lists. A tie's rows depend on those facts alone, and at a million
+    citizens the full read and its Python rows cost 0.2 s after every engine run, where a month lists a few
+    thousand citizens anew (rebuilding every kept citizen's entry cost 0.05 s more by month 12). Each
+    citizen's ties keep the full read's order (kind, other, from).
     """
     if not listed:
-        return {}, {}
+        return {}, {}, {}
     known = set(last.stays) if last is not None else set()
     new = sorted(listed - known)
-    relatives: dict[int, list[Relative]] = {}
-    if last is not None:
-        gone = known - listed
-        relatives = {k: [r for r in rs if r[0] not in gone] if gone else rs for k, rs in last.relatives.items()}
-    touched: set[int] = set()
+    relatives: dict[int, list[Relative]] = dict(last.relatives) if last is not None else {}
     born_on = dict(last.born) if last is not None else {}
+    tied_to = dict(last.tied_to) if last is not None else {}
+    touched: set[int] = set()
+    for o in known - listed:  # no longer listed: their ties leave the lists of those tied to them
+        for k in tied_to.pop(o, ()):
+            if k in relatives:
+                relatives[k] = [r for r in relatives[k] if r[0] != o]
+                touched.add(k)
     if new:
         con = store.con
         con.register("_listed", pa.table({"ckey": pa.array(new, pa.int32())}))
@@ -157,19 +168,27 @@ def _relatives(
             found = con.execute(_RELATIVES).fetchall()
         finally:
             con.unregister("_listed")
+        fresh: set[int] = set()
+        holders: dict[int, set[int]] = defaultdict(set)
         for ckey, other, kind, other_id, city, since, until, birth in found:
-            if ckey not in touched:
+            if ckey not in fresh and ckey not in touched:
                 relatives[ckey] = list(relatives.get(ckey, []))  # never the last index's own list
-                touched.add(ckey)
+            fresh.add(ckey)
             relatives[ckey].append((other, kind, other_id, city, since, until))
+            holders[other].add(ckey)
             if kind == "parent":
                 born_on[ckey] = birth
-    if last is not None:
-        for k in touched:
-            relatives[k].sort(key=lambda r: (r[1], r[0], r[4]))
-    relatives = {k: rs for k, rs in relatives.items() if rs}
-    born_on = {k: b for k, b in born_on.items() if any(r[1] == "parent" for r in relatives.get(k, []))}
-    return relatives, born_on
+        if last is not None:
+            for k in fresh:
+                relatives[k].sort(key=lambda r: (r[1], r[0], r[4]))
+        tied_to.update((o, tuple(sorted(ks))) for o, ks in holders.items())
+        touched |= fresh
+    for k in touched:
+        if not relatives[k]:
+            del relatives[k]
+        if k in born_on and not any(r[1] == "parent" for r in relatives.get(k, ())):
+            del born_on[k]
+    return relatives, born_on, tied_to
 
 
 @functools.lru_cache(maxsize=1 << 16)  # asked for every parent's measure in every decision about a child
