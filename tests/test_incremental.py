@@ -172,6 +172,17 @@ def test_changes_other_than_appended_records_recompute_fully(make_store, make_ci
     store.con.execute("DELETE FROM relation_changes WHERE change = 'end'")  # facts removed behind the store's back
     assert resumed(cst(2021, 7, 1)) is None
     assert resumed(cst(2021, 8, 1)) is not None
+    # a citizen edited behind the store's back: what scores or the stay index read recomputes fully, the rest not
+    for edit in ("UPDATE citizens SET name = 'Another Name'", "UPDATE citizens SET avatar_seed = avatar_seed + 1"):
+        store.con.execute(edit)
+        assert resumed(cst(2021, 8, 1)) is not None, edit
+    for edit in (
+        "UPDATE citizens SET jkey = jkey + 1 WHERE ckey = 0",
+        "UPDATE citizens SET city = 'elsewhere' WHERE ckey = 0",
+        "UPDATE citizens SET birth_date = birth_date + 1 WHERE ckey = 0",
+    ):
+        store.con.execute(edit)
+        assert resumed(cst(2021, 8, 1)) is None, edit
 
 
 def test_carried_state_equals_full_with_expiries_caps_and_clearing(make_store, make_citizens):

@@ -64,16 +64,21 @@ def facts_fingerprint(ctx: Context) -> str:
     """The facts other than records and relation changes: a run resumes only when none of them changed.
 
     Counts alone miss a citizen moved to another city, which changes past scores; an order-independent sum
-    of row hashes costs one scan of the table. Relation changes are not in it: like records they are
-    appended, dated facts, and `resume_from` redoes the assessments from the earliest new one.
+    of row hashes costs one scan of the table. The hash covers the citizen's columns that anything derived
+    from this fingerprint reads: the key and city the engine scores by, and the ID, city name and birth date
+    the decisions' stay index keeps by it (`stays.StayIndex.load`); a name or a portrait seed changes
+    neither (hashing the whole row cost 0.037 s a run at a million citizens, these columns 0.013 s).
+    Relation changes are not in it: like records they are appended, dated facts, and `resume_from` redoes
+    the assessments from the earliest new one.
     """
     return str(
         ctx.scalar(
             fill(
                 """SELECT CAST((SELECT count(*) FROM retractions) AS VARCHAR) || ',' ||
                   CAST((SELECT count(*) FROM rulebook_versions) AS VARCHAR) || ',' ||
-                  (SELECT CAST(count(*) AS VARCHAR) || ':' || CAST(coalesce(sum(CAST(hash(c) AS DECIMAL(38, 0))), 0)
-                   AS VARCHAR) FROM citizens AS c)"""
+                  (SELECT CAST(count(*) AS VARCHAR) || ':' || CAST(coalesce(sum(CAST(
+                          hash(c.ckey, c.jkey, c.citizen_id, c.city, c.birth_date) AS HUGEINT)), 0) AS VARCHAR)
+                   FROM citizens AS c)"""
             )
         )
     )
