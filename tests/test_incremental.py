@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -185,12 +186,16 @@ def test_changes_other_than_appended_records_recompute_fully(make_store, make_ci
         assert resumed(cst(2021, 8, 1)) is None, edit
 
 
-def test_carried_state_equals_full_with_expiries_caps_and_clearing(make_store, make_citizens):
+@pytest.mark.parametrize("per", ["year", "quarter", "month"])
+def test_carried_state_equals_full_with_expiries_caps_and_clearing(make_store, make_citizens, per):
     """Runs that start from the stored end state (`engine_carry`) equal full ones when entries from before
-    the carried month expire in the new months, a yearly cap spans the carry, and a characteristic set
-    before it is cleared after it; a back-dated record falls back to summing the history."""
-    inc = make_store(NATIONAL_YAML, city_yaml(1), city_yaml(2), memory=True)
-    full = make_store(NATIONAL_YAML, city_yaml(1), city_yaml(2), memory=True)
+    the carried month expire in the new months, a cap's period (a year, a quarter or a month) spans the
+    carry, and a characteristic set before it is cleared after it; a back-dated record falls back to summing
+    the history."""
+    national = NATIONAL_YAML.replace("    per: year\n", f"    per: {per}\n")
+    assert national.count(f"per: {per}") >= 1
+    inc = make_store(national, city_yaml(1), city_yaml(2), memory=True)
+    full = make_store(national, city_yaml(1), city_yaml(2), memory=True)
     ids = make_citizens(inc, 6, contacts=CONTACTS)
     assert make_citizens(full, 6, contacts=CONTACTS) == ids
     months = [START]

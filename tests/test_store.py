@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import cst, held_by_another_process, rec
+from socialcredit.decisions import standing
+from socialcredit.engine import Engine
 from socialcredit.ids import make_id
 from socialcredit.sample import citizen_ids, load_sample
 from socialcredit.store import BatchRejected, Store, StoreLocked, connect
@@ -208,12 +210,21 @@ def test_a_store_with_record_digests_loses_the_column_and_still_knows_its_record
     path = store.path
     ids = make_citizens(store, 2)
     store.ingest([_sent(ids)], now=NOW)
+    Engine(store).run(as_of=cst(2023, 6, 1))  # its views over the records are stored with the store
     store.con.execute("ALTER TABLE records ADD COLUMN digest VARCHAR")
     store.con.execute("UPDATE records SET digest = md5(record_id)")
     store.close()
     store = Store(path)
     cols = [c for (c,) in store.con.execute("SELECT column_name FROM (DESCRIBE records)").fetchall()]
     assert "digest" not in cols and "record_id" in cols
+    for query in (
+        "SELECT count(*) FROM records_unscored",
+        "SELECT count(*) FROM records_batch",
+        "SELECT count(*) FROM record_ledger",
+        "SELECT count(*) FROM ledger",
+    ):
+        assert store.con.execute(query).fetchall()[0][0] >= 0, query
+    assert standing(store, ids[0], cst(2023, 6, 1)).score is not None
     assert store.ingest([_sent(ids)], now=NOW).duplicate_ids == ["r1"]
     with pytest.raises(BatchRejected, match="already stored with different content"):
         store.ingest([_sent(ids, days_late=41)], now=NOW)

@@ -169,8 +169,8 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
     back-dated record moves the later ones; the rest do not pay for that window.
 
     With `after`, only the rows valid from after it, each as in the whole view: a capped row's running
-    sum reads the rows of its cap period before it, all in the CST year it falls in (no cap period is
-    longer), so the window reads the rows from the start of the year `after` falls in.
+    sum starts from the sum of its cap period's rows up to `after` (a grouping of those rows, all in the
+    CST year `after` falls in: no cap period is longer), then runs over the rows after it.
 
     With `stored_only`, for a caller that has just stored every record's rows, without the on-the-fly part.
     """

@@ -8,8 +8,9 @@ assessment, so a tie dropped in a later month changes nothing before it.
 
 It reads the tables the last run left through the executor: in the store for DuckDB, handed over with the
 facts for Spark (`executors.spark_run.LAST_RUN`), so a run on either engine resumes from a run on either.
-The facts are fingerprinted in the store itself, with DuckDB's row hash (`hash(c)` of a whole row), which
-no other dialect computes the same way. It is still a set of sqlglot expressions run through the executor.
+The facts are fingerprinted in the store itself, with DuckDB's hash of the citizen columns that matter
+(`facts_fingerprint`), which no other dialect computes the same way. It is still a set of sqlglot
+expressions run through the executor.
 """
 
 from __future__ import annotations

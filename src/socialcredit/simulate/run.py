@@ -138,7 +138,8 @@ def run_scenario(
     store = Store(out_dir / "store.duckdb")
     # DuckDB's own bar would print through Rich's (and from every worker of a partitioned run)
     store.con.execute("SET enable_progress_bar = false")
-    # one checkpoint at the end of the run, not one at nearly every commit: a month's ingest and engine run
+    # no checkpoint at nearly every commit, only once the population is stored and at the end of the run (both
+    # in `_run`): a month's ingest and engine run
     # pass DuckDB's 16 MB default, and at a million citizens after a year a checkpoint took 0.44 s of an engine
     # run's 1.3 s, where one after two months took 0.17 s (the WAL keeps every commit durable meanwhile)
     store.con.execute("SET checkpoint_threshold = '1GB'")
@@ -171,7 +172,7 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
     )
     store.add_population(pop.citizens, pop.relations, source=f"scenario {scenario.name} seed {scenario.seed}")
     # the population is a bulk load: checkpointed now, with the setup, not with the run's last month (the
-    # run's other checkpoint, see run_scenario). Measured at a million citizens: that last checkpoint 2.4 ->
+    # run's other checkpoint, after the loop's last month). Measured at a million citizens: that last checkpoint 2.4 ->
     # 1.3 s, and every month's engine run and decisions cheaper too, where they read the citizens and ties
     store.con.execute("CHECKPOINT")
     society = Society.of(store)  # read and prepared once: each month's draw then costs its records

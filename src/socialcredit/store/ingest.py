@@ -536,8 +536,9 @@ def _typing(attrs: tuple[Attribute, ...]) -> _Statement:
 def _content_checks(attrs: tuple[Attribute, ...]) -> tuple[str, str]:
     """`_twice` and `_differs`: the ids this batch gives twice with different content, and its rows whose id
     is stored already under different content. The content is what the record says (citizen, behaviour,
-    time and every attribute, as typed); both read only the few rows whose id repeats or is stored, so a
-    batch of new ids pays two joins with empty tables, not a content hash of every row."""
+    time and every attribute, as typed); each compares only the few rows whose id repeats or is stored (a
+    semi join of the batch with `_repeated`, a join with `_stored` and those records), so a batch of new ids
+    pays two joins with empty tables, not a content hash of every row."""
     names = [_column(a.name) for a in attrs]
     content = exp.Struct(
         expressions=[
@@ -597,7 +598,7 @@ def validate_stage(store: Store, now: dt.datetime | None) -> tuple[list[Problem]
     # text columns into a table costs more than all the checks); the view serves the messages of failing rows
     con.execute(_given_view((*RECORD_FIELDS, *store.catalog.attributes)))
     # the batch's ids already in the store, looked up once: a hash join probed by one scan of the records'
-    # keys (the checks and the duplicate marks read this small table, not the records table)
+    # keys (the duplicate marks read this small table; the content check joins the few records it names)
     con.execute("""CREATE OR REPLACE TEMP TABLE _stored AS
         SELECT s.row, r.rkey FROM _stage s
         JOIN records r ON r.agency = trim(s.reported_by) AND r.record_id = trim(s.record_id)""")
