@@ -59,9 +59,8 @@ class StayIndex:
         """The index after the store's last engine run. `last`: the index before it, whose citizens (ids, keys,
         cities: a sort of every citizen ID, 0.1 s at a million) are kept when that run found the same
         citizens (its fingerprint of the facts, which hashes every citizen's key, city key, ID, city and birth
-        date, is the same). The stays are
-        always read again; the relatives are read only for the citizens listed since `last`, when neither
-        the citizens nor the relation changes changed (`_relatives`)."""
+        date, is the same). The stays are always read again; the relatives are read only for the citizens
+        listed since `last`, when neither the citizens nor the relation changes changed (`_relatives`)."""
         con = store.con
         cur = con.execute("SELECT * FROM engine_run")
         found = cur.fetchall()

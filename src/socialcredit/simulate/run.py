@@ -172,8 +172,9 @@ def _run(scenario: Scenario, store: Store, out_dir: Path, step: MonthProgress, b
     )
     store.add_population(pop.citizens, pop.relations, source=f"scenario {scenario.name} seed {scenario.seed}")
     # the population is a bulk load: checkpointed now, with the setup, not with the run's last month (the
-    # run's other checkpoint, after the loop's last month). Measured at a million citizens: that last checkpoint 2.4 ->
-    # 1.3 s, and every month's engine run and decisions cheaper too, where they read the citizens and ties
+    # run's other checkpoint, after the loop's last month). Measured at a million citizens: that last
+    # checkpoint 2.4 -> 1.3 s, and every month's engine run and decisions cheaper too (they read the citizens
+    # and ties)
     store.con.execute("CHECKPOINT")
     society = Society.of(store)  # read and prepared once: each month's draw then costs its records
     society.strata(scenario.rates, default_catalog())  # population-sized: counted with the setup, not month one
