@@ -130,7 +130,8 @@ def create_temp(kind: str, name: str, query: exp.Expression, dialect: str = "duc
 def isin(column: exp.Expression, values: Iterable[object]) -> exp.Expression:
     """`column IN (values)`, or FALSE for none (an empty IN list is not SQL)."""
     items = [value(v) for v in values]
-    return column.copy().isin(*items) if items else exp.false()
+    # the node itself: sqlglot's `isin` deep-copies every item, made here for this tree alone
+    return exp.In(this=column.copy(), expressions=items) if items else exp.false()
 
 
 def union_all(parts: list[exp.Expression]) -> exp.Expression:
