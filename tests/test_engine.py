@@ -262,7 +262,9 @@ def test_records_after_the_last_run_continue_from_its_carried_state(store, make_
     )
     run(store, cst(2021, 12, 15))
     # the carried state is the end state of the last month assessed, 1 December, and says so
-    assert store.con.execute("SELECT DISTINCT carried_at FROM engine_carry").fetchall() == [(utc(cst(2021, 12, 1)),)]
+    assert store.con.execute("SELECT carried_at FROM engine_run").fetchall() == [(utc(cst(2021, 12, 1)),)]
+    # and holds every citizen's state then, in place: the running sum of the points in force (-40 + 5), 65
+    assert store.con.execute("SELECT raw, net, score FROM engine_carry").fetchall() == [(-35, 0, 65)]
     store.ingest(
         [
             rec("v2", a, "volunteer_work", cst(2021, 12, 20), hours=1),

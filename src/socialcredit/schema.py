@@ -279,11 +279,13 @@ version VARCHAR -- the rulebook versions in force
     ),
     _t(
         "engine_carry",
-        "The monthly loop's end state (running sums, scores, grades): where the next run resumes.",
+        "The monthly loop's state, updated in place; after a run, its end state (the month is "
+        "engine_run.carried_at): where the next run resumes.",
         """
-carried_at TIMESTAMP -- the month it holds the end state of (UTC)
 ckey INTEGER -- the citizen
+jkey SMALLINT -- the citizen's city
 raw INTEGER -- the running sum of ledger points
+net INTEGER -- the network rule's points of the last month assessed
 score INTEGER -- the score
 grade VARCHAR -- the grade
 """,

@@ -130,8 +130,8 @@ def latest_grades(store: Store, at: dt.datetime) -> exp.Expression:
     state has no score (a city whose rulebook ended: the log keeps the last one) is read from the log; so is
     every citizen at an earlier time, or in a store whose last run kept no end state."""
     carried = (
-        store.con.execute("SELECT min(carried_at) FROM engine_carry").fetchall()[0][0]
-        if store.has_table("engine_carry")
+        store.con.execute("SELECT max(carried_at) FROM engine_run").fetchall()[0][0]
+        if store.has_table("engine_carry") and store.has_table("engine_run")
         else None
     )
     latest = fill("SELECT ckey, score, grade FROM __a AS a", a=latest_assessments(at))

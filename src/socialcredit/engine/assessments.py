@@ -203,15 +203,15 @@ class MonthLoop:
                     ex.load("month_t", grades.month_table(t, next_month_utc(t)), temporary=True)
                     ex.extend("state_ledger", rules[1].copy())
             if p in moving or self.network:
-                ex.update("cur", "ckey", step(grades.month_changes, p, t, self.network))
+                ex.update("engine_carry", "ckey", step(grades.month_changes, p, t, self.network))
             if not everyone:
                 ex.materialize("moved", step(grades.moved, p), temporary=True)
             ex.materialize("nxt", grades.assessed(segs, everyone), temporary=True)
             ex.extend("score_log", step(grades.score_changes, t))
             if everyone:
-                ex.materialize("cur", step(grades.after_assessment, everyone), temporary=True)
+                ex.materialize("engine_carry", step(grades.after_assessment, everyone))
             else:
-                ex.update("cur", "ckey", step(grades.after_assessment, everyone))
+                ex.update("engine_carry", "ckey", step(grades.after_assessment, everyone))
             ex.materialize("grade_stays", step(grades.left_grade_lists, t, everyone), temporary=True)
             ex.extend("grade_stays", step(grades.entered_grade_lists, t, everyone))
             # a stay with a minimum length must be looked at again when that minimum is reached

@@ -28,7 +28,7 @@ from socialcredit.rulebook import stay_due
 from socialcredit.schema import TABLES
 
 # bump when the meaning of the stored derived tables changes: the next run then recomputes fully
-INCREMENTAL_FORMAT = "3"  # 3: the network rule reads the contacts in force at each assessment
+INCREMENTAL_FORMAT = "4"  # 4: engine_carry is the loop's own state, updated in place
 # what a run must find in `engine_run` to resume from it
 _RESUMABLE = ("as_of", "pin", "watermark", "facts", "state", "first_assessment", "carried_at", "kept")
 # the tables a resumed run reads besides the facts (all declared in socialcredit.schema)
@@ -157,16 +157,15 @@ def kept_network() -> exp.Expression:
     return fill("SELECT * FROM state_ledger WHERE source = 'network'")
 
 
-def restored_state(p0: int, carried: bool) -> exp.Expression:
-    """`cur` at the start of period `p0`: running sums, scores and grades as the last run left them.
+def restored_state(p0: int) -> exp.Expression:
+    """`engine_carry` at the start of period `p0` when the last run did not end at the month before it (a
+    back-dated record): running sums are the deltas before p0, and current score and grade the last ones
+    logged (the log has a row whenever either changed). When it did, its end state is in place and is the
+    start state as it is, and the run reads none of the history.
 
-    From the loop's own end state (`engine_carry`) when that run ended at the month before p0, so the run
-    reads none of the history; otherwise (a back-dated record) running sums are the deltas before p0, and
-    current score and grade the last ones logged (the log has a row whenever either changed).
-    """
-    if carried:
-        return fill("""SELECT c.ckey, c.jkey, CAST(coalesce(k.raw, 0) AS INT) AS raw, CAST(0 AS INT) AS net, k.score,
-                              k.grade FROM citizens AS c LEFT JOIN engine_carry AS k ON k.ckey = c.ckey""")
+    Network points (`net`) start at none here, and in place they are the last month's: the same for the
+    month loop, which gives every citizen with network points, then or now, this month's (`grades.month_changes`)
+    before anyone is assessed."""
     return fill(
         """SELECT c.ckey, c.jkey, CAST(coalesce(d.raw, 0) AS INT) AS raw, CAST(0 AS INT) AS net, s.score, s.grade
            FROM citizens AS c

@@ -340,7 +340,7 @@ class Engine:
         carried = self.carried = bool(p0) and carried_at == periods[p0 - 1]
         self._deltas(as_of, periods, periods[p0 - 1] if carried else None)
         if not p0:  # otherwise `_restore` makes it from what the last run left
-            ex.materialize("cur", assessments.start_state(), temporary=True)
+            ex.materialize("engine_carry", assessments.start_state())
         network = any(
             r.characteristic and self.catalog.characteristics[r.characteristic].kind == "network"
             for s in c.segments
@@ -354,10 +354,8 @@ class Engine:
         # everyone unless they changed since
         kept_segs = ctx.segments_at(periods[p0 - 1]) if p0 else None
         done = loop.run(p0, kept_segs, progress, busy)
-        # the loop's state after the last month (the skipped months change nothing): the next run starts from it
-        ex.materialize(
-            "engine_carry", fill("SELECT $last AS carried_at, ckey, raw, score, grade FROM cur", last=periods[-1])
-        )
+        # the loop's state after the last month (the skipped months change nothing) is where the next run starts:
+        # it is `engine_carry` itself, so only its month is written (`engine_run.carried_at`)
         self._carried_at = periods[-1]
         return done
 
@@ -392,7 +390,8 @@ class Engine:
         months from its due date on, as when it was entered.
         """
         ex = self.executor
-        ex.materialize("cur", resume.restored_state(p0, carried), temporary=True)
+        if not carried:  # else the last run's end state is in place: the month loop goes on from it as it is
+            ex.materialize("engine_carry", resume.restored_state(p0))
         ex.extend("state_ledger", resume.restored_network(t0))
         ex.extend("grade_stays", resume.restored_grade_stays(t0))
         for due in resume.minimum_stays_due(self.ctx, t0):
