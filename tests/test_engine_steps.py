@@ -102,7 +102,7 @@ def test_every_statement_the_engine_runs_is_portable(recorded: Recording) -> Non
     kinds = {kind for kind, _, _ in recorded.seen}
     assert {"materialize", "view", "append", "fetch", "delete", "update"} <= kinds
     names = {name for _, name, _ in recorded.seen}
-    assert {"record_entries", "list_entries", "score_log", "grade_stays", "deltas", "cur"} <= names
+    assert {"record_entries", "list_entries", "score_log", "grade_stays", "deltas", "engine_carry"} <= names
     refused = []
     for kind, name, query in recorded.seen:
         try:

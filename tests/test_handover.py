@@ -4,6 +4,7 @@ a complete derived set of this store's facts."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,21 @@ def test_a_truncated_copy_and_a_missing_manifest_are_refused(made: Made, tmp_pat
         (broken / handover.MANIFEST).unlink()
         with pytest.raises(handover.HandoverError, match=r"manifest\.json: missing"):
             handover.import_derived(store, broken)
+
+
+def test_a_set_of_another_format_is_refused_before_anything_changes(made: Made, tmp_path: Path) -> None:
+    """A derived set written by a version whose tables had other columns (the format says which) is refused
+    as such, not half-read: the store keeps its own run."""
+    old = tmp_path / "derived"
+    shutil.copytree(made.derived, old)
+    manifest = json.loads((old / handover.MANIFEST).read_text())
+    manifest["format"] = "socialcredit-handover/1"
+    (old / handover.MANIFEST).write_text(json.dumps(manifest))
+    with copy(made.scored, tmp_path) as store:
+        before = table_rows(store, "engine_carry")
+        with pytest.raises(handover.HandoverError, match=r"format 'socialcredit-handover/1', this version reads"):
+            handover.import_derived(store, old)
+        assert table_rows(store, "engine_carry") == before
 
 
 def test_a_run_of_other_facts_is_refused(made: Made, tmp_path: Path) -> None:

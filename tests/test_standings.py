@@ -246,4 +246,8 @@ def test_latest_grades_are_the_latest_assessments_whether_read_from_the_end_stat
     store.con.execute("UPDATE engine_carry SET score = NULL, grade = NULL WHERE ckey = ?", [someone])
     at = utc_naive(cst(2025, 9, 1))
     assert rows(standings.latest_grades(store, at)) == expected(at)
+    # a store whose last run was made by an engine that did not say which month its end state holds: the log
+    store.con.execute("ALTER TABLE engine_run DROP COLUMN carried_at")
+    got = standings.latest_grades(store, at)
+    assert "engine_carry" not in got.sql() and rows(got) == expected(at)
     store.close()

@@ -129,9 +129,13 @@ def latest_grades(store: Store, at: dt.datetime) -> exp.Expression:
     month (0.2 s at a million citizens after a year, against a read of a million rows). A citizen whose end
     state has no score (a city whose rulebook ended: the log keeps the last one) is read from the log; so is
     every citizen at an earlier time, or in a store whose last run kept no end state."""
+    # the month the end state holds (a store scored by an engine older than the column says none: the log then)
+    told = store.con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'engine_run' AND column_name = 'carried_at'"
+    ).fetchall()[0][0]
     carried = (
         store.con.execute("SELECT max(carried_at) FROM engine_run").fetchall()[0][0]
-        if store.has_table("engine_carry") and store.has_table("engine_run")
+        if told and store.has_table("engine_carry")
         else None
     )
     latest = fill("SELECT ckey, score, grade FROM __a AS a", a=latest_assessments(at))

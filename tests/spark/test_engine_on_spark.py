@@ -232,6 +232,44 @@ def test_a_history_of_every_case_on_spark_is_duckdbs(spark: Any) -> None:
          but_own(resumed))  # fmt: skip
 
 
+def test_a_carried_run_on_spark_and_one_from_it_are_full_runs(spark: Any) -> None:
+    """The carried path across executors: the rich history's records up to 1 May scored on Spark, the later
+    ones appended (none back-dated), and a Spark run that goes on from the state the first left in place
+    (`engine_carry`, attached from Parquet and updated as a rewrite); then a record after its as_of and a
+    DuckDB run that goes on from Spark's state as handed home. Each is a full DuckDB run over the same
+    facts, table by table, the carried state and pending expiries included.
+
+    Why carried: the first run's last assessment is 1 May (SPLIT, a month start), and every later record
+    falls after it, so the month before the first one redone is the month the state holds."""
+    from socialcredit.engine.executors.spark_run import run_on_spark
+
+    h = rich_history()
+    early = [r for r in h.records if r.at <= SPLIT]
+    late = [r for r in h.records if r.at > SPLIT]
+    after = Record("v10", "volunteer_association", h.rows[2]["citizen_id"], "volunteer_work",
+                   dt.datetime(2022, 10, 10, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
+    later = dt.datetime(2022, 11, 1, tzinfo=CST)
+    with history_store(History(h.people, h.rows, early, h.retracted, [early])) as store:
+        split = SPLIT.astimezone(dt.UTC).replace(tzinfo=None)
+        assert run_on_spark(store, spark, SPLIT).resumed_from is None
+        assert store.con.execute("SELECT carried_at FROM engine_run").fetchall() == [(split,)]
+        ingest(store, late)
+        # redone from the first assessment after the last as_of, the month after the one the state holds
+        assert run_on_spark(store, spark, RICH_AS_OF).resumed_from == split + dt.timedelta(microseconds=1)
+        on_spark = derived(store)
+        ingest(store, [after])
+        engine = Engine(store)
+        engine.run(later)
+        assert engine.carried
+        resumed = derived(store)
+    both = [*early, *late]
+    full = full_run(History(h.people, h.rows, both, h.retracted, [both]), RICH_AS_OF)
+    assert full["engine_carry"][1] and full["engine_pending"][1]
+    same(but_run(full), but_run(on_spark))
+    every = [*both, after]
+    same(but_run(full_run(History(h.people, h.rows, every, h.retracted, [every]), later)), but_run(resumed))
+
+
 def full_run(h: History, as_of: dt.datetime) -> dict[str, Any]:
     """The history's derived tables after one full DuckDB run as of `as_of`."""
     with history_store(h) as store:
@@ -242,6 +280,11 @@ def full_run(h: History, as_of: dt.datetime) -> dict[str, Any]:
 def but_own(tables: dict[str, Any]) -> dict[str, Any]:
     """The derived tables without the engine's own (`engine_*`: its carried state and run row)."""
     return {name: rows for name, rows in tables.items() if not name.startswith("engine_")}
+
+
+def but_run(tables: dict[str, Any]) -> dict[str, Any]:
+    """The derived tables without the run row (when and from what it ran), the carried state kept."""
+    return {name: rows for name, rows in tables.items() if name != "engine_run"}
 
 
 def histories_agree(spark: Any, h: History, until: dt.datetime = UNTIL) -> dict[str, Any]:

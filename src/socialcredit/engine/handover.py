@@ -33,7 +33,9 @@ from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
 MANIFEST = "manifest.json"
-FORMAT = "socialcredit-handover/1"
+# 2: engine_carry is the month loop's own state (with city and network points; its month in engine_run), so a
+# derived set written before it cannot be imported into a store this version resumes from
+FORMAT = "socialcredit-handover/2"
 
 # the facts an engine run reads (rulebook texts are not among them: they travel compiled, as COMPILED)
 FACTS = (
