@@ -195,79 +195,58 @@ SPLIT = dt.datetime(2022, 5, 1, tzinfo=CST)
 
 
 def test_a_history_of_every_case_on_spark_is_duckdbs(spark: Any) -> None:
-    """The rich history's first months scored on Spark (a full run); the rest of its records appended, one
-    back-dated into a month Spark assessed, and a Spark run that resumes from the first: every derived table
-    the same as one full DuckDB run over all the facts (the engine on Spark, and incremental == full on
-    Spark). Then one more record back-dated into a month the resumed run assessed, and a DuckDB run that
-    resumes from Spark's: a full DuckDB run's tables again (incremental == full across executors). The
-    engine's own carry tables and run row say how a run was made, so they are not compared."""
-    from socialcredit.engine.executors.spark_run import run_on_spark
+    """The rich history scored in four runs, each equal, table by table, to one full DuckDB run over the facts
+    it had (the carried state and the pending expiries included; the run row says how a run was made):
 
-    h = rich_history()
-    early = [r for r in h.records if r.at < SPLIT]
-    late = [r for r in h.records if r.at >= SPLIT]
-    back = Record("v9", "volunteer_association", h.rows[0]["citizen_id"], "volunteer_work",
-                  dt.datetime(2022, 4, 20, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
-    after = Record("v10", "volunteer_association", h.rows[2]["citizen_id"], "volunteer_work",
-                   dt.datetime(2022, 8, 10, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
-    late.append(back)
-    with history_store(History(h.people, h.rows, early, h.retracted, [early])) as store:
-        assert run_on_spark(store, spark, SPLIT).resumed_from is None  # nothing to resume from
-        ingest(store, late)
-        assert run_on_spark(store, spark, RICH_AS_OF).resumed_from == back.at.replace(tzinfo=None)
-        on_spark = derived(store)
-        ingest(store, [after])
-        engine = Engine(store)
-        assert engine.run(RICH_AS_OF).resumed_from == after.at.replace(tzinfo=None)
-        resumed = derived(store)
-    full = full_run(History(h.people, h.rows, [*early, *late], h.retracted, [early, late]), RICH_AS_OF)
-    # what the comparison covered: network entries, characteristic entries, lists, capped and retracted rows
-    ledger = {row[3] for row in full["state_ledger"][1]}
-    assert {"network", "characteristic"} <= ledger, ledger
-    assert {row[3] for row in full["list_entries"][1]} >= {"blacklist"}
-    assert len({row[0] for row in full["score_log"][1]}) == 4
-    same(but_own(full), but_own(on_spark))
-    everything = [*early, *late, after]
-    same(but_own(full_run(History(h.people, h.rows, everything, h.retracted, [everything]), RICH_AS_OF)),
-         but_own(resumed))  # fmt: skip
+    1. its records up to 1 May on Spark, a full run;
+    2. those up to 1 August appended, none back-dated, and a Spark run that goes on from the state the
+       first left in place (`engine_carry` attached from Parquet, updated as a rewrite; across the rulebook
+       change of 1 July, when everyone is assessed);
+    3. the rest appended, one back-dated into a month Spark assessed, and a Spark run that redoes the months
+       from it (the state restored from the score log and the deltas);
+    4. a record after its as_of, and a DuckDB run that goes on from the state Spark handed home.
 
-
-def test_a_carried_run_on_spark_and_one_from_it_are_full_runs(spark: Any) -> None:
-    """The carried path across executors: the rich history's records up to 1 May scored on Spark, the later
-    ones appended (none back-dated), and a Spark run that goes on from the state the first left in place
-    (`engine_carry`, attached from Parquet and updated as a rewrite); then a record after its as_of and a
-    DuckDB run that goes on from Spark's state as handed home. Each is a full DuckDB run over the same
-    facts, table by table, the carried state and pending expiries included.
-
-    Why carried: the first run's last assessment is 1 May (SPLIT, a month start), and every later record
+    Why carried in 2 and 4: the run before ended at a month start (1 May; 1 October) and every new record
     falls after it, so the month before the first one redone is the month the state holds."""
     from socialcredit.engine.executors.spark_run import run_on_spark
 
     h = rich_history()
-    early = [r for r in h.records if r.at <= SPLIT]
-    late = [r for r in h.records if r.at > SPLIT]
+    mid = dt.datetime(2022, 8, 1, tzinfo=CST)
+    first = [r for r in h.records if r.at <= SPLIT]
+    second = [r for r in h.records if SPLIT < r.at <= mid]
+    third = [r for r in h.records if r.at > mid]
+    back = Record("v9", "volunteer_association", h.rows[0]["citizen_id"], "volunteer_work",
+                  dt.datetime(2022, 4, 20, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
     after = Record("v10", "volunteer_association", h.rows[2]["citizen_id"], "volunteer_work",
                    dt.datetime(2022, 10, 10, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
     later = dt.datetime(2022, 11, 1, tzinfo=CST)
-    with history_store(History(h.people, h.rows, early, h.retracted, [early])) as store:
+    assert second and third
+    made: list[tuple[list[Record], dt.datetime, dict[str, Any]]] = []
+    with history_store(History(h.people, h.rows, first, h.retracted, [first])) as store:
         split = SPLIT.astimezone(dt.UTC).replace(tzinfo=None)
-        assert run_on_spark(store, spark, SPLIT).resumed_from is None
+        assert run_on_spark(store, spark, SPLIT).resumed_from is None  # nothing to resume from
         assert store.con.execute("SELECT carried_at FROM engine_run").fetchall() == [(split,)]
-        ingest(store, late)
-        # redone from the first assessment after the last as_of, the month after the one the state holds
-        assert run_on_spark(store, spark, RICH_AS_OF).resumed_from == split + dt.timedelta(microseconds=1)
-        on_spark = derived(store)
+        made.append((first, SPLIT, derived(store)))
+        ingest(store, second)
+        # redone from the first assessment after the last as_of: the month after the one the state holds
+        assert run_on_spark(store, spark, mid).resumed_from == split + dt.timedelta(microseconds=1)
+        made.append(([*first, *second], mid, derived(store)))
+        ingest(store, [*third, back])
+        assert run_on_spark(store, spark, RICH_AS_OF).resumed_from == back.at.replace(tzinfo=None)
+        made.append(([*first, *second, *third, back], RICH_AS_OF, derived(store)))
         ingest(store, [after])
         engine = Engine(store)
         engine.run(later)
         assert engine.carried
-        resumed = derived(store)
-    both = [*early, *late]
-    full = full_run(History(h.people, h.rows, both, h.retracted, [both]), RICH_AS_OF)
+        made.append(([*first, *second, *third, back, after], later, derived(store)))
+    for records, as_of, got in made:
+        full = full_run(History(h.people, h.rows, records, h.retracted, [records]), as_of)
+        same(but_run(full), but_run(got))
+    # what the comparisons covered: network and characteristic entries, lists, capped and retracted rows
+    assert {row[3] for row in full["state_ledger"][1]} >= {"network", "characteristic"}
+    assert {row[3] for row in full["list_entries"][1]} >= {"blacklist"}
+    assert len({row[0] for row in full["score_log"][1]}) == 4
     assert full["engine_carry"][1] and full["engine_pending"][1]
-    same(but_run(full), but_run(on_spark))
-    every = [*both, after]
-    same(but_run(full_run(History(h.people, h.rows, every, h.retracted, [every]), later)), but_run(resumed))
 
 
 def full_run(h: History, as_of: dt.datetime) -> dict[str, Any]:
@@ -275,11 +254,6 @@ def full_run(h: History, as_of: dt.datetime) -> dict[str, Any]:
     with history_store(h) as store:
         Engine(store).run(as_of)
         return derived(store)
-
-
-def but_own(tables: dict[str, Any]) -> dict[str, Any]:
-    """The derived tables without the engine's own (`engine_*`: its carried state and run row)."""
-    return {name: rows for name, rows in tables.items() if not name.startswith("engine_")}
 
 
 def but_run(tables: dict[str, Any]) -> dict[str, Any]:
