@@ -204,7 +204,9 @@ def test_a_history_of_every_case_on_spark_is_duckdbs(spark: Any) -> None:
        change of 1 July, when everyone is assessed);
     3. the rest appended, one back-dated into a month Spark assessed, and a Spark run that redoes the months
        from it (the state restored from the score log and the deltas);
-    4. a record after its as_of, and a DuckDB run that goes on from the state Spark handed home.
+    4. a record after its as_of, and a DuckDB run that goes on from the state Spark handed home;
+    5. one more back-dated into the months Spark assessed, and a DuckDB run that redoes them from the score
+       log Spark wrote.
 
     Why carried in 2 and 4: the run before ended at a month start (1 May; 1 October) and every new record
     falls after it, so the month before the first one redone is the month the state holds."""
@@ -219,6 +221,8 @@ def test_a_history_of_every_case_on_spark_is_duckdbs(spark: Any) -> None:
                   dt.datetime(2022, 4, 20, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
     after = Record("v10", "volunteer_association", h.rows[2]["citizen_id"], "volunteer_work",
                    dt.datetime(2022, 10, 10, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
+    again = Record("v11", "volunteer_association", h.rows[1]["citizen_id"], "volunteer_work",
+                   dt.datetime(2022, 6, 5, 2, tzinfo=dt.UTC), {"hours": 8})  # fmt: skip
     later = dt.datetime(2022, 11, 1, tzinfo=CST)
     assert second and third
     made: list[tuple[list[Record], dt.datetime, dict[str, Any]]] = []
@@ -239,6 +243,10 @@ def test_a_history_of_every_case_on_spark_is_duckdbs(spark: Any) -> None:
         engine.run(later)
         assert engine.carried
         made.append(([*first, *second, *third, back, after], later, derived(store)))
+        ingest(store, [again])
+        engine = Engine(store)
+        assert engine.run(later).resumed_from == again.at.replace(tzinfo=None) and not engine.carried
+        made.append(([*first, *second, *third, back, after, again], later, derived(store)))
     for records, as_of, got in made:
         full = full_run(History(h.people, h.rows, records, h.retracted, [records]), as_of)
         same(but_run(full), but_run(got))
