@@ -515,3 +515,98 @@ def test_new_records_are_keyed_in_row_order_from_the_next_key_whether_or_not_row
     store.ingest(mixed, now=NOW)
     keyed = store.con.execute("SELECT rkey, record_id FROM records ORDER BY rkey").fetchall()
     assert keyed == list(enumerate(["s1", "n0", "n1", "n2", "n3", "m1", "m2"]))
+
+
+def _arrow_batch(records: list[dict[str, object]], typed: bool) -> pa.Table:
+    """Records as one Arrow table, a column per field: each attribute of the catalog's own kind (`typed`),
+    or every value as text, as a file would give it."""
+    kinds = {"days_late": pa.int64(), "amount": pa.float64(), "hours": pa.float64(), "judged": pa.bool_()}
+    flat = [_flat(r) for r in records]
+    names = list(dict.fromkeys(k for f in flat for k in f))
+    columns = {}
+    for n in names:
+        values = [f.get(n) for f in flat]
+        if typed and n in kinds:
+            columns[n] = pa.array(values, kinds[n])
+        else:
+            columns[n] = pa.array([None if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+                                   for v in values], pa.string())  # fmt: skip
+    return pa.table(columns)
+
+
+def _typed_batch(ids: list[str]) -> list[dict[str, object]]:
+    def debt(rid: str, cid: str, at: dt.datetime, **attrs: object) -> dict[str, object]:  # a bank's report
+        return {
+            **rec(rid, cid, "late_bill_payment", at, **attrs),
+            "behaviour": "unpaid_debt",
+            "reported_by": "commercial_banks",
+        }
+
+    return [
+        rec("t1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40, amount=12.5),
+        rec("t2", ids[1], "volunteer_work", cst(2023, 3, 2), hours=2.5),
+        debt("t3", ids[2], cst(2023, 3, 3), amount=900.0, judged=True),
+        debt("t4", ids[0], cst(2023, 3, 4), days_late=7, judged=False),
+    ]
+
+
+def _records(store: Store) -> list[tuple]:
+    q = "SELECT * EXCLUDE (batch, ingested_at) FROM records ORDER BY rkey"
+    return store.con.execute(q).fetchall()
+
+
+def test_a_typed_arrow_batch_is_stored_as_the_same_batch_as_text(make_store, make_citizens, monkeypatch):
+    """Attribute columns of the catalog's kind (int, float, bool) are staged as they are, not printed and
+    parsed back; the records are those the same batch gives as text, and a re-send in the other form is the
+    same record (a duplicate), whatever form stored it."""
+    from socialcredit.store import ingest
+
+    seen: list[frozenset[str]] = []
+    real = ingest._typing
+    monkeypatch.setattr(ingest, "_typing", lambda attrs, typed=frozenset(): seen.append(typed) or real(attrs, typed))
+    stores = []
+    for typed in (True, False):
+        store = make_store()
+        ids = make_citizens(store, 3)
+        assert store.ingest(_arrow_batch(_typed_batch(ids), typed), now=NOW).accepted == 4
+        stores.append((store, ids))
+    assert seen == [frozenset({"days_late", "amount", "hours", "judged"}), frozenset()]
+    assert _records(stores[0][0]) == _records(stores[1][0])
+    for (store, ids), typed in zip(stores, (False, True), strict=True):  # the other form, sent again
+        report = store.ingest(_arrow_batch(_typed_batch(ids), typed), now=NOW)
+        assert (report.accepted, report.duplicates) == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("amount", pa.array([float("nan")], pa.float64()), "amount: not a float: nan"),
+        ("amount", pa.array([float("inf")], pa.float64()), "amount: not a float: inf"),
+        ("amount", pa.array([-1.0], pa.float64()), "amount: outside the catalog range [0, 1e+12]: -1.0"),
+        ("days_late", pa.array([40000], pa.int64()), "days_late: outside the catalog range [0, 36500]: 40000"),
+        ("days_late", pa.array([4.5], pa.float64()), "days_late: not an int: 4.5"),  # not its kind: as text
+        ("hours", pa.array([2.0], pa.float64()), "hours: behaviour late_bill_payment has no attribute hours"),
+        ("judged", pa.array([True], pa.bool_()), "judged: behaviour late_bill_payment has no attribute judged"),
+    ],
+)
+def test_a_typed_value_meets_every_check_a_text_one_does(store, ids, column, values, message):
+    """A typed column skips the parsing, never the checks on values: a non-finite float, a number outside the
+    catalog range, an attribute the behaviour does not declare are refused by row and field, and the batch
+    is refused whole (the good row beside it is not stored)."""
+    good = _arrow_batch([rec("g1", ids[0], "late_bill_payment", cst(2023, 3, 1), days_late=40)], typed=True)
+    attrs = {} if column == "days_late" else {"days_late": 40}  # required: given, unless the column under test
+    bad = _arrow_batch([rec("b1", ids[1], "late_bill_payment", cst(2023, 3, 2), **attrs)], typed=True)
+    bad = bad.append_column(column, values)
+    batch = pa.concat_tables([good, bad], promote_options="permissive")
+    with pytest.raises(BatchRejected) as e:
+        store.ingest(batch, name="typed", now=NOW)
+    assert [str(p) for p in e.value.problems] == [f"row 2, {message}"]
+    assert _records(store) == []
+
+
+def test_a_typed_required_attribute_left_null_is_missing(store, ids):
+    batch = _arrow_batch([rec("v1", ids[0], "volunteer_work", cst(2023, 3, 2), hours=None)], typed=True)
+    batch = batch.set_column(batch.schema.get_field_index("hours"), "hours", pa.array([None], pa.float64()))
+    with pytest.raises(BatchRejected, match="row 1, hours: required for volunteer_work"):
+        store.ingest(batch, now=NOW)
+    assert _records(store) == []
