@@ -38,11 +38,14 @@ settings.load_profile(PROFILE)
 # Why a scheduler hook and not `--dist loadgroup` with xdist_group marks: under pytest 9 the worker's renaming
 # of node IDs that loadgroup relies on has no effect (pytest reads `Node._id`), so every file was split over
 # both workers and each built its module fixtures twice — the Spark sample run among them.
-_SHARED = {"report", "pages"}
+# The Spark folder is one scope but for its cluster tests (which start JVMs of their own, not the session): a
+# worker that ran two of its files started a local Spark session (a JVM, 10-30 s of two shared cores) for each.
+_SHARED = {"report", "pages", "spark"}
+_OWN = {"tests/spark/test_cluster.py"}
 # The costliest scopes go first, longest first, so that the two workers finish together (the rest follow
 # in collection order); measured with `--durations` on two cores
 _FIRST = (
-    "tests/spark/test_engine_on_spark.py",
+    "tests/spark",
     "tests/spark/test_cluster.py",
     "tests/report",
     "tests/oracle/test_oracle.py",
@@ -52,10 +55,12 @@ TESTS = Path(__file__).resolve().parent
 
 
 def scope_of(nodeid: str) -> str:
-    """The scheduling scope of a test: its folder under tests/ if that folder is shared, else its file."""
+    """The scheduling scope of a test: its folder under tests/ if that folder is shared (and its file is not one
+    of `_OWN`), else its file."""
     path = nodeid.split("::", 1)[0]
     parts = path.split("/")
-    return "/".join(parts[:2]) if len(parts) > 2 and parts[0] == "tests" and parts[1] in _SHARED else path
+    shared = len(parts) > 2 and parts[0] == "tests" and parts[1] in _SHARED and path not in _OWN
+    return "/".join(parts[:2]) if shared else path
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -354,7 +359,11 @@ def free_port() -> int:
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a served store's whole process group (supervisor, writer, readers: a machine losing power), and
-    wait until none of it holds the store (at most 30 s)."""
+    wait until none of it holds the store (at most 30 s).
+
+    A killed process holds nothing once it is a zombie (the kernel closed its files and dropped its locks), and
+    the writer and readers, orphaned by the supervisor's death, are reaped by whatever init the machine has, on
+    its own schedule (seconds, here): so the wait is for the group's last process that is not a zombie."""
     import signal
     import time
 
@@ -363,12 +372,29 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
+        if not _running_in_group(proc.pid):
             return
-        time.sleep(0.05)
-    raise AssertionError(f"process group {proc.pid} still alive 30 s after SIGKILL")
+        time.sleep(0.02)
+    raise AssertionError(f"process group {proc.pid} still running 30 s after SIGKILL")
+
+
+def _running_in_group(pgid: int) -> list[int]:
+    """The processes of group `pgid` with a thread that is not a zombie (Linux's /proc: state and group in
+    `stat`). Every thread, not the process's own line: a killed process's first thread can be a zombie while
+    the others still exit, and the files (the store's lock) close with the last."""
+    running = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):  # a process that ended while we looked
+            if int(_stat_fields(stat)[2]) != pgid:
+                continue
+            if any(_stat_fields(task)[0] not in ("Z", "X") for task in stat.parent.glob("task/*/stat")):
+                running.append(int(stat.parent.name))
+    return running
+
+
+def _stat_fields(stat: Path) -> list[str]:
+    """State, parent and process group: the fields after the command's closing parenthesis."""
+    return stat.read_text().rsplit(")", 1)[1].split()[:3]
 
 
 def serve(db: Path, port: int, log: Path, ready: str = "/openapi.json") -> subprocess.Popen[bytes]:
