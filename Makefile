@@ -12,7 +12,7 @@ DEMO_PORT ?= 8000
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,pandas,polars,spark]'
+	$(BIN)/pip install --quiet -e '.[dev,pandas,polars,spark,fast]'
 	touch $(STAMP)
 
 # A year of four simulated cities (about a minute), its report, then the service on 127.0.0.1 (Ctrl-C stops).
