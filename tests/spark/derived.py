@@ -33,3 +33,9 @@ def same(duck: dict[str, Any], spark: dict[str, Any]) -> None:
             only_duck = [dict(zip(cols, r, strict=True)) for r in d_rows if r not in spark[name][1]][:3]
             only_spark = [dict(zip(spark[name][0], r, strict=True)) for r in spark[name][1] if r not in d_rows][:3]
             raise AssertionError(f"{name}: DuckDB only {only_duck}; Spark only {only_spark}")
+
+
+def but_run(tables: dict[str, Any]) -> dict[str, Any]:
+    """The derived tables without the run row (when and from what it ran: a carried run's says so), the carried
+    state kept."""
+    return {name: rows for name, rows in tables.items() if name != "engine_run"}

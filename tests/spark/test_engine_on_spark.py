@@ -28,7 +28,7 @@ from socialcredit.engine import Engine
 from socialcredit.sample import citizen_ids
 from socialcredit.store import Store
 
-from .derived import derived, same
+from .derived import but_run, derived, same
 
 SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
 # generated histories, each a full run on both engines (at CI's scale of 0.1: one)
@@ -262,11 +262,6 @@ def full_run(h: History, as_of: dt.datetime) -> dict[str, Any]:
     with history_store(h) as store:
         Engine(store).run(as_of)
         return derived(store)
-
-
-def but_run(tables: dict[str, Any]) -> dict[str, Any]:
-    """The derived tables without the run row (when and from what it ran), the carried state kept."""
-    return {name: rows for name, rows in tables.items() if name != "engine_run"}
 
 
 def histories_agree(spark: Any, h: History, until: dt.datetime = UNTIL) -> dict[str, Any]:
