@@ -361,9 +361,10 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a served store's whole process group (supervisor, writer, readers: a machine losing power), and
     wait until none of it holds the store (at most 30 s).
 
-    A killed process holds nothing once it is a zombie (the kernel closed its files and dropped its locks), and
-    the writer and readers, orphaned by the supervisor's death, are reaped by whatever init the machine has, on
-    its own schedule (seconds, here): so the wait is for the group's last process that is not a zombie."""
+    A killed process holds nothing once all its threads are zombies (its files, and the store's lock, close with
+    the last), and the writer and readers, orphaned by the supervisor's death, are reaped by whatever init the
+    machine has, on its own schedule (seconds, here): so the wait is for the group's last thread still running,
+    not for the group to be gone."""
     import signal
     import time
 

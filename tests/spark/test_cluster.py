@@ -1,9 +1,8 @@
 """A real standalone Spark cluster (a master and two workers on 127.0.0.1, started once for this module and
 stopped after it): an engine run on it, going on from a DuckDB run's state, gives the derived tables of a full
-DuckDB run; the simulator's partitions as
-its tasks give the local process pool's series; and a run that loses a worker while its partitions run
-still completes, with the same series. One cluster for all three, because each JVM takes seconds to start
-on two cores (the worker-killing test comes last)."""
+DuckDB run; the simulator's partitions as its tasks give the local process pool's series; and a run that loses
+a worker while its partitions run still completes, with the same series. One cluster for all three, because
+each JVM takes seconds to start on two cores (the worker-killing test comes last)."""
 
 from __future__ import annotations
 
@@ -33,7 +32,7 @@ from .derived import but_run, derived, same
 # The sample to 1 July 2025, its fifth assessment: June holds a court listing and its blacklist stay, network
 # entries and a characteristic. DuckDB scores it to 1 June first, and the cluster's run goes on from the state
 # that run left: one month of the loop, but every step of a run, and the carried state handed to a cluster and
-# back. (Five months on the cluster took 65 s here, one 58 s: a run's cost there is mostly its jobs' fixed
+# back. (Five months on the cluster took 65 s here, one 52-58 s: a run's cost there is mostly its jobs' fixed
 # cost, not its months. The local-mode tests score whole histories.)
 ENGINE_AS_OF = "2025-07-01"
 CARRIED_FROM = "2025-06-01"
