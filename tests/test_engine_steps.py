@@ -190,6 +190,50 @@ def test_a_steps_text_is_made_once_and_stands_for_no_other_step() -> None:
     assert [(type(v), v) for v in built] == [(int, 1), (bool, True), (float, 1.0), (int, 2)]
 
 
+def test_a_stored_view_made_again_from_the_same_statement_is_kept_and_reads_the_tables_as_they_are_now() -> None:
+    """DuckDB binds a view when it is created (the ledger's views: 26 ms each, every run), so the executor keeps a
+    stored view whose statement is unchanged; one changed, or replaced by anyone else, is made again, and a
+    temporary view is always made. Kept or made, a view reads its tables as they are when it is read."""
+
+    class Logged:  # the connection, keeping the text of every statement it runs
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self.con = con
+            self.texts: list[str] = []
+
+        def execute(self, text: str, *args: object) -> duckdb.DuckDBPyConnection:
+            self.texts.append(text)
+            return self.con.execute(text, *args)
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 1 AS a")
+    logged = Logged(con)
+    ex = DuckDBExecutor(logged)  # type: ignore[arg-type]
+
+    def made() -> int:
+        return sum(t.startswith("CREATE OR REPLACE") for t in logged.texts)
+
+    def read() -> list[tuple[int]]:
+        return con.execute("SELECT * FROM v").fetchall()
+
+    ex.view("v", exp.select("a").from_("t"))
+    ex.view("v", exp.select("a").from_("t"))
+    assert made() == 1 and read() == [(1,)]
+    con.execute("CREATE OR REPLACE TABLE t AS SELECT 2 AS a")
+    ex.view("v", exp.select("a").from_("t"))
+    assert made() == 1 and read() == [(2,)]  # kept, and bound when read
+    ex.view("v", exp.select("a + 1 AS a").from_("t"))
+    assert made() == 2 and read() == [(3,)]  # another statement
+    con.execute("CREATE OR REPLACE VIEW v AS SELECT a FROM t")  # someone else's view of that name
+    ex.view("v", exp.select("a + 1 AS a").from_("t"))
+    assert made() == 3 and read() == [(3,)]
+    con.execute("DROP VIEW v")
+    ex.view("v", exp.select("a + 1 AS a").from_("t"))
+    assert made() == 4 and read() == [(3,)]
+    ex.view("w", exp.select("a").from_("t"), temporary=True)
+    ex.view("w", exp.select("a").from_("t"), temporary=True)
+    assert made() == 6
+
+
 def test_the_engine_gives_the_store_s_connection_back_as_it_found_it(tmp_path: Path) -> None:
     """The executor tunes DuckDB's perfect hash tables to the citizens' keys for its own statements, and puts
     the store connection's setting back when each engine call ends: left set, every later query on the store
