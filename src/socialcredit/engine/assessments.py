@@ -55,6 +55,18 @@ def period_of(at: exp.Expression, first: dt.datetime) -> exp.Expression:
     )
 
 
+def run_ledger(records: exp.Expression, as_of: dt.datetime) -> exp.Expression:
+    """What the full deltas read (`run_ledger`): the ledger up to as_of without the network entries the month loop
+    adds, from the record ledger `records`. A view, not a copy: copying the stored record entries costs more than
+    reading them; made only for a full run's deltas, which read it."""
+    return fill(
+        """SELECT * FROM __records AS r WHERE valid_from <= $as_of
+           UNION ALL SELECT * FROM state_ledger WHERE valid_from <= $as_of AND source <> 'network'""",
+        records=records,
+        as_of=as_of,
+    )
+
+
 def deltas_full(periods: list[dt.datetime]) -> exp.Expression:
     """Each ledger entry's change to its citizen's running sum (its points from valid_from, minus them from
     valid_to), summed by the assessment that first sees it."""

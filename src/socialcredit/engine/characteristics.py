@@ -12,14 +12,16 @@ Rules that hold in several (city, epoch) segments run once, against the small `s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
+import pyarrow as pa
 from sqlglot import exp
 
-from socialcredit.compiler import FAR_FUTURE, condition_sql, epoch_expr
+from socialcredit.compiler import FAR_FUTURE, Segment, condition_sql, epoch_expr
 from socialcredit.conditions import qualify
 from socialcredit.engine.context import Context
 from socialcredit.engine.ledger import prepared
-from socialcredit.engine.sql import fill, interval, isin, pairs_in, union_all
+from socialcredit.engine.sql import fill, interval, isin, pairs_in, union_all, value
 from socialcredit.rulebook import duration_parts
 from socialcredit.schema import TABLES, characteristic_intervals
 
@@ -101,36 +103,61 @@ _SEGMENT_JOIN = """FROM characteristic_intervals AS ci JOIN segments AS g ON g.j
                    WHERE ci.characteristic = $code AND $segments AND $cond"""
 
 
-def characteristic_entries(ctx: Context) -> exp.Expression | None:
-    """A state rule gives its points while the characteristic holds and the rule is in force (clipped)."""
-    groups: dict[tuple[int, str], tuple[str, int, list[tuple[int, int]], exp.Expression | None]] = {}
+def rule_table(
+    ctx: Context, kind: str, alias: str, keep: Callable[[Segment], bool] | None = None
+) -> tuple[pa.Table, exp.Expression] | None:
+    """The rules on characteristics of `kind` (state or network) as a small table, one row per (city, epoch)
+    each holds in (those `keep` keeps): jkey, epoch, characteristic, piece, points and the number of its
+    condition; and the CASE that evaluates a row's condition by that number over `alias`'s columns (the
+    table's alias is `n`). None when there are no such rules.
+
+    Why a table: a statement joins it once, where a branch per rule made a UNION of as many joins (the
+    sample's state rules: 35 branches, 41 ms for DuckDB to plan and run on a store of 16 citizens, a stage
+    each on Spark). A condition met in several cities is evaluated by number, as the compiler's general
+    rules are, and a rule met in one city twice counts once, as `IN (…)` did."""
+    rows: set[tuple[int, int, str, int, int, int]] = set()
+    conds: dict[str, tuple[int, exp.Expression | None]] = {}
     for seg, rule, cond, piece in ctx.compiled.characteristic_rules:
         code = rule.characteristic or ""
-        if ctx.catalog.characteristics[code].kind != "state":
+        if ctx.catalog.characteristics[code].kind != kind or (keep is not None and not keep(seg)):
             continue
-        key = (piece, condition_sql(cond, "ci"))  # the same condition in several segments runs once
-        groups.setdefault(key, (code, rule.points, [], cond))[2].append((seg.jkey, seg.epoch))
-    if not groups:
+        n = conds.setdefault(condition_sql(cond, alias), (len(conds), cond))[0]
+        rows.add((seg.jkey, seg.epoch, code, piece, rule.points, n))
+    if not rows:
         return None
-    return union_all(
-        [
-            fill(
-                """SELECT ci.ckey, ci.jkey, g.epoch, 'characteristic' AS source, ci.rkey,
-                      CAST(NULL AS SMALLINT) AS bkey,
-                      ci.characteristic, $piece AS piece, $points AS points,
-                      greatest(ci.start, g.s_start) AS valid_from,
-                      nullif(least(coalesce(ci."end", g.s_end), g.s_end), $far) AS valid_to """
-                + _SEGMENT_JOIN,
-                piece=piece,
-                points=points,
-                far=FAR_FUTURE,
-                code=code,
-                segments=pairs_in("g", pairs),
-                cond=condition(cond, "ci"),
-            )
-            for (piece, _), (code, points, pairs, cond) in groups.items()
-        ]
+    cols = list(zip(*sorted(rows), strict=True))
+    table = pa.table({
+        "jkey": pa.array(cols[0], pa.int16()), "epoch": pa.array(cols[1], pa.int32()),
+        "characteristic": pa.array(cols[2], pa.string()), "piece": pa.array(cols[3], pa.int32()),
+        "points": pa.array(cols[4], pa.int32()), "cond": pa.array(cols[5], pa.int32()),
+    })  # fmt: skip
+    case = exp.Case(
+        this=exp.column("cond", table="n"),
+        ifs=[exp.If(this=value(i), true=condition(cond, alias)) for i, cond in conds.values()],
+        default=exp.false(),
     )
+    return table, case
+
+
+def characteristic_entries(ctx: Context) -> tuple[pa.Table, exp.Expression] | None:
+    """A state rule gives its points while the characteristic holds and the rule is in force (clipped): the
+    state rules' table (`rule_table`, to be loaded as `state_rules`) and the entries' query over it."""
+    made = rule_table(ctx, "state", "ci")
+    if made is None:
+        return None
+    table, case = made
+    query = fill(
+        """SELECT ci.ckey, ci.jkey, g.epoch, 'characteristic' AS source, ci.rkey, CAST(NULL AS SMALLINT) AS bkey,
+                  ci.characteristic, n.piece, n.points, greatest(ci.start, g.s_start) AS valid_from,
+                  nullif(least(coalesce(ci."end", g.s_end), g.s_end), $far) AS valid_to
+           FROM characteristic_intervals AS ci JOIN segments AS g ON g.jkey = ci.jkey
+                AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start
+           JOIN state_rules AS n ON n.jkey = g.jkey AND n.epoch = g.epoch AND n.characteristic = ci.characteristic
+           WHERE $case""",
+        far=FAR_FUTURE,
+        case=case,
+    )
+    return table, query
 
 
 def trigger_stays(ctx: Context) -> exp.Expression:

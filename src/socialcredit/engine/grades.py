@@ -18,8 +18,7 @@ import datetime as dt
 import pyarrow as pa
 from sqlglot import exp
 
-from socialcredit.compiler import condition_sql
-from socialcredit.engine.characteristics import condition
+from socialcredit.engine.characteristics import rule_table
 from socialcredit.engine.context import Context
 from socialcredit.engine.sql import case_by_jkey, fill, grade_expr, score_expr, valid_at, value
 from socialcredit.rulebook import Rulebook, stay_parts
@@ -93,34 +92,16 @@ def first_tie_end() -> exp.Expression:
 
 
 def network_rules(ctx: Context, segs: dict[int, Rulebook]) -> tuple[pa.Table, exp.Expression] | None:
-    """The network rules in force, as a small table (city, epoch, piece, points, condition number) and the
+    """The network rules in force, as a small table (`characteristics.rule_table`) and the
     statement that turns `share_t` into their ledger entries for the month in `month_t`; None when no rule
     in force reads the network. Made once per set of versions: a month only loads its own `month_t`, so
     no statement is rebuilt per month (a condition in several cities is evaluated by number, as the
     compiler's general rules are)."""
     epoch_of = {s.jkey: s.epoch for s in ctx.compiled.segments if s.jkey in segs and segs[s.jkey] is s.rulebook}
-    rows: list[tuple[int, int, int, int, int]] = []
-    conds: dict[str, tuple[int, exp.Expression | None]] = {}
-    for seg, rule, cond, piece in ctx.compiled.characteristic_rules:
-        if ctx.catalog.characteristics[rule.characteristic or ""].kind != "network":
-            continue
-        if epoch_of.get(seg.jkey) != seg.epoch:
-            continue
-        n = conds.setdefault(condition_sql(cond, "s"), (len(conds), cond))[0]
-        rows.append((seg.jkey, seg.epoch, piece, rule.points, n))
-    if not rows:
+    made = rule_table(ctx, "network", "s", lambda seg: epoch_of.get(seg.jkey) == seg.epoch)
+    if made is None:
         return None
-    cols = list(zip(*sorted(set(rows)), strict=True))  # a rule met in one city once, as `IN (…)` would
-    table = pa.table({
-        "jkey": pa.array(cols[0], pa.int16()), "epoch": pa.array(cols[1], pa.int32()),
-        "piece": pa.array(cols[2], pa.int32()), "points": pa.array(cols[3], pa.int32()),
-        "cond": pa.array(cols[4], pa.int32()),
-    })  # fmt: skip
-    case = exp.Case(
-        this=exp.column("cond", table="n"),
-        ifs=[exp.If(this=value(i), true=condition(cond, "s")) for i, cond in conds.values()],
-        default=exp.false(),
-    )
+    table, case = made
     query = fill(
         """SELECT s.ckey, s.jkey, n.epoch, 'network' AS source, CAST(NULL AS BIGINT) AS rkey,
                   CAST(NULL AS SMALLINT) AS bkey, 'blacklisted_contacts' AS characteristic, n.piece, n.points,

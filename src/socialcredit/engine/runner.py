@@ -181,9 +181,9 @@ class Engine:
                     kept=resume.kept_expr(),
                 ),
             )
-            # the tables this run replaced lost their comments (the analyst reads them): the derived ones, and
-            # the notifications it rewrote
-            self.store.comment_tables((*(t.name for t in all_tables(self.catalog) if t.derived), "notifications"))
+            # the tables this run replaced lost their comments (the analyst reads them): derived ones, notifications
+            derived = (*(t.name for t in all_tables(self.catalog) if t.derived), "notifications")
+            self.store.comment_tables(derived, lost=True)
             step("done", STEPS, STEPS)
         return RunSummary(as_of, pin, int(records), int(ledger), int(listed), n_assess, time.perf_counter() - t0, start)
 
@@ -274,8 +274,9 @@ class Engine:
     def characteristics(self) -> None:
         """The characteristic intervals (from `recs`) and their state ledger entries."""
         self.executor.materialize("characteristic_intervals", intervals(self.ctx))
-        if (query := characteristic_entries(self.ctx)) is not None:
-            self.executor.extend("state_ledger", query)
+        if (made := characteristic_entries(self.ctx)) is not None:
+            self.executor.load("state_rules", made[0], temporary=True)
+            self.executor.extend("state_ledger", made[1])
 
     # ------------------------------------------------------------------ monthly assessments
 
@@ -290,15 +291,6 @@ class Engine:
         before it are kept from the last run and the loop restarts at the first one at or after it, from
         the state it carried."""
         ctx, ex, c = self.ctx, self.executor, self.compiled
-        # what the assessments read: the ledger up to as_of without the network entries they add. A view, not
-        # a copy: the record entries are stored, and copying them all would cost more than reading them
-        ex.view(
-            "run_ledger",
-            fill("SELECT * FROM ledger WHERE valid_from <= $as_of AND source <> 'network'", as_of=as_of),
-            temporary=True,
-        )
-        if self.handed_over:  # the loop adds network entries only, which it leaves out: its rows are fixed
-            ex.keep("run_ledger")
         # the first entry's time, from the stored rows: a cap changes points, never times
         first = ctx.scalar(
             fill(
@@ -370,12 +362,18 @@ class Engine:
         every run, few; a new clearing record can end an earlier one).
         """
         ex = self.executor
+        # the run stored every record's rows (load_compiled), so the on-the-fly part has nothing to score: read
+        # without it, no statement plans the compiled scoring query (the sample's deltas and pending: 383 -> 25 ms)
+        stored = self.ledger_update is not None
         if carried is None:
+            ledger = assessments.run_ledger(record_ledger(self.ctx, stored_only=stored), as_of)
+            ex.view("run_ledger", ledger, temporary=True)
+            if self.handed_over:  # the loop adds network entries only, which it leaves out: its rows are fixed
+                ex.keep("run_ledger")
             ex.materialize("deltas", assessments.deltas_full(periods), temporary=True)
             ex.materialize("engine_pending", assessments.pending_full(periods))
             return
-        # the run stored every record's rows (load_compiled), so the on-the-fly part has nothing to score
-        recent = record_ledger(self.ctx, carried, stored_only=self.ledger_update is not None)
+        recent = record_ledger(self.ctx, carried, stored_only=stored)
         ex.materialize("ev", assessments.events_carried(recent, as_of, carried), temporary=True)
         ex.materialize("deltas", assessments.deltas_carried(periods), temporary=True)
         ex.delete("engine_pending", step(assessments.pending_spent, periods[-1]))

@@ -133,6 +133,10 @@ def _records_insert(attrs: tuple[str, ...], every_row: bool) -> str:
     ).sql("duckdb")
 
 
+# the comments of the main schema's tables among those named (`Store.comment_tables`)
+_TABLE_COMMENTS = """SELECT table_name, comment FROM duckdb_tables() WHERE table_name IN (SELECT unnest(?))
+                     AND NOT temporary AND database_name = current_database() AND schema_name = current_schema()"""
+
 _RULEBOOK_CACHE: dict[tuple, RulebookSet] = {}  # parsing 1,000-rule rulebooks is slow; they are immutable
 
 
@@ -365,11 +369,21 @@ class Store:
             self.con.execute("DROP TABLE relations")
         self.con.execute(";\n".join([schema.RELATIONS.create(), *schema.RELATIONS.comments()]))
 
-    def comment_tables(self, names: tuple[str, ...] | None = None) -> None:
+    def comment_tables(self, names: tuple[str, ...] | None = None, lost: bool = False) -> None:
         """`COMMENT ON` every table and column from the schema's sentences (or those of the tables named):
         the engine replaces tables whole, and a replaced table has lost its comments. Call it inside a
-        transaction (the engine's run, `init`): committed one by one they are slow."""
+        transaction (the engine's run, `init`): committed one by one they are slow.
+
+        `lost`: only the named tables whose own comment is not the schema's, which are those replaced since
+        they were commented (a table is only ever commented whole, here). A month's engine run replaces about
+        half the derived tables and extends the rest, and commenting all of them cost 29 ms a run on any size
+        of store (a tenth of a small store's run)."""
         tables = [t for t in schema.all_tables(self.catalog) if names is None or t.name in names]
+        if lost and tables:
+            have = dict(self.con.execute(_TABLE_COMMENTS, [[t.name for t in tables]]).fetchall())
+            tables = [t for t in tables if have.get(t.name) != t.comment]
+            if not tables:
+                return
         views = [v for v in schema.VIEWS if names is None or v.name in names]
         self.con.execute(
             ";\n".join([*(c for t in tables for c in schema.comments(t)), *(c for v in views for c in v.comments())])
