@@ -20,7 +20,6 @@ from sqlglot import exp
 from socialcredit.compiler import FAR_FUTURE, Segment, condition_sql, epoch_expr
 from socialcredit.conditions import qualify
 from socialcredit.engine.context import Context
-from socialcredit.engine.ledger import prepared
 from socialcredit.engine.sql import fill, interval, isin, pairs_in, union_all, value
 from socialcredit.rulebook import duration_parts
 from socialcredit.schema import TABLES, characteristic_intervals
@@ -41,8 +40,9 @@ def event_bkeys(ctx: Context) -> list[int]:
 def event_records(ctx: Context, as_of: dt.datetime) -> exp.Expression:
     """The records that set characteristics or trigger lists, with their epoch (the versions then).
 
-    Only the columns some rule, trigger or characteristic reads: copying all 20-odd attributes costs more
-    than scoring.
+    Only the attributes a state characteristic keeps or ends by, or a list's trigger on a behaviour tests
+    (`event_attributes`): copying all 20-odd attributes costs more than scoring (and the 17 that rules read
+    too, at a million citizens after a year, 0.096 s a run for 116,150 rows, where the count is 0.010 s).
     """
     epoch = epoch_expr(ctx.compiled.change_points, exp.column("occurred_at", table="r"))
     query = fill(
@@ -53,8 +53,25 @@ def event_records(ctx: Context, as_of: dt.datetime) -> exp.Expression:
         events=isin(exp.column("bkey", table="r"), event_bkeys(ctx)),
     )
     assert isinstance(query, exp.Select)
-    attrs = [exp.column(exp.to_identifier(a, quoted=True), table="r") for a in prepared(ctx).attributes]
+    attrs = [exp.column(exp.to_identifier(a, quoted=True), table="r") for a in event_attributes(ctx)]
     return query.select(*attrs, epoch.as_("epoch"), copy=False)
+
+
+def event_attributes(ctx: Context) -> list[str]:
+    """The attributes the readers of `event_records` read: a state characteristic's (`intervals` keeps them)
+    and its term, and those a list's trigger on a behaviour tests (`trigger_stays`)."""
+    names: set[str] = set()
+    for ch in ctx.catalog.characteristics.values():
+        if ch.kind == "state":
+            names |= set(ch.attributes) | ({ch.term_attribute} if ch.term_attribute else set())
+    for seg in ctx.compiled.segments:
+        rb = seg.rulebook
+        for lst in rb.lists:
+            for i, trig in enumerate(lst.triggers):
+                cond = rb.conditions.get(f"trigger:{lst.id}:{i}")
+                if trig.behaviour and cond is not None:
+                    names |= {col.name for col in cond.find_all(exp.Column)}
+    return sorted(names & set(ctx.catalog.attributes))
 
 
 def intervals(ctx: Context) -> exp.Expression:
