@@ -6,7 +6,8 @@ Steps (each a function of the context to sqlglot queries):
 - `intervals`: state characteristics as intervals, from a setting record to its clearing record or term;
 - `characteristic_entries`: a state rule's points while the characteristic holds (the state ledger);
 - `trigger_stays`: the stays a record (for a duration) or a characteristic (while it holds) starts.
-Rules that hold in several (city, epoch) segments run once, against the small `segments` table.
+State rules are a small table joined once (`rule_table`); a trigger that holds in several (city, epoch)
+segments runs once, against the small `segments` table.
 """
 
 from __future__ import annotations
@@ -115,9 +116,10 @@ def intervals(ctx: Context) -> exp.Expression:
     return union_all(parts)
 
 
-_SEGMENT_JOIN = """FROM characteristic_intervals AS ci JOIN segments AS g ON g.jkey = ci.jkey
-                    AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start
-                   WHERE ci.characteristic = $code AND $segments AND $cond"""
+# a characteristic's intervals clipped to each (city, epoch) segment they overlap, for the state rules and the
+# triggers on characteristics (their SELECTs clip start and end with the segment's bounds)
+_CLIPPED = """ FROM characteristic_intervals AS ci JOIN segments AS g ON g.jkey = ci.jkey
+                    AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start """
 
 
 def rule_table(
@@ -166,10 +168,9 @@ def characteristic_entries(ctx: Context) -> tuple[pa.Table, exp.Expression] | No
     query = fill(
         """SELECT ci.ckey, ci.jkey, g.epoch, 'characteristic' AS source, ci.rkey, CAST(NULL AS SMALLINT) AS bkey,
                   ci.characteristic, n.piece, n.points, greatest(ci.start, g.s_start) AS valid_from,
-                  nullif(least(coalesce(ci."end", g.s_end), g.s_end), $far) AS valid_to
-           FROM characteristic_intervals AS ci JOIN segments AS g ON g.jkey = ci.jkey
-                AND ci.start < g.s_end AND coalesce(ci."end", g.s_end) > g.s_start
-           JOIN state_rules AS n ON n.jkey = g.jkey AND n.epoch = g.epoch AND n.characteristic = ci.characteristic
+                  nullif(least(coalesce(ci."end", g.s_end), g.s_end), $far) AS valid_to"""
+        + _CLIPPED
+        + """JOIN state_rules AS n ON n.jkey = g.jkey AND n.epoch = g.epoch AND n.characteristic = ci.characteristic
            WHERE $case""",
         far=FAR_FUTURE,
         case=case,
@@ -216,8 +217,9 @@ def trigger_stays(ctx: Context) -> exp.Expression:
                           greatest(ci.start, g.s_start) AS start,
                           nullif(least(coalesce(ci."end", g.s_end), g.s_end), $far) AS "end",
                           'characteristic' AS cause, ci.rkey, ci.characteristic, CAST(NULL AS VARCHAR) AS grade,
-                          CAST(NULL AS INT) AS score, g.version """
-                    + _SEGMENT_JOIN,
+                          CAST(NULL AS INT) AS score, g.version"""
+                    + _CLIPPED
+                    + "WHERE ci.characteristic = $code AND $segments AND $cond",
                     list_id=list_id,
                     kind=kind,
                     far=FAR_FUTURE,

@@ -72,13 +72,15 @@ class DuckDBExecutor:
         connection's, cheap ones here) are always made."""
         text = self._text("VIEW", name, query, temporary)
         self._tune()
+        if temporary:
+            self.con.execute(text)
+            return
         mark = _VIEW_MARK + hashlib.sha256(text.encode()).hexdigest()
-        if not temporary and self.con.execute(_VIEW_COMMENT, [name]).fetchall() == [(mark,)]:
+        if self.con.execute(_VIEW_COMMENT, [name]).fetchall() == [(mark,)]:
             return
         self.con.execute(text)
-        if not temporary:
-            comment = exp.Comment(this=_table(name), kind="VIEW", expression=exp.Literal.string(mark))
-            self.con.execute(sql(comment, self.dialect, copy=False))
+        comment = exp.Comment(this=_table(name), kind="VIEW", expression=exp.Literal.string(mark))
+        self.con.execute(sql(comment, self.dialect, copy=False))
 
     def load(self, name: str, table: pa.Table, temporary: bool = False) -> None:
         self._tune()
