@@ -27,12 +27,13 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
 from socialcredit.engine import Engine, Progress, RunSummary, handover, resume, watermark
-from socialcredit.engine.executors.spark import TINY, SparkExecutor, session
+from socialcredit.engine.executors.spark import ONE_RUN, TINY, SparkExecutor, session
 from socialcredit.schema import TABLES
 from socialcredit.store import Store
 
 # below this many records a store is small for Spark: one shuffle partition, no code generation, no adaptive
-# re-planning (each costs more than the query on such data; `executors.spark.TINY`)
+# re-planning (each costs more than the query on such data; `executors.spark.TINY`), and JVMs that compile
+# quickly rather than well (`executors.spark.ONE_RUN`)
 SMALL = 1_000_000
 # what a run reads of the last run, besides the facts: its row, what the record ledger was built from, and the
 # tables it carries (a store that has not run yet has none of them: they start empty, and the run is full)
@@ -47,7 +48,7 @@ def spark_session(master: str, small: bool) -> Iterator[SparkSession]:
     if active is not None:
         yield active
         return
-    spark = session(master, "socialcredit", TINY if small else None)
+    spark = session(master, "socialcredit", {**TINY, **ONE_RUN} if small else None)
     try:
         yield spark
     finally:
