@@ -64,9 +64,9 @@ TINY: dict[str, str] = {
     # Spark marks this setting internal; NO_CODEGEN is the path its own test suite runs every expression on,
     # and the one it falls back to when generated code fails to compile
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    # Spark (3.3 on) prunes a join's larger side with a Bloom filter built from the other by a job of its own,
-    # sized for a million keys (1 MB); the network share's semi join got one every month. On a few thousand rows
-    # that is a job to skip a few hundred (the sample's run: 120 jobs -> 115)
+    # by default Spark prunes a join's larger side with a Bloom filter built from the other by a job of its own,
+    # sized for a million keys (8,388,608 bits); the network share's semi join got one every month. On a few
+    # thousand rows that is a job to skip a few hundred (the sample's run: 120 jobs -> 115)
     "spark.sql.optimizer.runtime.bloomFilter.enabled": "false",
 }
 # For a session started for one command on a small store (`score --engine spark`): its JVMs (the driver's, and
