@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from socialcredit.engine import Engine
 from socialcredit.sample import citizen_ids
 from socialcredit.store import Store
 
+from .conftest import require_spark
 from .derived import but_run, derived, same
 
 SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
@@ -344,3 +347,29 @@ def test_score_refuses_an_unknown_engine(tmp_path: Path) -> None:
     cli("init", "--db", db)
     r = runner.invoke(app, ["score", "--db", db, "--engine", "duckdbb"])
     assert r.exit_code == 2 and "--engine 'duckdbb': use duckdb or spark" in r.output, r.output
+
+
+# the driver JVM's own flags, read by a process that starts a one-command session (this one holds the tests')
+JVM_FLAGS = """
+import json
+from socialcredit.engine.executors.spark_run import spark_session
+with spark_session("local[1]", small=True) as spark:
+    bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    print(json.dumps(list(bean.getInputArguments())))
+"""
+
+
+def test_a_small_stores_session_compiles_quickly_and_keeps_the_users_java_options(tmp_path: Path) -> None:
+    """`score --engine spark` on a small store starts its JVMs with the quick compiler only, as default options:
+    a user's own `extraJavaOptions` (here from spark-defaults.conf) are kept, after ours, so a flag of theirs
+    wins."""
+    require_spark()
+    (tmp_path / "spark-defaults.conf").write_text(
+        "spark.driver.extraJavaOptions -Dsocialcredit.probe=kept\n", encoding="utf-8"
+    )
+    env = {**os.environ, "SPARK_CONF_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", JVM_FLAGS], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    flags = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "-XX:TieredStopAtLevel=1" in flags and "-Dsocialcredit.probe=kept" in flags, flags
+    assert flags.index("-XX:TieredStopAtLevel=1") < flags.index("-Dsocialcredit.probe=kept"), flags
