@@ -15,8 +15,26 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+import socialcredit.store
 from socialcredit.ids import make_id
 from socialcredit.store import Store
+
+# Under pytest-xdist (`make test`: two workers on two cores) the stores a worker opens run DuckDB on one thread:
+# DuckDB gives every database a thread per core, so two workers each running a query on two threads
+# oversubscribe the cores, and most of the suite's CPU is DuckDB's on stores of a few rows (where a second
+# thread buys nothing: an engine run on the sample, best of six, 0.56-0.60 s of CPU on one thread against
+# 0.66-0.78 on two, no slower). The whole suite in the checkout, 7 December: 761 s and 733 s of pytest (1,473 and
+# 1,412 busy CPU-seconds of the two cores), against 855 s (1,637) with DuckDB's default. The servers and commands
+# the tests start as processes of their own keep the default, so DuckDB's parallel execution stays under test.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _connect = socialcredit.store.connect
+
+    def _one_thread(path: str | Path, read_only: bool = False) -> object:
+        con = _connect(path, read_only)
+        con.execute("SET threads = 1")
+        return con
+
+    socialcredit.store.connect = _one_thread  # type: ignore[assignment]
 
 # Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (default `ci`, what `make test` and CI run):
 # - ci: derandomized and without an example database, so a run depends on no earlier run and fails the
