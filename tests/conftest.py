@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -29,12 +30,12 @@ from socialcredit.store import Store
 if os.environ.get("PYTEST_XDIST_WORKER"):
     _connect = socialcredit.store.connect
 
-    def _one_thread(path: str | Path, read_only: bool = False) -> object:
+    def _one_thread(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         con = _connect(path, read_only)
         con.execute("SET threads = 1")
         return con
 
-    socialcredit.store.connect = _one_thread  # type: ignore[assignment]
+    socialcredit.store.connect = _one_thread
 
 # Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (default `ci`, what `make test` and CI run):
 # - ci: derandomized and without an example database, so a run depends on no earlier run and fails the
