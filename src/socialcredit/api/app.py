@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socialcredit import text
+from socialcredit.api.processes import SHUTDOWN_GRACE_S
 from socialcredit.api.service import Service
 from socialcredit.store import BatchRejected
 from socialcredit.yamlio import LocatedError
@@ -216,11 +217,6 @@ def _docs(app: FastAPI) -> None:
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
         )
-
-
-SHUTDOWN_GRACE_S = 3
-"""How long SIGTERM waits for requests in flight before the server closes anyway (well under 5 s).
-A batch being written when the process ends is one transaction: committed whole or rolled back whole."""
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:

@@ -45,8 +45,9 @@ from socialcredit import snapshot
 from socialcredit.api import routes
 from socialcredit.api.app import MAX_BODY, SafeJSONResponse, build_app, replaying
 from socialcredit.api.auth import SERVICE_KEY
+from socialcredit.api.processes import SHUTDOWN_GRACE_S, TOKEN_ENV, TOKEN_HEADER
 from socialcredit.api.service import Service
-from socialcredit.api.writer import AUDITED, DECIDED, TOKEN_ENV, TOKEN_HEADER, exit_with_supervisor
+from socialcredit.api.writer import AUDITED, DECIDED, exit_with_supervisor
 from socialcredit.audit import AuditTrail, detail_text
 from socialcredit.decisions import Decider, Decision, SnapshotCannotAnswer, install, jsonable
 from socialcredit.engine import computed_at, utc_naive
@@ -498,8 +499,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`python -m socialcredit.api.reader --db STORE --fd N --writer URL [--as-of T]`: started by the
     supervisor only (`socialcredit serve`)."""
     import uvicorn
-
-    from socialcredit.api.app import SHUTDOWN_GRACE_S
 
     ap = argparse.ArgumentParser(description="a reader of a served store (started by `socialcredit serve`)")
     ap.add_argument("--db", required=True)

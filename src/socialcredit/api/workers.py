@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from socialcredit import snapshot
-from socialcredit.api.app import SHUTDOWN_GRACE_S
-from socialcredit.api.writer import TOKEN_ENV, TOKEN_HEADER
+from socialcredit.api.processes import SHUTDOWN_GRACE_S, TOKEN_ENV, TOKEN_HEADER
 
 READERS = 2
 STATUS = "serving.json"

@@ -33,14 +33,13 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from socialcredit import decisions, snapshot
+from socialcredit.api.processes import SHUTDOWN_GRACE_S, TOKEN_ENV, TOKEN_HEADER
 from socialcredit.api.service import Service
 from socialcredit.engine import computed_at, run_state
 from socialcredit.store.shipments import ensure_shipments, record_shipment
 
 PUBLISH_POLL_S = 0.2
 LOG_PUBLISH_S = 10.0
-TOKEN_ENV = "SOCIALCREDIT_INTERNAL_TOKEN"
-TOKEN_HEADER = "x-socialcredit-internal"
 KEEP_ENV = "SOCIALCREDIT_SNAPSHOTS_KEEP"
 log = logging.getLogger("socialcredit.writer")
 
@@ -225,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m socialcredit.api.writer --db STORE --fd N [--as-of T]`: started by the supervisor only."""
     import uvicorn
 
-    from socialcredit.api.app import SHUTDOWN_GRACE_S, build_app
+    from socialcredit.api.app import build_app
 
     ap = argparse.ArgumentParser(description="the writer of a served store (started by `socialcredit serve`)")
     ap.add_argument("--db", required=True)
