@@ -8,6 +8,7 @@ none of the state the first store carries (its last run, stay index, cached rule
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -21,6 +22,10 @@ from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
 NOW = cst(2026, 12, 1)
+SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+QUESTIONS = max(5, round(15 * SCALE))
+"""Generated histories of runs, ingests and questions: fifteen by hand, five in CI, besides the explicit cases
+(the review's mid-month run among them), which run at any scale."""
 
 
 def test_a_mid_month_run_does_not_hide_a_listing_ingested_before_it(store, make_citizens):
@@ -99,7 +104,8 @@ def _answers(store: Store, ids: list[str], at: dt.datetime) -> list[object]:
     return out
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
+@settings(max_examples=QUESTIONS, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(initial=st.lists(RECORD, max_size=6), steps=st.lists(STEP, min_size=1, max_size=6))
 @example(initial=[(0, 4, 20)], steps=[("run", 10), ("ask", 25)])  # the review's case: a mid-month run
 @example(initial=[(1, 3, 40)], steps=[("run", 35), ("ingest", [(2, 0, 36)]), ("ask", 45), ("ask", 30)])
