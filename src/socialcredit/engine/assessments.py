@@ -159,8 +159,8 @@ class MonthLoop:
     wake: set[int] = field(default_factory=set)
     listed_any: bool = False
 
-    def busy(self) -> tuple[set[int], set[int]]:
-        """Months in which anything can change, and those among them with deltas."""
+    def busy(self) -> set[int]:
+        """Months in which anything can change."""
         ctx = self.ctx
         moving = {int(p) for (p,) in ctx.rows(fill("SELECT DISTINCT p FROM deltas"))}
         busy = moving | {int(p) for (p,) in ctx.rows(busy_stays(self.periods))}
@@ -168,7 +168,7 @@ class MonthLoop:
             if s.start is not None:
                 busy.add(next((i for i, t in enumerate(self.periods) if t >= s.start), len(self.periods)))
         busy.add(0)
-        return busy, moving
+        return busy
 
     def wake_at(self, due: dt.datetime | None) -> None:
         """Look at every month from `due` on again (a minimum stay is reached then)."""
@@ -180,12 +180,11 @@ class MonthLoop:
         p0: int,
         kept_segs: dict[int, Rulebook] | None,
         progress: Progress | None,
-        busy_moving: tuple[set[int], set[int]],
+        busy: set[int],
     ) -> int:
         """Assess months p0.. (the busy ones, those a minimum stay wakes, and every month once the network
         rule has a listed contact to read); how many were assessed."""
         ctx, ex, periods = self.ctx, self.ctx.executor, self.periods
-        busy, moving = busy_moving
         last_segs: dict[int, Rulebook] | None = None
         rules: tuple[pa.Table, exp.Expression] | None = None
         first_end = ctx.scalar(grades.first_tie_end()) if self.network else None
@@ -208,24 +207,18 @@ class MonthLoop:
                 if rules is not None:
                     ex.load("net_rules", rules[0], temporary=True)
                 last_segs = segs
-            if self.network:
+            if self.network and rules is not None:
                 ended = first_end is not None and first_end <= t
                 ex.materialize("share_t", step(grades.network_share, t, ended), temporary=True)
-                if rules is not None:
-                    ex.load("month_t", grades.month_table(t, next_month_utc(t)), temporary=True)
-                    ex.extend("state_ledger", rules[1].copy())
-            if p in moving or self.network:
-                ex.update("engine_carry", "ckey", step(grades.month_changes, p, t, self.network))
-            if not everyone:
-                ex.materialize("moved", step(grades.moved, p), temporary=True)
-            ex.materialize("nxt", grades.assessed(segs, everyone), temporary=True)
+                ex.load("month_t", grades.month_table(t, next_month_utc(t)), temporary=True)
+                ex.extend("state_ledger", rules[1].copy())
+            ex.materialize("nxt", grades.assessed(segs, everyone, p, t, self.network), temporary=True)
             ex.extend("score_log", step(grades.score_changes, t))
             if everyone:
                 ex.materialize("engine_carry", step(grades.after_assessment, everyone))
             else:
                 ex.update("engine_carry", "ckey", step(grades.after_assessment, everyone))
-            ex.materialize("grade_stays", step(grades.left_grade_lists, t, everyone), temporary=True)
-            ex.extend("grade_stays", step(grades.entered_grade_lists, t, everyone))
+            ex.materialize("grade_stays", step(grades.grade_stays_after, t, everyone), temporary=True)
             # a stay with a minimum length must be looked at again when that minimum is reached
             for n_months, n_days in ctx.rows(step(grades.minimum_stays_entered, t)):
                 due = add_duration(t, f"{n_months}m") if n_months else t

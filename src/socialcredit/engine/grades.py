@@ -23,29 +23,16 @@ from socialcredit.engine.context import Context
 from socialcredit.engine.sql import case_by_jkey, fill, grade_expr, score_expr, valid_at, value
 from socialcredit.rulebook import Rulebook, stay_parts
 
-# the month's running sums (deltas of the month) and network points, for the citizens whose either changes:
-# those with deltas this month, with network points now, or with network points last month (now none)
-_MOVING = """SELECT c.ckey, CAST(c.raw + coalesce(d.d, 0) AS INT) AS raw, CAST(coalesce(x.pts, 0) AS INT) AS net
-          FROM engine_carry AS c LEFT JOIN (SELECT ckey, d FROM deltas WHERE p = $p) AS d ON d.ckey = c.ckey
-          LEFT JOIN __network AS x ON x.ckey = c.ckey
-          WHERE c.ckey IN (SELECT ckey FROM deltas WHERE p = $p UNION SELECT ckey FROM __network
-                           UNION SELECT ckey FROM engine_carry WHERE net <> 0)"""
 
-
-def month_changes(p: int, t: dt.datetime, network: bool) -> exp.Expression:
-    """The rows of `engine_carry` that month `p`'s deltas and the network points given at `t` change (0 points without
-    the network rule), with their new running sum and network points: `engine_carry` is updated with them in place
-    (`Executor.update`), the other citizens' rows, most of them, stay as they are."""
-    pts = (
-        fill(
-            """SELECT ckey, sum(points) AS pts FROM state_ledger WHERE source = 'network' AND valid_from = $t
-                  GROUP BY ckey""",
-            t=t,
-        )
-        if network
-        else fill("SELECT 0 AS ckey, 0 AS pts WHERE FALSE")
+def _network_points(t: dt.datetime, network: bool) -> exp.Expression:
+    """Each citizen's network points given at `t` (none without the network rule)."""
+    if not network:
+        return fill("SELECT 0 AS ckey, 0 AS pts WHERE FALSE")
+    return fill(
+        """SELECT ckey, sum(points) AS pts FROM state_ledger WHERE source = 'network' AND valid_from = $t
+           GROUP BY ckey""",
+        t=t,
     )
-    return fill(_MOVING, p=p, network=pts)
 
 
 def network_share(t: dt.datetime, ended: bool = True) -> exp.Expression:
@@ -118,10 +105,11 @@ def month_table(t: dt.datetime, t_next: dt.datetime) -> pa.Table:
     return pa.table({"t": pa.array([t], pa.timestamp("us")), "t_next": pa.array([t_next], pa.timestamp("us"))})
 
 
-def moved(p: int) -> exp.Expression:
+def _moved(p: int) -> exp.Expression:
     """The citizens a month must assess when not everyone: whose running sum moves, who have ever had
     network points (the kept state does not carry them apart), and whom a minimum stay keeps on a grade
-    list though their grade no longer holds."""
+    list though their grade no longer holds. A superset of those whose running sum or network points change
+    this month (those with network points last month have had them), so the others' state stands as it is."""
     return fill(
         """SELECT ckey FROM deltas WHERE p = $p
            UNION SELECT ckey FROM state_ledger WHERE source = 'network'
@@ -135,22 +123,40 @@ def moved(p: int) -> exp.Expression:
 
 
 def _who(everyone: bool, alias: str | None = None) -> exp.Expression:
-    return exp.true() if everyone else fill("$k IN (SELECT ckey FROM moved)", k=exp.column("ckey", table=alias))
+    """Everyone, or the citizens the month assessed (`nxt` holds their rows, and only theirs)."""
+    return exp.true() if everyone else fill("$k IN (SELECT ckey FROM nxt)", k=exp.column("ckey", table=alias))
 
 
-def assessed(segs: dict[int, Rulebook], everyone: bool) -> exp.Expression:
-    """Scores and grades from `engine_carry` for everyone, or for the citizens in `moved`: the rulebooks' formulas."""
+def assessed(segs: dict[int, Rulebook], everyone: bool, p: int, t: dt.datetime, network: bool) -> exp.Expression:
+    """Month `p`'s assessment at `t` (`nxt`), for everyone or for the citizens who moved (`_moved`): their running
+    sums with the month's deltas, their network points given at `t`, and the rulebooks' scores and grades.
+
+    One statement where a month had three (the running sums updated in place, the movers listed, then scored):
+    `engine_carry` keeps the state before the month until `after_assessment` writes these rows back, so the
+    score log's changes are read against it as before. A citizen outside `_moved` has no delta this month and
+    no network points, now or last month: their running sum and network points are those they had."""
     raw = fill("raw + net")
     score = case_by_jkey(segs, lambda rb: score_expr(rb, raw.copy()))
     grade = case_by_jkey(segs, lambda rb: grade_expr(rb, exp.column("score")))
     version = case_by_jkey(segs, lambda rb: value(rb.version))
+    carry = (
+        fill("SELECT * FROM engine_carry")
+        if everyone
+        else fill("SELECT c0.* FROM engine_carry AS c0 SEMI JOIN __moved AS m ON m.ckey = c0.ckey", moved=_moved(p))
+    )
     return fill(
         """SELECT ckey, jkey, raw, net, score, $grade AS grade, $version AS version
-           FROM (SELECT ckey, jkey, raw, net, $score AS score FROM engine_carry WHERE $who) AS s""",
+           FROM (SELECT ckey, jkey, raw, net, $score AS score FROM (
+               SELECT c.ckey, c.jkey, CAST(c.raw + coalesce(d.d, 0) AS INT) AS raw,
+                      CAST(coalesce(x.pts, 0) AS INT) AS net
+               FROM __carry AS c LEFT JOIN (SELECT ckey, d FROM deltas WHERE p = $p) AS d ON d.ckey = c.ckey
+               LEFT JOIN __network AS x ON x.ckey = c.ckey) AS b) AS s""",
         grade=grade,
         version=version,
         score=score,
-        who=_who(everyone),
+        carry=carry,
+        p=p,
+        network=_network_points(t, network),
     )
 
 
@@ -165,11 +171,11 @@ def score_changes(t: dt.datetime) -> exp.Expression:
 
 
 def after_assessment(everyone: bool) -> exp.Expression:
-    """The assessed scores and grades for `engine_carry`: every citizen's row of `nxt` when everyone was assessed (it
-    replaces `engine_carry`), else the assessed citizens' (ckey, score, grade), which update it in place."""
+    """The month's state for `engine_carry`: every citizen's row of `nxt` when everyone was assessed (it replaces
+    `engine_carry`), else the assessed citizens' (ckey, raw, net, score, grade), which update it in place."""
     if everyone:
         return fill("SELECT ckey, jkey, raw, net, score, grade FROM nxt")
-    return fill("SELECT ckey, score, grade FROM nxt")
+    return fill("SELECT ckey, raw, net, score, grade FROM nxt")
 
 
 def grade_list_tables(segs: dict[int, Rulebook]) -> dict[str, pa.Table]:
@@ -200,7 +206,7 @@ def grade_list_tables(segs: dict[int, Rulebook]) -> dict[str, pa.Table]:
 
 def left_grade_lists(t: dt.datetime, everyone: bool) -> exp.Expression:
     """`grade_stays` with the stays ended at `t` whose grade no longer holds after the minimum stay (for
-    everyone, or the citizens in `moved`: no one else's grade changed)."""
+    everyone, or the citizens assessed: no one else's grade changed)."""
     return fill(
         """SELECT e.ckey, e.jkey, e.list_id, e.kind, e.start,
                   CASE WHEN e."end" IS NULL AND l.ckey IS NOT NULL THEN $t ELSE e."end" END AS "end",
@@ -231,6 +237,18 @@ def entered_grade_lists(t: dt.datetime, everyone: bool) -> exp.Expression:
         t=t,
         who=_who(everyone, "c"),
     )
+
+
+def grade_stays_after(t: dt.datetime, everyone: bool) -> exp.Expression:
+    """`grade_stays` after the assessment at `t`: the stays as left (`left_grade_lists`) and those entered
+    (`entered_grade_lists`), in one statement where a month had two (a table replaced, then appended to).
+
+    Both parts read the stays as they were before this month, and the entered ones are those they would be
+    if read after the leaving: a stay ends at `t` only for a list whose grade no longer holds for the citizen,
+    and a stay is entered only on a list whose grade holds, both judged by the same grade (`engine_carry`'s,
+    under the citizen's city), so no (citizen, list) is in both; and memory's bar reads only when stays began,
+    which leaving does not change."""
+    return exp.union(left_grade_lists(t, everyone), entered_grade_lists(t, everyone), distinct=False)
 
 
 def minimum_stays_entered(t: dt.datetime) -> exp.Expression:

@@ -164,8 +164,8 @@ def restored_state(p0: int) -> exp.Expression:
     start state as it is, and the run reads none of the history.
 
     Network points (`net`) start at none here, and in place they are the last month's: the same for the
-    month loop, which gives every citizen with network points, then or now, this month's (`grades.month_changes`)
-    before anyone is assessed."""
+    month loop, which gives every citizen with network points, then or now, this month's before assessing them
+    (`grades.assessed`)."""
     return fill(
         """SELECT c.ckey, c.jkey, CAST(coalesce(d.raw, 0) AS INT) AS raw, CAST(0 AS INT) AS net, s.score, s.grade
            FROM citizens AS c
