@@ -122,7 +122,8 @@ def _write_table(store: Store, name: str, directory: Path) -> int:
     return _count(store, name)
 
 
-def _write_arrow(table: pa.Table, name: str, directory: Path) -> int:
+def write_arrow(table: pa.Table, name: str, directory: Path) -> int:
+    """One table of a hand-over directory written from Arrow (its files replaced); how many rows."""
     target = directory / name
     target.mkdir(exist_ok=True)
     for old in target.glob("*.parquet"):
@@ -145,7 +146,7 @@ def export_facts(store: Store, directory: Path, pin: str | None = None) -> Manif
     store.require_init()
     _fresh(directory)
     counts = {name: _write_table(store, name, directory) for name in FACTS}
-    counts |= {name: _write_arrow(t, name, directory) for name, t in compiled_tables(store, pin).items()}
+    counts |= {name: write_arrow(t, name, directory) for name, t in compiled_tables(store, pin).items()}
     manifest = Manifest("facts", counts, watermark(store))
     manifest.write(directory)  # last: a directory with a manifest is complete
     return manifest
