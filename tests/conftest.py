@@ -37,6 +37,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     socialcredit.store.connect = _one_thread
 
+SLOW_SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+"""The size of the checks marked `slow`, as a fraction of their whole (1 by hand; `.ci/run` sets 0.1): each such
+test says what it scales with it."""
+
 # Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (default `ci`, what `make test` and CI run):
 # - ci: derandomized and without an example database, so a run depends on no earlier run and fails the
 #   same way twice; tests keep the example counts they state (most are small: each example builds a store);

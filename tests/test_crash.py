@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import random
 import shutil
 import signal
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import NATIONAL_YAML, citizen, city_yaml, cst, free_port, kill_group, rec, serve
+from conftest import NATIONAL_YAML, SLOW_SCALE, citizen, city_yaml, cst, free_port, kill_group, rec, serve
 from socialcredit.audit import verify
 from socialcredit.engine import Engine
 from socialcredit.keys import create_key
@@ -38,7 +37,7 @@ from socialcredit.store import Store
 
 pytestmark = pytest.mark.slow
 
-SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+SCALE = SLOW_SCALE
 KILLS = max(5, round(50 * SCALE))
 PHASE_S = 60 + 240 * SCALE
 """Wall-time bound per phase (84 s at 0.1, 300 s at 1: a kill and its checks take 2-5 s on two shared cores);

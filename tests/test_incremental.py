@@ -4,14 +4,13 @@ the run's as_of, and after every run the derived tables match a from-scratch run
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import NATIONAL_YAML, city_yaml, cst, rec
+from conftest import NATIONAL_YAML, SLOW_SCALE, city_yaml, cst, rec
 from socialcredit.clock import stored
 from socialcredit.engine import Engine, month_start_utc, next_month_utc, utc_naive
 from socialcredit.store import Store
@@ -30,7 +29,7 @@ BEHAVIOURS = [
     "court_defaulter_delisting",
 ]
 CONTACTS = {0: [1, 2], 1: [0, 3], 2: [0], 3: [1, 4], 4: [3, 5], 5: [4]}
-SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+SCALE = SLOW_SCALE
 HISTORIES = max(2, round(5 * SCALE))
 """Generated histories for the month-by-month property: five by hand, two in CI (each is twelve months of an
 incremental run beside a full one, ~17 s on two shared cores); the fixed cases below run whole at any scale."""

@@ -8,13 +8,12 @@ none of the state the first store carries (its last run, stay index, cached rule
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import cst, rec
+from conftest import SLOW_SCALE, cst, rec
 from socialcredit import decisions
 from socialcredit.clock import TimeOutOfBounds
 from socialcredit.engine import Engine
@@ -22,7 +21,7 @@ from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
 NOW = cst(2026, 12, 1)
-SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+SCALE = SLOW_SCALE
 QUESTIONS = max(5, round(15 * SCALE))
 """Generated histories of runs, ingests and questions: fifteen by hand, five in CI, besides the explicit cases
 (the review's mid-month run among them), which run at any scale."""

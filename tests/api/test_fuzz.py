@@ -11,7 +11,6 @@ counted (2xx / 4xx / 5xx per operation and role) and checked: never a server err
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -29,11 +28,12 @@ from schemathesis.errors import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from test_api import RULEBOOK_V3, ZHANG, base  # noqa: F401 (base: a fixture)
 
+from conftest import SLOW_SCALE
 from socialcredit.api.app import create_app
 from socialcredit.catalog import Attribute, default_catalog
 from socialcredit.sample import REGION, citizen_ids
 
-SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+SCALE = SLOW_SCALE
 EXAMPLES = 16
 """Generated requests per operation and role: ~400 in all, about 30 s here (the module, 45 s)."""
 FEWER = {"POST /api/v1/rulebooks/preview": 0.1}

@@ -27,14 +27,14 @@ import pytest
 import test_api
 from test_api import CHEN, IDS, ZHANG
 
-from conftest import free_port, serve
+from conftest import SLOW_SCALE, free_port, serve
 from socialcredit import decisions
 from socialcredit.audit import verify
 from socialcredit.engine import Engine
 from socialcredit.store import Store
 
 base = test_api.base
-SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+SCALE = SLOW_SCALE
 CLI = [sys.executable, "-m", "socialcredit.cli"]
 
 

@@ -7,7 +7,6 @@ and time are bounded; the figures are printed for the README's "What it withstan
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import threading
@@ -17,12 +16,12 @@ import httpx
 import test_api
 from test_api import CHEN, RULEBOOK_V3, ZHANG
 
-from conftest import free_port, serve
+from conftest import SLOW_SCALE, free_port, serve
 from socialcredit.api.service import DEADLINE_S
 
 base = test_api.base
 
-SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+SCALE = SLOW_SCALE
 
 
 def test_adversarial_times_do_not_hold_the_register_and_sigterm_stops(base, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -15,6 +14,7 @@ import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
+from conftest import SLOW_SCALE
 from socialcredit import ids
 from socialcredit.cli import app
 from socialcredit.sample import REGION
@@ -422,7 +422,7 @@ def test_avatar_is_deterministic_self_contained_svg():
 
 @pytest.mark.slow
 def test_a_million_citizens_generate_and_store(tmp_path):
-    scale = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+    scale = SLOW_SCALE
     n = max(1000, int(1_000_000 * scale))
     big = generate_population({"rongcheng": n // 5, "shanghai": n - n // 5}, seed=1, start=START)
     assert len(big) == n

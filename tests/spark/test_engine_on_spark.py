@@ -22,7 +22,7 @@ import yaml
 from hypothesis import given, settings
 from typer.testing import CliRunner
 
-from conftest import citizen
+from conftest import SLOW_SCALE, citizen
 from oracle.model import CST, Person, Record
 from oracle.test_oracle import LAYERS, NOW, UNTIL, History, histories
 from socialcredit.cli import app
@@ -33,7 +33,7 @@ from socialcredit.store import Store
 from .conftest import require_spark
 from .derived import but_run, derived, same
 
-SCALE = float(os.environ.get("SOCIALCREDIT_SLOW_SCALE", "1"))
+SCALE = SLOW_SCALE
 # generated histories, each a full run on both engines (at CI's scale of 0.1: one)
 HISTORIES = max(1, round(10 * SCALE))
 # The sample scored to after its last record (18 months, March 2025 to August 2026); at a reduced scale (CI's
