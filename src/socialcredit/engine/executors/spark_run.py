@@ -94,9 +94,7 @@ def run_on_spark(
     return summary
 
 
-def save_derived(
-    store: Store, ex: SparkExecutor, directory: Path, loaded: Mapping[str, pa.Table] | None = None
-) -> handover.Manifest:
+def save_derived(store: Store, ex: SparkExecutor, directory: Path, loaded: Mapping[str, pa.Table]) -> handover.Manifest:
     """The run's derived tables as a hand-over directory (what `handover.import_derived` reads).
 
     `loaded`: the compiled rulebook tables the run loaded into Spark, as the driver holds them (Arrow); they
@@ -105,7 +103,7 @@ def save_derived(
     directory.mkdir(parents=True)
     counts: dict[str, int] = {}
     for name in handover.DERIVED:
-        if loaded is not None and name in loaded:
+        if name in loaded:
             counts[name] = handover.write_arrow(loaded[name], name, directory)
             continue
         ex.save(name, directory / name)
