@@ -4,6 +4,7 @@ partition reruns alone from its own scenario.yaml."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from socialcredit import ids
 from socialcredit.cli import app
+from socialcredit.simulate import partition
 from socialcredit.simulate.partition import MERGE_KEYS, run_partitioned, split
 from socialcredit.simulate.population import generate_population
 from socialcredit.simulate.run import run_scenario
@@ -80,6 +82,31 @@ def test_the_run_does_not_depend_on_the_number_of_workers(runs: dict[int, Path])
         assert one.exists() == two.exists()
         if one.exists():
             assert pq.read_table(one).equals(pq.read_table(two)), name
+
+
+TINY = """\
+name: tiny
+seed: 3
+start: 2025-01-01
+months: 1
+cities:
+  rongcheng: 30
+  shanghai: 30
+"""
+
+
+def test_small_partitions_share_the_workers_and_large_ones_get_one_each(
+    runs: dict[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process costs about 2 CPU-seconds to start: partitions smaller than FRESH_WORKER_FROM share
+    the pool's (one worker ran all four), larger ones each get a fresh one, whose memory goes back to the
+    system after it (here the bound lowered below these two partitions of 30)."""
+    infos = json.loads((runs[1] / "run.json").read_text(encoding="utf-8"))["partitions"]
+    assert len(infos) == 4 and len({i["worker"] for i in infos}) == 1, infos
+    monkeypatch.setattr(partition, "FRESH_WORKER_FROM", 30)
+    run_partitioned(parse_scenario(TINY, "tiny.yaml"), tmp_path / "run", size=30, workers=1, memory_gib=1)
+    infos = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["partitions"]
+    assert len(infos) == 2 and len({i["worker"] for i in infos}) == 2, infos
 
 
 def test_merged_series_add_up_the_partitions(runs: dict[int, Path]) -> None:

@@ -43,6 +43,13 @@ from socialcredit.yamlio import LocatedError
 
 PartitionProgress = Callable[[str, int, int, str], None]  # (partition, months done, months, label)
 
+FRESH_WORKER_FROM = 100_000
+"""Citizens in the largest partition from which each partition gets a worker process of its own: a worker's
+memory (DuckDB's buffers, numpy's arenas) then goes back to the system between partitions instead of growing
+with each one it runs. Below it, partitions share the pool's workers: each fresh worker is a new interpreter
+importing the core, about 2 CPU-seconds, more than a partition of a thousand citizens costs to run (`make demo`'s
+year in partitions of 1,000: five partitions, three of those start-ups saved)."""
+
 # how each Parquet series adds up over partitions: the key columns, the rest summed
 MERGE_KEYS = {
     "scores": ("month", "city", "grade"),
@@ -157,11 +164,10 @@ def run_partitioned(
     step = progress or (lambda *_: None)
     done: dict[str, dict[str, Any]] = {}
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no DuckDB or thread state forked
+    fresh = max(sum(p.scenario.cities.values()) for p in parts) >= FRESH_WORKER_FROM
     with ctx.Manager() as manager:
         queue = manager.Queue()
-        # a fresh process per partition: a worker's memory (DuckDB's buffers, numpy's arenas) goes back to
-        # the system between partitions instead of growing with each one it runs (~2 s of start-up each)
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=1 if fresh else None) as pool:
             sampler = _MemorySampler()
             sampler.start()
             futures = {pool.submit(_run_one, p, out_dir / "partitions" / p.key, settings, queue): p for p in parts}
@@ -218,6 +224,7 @@ def run_partition(
         "records": result.records,
         "decisions": result.decisions,
         "seconds": round(result.seconds, 3),
+        "worker": os.getpid(),  # the process that ran it (partitions share one below FRESH_WORKER_FROM)
         "worker_peak_gib": round(peak, 3),
     }
 
