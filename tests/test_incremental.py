@@ -277,3 +277,61 @@ def test_assessing_only_who_moved_equals_assessing_everyone(make_store, make_cit
     ).fetchall()
     assert stays == [(MONTHS[2], MONTHS[5])]
     assert any(row[6] == "grade" for row in outcomes[0][-1][1])  # a grade list stay: the lists were exercised
+
+
+NATIONAL_V2 = (
+    NATIONAL_YAML.replace("version: 1", "version: 2", 1)
+    .replace("effective_from: 2020-01-01", "effective_from: 2024-03-01", 1)
+    .replace("{grade: A, min: 120}", "{grade: A, min: 105}", 1)
+)
+
+
+@pytest.mark.parametrize(
+    ("scored_to", "added", "first_day"),
+    [
+        (6, city_yaml(2), cst(2024, 1, 1)),  # scored to the version's first day, as a preview does
+        (10, city_yaml(2), cst(2024, 1, 1)),  # back-dated into the assessed months
+        (10, NATIONAL_V2, cst(2024, 3, 1)),  # the parent layer: every city's chain changes then
+    ],
+)
+def test_a_run_after_a_new_rulebook_version_redoes_only_the_months_from_its_first_day(
+    make_store, make_citizens, scored_to, added, first_day
+):
+    """A version added since the last run changes nothing before its first day (a record is scored by the
+    version in force when it happened, a month assessed by the one in force then): the next run keeps the
+    assessments before it and redoes the rest, and its tables are a full run's over the same facts. (The last
+    run's rulebooks are compiled again from the versions without the new one, and resumed over only when
+    that gives its fingerprint.)"""
+    inc = make_store(NATIONAL_YAML, city_yaml(1), memory=True)
+    full = make_store(NATIONAL_YAML, city_yaml(1), memory=True)
+    ids = make_citizens(inc, 6, contacts=CONTACTS)
+    assert make_citizens(full, 6, contacts=CONTACTS) == ids
+    records = [r for _, r in _records(random.Random(11), ids, 60)]
+    for s in (inc, full):
+        s.ingest(records, now=NOW)
+    Engine(inc).run(stored(MONTHS[scored_to]))
+    for s in (inc, full):
+        s.add_rulebook(added, "added.yaml")
+    as_of = MONTHS[scored_to]
+    eng = Engine(inc)
+    eng.run(stored(as_of))
+    assert eng.resumed_from == utc_naive(first_day)
+    _full(full, as_of)
+    assert _derived(inc, as_of) == _derived(full, as_of)
+    # and a version changed behind the store's back (the last one removed, another added): no resuming
+    inc.con.execute("DELETE FROM rulebook_versions WHERE version = 2")
+    inc.add_rulebook(added.replace("version: 2", "version: 3", 1), "again.yaml")
+    eng = Engine(inc)
+    eng.run(stored(as_of))
+    assert eng.resumed_from is None
+
+
+def test_a_new_version_in_force_before_the_first_assessment_recomputes_everything(make_store, make_citizens):
+    inc = make_store(NATIONAL_YAML, city_yaml(1), memory=True)
+    ids = make_citizens(inc, 6, contacts=CONTACTS)
+    inc.ingest([r for _, r in _records(random.Random(12), ids, 30)], now=NOW)
+    Engine(inc).run(stored(MONTHS[8]))
+    inc.add_rulebook(NATIONAL_V2.replace("effective_from: 2024-03-01", "effective_from: 2021-01-01", 1), "early.yaml")
+    eng = Engine(inc)
+    eng.run(stored(MONTHS[8]))
+    assert eng.resumed_from is None

@@ -1,10 +1,12 @@
 """Incremental runs: when a run may keep the last run's assessments, and the state it restarts from.
 
-When only records and relation changes were appended since the last run (and as_of did not go back), a run
-keeps the monthly assessments before the earliest new record or change and redoes the rest from the state
-they carried; the result is the same as a full run's (tests/test_incremental.py), at one month's cost
-instead of all. Relation changes are dated facts and the network rule reads the contacts in force at each
-assessment, so a tie dropped in a later month changes nothing before it.
+When only records and relation changes were appended since the last run, or rulebook versions added (and
+as_of did not go back), a run keeps the monthly assessments before the earliest new record or change, or
+the first day a new version changes what is in force, and redoes the rest from the state they carried; the
+result is the same as a full run's (tests/test_incremental.py), at one month's cost instead of all.
+Relation changes are dated facts and the network rule reads the contacts in force at each assessment, so a
+tie dropped in a later month changes nothing before it. A version scheduled ahead (the service after a
+rulebook is scheduled, an impact preview's second run) redoes the months from its first day alone.
 
 It reads the tables the last run left through the executor: in the store for DuckDB, handed over with the
 facts for Spark (`executors.spark_run.LAST_RUN`), so a run on either engine resumes from a run on either.
@@ -18,13 +20,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+from collections.abc import Callable
+from dataclasses import replace
 
 from sqlglot import exp
 
+from socialcredit.compiler import Segment, compile_rulebooks
 from socialcredit.engine.context import Context
 from socialcredit.engine.ledger import prepared
 from socialcredit.engine.sql import fill
-from socialcredit.rulebook import stay_due
+from socialcredit.rulebook import RulebookSet, stay_due
 from socialcredit.schema import TABLES
 
 # bump when the meaning of the stored derived tables changes: the next run then recomputes fully
@@ -106,25 +111,105 @@ def segments_contiguous(ctx: Context) -> bool:
     return True
 
 
+Earlier = Callable[[int], tuple[str, list[Segment]] | None]
+"""The state fingerprint and compiled segments of the store's rulebooks without its `k` newest versions."""
+
+
+def earlier_rulebooks(before_newest: Callable[[int], RulebookSet | None], ctx: Context) -> Earlier:
+    """`Earlier` for a store (`Store.rulebooks_before_newest`): the versions but the newest `k`, compiled for
+    the same cities and behaviours as `ctx`'s."""
+
+    def made(k: int) -> tuple[str, list[Segment]] | None:
+        rulebooks = before_newest(k)
+        if rulebooks is None:
+            return None
+        compiled = compile_rulebooks(rulebooks, ctx.jkeys, ctx.bkeys, None)
+        return state_fingerprint(replace(ctx, compiled=compiled, memo={})), compiled.segments
+
+    return made
+
+
+def first_difference(old: list[Segment], new: list[Segment]) -> dt.datetime | None:
+    """The first time the rulebook version in force differs between two compilations in some city, or None
+    when they differ from the start (or in their cities): before it, both score and assess alike."""
+
+    def timeline(segments: list[Segment]) -> dict[int, list[tuple[dt.datetime | None, dt.datetime | None, str]]]:
+        out: dict[int, list[tuple[dt.datetime | None, dt.datetime | None, str]]] = {}
+        for g in segments:
+            out.setdefault(g.jkey, []).append((g.start, g.end, g.rulebook.version))
+        return out
+
+    a, b = timeline(old), timeline(new)
+    if a.keys() != b.keys():
+        return None
+
+    def at(line: list[tuple[dt.datetime | None, dt.datetime | None, str]], t: dt.datetime | None) -> str | None:
+        for start, end, version in line:
+            if (start is None or (t is not None and start <= t)) and (end is None or (t is not None and t < end)):
+                return version
+        return None
+
+    bounds = sorted({x for line in (*a.values(), *b.values()) for g in line for x in g[:2] if x is not None})
+    for t in [None, *bounds]:
+        if any(at(a[j], t) != at(b[j], t) for j in a):
+            return t
+    return dt.datetime.max  # the same in force throughout: nothing to redo for the rulebooks
+
+
+def _rulebooks_changed_from(
+    ctx: Context, last: dict[str, object], facts: str, earlier: Earlier | None
+) -> dt.datetime | None:
+    """When only rulebook versions were added since the last run: the first time the rulebooks in force
+    differ (assessments before it stand, as with a new record at that time); else None.
+
+    The last run's rulebooks are not stored, only their fingerprint: they are compiled again from the
+    store's versions without the ones added since (how many: the count in the facts fingerprint), and used
+    only when that gives the last run's fingerprint exactly."""
+    old_facts, new_facts = str(last["facts"]).split(",", 2), facts.split(",", 2)
+    if earlier is None or old_facts[0] != new_facts[0] or old_facts[2] != new_facts[2]:
+        return None
+    added = int(new_facts[1]) - int(old_facts[1])
+    if added <= 0 or (made := earlier(added)) is None or made[0] != last["state"]:
+        return None
+    return first_difference(made[1], ctx.compiled.segments)
+
+
 def resume_from(
-    ctx: Context, last: dict[str, object] | None, as_of: dt.datetime, pin: str | None, facts: str, state: str
+    ctx: Context,
+    last: dict[str, object] | None,
+    as_of: dt.datetime,
+    pin: str | None,
+    facts: str,
+    state: str,
+    earlier: Earlier | None = None,
 ) -> dt.datetime | None:
     """A time before which no assessment can change (the first one at or after it is redone), or None for
     a full recompute.
 
-    Only appended records (higher rkeys), appended relation changes (higher seqs) and a later as_of are
-    resumable. A new record changes ledger entries from its own time on (a cap's running sum only after it;
-    a clearing record only ends an interval at its time; a trigger's stay starts then), so assessments
-    before it stand; records that existed but lay after the last as_of enter after it, where the last run
-    stopped. A relation change at `changed_at` changes the contacts in force from then on, so the network rule's
-    shares (and all that follows from them) only from the first assessment at or after it.
+    Only appended records (higher rkeys), appended relation changes (higher seqs), added rulebook versions
+    and a later as_of are resumable. A new record changes ledger entries from its own time on (a cap's
+    running sum only after it; a clearing record only ends an interval at its time; a trigger's stay starts
+    then), so assessments before it stand; records that existed but lay after the last as_of enter after
+    it, where the last run stopped. A relation change at `changed_at` changes the contacts in force from
+    then on, so the network rule's shares (and all that follows from them) only from the first assessment
+    at or after it. A rulebook version changes what is in force from its first day (a record is scored by
+    the version in force when it happened, a month assessed by the one in force then), so assessments before
+    the first day any city's rulebook differs stand (`earlier`: the last run's rulebooks compiled again, see
+    `_rulebooks_changed_from`; the record ledger is rescored whole, as it is whenever the compiled tables
+    change).
     """
     if pin is not None or last is None:
         return None
     last_as_of = last["as_of"]
     assert isinstance(last_as_of, dt.datetime)
-    if last["pin"] is not None or last["state"] != state or last["facts"] != facts or last_as_of > as_of:
+    if last["pin"] is not None or last_as_of > as_of:
         return None
+    changed = dt.datetime.max  # nothing in the rulebooks to redo
+    if last["state"] != state or last["facts"] != facts:
+        differs = _rulebooks_changed_from(ctx, last, facts, earlier)
+        if differs is None:
+            return None
+        changed = differs
     if ctx.scalar(exp.select(kept_expr())) != last["kept"]:
         return None
     mark = str(last["watermark"]).split(",")
@@ -149,7 +234,7 @@ def resume_from(
     # to redo is the first at or after the earliest new record or relation change, or the first after the
     # last as_of (those the last run did not do)
     resume = last_as_of + dt.timedelta(microseconds=1)
-    return resume if first_new is None else min(resume, first_new)
+    return min(resume, changed) if first_new is None else min(resume, first_new, changed)
 
 
 def kept_network() -> exp.Expression:

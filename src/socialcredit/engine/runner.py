@@ -126,7 +126,8 @@ class Engine:
             # the store's own fingerprint (DuckDB's row hash, see resume.py), whatever executor runs the steps
             facts = resume.facts_fingerprint(replace(ctx, executor=DuckDBExecutor(self.con)))
             self._last = None if full else resume.last_run(ctx)
-            start = resume.resume_from(ctx, self._last, as_of, pin, facts, state)
+            earlier = resume.earlier_rulebooks(self.store.rulebooks_before_newest, ctx)
+            start = resume.resume_from(ctx, self._last, as_of, pin, facts, state, earlier)
             self.resumed_from = start
             if start is not None:  # load_compiled recreates state_ledger: keep last run's network entries
                 ex.materialize("kept_network", resume.kept_network(), temporary=True)

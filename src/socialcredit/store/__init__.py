@@ -431,6 +431,21 @@ class Store:
             self._rulebooks = _RULEBOOK_CACHE[key]
         return self._rulebooks
 
+    def rulebooks_before_newest(self, k: int) -> RulebookSet | None:
+        """The rulebook set without the `k` versions loaded last (None when what is left does not resolve):
+        what the store held before they were added, for an engine run that resumes over them."""
+        rows = self.con.execute(
+            "SELECT text, origin FROM rulebook_versions ORDER BY loaded_at, jurisdiction, version"
+        ).fetchall()
+        if not 0 < k < len(rows):
+            return None
+        try:
+            rbs = RulebookSet([_parsed(t, o) for t, o in rows[:-k]], self.catalog)
+            rbs.all_resolved()
+        except LocatedError:
+            return None
+        return rbs
+
     def check_rulebook(self, text: str, origin: str) -> Layer:
         """The version `text` would add, checked in the context of every version already stored (a new
         version number, and every city still resolving), without adding it: what a preview checks first."""
