@@ -75,7 +75,8 @@ def facts_fingerprint(ctx: Context) -> str:
     the decisions' stay index keeps by it (`stays.StayIndex.load`); a name or a portrait seed changes
     neither (hashing the whole row cost 0.037 s a run at a million citizens, these columns 0.013 s).
     Relation changes are not in it: like records they are appended, dated facts, and `resume_from` redoes
-    the assessments from the earliest new one.
+    the assessments from the earliest new one. Its three comma-separated parts (retractions, rulebook
+    versions, citizens) are read apart by `_rulebooks_changed_from`: versions added is the second's growth.
     """
     return str(
         ctx.scalar(
