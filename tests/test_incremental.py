@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import NATIONAL_YAML, SLOW_SCALE, city_yaml, cst, rec
+from conftest import NATIONAL_YAML, SLOW_SCALE, citizen, city_yaml, cst, rec
 from socialcredit.clock import stored
 from socialcredit.engine import Engine, month_start_utc, next_month_utc, utc_naive
 from socialcredit.store import Store
@@ -324,6 +324,46 @@ def test_a_run_after_a_new_rulebook_version_redoes_only_the_months_from_its_firs
     eng = Engine(inc)
     eng.run(stored(as_of))
     assert eng.resumed_from is None
+
+
+# a second city, from the test city's layer, with pieces of its own (not the national rules')
+OTHERCITY = city_yaml(1).replace("testcity", "othercity").replace("Test City", "Other City").replace(
+    '"371082"', '"371083"'
+) + (
+    "rules:\n"
+    '  - {id: late.mild, behaviour: late_bill_payment, when: "days_late >= 30 and days_late < 90", points: -15,\n'
+    "     valid_for: 6m, source: illustrative}\n"
+    "  - {id: volunteer, behaviour: volunteer_work, points: 7, valid_for: 1y, source: illustrative}\n"
+)
+OTHERCITY_V2 = (
+    OTHERCITY.replace("version: 1", "version: 2", 1)
+    .replace("effective_from: 2020-01-01", "effective_from: 2024-01-01", 1)
+    .replace("points: -15", "points: -25", 1)
+)
+
+
+@pytest.mark.parametrize("added", [city_yaml(2), OTHERCITY_V2], ids=["testcity", "othercity"])
+def test_a_new_version_rescores_only_the_records_from_its_first_day(make_store, added):
+    """The stored record ledger keeps the rows of the records before a new version's first day and scores the
+    rest again, and it is then a full rebuild's, row for row: in two cities each with pieces of its own, so that
+    the version's new piece, in either, renumbers neither city's earlier rows."""
+    inc, full = (make_store(NATIONAL_YAML, city_yaml(1), OTHERCITY, memory=True) for _ in range(2))
+    rows = [citizen(i, city=("testcity", "othercity")[i % 2]) for i in range(6)]
+    for s in (inc, full):
+        s.add_citizens(rows)
+        s.ingest([r for _, r in _records(random.Random(13), [str(r["citizen_id"]) for r in rows], 80)], now=NOW)
+    as_of, first_day = MONTHS[10], utc_naive(cst(2024, 1, 1))
+    Engine(inc).run(stored(as_of))
+    for s in (inc, full):
+        s.add_rulebook(added, "added.yaml")
+    eng = Engine(inc)
+    eng.run(stored(as_of))
+    assert eng.resumed_from == first_day
+    later = inc.con.execute("SELECT count(*) FROM records WHERE occurred_at >= ?", [first_day]).fetchall()[0][0]
+    assert eng.ledger_update is not None and not eng.ledger_update.rebuilt
+    assert eng.ledger_update.records == later < len(inc.con.execute("SELECT rkey FROM records").fetchall())
+    _full(full, as_of)
+    assert _derived(inc, as_of) == _derived(full, as_of)
 
 
 def test_a_new_version_in_force_before_the_first_assessment_recomputes_everything(make_store, make_citizens):

@@ -85,16 +85,21 @@ def test_the_view_shows_records_not_yet_stored(store, make_citizens):
     assert store.con.execute("SELECT points FROM record_ledger ORDER BY valid_from").fetchall() == points
 
 
-def test_a_rulebook_change_rebuilds(store, make_citizens):
+def test_a_new_version_rescores_the_records_from_its_first_day_and_other_changes_rebuild(store, make_citizens):
     a, b = make_citizens(store, 2)
     store.ingest([late("r1", a, 2021, 3, 1), late("r2", b, 2024, 3, 1)], now=NOW)
     run(store, cst(2024, 6, 1))
     before = stored(store)
     store.add_rulebook(city_yaml(2), "test/testcity@2.yaml")  # -80 instead of -40 from 2024
-    assert run(store, cst(2024, 6, 1)) == LedgerUpdate(rebuilt=True, records=2, entries=2)
+    assert run(store, cst(2024, 6, 1)) == LedgerUpdate(rebuilt=False, records=1, entries=1)  # r2 alone
     after = stored(store)
     assert [r[6] for r in before] == [-40, -40] and [r[6] for r in after] == [-40, -80]
     assert run(store, cst(2024, 6, 1)).records == 0
+    # a version changed behind the store's back (not one added): every record is scored again
+    store.con.execute("DELETE FROM rulebook_versions WHERE version = 2")
+    store.add_rulebook(city_yaml(2).replace("points: -80", "points: -60"), "test/testcity@2b.yaml")
+    assert run(store, cst(2024, 6, 1)) == LedgerUpdate(rebuilt=True, records=2, entries=2)
+    assert [r[6] for r in stored(store)] == [-40, -60]
 
 
 def test_a_pin_rebuilds_and_so_does_the_run_after_it(make_store, make_citizens):
@@ -172,7 +177,8 @@ def test_a_reading_that_stores_nothing_leaves_the_stored_rows(store, make_citize
     store.add_rulebook(city_yaml(2), "test/testcity@2.yaml")  # -80 from 2024: the stored -40 of r2 is stale
     assert reading() == [(rkeys["r1"], -40), (rkeys["r2"], -80), (rkeys["r3"], -10)]
     assert stored(store) == kept
-    assert run(store, cst(2024, 6, 1)).rebuilt  # a run still brings the stored rows up to date
+    # a run still brings the stored rows up to date: r2 again (it lies after the new version's first day), and r3
+    assert run(store, cst(2024, 6, 1)) == LedgerUpdate(rebuilt=False, records=2, entries=2)
     assert store.con.execute("SELECT rkey, points FROM record_entries ORDER BY rkey").fetchall() == reading()
 
 

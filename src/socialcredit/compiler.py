@@ -278,7 +278,11 @@ def _build_tables(c: Compiled, rulebooks: RulebookSet, bkeys: dict[str, int]) ->
             c.pieces.append(Piece(len(c.pieces), key[0], key[1], valid_for))
         return piece_ids[key]
 
-    for seg in c.segments:
+    # epoch by epoch (then city by city): the numbers given to pieces, decision tables, cells and conditions
+    # depend only on the epochs up to their own, so a version added later numbers the earlier epochs' alike, and
+    # the rows stored for records before its first day stand (`entries.update`; city by city, a new epoch in
+    # one city renumbered the pieces of every city after it)
+    for seg in sorted(c.segments, key=lambda s: (s.epoch, s.jkey)):
         rb = seg.rulebook
         by_dim: dict[tuple[str, str], list[tuple[Bounds, object]]] = {}
         for r in rb.rules:

@@ -246,15 +246,24 @@ def record_ledger(ctx: Context, after: dt.datetime | None = None, stored_only: b
     )
 
 
-def record_views(through: int, top: int | None = None) -> list[tuple[str, exp.Expression]]:
-    """The records no stored row covers (after `through`), and the batch being stored (through `top`)."""
+def record_views(
+    through: int, top: int | None = None, since: dt.datetime | None = None
+) -> list[tuple[str, exp.Expression]]:
+    """The records no stored row covers (after `through`), and the batch being stored (through `top`, and
+    with `since` the covered ones from that time on, which new rulebook versions score anew)."""
     unscored = fill("SELECT * FROM records WHERE rkey > $through", through=int(through))
     batch = fill(
-        "SELECT * FROM records WHERE rkey > $after AND rkey <= $top",
-        after=int(through),
+        "SELECT * FROM records WHERE rkey <= $top AND ($redo)",
         top=int(through if top is None else top),
+        redo=redone(through, since),
     )
     return [("records_unscored", unscored), ("records_batch", batch)]
+
+
+def redone(through: int, since: dt.datetime | None) -> exp.Expression:
+    """Which records a ledger update scores: those after `through`, and with `since` those from that time on."""
+    after = fill("rkey > $after", after=int(through))
+    return after if since is None else exp.Or(this=after, expression=fill("occurred_at >= $since", since=since))
 
 
 def compiled_views(ctx: Context) -> list[tuple[str, exp.Expression]]:

@@ -18,14 +18,15 @@ expressions run through the executor.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import itertools
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
-from socialcredit.compiler import Segment, compile_rulebooks
+from socialcredit.compiler import Compiled, Segment, compile_rulebooks
 from socialcredit.engine.context import Context
 from socialcredit.engine.ledger import prepared
 from socialcredit.engine.sql import fill
@@ -76,7 +77,7 @@ def facts_fingerprint(ctx: Context) -> str:
     neither (hashing the whole row cost 0.037 s a run at a million citizens, these columns 0.013 s).
     Relation changes are not in it: like records they are appended, dated facts, and `resume_from` redoes
     the assessments from the earliest new one. Its three comma-separated parts (retractions, rulebook
-    versions, citizens) are read apart by `_rulebooks_changed_from`: versions added is the second's growth.
+    versions, citizens) are read apart by `rulebooks_added`: versions added is the second's growth.
     """
     return str(
         ctx.scalar(
@@ -112,20 +113,21 @@ def segments_contiguous(ctx: Context) -> bool:
     return True
 
 
-Earlier = Callable[[int], tuple[str, list[Segment]] | None]
-"""The state fingerprint and compiled segments of the store's rulebooks without its `k` newest versions."""
+Earlier = Callable[[int], tuple[str, Compiled] | None]
+"""The state fingerprint and compilation of the store's rulebooks without its `k` newest versions."""
 
 
 def earlier_rulebooks(before_newest: Callable[[int], RulebookSet | None], ctx: Context) -> Earlier:
     """`Earlier` for a store (`Store.rulebooks_before_newest`): the versions but the newest `k`, compiled for
-    the same cities and behaviours as `ctx`'s."""
+    the same cities and behaviours as `ctx`'s (once per `k`: compiling is the cost)."""
 
-    def made(k: int) -> tuple[str, list[Segment]] | None:
+    @functools.cache
+    def made(k: int) -> tuple[str, Compiled] | None:
         rulebooks = before_newest(k)
         if rulebooks is None:
             return None
         compiled = compile_rulebooks(rulebooks, ctx.jkeys, ctx.bkeys, None)
-        return state_fingerprint(replace(ctx, compiled=compiled, memo={})), compiled.segments
+        return state_fingerprint(replace(ctx, compiled=compiled, memo={})), compiled
 
     return made
 
@@ -157,22 +159,35 @@ def first_difference(old: list[Segment], new: list[Segment]) -> dt.datetime | No
     return dt.datetime.max  # the same in force throughout: nothing to redo for the rulebooks
 
 
-def _rulebooks_changed_from(
-    ctx: Context, last: dict[str, object], facts: str, earlier: Earlier | None
-) -> dt.datetime | None:
-    """When only rulebook versions were added since the last run: the first time the rulebooks in force
-    differ (assessments before it stand, as with a new record at that time); else None.
+@dataclass(frozen=True)
+class Added:
+    """Rulebook versions added since the last run, and all that changed: what is in force differs from `since`
+    on (`first_difference`; datetime.max when never), and `ledger` is the record ledger fingerprint of the
+    last run's rulebooks (the stored record ledger's rows before `since` stand when it was built with it)."""
+
+    since: dt.datetime
+    ledger: str
+
+
+def rulebooks_added(
+    ctx: Context, last: dict[str, object] | None, facts: str, state: str, earlier: Earlier | None
+) -> Added | None:
+    """When only rulebook versions were added since the last run (none of the other facts the fingerprints
+    cover changed): from when they change what is in force; else None.
 
     The last run's rulebooks are not stored, only their fingerprint: they are compiled again from the
     store's versions without the ones added since (how many: the count in the facts fingerprint), and used
     only when that gives the last run's fingerprint exactly."""
+    if last is None or earlier is None or (last["state"] == state and last["facts"] == facts):
+        return None
     old_facts, new_facts = str(last["facts"]).split(",", 2), facts.split(",", 2)
-    if earlier is None or old_facts[0] != new_facts[0] or old_facts[2] != new_facts[2]:
+    if old_facts[0] != new_facts[0] or old_facts[2] != new_facts[2]:
         return None
     added = int(new_facts[1]) - int(old_facts[1])
     if added <= 0 or (made := earlier(added)) is None or made[0] != last["state"]:
         return None
-    return first_difference(made[1], ctx.compiled.segments)
+    since = first_difference(made[1].segments, ctx.compiled.segments)
+    return None if since is None else Added(since, prepared(replace(ctx, compiled=made[1], memo={})).ledger)
 
 
 def resume_from(
@@ -182,7 +197,7 @@ def resume_from(
     pin: str | None,
     facts: str,
     state: str,
-    earlier: Earlier | None = None,
+    added: Added | None = None,
 ) -> dt.datetime | None:
     """A time before which no assessment can change (the first one at or after it is redone), or None for
     a full recompute.
@@ -195,9 +210,8 @@ def resume_from(
     then on, so the network rule's shares (and all that follows from them) only from the first assessment
     at or after it. A rulebook version changes what is in force from its first day (a record is scored by
     the version in force when it happened, a month assessed by the one in force then), so assessments before
-    the first day any city's rulebook differs stand (`earlier`: the last run's rulebooks compiled again, see
-    `_rulebooks_changed_from`; the record ledger is rescored whole, as it is whenever the compiled tables
-    change).
+    the first day any city's rulebook differs stand (`added`, see `rulebooks_added`; the record ledger's
+    rows for records before that day stand too, see `entries.update`).
     """
     if pin is not None or last is None:
         return None
@@ -207,10 +221,9 @@ def resume_from(
         return None
     changed = dt.datetime.max  # nothing in the rulebooks to redo
     if last["state"] != state or last["facts"] != facts:
-        differs = _rulebooks_changed_from(ctx, last, facts, earlier)
-        if differs is None:
+        if added is None:
             return None
-        changed = differs
+        changed = added.since
     if ctx.scalar(exp.select(kept_expr())) != last["kept"]:
         return None
     mark = str(last["watermark"]).split(",")

@@ -126,13 +126,14 @@ class Engine:
             # the store's own fingerprint (DuckDB's row hash, see resume.py), whatever executor runs the steps
             facts = resume.facts_fingerprint(replace(ctx, executor=DuckDBExecutor(self.con)))
             self._last = None if full else resume.last_run(ctx)
-            earlier = resume.earlier_rulebooks(self.store.rulebooks_before_newest, ctx)
-            start = resume.resume_from(ctx, self._last, as_of, pin, facts, state, earlier)
+            earlier = None if pin else resume.earlier_rulebooks(self.store.rulebooks_before_newest, ctx)
+            added = resume.rulebooks_added(ctx, self._last, facts, state, earlier)
+            start = resume.resume_from(ctx, self._last, as_of, pin, facts, state, added)
             self.resumed_from = start
             if start is not None:  # load_compiled recreates state_ledger: keep last run's network entries
                 ex.materialize("kept_network", resume.kept_network(), temporary=True)
             step("ledger", 1, STEPS)
-            self.load_compiled(full=full)
+            self.load_compiled(full=full, added=added)
             self.records_table(as_of)
             step("characteristics", 2, STEPS)
             self.characteristics()
@@ -209,7 +210,7 @@ class Engine:
     # ------------------------------------------------------------------ records → ledger
 
     @releasing
-    def load_compiled(self, store_ledger: bool = True, full: bool = False) -> None:
+    def load_compiled(self, store_ledger: bool = True, full: bool = False, added: resume.Added | None = None) -> None:
         """The compiled tables into the store, the record ledger brought up to date, and the ledger views.
 
         The tables are written only when they differ from those stored (by content): a run with unchanged
@@ -218,7 +219,8 @@ class Engine:
         Without `store_ledger` the stored record ledger is left as it is and the view scores every record
         it does not cover on the fly: a reading that only needs scores (`scores`, as the engine benchmark's
         cold path takes it) should not pay for writing millions of rows that only later runs would read.
-        `full`: the stored record ledger is not kept either; every record is scored into a new one.
+        `full`: the stored record ledger is not kept either; every record is scored into a new one. `added`:
+        rulebook versions added since the last run, whose records before their first day keep their rows.
         """
         ctx = self.ctx
         if self._given is None:  # DuckDB's own: dense integer citizen keys let it use perfect hash tables
@@ -238,10 +240,10 @@ class Engine:
                 ex.view(name, query)
         ex.materialize("state_ledger", TABLES["state_ledger"].empty())
         if store_ledger:
-            self.ledger_update, through, seen = entries.update(ctx, prep, made, views=not self.handed_over)
+            self.ledger_update, through, seen = entries.update(ctx, prep, made, not self.handed_over, added)
             ex.materialize("record_entries_built", entries.built_row(prep, through, seen))  # type: ignore[arg-type]
         else:
-            self.ledger_update, through = None, entries.usable_through(ctx, prep, made)
+            self.ledger_update, through = None, entries.usable_through(ctx, prep.ledger, made)
         self._through = ctx.through = through
         for name, query in ledger_views(ctx, stored_only=self.handed_over and store_ledger):
             ex.view(name, query)
