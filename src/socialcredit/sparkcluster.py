@@ -38,6 +38,8 @@ def spark_home() -> Path:
 
 
 def _env(tmp: Path) -> dict[str, str]:
+    from socialcredit.engine.executors.spark import ONE_RUN_JAVA  # PySpark's: imported where a cluster starts
+
     return {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
@@ -45,6 +47,9 @@ def _env(tmp: Path) -> dict[str, str]:
         "SPARK_LOG_DIR": str(tmp),
         "SPARK_WORKER_DIR": str(tmp / "work"),
         "SPARK_DAEMON_MEMORY": "256m",
+        # the master and workers only place executors and pass messages: the quick compiler and the serial
+        # collector, as for a one-command run (`ONE_RUN_JAVA`), unless the caller set the daemons' options
+        "SPARK_DAEMON_JAVA_OPTS": os.environ.get("SPARK_DAEMON_JAVA_OPTS", ONE_RUN_JAVA),
     }
 
 

@@ -68,7 +68,7 @@ def run_on_cluster(
     try:
         from pyspark import SparkContext
 
-        from socialcredit.engine.executors.spark import session
+        from socialcredit.engine.executors.spark import ONE_RUN, session
     except ImportError:
         raise LocatedError(
             "--cluster needs PySpark: pip install 'socialcredit[spark]' (and a Java 17 runtime: "
@@ -86,7 +86,9 @@ def run_on_cluster(
     settings = {"threads": "1", "memory_limit": f"{max(0.5, 0.75 * memory_gib):.1f}GiB"}  # one core per task
     items = [(p.key, p.scenario.model_dump(mode="json", by_alias=True)) for p in parts]
     # a task that fails for its own reasons is tried again, then the run fails (local masters default to once)
-    spark = session(master, f"socialcredit-simulate-{scenario.name}", {"spark.task.maxFailures": "4"})
+    # the JVMs only hand out the partitions' tasks (one job) and pipe their results: compiling quickly beats
+    # compiling well there whatever the run's size (ONE_RUN), as for a one-command engine run on a small store
+    spark = session(master, f"socialcredit-simulate-{scenario.name}", {"spark.task.maxFailures": "4", **ONE_RUN})
     sc = spark.sparkContext
     cores = sc.defaultParallelism  # Spark's default parallelism for this master (its cores, or at least 2)
     try:
