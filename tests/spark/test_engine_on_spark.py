@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from typer.testing import CliRunner
 
 from conftest import SLOW_SCALE, citizen
+from oracle.books import CHANGE, TESTCITY_2
 from oracle.model import CST, Person, Record
 from oracle.test_oracle import LAYERS, NOW, UNTIL, History, histories
 from socialcredit.cli import app
@@ -110,11 +111,11 @@ def test_every_sample_citizens_standing_is_the_same(scored: Scored) -> None:
             assert store.con.execute("SELECT computed_at FROM engine_run").fetchall() == finished[db]
 
 
-def history_store(h: History) -> Store:
+def history_store(h: History, layers: tuple[str, ...] = LAYERS) -> Store:
     """The oracle's generated society and history, as a store (its rulebooks, citizens, batches, retractions)."""
     store = Store(":memory:")
     store.init(load_shipped_rulebooks=False)
-    for i, text in enumerate(LAYERS):
+    for i, text in enumerate(layers):
         store.add_rulebook(text, f"oracle{i}.yaml")
     store.add_citizens(h.rows)
     for batch in h.batches:
@@ -258,6 +259,30 @@ def test_a_history_of_every_case_on_spark_is_duckdbs(spark: Any) -> None:
     assert {row[3] for row in full["list_entries"][1]} >= {"blacklist"}
     assert len({row[0] for row in full["score_log"][1]}) == 4
     assert full["engine_carry"][1] and full["engine_pending"][1]
+
+
+def test_a_version_added_after_a_spark_run_is_duckdbs(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rich history without the test city's second version, scored on Spark to 1 August; then the version
+    (from 1 July) is added, and the next Spark run keeps the assessments and the stored record ledger's rows
+    before 1 July and redoes the rest (those rows deleted and scored again on Spark): the same tables as one
+    full DuckDB run over all the versions."""
+    from socialcredit.engine import entries
+    from socialcredit.engine.executors.spark_run import run_on_spark
+
+    h = rich_history()
+    mid = dt.datetime(2022, 8, 1, tzinfo=CST)
+    updates: list[Any] = []
+    update = entries.update
+    monkeypatch.setattr(entries, "update", lambda *a, **k: updates.append(update(*a, **k)) or updates[-1])
+    with history_store(h, tuple(t for t in LAYERS if t != TESTCITY_2)) as store:
+        run_on_spark(store, spark, mid)
+        store.add_rulebook(TESTCITY_2, "added.yaml")
+        change = dt.datetime.combine(CHANGE, dt.time(), CST).astimezone(dt.UTC).replace(tzinfo=None)
+        assert run_on_spark(store, spark, mid).resumed_from == change
+        later = store.con.execute("SELECT count(*) FROM records WHERE occurred_at >= ?", [change]).fetchall()[0][0]
+        got = derived(store)
+    assert not updates[-1][0].rebuilt and updates[-1][0].records == later > 0
+    same(but_run(full_run(h, mid)), but_run(got))
 
 
 def full_run(h: History, as_of: dt.datetime) -> dict[str, Any]:
