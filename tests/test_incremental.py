@@ -349,10 +349,13 @@ def test_a_new_version_rescores_only_the_records_from_its_first_day(make_store, 
     the version's new piece, in either, renumbers neither city's earlier rows."""
     inc, full = (make_store(NATIONAL_YAML, city_yaml(1), OTHERCITY, memory=True) for _ in range(2))
     rows = [citizen(i, city=("testcity", "othercity")[i % 2]) for i in range(6)]
+    as_of, first_day = MONTHS[10], utc_naive(cst(2024, 1, 1))
+    # and one record at the first day's very start: scored again, not kept (nor both)
+    edge = rec("edge", str(rows[0]["citizen_id"]), "late_bill_payment", first_day.replace(tzinfo=dt.UTC), days_late=90)
     for s in (inc, full):
         s.add_citizens(rows)
         s.ingest([r for _, r in _records(random.Random(13), [str(r["citizen_id"]) for r in rows], 80)], now=NOW)
-    as_of, first_day = MONTHS[10], utc_naive(cst(2024, 1, 1))
+        s.ingest([edge], now=NOW)
     Engine(inc).run(stored(as_of))
     for s in (inc, full):
         s.add_rulebook(added, "added.yaml")
@@ -364,6 +367,27 @@ def test_a_new_version_rescores_only_the_records_from_its_first_day(make_store, 
     assert eng.ledger_update.records == later < len(inc.con.execute("SELECT rkey FROM records").fetchall())
     _full(full, as_of)
     assert _derived(inc, as_of) == _derived(full, as_of)
+
+
+def test_a_version_that_changes_no_city_in_force_still_renumbers_the_epochs_after_its_day(make_store, make_citizens):
+    """A national version dated before any city's first version is in force nowhere, but its day is a change
+    point: every later epoch is numbered one higher, so the stored rows are scored again from it (here: all)."""
+    inc, full = (make_store(NATIONAL_YAML, city_yaml(1), memory=True) for _ in range(2))
+    ids = make_citizens(inc, 6, contacts=CONTACTS)
+    assert make_citizens(full, 6, contacts=CONTACTS) == ids
+    records = [r for _, r in _records(random.Random(14), ids, 40)]
+    for s in (inc, full):
+        s.ingest(records, now=NOW)
+    Engine(inc).run(stored(MONTHS[8]))
+    early = NATIONAL_V2.replace("effective_from: 2024-03-01", "effective_from: 2019-06-01", 1)
+    for s in (inc, full):
+        s.add_rulebook(early, "early.yaml")
+    eng = Engine(inc)
+    eng.run(stored(MONTHS[8]))
+    assert eng.ledger_update is not None and not eng.ledger_update.rebuilt
+    assert eng.ledger_update.records == len(records) and eng.resumed_from is None
+    _full(full, MONTHS[8])
+    assert _derived(inc, MONTHS[8]) == _derived(full, MONTHS[8])
 
 
 def test_a_new_version_in_force_before_the_first_assessment_recomputes_everything(make_store, make_citizens):

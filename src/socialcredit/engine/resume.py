@@ -161,9 +161,10 @@ def first_difference(old: list[Segment], new: list[Segment]) -> dt.datetime | No
 
 @dataclass(frozen=True)
 class Added:
-    """Rulebook versions added since the last run, and all that changed: what is in force differs from `since`
-    on (`first_difference`; datetime.max when never), and `ledger` is the record ledger fingerprint of the
-    last run's rulebooks (the stored record ledger's rows before `since` stand when it was built with it)."""
+    """Rulebook versions added since the last run, and all that changed: what is in force, or the numbering of
+    the epochs, differs from `since` on (datetime.max when never), and `ledger` is the record ledger
+    fingerprint of the last run's rulebooks (the stored record ledger's rows before `since` stand when it
+    was built with it)."""
 
     since: dt.datetime
     ledger: str
@@ -187,7 +188,13 @@ def rulebooks_added(
     if added <= 0 or (made := earlier(added)) is None or made[0] != last["state"]:
         return None
     since = first_difference(made[1].segments, ctx.compiled.segments)
-    return None if since is None else Added(since, prepared(replace(ctx, compiled=made[1], memo={})).ledger)
+    if since is None:
+        return None
+    # a version's day is a change point even where it changes no city's version in force (a parent layer's
+    # version dated before a city's first day): every epoch from it on is numbered one higher, and the rows and
+    # entries stored with the old numbers stand only before it
+    moved = set(made[1].change_points) ^ set(ctx.compiled.change_points)
+    return Added(min([since, *moved]), prepared(replace(ctx, compiled=made[1], memo={})).ledger)
 
 
 def resume_from(
