@@ -37,20 +37,34 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
-def _env(tmp: Path) -> dict[str, str]:
-    from socialcredit.engine.executors.spark import ONE_RUN_JAVA  # PySpark's: imported where a cluster starts
+# where a JVM's options can name a garbage collector (HotSpot refuses to start with two)
+_JAVA_OPTION_VARIABLES = ("SPARK_DAEMON_JAVA_OPTS", "SPARK_MASTER_OPTS", "SPARK_WORKER_OPTS", "JAVA_TOOL_OPTIONS",
+                          "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS")  # fmt: skip
 
-    return {
+
+def daemon_java_options(environ: dict[str, str]) -> str | None:
+    """The master's and workers' JVM options, unless the caller set their own: they only place executors and pass
+    messages, so the quick compiler and one collector thread (`SPARK_DAEMON_JAVA_OPTS`; the standalone-cluster
+    test file 197 -> 167 busy CPU-s, with the simulation's session on the quick compiler too). The collector
+    only where no option names one."""
+    if environ.get("SPARK_DAEMON_JAVA_OPTS"):
+        return None
+    flags = [flag for v in _JAVA_OPTION_VARIABLES for flag in environ.get(v, "").split()]
+    named = any(flag.startswith("-XX:+Use") and flag.endswith("GC") for flag in flags)
+    return "-XX:TieredStopAtLevel=1" + ("" if named else " -XX:+UseSerialGC")
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_LOG_DIR": str(tmp),
         "SPARK_WORKER_DIR": str(tmp / "work"),
         "SPARK_DAEMON_MEMORY": "256m",
-        # the master and workers only place executors and pass messages: the quick compiler and the serial
-        # collector, as for a one-command run (`ONE_RUN_JAVA`), unless the caller set the daemons' options
-        "SPARK_DAEMON_JAVA_OPTS": os.environ.get("SPARK_DAEMON_JAVA_OPTS", ONE_RUN_JAVA),
     }
+    options = daemon_java_options(env)
+    return env if options is None else {**env, "SPARK_DAEMON_JAVA_OPTS": options}
 
 
 def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

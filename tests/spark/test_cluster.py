@@ -23,7 +23,7 @@ from socialcredit.engine import Engine
 from socialcredit.sample import load_sample
 from socialcredit.simulate.partition import run_partitioned
 from socialcredit.simulate.scenario import parse_scenario
-from socialcredit.sparkcluster import master_state, standalone
+from socialcredit.sparkcluster import daemon_java_options, master_state, standalone
 from socialcredit.store import Store
 
 from .conftest import require_spark
@@ -91,6 +91,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     require_spark()
     with standalone(tmp_path_factory.mktemp("cluster"), workers=2) as (master, ui):
         yield master, ui
+
+
+def test_the_daemons_options_never_name_a_second_collector() -> None:
+    """The test cluster's master and workers run on the quick compiler and the serial collector, but a JVM
+    given two collectors does not start: none where the caller's options name one, and the caller's own
+    daemon options as they are."""
+    assert daemon_java_options({}) == "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    assert daemon_java_options({"JAVA_TOOL_OPTIONS": "-Xss4m -XX:+UseZGC"}) == "-XX:TieredStopAtLevel=1"
+    assert daemon_java_options({"SPARK_WORKER_OPTS": "-XX:+UseParallelGC"}) == "-XX:TieredStopAtLevel=1"
+    assert daemon_java_options({"SPARK_DAEMON_JAVA_OPTS": "-Xmx1g"}) is None
 
 
 def test_the_engine_on_a_standalone_cluster_is_duckdbs(cluster, tmp_path: Path) -> None:

@@ -76,10 +76,9 @@ TINY: dict[str, str] = {
 # fresh local session 63 s -> 43 s. A session that serves many runs (the tests' one) is better off without it
 # (its later runs are up to a tenth slower). Set as the JVMs' default options, which Spark puts before their
 # extra ones: a user's own `extraJavaOptions` (spark-defaults.conf, --conf) are kept, and a flag of theirs
-# comes later and wins (set as extra options, ours replaced theirs). The serial collector too: a heap of a
-# small run's size is collected by one thread in moments, where the default (G1) keeps threads of its own busy
-# beside the run (the sample's `score` on a fresh two-worker cluster, its test: 87-90 -> 76-77 busy CPU-s)
-ONE_RUN_JAVA = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# comes later and wins (set as extra options, ours replaced theirs). Only the compiler: a collector chosen here
+# would stop the JVM from starting wherever the user chose another (HotSpot refuses two)
+ONE_RUN_JAVA = "-XX:TieredStopAtLevel=1"
 ONE_RUN: dict[str, str] = {
     "spark.driver.defaultJavaOptions": ONE_RUN_JAVA,
     "spark.executor.defaultJavaOptions": ONE_RUN_JAVA,
