@@ -349,6 +349,8 @@ def test_a_new_version_rescores_only_the_records_from_its_first_day(make_store, 
     the version's new piece, in either, renumbers neither city's earlier rows."""
     inc, full = (make_store(NATIONAL_YAML, city_yaml(1), OTHERCITY, memory=True) for _ in range(2))
     rows = [citizen(i, city=("testcity", "othercity")[i % 2]) for i in range(6)]
+    for i, js in CONTACTS.items():  # across the cities: the network rule's entries name their month's epoch
+        rows[i]["contacts"] = [rows[j]["citizen_id"] for j in js]
     as_of, first_day = MONTHS[10], utc_naive(cst(2024, 1, 1))
     # and one record at the first day's very start: scored again, not kept (nor both)
     edge = rec("edge", str(rows[0]["citizen_id"]), "late_bill_payment", first_day.replace(tzinfo=dt.UTC), days_late=90)
@@ -367,6 +369,10 @@ def test_a_new_version_rescores_only_the_records_from_its_first_day(make_store, 
     assert eng.ledger_update.records == later < len(inc.con.execute("SELECT rkey FROM records").fetchall())
     _full(full, as_of)
     assert _derived(inc, as_of) == _derived(full, as_of)
+    # what the comparison covered: the other city's network entries before the first day, kept
+    kept = """SELECT count(*) FROM state_ledger AS s JOIN jurisdictions AS j ON j.jkey = s.jkey
+              WHERE s.source = 'network' AND j.code = 'othercity' AND s.valid_from < ?"""
+    assert full.con.execute(kept, [first_day]).fetchall()[0][0] > 0
 
 
 def test_a_version_that_changes_no_city_in_force_still_renumbers_the_epochs_after_its_day(make_store, make_citizens):

@@ -186,6 +186,7 @@ class MonthLoop:
         rule has a listed contact to read); how many were assessed."""
         ctx, ex, periods = self.ctx, self.ctx.executor, self.periods
         last_segs: dict[int, Rulebook] | None = None
+        last_epochs: dict[int, int] | None = None
         rules: tuple[pa.Table, exp.Expression] | None = None
         first_end = ctx.scalar(grades.first_tie_end()) if self.network else None
         done = 0
@@ -203,10 +204,12 @@ class MonthLoop:
             if segs != last_segs:
                 for name, table in grades.grade_list_tables(segs).items():
                     ex.load(name, table, temporary=True)
-                rules = grades.network_rules(ctx, segs) if self.network else None
+                last_segs = segs
+            if self.network and (epochs := ctx.epochs_at(t)) != last_epochs:
+                rules = grades.network_rules(ctx, epochs)
                 if rules is not None:
                     ex.load("net_rules", rules[0], temporary=True)
-                last_segs = segs
+                last_epochs = epochs
             if self.network and rules is not None:
                 ended = first_end is not None and first_end <= t
                 ex.materialize("share_t", step(grades.network_share, t, ended), temporary=True)

@@ -47,8 +47,13 @@ class Context:
 
     def segments_at(self, t: dt.datetime) -> dict[int, Rulebook]:
         """The rulebook in force in each city at `t`."""
-        return {
-            s.jkey: s.rulebook
-            for s in self.compiled.segments
-            if (s.start is None or s.start <= t) and (s.end is None or t < s.end)
-        }
+        return {s.jkey: s.rulebook for s in self.compiled.segments if _holds(s.start, s.end, t)}
+
+    def epochs_at(self, t: dt.datetime) -> dict[int, int]:
+        """The epoch of each city's segment at `t` (a rulebook in force across change points is one object in
+        several epochs: the time says which)."""
+        return {s.jkey: s.epoch for s in self.compiled.segments if _holds(s.start, s.end, t)}
+
+
+def _holds(start: dt.datetime | None, end: dt.datetime | None, t: dt.datetime) -> bool:
+    return (start is None or start <= t) and (end is None or t < end)

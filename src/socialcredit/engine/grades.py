@@ -78,14 +78,15 @@ def first_tie_end() -> exp.Expression:
     return fill("SELECT min(changed_at) FROM relation_changes WHERE change = 'end'")
 
 
-def network_rules(ctx: Context, segs: dict[int, Rulebook]) -> tuple[pa.Table, exp.Expression] | None:
+def network_rules(ctx: Context, epochs: dict[int, int]) -> tuple[pa.Table, exp.Expression] | None:
     """The network rules in force, as a small table (`characteristics.rule_table`) and the
     statement that turns `share_t` into their ledger entries for the month in `month_t`; None when no rule
-    in force reads the network. Made once per set of versions: a month only loads its own `month_t`, so
-    no statement is rebuilt per month (a condition in several cities is evaluated by number, as the
-    compiler's general rules are)."""
-    epoch_of = {s.jkey: s.epoch for s in ctx.compiled.segments if s.jkey in segs and segs[s.jkey] is s.rulebook}
-    made = rule_table(ctx, "network", "s", lambda seg: epoch_of.get(seg.jkey) == seg.epoch)
+    in force reads the network. Made once per set of segments in force (`Context.epochs_at`): a month only
+    loads its own `month_t`, so no statement is rebuilt per month (a condition in several cities is evaluated
+    by number, as the compiler's general rules are). By epoch, not by rulebook: a version in force across a
+    change point is one object in two epochs, and an entry names the epoch of its month (the one a later
+    version leaves as it is)."""
+    made = rule_table(ctx, "network", "s", lambda seg: epochs.get(seg.jkey) == seg.epoch)
     if made is None:
         return None
     table, case = made
