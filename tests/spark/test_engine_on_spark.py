@@ -387,10 +387,10 @@ with spark_session("local[1]", small=True) as spark:
 def test_a_small_stores_session_compiles_quickly_and_keeps_the_users_java_options(tmp_path: Path) -> None:
     """`score --engine spark` on a small store starts its JVMs with the quick compiler only, as default options:
     a user's own `extraJavaOptions` (here from spark-defaults.conf) are kept, after ours, so a flag of theirs
-    wins."""
+    wins. Theirs name a garbage collector: the JVM starts (HotSpot refuses two, so ours name none)."""
     require_spark()
     (tmp_path / "spark-defaults.conf").write_text(
-        "spark.driver.extraJavaOptions -Dsocialcredit.probe=kept\n", encoding="utf-8"
+        "spark.driver.extraJavaOptions -Dsocialcredit.probe=kept -XX:+UseParallelGC\n", encoding="utf-8"
     )
     env = {**os.environ, "SPARK_CONF_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", JVM_FLAGS], capture_output=True, text=True, env=env, timeout=300)
@@ -398,3 +398,4 @@ def test_a_small_stores_session_compiles_quickly_and_keeps_the_users_java_option
     flags = json.loads(done.stdout.strip().splitlines()[-1])
     assert "-XX:TieredStopAtLevel=1" in flags and "-Dsocialcredit.probe=kept" in flags, flags
     assert flags.index("-XX:TieredStopAtLevel=1") < flags.index("-Dsocialcredit.probe=kept"), flags
+    assert "-XX:+UseParallelGC" in flags, flags
