@@ -18,7 +18,6 @@ expressions run through the executor.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import itertools
 from collections.abc import Callable
@@ -119,9 +118,9 @@ Earlier = Callable[[int], tuple[str, Compiled] | None]
 
 def earlier_rulebooks(before_newest: Callable[[int], RulebookSet | None], ctx: Context) -> Earlier:
     """`Earlier` for a store (`Store.rulebooks_before_newest`): the versions but the newest `k`, compiled for
-    the same cities and behaviours as `ctx`'s (once per `k`: compiling is the cost)."""
+    the same cities and behaviours as `ctx`'s (compiled only when asked: a run asks once, and only when the
+    fingerprints say versions were added)."""
 
-    @functools.cache
     def made(k: int) -> tuple[str, Compiled] | None:
         rulebooks = before_newest(k)
         if rulebooks is None:
