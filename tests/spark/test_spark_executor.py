@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from sqlglot import exp
@@ -256,3 +257,60 @@ def test_materialized_rows_outlive_their_source_and_parquet_keeps_timestamps_bot
     sparkx.save("kept", tmp_path / "out")
     back = duck.con.read_parquet(str(tmp_path / "out" / "*.parquet")).order("k").to_arrow_table()
     assert back.to_pylist() == EVERY_TYPE.to_pylist()
+
+
+def test_the_schema_given_for_a_hand_over_table_is_the_one_spark_infers(spark: Any, tmp_path: Path) -> None:
+    """`attach` tells Spark each table's schema (read from its footer by Arrow) instead of letting it infer one:
+    for every table a run hands over (the facts of a scored sample store, and the last run's tables), the same
+    column names and types as Spark's own inference (so the rows read are the same too)."""
+    from socialcredit.engine import Engine, handover
+    from socialcredit.engine.executors.spark import parquet_schema
+    from socialcredit.engine.executors.spark_run import LAST_RUN
+    from socialcredit.sample import load_sample
+    from socialcredit.store import Store
+
+    with Store(tmp_path / "s.duckdb") as store:
+        store.init()
+        load_sample(store)
+        Engine(store).run(dt.datetime(2025, 7, 1))
+        handover.export_facts(store, tmp_path / "facts")
+        kept = handover.export_tables(store, tmp_path / "last", LAST_RUN)
+    dirs = [tmp_path / "facts" / n for n in handover.FACTS] + [tmp_path / "last" / n for n in sorted(kept)]
+    assert len(dirs) > 15 and "engine_carry" in kept
+    for path in dirs:
+        given = parquet_schema(path)
+        assert given is not None, path.name
+        inferred = spark.read.parquet(str(path)).schema
+        assert [(f.name, f.dataType) for f in given.fields] == [(f.name, f.dataType) for f in inferred.fields]
+    assert parquet_schema(tmp_path / "nothing") is None  # no file: Spark infers (and says what is missing)
+
+
+def test_a_join_and_a_grouping_over_a_small_sessions_tables_shuffle_nothing(
+    both: tuple[Executor, Executor], tmp_path: Path
+) -> None:
+    """In a session of one shuffle partition (the tests' one, as any small store's) every table is held as one
+    partition, loaded, materialized, appended to or attached, so a statement that joins two of them and groups
+    the result is one stage: Spark plans no shuffle (an exchange) for it. (A second join in the same statement
+    still shuffles: Spark skips the shuffle only where every side of a join is said to be one partition, and it
+    says so of no inner join's output.) The rows are DuckDB's."""
+    duck, spark = both
+    assert getattr(spark, "single", False)
+    many = pa.table({"k": pa.array(range(3000), pa.int64()), "g": pa.array([i % 7 for i in range(3000)], pa.int64())})
+    (tmp_path / "f").mkdir()
+    weights = pa.table({"g": pa.array(range(7), pa.int64()), "w": pa.array(range(7), pa.int64())})
+    pq.write_table(weights, tmp_path / "f" / "part-0.parquet")
+    for ex in (duck, spark):
+        ex.load("many", many)  # past INLINE_VALUES: Arrow rows, checkpointed
+        ex.load("few", pa.table({"g": pa.array([1, 2, 3], pa.int64())}))  # inlined in the plans
+        ex.materialize("even", q("SELECT k, g FROM many WHERE k % 2 = 0"))
+        ex.append("even", q("SELECT k, g FROM many WHERE k % 3 = 1"))
+        ex.extend("even", q("SELECT k, g FROM many WHERE k < 5"))
+    duck.load("weights", weights)
+    spark.attach("weights", tmp_path / "f")
+    for query in (
+        "SELECT e.g, count(*) AS n FROM even AS e JOIN few AS f ON f.g = e.g GROUP BY e.g ORDER BY e.g",
+        "SELECT m.g, sum(w.w) AS w FROM many AS m LEFT JOIN weights AS w ON w.g = m.g GROUP BY m.g ORDER BY m.g",
+    ):
+        plan = spark._frame(q(query))._jdf.queryExecution().executedPlan().toString()  # type: ignore[attr-defined]
+        assert "Exchange" not in plan, plan
+        assert rows(spark.fetch(q(query))) == rows(duck.fetch(q(query)))
