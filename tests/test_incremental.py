@@ -289,15 +289,18 @@ NATIONAL_V2 = (
 @pytest.mark.parametrize(
     ("scored_to", "added", "first_day"),
     [
-        (6, city_yaml(2), cst(2024, 1, 1)),  # scored to the version's first day, as a preview does
-        (10, city_yaml(2), cst(2024, 1, 1)),  # back-dated into the assessed months
-        (10, NATIONAL_V2, cst(2024, 3, 1)),  # the parent layer: every city's chain changes then
+        (6, (city_yaml(2),), cst(2024, 1, 1)),  # scored to the version's first day, as a preview does
+        (10, (city_yaml(2),), cst(2024, 1, 1)),  # back-dated into the assessed months
+        (10, (NATIONAL_V2,), cst(2024, 3, 1)),  # the parent layer: every city's chain changes then
+        # two at once (the last run's rulebooks are the store's without both): from the earlier first day
+        (10, (NATIONAL_V2, city_yaml(2)), cst(2024, 1, 1)),
     ],
+    ids=["preview", "back-dated", "parent", "two-at-once"],
 )
 def test_a_run_after_a_new_rulebook_version_redoes_only_the_months_from_its_first_day(
     make_store, make_citizens, scored_to, added, first_day
 ):
-    """A version added since the last run changes nothing before its first day (a record is scored by the
+    """A version (or two) added since the last run changes nothing before its first day (a record is scored by the
     version in force when it happened, a month assessed by the one in force then): the next run keeps the
     assessments before it and redoes the rest, and its tables are a full run's over the same facts. (The last
     run's rulebooks are compiled again from the versions without the new one, and resumed over only when
@@ -311,16 +314,18 @@ def test_a_run_after_a_new_rulebook_version_redoes_only_the_months_from_its_firs
         s.ingest(records, now=NOW)
     Engine(inc).run(stored(MONTHS[scored_to]))
     for s in (inc, full):
-        s.add_rulebook(added, "added.yaml")
+        for i, text in enumerate(added):
+            s.add_rulebook(text, f"added{i}.yaml")
     as_of = MONTHS[scored_to]
     eng = Engine(inc)
     eng.run(stored(as_of))
     assert eng.resumed_from == utc_naive(first_day)
     _full(full, as_of)
     assert _derived(inc, as_of) == _derived(full, as_of)
-    # and a version changed behind the store's back (the last one removed, another added): no resuming
+    # and versions changed behind the store's back (the added ones removed, others added): no resuming
     inc.con.execute("DELETE FROM rulebook_versions WHERE version = 2")
-    inc.add_rulebook(added.replace("version: 2", "version: 3", 1), "again.yaml")
+    for i, text in enumerate(added):
+        inc.add_rulebook(text.replace("version: 2", "version: 3", 1), f"again{i}.yaml")
     eng = Engine(inc)
     eng.run(stored(as_of))
     assert eng.resumed_from is None
