@@ -47,11 +47,13 @@ def daemon_java_options(environ: dict[str, str]) -> str | None:
     messages, so the quick compiler and one collector thread (`SPARK_DAEMON_JAVA_OPTS`; the standalone-cluster
     test file 197 -> 167 busy CPU-s, with the simulation's session on the quick compiler too). The collector
     only where no option names one."""
+    from socialcredit.engine.executors.spark import ONE_RUN_JAVA  # PySpark: a cluster needs it anyway
+
     if environ.get("SPARK_DAEMON_JAVA_OPTS"):
         return None
     flags = [flag for v in _JAVA_OPTION_VARIABLES for flag in environ.get(v, "").split()]
     named = any(flag.startswith("-XX:+Use") and flag.endswith("GC") for flag in flags)
-    return "-XX:TieredStopAtLevel=1" + ("" if named else " -XX:+UseSerialGC")
+    return ONE_RUN_JAVA + ("" if named else " -XX:+UseSerialGC")
 
 
 def _env(tmp: Path) -> dict[str, str]:

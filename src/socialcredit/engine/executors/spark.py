@@ -291,7 +291,7 @@ def parquet_schema(path: Path) -> StructType | None:
     Why: given a schema, Spark does not infer one. Inferring opens a footer in the JVM, ~80 ms a table on this
     machine, and a run attaches seventeen tables (the rich history's three Spark runs: 3.3 s of 43). Spark reads
     every Parquet column as nullable, whatever the footer says, so the schema says so too."""
-    first = path if path.is_file() else next(iter(sorted(path.glob("*.parquet"))), None)
+    first = path if path.is_file() else min(path.glob("*.parquet"), default=None)
     if first is None:
         return None
     try:
