@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from conftest import SLOW_SCALE
 from socialcredit import ids
+from socialcredit.avatar import HAIR_GREY, HAIR_WHITE, avatar_svg, face
 from socialcredit.cli import app
 from socialcredit.sample import REGION
 from socialcredit.simulate import Population, generate_population
-from socialcredit.simulate.avatar import HAIR_GREY, HAIR_WHITE, avatar_svg, face
 from socialcredit.simulate.population import _resident_ids
 from socialcredit.store import BatchRejected, Store
 from socialcredit.yamlio import LocatedError

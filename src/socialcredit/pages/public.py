@@ -20,10 +20,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from socialcredit import standings
 from socialcredit.api.service import Service
+from socialcredit.avatar import avatar_svg
 from socialcredit.pages import queries
 from socialcredit.pages.render import HEADERS, cst, fresh, get_service, masked, message, now, render, viewer
 from socialcredit.rulebook import Rulebook
-from socialcredit.simulate.avatar import avatar_svg
 
 router = APIRouter()
 BOARD_LIMIT = 300  # a billboard shows the newest stays first; the rest are counted, not drawn

@@ -5,6 +5,9 @@ person's photo may appear, so every "photo" is a drawing made from a number: hea
 mouth and colours all come from the seed. It is rendered lazily, when a page asks for one, so a
 population of millions costs nothing until someone looks; the same seed always gives the same
 picture, byte for byte. The SVG is self-contained (no fonts, no links, no CDN).
+
+Why in the core and not in the simulator: the pages draw it for any store's citizens (the seed is a column of
+`citizens`), and a server must not load the simulator to do so (`tests/test_architecture.py`).
 """
 
 from __future__ import annotations
