@@ -738,7 +738,7 @@ def serve(
     """Start the HTTP API (/api/v1, OpenAPI at /docs) and the pages on the store.
 
     The store stays usable while served: read commands (citizen, explain, decide --no-record, audit verify,
-    rulebook show, report) read the snapshot the server publishes after each change."""
+    rulebook show, report) read the snapshot the server publishes once the changes pause."""
     from socialcredit.api.app import create_app
     from socialcredit.api.app import serve as run_server
 
