@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -421,9 +422,11 @@ def _stat_fields(stat: Path) -> list[str]:
     return stat.read_text().rsplit(")", 1)[1].split()[:3]
 
 
-def serve(db: Path, port: int, log: Path, ready: str = "/openapi.json") -> subprocess.Popen[bytes]:
+def serve(
+    db: Path, port: int, log: Path, ready: str = "/openapi.json", answered: list[Any] | None = None
+) -> subprocess.Popen[bytes]:
     """`socialcredit serve` in its own process on 127.0.0.1, returned once `ready` answers 200 (at most 60 s);
-    its stderr is appended to `log`."""
+    its stderr is appended to `log`, and that first answer to `answered` when given."""
     import time
 
     import httpx
@@ -439,7 +442,10 @@ def serve(db: Path, port: int, log: Path, ready: str = "/openapi.json") -> subpr
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=5).status_code == 200:
+            first = httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=5)
+            if first.status_code == 200:
+                if answered is not None:
+                    answered.append(first)
                 return proc
         except httpx.TransportError:
             time.sleep(0.05)
