@@ -56,7 +56,22 @@ def daemon_java_options(environ: dict[str, str]) -> str | None:
     return ONE_RUN_JAVA + ("" if named else " -XX:+UseSerialGC")
 
 
-def _env(tmp: Path) -> dict[str, str]:
+def spark_env_options(environ: dict[str, str]) -> dict[str, str]:
+    """The JVM option variables as Spark's own start script leaves them in `environ` once it has sourced the
+    user's `spark-env.sh` (from SPARK_CONF_DIR, or SPARK_HOME/conf), as `spark-class` does before starting a
+    JVM: a collector named there must count as one named in the environment. Spark's script reads the file,
+    not this module, so the two can never read it differently."""
+    script = (
+        'source "$SPARK_HOME/bin/load-spark-env.sh" >/dev/null 2>&1; for v; do printf "%s=%s\\0" "$v" "${!v}"; done'
+    )
+    done = subprocess.run(["bash", "-c", script, "bash", *_JAVA_OPTION_VARIABLES], env=environ,
+                          capture_output=True, timeout=60, check=True)  # fmt: skip
+    return dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if item)
+
+
+def daemon_env(tmp: Path) -> dict[str, str]:
+    """The environment a master or a worker starts in: logs and work under `tmp`, loopback only, and the JVM options
+    of `daemon_java_options` unless the caller's environment or `spark-env.sh` set their own."""
     env = {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
@@ -65,7 +80,7 @@ def _env(tmp: Path) -> dict[str, str]:
         "SPARK_WORKER_DIR": str(tmp / "work"),
         "SPARK_DAEMON_MEMORY": "256m",
     }
-    options = daemon_java_options(env)
+    options = daemon_java_options({**env, **spark_env_options(env)})
     return env if options is None else {**env, "SPARK_DAEMON_JAVA_OPTS": options}
 
 
@@ -110,7 +125,7 @@ def _wait(what: str, ready: Callable[[], bool], procs: list[subprocess.Popen[byt
 def standalone(tmp: Path, workers: int = 2, memory: str = "1g") -> Iterator[tuple[str, int]]:
     """(master URL, master web UI port) of a running cluster whose workers (one core and `memory` each) have
     all registered; logs and the workers' directories go in `tmp`."""
-    env = _env(tmp)
+    env = daemon_env(tmp)
     (tmp / "work").mkdir(exist_ok=True)
     port, ui = free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []

@@ -23,7 +23,7 @@ from socialcredit.engine import Engine
 from socialcredit.sample import load_sample
 from socialcredit.simulate.partition import run_partitioned
 from socialcredit.simulate.scenario import parse_scenario
-from socialcredit.sparkcluster import daemon_java_options, master_state, standalone
+from socialcredit.sparkcluster import daemon_env, daemon_java_options, master_state, standalone
 from socialcredit.store import Store
 
 from .conftest import require_spark
@@ -101,6 +101,23 @@ def test_the_daemons_options_never_name_a_second_collector() -> None:
     assert daemon_java_options({"JAVA_TOOL_OPTIONS": "-Xss4m -XX:+UseZGC"}) == "-XX:TieredStopAtLevel=1"
     assert daemon_java_options({"SPARK_WORKER_OPTS": "-XX:+UseParallelGC"}) == "-XX:TieredStopAtLevel=1"
     assert daemon_java_options({"SPARK_DAEMON_JAVA_OPTS": "-Xmx1g"}) is None
+
+
+def test_a_collector_or_daemon_options_set_in_spark_env_sh_count_too(tmp_path: Path, monkeypatch) -> None:
+    """`spark-class` sources the user's `spark-env.sh` before it starts a master or a worker: a collector named
+    there is not doubled by ours, and daemon options set there are left to apply alone."""
+    require_spark()
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf))
+    for name in ("SPARK_DAEMON_JAVA_OPTS", "SPARK_MASTER_OPTS", "SPARK_WORKER_OPTS", "JAVA_TOOL_OPTIONS",
+                 "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_ENV_LOADED"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    assert daemon_env(tmp_path)["SPARK_DAEMON_JAVA_OPTS"] == "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"  # no file
+    (conf / "spark-env.sh").write_text('SPARK_WORKER_OPTS="-Dspark.worker.cleanup.enabled=true -XX:+UseParallelGC"\n')
+    assert daemon_env(tmp_path)["SPARK_DAEMON_JAVA_OPTS"] == "-XX:TieredStopAtLevel=1"
+    (conf / "spark-env.sh").write_text('SPARK_DAEMON_JAVA_OPTS="$SPARK_DAEMON_JAVA_OPTS -Xss4m"\n')
+    assert "SPARK_DAEMON_JAVA_OPTS" not in daemon_env(tmp_path)  # the file's own, as spark-class sources it
 
 
 def test_the_engine_on_a_standalone_cluster_is_duckdbs(cluster, tmp_path: Path) -> None:
