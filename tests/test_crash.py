@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from conftest import NATIONAL_YAML, SLOW_SCALE, citizen, city_yaml, cst, free_port, kill_group, rec, serve
+from socialcredit import snapshot
 from socialcredit.audit import verify
 from socialcredit.engine import Engine
 from socialcredit.keys import create_key
@@ -332,6 +333,12 @@ def _send(
                 acked[i] = r.json()["batch"]
 
 
+def _generation(db: Path) -> int:
+    """The snapshot generation the served store's writer published last (0: none yet)."""
+    published = snapshot.current(db)
+    return published.generation if published else 0
+
+
 def _keyset(batch: list[dict[str, object]]) -> set[tuple[str, str]]:
     return {(API_AGENCY, str(r["record_id"])) for r in batch}
 
@@ -350,12 +357,20 @@ def test_kill_server_during_api_writes(tmp_path):
 
     proc = serve(db, port, log)
     sent = _api_batches(rng, ids, 0)
+    first = _generation(db)
     t = time.perf_counter()
     _send(url, token, sent)
+    sending = time.perf_counter() - t
+    # the writer publishes once the writes pause: a round's work ends with its snapshot, and the kills are
+    # spread over the sending, the pause, the engine run and the copy
+    deadline = time.monotonic() + 120
+    while _generation(db) == first and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _generation(db) != first, "the round was never published"
     took = time.perf_counter() - t
     done: set[tuple[str, str]] = before.union(*map(_keyset, sent))  # acknowledged before this round
 
-    kills = mid_work = whole = absent = not_whole = acked_lost = lost = duplicated = partial = 0
+    kills = mid_work = publishing = whole = absent = not_whole = acked_lost = lost = duplicated = partial = 0
     verify_failures = 0
     unaudited: set[int] = set()
     acked_batches: set[int] = set()
@@ -364,10 +379,12 @@ def test_kill_server_during_api_writes(tmp_path):
     try:
         while another_kill(kills, deadline):
             batches, acked = _api_batches(rng, ids, kills + 1), {}
+            generation = _generation(db)
             sender = threading.Thread(target=_send, args=(url, token, batches, acked))
             sender.start()
             time.sleep(rng.uniform(0, took))
             mid_work += sender.is_alive()
+            publishing += not sender.is_alive() and _generation(db) == generation  # sent, not yet published
             kill_group(proc)  # supervisor, writer and readers at once
             sender.join(timeout=60)
             assert not sender.is_alive()
@@ -418,8 +435,9 @@ def test_kill_server_during_api_writes(tmp_path):
         ).fetchall()[0][0]
 
     print(
-        f"\ncrash API writes: {kills} server kills ({mid_work} mid-work, {took:.2f} s to send "
-        f"{API_BATCHES} batches x {API_ROWS} records undisturbed); client batches stored whole {whole}, absent "
+        f"\ncrash API writes: {kills} server kills ({mid_work} while sending, {publishing} after it but before its "
+        f"snapshot; undisturbed, {API_BATCHES} batches x {API_ROWS} records took {sending:.2f} s to send and "
+        f"{took:.2f} s to publish); client batches stored whole {whole}, absent "
         f"{absent}, partly {not_whole}; acknowledged then lost {acked_lost}; stored batches partial {partial}; "
         f"after re-sending: records lost {lost}, duplicated {duplicated}; audit verify failures {verify_failures} "
         f"(final trail {final.entries} entries, ok={final.ok}); stored batches without their audit entry "
