@@ -363,8 +363,8 @@ def test_kill_server_during_api_writes(tmp_path):
     sending = time.perf_counter() - t
     # the writer publishes once the writes pause: a round's work ends with its snapshot, and the kills are
     # spread over the sending, the pause, the engine run and the copy
-    deadline = time.monotonic() + 120
-    while _generation(db) == first and time.monotonic() < deadline:
+    published_by = time.monotonic() + 120
+    while _generation(db) == first and time.monotonic() < published_by:
         time.sleep(0.02)
     assert _generation(db) != first, "the round was never published"
     took = time.perf_counter() - t

@@ -38,7 +38,7 @@ def spark_home() -> Path:
 
 
 # where a JVM's options can name a garbage collector (HotSpot refuses to start with two)
-_JAVA_OPTION_VARIABLES = ("SPARK_DAEMON_JAVA_OPTS", "SPARK_MASTER_OPTS", "SPARK_WORKER_OPTS", "JAVA_TOOL_OPTIONS",
+JAVA_OPTION_VARIABLES = ("SPARK_DAEMON_JAVA_OPTS", "SPARK_MASTER_OPTS", "SPARK_WORKER_OPTS", "JAVA_TOOL_OPTIONS",
                           "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS")  # fmt: skip
 
 
@@ -51,7 +51,7 @@ def daemon_java_options(environ: dict[str, str]) -> str | None:
 
     if environ.get("SPARK_DAEMON_JAVA_OPTS"):
         return None
-    flags = [flag for v in _JAVA_OPTION_VARIABLES for flag in environ.get(v, "").split()]
+    flags = [flag for v in JAVA_OPTION_VARIABLES for flag in environ.get(v, "").split()]
     named = any(flag.startswith("-XX:+Use") and flag.endswith("GC") for flag in flags)
     return ONE_RUN_JAVA + ("" if named else " -XX:+UseSerialGC")
 
@@ -64,7 +64,7 @@ def spark_env_options(environ: dict[str, str]) -> dict[str, str]:
     script = (
         'source "$SPARK_HOME/bin/load-spark-env.sh" >/dev/null 2>&1; for v; do printf "%s=%s\\0" "$v" "${!v}"; done'
     )
-    done = subprocess.run(["bash", "-c", script, "bash", *_JAVA_OPTION_VARIABLES], env=environ,
+    done = subprocess.run(["bash", "-c", script, "bash", *JAVA_OPTION_VARIABLES], env=environ,
                           capture_output=True, timeout=60, check=True)  # fmt: skip
     return dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if item)
 

@@ -23,7 +23,7 @@ from socialcredit.engine import Engine
 from socialcredit.sample import load_sample
 from socialcredit.simulate.partition import run_partitioned
 from socialcredit.simulate.scenario import parse_scenario
-from socialcredit.sparkcluster import daemon_env, daemon_java_options, master_state, standalone
+from socialcredit.sparkcluster import JAVA_OPTION_VARIABLES, daemon_env, daemon_java_options, master_state, standalone
 from socialcredit.store import Store
 
 from .conftest import require_spark
@@ -110,8 +110,7 @@ def test_a_collector_or_daemon_options_set_in_spark_env_sh_count_too(tmp_path: P
     conf = tmp_path / "conf"
     conf.mkdir()
     monkeypatch.setenv("SPARK_CONF_DIR", str(conf))
-    for name in ("SPARK_DAEMON_JAVA_OPTS", "SPARK_MASTER_OPTS", "SPARK_WORKER_OPTS", "JAVA_TOOL_OPTIONS",
-                 "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_ENV_LOADED"):  # fmt: skip
+    for name in (*JAVA_OPTION_VARIABLES, "SPARK_ENV_LOADED"):
         monkeypatch.delenv(name, raising=False)
     assert daemon_env(tmp_path)["SPARK_DAEMON_JAVA_OPTS"] == "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"  # no file
     (conf / "spark-env.sh").write_text('SPARK_WORKER_OPTS="-Dspark.worker.cleanup.enabled=true -XX:+UseParallelGC"\n')

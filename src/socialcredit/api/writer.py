@@ -58,8 +58,9 @@ class Publisher:
     def __init__(self, svc: Service, keep: int = 3) -> None:
         self.svc = svc
         self.keep = keep
-        self.facts = threading.Event()
-        self.first_change = self.last_change = 0.0  # monotonic times of the changes not yet published
+        # monotonic times of the first and the last change not yet published (None: every change is)
+        self.first_change: float | None = None
+        self.last_change = 0.0
         self.logged = False
         self.last = 0.0
         self.computed: Any = None  # the engine run (computed_at) the last snapshot holds
@@ -72,14 +73,13 @@ class Publisher:
     def changed(self) -> None:
         """A write changed facts (called under the service's lock, as publishing is)."""
         now = time.monotonic()
-        if not self.facts.is_set():
+        if self.first_change is None:
             self.first_change = now
-            self.facts.set()
         self.last_change = now
 
     def publish(self) -> snapshot.Snapshot:
         with self.svc.lock:
-            self.facts.clear()
+            self.first_change = None
             self.logged = False
             self.svc.flush()
             decisions.ensure_fresh(self.svc.store, self.svc.now())
@@ -91,7 +91,7 @@ class Publisher:
 
     def due(self) -> bool:
         with self.svc.lock:  # writes call `changed` under it: a write this poll waited for is seen here
-            if self.facts.is_set():  # published once the writes pause, and only then (run_state would see them)
+            if self.first_change is not None:  # published once writes pause, and only then (run_state sees them)
                 now = time.monotonic()
                 return now - self.last_change >= QUIET_S or now - self.first_change >= SETTLE_S
             if self.logged and time.monotonic() - self.last >= LOG_PUBLISH_S:
