@@ -151,15 +151,17 @@ def ensure_fresh(store: Store, at: dt.datetime) -> None:
     monthly assessment. Otherwise the engine reruns as of the later of R and `at` — never the wall clock
     — and a replay reruns under its own pin, so it stays a replay until someone scores unpinned.
     """
-    last, changed, pin = run_state(store)
     if store.read_only:  # an analyst's read-only open or a served store's snapshot: its engine output is all there is
+        last, changed, _ = run_state(store)
         if last is None or changed or at >= answers_until(store, last):
             raise SnapshotCannotAnswer(store.path, last, at)
         return
-    if last is None:
-        Engine(store).run(as_of=stored(at))
-    elif changed or at >= answers_until(store, last):
-        Engine(store).run(as_of=stored(max(last, at)), pin=pin)
+    with store.engine_lock:  # asked after a run beside this connection (`Store.beside`) has ended
+        last, changed, pin = run_state(store)
+        if last is None:
+            Engine(store).run(as_of=stored(at))
+        elif changed or at >= answers_until(store, last):
+            Engine(store).run(as_of=stored(max(last, at)), pin=pin)
 
 
 class SnapshotCannotAnswer(LocatedError):
@@ -349,18 +351,19 @@ class Decider:
         idx = self._index
         if idx is not None and not self.check_facts and self._valid_until is not None and at < self._valid_until:
             return idx
-        ensure_fresh(self.store, at)
-        computed = self.store.con.execute("SELECT computed_at, as_of, pin FROM engine_run").fetchall()
-        if idx is None or not computed or idx.computed_at != computed[0][0]:
-            idx = self._index = StayIndex.load(self.store, idx or self._last)
-            if self.buffered:
-                # a long-lived door: move the index (and everything loaded so far) out of the cyclic
-                # collector's reach, or each full collection rescans it and stalls requests for ~100 ms
-                gc.freeze()
-            self._rulebooks.clear()
-            self._by_hour.clear()
-            self._plans.clear()
-        self._valid_until = answers_until(self.store, computed[0][1]) if computed else None
+        with self.store.engine_lock:  # the run's output read whole: no run beside it commits meanwhile
+            ensure_fresh(self.store, at)
+            computed = self.store.con.execute("SELECT computed_at, as_of, pin FROM engine_run").fetchall()
+            if idx is None or not computed or idx.computed_at != computed[0][0]:
+                idx = self._index = StayIndex.load(self.store, idx or self._last)
+                if self.buffered:
+                    # a long-lived door: move the index (and everything loaded so far) out of the cyclic
+                    # collector's reach, or each full collection rescans it and stalls requests for ~100 ms
+                    gc.freeze()
+                self._rulebooks.clear()
+                self._by_hour.clear()
+                self._plans.clear()
+            self._valid_until = answers_until(self.store, computed[0][1]) if computed else None
         pin = computed[0][2] if computed else None
         self._pin = self.store.rulebooks().parse_version(pin)[1] if pin else None
         return idx

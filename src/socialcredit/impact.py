@@ -67,11 +67,10 @@ def copy_for_preview(store: Store, text: str, origin: str = "upload", now: dt.da
             f"{origin}: effective_from {layer.effective_from} is more than {PREVIEW_HORIZON.days} days "
             "ahead; a preview runs the engine up to that day"
         )
-    store.con.execute("CHECKPOINT")
     job = PreviewCopy(
         text, origin, layer, max(clock, first_day), store.catalog, tempfile.TemporaryDirectory(prefix="impact-")
     )
-    store.copy_file(job.path)  # not shutil.copyfile: closing a second descriptor would drop the store's lock
+    store.copy_file(job.path)  # checkpointed; not shutil.copyfile: closing a second descriptor would drop the lock
     return job
 
 

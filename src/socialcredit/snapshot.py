@@ -65,9 +65,8 @@ def publish(store: Store, keep: int = 3) -> tuple[Snapshot, float]:
     known = _generations(d)
     latest = current(store.path)
     generation = max([*known, latest.generation if latest else 0]) + 1
-    store.con.execute("CHECKPOINT")  # every committed change into the file itself: the copy needs no WAL
     part = d / f".{generation}.part"
-    store.copy_file(part)  # through the store's own descriptor: see Store.copy_file
+    store.copy_file(part)  # checkpointed, through the store's own descriptor: see Store.copy_file
     final = d / f"{generation}.duckdb"
     os.replace(part, final)
     pointer = d / f".{POINTER}.part"

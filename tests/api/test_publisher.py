@@ -1,17 +1,23 @@
 """When the writer publishes: after changed facts only once the writes pause (or have gone on for a while), so an
-agency's batches sent one after the other do not each wait behind an engine run over the one before."""
+agency's batches sent one after the other do not each wait behind an engine run over the one before; and how: the
+engine runs beside the writes, so a write that arrives during a run commits at once."""
 
 from __future__ import annotations
 
 import datetime as dt
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_api import IDS, base  # noqa: F401 (base is a fixture)
 
+from socialcredit import decisions
 from socialcredit.api import writer
 from socialcredit.api.service import Service
+from socialcredit.engine import Engine, run_state
+from socialcredit.snapshot import Snapshot
 from socialcredit.store import Store
 
 AS_OF = dt.datetime(2026, 9, 1)  # the service's clock: after the sample's last record
@@ -41,7 +47,7 @@ def test_a_burst_of_writes_is_published_once_it_pauses_or_has_gone_on_too_long(
     try:
         pub = writer.Publisher(svc)
         first = pub.publish()
-        assert not pub.due()  # nothing changed since
+        assert first is not None and not pub.due()  # nothing changed since
 
         _write(svc, 0)
         assert not pub.due()  # a write just now: more may follow
@@ -54,7 +60,7 @@ def test_a_burst_of_writes_is_published_once_it_pauses_or_has_gone_on_too_long(
         assert pub.due()  # but the first unpublished write is SETTLE_S old: no longer put off
 
         after = pub.publish()
-        assert after.generation == first.generation + 1 and not pub.due()
+        assert after is not None and after.generation == first.generation + 1 and not pub.due()
         with Store(after.path, read_only=True) as snap:
             ids = snap.con.execute("SELECT record_id FROM records WHERE record_id LIKE 'burst-%'").fetchall()
             scored = snap.con.execute("SELECT count(*) FROM record_entries e JOIN records r ON r.rkey = e.rkey "
@@ -62,3 +68,131 @@ def test_a_burst_of_writes_is_published_once_it_pauses_or_has_gone_on_too_long(
         assert sorted(ids) == [("burst-0",), ("burst-1",)] and scored == 2  # both, with the engine run over them
     finally:
         svc.close()
+
+
+def _burst(path: Path) -> tuple[list[str], int]:
+    """The burst records a snapshot holds, and how many of them its engine run scored."""
+    with Store(path, read_only=True) as snap:
+        ids = snap.con.execute("SELECT record_id FROM records WHERE record_id LIKE 'burst-%' ORDER BY 1").fetchall()
+        scored = snap.con.execute("SELECT count(*) FROM record_entries e JOIN records r ON r.rkey = e.rkey "
+                                  "WHERE r.record_id LIKE 'burst-%'").fetchall()[0][0]  # fmt: skip
+    return [i for (i,) in ids], scored
+
+
+class HeldRun:
+    """Every engine run stops at its record step until `go` is set; `entered` says one got there."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered, self.go = threading.Event(), threading.Event()
+        real = Engine.records_table
+
+        def held(engine: Engine, as_of: dt.datetime) -> None:
+            self.entered.set()
+            assert self.go.wait(120), "the test never let the run go on"
+            real(engine, as_of)
+
+        monkeypatch.setattr(Engine, "records_table", held)
+
+
+@pytest.fixture
+def served(base: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[Service]:  # noqa: F811
+    db = tmp_path / "served.duckdb"
+    shutil.copyfile(base[0], db)
+    svc = Service(db, AS_OF)
+    yield svc
+    svc.close()
+
+
+def _publish_while_writing(svc: Service, pub: writer.Publisher, hold: HeldRun, *, late: bool) -> Snapshot | None:
+    """A publish whose engine run is held while burst-1 is written; `late`: the first unpublished change is
+    SETTLE_S old by the time the run ends. What the publish returned."""
+    got: list[Snapshot | None] = []
+    publishing = threading.Thread(target=lambda: got.append(pub.publish()))
+    publishing.start()
+    try:
+        assert hold.entered.wait(120), "the publish ran no engine"
+        write = threading.Thread(target=_write, args=(svc, 1))
+        write.start()
+        write.join(15)
+        assert not write.is_alive(), "the write waited for the engine run"
+        if late:
+            with svc.lock:
+                assert pub.first_change is not None
+                pub.first_change -= writer.SETTLE_S
+    finally:
+        hold.go.set()
+        publishing.join(120)
+    assert not publishing.is_alive() and len(got) == 1
+    return got[0]
+
+
+def test_a_write_during_an_engine_run_commits_at_once_and_is_published_by_the_next_run(
+    served: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pub = writer.Publisher(served)
+    first = pub.publish()
+    assert first is not None
+    _write(served, 0)  # facts changed: the next publish runs the engine
+    hold = HeldRun(monkeypatch)
+    assert _publish_while_writing(served, pub, hold, late=False) is None  # its run missed burst-1: not published
+    assert pub.first_change is not None  # still to publish
+    after = pub.publish()  # the runs are let go now
+    assert after is not None and after.generation == first.generation + 1
+    assert _burst(after.path) == (["burst-0", "burst-1"], 2)
+
+
+def test_writes_that_never_pause_still_get_a_snapshot_once_the_first_is_settle_s_old(
+    served: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that writes made stale is published anyway once the first unpublished write is SETTLE_S old: the
+    engine catches up under the lock first, so the snapshot holds every write, scored."""
+    pub = writer.Publisher(served)
+    first = pub.publish()
+    assert first is not None
+    _write(served, 0)
+    hold = HeldRun(monkeypatch)
+    after = _publish_while_writing(served, pub, hold, late=True)
+    assert after is not None and after.generation == first.generation + 1 and pub.first_change is None
+    assert _burst(after.path) == (["burst-0", "burst-1"], 2)
+
+
+@pytest.mark.parametrize("waiting", ["a copy", "an engine run"])
+def test_a_copy_or_another_engine_run_waits_for_the_run_beside_it(
+    served: Service, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, waiting: str
+) -> None:
+    """While the publisher's run is open beside the service's connection, a copy of the store (a snapshot's, a
+    preview's: DuckDB cannot checkpoint another transaction's changes) or an engine run the service needs for a
+    question (it would write the same tables) waits for it, and then succeeds."""
+    pub = writer.Publisher(served)
+    assert pub.publish() is not None
+    _write(served, 0)
+    hold = HeldRun(monkeypatch)
+    errors: list[BaseException] = []
+    copy = tmp_path / "copy.duckdb"
+
+    def work() -> None:
+        try:
+            with served.lock:
+                if waiting == "a copy":
+                    served.store.copy_file(copy)
+                else:
+                    decisions.ensure_fresh(served.store, AS_OF)
+        except BaseException as e:  # what the test reports
+            errors.append(e)
+
+    publishing = threading.Thread(target=pub.publish)
+    waiter = threading.Thread(target=work)
+    publishing.start()
+    try:
+        assert hold.entered.wait(120)
+        waiter.start()
+        waiter.join(1.0)
+        assert not errors, errors  # it did not fail at once
+    finally:
+        hold.go.set()
+        publishing.join(120)
+    waiter.join(120)
+    assert not errors, errors
+    if waiting == "a copy":
+        assert _burst(copy) == (["burst-0"], 1)  # the copy came after the run, whole
+    assert run_state(served.store)[1] is False

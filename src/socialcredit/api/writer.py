@@ -7,12 +7,17 @@ only the supervisor and the readers know (`socialcredit.api.workers`), plus two 
   upheld case) it reruns the engine where needed and publishes a snapshot (`socialcredit.snapshot`): once
   the writes have paused for `QUIET_S`, or `SETTLE_S` after the first unpublished one if they never pause;
   when only decisions and audit entries were added, at most every `LOG_PUBLISH_S`; and whenever the clock
-  passes what the last snapshot can answer. Engine runs and copies hold this process's lock: writes that
-  arrive meanwhile wait for them, readers never do (they keep answering from the snapshot they have until
-  the next one is whole). Why wait for a pause: an agency sends its batches one after the other, and
-  publishing after each made every batch but the first wait for an engine run over the one before (2.3-2.8 s
-  a batch on the sample for records back-dated a year; 0.1-0.6 s without the run), for a snapshot the next
-  batch made stale at once.
+  passes what the last snapshot can answer. Why wait for a pause: an agency sends its batches one after the
+  other, and publishing after each made every batch but the first wait for an engine run over the one before
+  (2.3-2.8 s a batch on the sample for records back-dated a year; 0.1-0.6 s without the run), for a snapshot
+  the next batch made stale at once.
+
+  The engine runs on a connection of its own (`Store.beside`), outside this process's lock, so writes go on
+  committing while it runs; only the copy holds the lock (a checkpoint and a file copy). A run that writes made
+  stale meanwhile is not published: the next poll runs again, over them too. So that a steady stream of writes
+  cannot hold the snapshots back, once the first unpublished change is `SETTLE_S` old the engine catches up
+  under the lock (writes then wait for that last, short run). Readers never wait: they keep answering from
+  the snapshot they have until the next one is whole.
 - **Group commits of what readers answered.** A reader ships the decisions it answered and the audit
   entries of its reads in batches (`POST /internal/v1/shipments`, with the supervisor's token); each
   batch is one transaction here: its audit entries join the one hash chain in arrival order, its
@@ -61,6 +66,7 @@ class Publisher:
         # monotonic times of the first and the last change not yet published (None: every change is)
         self.first_change: float | None = None
         self.last_change = 0.0
+        self.changes = 0  # how many writes changed facts: a run that began at another count missed some
         self.logged = False
         self.last = 0.0
         self.computed: Any = None  # the engine run (computed_at) the last snapshot holds
@@ -76,15 +82,31 @@ class Publisher:
         if self.first_change is None:
             self.first_change = now
         self.last_change = now
+        self.changes += 1
 
-    def publish(self) -> snapshot.Snapshot:
-        with self.svc.lock:
+    def publish(self) -> snapshot.Snapshot | None:
+        """Run the engine where the facts or the clock need it, beside the writes, then publish under the lock;
+        None when writes changed facts during the run and the first unpublished change is not yet `SETTLE_S`
+        old (the next poll runs again). See the module's docstring."""
+        svc = self.svc
+        with svc.lock:  # the connection beside is made, and the writes counted, while no statement runs
+            changes = self.changes
+            svc.flush()
+            beside = svc.store.beside()
+        try:
+            decisions.ensure_fresh(beside, svc.now())
+        finally:
+            beside.close()
+        with svc.lock:
+            missed = self.changes != changes  # written during the run: the run did not see it
+            if missed and self.first_change is not None and time.monotonic() - self.first_change < SETTLE_S:
+                return None
             self.first_change = None
             self.logged = False
-            self.svc.flush()
-            decisions.ensure_fresh(self.svc.store, self.svc.now())
-            self.computed = computed_at(self.svc.store)
-            self.current, seconds = snapshot.publish(self.svc.store, self.keep)
+            svc.flush()
+            decisions.ensure_fresh(svc.store, svc.now())  # nothing to do, unless writes came during the run
+            self.computed = computed_at(svc.store)
+            self.current, seconds = snapshot.publish(svc.store, self.keep)
         self.last = time.monotonic()
         log.info("published snapshot %d in %.3f s", self.current.generation, seconds)
         return self.current

@@ -112,6 +112,10 @@ class Engine:
         `full`: compute everything from the facts, as if the store had never been scored: neither the last
         run's assessments nor its stored record ledger are kept (a resumed run gives the same tables; this
         is how a differential test makes sure each engine computed them itself)."""
+        with self.store.engine_lock:  # one run at a time, whichever connection it is on (`Store.beside`)
+            return self._run(as_of, pin, progress, full)
+
+    def _run(self, as_of: dt.datetime | None, pin: str | None, progress: Progress | None, full: bool) -> RunSummary:
         t0 = time.perf_counter()
         self.store.require_init()
         if as_of is not None:  # a projection is bounded too (socialcredit.clock): checked before any work

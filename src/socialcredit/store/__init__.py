@@ -13,6 +13,7 @@ facts (`add_relations`, `end_relations`, the only writers besides registration),
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import hashlib
@@ -168,6 +169,10 @@ class Store:
         self._rulebooks: RulebookSet | None = None
         self._file: int | None = None  # a descriptor kept open for copies (see copy_file)
         self._in_tx = False  # a transaction is open (`transaction`): one opened inside it joins it
+        # engine runs exclude one another, on this connection and on those beside it (`beside`): two would write
+        # the same derived tables in transactions side by side, and the later one's commit would be refused
+        self.engine_lock = threading.RLock()
+        self._owner: Store | None = None  # the store this one is beside (`beside`)
         if not read_only:
             self._upgrade()
         if read_only and views:  # an analyst's open: the readable views come with it (a writer asks, `readable()`)
@@ -244,13 +249,42 @@ class Store:
             os.close(self._file)
             self._file = None
 
+    def beside(self) -> Store:
+        """The same open store on a connection of its own, for another thread: its statements and transactions
+        run beside those of this store's connection. DuckDB keeps a transaction's reads at the database as it
+        was when the transaction began, and commits side by side what two transactions wrote to different
+        tables.
+
+        Why: the service's writer reruns the engine on one while the writes it takes commit on the other, so
+        no batch waits for an engine run. It shares the catalog, the rulebooks read so far and `engine_lock`;
+        closing it closes its own connection alone, and its copies are the opener's (`copy_file`)."""
+        if self.read_only:
+            raise ValueError(f"{self.path}: a read-only store gives each thread its connection already")
+        twin = copy.copy(self)
+        twin._main = self._main.cursor()
+        twin._main.execute("SET TimeZone = 'Asia/Shanghai'")
+        twin._opener = threading.get_ident()
+        twin._local = threading.local()
+        twin._cursors, twin._cursors_lock = [], threading.Lock()
+        twin._file, twin._in_tx, twin._owner = None, False, self
+        return twin
+
     def copy_file(self, to: Path) -> int:
-        """Copy the store's file (checkpointed by the caller, with no statement in flight) to `to`; its size.
+        """Checkpoint the store (every committed change into the file itself, so the copy needs no WAL) and copy
+        its file to `to`; its size. The caller holds what keeps writes away (the service's lock); an engine run
+        beside it (`beside`) is waited for, since a checkpoint cannot take another transaction's changes.
 
         DuckDB keeps other processes out of the file with a POSIX record lock, and POSIX drops every lock a
         process holds on a file when the process closes *any* descriptor of it: `shutil.copyfile(path)` in the
         serving process would let a second process open the store read-write. So copies read through one
-        descriptor opened once and closed only with the store."""
+        descriptor opened once and closed only with the store (a store beside it copies through its owner)."""
+        if self._owner is not None:
+            return self._owner.copy_file(to)
+        with self.engine_lock:
+            self.con.execute("CHECKPOINT")
+            return self._copy(to)
+
+    def _copy(self, to: Path) -> int:
         if self._file is None:
             self._file = os.open(self.path, os.O_RDONLY)
         size = os.fstat(self._file).st_size
