@@ -152,16 +152,25 @@ def ensure_fresh(store: Store, at: dt.datetime) -> None:
     — and a replay reruns under its own pin, so it stays a replay until someone scores unpinned.
     """
     if store.read_only:  # an analyst's read-only open or a served store's snapshot: its engine output is all there is
-        last, changed, _ = run_state(store)
-        if last is None or changed or at >= answers_until(store, last):
+        last, due, _ = _due(store, at)
+        if due:
             raise SnapshotCannotAnswer(store.path, last, at)
         return
     with store.engine_lock:  # asked after a run beside this connection (`Store.beside`) has ended
-        last, changed, pin = run_state(store)
-        if last is None:
-            Engine(store).run(as_of=stored(at))
-        elif changed or at >= answers_until(store, last):
-            Engine(store).run(as_of=stored(max(last, at)), pin=pin)
+        last, due, pin = _due(store, at)
+        if due:
+            Engine(store).run(as_of=stored(at if last is None else max(last, at)), pin=None if last is None else pin)
+
+
+def run_needed(store: Store, at: dt.datetime) -> bool:
+    """Whether a question at `at` needs an engine run first (`ensure_fresh` would run one)."""
+    return _due(store, at)[1]
+
+
+def _due(store: Store, at: dt.datetime) -> tuple[dt.datetime | None, bool, str | None]:
+    """The last run's time, whether a question at `at` needs a run first, and the last run's pin."""
+    last, changed, pin = run_state(store)
+    return last, last is None or changed or at >= answers_until(store, last), pin
 
 
 class SnapshotCannotAnswer(LocatedError):
@@ -346,10 +355,21 @@ class Decider:
         self._last = self._index or self._last
         self._index = None
 
+    def valid_for(self, at: dt.datetime) -> bool:
+        """Whether the index read last answers at `at` with no engine run and no question to the store: a door
+        that sees every write (`check_facts=False`) invalidates it on each, and `at` is before what its run
+        answers (`answers_until`)."""
+        return (
+            self._index is not None
+            and not self.check_facts
+            and self._valid_until is not None
+            and at < self._valid_until
+        )
+
     def index(self, at: dt.datetime) -> StayIndex:
         """The stay index, valid for decisions at `at` (running the engine first if needed)."""
         idx = self._index
-        if idx is not None and not self.check_facts and self._valid_until is not None and at < self._valid_until:
+        if idx is not None and self.valid_for(at):
             return idx
         with self.store.engine_lock:  # the run's output read whole: no run beside it commits meanwhile
             ensure_fresh(self.store, at)

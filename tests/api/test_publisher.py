@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_api import IDS, base  # noqa: F401 (base is a fixture)
+from fastapi.testclient import TestClient
+from test_api import IDS, ZHANG, base  # noqa: F401 (base is a fixture)
 
 from socialcredit import decisions
 from socialcredit.api import writer
+from socialcredit.api.app import build_app
 from socialcredit.api.service import Service
 from socialcredit.engine import Engine, run_state
 from socialcredit.snapshot import Snapshot
@@ -196,3 +198,67 @@ def test_a_copy_or_another_engine_run_waits_for_the_run_beside_it(
     if waiting == "a copy":
         assert _burst(copy) == (["burst-0"], 1)  # the copy came after the run, whole
     assert run_state(served.store)[1] is False
+
+
+def test_a_write_during_a_questions_engine_run_commits_at_once_and_the_answer_covers_it(
+    served: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question that needs an engine run (facts changed since the last) runs it beside the writes with the
+    service's lock let go; a write meanwhile commits at once, and back under the lock the question's run covers
+    it too."""
+    _write(served, 0)
+    hold = HeldRun(monkeypatch)
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            with served.question(AS_OF):
+                assert run_state(served.store)[1] is False  # answered from a run over every fact
+        except BaseException as e:  # what the test reports
+            errors.append(e)
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    try:
+        assert hold.entered.wait(120), "the question ran no engine"
+        write = threading.Thread(target=_write, args=(served, 1))
+        write.start()
+        write.join(15)
+        assert not write.is_alive(), "the write waited for the question's engine run"
+    finally:
+        hold.go.set()
+        asking.join(120)
+    assert not asking.is_alive() and not errors, errors
+    scored = served.store.con.execute(
+        "SELECT count(*) FROM record_entries e JOIN records r ON r.rkey = e.rkey WHERE r.record_id LIKE 'burst-%'"
+    ).fetchall()[0][0]
+    assert scored == 2
+
+
+def test_a_write_during_a_decisions_engine_run_commits_at_once(
+    base: tuple[Path, dict[str, str]],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A decision asked after facts changed needs a run: the route makes it beside the writes too."""
+    db = tmp_path / "served.duckdb"
+    shutil.copyfile(base[0], db)
+    svc = Service(db, AS_OF)
+    with TestClient(build_app(svc)) as client:
+        _write(svc, 0)
+        hold = HeldRun(monkeypatch)
+        got: list[int] = []
+        asking = threading.Thread(target=lambda: got.append(client.post(
+            "/api/v1/decisions", json={"citizen_id": ZHANG, "service": "rail.ticket"},
+            headers={"Authorization": f"Bearer {base[1]['service']}"}).status_code))  # fmt: skip
+        asking.start()
+        try:
+            assert hold.entered.wait(120), "the decision ran no engine"
+            write = threading.Thread(target=_write, args=(svc, 1))
+            write.start()
+            write.join(15)
+            assert not write.is_alive(), "the write waited for the decision's engine run"
+        finally:
+            hold.go.set()
+            asking.join(120)
+        assert got == [200]

@@ -187,25 +187,31 @@ async def decide(
 ) -> Response:
     """One decision (`{citizen_id, service, at?}`) or a batch (`{requests: [...]}`): a whole train at once.
 
-    Decided on the event loop when the store is free (a decision takes microseconds, a thread-pool hop
-    would cost more), in the thread pool when another request holds the store (an engine run).
+    Decided on the event loop when the store is free and the last engine run answers (a decision takes
+    microseconds, a thread-pool hop would cost more); in the thread pool when another request holds the store,
+    or when a time asked needs an engine run first, which is made beside the writes (`Service.question`).
     """
-    for i, r in enumerate(body.requests if isinstance(body, DecisionBatch) else [body]):
-        if r.at is not None:  # bounds first: a far-off time would make the engine assess month after month
-            _as_of(svc, r.at, f"request {i + 1}: at" if isinstance(body, DecisionBatch) else "at")
-    if svc.lock.acquire(blocking=False):
+    reqs = body.requests if isinstance(body, DecisionBatch) else [body]
+    # bounds first: a far-off time would make the engine assess month after month
+    batch = isinstance(body, DecisionBatch)
+    times = [svc.now() if r.at is None else _as_of(svc, r.at, f"request {i + 1}: at" if batch else "at")
+             for i, r in enumerate(reqs)]  # fmt: skip
+    latest = max(times)  # a run that answers the latest time answers the earlier ones
+    if svc.decider.valid_for(latest) and svc.lock.acquire(blocking=False):
         try:
             answer = _decide(body, who, svc)
         finally:
             svc.lock.release()
     else:
-        answer = await run_in_threadpool(_decide_locked, body, who, svc)
+        answer = await run_in_threadpool(_decide_asked, body, who, svc, latest)
     # the answer is plain JSON already: skip FastAPI's re-validation and encoding (a third of the request)
     return Response(json.dumps(answer, ensure_ascii=False), media_type="application/json")
 
 
-def _decide_locked(body: DecisionRequest | DecisionBatch, who: Principal, svc: Service) -> dict[str, Any]:
-    with svc.lock:
+def _decide_asked(
+    body: DecisionRequest | DecisionBatch, who: Principal, svc: Service, latest: dt.datetime
+) -> dict[str, Any]:
+    with svc.question(latest):
         return _decide(body, who, svc)
 
 
@@ -270,8 +276,7 @@ def register(
 ) -> dict[str, Any]:
     """Search the register by name (characters or pinyin) or resident ID; scores only where published."""
     at = _public_time(svc, as_of)
-    with svc.lock:
-        decisions.ensure_fresh(svc.store, at)
+    with svc.question(at):
         found = standings.register(svc.store, q, at, svc.decider.rulebook, limit=50)
         svc.audit.append(who.name, "register.search", None, q=q, shown=[r.citizen["citizen_id"] for r in found])
     out = [
@@ -305,8 +310,7 @@ def _entries(stays: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def _list_board(svc: Service, city: str, kind: str, who: Principal, at: dt.datetime) -> dict[str, Any]:
-    with svc.lock:
-        decisions.ensure_fresh(svc.store, at)
+    with svc.question(at):
         if city not in svc.store.rulebooks().cities:
             raise HTTPException(404, f"no city {city!r}")
         rb = svc.decider.rulebook(city, at)
@@ -365,7 +369,7 @@ def standing(
 ) -> dict[str, Any]:
     own_citizen(who, citizen_id)
     at = _as_of(svc, as_of)
-    with svc.lock:
+    with svc.question(at, citizen_id):
         st = decisions.standing(svc.store, citizen_id, stored(at))
         st.clock = "asked" if as_of is not None else "service"
         svc.audit.append(who.name, "citizen.standing", citizen_id)
@@ -388,7 +392,7 @@ def explanation(
     """Score → ledger entries → records and rules (with sources); list entries → cause; measures → via."""
     own_citizen(who, citizen_id)
     at = _as_of(svc, as_of)
-    with svc.lock:
+    with svc.question(at, citizen_id):
         x = explanations.explain(svc.store, citizen_id, stored(at))
         x["clock"] = "asked" if as_of is not None else "service"
         svc.audit.append(who.name, "citizen.explanation", citizen_id)
@@ -399,9 +403,8 @@ def explanation(
 def history(citizen_id: str, who: Principal = CitizenRole, svc: Service = Depends(service)) -> dict[str, Any]:
     """Monthly assessments, every list stay and every decision asked about the citizen."""
     own_citizen(who, citizen_id)
-    with svc.lock:
+    with svc.question(svc.now(), citizen_id):
         ckey = svc.store.ckey(citizen_id)
-        decisions.ensure_fresh(svc.store, svc.now())
         svc.flush()  # buffered decisions about this citizen belong in their history
         con = svc.store.con
         scores = con.execute(

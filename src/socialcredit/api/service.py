@@ -3,17 +3,20 @@
 Why a lock: a DuckDB connection serves one statement at a time, and FastAPI runs plain endpoints on a
 thread pool. Requests therefore take turns on the store; decisions stay fast because they read the
 in-memory stay index (`Decider` with `check_facts=False`), and every write through this door calls
-`changed()`, which is what lets the decider skip the per-call "did facts change?" query.
+`changed()`, which is what lets the decider skip the per-call "did facts change?" query. An engine run a
+question needs is made beside the writes, with the lock let go (`question`), so writes never wait for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from socialcredit import decisions
 from socialcredit.audit import AuditTrail
 from socialcredit.decisions import Decider, install
 from socialcredit.engine import Engine, utc_naive
@@ -71,6 +74,30 @@ class Service:
         self.decider.invalidate()
         for listener in self.on_change:
             listener()
+
+    @contextlib.contextmanager
+    def question(self, at: dt.datetime, citizen_id: str | None = None) -> Iterator[None]:
+        """The service's lock for a question about `at` (naive UTC), with the engine's output brought up to it;
+        a question about a citizen unknown to the store is refused first, before any engine work.
+
+        When that needs an engine run, the run is made beside the writes (`Store.beside`) with the lock let go:
+        writes go on committing meanwhile, and only questions wait. Back under the lock, what a write added
+        meanwhile is run over too (a short run, which writes wait for). Why: a question the last run cannot
+        answer (a time a month past it, say) held every write behind its run."""
+        with self.lock:
+            if citizen_id is not None:
+                self.store.ckey(citizen_id)
+            if not self.decider.valid_for(at) and decisions.run_needed(self.store, at):
+                if not self.store.read_only:  # a reader's snapshot runs no engine: `ensure_fresh` says so below
+                    beside = self.store.beside()
+                    self.lock.release()
+                    try:
+                        decisions.ensure_fresh(beside, at)
+                    finally:
+                        beside.close()
+                        self.lock.acquire()
+                decisions.ensure_fresh(self.store, at)
+            yield
 
     def audit_write(self, principal: str, action: str, citizen_id: str | None = None, **detail: Any) -> None:
         """The audit entry of a write, on disk before the write is acknowledged. Reads' entries are buffered

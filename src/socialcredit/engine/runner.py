@@ -112,10 +112,6 @@ class Engine:
         `full`: compute everything from the facts, as if the store had never been scored: neither the last
         run's assessments nor its stored record ledger are kept (a resumed run gives the same tables; this
         is how a differential test makes sure each engine computed them itself)."""
-        with self.store.engine_lock:  # one run at a time, whichever connection it is on (`Store.beside`)
-            return self._run(as_of, pin, progress, full)
-
-    def _run(self, as_of: dt.datetime | None, pin: str | None, progress: Progress | None, full: bool) -> RunSummary:
         t0 = time.perf_counter()
         self.store.require_init()
         if as_of is not None:  # a projection is bounded too (socialcredit.clock): checked before any work
@@ -125,7 +121,7 @@ class Engine:
         step = progress or (lambda *_: None)
         ctx, ex = self.ctx, self.executor
         state = resume.state_fingerprint(ctx)
-        with self.store.transaction():
+        with self.store.engine_lock, self.store.transaction():  # one run at a time on any connection (`beside`)
             self.store.ensure_tables()
             # the store's own fingerprint (DuckDB's row hash, see resume.py), whatever executor runs the steps
             facts = resume.facts_fingerprint(replace(ctx, executor=DuckDBExecutor(self.con)))
