@@ -262,3 +262,29 @@ def test_a_write_during_a_decisions_engine_run_commits_at_once(
             hold.go.set()
             asking.join(120)
         assert got == [200]
+
+
+def test_a_denial_notified_during_an_engine_run_is_kept(served: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decisions write the notifications a denial causes while a run is under way beside them; the run replaces
+    only the listings it computes, so the denial written meanwhile is kept."""
+    from socialcredit.store.decisions import notify_learned_by_denials
+
+    pub = writer.Publisher(served)
+    assert pub.publish() is not None
+    _write(served, 0)
+    hold = HeldRun(monkeypatch)
+    ckey = served.store.ckey(ZHANG)
+    publishing = threading.Thread(target=pub.publish)
+    publishing.start()
+    try:
+        assert hold.entered.wait(120)
+        with served.lock, served.store.transaction():
+            notify_learned_by_denials(served.store, [(ckey, AS_OF, "told during the run")])
+    finally:
+        hold.go.set()
+        publishing.join(120)
+    told = served.store.con.execute(
+        "SELECT count(*) FROM notifications WHERE ckey = ? AND message = 'told during the run'", [ckey]
+    ).fetchall()[0][0]
+    listed = served.store.con.execute("SELECT count(*) FROM notifications WHERE kind = 'listed'").fetchall()[0][0]
+    assert told == 1 and listed > 0

@@ -46,12 +46,13 @@ def remembered(after: str, barred: str, jkeys: set[int]) -> exp.Expression:
     )
 
 
-def notifications() -> exp.Expression:
-    """The notifications table with the listings redone from the list entries (denials kept as they are)."""
+def listings() -> exp.Expression:
+    """The notifications of listings, from the list entries where the city notifies. The run replaces only
+    these rows of `notifications`: the denials in it are the decisions' to write, and they go on writing them
+    while a run is under way beside them (`Store.beside`; a run that replaced the table from what it read at
+    its start lost the denials written meanwhile)."""
     return fill(
-        """SELECT ckey, sent_at, kind, message FROM notifications WHERE kind IS NULL OR kind <> 'listed'
-           UNION ALL
-           SELECT e.ckey, e.start AS sent_at, 'listed' AS kind,
+        """SELECT e.ckey, e.start AS sent_at, 'listed' AS kind,
                   'You were placed on the ' || e.list_id || ' (' || e.cause || ')' AS message
            FROM list_entries AS e JOIN segments AS s ON s.jkey = e.jkey
             AND e.start >= coalesce(s.start, $far_past) AND (s."end" IS NULL OR e.start < s."end")

@@ -150,7 +150,8 @@ class Engine:
             for (after, barred), jkeys in memory.barred_pairs(ctx).items():
                 ex.materialize("list_entries", memory.remembered(after, barred, jkeys))
             step("notifications", 6, STEPS)
-            ex.materialize("notifications", memory.notifications())
+            ex.delete("notifications", fill("kind = 'listed'"))  # its own rows only (see `memory.listings`)
+            ex.extend("notifications", memory.listings())
             # the ledger up to as_of, counted from the stored rows (load_compiled stored every record's, and a
             # cap changes points, never rows): counting through the view would pay for its running sums
             records, ledger, listed = ctx.rows(
@@ -183,9 +184,8 @@ class Engine:
                     kept=resume.kept_expr(),
                 ),
             )
-            # the tables this run replaced lost their comments (the analyst reads them): derived ones, notifications
-            derived = (*(t.name for t in all_tables(self.catalog) if t.derived), "notifications")
-            self.store.comment_tables(derived, lost=True)
+            # the derived tables this run replaced lost their comments (the analyst reads them)
+            self.store.comment_tables(tuple(t.name for t in all_tables(self.catalog) if t.derived), lost=True)
             step("done", STEPS, STEPS)
         return RunSummary(as_of, pin, int(records), int(ledger), int(listed), n_assess, time.perf_counter() - t0, start)
 
