@@ -159,7 +159,7 @@ def ensure_fresh(store: Store, at: dt.datetime) -> None:
     with store.engine_lock:  # asked after a run beside this connection (`Store.beside`) has ended
         last, due, pin = _due(store, at)
         if due:
-            Engine(store).run(as_of=stored(at if last is None else max(last, at)), pin=None if last is None else pin)
+            Engine(store).run(as_of=stored(at if last is None else max(last, at)), pin=pin)  # no run: no pin
 
 
 def run_needed(store: Store, at: dt.datetime) -> bool:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -63,22 +64,26 @@ def test_a_burst_of_writes_is_published_once_it_pauses_or_has_gone_on_too_long(
 
         after = pub.publish()
         assert after is not None and after.generation == first.generation + 1 and not pub.due()
-        with Store(after.path, read_only=True) as snap:
-            ids = snap.con.execute("SELECT record_id FROM records WHERE record_id LIKE 'burst-%'").fetchall()
-            scored = snap.con.execute("SELECT count(*) FROM record_entries e JOIN records r ON r.rkey = e.rkey "
-                                      "WHERE r.record_id LIKE 'burst-%'").fetchall()[0][0]  # fmt: skip
-        assert sorted(ids) == [("burst-0",), ("burst-1",)] and scored == 2  # both, with the engine run over them
+        assert _published(after) == (["burst-0", "burst-1"], 2)  # both, with the engine run over them
     finally:
         svc.close()
 
 
-def _burst(path: Path) -> tuple[list[str], int]:
-    """The burst records a snapshot holds, and how many of them its engine run scored."""
-    with Store(path, read_only=True) as snap:
-        ids = snap.con.execute("SELECT record_id FROM records WHERE record_id LIKE 'burst-%' ORDER BY 1").fetchall()
-        scored = snap.con.execute("SELECT count(*) FROM record_entries e JOIN records r ON r.rkey = e.rkey "
-                                  "WHERE r.record_id LIKE 'burst-%'").fetchall()[0][0]  # fmt: skip
+def _burst(store: Store) -> tuple[list[str], int]:
+    """The burst records a store holds, and how many of them its engine run scored."""
+    ids = store.con.execute("SELECT record_id FROM records WHERE record_id LIKE 'burst-%' ORDER BY 1").fetchall()
+    scored = store.con.execute("SELECT count(*) FROM record_entries e JOIN records r ON r.rkey = e.rkey "
+                               "WHERE r.record_id LIKE 'burst-%'").fetchall()[0][0]  # fmt: skip
     return [i for (i,) in ids], scored
+
+
+def _published(snap: Snapshot | Path) -> tuple[list[str], int]:
+    """`_burst` of a snapshot (or a copy of the store)."""
+    with Store(snap if isinstance(snap, Path) else snap.path, read_only=True) as store:
+        return _burst(store)
+
+
+T = TypeVar("T")
 
 
 class HeldRun:
@@ -95,6 +100,39 @@ class HeldRun:
 
         monkeypatch.setattr(Engine, "records_table", held)
 
+    def during(self, work: Callable[[], T], meanwhile: Callable[[], None]) -> T:
+        """`work` in a thread of its own and, once its engine run is held, `meanwhile` here; then the run goes on.
+        What `work` returned (what it raised is raised here)."""
+        got: list[T] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                got.append(work())
+            except BaseException as e:  # raised again below, in the test's thread
+                errors.append(e)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        try:
+            assert self.entered.wait(120), "no engine run was held"
+            meanwhile()
+        finally:
+            self.go.set()
+            worker.join(120)
+        assert not worker.is_alive()
+        if errors:
+            raise errors[0]
+        return got[0]
+
+
+def _writes_at_once(svc: Service, n: int) -> None:
+    """burst-n written from another thread, done within seconds: it did not wait for the held engine run."""
+    write = threading.Thread(target=_write, args=(svc, n))
+    write.start()
+    write.join(15)
+    assert not write.is_alive(), "the write waited for the engine run"
+
 
 @pytest.fixture
 def served(base: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[Service]:  # noqa: F811
@@ -105,42 +143,25 @@ def served(base: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[Servic
     svc.close()
 
 
-def _publish_while_writing(svc: Service, pub: writer.Publisher, hold: HeldRun, *, late: bool) -> Snapshot | None:
-    """A publish whose engine run is held while burst-1 is written; `late`: the first unpublished change is
-    SETTLE_S old by the time the run ends. What the publish returned."""
-    got: list[Snapshot | None] = []
-    publishing = threading.Thread(target=lambda: got.append(pub.publish()))
-    publishing.start()
-    try:
-        assert hold.entered.wait(120), "the publish ran no engine"
-        write = threading.Thread(target=_write, args=(svc, 1))
-        write.start()
-        write.join(15)
-        assert not write.is_alive(), "the write waited for the engine run"
-        if late:
-            with svc.lock:
-                assert pub.first_change is not None
-                pub.first_change -= writer.SETTLE_S
-    finally:
-        hold.go.set()
-        publishing.join(120)
-    assert not publishing.is_alive() and len(got) == 1
-    return got[0]
+def _published_once(served: Service) -> writer.Publisher:
+    """A publisher that has published the store once, and a write since (burst-0): its next publish runs the engine."""
+    pub = writer.Publisher(served)
+    assert pub.publish() is not None
+    _write(served, 0)
+    return pub
 
 
 def test_a_write_during_an_engine_run_commits_at_once_and_is_published_by_the_next_run(
     served: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pub = writer.Publisher(served)
-    first = pub.publish()
+    pub = _published_once(served)
+    first = pub.current
     assert first is not None
-    _write(served, 0)  # facts changed: the next publish runs the engine
-    hold = HeldRun(monkeypatch)
-    assert _publish_while_writing(served, pub, hold, late=False) is None  # its run missed burst-1: not published
-    assert pub.first_change is not None  # still to publish
+    got = HeldRun(monkeypatch).during(pub.publish, lambda: _writes_at_once(served, 1))
+    assert got is None and pub.first_change is not None  # its run missed burst-1: not published, still to be
     after = pub.publish()  # the runs are let go now
     assert after is not None and after.generation == first.generation + 1
-    assert _burst(after.path) == (["burst-0", "burst-1"], 2)
+    assert _published(after) == (["burst-0", "burst-1"], 2)
 
 
 def test_writes_that_never_pause_still_get_a_snapshot_once_the_first_is_settle_s_old(
@@ -148,14 +169,19 @@ def test_writes_that_never_pause_still_get_a_snapshot_once_the_first_is_settle_s
 ) -> None:
     """A run that writes made stale is published anyway once the first unpublished write is SETTLE_S old: the
     engine catches up under the lock first, so the snapshot holds every write, scored."""
-    pub = writer.Publisher(served)
-    first = pub.publish()
+    pub = _published_once(served)
+    first = pub.current
     assert first is not None
-    _write(served, 0)
-    hold = HeldRun(monkeypatch)
-    after = _publish_while_writing(served, pub, hold, late=True)
+
+    def late_write() -> None:
+        _writes_at_once(served, 1)
+        with served.lock:
+            assert pub.first_change is not None
+            pub.first_change -= writer.SETTLE_S
+
+    after = HeldRun(monkeypatch).during(pub.publish, late_write)
     assert after is not None and after.generation == first.generation + 1 and pub.first_change is None
-    assert _burst(after.path) == (["burst-0", "burst-1"], 2)
+    assert _published(after) == (["burst-0", "burst-1"], 2)
 
 
 @pytest.mark.parametrize("waiting", ["a copy", "an engine run"])
@@ -165,10 +191,7 @@ def test_a_copy_or_another_engine_run_waits_for_the_run_beside_it(
     """While the publisher's run is open beside the service's connection, a copy of the store (a snapshot's, a
     preview's: DuckDB cannot checkpoint another transaction's changes) or an engine run the service needs for a
     question (it would write the same tables) waits for it, and then succeeds."""
-    pub = writer.Publisher(served)
-    assert pub.publish() is not None
-    _write(served, 0)
-    hold = HeldRun(monkeypatch)
+    pub = _published_once(served)
     errors: list[BaseException] = []
     copy = tmp_path / "copy.duckdb"
 
@@ -182,21 +205,18 @@ def test_a_copy_or_another_engine_run_waits_for_the_run_beside_it(
         except BaseException as e:  # what the test reports
             errors.append(e)
 
-    publishing = threading.Thread(target=pub.publish)
     waiter = threading.Thread(target=work)
-    publishing.start()
-    try:
-        assert hold.entered.wait(120)
+
+    def wait_beside() -> None:
         waiter.start()
         waiter.join(1.0)
         assert not errors, errors  # it did not fail at once
-    finally:
-        hold.go.set()
-        publishing.join(120)
+
+    HeldRun(monkeypatch).during(pub.publish, wait_beside)
     waiter.join(120)
     assert not errors, errors
     if waiting == "a copy":
-        assert _burst(copy) == (["burst-0"], 1)  # the copy came after the run, whole
+        assert _published(copy) == (["burst-0"], 1)  # the copy came after the run, whole
     assert run_state(served.store)[1] is False
 
 
@@ -207,61 +227,29 @@ def test_a_write_during_a_questions_engine_run_commits_at_once_and_the_answer_co
     service's lock let go; a write meanwhile commits at once, and back under the lock the question's run covers
     it too."""
     _write(served, 0)
-    hold = HeldRun(monkeypatch)
-    errors: list[BaseException] = []
 
-    def ask() -> None:
-        try:
-            with served.question(AS_OF):
-                assert run_state(served.store)[1] is False  # answered from a run over every fact
-        except BaseException as e:  # what the test reports
-            errors.append(e)
+    def ask() -> bool:
+        with served.question(AS_OF):
+            return run_state(served.store)[1]  # whether facts changed since the run it is answered from
 
-    asking = threading.Thread(target=ask)
-    asking.start()
-    try:
-        assert hold.entered.wait(120), "the question ran no engine"
-        write = threading.Thread(target=_write, args=(served, 1))
-        write.start()
-        write.join(15)
-        assert not write.is_alive(), "the write waited for the question's engine run"
-    finally:
-        hold.go.set()
-        asking.join(120)
-    assert not asking.is_alive() and not errors, errors
-    scored = served.store.con.execute(
-        "SELECT count(*) FROM record_entries e JOIN records r ON r.rkey = e.rkey WHERE r.record_id LIKE 'burst-%'"
-    ).fetchall()[0][0]
-    assert scored == 2
+    assert HeldRun(monkeypatch).during(ask, lambda: _writes_at_once(served, 1)) is False
+    assert _burst(served.store) == (["burst-0", "burst-1"], 2)
 
 
 def test_a_write_during_a_decisions_engine_run_commits_at_once(
     base: tuple[Path, dict[str, str]],  # noqa: F811
-    tmp_path: Path,
+    served: Service,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A decision asked after facts changed needs a run: the route makes it beside the writes too."""
-    db = tmp_path / "served.duckdb"
-    shutil.copyfile(base[0], db)
-    svc = Service(db, AS_OF)
-    with TestClient(build_app(svc)) as client:
-        _write(svc, 0)
-        hold = HeldRun(monkeypatch)
-        got: list[int] = []
-        asking = threading.Thread(target=lambda: got.append(client.post(
-            "/api/v1/decisions", json={"citizen_id": ZHANG, "service": "rail.ticket"},
-            headers={"Authorization": f"Bearer {base[1]['service']}"}).status_code))  # fmt: skip
-        asking.start()
-        try:
-            assert hold.entered.wait(120), "the decision ran no engine"
-            write = threading.Thread(target=_write, args=(svc, 1))
-            write.start()
-            write.join(15)
-            assert not write.is_alive(), "the write waited for the decision's engine run"
-        finally:
-            hold.go.set()
-            asking.join(120)
-        assert got == [200]
+    with TestClient(build_app(served)) as client:
+        _write(served, 0)
+        asked = HeldRun(monkeypatch).during(
+            lambda: client.post("/api/v1/decisions", json={"citizen_id": ZHANG, "service": "rail.ticket"},
+                                headers={"Authorization": f"Bearer {base[1]['service']}"}).status_code,
+            lambda: _writes_at_once(served, 1),
+        )  # fmt: skip
+        assert asked == 200
 
 
 def test_a_denial_notified_during_an_engine_run_is_kept(served: Service, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,20 +257,14 @@ def test_a_denial_notified_during_an_engine_run_is_kept(served: Service, monkeyp
     only the listings it computes, so the denial written meanwhile is kept."""
     from socialcredit.store.decisions import notify_learned_by_denials
 
-    pub = writer.Publisher(served)
-    assert pub.publish() is not None
-    _write(served, 0)
-    hold = HeldRun(monkeypatch)
+    pub = _published_once(served)
     ckey = served.store.ckey(ZHANG)
-    publishing = threading.Thread(target=pub.publish)
-    publishing.start()
-    try:
-        assert hold.entered.wait(120)
+
+    def deny() -> None:
         with served.lock, served.store.transaction():
             notify_learned_by_denials(served.store, [(ckey, AS_OF, "told during the run")])
-    finally:
-        hold.go.set()
-        publishing.join(120)
+
+    HeldRun(monkeypatch).during(pub.publish, deny)
     told = served.store.con.execute(
         "SELECT count(*) FROM notifications WHERE ckey = ? AND message = 'told during the run'", [ckey]
     ).fetchall()[0][0]

@@ -89,15 +89,23 @@ class Service:
                 self.store.ckey(citizen_id)
             if not self.decider.valid_for(at) and decisions.run_needed(self.store, at):
                 if not self.store.read_only:  # a reader's snapshot runs no engine: `ensure_fresh` says so below
-                    beside = self.store.beside()
                     self.lock.release()
                     try:
-                        decisions.ensure_fresh(beside, at)
+                        self.fresh_beside(at)
                     finally:
-                        beside.close()
                         self.lock.acquire()
                 decisions.ensure_fresh(self.store, at)
             yield
+
+    def fresh_beside(self, at: dt.datetime) -> None:
+        """`ensure_fresh` for `at` on a connection beside the service's (`Store.beside`), without holding the lock
+        but to open it: the writes the service takes meanwhile commit instead of waiting for the run."""
+        with self.lock:  # a cursor is opened while no statement runs on the connection
+            beside = self.store.beside()
+        try:
+            decisions.ensure_fresh(beside, at)
+        finally:
+            beside.close()
 
     def audit_write(self, principal: str, action: str, citizen_id: str | None = None, **detail: Any) -> None:
         """The audit entry of a write, on disk before the write is acknowledged. Reads' entries are buffered

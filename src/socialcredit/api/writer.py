@@ -89,14 +89,9 @@ class Publisher:
         None when writes changed facts during the run and the first unpublished change is not yet `SETTLE_S`
         old (the next poll runs again). See the module's docstring."""
         svc = self.svc
-        with svc.lock:  # the connection beside is made, and the writes counted, while no statement runs
+        with svc.lock:
             changes = self.changes
-            svc.flush()
-            beside = svc.store.beside()
-        try:
-            decisions.ensure_fresh(beside, svc.now())
-        finally:
-            beside.close()
+        svc.fresh_beside(svc.now())
         with svc.lock:
             missed = self.changes != changes  # written during the run: the run did not see it
             if missed and self.first_change is not None and time.monotonic() - self.first_change < SETTLE_S:

@@ -29,6 +29,7 @@ from socialcredit.engine.entries import built
 from socialcredit.engine.executors import sql
 from socialcredit.engine.executors.duckdb import DuckDBExecutor
 from socialcredit.engine.ledger import compiled_views, ledger_views, prepared, record_views
+from socialcredit.engine.memory import listed
 from socialcredit.store import Store
 from socialcredit.yamlio import LocatedError
 
@@ -57,8 +58,6 @@ COMPUTED = (*[t.name for t in schema.DERIVED], "characteristic_intervals")
 DERIVED = (*COMPILED, *COMPUTED, "notifications")
 # absent after a run with no monthly assessment (the engine drops them then, and so does the import)
 OPTIONAL = frozenset({"engine_carry", "engine_pending"})
-# notifications mixes facts (denials, written by decisions) and a run's listings: only these come home
-NOTIFIED_BY_RUNS = "listed"
 
 
 class HandoverError(LocatedError):
@@ -241,7 +240,7 @@ def _replace(con: duckdb.DuckDBPyConnection, directory: Path, name: str, present
         columns = [exp.cast(exp.column(c.name, quoted=True), c.type).as_(c.name, quoted=True) for c in declared.columns]
     rows = exp.select(*columns).from_(source)
     if name == "notifications":
-        keep = exp.column("kind").eq(exp.Literal.string(NOTIFIED_BY_RUNS))
+        keep = listed()  # notifications mixes facts (denials, written by decisions) and a run's listings
         con.execute(sql(exp.delete("notifications", where=keep), "duckdb"))
         con.execute(sql(exp.insert(rows.where(keep), "notifications"), "duckdb"), [paths])
     elif not present:  # an OPTIONAL table the run did not make

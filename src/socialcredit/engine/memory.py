@@ -46,16 +46,26 @@ def remembered(after: str, barred: str, jkeys: set[int]) -> exp.Expression:
     )
 
 
+LISTED = "listed"
+"""The kind of the notifications a run writes; the other rows of `notifications` are the decisions' (denials)."""
+
+
+def listed() -> exp.Expression:
+    """The rows of `notifications` that runs write (`listings`), and only those: what a run replaces."""
+    return exp.column("kind").eq(exp.Literal.string(LISTED))
+
+
 def listings() -> exp.Expression:
     """The notifications of listings, from the list entries where the city notifies. The run replaces only
     these rows of `notifications`: the denials in it are the decisions' to write, and they go on writing them
     while a run is under way beside them (`Store.beside`; a run that replaced the table from what it read at
     its start lost the denials written meanwhile)."""
     return fill(
-        """SELECT e.ckey, e.start AS sent_at, 'listed' AS kind,
+        """SELECT e.ckey, e.start AS sent_at, $kind AS kind,
                   'You were placed on the ' || e.list_id || ' (' || e.cause || ')' AS message
            FROM list_entries AS e JOIN segments AS s ON s.jkey = e.jkey
             AND e.start >= coalesce(s.start, $far_past) AND (s."end" IS NULL OR e.start < s."end")
            WHERE s.notify""",
         far_past=FAR_PAST,
+        kind=LISTED,
     )

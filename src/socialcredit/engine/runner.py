@@ -150,7 +150,7 @@ class Engine:
             for (after, barred), jkeys in memory.barred_pairs(ctx).items():
                 ex.materialize("list_entries", memory.remembered(after, barred, jkeys))
             step("notifications", 6, STEPS)
-            ex.delete("notifications", fill("kind = 'listed'"))  # its own rows only (see `memory.listings`)
+            ex.delete("notifications", memory.listed())  # its own rows only (see `memory.listings`)
             ex.extend("notifications", memory.listings())
             # the ledger up to as_of, counted from the stored rows (load_compiled stored every record's, and a
             # cap changes points, never rows): counting through the view would pay for its running sums
